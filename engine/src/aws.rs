@@ -1,0 +1,428 @@
+//! AWS access: base credentials from the standard chain, per-account credentials through
+//! STS AssumeRole (cached and refreshed), and per-region clients with timeouts and retries.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::BehaviorVersion;
+use aws_config::identity::IdentityCache;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::config::{AccountId, Config, RetryMode};
+
+/// Credentials are renewed this long before they expire.
+const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// Lifetime asked for assumed-role sessions: the default maximum of a role.
+const SESSION_DURATION_SECS: i32 = 3600;
+/// Connecting should be quick; a slow connect is a network problem worth reporting early.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to reach AWS: everything that may differ between a real Organization and the lab.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// A named profile of the shared config files (`--profile`).
+    pub profile: Option<String>,
+    /// The home region for global calls and the default for regional ones (`--region`).
+    pub region: Option<String>,
+    /// An endpoint for every service, as `AWS_ENDPOINT_URL` does.
+    pub endpoint_url: Option<String>,
+    /// Fixed credentials instead of the standard chain.
+    pub static_credentials: Option<StaticCredentials>,
+}
+
+/// An access key pair given explicitly.
+#[derive(Clone)]
+pub struct StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"** redacted **")
+            .finish()
+    }
+}
+
+/// Errors reaching AWS, each naming the account, region and call involved.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AwsError {
+    #[error(
+        "cannot assume role '{role_arn}' in account {account}: {message}\n  deploy the member stack (5-member-ir-automation.yaml) to account {account}, or set accounts.member_role to the role that exists there"
+    )]
+    AssumeRole { account: AccountId, role_arn: String, message: String },
+    #[error("{operation} failed in account {account}, region {region}: {message}")]
+    Call { operation: &'static str, account: String, region: String, message: String },
+    #[error(
+        "no usable AWS credentials: {message}\n  sign in (for example 'aws sso login --profile NAME' and pass --profile NAME), or run 'irf lab' to use the local lab"
+    )]
+    Credentials { message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl AwsError {
+    /// Describes a failed SDK call, recognising a failed role assumption behind it.
+    pub fn from_sdk<E, R>(
+        operation: &'static str,
+        account: &str,
+        region: &str,
+        err: &SdkError<E, R>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + StdError + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        if let Some(assume) = find_source::<AwsError>(err) {
+            return assume.clone();
+        }
+        Self::Call {
+            operation,
+            account: account.to_owned(),
+            region: region.to_owned(),
+            message: describe_sdk_error(err),
+        }
+    }
+
+    /// The account this error is about, when it is about one.
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            Self::AssumeRole { account, .. } => Some(account.as_str()),
+            Self::Call { account, .. } => Some(account),
+            Self::Credentials { .. } | Self::Other(_) => None,
+        }
+    }
+}
+
+/// Walks an error's sources looking for one of type `T`.
+fn find_source<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// One line for an SDK error: the service's code and message when it answered, the
+/// whole cause chain otherwise (timeouts, connection failures, credential errors).
+pub fn describe_sdk_error<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            let code = inner.code().unwrap_or("UnknownError");
+            let message = inner.message().unwrap_or("no message");
+            match inner.meta().extra("aws_request_id").or_else(|| request_id_of(inner.meta())) {
+                Some(id) => format!("{code}: {message} (request id {id})"),
+                None => format!("{code}: {message}"),
+            }
+        }
+        SdkError::TimeoutError(_) => "timed out".to_owned(),
+        other => DisplayErrorContext(other).to_string(),
+    }
+}
+
+fn request_id_of(meta: &aws_smithy_types::error::ErrorMetadata) -> Option<&str> {
+    meta.extra("request_id")
+}
+
+/// The caller's identity, from STS GetCallerIdentity.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CallerIdentity {
+    pub account: String,
+    pub arn: String,
+    pub user_id: String,
+}
+
+/// A credentials provider for one member account: STS AssumeRole from the base
+/// credentials, cached until shortly before expiry.
+#[derive(Debug)]
+struct AssumedRole {
+    sts: aws_sdk_sts::Client,
+    account: AccountId,
+    role_arn: String,
+    session_name: String,
+    cached: Mutex<Option<Credentials>>,
+}
+
+impl AssumedRole {
+    async fn credentials(&self) -> Result<Credentials, AwsError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(credentials) = cached.as_ref() {
+            let fresh = credentials
+                .expiry()
+                .is_none_or(|expiry| expiry > SystemTime::now() + REFRESH_MARGIN);
+            if fresh {
+                return Ok(credentials.clone());
+            }
+        }
+        let output = self
+            .sts
+            .assume_role()
+            .role_arn(&self.role_arn)
+            .role_session_name(&self.session_name)
+            .duration_seconds(SESSION_DURATION_SECS)
+            .send()
+            .await
+            .map_err(|err| AwsError::AssumeRole {
+                account: self.account.clone(),
+                role_arn: self.role_arn.clone(),
+                message: describe_sdk_error(&err),
+            })?;
+        let issued = output.credentials().ok_or_else(|| AwsError::AssumeRole {
+            account: self.account.clone(),
+            role_arn: self.role_arn.clone(),
+            message: "STS returned no credentials".to_owned(),
+        })?;
+        let expiry = SystemTime::try_from(*issued.expiration()).ok();
+        let credentials = Credentials::new(
+            issued.access_key_id(),
+            issued.secret_access_key(),
+            Some(issued.session_token().to_owned()),
+            expiry,
+            "irf-assume-role",
+        );
+        *cached = Some(credentials.clone());
+        Ok(credentials)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct AssumedRoleProvider(Arc<AssumedRole>);
+
+impl ProvideCredentials for AssumedRoleProvider {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            self.0.credentials().await.map_err(CredentialsError::provider_error)
+        })
+    }
+}
+
+/// Access to AWS for one operator session: base configuration plus a cache of
+/// assumed-role credentials per account. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct AwsContext {
+    base: SdkConfig,
+    config: Arc<Config>,
+    caller: OnceCell<CallerIdentity>,
+    members: std::sync::Mutex<HashMap<AccountId, Arc<AssumedRole>>>,
+}
+
+impl AwsContext {
+    /// Loads base credentials and settings from the standard AWS chain and `options`.
+    pub async fn connect(config: Arc<Config>, options: &ConnectOptions) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_timeout(config.operation_timeout())
+                    .operation_attempt_timeout(config.attempt_timeout())
+                    .build(),
+            )
+            .retry_config(retry_config(&config));
+        if let Some(profile) = &options.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = options.region.clone().or_else(|| config.regions.first().cloned())
+        {
+            loader = loader.region(Region::new(region));
+        }
+        if let Some(endpoint) = &options.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if let Some(keys) = &options.static_credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                &keys.access_key_id,
+                &keys.secret_access_key,
+                None,
+                None,
+                "irf-static",
+            ));
+        }
+        let mut base = loader.load().await;
+        if base.region().is_none() {
+            // Global calls (STS, Organizations) need some region; the first configured one is
+            // the operator's home region in practice.
+            base = base.to_builder().region(Region::new("us-east-1")).build();
+        }
+        Self {
+            base,
+            config,
+            caller: OnceCell::new(),
+            members: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The home region of the base configuration.
+    pub fn home_region(&self) -> String {
+        self.base.region().map_or_else(|| "us-east-1".to_owned(), |r| r.as_ref().to_owned())
+    }
+
+    /// The endpoint override in force, if any (`AWS_ENDPOINT_URL` or `--endpoint-url`).
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.base.endpoint_url()
+    }
+
+    /// Who the base credentials belong to (called once, then remembered).
+    pub async fn caller_identity(&self) -> Result<CallerIdentity, AwsError> {
+        let base = &self.base;
+        self.caller
+            .get_or_try_init(|| async move {
+                let sts = aws_sdk_sts::Client::new(base);
+                let out = sts.get_caller_identity().send().await.map_err(|err| {
+                    match err {
+                        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)
+                            if find_source::<CredentialsError>(&err).is_some() =>
+                        {
+                            AwsError::Credentials { message: describe_sdk_error(&err) }
+                        }
+                        _ => AwsError::from_sdk("sts:GetCallerIdentity", "-", "-", &err),
+                    }
+                })?;
+                Ok(CallerIdentity {
+                    account: out.account().unwrap_or_default().to_owned(),
+                    arn: out.arn().unwrap_or_default().to_owned(),
+                    user_id: out.user_id().unwrap_or_default().to_owned(),
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// SDK configuration acting as the base credentials, in `region`.
+    pub fn base_config(&self, region: &str) -> SdkConfig {
+        self.base.to_builder().region(Region::new(region.to_owned())).build()
+    }
+
+    /// SDK configuration acting in `account` through the member role, in `region`.
+    ///
+    /// Calls made with it assume the role on first use; a missing or untrusted role
+    /// surfaces as [`AwsError::AssumeRole`] through [`AwsError::from_sdk`].
+    pub async fn account_config(
+        &self,
+        account: &AccountId,
+        region: &str,
+    ) -> Result<SdkConfig, AwsError> {
+        if self.caller_identity().await?.account == account.as_str() {
+            return Ok(self.base_config(region));
+        }
+        let role = self.assumed_role(account, &self.config.accounts.member_role);
+        Ok(self
+            .base
+            .to_builder()
+            .region(Region::new(region.to_owned()))
+            .credentials_provider(SharedCredentialsProvider::new(AssumedRoleProvider(role)))
+            // The provider caches and refreshes itself; a second cache would only hide
+            // which account a credentials failure belongs to.
+            .identity_cache(IdentityCache::no_cache())
+            .build())
+    }
+
+    /// Assumes the member role in `account` now, so that a missing role is reported up front.
+    pub async fn check_account(&self, account: &AccountId) -> Result<(), AwsError> {
+        if self.caller_identity().await?.account == account.as_str() {
+            return Ok(());
+        }
+        self.assumed_role(account, &self.config.accounts.member_role).credentials().await.map(drop)
+    }
+
+    fn assumed_role(&self, account: &AccountId, role_name: &str) -> Arc<AssumedRole> {
+        let mut members = self.members.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        members
+            .entry(account.clone())
+            .or_insert_with(|| {
+                let partition = partition_of(&self.home_region());
+                Arc::new(AssumedRole {
+                    sts: aws_sdk_sts::Client::new(&self.base),
+                    account: account.clone(),
+                    role_arn: format!("arn:{partition}:iam::{account}:role/{role_name}"),
+                    session_name: "irf-workstation".to_owned(),
+                    cached: Mutex::new(None),
+                })
+            })
+            .clone()
+    }
+}
+
+fn retry_config(config: &Config) -> RetryConfig {
+    let retry = match config.api.retry_mode {
+        RetryMode::Standard => RetryConfig::standard(),
+        RetryMode::Adaptive => RetryConfig::adaptive(),
+    };
+    retry.with_max_attempts(config.api.max_attempts.max(1))
+}
+
+/// The ARN partition of a region.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions() {
+        assert_eq!(partition_of("us-east-1"), "aws");
+        assert_eq!(partition_of("cn-north-1"), "aws-cn");
+        assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+    }
+
+    #[test]
+    fn static_credentials_never_print_the_secret() {
+        let keys = StaticCredentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI".into(),
+        };
+        let printed = format!("{keys:?}");
+        assert!(printed.contains("AKIDEXAMPLE"));
+        assert!(!printed.contains("wJalrXUtnFEMI"));
+    }
+
+    #[test]
+    fn assume_role_error_tells_what_to_do() {
+        let err = AwsError::AssumeRole {
+            account: AccountId::parse("111122223333").expect("valid"),
+            role_arn: "arn:aws:iam::111122223333:role/IRAutomation".into(),
+            message: "AccessDenied: not authorized".into(),
+        };
+        let text = err.to_string();
+        assert!(text.contains("111122223333"));
+        assert!(text.contains("5-member-ir-automation.yaml"));
+        assert_eq!(err.account(), Some("111122223333"));
+    }
+}

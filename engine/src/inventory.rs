@@ -1,0 +1,290 @@
+//! The Organization's EC2 instances: a concurrent sweep of every member account and region
+//! through the member role, streamed as it goes, with per-account and per-region failures.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::aws::{AwsContext, AwsError};
+use crate::organization::{MemberAccount, Scope};
+
+/// Tag that carries an instance's incident status (`Analyze`, `Contain`, ...).
+pub const INCIDENT_STATUS_TAG: &str = "SecurityIncidentStatus";
+/// Tag that names the case an instance belongs to.
+pub const CASE_ID_TAG: &str = "case-id";
+
+/// Instances asked for per DescribeInstances page (the API maximum).
+const PAGE_SIZE: i32 = 1000;
+
+/// A security group attached to an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecurityGroupRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// One EC2 instance, as irf shows it. Every string in it came from AWS and may be hostile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Instance {
+    pub id: String,
+    pub name: Option<String>,
+    pub account: String,
+    pub account_name: String,
+    pub region: String,
+    pub availability_zone: Option<String>,
+    pub state: String,
+    pub instance_type: String,
+    pub platform: String,
+    pub image_id: Option<String>,
+    pub vpc_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub private_ip: Option<String>,
+    pub public_ip: Option<String>,
+    pub security_groups: Vec<SecurityGroupRef>,
+    pub instance_profile_arn: Option<String>,
+    pub launch_time: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Instance {
+    /// The instance's incident status tag, if set.
+    pub fn incident_status(&self) -> Option<&str> {
+        self.tags.get(INCIDENT_STATUS_TAG).map(String::as_str)
+    }
+
+    /// The case the instance is tagged with, if any.
+    pub fn case_id(&self) -> Option<&str> {
+        self.tags.get(CASE_ID_TAG).map(String::as_str)
+    }
+}
+
+/// What a sweep reports as it runs.
+#[derive(Debug, Clone)]
+pub enum SweepEvent {
+    /// The scope is known: this many account-region pairs will be swept.
+    Started { accounts: usize, regions: usize },
+    /// A page of instances from one account and region.
+    Instances { account: String, region: String, instances: Vec<Instance> },
+    /// One account-region pair is done (successfully or not).
+    PairDone { account: String, region: String },
+    /// One account, or one region of it, could not be swept.
+    Failed { account: String, account_name: String, region: Option<String>, error: AwsError },
+    /// The sweep is over.
+    Finished,
+}
+
+/// A failure of one account or account-region pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepFailure {
+    pub account: String,
+    pub account_name: String,
+    pub region: Option<String>,
+    pub error: String,
+}
+
+/// The whole result of a sweep, for scripting and tests.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InventorySnapshot {
+    pub instances: Vec<Instance>,
+    pub failures: Vec<SweepFailure>,
+}
+
+impl InventorySnapshot {
+    /// Applies one sweep event.
+    pub fn apply(&mut self, event: SweepEvent) {
+        match event {
+            SweepEvent::Instances { instances, .. } => self.instances.extend(instances),
+            SweepEvent::Failed { account, account_name, region, error } => {
+                self.failures.push(SweepFailure {
+                    account,
+                    account_name,
+                    region,
+                    error: error.to_string(),
+                });
+            }
+            SweepEvent::Started { .. } | SweepEvent::PairDone { .. } | SweepEvent::Finished => {}
+        }
+    }
+}
+
+/// Starts a sweep of `scope` and returns its event stream; the sweep stops when the
+/// receiver is dropped.
+pub fn sweep(context: Arc<AwsContext>, scope: Scope) -> mpsc::Receiver<SweepEvent> {
+    let (events, receiver) = mpsc::channel(256);
+    tokio::spawn(async move {
+        let concurrency = context.config().api.concurrency.max(1);
+        let _ = events
+            .send(SweepEvent::Started {
+                accounts: scope.accounts.len(),
+                regions: scope.regions.len(),
+            })
+            .await;
+        let regions = Arc::new(scope.regions);
+        futures::stream::iter(scope.accounts)
+            .for_each_concurrent(concurrency, |account| {
+                sweep_account(context.clone(), account, regions.clone(), events.clone())
+            })
+            .await;
+        let _ = events.send(SweepEvent::Finished).await;
+    });
+    receiver
+}
+
+/// Sweeps `scope` to the end and gathers the result.
+pub async fn sweep_all(context: Arc<AwsContext>, scope: Scope) -> InventorySnapshot {
+    let mut receiver = sweep(context, scope);
+    let mut snapshot = InventorySnapshot::default();
+    while let Some(event) = receiver.recv().await {
+        snapshot.apply(event);
+    }
+    snapshot
+}
+
+async fn sweep_account(
+    context: Arc<AwsContext>,
+    account: MemberAccount,
+    regions: Arc<Vec<String>>,
+    events: mpsc::Sender<SweepEvent>,
+) {
+    // One role assumption per account, up front: a missing role is one clear error for the
+    // account instead of one per region.
+    if let Err(error) = context.check_account(&account.id).await {
+        let _ = events
+            .send(SweepEvent::Failed {
+                account: account.id.to_string(),
+                account_name: account.name.clone(),
+                region: None,
+                error,
+            })
+            .await;
+        for region in regions.iter() {
+            let _ = events
+                .send(SweepEvent::PairDone {
+                    account: account.id.to_string(),
+                    region: region.clone(),
+                })
+                .await;
+        }
+        return;
+    }
+    futures::stream::iter(regions.iter().cloned())
+        .for_each_concurrent(regions.len().max(1), |region| {
+            let context = context.clone();
+            let account = account.clone();
+            let events = events.clone();
+            async move {
+                if let Err(error) = sweep_region(&context, &account, &region, &events).await {
+                    let _ = events
+                        .send(SweepEvent::Failed {
+                            account: account.id.to_string(),
+                            account_name: account.name.clone(),
+                            region: Some(region.clone()),
+                            error,
+                        })
+                        .await;
+                }
+                let _ = events
+                    .send(SweepEvent::PairDone { account: account.id.to_string(), region })
+                    .await;
+            }
+        })
+        .await;
+}
+
+async fn sweep_region(
+    context: &AwsContext,
+    account: &MemberAccount,
+    region: &str,
+    events: &mpsc::Sender<SweepEvent>,
+) -> Result<(), AwsError> {
+    let config = context.account_config(&account.id, region).await?;
+    let client = aws_sdk_ec2::Client::new(&config);
+    // The paginator follows NextToken to the end; pages may hold any number of
+    // instances (the emulator pages by reservation, AWS by instance).
+    let mut pages = client.describe_instances().max_results(PAGE_SIZE).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| {
+            AwsError::from_sdk("ec2:DescribeInstances", account.id.as_str(), region, &err)
+        })?;
+        let instances: Vec<Instance> = page
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .map(|i| instance_from_sdk(i, account, region))
+            .collect();
+        if !instances.is_empty()
+            && events
+                .send(SweepEvent::Instances {
+                    account: account.id.to_string(),
+                    region: region.to_owned(),
+                    instances,
+                })
+                .await
+                .is_err()
+        {
+            // Nobody listens any more: stop paging.
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn instance_from_sdk(
+    instance: &aws_sdk_ec2::types::Instance,
+    account: &MemberAccount,
+    region: &str,
+) -> Instance {
+    let tags: BTreeMap<String, String> = instance
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+        .collect();
+    let platform = instance
+        .platform_details()
+        .map(str::to_owned)
+        .or_else(|| instance.platform().map(|p| p.as_str().to_owned()))
+        .unwrap_or_else(|| "Linux/UNIX".to_owned());
+    Instance {
+        id: instance.instance_id().unwrap_or_default().to_owned(),
+        name: tags.get("Name").cloned(),
+        account: account.id.to_string(),
+        account_name: account.name.clone(),
+        region: region.to_owned(),
+        availability_zone: instance
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .map(str::to_owned),
+        state: instance
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_else(|| "unknown".to_owned()),
+        instance_type: instance
+            .instance_type()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default(),
+        platform,
+        image_id: instance.image_id().map(str::to_owned),
+        vpc_id: instance.vpc_id().map(str::to_owned),
+        subnet_id: instance.subnet_id().map(str::to_owned),
+        private_ip: instance.private_ip_address().map(str::to_owned),
+        public_ip: instance.public_ip_address().map(str::to_owned),
+        security_groups: instance
+            .security_groups()
+            .iter()
+            .map(|g| SecurityGroupRef {
+                id: g.group_id().unwrap_or_default().to_owned(),
+                name: g.group_name().unwrap_or_default().to_owned(),
+            })
+            .collect(),
+        instance_profile_arn: instance
+            .iam_instance_profile()
+            .and_then(|p| p.arn())
+            .map(str::to_owned),
+        launch_time: instance.launch_time().map(|t| t.to_string()),
+        tags,
+    }
+}

@@ -1,0 +1,84 @@
+//! The emulator's control plane (`/moto-api/`): readiness, configuration, random seed, reset.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::LabError;
+
+/// A control call should answer at once on loopback; anything slower means trouble.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client for one emulator's control plane.
+#[derive(Debug, Clone)]
+pub struct Control {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Control {
+    /// A client for the emulator listening at `endpoint` (`http://127.0.0.1:PORT`).
+    pub fn new(endpoint: &str) -> Self {
+        Self {
+            base: endpoint.trim_end_matches('/').to_owned(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<String>) -> Result<String, LabError> {
+        let uri = format!("{}{path}", self.base);
+        let failed = |message: String| LabError::Control { uri: uri.clone(), message };
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|err| failed(err.to_string()))?;
+        let response = tokio::time::timeout(CONTROL_TIMEOUT, self.client.request(request))
+            .await
+            .map_err(|_| failed("no answer within 30 s".into()))?
+            .map_err(|err| failed(err.to_string()))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|err| failed(err.to_string()))?
+            .to_bytes();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(failed(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>())))
+        }
+    }
+
+    /// True when the emulator answers.
+    pub async fn is_ready(&self) -> bool {
+        self.call("GET", "/moto-api/", None).await.is_ok()
+    }
+
+    /// Turns on what the lab needs: Step Functions executions really run, Lambda without Docker.
+    pub async fn configure(&self) -> Result<(), LabError> {
+        let body = serde_json::json!({
+            "lambda": { "use_docker": false },
+            "stepfunctions": { "execute_state_machine": true },
+        });
+        self.call("POST", "/moto-api/config", Some(body.to_string())).await.map(drop)
+    }
+
+    /// Seeds the emulator's id generator, so that account, instance and volume ids are the
+    /// same for the same seed.
+    pub async fn seed_ids(&self, seed: u64) -> Result<(), LabError> {
+        self.call("POST", &format!("/moto-api/seed?a={seed}"), None).await.map(drop)
+    }
+
+    /// Drops every resource of every account.
+    pub async fn reset(&self) -> Result<(), LabError> {
+        self.call("POST", "/moto-api/reset", None).await.map(drop)
+    }
+}

@@ -1,0 +1,350 @@
+//! The lab: a local AWS emulator seeded with a demo Organization, and its lifecycle
+//! (install, start, seed, state file, environment exports, reset, stop).
+//!
+//! Everything lab-specific lives here. The rest of the engine only ever sees an endpoint
+//! and credentials, exactly as it would for AWS.
+
+pub mod control;
+pub mod emulator;
+pub mod install;
+pub mod seed;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::aws::{AwsContext, ConnectOptions, StaticCredentials};
+use crate::config::{CONFIG_ENV, Config};
+use control::Control;
+use emulator::{EmulatorOptions, RunningEmulator};
+use seed::{SeedOptions, SeededLab};
+
+/// The lab's home region: Security Hub aggregation, Organizations, the workflow.
+pub const LAB_REGION: &str = "us-east-1";
+/// The emulator accepts any keys; unknown keys act in the Security account.
+pub const LAB_ACCESS_KEY: &str = "testing";
+/// See [`LAB_ACCESS_KEY`].
+pub const LAB_SECRET_KEY: &str = "testing";
+/// Environment variable naming the lab's directory (state file, config, log).
+pub const LAB_DIR_ENV: &str = "IRF_LAB_DIR";
+
+/// Errors of the lab, each saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("no home directory could be found: set {LAB_DIR_ENV} and {venv} to writable directories", venv = install::VENV_ROOT_ENV)]
+    NoHomeDirs,
+    #[error("cannot {what} at '{path}': {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the Python interpreter '{python}' cannot host the lab: {problem}\n  install Python 3.9 or newer with its venv module (Debian: apt-get install python3 python3-venv), or point {env} at one", env = install::PYTHON_ENV)]
+    Python { python: String, problem: String },
+    #[error("cannot {what}: {detail}\n  check the network access to PyPI, then run 'irf lab up' again")]
+    Install { what: &'static str, detail: String },
+    #[error("port {0} on 127.0.0.1 is in use: stop what uses it, or leave out --port to let irf pick a free one")]
+    PortInUse(u16),
+    #[error("the lab emulator did not start: {message}{}", log.as_deref().map(|l| format!("\n  last lines of its log:\n{l}")).unwrap_or_default())]
+    Start { message: String, log: Option<String> },
+    #[error("the lab emulator's control call '{uri}' failed: {message}")]
+    Control { uri: String, message: String },
+    #[error("seeding the lab failed at {step}: {message}")]
+    Seed { step: &'static str, message: String },
+    #[error("bad lab seed option: {0}")]
+    BadSeedOptions(String),
+    #[error("a lab is already running at {endpoint} (pid {pid}): use it ('eval \"$(irf lab env)\"'), or stop it with 'irf lab down'")]
+    AlreadyRunning { endpoint: String, pid: u32 },
+    #[error("no lab is running: start one with 'irf lab up --detach' (or 'irf lab' for the workstation on it)")]
+    NotRunning,
+    #[error("the lab state file '{path}' is damaged ({message}): stop any leftover emulator with 'irf lab down --force' and start again")]
+    BadState { path: PathBuf, message: String },
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// The lab's directory: `$IRF_LAB_DIR`, else `lab` in the user's state directory.
+pub fn lab_dir() -> Result<PathBuf, LabError> {
+    match std::env::var_os(LAB_DIR_ENV).filter(|v| !v.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => Ok(crate::paths::state_dir().ok_or(LabError::NoHomeDirs)?.join("lab")),
+    }
+}
+
+/// How irf connects to a lab at `endpoint`: only the endpoint and the credentials differ
+/// from AWS.
+pub fn connect_options_for(endpoint: &str) -> ConnectOptions {
+    ConnectOptions {
+        profile: None,
+        region: Some(LAB_REGION.to_owned()),
+        endpoint_url: Some(endpoint.to_owned()),
+        static_credentials: Some(StaticCredentials {
+            access_key_id: LAB_ACCESS_KEY.to_owned(),
+            secret_access_key: LAB_SECRET_KEY.to_owned(),
+        }),
+    }
+}
+
+/// What the state file records about a running lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabState {
+    pub endpoint: String,
+    pub port: u16,
+    pub emulator_pid: u32,
+    pub started_at: String,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    pub seeded: SeededLab,
+}
+
+impl LabState {
+    fn file(dir: &Path) -> PathBuf {
+        dir.join("state.json")
+    }
+
+    /// Reads the state file in `dir`, if there is one.
+    pub fn load(dir: &Path) -> Result<Option<Self>, LabError> {
+        let path = Self::file(dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|err| LabError::BadState { path, message: err.to_string() }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(LabError::Io { what: "read the lab state", path, source }),
+        }
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), LabError> {
+        let path = Self::file(dir);
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        // Written beside, then renamed: a reader never sees half a file.
+        let partial = path.with_extension("json.partial");
+        std::fs::write(&partial, text)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .map_err(|source| LabError::Io { what: "write the lab state", path, source })
+    }
+
+    /// Whether the emulator this state names is still running.
+    pub fn is_running(&self) -> bool {
+        emulator::is_our_emulator(self.emulator_pid)
+    }
+
+    /// Shell `export` lines that point the AWS CLI, the SDKs and irf at this lab.
+    pub fn env_exports(&self) -> String {
+        let quote = |value: &str| format!("'{}'", value.replace('\'', r"'\''"));
+        let mut lines = vec![
+            format!("export AWS_ENDPOINT_URL={}", quote(&self.endpoint)),
+            format!("export AWS_ACCESS_KEY_ID={LAB_ACCESS_KEY}"),
+            format!("export AWS_SECRET_ACCESS_KEY={LAB_SECRET_KEY}"),
+            format!("export AWS_REGION={LAB_REGION}"),
+            format!("export AWS_DEFAULT_REGION={LAB_REGION}"),
+            format!("export {CONFIG_ENV}={}", quote(&self.config_path.display().to_string())),
+            "unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN".to_owned(),
+        ];
+        lines.push(format!(
+            "# irf lab at {} (Security account {}, Forensics {}, {} member accounts)",
+            self.endpoint,
+            self.seeded.security,
+            self.seeded.forensics,
+            self.seeded.members.len()
+        ));
+        lines.join("\n") + "\n"
+    }
+
+    /// The context irf uses against this lab, with the lab's configuration.
+    pub async fn connect(&self) -> Result<Arc<AwsContext>, LabError> {
+        let config = Config::load_from(&self.config_path)?.config;
+        Ok(Arc::new(AwsContext::connect(Arc::new(config), &connect_options_for(&self.endpoint)).await))
+    }
+}
+
+/// How to bring a lab up.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// The lab's directory (state file, config, log).
+    pub dir: PathBuf,
+    pub port: Option<u16>,
+    pub latency_ms: u32,
+    /// The emulator lives only as long as this process (tests, `irf lab` without --detach).
+    pub tie_to_this_process: bool,
+    pub seed: SeedOptions,
+}
+
+/// A lab this process brought up.
+#[derive(Debug)]
+pub struct Lab {
+    pub state: LabState,
+    emulator: Option<RunningEmulator>,
+}
+
+impl Lab {
+    /// Installs the emulator if needed, starts it, seeds it and records its state.
+    /// On failure, nothing is left running.
+    pub async fn up(options: &LabOptions, progress: &(dyn Fn(&str) + Sync)) -> Result<Self, LabError> {
+        options.seed.validate()?;
+        if let Some(existing) = LabState::load(&options.dir)?
+            && existing.is_running()
+        {
+            return Err(LabError::AlreadyRunning { endpoint: existing.endpoint, pid: existing.emulator_pid });
+        }
+        std::fs::create_dir_all(&options.dir)
+            .map_err(|source| LabError::Io { what: "create the lab directory", path: options.dir.clone(), source })?;
+        let install = install::ensure_installed(progress)?;
+        progress("starting the emulator");
+        let log_path = options.dir.join("emulator.log");
+        let emulator = emulator::start(
+            &install,
+            &EmulatorOptions {
+                port: options.port,
+                latency_ms: options.latency_ms,
+                tie_to_this_process: options.tie_to_this_process,
+                log_path: log_path.clone(),
+            },
+        )
+        .await?;
+        let endpoint = emulator.endpoint();
+        let seeded = match prepare_and_seed(&endpoint, &options.seed, progress).await {
+            Ok(seeded) => seeded,
+            Err(err) => {
+                emulator.stop();
+                return Err(err);
+            }
+        };
+        let config_path = options.dir.join("config.toml");
+        let state = LabState {
+            endpoint,
+            port: emulator.port,
+            emulator_pid: emulator.pid,
+            started_at: now_rfc3339(),
+            config_path: config_path.clone(),
+            log_path,
+            seeded,
+        };
+        let recorded = seed::lab_config(&state.seeded)
+            .write_to(&config_path)
+            .map_err(LabError::from)
+            .and_then(|()| state.save(&options.dir));
+        if let Err(err) = recorded {
+            emulator.stop();
+            return Err(err);
+        }
+        Ok(Self { state, emulator: Some(emulator) })
+    }
+
+    /// Leaves the emulator running after this process ends (`irf lab up --detach`).
+    pub fn detach(mut self) -> LabState {
+        self.emulator.take();
+        self.state.clone()
+    }
+
+    /// Stops the emulator and removes the state file.
+    pub fn down(mut self, dir: &Path) {
+        if let Some(emulator) = self.emulator.take() {
+            emulator.stop();
+        }
+        let _ = std::fs::remove_file(LabState::file(dir));
+    }
+}
+
+async fn prepare_and_seed(
+    endpoint: &str,
+    seed: &SeedOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<SeededLab, LabError> {
+    let control = Control::new(endpoint);
+    control.configure().await?;
+    control.seed_ids(seed.seed).await?;
+    let security = Arc::new(AwsContext::connect(Arc::new(Config::default()), &connect_options_for(endpoint)).await);
+    seed::apply(security, seed, progress).await
+}
+
+/// Stops the lab recorded in `dir`. Returns false when none was running.
+pub fn down(dir: &Path) -> Result<bool, LabError> {
+    let Some(state) = LabState::load(dir)? else {
+        return Ok(false);
+    };
+    let stopped = emulator::stop_pid(state.emulator_pid, None);
+    let _ = std::fs::remove_file(LabState::file(dir));
+    Ok(stopped)
+}
+
+/// Drops everything in the running lab of `dir` and seeds it again with `seed`.
+pub async fn reset(
+    dir: &Path,
+    seed: Option<SeedOptions>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<LabState, LabError> {
+    let mut state = LabState::load(dir)?.filter(LabState::is_running).ok_or(LabError::NotRunning)?;
+    let options = seed.unwrap_or_else(|| state.seeded.options.clone());
+    options.validate()?;
+    progress("dropping every resource of the lab");
+    Control::new(&state.endpoint).reset().await?;
+    state.seeded = prepare_and_seed(&state.endpoint, &options, progress).await?;
+    seed::lab_config(&state.seeded).write_to(&state.config_path)?;
+    state.save(dir)?;
+    Ok(state)
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_state(dir: &Path) -> LabState {
+        LabState {
+            endpoint: "http://127.0.0.1:5123".into(),
+            port: 5123,
+            emulator_pid: u32::MAX,
+            started_at: "2026-11-28T00:00:00Z".into(),
+            config_path: dir.join("it's config.toml"),
+            log_path: dir.join("emulator.log"),
+            seeded: SeededLab {
+                options: SeedOptions::default(),
+                organization_id: "o-example".into(),
+                security: crate::config::AccountId::parse("123456789012").expect("valid"),
+                forensics: crate::config::AccountId::parse("210987654321").expect("valid"),
+                members: vec![],
+                instances: vec![],
+                findings: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn state_round_trips_and_a_dead_pid_is_not_running() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = sample_state(dir.path());
+        state.save(dir.path()).expect("saved");
+        let loaded = LabState::load(dir.path()).expect("loads").expect("present");
+        assert_eq!(loaded, state);
+        assert!(!loaded.is_running());
+        assert!(!down(dir.path()).expect("down works"), "nothing was running");
+        assert!(LabState::load(dir.path()).expect("loads").is_none(), "state removed");
+    }
+
+    #[test]
+    fn damaged_state_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("state.json"), "{not json").expect("write");
+        let err = LabState::load(dir.path()).expect_err("damaged");
+        assert!(err.to_string().contains("state.json"), "{err}");
+    }
+
+    #[test]
+    fn exports_quote_paths_and_point_everything_at_the_lab() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exports = sample_state(dir.path()).env_exports();
+        assert!(exports.contains("export AWS_ENDPOINT_URL='http://127.0.0.1:5123'"));
+        assert!(exports.contains("export AWS_ACCESS_KEY_ID=testing"));
+        assert!(exports.contains("IRF_CONFIG='"));
+        assert!(exports.contains(r"it'\''s config.toml"), "single quote escaped: {exports}");
+        assert!(exports.contains("unset AWS_PROFILE"));
+    }
+}
