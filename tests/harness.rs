@@ -1,1 +1,178 @@
-//! x
+//! The harness of irf's workspace-level tests: one lab per test run (started on first use,
+//! on a free port, gone when the run ends, even if it is killed), the `irf` binary, and a
+//! pseudo-terminal to drive it in.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use irf_engine::aws::AwsContext;
+use irf_engine::lab::seed::SeedOptions;
+use irf_engine::lab::{Lab, LabOptions, LabState};
+
+struct SharedLab {
+    lab: Lab,
+    _dir: tempfile::TempDir,
+}
+
+static LAB: OnceLock<SharedLab> = OnceLock::new();
+
+/// The seed options of the shared lab: the defaults `irf lab` uses, so that what the
+/// tests see is what a new user sees.
+pub fn shared_seed() -> SeedOptions {
+    SeedOptions::default()
+}
+
+/// The lab shared by every test of this run. The emulator is tied to this process: it
+/// exits when the test binary does.
+pub fn lab() -> &'static LabState {
+    &LAB.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("irf-test-lab-").tempdir().expect("temp dir for the lab");
+        let options = LabOptions {
+            dir: dir.path().to_owned(),
+            port: None,
+            latency_ms: 0,
+            tie_to_this_process: true,
+            seed: shared_seed(),
+        };
+        // On a thread and a runtime of its own: the caller may be inside a test's runtime,
+        // and each #[tokio::test] runtime ends with its test.
+        let lab = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(Lab::up(&options, &|message| eprintln!("test lab: {message}")))
+        })
+        .join()
+        .expect("the lab thread")
+        .unwrap_or_else(|err| panic!("the test lab did not come up: {err}"));
+        SharedLab { lab, _dir: dir }
+    })
+    .lab
+    .state
+}
+
+/// A fresh engine context on the shared lab, with the lab's configuration.
+pub async fn context() -> Arc<AwsContext> {
+    lab().connect().await.expect("connect to the test lab")
+}
+
+/// The `irf` binary of this build: beside the test binary's `deps` directory.
+pub fn irf_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let binary = profile_dir.join("irf");
+    assert!(
+        binary.exists(),
+        "'{}' is missing: build it first with 'cargo build -p irf' (.ci/run does)",
+        binary.display()
+    );
+    binary
+}
+
+/// Runs `irf` with `args` and extra environment, without a terminal.
+pub fn run_irf(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(irf_binary());
+    command.args(args).env_remove("AWS_PROFILE").env("NO_COLOR", "1");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run irf")
+}
+
+/// `irf` running in a pseudo-terminal, with a terminal emulator parsing its screen.
+#[allow(missing_debug_implementations)] // holds trait objects of the pty crate
+pub struct TerminalSession {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    writer: Box<dyn Write + Send>,
+    parser: Arc<Mutex<vt100::Parser>>,
+    _reader: std::thread::JoinHandle<()>,
+}
+
+impl TerminalSession {
+    /// Starts `irf args` in a `rows` x `cols` terminal.
+    pub fn start(args: &[&str], env: &[(&str, &str)], rows: u16, cols: u16) -> Self {
+        use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+        let pair = native_pty_system()
+            .openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 })
+            .expect("open a pseudo-terminal");
+        let mut command = CommandBuilder::new(irf_binary());
+        command.args(args);
+        command.env("TERM", "xterm-256color");
+        command.env_remove("AWS_PROFILE");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = pair.slave.spawn_command(command).expect("spawn irf in the terminal");
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().expect("terminal reader");
+        let writer = pair.master.take_writer().expect("terminal writer");
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(
+            std::num::NonZeroU16::new(rows).expect("rows > 0"),
+            std::num::NonZeroU16::new(cols).expect("cols > 0"),
+            0,
+        )));
+        let sink = parser.clone();
+        let master = pair.master;
+        let reader_thread = std::thread::spawn(move || {
+            let _keep_master_open = master;
+            let mut buffer = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("parser lock").process(&buffer[..n]);
+            }
+        });
+        Self { child, writer, parser, _reader: reader_thread }
+    }
+
+    /// The screen's text as it is now.
+    pub fn screen(&self) -> String {
+        self.parser.lock().expect("parser lock").screen().contents()
+    }
+
+    /// Waits until the screen shows `needle`, and returns the screen.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "'{needle}' did not appear within {timeout:?}; the screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Types `keys`.
+    pub fn send(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).expect("type into the terminal");
+        self.writer.flush().expect("flush the terminal");
+    }
+
+    /// Waits for irf to exit and returns whether it succeeded.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll irf") {
+                return status.success();
+            }
+            assert!(Instant::now() < deadline, "irf did not exit within {timeout:?}; the screen:\n{}", self.screen());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TerminalSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Whether a process with `pid` is alive (and not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+        .unwrap_or(false)
+}

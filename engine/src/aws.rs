@@ -90,6 +90,9 @@ impl AwsError {
         if let Some(assume) = find_source::<AwsError>(err) {
             return assume.clone();
         }
+        if let Some(credentials) = find_source::<CredentialsError>(err) {
+            return Self::Credentials { message: chain_summary(credentials) };
+        }
         Self::Call {
             operation,
             account: account.to_owned(),
@@ -118,6 +121,20 @@ fn find_source<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> 
         current = e.source();
     }
     None
+}
+
+/// The messages of an error and its sources joined on one line, without debug dumps.
+fn chain_summary(err: &(dyn StdError + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut current = err.source();
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
 }
 
 /// One line for an SDK error: the service's code and message when it answered, the
@@ -297,16 +314,11 @@ impl AwsContext {
         self.caller
             .get_or_try_init(|| async move {
                 let sts = aws_sdk_sts::Client::new(base);
-                let out = sts.get_caller_identity().send().await.map_err(|err| {
-                    match err {
-                        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)
-                            if find_source::<CredentialsError>(&err).is_some() =>
-                        {
-                            AwsError::Credentials { message: describe_sdk_error(&err) }
-                        }
-                        _ => AwsError::from_sdk("sts:GetCallerIdentity", "-", "-", &err),
-                    }
-                })?;
+                let out = sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|err| AwsError::from_sdk("sts:GetCallerIdentity", "-", "-", &err))?;
                 Ok(CallerIdentity {
                     account: out.account().unwrap_or_default().to_owned(),
                     arn: out.arn().unwrap_or_default().to_owned(),

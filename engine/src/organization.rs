@@ -134,8 +134,9 @@ impl AwsContext {
                 .collect();
             return Ok(Scope { accounts, regions });
         }
-        let listed = listed.map_err(|err| {
-            AwsError::Other(format!(
+        let listed = listed.map_err(|err| match err {
+            AwsError::Credentials { .. } => err,
+            err => AwsError::Other(format!(
                 "cannot list the Organization's accounts ({err})\n  list the member accounts in the configuration ('accounts.members' in {}), or run from the management account or a delegated administrator",
                 crate::config::Config::path()
                     .map(|p| p.display().to_string())

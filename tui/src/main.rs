@@ -1,1 +1,38 @@
-fn main() {}
+//! `irf`: the incident-response workstation and its command line.
+
+mod cli;
+mod commands;
+mod logging;
+mod text;
+mod workstation;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let _log_guard = logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("irf: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        // A closed pipe (`irf instances | head`) is the reader's choice, not an error.
+        Err(err)
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("irf: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Lab-backed tests of the foundation: the engine's assume-role fan-out, identity and
+//! Organization, the seeded lab, and the `irf lab` lifecycle as a user drives it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use irf_e2e::{context, irf_binary, lab, process_alive, run_irf, TerminalSession};
+use irf_engine::aws::{AwsContext, AwsError};
+use irf_engine::config::{AccountId, Config};
+use irf_engine::inventory::{self, INCIDENT_STATUS_TAG};
+use irf_engine::lab::{LabState, connect_options_for};
+
+fn managed_members(state: &LabState) -> Vec<&irf_engine::lab::seed::LabAccount> {
+    state.seeded.members.iter().filter(|m| m.managed).collect()
+}
+
+#[tokio::test]
+async fn fan_out_reaches_every_member_account_and_region() {
+    let state = lab();
+    let context = context().await;
+    let scope = context.sweep_scope().await.expect("scope from Organizations");
+
+    let scoped: BTreeSet<&str> = scope.accounts.iter().map(|a| a.id.as_str()).collect();
+    let members: BTreeSet<&str> = state.seeded.members.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(scoped, members, "the scope is every member, without the Security and Forensics accounts");
+
+    let snapshot = inventory::sweep_all(context, scope).await;
+    let swept: BTreeSet<(String, String, String)> = snapshot
+        .instances
+        .iter()
+        .map(|i| (i.id.clone(), i.account.clone(), i.region.clone()))
+        .collect();
+    let expected: BTreeSet<(String, String, String)> = state
+        .seeded
+        .instances
+        .iter()
+        .filter(|i| managed_members(state).iter().any(|m| m.id == i.account))
+        .map(|i| (i.id.clone(), i.account.to_string(), i.region.clone()))
+        .collect();
+    assert_eq!(swept, expected, "every instance of every managed member, in its own account and region");
+    for member in managed_members(state) {
+        for region in &state.seeded.options.regions {
+            assert!(
+                swept.iter().any(|(_, a, r)| a == member.id.as_str() && r == region),
+                "no instance seen in {} {region}",
+                member.id
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_missing_role_is_one_clear_error_for_that_account_only() {
+    let state = lab();
+    let context = context().await;
+    let scope = context.sweep_scope().await.expect("scope");
+    let snapshot = inventory::sweep_all(context, scope).await;
+
+    let unmanaged = state.seeded.members.iter().find(|m| !m.managed).expect("the lab has an unmanaged account");
+    assert_eq!(snapshot.failures.len(), 1, "one failure: {:#?}", snapshot.failures);
+    let failure = &snapshot.failures[0];
+    assert_eq!(failure.account, unmanaged.id.as_str());
+    assert_eq!(failure.account_name, "legacy-unmanaged");
+    assert_eq!(failure.region, None, "the whole account failed, once");
+    assert!(failure.error.contains("AccessDenied"), "{}", failure.error);
+    assert!(failure.error.contains(&format!("arn:aws:iam::{}:role/IRAutomation", unmanaged.id)), "{}", failure.error);
+    assert!(failure.error.contains("5-member-ir-automation.yaml"), "says what to do: {}", failure.error);
+    assert!(!snapshot.instances.iter().any(|i| i.account == unmanaged.id.as_str()));
+}
+
+#[tokio::test]
+async fn explicit_members_with_a_wrong_role_name_fail_per_account() {
+    let state = lab();
+    let mut config = Config::load_from(&state.config_path).expect("lab config").config;
+    let first = managed_members(state)[0].id.clone();
+    config.accounts.members = vec![first.clone()];
+    config.accounts.member_role = "NoSuchRole".to_owned();
+    let context = Arc::new(AwsContext::connect(Arc::new(config), &connect_options_for(&state.endpoint)).await);
+    let err = context.check_account(&first).await.expect_err("the role does not exist");
+    match &err {
+        AwsError::AssumeRole { account, role_arn, .. } => {
+            assert_eq!(account, &first);
+            assert!(role_arn.ends_with(":role/NoSuchRole"), "{role_arn}");
+        }
+        other => panic!("expected an AssumeRole error, got {other:?}"),
+    }
+    let scope = context.sweep_scope().await.expect("explicit members need no Organizations call");
+    assert_eq!(scope.accounts.len(), 1);
+    assert_eq!(scope.accounts[0].name, managed_members(state)[0].name, "named from Organizations");
+}
+
+#[tokio::test]
+async fn whoami_names_the_security_account_and_the_organization() {
+    let state = lab();
+    let who = context().await.whoami().await.expect("whoami");
+    assert_eq!(who.caller.account, "123456789012");
+    let org = who.organization.expect("the lab has an Organization");
+    assert_eq!(org.id, state.seeded.organization_id);
+    assert_eq!(org.management_account, "123456789012");
+    assert_eq!(who.endpoint_url.as_deref(), Some(state.endpoint.as_str()));
+}
+
+#[tokio::test]
+async fn seeded_instances_carry_states_tags_and_networks() {
+    let state = lab();
+    let context = context().await;
+    let scope = context.sweep_scope().await.expect("scope");
+    let snapshot = inventory::sweep_all(context, scope).await;
+    assert!(snapshot.instances.len() >= 24, "at least 30 seeded, most in managed accounts");
+
+    let analyzed: Vec<_> =
+        snapshot.instances.iter().filter(|i| i.incident_status() == Some("Analyze")).collect();
+    assert_eq!(analyzed.len(), 1, "one instance is already under analysis");
+    assert!(analyzed[0].tags.contains_key(INCIDENT_STATUS_TAG));
+
+    for instance in &snapshot.instances {
+        let seeded = state.seeded.instances.iter().find(|s| s.id == instance.id).expect("seeded");
+        assert_eq!(instance.state, seeded.state, "state of {}", instance.id);
+        assert_eq!(instance.name.as_deref(), Some(seeded.name.as_str()));
+        for tag in ["Owner", "Environment", "Role"] {
+            assert!(instance.tags.contains_key(tag), "{} lacks {tag}", instance.id);
+        }
+        assert!(instance.vpc_id.is_some() && instance.subnet_id.is_some() && instance.private_ip.is_some());
+        assert!(!instance.security_groups.is_empty());
+        assert!(instance.availability_zone.as_deref().is_some_and(|az| az.starts_with(&instance.region)));
+    }
+    assert!(snapshot.instances.iter().any(|i| i.state == "stopped"), "some instances are stopped");
+    let roles: BTreeSet<&str> = snapshot.instances.iter().filter_map(|i| i.tags.get("Role").map(String::as_str)).collect();
+    assert!(roles.len() >= 4, "varied roles: {roles:?}");
+}
+
+#[tokio::test]
+async fn security_hub_holds_findings_that_point_at_seeded_instances() {
+    let state = lab();
+    let context = context().await;
+    let hub = aws_sdk_securityhub::Client::new(&context.base_config("us-east-1"));
+    let mut pages = hub.get_findings().into_paginator().send();
+    let mut findings = Vec::new();
+    while let Some(page) = pages.next().await {
+        findings.extend(page.expect("GetFindings page").findings().to_vec());
+    }
+    assert_eq!(findings.len(), state.seeded.findings);
+    assert!(findings.len() >= 20);
+    let labels: BTreeSet<String> = findings
+        .iter()
+        .filter_map(|f| f.severity().and_then(|s| s.label()).map(|l| l.as_str().to_owned()))
+        .collect();
+    for label in ["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"] {
+        assert!(labels.contains(label), "{label} missing from {labels:?}");
+    }
+    for finding in &findings {
+        let resource = &finding.resources()[0];
+        assert_eq!(resource.r#type(), Some("AwsEc2Instance"));
+        let instance_id = resource.id().and_then(|arn| arn.rsplit('/').next()).expect("instance ARN");
+        let seeded = state.seeded.instances.iter().find(|i| i.id == instance_id).expect("points at a seeded instance");
+        assert_eq!(finding.aws_account_id(), Some(seeded.account.as_str()));
+    }
+}
+
+/// Picks a loopback port and keeps it bound, so a lab asked to use it must refuse.
+fn occupied_port() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    (listener, port)
+}
+
+#[test]
+fn lab_cli_lifecycle_as_a_user_drives_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lab_dir = dir.path().to_str().expect("utf-8 path");
+    let env = [("IRF_LAB_DIR", lab_dir)];
+
+    let status = run_irf(&["lab", "status"], &env);
+    assert_eq!(status.status.code(), Some(3), "no lab yet");
+    let no_env = run_irf(&["lab", "env"], &env);
+    assert!(!no_env.status.success());
+    assert!(String::from_utf8_lossy(&no_env.stderr).contains("irf lab up --detach"), "says what to do");
+
+    let up = run_irf(&["lab", "up", "--detach"], &env);
+    assert!(up.status.success(), "lab up failed: {}", String::from_utf8_lossy(&up.stderr));
+    let state = LabState::load(dir.path()).expect("state").expect("state written");
+    assert!(process_alive(state.emulator_pid));
+    assert!(run_irf(&["lab", "status"], &env).status.success());
+
+    // The same seed gives the same Organization as the shared lab.
+    let shared = lab();
+    let ids = |s: &LabState| s.seeded.members.iter().map(|m| m.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&state), ids(shared), "account ids are deterministic");
+    let instance_ids = |s: &LabState| s.seeded.instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
+    assert_eq!(instance_ids(&state), instance_ids(shared), "instance ids are deterministic");
+
+    // A second lab in the same directory is refused while the first runs.
+    let again = run_irf(&["lab", "up", "--detach"], &env);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
+
+    // The AWS CLI, pointed at the lab by `irf lab env`, sees the Organization, instances in
+    // member accounts through assumed roles, and the findings.
+    let exports = run_irf(&["lab", "env"], &env);
+    assert!(exports.status.success());
+    let aws = irf_engine::lab::install::installed().expect("venv").expect("installed").aws_cli();
+    let script = format!(
+        r#"set -e
+eval "$({irf} lab env)"
+{aws} organizations list-accounts --query 'length(Accounts)' --output text
+for account in {members}; do
+  creds=$({aws} sts assume-role --role-arn arn:aws:iam::$account:role/IRAutomation --role-session-name irf-test \
+    --query 'Credentials.[AccessKeyId,SecretAccessKey,SessionToken]' --output text)
+  set -- $creds
+  AWS_ACCESS_KEY_ID=$1 AWS_SECRET_ACCESS_KEY=$2 AWS_SESSION_TOKEN=$3 \
+    {aws} ec2 describe-instances --query 'length(Reservations[].Instances[])' --output text
+done
+{aws} securityhub get-findings --query 'length(Findings)' --output text
+"#,
+        irf = irf_binary().display(),
+        aws = aws.display(),
+        members = state.seeded.members.iter().filter(|m| m.managed).take(2).map(|m| m.id.to_string()).collect::<Vec<_>>().join(" "),
+    );
+    let cli = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env("IRF_LAB_DIR", lab_dir)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run the AWS CLI");
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "AWS CLI failed: {}\n{stdout}", String::from_utf8_lossy(&cli.stderr));
+    let numbers: Vec<usize> = stdout.split_whitespace().map(|n| n.parse().expect("a count")).collect();
+    let org_accounts = 2 + state.seeded.members.len();
+    let in_us_east_1 = |account: &AccountId| {
+        state.seeded.instances.iter().filter(|i| &i.account == account && i.region == "us-east-1").count()
+    };
+    let managed: Vec<_> = state.seeded.members.iter().filter(|m| m.managed).take(2).collect();
+    assert_eq!(numbers, vec![org_accounts, in_us_east_1(&managed[0].id), in_us_east_1(&managed[1].id), state.seeded.findings]);
+
+    let down = run_irf(&["lab", "down"], &env);
+    assert!(down.status.success());
+    assert!(String::from_utf8_lossy(&down.stdout).contains("stopped"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while process_alive(state.emulator_pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!process_alive(state.emulator_pid), "the emulator is gone after 'irf lab down'");
+    assert_eq!(run_irf(&["lab", "status"], &env).status.code(), Some(3));
+}
+
+#[test]
+fn a_port_in_use_is_refused_clearly_and_nothing_is_left_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_listener, port) = occupied_port();
+    let port = port.to_string();
+    let out = run_irf(&["lab", "up", "--detach", "--port", &port], &[("IRF_LAB_DIR", dir.path().to_str().expect("utf-8"))]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("port {port} on 127.0.0.1 is in use")), "{stderr}");
+    assert!(LabState::load(dir.path()).expect("readable").is_none(), "no state written");
+}
+
+#[test]
+fn bad_seed_options_name_the_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run_irf(&["lab", "up", "--detach", "--members", "2"], &[("IRF_LAB_DIR", dir.path().to_str().expect("utf-8"))]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("members = 2"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_broken_python_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let venvs = tempfile::tempdir().expect("tempdir");
+    let out = run_irf(
+        &["lab", "up", "--detach"],
+        &[
+            ("IRF_LAB_DIR", dir.path().to_str().expect("utf-8")),
+            ("IRF_LAB_VENV_ROOT", venvs.path().to_str().expect("utf-8")),
+            ("IRF_PYTHON", "/nonexistent/python3"),
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("'/nonexistent/python3'") && stderr.contains("IRF_PYTHON"), "{stderr}");
+    assert!(LabState::load(dir.path()).expect("readable").is_none());
+}
+
+#[test]
+fn config_commands_show_the_file_in_force_and_name_bad_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    let path_text = path.to_str().expect("utf-8");
+    let shown = run_irf(&["config", "path"], &[("IRF_CONFIG", path_text)]);
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), path_text);
+
+    let defaults = run_irf(&["config", "show"], &[("IRF_CONFIG", path_text)]);
+    let text = String::from_utf8_lossy(&defaults.stdout);
+    assert!(text.contains("# defaults: no file at"), "{text}");
+    assert!(text.contains("member_role = \"IRAutomation\""), "{text}");
+
+    std::fs::write(&path, "[accounts]\nsecurity = \"not-an-id\"\n").expect("write");
+    let bad = run_irf(&["config", "show"], &[("IRF_CONFIG", path_text)]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("'not-an-id'") && stderr.contains(path_text), "{stderr}");
+}
+
+#[test]
+fn the_workstation_opens_on_the_lab_and_quits_cleanly() {
+    let state = lab();
+    let env = [
+        ("AWS_ENDPOINT_URL", state.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("IRF_CONFIG", state.config_path.to_str().expect("utf-8")),
+    ];
+    let mut session = TerminalSession::start(&[], &env, 30, 160);
+    let screen = session.wait_for("last refresh", Duration::from_secs(60));
+    assert!(screen.contains(&format!("accounts ({})", state.seeded.members.len())), "{screen}");
+    for member in &state.seeded.members {
+        assert!(screen.contains(member.id.as_str()), "{} missing:\n{screen}", member.id);
+    }
+    assert!(screen.contains("cannot assume role"), "the unmanaged account shows its error:\n{screen}");
+    assert!(screen.contains(&state.seeded.organization_id), "{screen}");
+    session.send("q");
+    assert!(session.wait_exit(Duration::from_secs(10)), "irf exits with success");
+}
+
+#[test]
+fn irf_lab_opens_the_workstation_and_stops_the_lab_on_exit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lab_dir = dir.path().to_str().expect("utf-8");
+    let mut session = TerminalSession::start(&["lab"], &[("IRF_LAB_DIR", lab_dir)], 30, 160);
+    let screen = session.wait_for("last refresh", Duration::from_secs(120));
+    assert!(screen.contains("legacy-unmanaged") && screen.contains("prod-web"), "{screen}");
+    let state = LabState::load(dir.path()).expect("state").expect("written while the lab runs");
+    assert!(process_alive(state.emulator_pid));
+    session.send("q");
+    assert!(session.wait_exit(Duration::from_secs(20)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while process_alive(state.emulator_pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!process_alive(state.emulator_pid), "the lab stops with the workstation");
+    assert!(LabState::load(dir.path()).expect("readable").is_none(), "state removed");
+}

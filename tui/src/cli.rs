@@ -1,0 +1,158 @@
+//! The command line: global flags and subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// irf: AWS incident response and forensics, from a terminal.
+///
+/// Without a subcommand, opens the workstation against the AWS credentials and
+/// configuration in force. `irf lab` opens it against a local lab instead.
+#[derive(Debug, Parser)]
+#[command(name = "irf", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Named profile from the AWS shared config files (SSO profiles included).
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// Home region for global calls (default: the first configured region).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Show everything, change nothing: every mutating action is removed.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The local lab: an AWS emulator seeded with a demo Organization.
+    Lab(LabArgs),
+    /// Where the configuration file is and what is in force.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Who the credentials belong to, and their Organization.
+    Whoami {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every EC2 instance of the member accounts, swept through the member role.
+    Instances {
+        /// Print JSON (the instances and the accounts or regions that failed).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the configuration file's path.
+    Path,
+    /// Print the configuration in force (the file, or the defaults when there is none).
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub command: Option<LabCommand>,
+    #[command(flatten)]
+    pub up: LabUpArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Install (first time), start and seed the lab.
+    Up {
+        /// Return once the lab is seeded and leave it running (stop it with 'irf lab down').
+        #[arg(long)]
+        detach: bool,
+        #[command(flatten)]
+        args: LabUpArgs,
+    },
+    /// Stop the lab's emulator.
+    Down,
+    /// Whether a lab is running, and where.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print `export` lines that point the AWS CLI, the SDKs and irf at the lab:
+    /// eval "$(irf lab env)".
+    Env,
+    /// Drop everything in the running lab and seed it again.
+    Reset {
+        /// A new seed number (default: the one in use).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+}
+
+/// How to seed and run a lab.
+#[derive(Debug, Args, Clone)]
+pub struct LabUpArgs {
+    /// Seed number: the same number gives the same Organization.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Member accounts with the IR role (3 to 50).
+    #[arg(long, default_value_t = 4)]
+    pub members: usize,
+    /// Instances across the member accounts (at least 30).
+    #[arg(long, default_value_t = 36)]
+    pub instances: usize,
+    /// Security Hub findings (at least 20).
+    #[arg(long, default_value_t = 24)]
+    pub findings: usize,
+    /// Regions, comma-separated (at least 2, including us-east-1).
+    #[arg(long, value_delimiter = ',', default_value = "us-east-1,eu-west-1")]
+    pub regions: Vec<String>,
+    /// Loopback port for the emulator (default: a free one).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Delay added to every AWS call, in milliseconds, to feel real latency.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u32,
+    /// The lab's directory (state file, config, log).
+    #[arg(long, env = "IRF_LAB_DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn lab_up_detach_parses() {
+        let cli = Cli::try_parse_from(["irf", "lab", "up", "--detach", "--members", "5", "--regions", "us-east-1,us-west-2"])
+            .expect("parses");
+        let Some(Command::Lab(LabArgs { command: Some(LabCommand::Up { detach, args }), .. })) = cli.command else {
+            panic!("expected lab up, got {:?}", cli.command);
+        };
+        assert!(detach);
+        assert_eq!(args.members, 5);
+        assert_eq!(args.regions, vec!["us-east-1", "us-west-2"]);
+    }
+
+    #[test]
+    fn bare_lab_means_up_and_workstation() {
+        let cli = Cli::try_parse_from(["irf", "lab", "--seed", "7"]).expect("parses");
+        let Some(Command::Lab(LabArgs { command: None, up })) = cli.command else {
+            panic!("expected bare lab");
+        };
+        assert_eq!(up.seed, 7);
+    }
+}

@@ -1,0 +1,256 @@
+//! The subcommands: each loads what it needs through the engine and prints for people or,
+//! with `--json`, for pipelines.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use irf_engine::aws::{AwsContext, ConnectOptions};
+use irf_engine::config::Config;
+use irf_engine::inventory;
+use irf_engine::lab::{self, Lab, LabOptions, LabState, seed::SeedOptions};
+
+/// Writes a line to standard output, returning the error (a closed pipe included) instead
+/// of panicking as `println!` does.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// Writes text to standard output as it is.
+macro_rules! out_raw {
+    ($text:expr) => {{
+        use std::io::Write as _;
+        std::io::stdout().lock().write_all(($text).as_bytes())?
+    }};
+}
+
+use crate::cli::{Cli, Command, ConfigCommand, GlobalArgs, LabCommand, LabUpArgs};
+use crate::workstation;
+
+/// Runs the command the operator asked for.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
+    match cli.command {
+        None => {
+            let context = connect(&global).await?;
+            workstation::run(context, global.read_only).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Lab(args)) => match args.command {
+            None => lab_attached(&args.up, &global).await,
+            Some(LabCommand::Up { detach: false, args }) => lab_attached(&args, &global).await,
+            Some(LabCommand::Up { detach: true, args }) => lab_detached(&args).await,
+            Some(LabCommand::Down) => lab_down(),
+            Some(LabCommand::Status { json }) => lab_status(json),
+            Some(LabCommand::Env) => {
+                let state = running_lab()?;
+                out_raw!(state.env_exports());
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(LabCommand::Reset { seed }) => lab_reset(seed).await,
+        },
+        Some(Command::Config(command)) => config_command(&command),
+        Some(Command::Whoami { json }) => whoami(&global, json).await,
+        Some(Command::Instances { json }) => instances(&global, json).await,
+    }
+}
+
+/// The context for the configuration and credentials in force.
+async fn connect(global: &GlobalArgs) -> anyhow::Result<Arc<AwsContext>> {
+    let loaded = Config::load()?;
+    let options = ConnectOptions {
+        profile: global.profile.clone(),
+        region: global.region.clone(),
+        ..ConnectOptions::default()
+    };
+    Ok(Arc::new(AwsContext::connect(Arc::new(loaded.config), &options).await))
+}
+
+fn lab_dir(args: Option<&LabUpArgs>) -> anyhow::Result<PathBuf> {
+    match args.and_then(|a| a.dir.clone()) {
+        Some(dir) => Ok(dir),
+        None => Ok(lab::lab_dir()?),
+    }
+}
+
+fn lab_options(args: &LabUpArgs, tie_to_this_process: bool) -> anyhow::Result<LabOptions> {
+    Ok(LabOptions {
+        dir: lab_dir(Some(args))?,
+        port: args.port,
+        latency_ms: args.latency_ms,
+        tie_to_this_process,
+        seed: SeedOptions {
+            seed: args.seed,
+            members: args.members,
+            regions: args.regions.clone(),
+            instances: args.instances,
+            findings: args.findings,
+            unmanaged_account: true,
+        },
+    })
+}
+
+fn progress(message: &str) {
+    eprintln!("irf lab: {message}");
+}
+
+async fn lab_attached(args: &LabUpArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let options = lab_options(args, true)?;
+    let lab = Lab::up(&options, &progress).await?;
+    eprintln!("irf lab: ready at {}; opening the workstation (q quits and stops the lab)", lab.state.endpoint);
+    let context = lab.state.connect().await?;
+    let result = workstation::run(context, global.read_only).await;
+    lab.down(&options.dir);
+    result?;
+    eprintln!("irf lab: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn lab_detached(args: &LabUpArgs) -> anyhow::Result<ExitCode> {
+    let options = lab_options(args, false)?;
+    let state = Lab::up(&options, &progress).await?.detach();
+    print_lab_summary(&state)?;
+    out!("point your shell at it:  eval \"$(irf lab env)\"    stop it:  irf lab down");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_lab_summary(state: &LabState) -> anyhow::Result<()> {
+    let seeded = &state.seeded;
+    out!("irf lab running at {} (pid {})", state.endpoint, state.emulator_pid);
+    out!("  Organization {}  Security {}  Forensics {}", seeded.organization_id, seeded.security, seeded.forensics);
+    for member in &seeded.members {
+        let count = seeded.instances.iter().filter(|i| i.account == member.id).count();
+        let role = if member.managed { "" } else { "  (no IR role: not onboarded)" };
+        out!("  member {}  {:<20} {count:>3} instances{role}", member.id, member.name);
+    }
+    out!("  regions {}  findings {}", seeded.options.regions.join(", "), seeded.findings);
+    out!("  config {}  log {}", state.config_path.display(), state.log_path.display());
+    Ok(())
+}
+
+fn running_lab() -> anyhow::Result<LabState> {
+    let dir = lab_dir(None)?;
+    LabState::load(&dir)?
+        .filter(LabState::is_running)
+        .ok_or_else(|| lab::LabError::NotRunning.into())
+}
+
+fn lab_down() -> anyhow::Result<ExitCode> {
+    let dir = lab_dir(None)?;
+    if lab::down(&dir)? {
+        out!("irf lab stopped");
+    } else {
+        out!("no lab was running");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lab_status(json: bool) -> anyhow::Result<ExitCode> {
+    let dir = lab_dir(None)?;
+    let state = LabState::load(&dir)?;
+    let running = state.as_ref().is_some_and(LabState::is_running);
+    if json {
+        let value = serde_json::json!({ "running": running, "dir": dir, "lab": state });
+        out!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        match &state {
+            Some(state) if running => print_lab_summary(state)?,
+            Some(state) => out!(
+                "the lab recorded in {} is not running (its emulator, pid {}, is gone): 'irf lab down' clears it",
+                dir.display(),
+                state.emulator_pid
+            ),
+            None => out!("no lab is running (directory {})", dir.display()),
+        }
+    }
+    Ok(if running { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+async fn lab_reset(seed: Option<u64>) -> anyhow::Result<ExitCode> {
+    let dir = lab_dir(None)?;
+    let options = match seed {
+        Some(seed) => {
+            let mut options = running_lab()?.seeded.options;
+            options.seed = seed;
+            Some(options)
+        }
+        None => None,
+    };
+    let state = lab::reset(&dir, options, &progress).await?;
+    print_lab_summary(&state)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_command(command: &ConfigCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ConfigCommand::Path => out!("{}", Config::path()?.display()),
+        ConfigCommand::Show => {
+            let loaded = Config::load()?;
+            match &loaded.source {
+                irf_engine::config::ConfigSource::File(path) => out!("# from {}", path.display()),
+                irf_engine::config::ConfigSource::Defaults(path) => {
+                    out!("# defaults: no file at {}", path.display());
+                }
+            }
+            out_raw!(loaded.config.to_toml());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn whoami(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let context = connect(global).await?;
+    let who = context.whoami().await?;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&who)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    out!("caller   {}", who.caller.arn);
+    out!("account  {}", who.caller.account);
+    out!("region   {}", who.region);
+    if let Some(endpoint) = &who.endpoint_url {
+        out!("endpoint {endpoint}");
+    }
+    match (&who.organization, &who.organization_error) {
+        (Some(org), _) => out!("org      {} (management account {})", org.id, org.management_account),
+        (None, Some(err)) => out!("org      unavailable: {err}"),
+        (None, None) => out!("org      none"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn instances(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let context = connect(global).await?;
+    let scope = context.sweep_scope().await.context("cannot decide which accounts to sweep")?;
+    let snapshot = inventory::sweep_all(context, scope).await;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&snapshot)?);
+    } else {
+        for i in &snapshot.instances {
+            out!(
+                "{:<20} {:<12} {:<10} {:<9} {:<12} {}",
+                i.id,
+                i.account,
+                i.region,
+                i.state,
+                i.instance_type,
+                crate::text::clip_untrusted(i.name.as_deref().unwrap_or("-"), 40)
+            );
+        }
+        for f in &snapshot.failures {
+            eprintln!(
+                "failed: account {} ({}) {}: {}",
+                f.account,
+                crate::text::clip_untrusted(&f.account_name, 30),
+                f.region.as_deref().unwrap_or("all regions"),
+                f.error
+            );
+        }
+    }
+    // Partial results are still results; the exit status says some were missing.
+    Ok(if snapshot.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}

@@ -1,0 +1,86 @@
+//! Untrusted text from AWS made safe to show: control characters and escape sequences
+//! escaped, long values cut to a display width with an ellipsis.
+
+use unicode_width::UnicodeWidthChar;
+
+/// Escapes every character that could steer a terminal (C0 and C1 controls, DEL, and the
+/// invisible bidirectional overrides), so the string renders as inert text.
+pub fn escape_untrusted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\x1b' => out.push_str("\\e"),
+            c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if ('\u{80}'..='\u{9f}').contains(&c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            // Bidirectional overrides and isolates reorder what follows them on screen.
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes `value` and cuts it to at most `max_width` terminal columns, ending with `…`
+/// when it was cut.
+pub fn clip_untrusted(value: &str, max_width: usize) -> String {
+    let escaped = escape_untrusted(value);
+    let total: usize = escaped.chars().map(|c| c.width().unwrap_or(0)).sum();
+    if total <= max_width {
+        return escaped;
+    }
+    let mut out = String::new();
+    let mut width = 0;
+    for c in escaped.chars() {
+        let w = c.width().unwrap_or(0);
+        if width + w + 1 > max_width {
+            break;
+        }
+        width += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_are_inert() {
+        let hostile = "web\x1b]0;pwned\x07\x1b[2J\x1b[31mred";
+        let shown = escape_untrusted(hostile);
+        assert_eq!(shown, "web\\e]0;pwned\\x07\\e[2J\\e[31mred");
+        assert!(!shown.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn c1_controls_and_bidi_are_escaped() {
+        let shown = escape_untrusted("a\u{9b}31mb\u{202e}cba");
+        assert_eq!(shown, "a\\u{9b}31mb\\u{202e}cba");
+    }
+
+    #[test]
+    fn newlines_and_tabs_are_visible() {
+        assert_eq!(escape_untrusted("a\nb\tc\r"), "a\\nb\\tc\\r");
+    }
+
+    #[test]
+    fn plain_and_wide_text_is_kept() {
+        assert_eq!(escape_untrusted("prod-web-01 数据库"), "prod-web-01 数据库");
+    }
+
+    #[test]
+    fn long_values_are_clipped_by_width() {
+        assert_eq!(clip_untrusted("abcdefghij", 5), "abcd…");
+        assert_eq!(clip_untrusted("abc", 5), "abc");
+        // Each CJK character is two columns wide.
+        let clipped = clip_untrusted("数据库服务器", 7);
+        assert_eq!(clipped, "数据库…");
+    }
+}
