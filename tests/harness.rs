@@ -29,7 +29,10 @@ pub fn shared_seed() -> SeedOptions {
 /// exits when the test binary does.
 pub fn lab() -> &'static LabState {
     &LAB.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("irf-test-lab-").tempdir().expect("temp dir for the lab");
+        let dir = tempfile::Builder::new()
+            .prefix("irf-test-lab-")
+            .tempdir()
+            .expect("temp dir for the lab");
         let options = LabOptions {
             dir: dir.path().to_owned(),
             port: None,
@@ -40,8 +43,13 @@ pub fn lab() -> &'static LabState {
         // On a thread and a runtime of its own: the caller may be inside a test's runtime,
         // and each #[tokio::test] runtime ends with its test.
         let lab = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(Lab::up(&options, &|message| eprintln!("test lab: {message}")))
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(Lab::up(&options, &|message| {
+                eprintln!("test lab: {message}");
+            }))
         })
         .join()
         .expect("the lab thread")
@@ -60,7 +68,10 @@ pub async fn context() -> Arc<AwsContext> {
 /// The `irf` binary of this build: beside the test binary's `deps` directory.
 pub fn irf_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
     let binary = profile_dir.join("irf");
     assert!(
         binary.exists(),
@@ -73,7 +84,10 @@ pub fn irf_binary() -> PathBuf {
 /// Runs `irf` with `args` and extra environment, without a terminal.
 pub fn run_irf(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(irf_binary());
-    command.args(args).env_remove("AWS_PROFILE").env("NO_COLOR", "1");
+    command
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .env("NO_COLOR", "1");
     for (key, value) in env {
         command.env(key, value);
     }
@@ -94,7 +108,12 @@ impl TerminalSession {
     pub fn start(args: &[&str], env: &[(&str, &str)], rows: u16, cols: u16) -> Self {
         use portable_pty::{CommandBuilder, PtySize, native_pty_system};
         let pair = native_pty_system()
-            .openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 })
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
             .expect("open a pseudo-terminal");
         let mut command = CommandBuilder::new(irf_binary());
         command.args(args);
@@ -103,7 +122,10 @@ impl TerminalSession {
         for (key, value) in env {
             command.env(key, value);
         }
-        let child = pair.slave.spawn_command(command).expect("spawn irf in the terminal");
+        let child = pair
+            .slave
+            .spawn_command(command)
+            .expect("spawn irf in the terminal");
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("terminal reader");
         let writer = pair.master.take_writer().expect("terminal writer");
@@ -124,7 +146,12 @@ impl TerminalSession {
                 sink.lock().expect("parser lock").process(&buffer[..n]);
             }
         });
-        Self { child, writer, parser, _reader: reader_thread }
+        Self {
+            child,
+            writer,
+            parser,
+            _reader: reader_thread,
+        }
     }
 
     /// The screen's text as it is now.
@@ -140,14 +167,19 @@ impl TerminalSession {
             if screen.contains(needle) {
                 return screen;
             }
-            assert!(Instant::now() < deadline, "'{needle}' did not appear within {timeout:?}; the screen:\n{screen}");
+            assert!(
+                Instant::now() < deadline,
+                "'{needle}' did not appear within {timeout:?}; the screen:\n{screen}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// Types `keys`.
     pub fn send(&mut self, keys: &str) {
-        self.writer.write_all(keys.as_bytes()).expect("type into the terminal");
+        self.writer
+            .write_all(keys.as_bytes())
+            .expect("type into the terminal");
         self.writer.flush().expect("flush the terminal");
     }
 
@@ -158,7 +190,11 @@ impl TerminalSession {
             if let Some(status) = self.child.try_wait().expect("poll irf") {
                 return status.success();
             }
-            assert!(Instant::now() < deadline, "irf did not exit within {timeout:?}; the screen:\n{}", self.screen());
+            assert!(
+                Instant::now() < deadline,
+                "irf did not exit within {timeout:?}; the screen:\n{}",
+                self.screen()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -173,6 +209,10 @@ impl Drop for TerminalSession {
 /// Whether a process with `pid` is alive (and not a zombie).
 pub fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| !stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+        .map(|stat| {
+            !stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
         .unwrap_or(false)
 }

@@ -64,9 +64,18 @@ pub enum AwsError {
     #[error(
         "cannot assume role '{role_arn}' in account {account}: {message}\n  deploy the member stack (5-member-ir-automation.yaml) to account {account}, or set accounts.member_role to the role that exists there"
     )]
-    AssumeRole { account: AccountId, role_arn: String, message: String },
+    AssumeRole {
+        account: AccountId,
+        role_arn: String,
+        message: String,
+    },
     #[error("{operation} failed in account {account}, region {region}: {message}")]
-    Call { operation: &'static str, account: String, region: String, message: String },
+    Call {
+        operation: &'static str,
+        account: String,
+        region: String,
+        message: String,
+    },
     #[error(
         "no usable AWS credentials: {message}\n  sign in (for example 'aws sso login --profile NAME' and pass --profile NAME), or run 'irf lab' to use the local lab"
     )]
@@ -91,7 +100,9 @@ impl AwsError {
             return assume.clone();
         }
         if let Some(credentials) = find_source::<CredentialsError>(err) {
-            return Self::Credentials { message: chain_summary(credentials) };
+            return Self::Credentials {
+                message: chain_summary(credentials),
+            };
         }
         Self::Call {
             operation,
@@ -149,7 +160,11 @@ where
             let inner = service.err();
             let code = inner.code().unwrap_or("UnknownError");
             let message = inner.message().unwrap_or("no message");
-            match inner.meta().extra("aws_request_id").or_else(|| request_id_of(inner.meta())) {
+            match inner
+                .meta()
+                .extra("aws_request_id")
+                .or_else(|| request_id_of(inner.meta()))
+            {
                 Some(id) => format!("{code}: {message} (request id {id})"),
                 None => format!("{code}: {message}"),
             }
@@ -233,7 +248,10 @@ impl ProvideCredentials for AssumedRoleProvider {
         Self: 'a,
     {
         future::ProvideCredentials::new(async move {
-            self.0.credentials().await.map_err(CredentialsError::provider_error)
+            self.0
+                .credentials()
+                .await
+                .map_err(CredentialsError::provider_error)
         })
     }
 }
@@ -263,7 +281,10 @@ impl AwsContext {
         if let Some(profile) = &options.profile {
             loader = loader.profile_name(profile);
         }
-        if let Some(region) = options.region.clone().or_else(|| config.regions.first().cloned())
+        if let Some(region) = options
+            .region
+            .clone()
+            .or_else(|| config.regions.first().cloned())
         {
             loader = loader.region(Region::new(region));
         }
@@ -300,7 +321,9 @@ impl AwsContext {
 
     /// The home region of the base configuration.
     pub fn home_region(&self) -> String {
-        self.base.region().map_or_else(|| "us-east-1".to_owned(), |r| r.as_ref().to_owned())
+        self.base
+            .region()
+            .map_or_else(|| "us-east-1".to_owned(), |r| r.as_ref().to_owned())
     }
 
     /// The endpoint override in force, if any (`AWS_ENDPOINT_URL` or `--endpoint-url`).
@@ -314,11 +337,10 @@ impl AwsContext {
         self.caller
             .get_or_try_init(|| async move {
                 let sts = aws_sdk_sts::Client::new(base);
-                let out = sts
-                    .get_caller_identity()
-                    .send()
-                    .await
-                    .map_err(|err| AwsError::from_sdk("sts:GetCallerIdentity", "-", "-", &err))?;
+                let out =
+                    sts.get_caller_identity().send().await.map_err(|err| {
+                        AwsError::from_sdk("sts:GetCallerIdentity", "-", "-", &err)
+                    })?;
                 Ok(CallerIdentity {
                     account: out.account().unwrap_or_default().to_owned(),
                     arn: out.arn().unwrap_or_default().to_owned(),
@@ -331,7 +353,10 @@ impl AwsContext {
 
     /// SDK configuration acting as the base credentials, in `region`.
     pub fn base_config(&self, region: &str) -> SdkConfig {
-        self.base.to_builder().region(Region::new(region.to_owned())).build()
+        self.base
+            .to_builder()
+            .region(Region::new(region.to_owned()))
+            .build()
     }
 
     /// SDK configuration acting in `account` through the member role, in `region`.
@@ -363,11 +388,17 @@ impl AwsContext {
         if self.caller_identity().await?.account == account.as_str() {
             return Ok(());
         }
-        self.assumed_role(account, &self.config.accounts.member_role).credentials().await.map(drop)
+        self.assumed_role(account, &self.config.accounts.member_role)
+            .credentials()
+            .await
+            .map(drop)
     }
 
     fn assumed_role(&self, account: &AccountId, role_name: &str) -> Arc<AssumedRole> {
-        let mut members = self.members.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut members = self
+            .members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         members
             .entry(account.clone())
             .or_insert_with(|| {

@@ -76,9 +76,13 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no configuration directory could be found for this user: set {CONFIG_ENV} to a file path")]
+    #[error(
+        "no configuration directory could be found for this user: set {CONFIG_ENV} to a file path"
+    )]
     NoConfigDir,
-    #[error("the configuration names no regions: set 'regions' to at least one, for example [\"us-east-1\"]")]
+    #[error(
+        "the configuration names no regions: set 'regions' to at least one, for example [\"us-east-1\"]"
+    )]
     NoRegions,
     #[error("'{0}' is not a retry mode: use 'standard' or 'adaptive'")]
     BadRetryMode(String),
@@ -216,7 +220,10 @@ pub struct UiConfig {
 
 impl Default for UiConfig {
     fn default() -> Self {
-        Self { theme: default_theme(), refresh_interval_secs: default_refresh() }
+        Self {
+            theme: default_theme(),
+            refresh_interval_secs: default_refresh(),
+        }
     }
 }
 
@@ -297,7 +304,9 @@ impl Config {
         if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()) {
             return Ok(PathBuf::from(path));
         }
-        paths::config_dir().map(|dir| dir.join("config.toml")).ok_or(ConfigError::NoConfigDir)
+        paths::config_dir()
+            .map(|dir| dir.join("config.toml"))
+            .ok_or(ConfigError::NoConfigDir)
     }
 
     /// Loads the configuration from [`Config::path`], or the defaults when there is no file.
@@ -316,14 +325,19 @@ impl Config {
                 config: Self::default(),
                 source: ConfigSource::Defaults(path.to_owned()),
             }),
-            Err(source) => Err(ConfigError::Read { path: path.to_owned(), source }),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
         }
     }
 
     /// Parses and validates configuration text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text)
-            .map_err(|err| ConfigError::Parse { path: path.to_owned(), message: err.to_string() })?;
+        let config: Self = toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -349,7 +363,10 @@ impl Config {
             }
             std::fs::write(path, self.to_toml())
         };
-        write(path).map_err(|source| ConfigError::Write { path: path.to_owned(), source })
+        write(path).map_err(|source| ConfigError::Write {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// The per-call timeout settings.
@@ -379,7 +396,10 @@ mod tests {
     fn full_file_round_trips() {
         let text = include_str!("../tests/fixtures/config-full.toml");
         let config = Config::parse(text, Path::new("full.toml")).expect("fixture parses");
-        assert_eq!(config.accounts.security.as_ref().map(AccountId::as_str), Some("123456789012"));
+        assert_eq!(
+            config.accounts.security.as_ref().map(AccountId::as_str),
+            Some("123456789012")
+        );
         assert_eq!(config.accounts.members.len(), 2);
         assert_eq!(config.api.retry_mode, RetryMode::Standard);
         let again = Config::parse(&config.to_toml(), Path::new("again.toml")).expect("reparses");
@@ -421,8 +441,10 @@ mod tests {
     fn write_then_load() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("nested/config.toml");
-        let mut config = Config::default();
-        config.regions = vec!["eu-west-1".into(), "us-west-2".into()];
+        let config = Config {
+            regions: vec!["eu-west-1".into(), "us-west-2".into()],
+            ..Config::default()
+        };
         config.write_to(&path).expect("written");
         let loaded = Config::load_from(&path).expect("loaded");
         assert_eq!(loaded.config, config);

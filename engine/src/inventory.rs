@@ -67,11 +67,20 @@ pub enum SweepEvent {
     /// The scope is known: this many account-region pairs will be swept.
     Started { accounts: usize, regions: usize },
     /// A page of instances from one account and region.
-    Instances { account: String, region: String, instances: Vec<Instance> },
+    Instances {
+        account: String,
+        region: String,
+        instances: Vec<Instance>,
+    },
     /// One account-region pair is done (successfully or not).
     PairDone { account: String, region: String },
     /// One account, or one region of it, could not be swept.
-    Failed { account: String, account_name: String, region: Option<String>, error: AwsError },
+    Failed {
+        account: String,
+        account_name: String,
+        region: Option<String>,
+        error: AwsError,
+    },
     /// The sweep is over.
     Finished,
 }
@@ -97,7 +106,12 @@ impl InventorySnapshot {
     pub fn apply(&mut self, event: SweepEvent) {
         match event {
             SweepEvent::Instances { instances, .. } => self.instances.extend(instances),
-            SweepEvent::Failed { account, account_name, region, error } => {
+            SweepEvent::Failed {
+                account,
+                account_name,
+                region,
+                error,
+            } => {
                 self.failures.push(SweepFailure {
                     account,
                     account_name,
@@ -187,7 +201,10 @@ async fn sweep_account(
                         .await;
                 }
                 let _ = events
-                    .send(SweepEvent::PairDone { account: account.id.to_string(), region })
+                    .send(SweepEvent::PairDone {
+                        account: account.id.to_string(),
+                        region,
+                    })
                     .await;
             }
         })
@@ -204,7 +221,11 @@ async fn sweep_region(
     let client = aws_sdk_ec2::Client::new(&config);
     // The paginator follows NextToken to the end; pages may hold any number of
     // instances (the emulator pages by reservation, AWS by instance).
-    let mut pages = client.describe_instances().max_results(PAGE_SIZE).into_paginator().send();
+    let mut pages = client
+        .describe_instances()
+        .max_results(PAGE_SIZE)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|err| {
             AwsError::from_sdk("ec2:DescribeInstances", account.id.as_str(), region, &err)
@@ -240,7 +261,12 @@ fn instance_from_sdk(
     let tags: BTreeMap<String, String> = instance
         .tags()
         .iter()
-        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
         .collect();
     let platform = instance
         .platform_details()

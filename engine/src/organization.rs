@@ -103,7 +103,10 @@ impl AwsContext {
                     id,
                     name: account.name().unwrap_or_default().to_owned(),
                     email: account.email().unwrap_or_default().to_owned(),
-                    status: account.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    status: account
+                        .status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
                 });
             }
         }
@@ -122,7 +125,12 @@ impl AwsContext {
         let listed = self.organization_accounts().await;
         let names: BTreeMap<AccountId, String> = listed
             .as_ref()
-            .map(|accounts| accounts.iter().map(|a| (a.id.clone(), a.name.clone())).collect())
+            .map(|accounts| {
+                accounts
+                    .iter()
+                    .map(|a| (a.id.clone(), a.name.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         let name_of = |id: &AccountId| names.get(id).cloned().unwrap_or_else(|| id.to_string());
 
@@ -130,7 +138,10 @@ impl AwsContext {
             let accounts = accounts_config
                 .members
                 .iter()
-                .map(|id| MemberAccount { id: id.clone(), name: name_of(id) })
+                .map(|id| MemberAccount {
+                    id: id.clone(),
+                    name: name_of(id),
+                })
                 .collect();
             return Ok(Scope { accounts, regions });
         }
@@ -152,7 +163,10 @@ impl AwsContext {
         let accounts = listed
             .into_iter()
             .filter(|a| a.status.eq_ignore_ascii_case("ACTIVE") && !skip.contains(&&a.id))
-            .map(|a| MemberAccount { id: a.id, name: a.name })
+            .map(|a| MemberAccount {
+                id: a.id,
+                name: a.name,
+            })
             .collect();
         Ok(Scope { accounts, regions })
     }

@@ -20,5 +20,9 @@ pub fn cache_dir() -> Option<PathBuf> {
 
 /// Where irf keeps state between runs: the lab's state file, logs.
 pub fn state_dir() -> Option<PathBuf> {
-    project().map(|p| p.state_dir().unwrap_or_else(|| p.data_local_dir()).to_owned())
+    project().map(|p| {
+        p.state_dir()
+            .unwrap_or_else(|| p.data_local_dir())
+            .to_owned()
+    })
 }

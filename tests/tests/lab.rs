@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use irf_e2e::{context, irf_binary, lab, process_alive, run_irf, TerminalSession};
+use irf_e2e::{TerminalSession, context, irf_binary, lab, process_alive, run_irf};
 use irf_engine::aws::{AwsContext, AwsError};
 use irf_engine::config::{AccountId, Config};
 use irf_engine::inventory::{self, INCIDENT_STATUS_TAG};
@@ -19,11 +19,17 @@ fn managed_members(state: &LabState) -> Vec<&irf_engine::lab::seed::LabAccount> 
 async fn fan_out_reaches_every_member_account_and_region() {
     let state = lab();
     let context = context().await;
-    let scope = context.sweep_scope().await.expect("scope from Organizations");
+    let scope = context
+        .sweep_scope()
+        .await
+        .expect("scope from Organizations");
 
     let scoped: BTreeSet<&str> = scope.accounts.iter().map(|a| a.id.as_str()).collect();
     let members: BTreeSet<&str> = state.seeded.members.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(scoped, members, "the scope is every member, without the Security and Forensics accounts");
+    assert_eq!(
+        scoped, members,
+        "the scope is every member, without the Security and Forensics accounts"
+    );
 
     let snapshot = inventory::sweep_all(context, scope).await;
     let swept: BTreeSet<(String, String, String)> = snapshot
@@ -38,11 +44,16 @@ async fn fan_out_reaches_every_member_account_and_region() {
         .filter(|i| managed_members(state).iter().any(|m| m.id == i.account))
         .map(|i| (i.id.clone(), i.account.to_string(), i.region.clone()))
         .collect();
-    assert_eq!(swept, expected, "every instance of every managed member, in its own account and region");
+    assert_eq!(
+        swept, expected,
+        "every instance of every managed member, in its own account and region"
+    );
     for member in managed_members(state) {
         for region in &state.seeded.options.regions {
             assert!(
-                swept.iter().any(|(_, a, r)| a == member.id.as_str() && r == region),
+                swept
+                    .iter()
+                    .any(|(_, a, r)| a == member.id.as_str() && r == region),
                 "no instance seen in {} {region}",
                 member.id
             );
@@ -57,37 +68,78 @@ async fn a_missing_role_is_one_clear_error_for_that_account_only() {
     let scope = context.sweep_scope().await.expect("scope");
     let snapshot = inventory::sweep_all(context, scope).await;
 
-    let unmanaged = state.seeded.members.iter().find(|m| !m.managed).expect("the lab has an unmanaged account");
-    assert_eq!(snapshot.failures.len(), 1, "one failure: {:#?}", snapshot.failures);
+    let unmanaged = state
+        .seeded
+        .members
+        .iter()
+        .find(|m| !m.managed)
+        .expect("the lab has an unmanaged account");
+    assert_eq!(
+        snapshot.failures.len(),
+        1,
+        "one failure: {:#?}",
+        snapshot.failures
+    );
     let failure = &snapshot.failures[0];
     assert_eq!(failure.account, unmanaged.id.as_str());
     assert_eq!(failure.account_name, "legacy-unmanaged");
     assert_eq!(failure.region, None, "the whole account failed, once");
     assert!(failure.error.contains("AccessDenied"), "{}", failure.error);
-    assert!(failure.error.contains(&format!("arn:aws:iam::{}:role/IRAutomation", unmanaged.id)), "{}", failure.error);
-    assert!(failure.error.contains("5-member-ir-automation.yaml"), "says what to do: {}", failure.error);
-    assert!(!snapshot.instances.iter().any(|i| i.account == unmanaged.id.as_str()));
+    assert!(
+        failure
+            .error
+            .contains(&format!("arn:aws:iam::{}:role/IRAutomation", unmanaged.id)),
+        "{}",
+        failure.error
+    );
+    assert!(
+        failure.error.contains("5-member-ir-automation.yaml"),
+        "says what to do: {}",
+        failure.error
+    );
+    assert!(
+        !snapshot
+            .instances
+            .iter()
+            .any(|i| i.account == unmanaged.id.as_str())
+    );
 }
 
 #[tokio::test]
 async fn explicit_members_with_a_wrong_role_name_fail_per_account() {
     let state = lab();
-    let mut config = Config::load_from(&state.config_path).expect("lab config").config;
+    let mut config = Config::load_from(&state.config_path)
+        .expect("lab config")
+        .config;
     let first = managed_members(state)[0].id.clone();
     config.accounts.members = vec![first.clone()];
     config.accounts.member_role = "NoSuchRole".to_owned();
-    let context = Arc::new(AwsContext::connect(Arc::new(config), &connect_options_for(&state.endpoint)).await);
-    let err = context.check_account(&first).await.expect_err("the role does not exist");
+    let context = Arc::new(
+        AwsContext::connect(Arc::new(config), &connect_options_for(&state.endpoint)).await,
+    );
+    let err = context
+        .check_account(&first)
+        .await
+        .expect_err("the role does not exist");
     match &err {
-        AwsError::AssumeRole { account, role_arn, .. } => {
+        AwsError::AssumeRole {
+            account, role_arn, ..
+        } => {
             assert_eq!(account, &first);
             assert!(role_arn.ends_with(":role/NoSuchRole"), "{role_arn}");
         }
         other => panic!("expected an AssumeRole error, got {other:?}"),
     }
-    let scope = context.sweep_scope().await.expect("explicit members need no Organizations call");
+    let scope = context
+        .sweep_scope()
+        .await
+        .expect("explicit members need no Organizations call");
     assert_eq!(scope.accounts.len(), 1);
-    assert_eq!(scope.accounts[0].name, managed_members(state)[0].name, "named from Organizations");
+    assert_eq!(
+        scope.accounts[0].name,
+        managed_members(state)[0].name,
+        "named from Organizations"
+    );
 }
 
 #[tokio::test]
@@ -107,26 +159,57 @@ async fn seeded_instances_carry_states_tags_and_networks() {
     let context = context().await;
     let scope = context.sweep_scope().await.expect("scope");
     let snapshot = inventory::sweep_all(context, scope).await;
-    assert!(snapshot.instances.len() >= 24, "at least 30 seeded, most in managed accounts");
+    assert!(
+        snapshot.instances.len() >= 24,
+        "at least 30 seeded, most in managed accounts"
+    );
 
-    let analyzed: Vec<_> =
-        snapshot.instances.iter().filter(|i| i.incident_status() == Some("Analyze")).collect();
+    let analyzed: Vec<_> = snapshot
+        .instances
+        .iter()
+        .filter(|i| i.incident_status() == Some("Analyze"))
+        .collect();
     assert_eq!(analyzed.len(), 1, "one instance is already under analysis");
     assert!(analyzed[0].tags.contains_key(INCIDENT_STATUS_TAG));
 
     for instance in &snapshot.instances {
-        let seeded = state.seeded.instances.iter().find(|s| s.id == instance.id).expect("seeded");
+        let seeded = state
+            .seeded
+            .instances
+            .iter()
+            .find(|s| s.id == instance.id)
+            .expect("seeded");
         assert_eq!(instance.state, seeded.state, "state of {}", instance.id);
         assert_eq!(instance.name.as_deref(), Some(seeded.name.as_str()));
         for tag in ["Owner", "Environment", "Role"] {
-            assert!(instance.tags.contains_key(tag), "{} lacks {tag}", instance.id);
+            assert!(
+                instance.tags.contains_key(tag),
+                "{} lacks {tag}",
+                instance.id
+            );
         }
-        assert!(instance.vpc_id.is_some() && instance.subnet_id.is_some() && instance.private_ip.is_some());
+        assert!(
+            instance.vpc_id.is_some()
+                && instance.subnet_id.is_some()
+                && instance.private_ip.is_some()
+        );
         assert!(!instance.security_groups.is_empty());
-        assert!(instance.availability_zone.as_deref().is_some_and(|az| az.starts_with(&instance.region)));
+        assert!(
+            instance
+                .availability_zone
+                .as_deref()
+                .is_some_and(|az| az.starts_with(&instance.region))
+        );
     }
-    assert!(snapshot.instances.iter().any(|i| i.state == "stopped"), "some instances are stopped");
-    let roles: BTreeSet<&str> = snapshot.instances.iter().filter_map(|i| i.tags.get("Role").map(String::as_str)).collect();
+    assert!(
+        snapshot.instances.iter().any(|i| i.state == "stopped"),
+        "some instances are stopped"
+    );
+    let roles: BTreeSet<&str> = snapshot
+        .instances
+        .iter()
+        .filter_map(|i| i.tags.get("Role").map(String::as_str))
+        .collect();
     assert!(roles.len() >= 4, "varied roles: {roles:?}");
 }
 
@@ -144,7 +227,11 @@ async fn security_hub_holds_findings_that_point_at_seeded_instances() {
     assert!(findings.len() >= 20);
     let labels: BTreeSet<String> = findings
         .iter()
-        .filter_map(|f| f.severity().and_then(|s| s.label()).map(|l| l.as_str().to_owned()))
+        .filter_map(|f| {
+            f.severity()
+                .and_then(|s| s.label())
+                .map(|l| l.as_str().to_owned())
+        })
         .collect();
     for label in ["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"] {
         assert!(labels.contains(label), "{label} missing from {labels:?}");
@@ -152,8 +239,16 @@ async fn security_hub_holds_findings_that_point_at_seeded_instances() {
     for finding in &findings {
         let resource = &finding.resources()[0];
         assert_eq!(resource.r#type(), Some("AwsEc2Instance"));
-        let instance_id = resource.id().and_then(|arn| arn.rsplit('/').next()).expect("instance ARN");
-        let seeded = state.seeded.instances.iter().find(|i| i.id == instance_id).expect("points at a seeded instance");
+        let instance_id = resource
+            .id()
+            .and_then(|arn| arn.rsplit('/').next())
+            .expect("instance ARN");
+        let seeded = state
+            .seeded
+            .instances
+            .iter()
+            .find(|i| i.id == instance_id)
+            .expect("points at a seeded instance");
         assert_eq!(finding.aws_account_id(), Some(seeded.account.as_str()));
     }
 }
@@ -175,20 +270,45 @@ fn lab_cli_lifecycle_as_a_user_drives_it() {
     assert_eq!(status.status.code(), Some(3), "no lab yet");
     let no_env = run_irf(&["lab", "env"], &env);
     assert!(!no_env.status.success());
-    assert!(String::from_utf8_lossy(&no_env.stderr).contains("irf lab up --detach"), "says what to do");
+    assert!(
+        String::from_utf8_lossy(&no_env.stderr).contains("irf lab up --detach"),
+        "says what to do"
+    );
 
     let up = run_irf(&["lab", "up", "--detach"], &env);
-    assert!(up.status.success(), "lab up failed: {}", String::from_utf8_lossy(&up.stderr));
-    let state = LabState::load(dir.path()).expect("state").expect("state written");
+    assert!(
+        up.status.success(),
+        "lab up failed: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let state = LabState::load(dir.path())
+        .expect("state")
+        .expect("state written");
     assert!(process_alive(state.emulator_pid));
     assert!(run_irf(&["lab", "status"], &env).status.success());
 
     // The same seed gives the same Organization as the shared lab.
     let shared = lab();
-    let ids = |s: &LabState| s.seeded.members.iter().map(|m| m.id.to_string()).collect::<Vec<_>>();
+    let ids = |s: &LabState| {
+        s.seeded
+            .members
+            .iter()
+            .map(|m| m.id.to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(&state), ids(shared), "account ids are deterministic");
-    let instance_ids = |s: &LabState| s.seeded.instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
-    assert_eq!(instance_ids(&state), instance_ids(shared), "instance ids are deterministic");
+    let instance_ids = |s: &LabState| {
+        s.seeded
+            .instances
+            .iter()
+            .map(|i| i.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        instance_ids(&state),
+        instance_ids(shared),
+        "instance ids are deterministic"
+    );
 
     // A second lab in the same directory is refused while the first runs.
     let again = run_irf(&["lab", "up", "--detach"], &env);
@@ -199,7 +319,10 @@ fn lab_cli_lifecycle_as_a_user_drives_it() {
     // member accounts through assumed roles, and the findings.
     let exports = run_irf(&["lab", "env"], &env);
     assert!(exports.status.success());
-    let aws = irf_engine::lab::install::installed().expect("venv").expect("installed").aws_cli();
+    let aws = irf_engine::lab::install::installed()
+        .expect("venv")
+        .expect("installed")
+        .aws_cli();
     let script = format!(
         r#"set -e
 eval "$({irf} lab env)"
@@ -215,7 +338,15 @@ done
 "#,
         irf = irf_binary().display(),
         aws = aws.display(),
-        members = state.seeded.members.iter().filter(|m| m.managed).take(2).map(|m| m.id.to_string()).collect::<Vec<_>>().join(" "),
+        members = state
+            .seeded
+            .members
+            .iter()
+            .filter(|m| m.managed)
+            .take(2)
+            .map(|m| m.id.to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
     );
     let cli = std::process::Command::new("bash")
         .arg("-c")
@@ -225,14 +356,40 @@ done
         .output()
         .expect("run the AWS CLI");
     let stdout = String::from_utf8_lossy(&cli.stdout);
-    assert!(cli.status.success(), "AWS CLI failed: {}\n{stdout}", String::from_utf8_lossy(&cli.stderr));
-    let numbers: Vec<usize> = stdout.split_whitespace().map(|n| n.parse().expect("a count")).collect();
+    assert!(
+        cli.status.success(),
+        "AWS CLI failed: {}\n{stdout}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let numbers: Vec<usize> = stdout
+        .split_whitespace()
+        .map(|n| n.parse().expect("a count"))
+        .collect();
     let org_accounts = 2 + state.seeded.members.len();
     let in_us_east_1 = |account: &AccountId| {
-        state.seeded.instances.iter().filter(|i| &i.account == account && i.region == "us-east-1").count()
+        state
+            .seeded
+            .instances
+            .iter()
+            .filter(|i| &i.account == account && i.region == "us-east-1")
+            .count()
     };
-    let managed: Vec<_> = state.seeded.members.iter().filter(|m| m.managed).take(2).collect();
-    assert_eq!(numbers, vec![org_accounts, in_us_east_1(&managed[0].id), in_us_east_1(&managed[1].id), state.seeded.findings]);
+    let managed: Vec<_> = state
+        .seeded
+        .members
+        .iter()
+        .filter(|m| m.managed)
+        .take(2)
+        .collect();
+    assert_eq!(
+        numbers,
+        vec![
+            org_accounts,
+            in_us_east_1(&managed[0].id),
+            in_us_east_1(&managed[1].id),
+            state.seeded.findings
+        ]
+    );
 
     let down = run_irf(&["lab", "down"], &env);
     assert!(down.status.success());
@@ -241,7 +398,10 @@ done
     while process_alive(state.emulator_pid) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!process_alive(state.emulator_pid), "the emulator is gone after 'irf lab down'");
+    assert!(
+        !process_alive(state.emulator_pid),
+        "the emulator is gone after 'irf lab down'"
+    );
     assert_eq!(run_irf(&["lab", "status"], &env).status.code(), Some(3));
 }
 
@@ -250,19 +410,35 @@ fn a_port_in_use_is_refused_clearly_and_nothing_is_left_running() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_listener, port) = occupied_port();
     let port = port.to_string();
-    let out = run_irf(&["lab", "up", "--detach", "--port", &port], &[("IRF_LAB_DIR", dir.path().to_str().expect("utf-8"))]);
+    let out = run_irf(
+        &["lab", "up", "--detach", "--port", &port],
+        &[("IRF_LAB_DIR", dir.path().to_str().expect("utf-8"))],
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("port {port} on 127.0.0.1 is in use")), "{stderr}");
-    assert!(LabState::load(dir.path()).expect("readable").is_none(), "no state written");
+    assert!(
+        stderr.contains(&format!("port {port} on 127.0.0.1 is in use")),
+        "{stderr}"
+    );
+    assert!(
+        LabState::load(dir.path()).expect("readable").is_none(),
+        "no state written"
+    );
 }
 
 #[test]
 fn bad_seed_options_name_the_value() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = run_irf(&["lab", "up", "--detach", "--members", "2"], &[("IRF_LAB_DIR", dir.path().to_str().expect("utf-8"))]);
+    let out = run_irf(
+        &["lab", "up", "--detach", "--members", "2"],
+        &[("IRF_LAB_DIR", dir.path().to_str().expect("utf-8"))],
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("members = 2"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("members = 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -279,7 +455,10 @@ fn a_broken_python_is_a_clear_error() {
     );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("'/nonexistent/python3'") && stderr.contains("IRF_PYTHON"), "{stderr}");
+    assert!(
+        stderr.contains("'/nonexistent/python3'") && stderr.contains("IRF_PYTHON"),
+        "{stderr}"
+    );
     assert!(LabState::load(dir.path()).expect("readable").is_none());
 }
 
@@ -300,7 +479,10 @@ fn config_commands_show_the_file_in_force_and_name_bad_values() {
     let bad = run_irf(&["config", "show"], &[("IRF_CONFIG", path_text)]);
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("'not-an-id'") && stderr.contains(path_text), "{stderr}");
+    assert!(
+        stderr.contains("'not-an-id'") && stderr.contains(path_text),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -315,14 +497,27 @@ fn the_workstation_opens_on_the_lab_and_quits_cleanly() {
     ];
     let mut session = TerminalSession::start(&[], &env, 30, 160);
     let screen = session.wait_for("last refresh", Duration::from_secs(60));
-    assert!(screen.contains(&format!("accounts ({})", state.seeded.members.len())), "{screen}");
+    assert!(
+        screen.contains(&format!("accounts ({})", state.seeded.members.len())),
+        "{screen}"
+    );
     for member in &state.seeded.members {
-        assert!(screen.contains(member.id.as_str()), "{} missing:\n{screen}", member.id);
+        assert!(
+            screen.contains(member.id.as_str()),
+            "{} missing:\n{screen}",
+            member.id
+        );
     }
-    assert!(screen.contains("cannot assume role"), "the unmanaged account shows its error:\n{screen}");
+    assert!(
+        screen.contains("cannot assume role"),
+        "the unmanaged account shows its error:\n{screen}"
+    );
     assert!(screen.contains(&state.seeded.organization_id), "{screen}");
     session.send("q");
-    assert!(session.wait_exit(Duration::from_secs(10)), "irf exits with success");
+    assert!(
+        session.wait_exit(Duration::from_secs(10)),
+        "irf exits with success"
+    );
 }
 
 #[test]
@@ -331,8 +526,13 @@ fn irf_lab_opens_the_workstation_and_stops_the_lab_on_exit() {
     let lab_dir = dir.path().to_str().expect("utf-8");
     let mut session = TerminalSession::start(&["lab"], &[("IRF_LAB_DIR", lab_dir)], 30, 160);
     let screen = session.wait_for("last refresh", Duration::from_secs(120));
-    assert!(screen.contains("legacy-unmanaged") && screen.contains("prod-web"), "{screen}");
-    let state = LabState::load(dir.path()).expect("state").expect("written while the lab runs");
+    assert!(
+        screen.contains("legacy-unmanaged") && screen.contains("prod-web"),
+        "{screen}"
+    );
+    let state = LabState::load(dir.path())
+        .expect("state")
+        .expect("written while the lab runs");
     assert!(process_alive(state.emulator_pid));
     session.send("q");
     assert!(session.wait_exit(Duration::from_secs(20)));
@@ -340,6 +540,12 @@ fn irf_lab_opens_the_workstation_and_stops_the_lab_on_exit() {
     while process_alive(state.emulator_pid) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!process_alive(state.emulator_pid), "the lab stops with the workstation");
-    assert!(LabState::load(dir.path()).expect("readable").is_none(), "state removed");
+    assert!(
+        !process_alive(state.emulator_pid),
+        "the lab stops with the workstation"
+    );
+    assert!(
+        LabState::load(dir.path()).expect("readable").is_none(),
+        "state removed"
+    );
 }

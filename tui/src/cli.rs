@@ -137,9 +137,22 @@ mod tests {
 
     #[test]
     fn lab_up_detach_parses() {
-        let cli = Cli::try_parse_from(["irf", "lab", "up", "--detach", "--members", "5", "--regions", "us-east-1,us-west-2"])
-            .expect("parses");
-        let Some(Command::Lab(LabArgs { command: Some(LabCommand::Up { detach, args }), .. })) = cli.command else {
+        let cli = Cli::try_parse_from([
+            "irf",
+            "lab",
+            "up",
+            "--detach",
+            "--members",
+            "5",
+            "--regions",
+            "us-east-1,us-west-2",
+        ])
+        .expect("parses");
+        let Some(Command::Lab(LabArgs {
+            command: Some(LabCommand::Up { detach, args }),
+            ..
+        })) = cli.command
+        else {
             panic!("expected lab up, got {:?}", cli.command);
         };
         assert!(detach);

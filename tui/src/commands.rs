@@ -42,7 +42,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Lab(args)) => match args.command {
             None => lab_attached(&args.up, &global).await,
-            Some(LabCommand::Up { detach: false, args }) => lab_attached(&args, &global).await,
+            Some(LabCommand::Up {
+                detach: false,
+                args,
+            }) => lab_attached(&args, &global).await,
             Some(LabCommand::Up { detach: true, args }) => lab_detached(&args).await,
             Some(LabCommand::Down) => lab_down(),
             Some(LabCommand::Status { json }) => lab_status(json),
@@ -67,7 +70,9 @@ async fn connect(global: &GlobalArgs) -> anyhow::Result<Arc<AwsContext>> {
         region: global.region.clone(),
         ..ConnectOptions::default()
     };
-    Ok(Arc::new(AwsContext::connect(Arc::new(loaded.config), &options).await))
+    Ok(Arc::new(
+        AwsContext::connect(Arc::new(loaded.config), &options).await,
+    ))
 }
 
 fn lab_dir(args: Option<&LabUpArgs>) -> anyhow::Result<PathBuf> {
@@ -101,7 +106,10 @@ fn progress(message: &str) {
 async fn lab_attached(args: &LabUpArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let options = lab_options(args, true)?;
     let lab = Lab::up(&options, &progress).await?;
-    eprintln!("irf lab: ready at {}; opening the workstation (q quits and stops the lab)", lab.state.endpoint);
+    eprintln!(
+        "irf lab: ready at {}; opening the workstation (q quits and stops the lab)",
+        lab.state.endpoint
+    );
     let context = lab.state.connect().await?;
     let result = workstation::run(context, global.read_only).await;
     lab.down(&options.dir);
@@ -120,15 +128,44 @@ async fn lab_detached(args: &LabUpArgs) -> anyhow::Result<ExitCode> {
 
 fn print_lab_summary(state: &LabState) -> anyhow::Result<()> {
     let seeded = &state.seeded;
-    out!("irf lab running at {} (pid {})", state.endpoint, state.emulator_pid);
-    out!("  Organization {}  Security {}  Forensics {}", seeded.organization_id, seeded.security, seeded.forensics);
+    out!(
+        "irf lab running at {} (pid {})",
+        state.endpoint,
+        state.emulator_pid
+    );
+    out!(
+        "  Organization {}  Security {}  Forensics {}",
+        seeded.organization_id,
+        seeded.security,
+        seeded.forensics
+    );
     for member in &seeded.members {
-        let count = seeded.instances.iter().filter(|i| i.account == member.id).count();
-        let role = if member.managed { "" } else { "  (no IR role: not onboarded)" };
-        out!("  member {}  {:<20} {count:>3} instances{role}", member.id, member.name);
+        let count = seeded
+            .instances
+            .iter()
+            .filter(|i| i.account == member.id)
+            .count();
+        let role = if member.managed {
+            ""
+        } else {
+            "  (no IR role: not onboarded)"
+        };
+        out!(
+            "  member {}  {:<20} {count:>3} instances{role}",
+            member.id,
+            member.name
+        );
     }
-    out!("  regions {}  findings {}", seeded.options.regions.join(", "), seeded.findings);
-    out!("  config {}  log {}", state.config_path.display(), state.log_path.display());
+    out!(
+        "  regions {}  findings {}",
+        seeded.options.regions.join(", "),
+        seeded.findings
+    );
+    out!(
+        "  config {}  log {}",
+        state.config_path.display(),
+        state.log_path.display()
+    );
     Ok(())
 }
 
@@ -167,7 +204,11 @@ fn lab_status(json: bool) -> anyhow::Result<ExitCode> {
             None => out!("no lab is running (directory {})", dir.display()),
         }
     }
-    Ok(if running { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if running {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 async fn lab_reset(seed: Option<u64>) -> anyhow::Result<ExitCode> {
@@ -216,7 +257,11 @@ async fn whoami(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
         out!("endpoint {endpoint}");
     }
     match (&who.organization, &who.organization_error) {
-        (Some(org), _) => out!("org      {} (management account {})", org.id, org.management_account),
+        (Some(org), _) => out!(
+            "org      {} (management account {})",
+            org.id,
+            org.management_account
+        ),
         (None, Some(err)) => out!("org      unavailable: {err}"),
         (None, None) => out!("org      none"),
     }
@@ -225,7 +270,10 @@ async fn whoami(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
 
 async fn instances(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
     let context = connect(global).await?;
-    let scope = context.sweep_scope().await.context("cannot decide which accounts to sweep")?;
+    let scope = context
+        .sweep_scope()
+        .await
+        .context("cannot decide which accounts to sweep")?;
     let snapshot = inventory::sweep_all(context, scope).await;
     if json {
         out!("{}", serde_json::to_string_pretty(&snapshot)?);
@@ -252,5 +300,9 @@ async fn instances(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> 
         }
     }
     // Partial results are still results; the exit status says some were missing.
-    Ok(if snapshot.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if snapshot.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }

@@ -14,7 +14,9 @@ pub fn escape_untrusted(value: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\x1b' => out.push_str("\\e"),
             c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if ('\u{80}'..='\u{9f}').contains(&c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c if ('\u{80}'..='\u{9f}').contains(&c) => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
             // Bidirectional overrides and isolates reorder what follows them on screen.
             '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' => {
                 out.push_str(&format!("\\u{{{:x}}}", c as u32));

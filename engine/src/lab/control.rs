@@ -29,9 +29,17 @@ impl Control {
         }
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<String>) -> Result<String, LabError> {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<String, LabError> {
         let uri = format!("{}{path}", self.base);
-        let failed = |message: String| LabError::Control { uri: uri.clone(), message };
+        let failed = |message: String| LabError::Control {
+            uri: uri.clone(),
+            message,
+        };
         let request = hyper::Request::builder()
             .method(method)
             .uri(&uri)
@@ -53,7 +61,10 @@ impl Control {
         if status.is_success() {
             Ok(text)
         } else {
-            Err(failed(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>())))
+            Err(failed(format!(
+                "HTTP {status}: {}",
+                text.chars().take(300).collect::<String>()
+            )))
         }
     }
 
@@ -68,13 +79,17 @@ impl Control {
             "lambda": { "use_docker": false },
             "stepfunctions": { "execute_state_machine": true },
         });
-        self.call("POST", "/moto-api/config", Some(body.to_string())).await.map(drop)
+        self.call("POST", "/moto-api/config", Some(body.to_string()))
+            .await
+            .map(drop)
     }
 
     /// Seeds the emulator's id generator, so that account, instance and volume ids are the
     /// same for the same seed.
     pub async fn seed_ids(&self, seed: u64) -> Result<(), LabError> {
-        self.call("POST", &format!("/moto-api/seed?a={seed}"), None).await.map(drop)
+        self.call("POST", &format!("/moto-api/seed?a={seed}"), None)
+            .await
+            .map(drop)
     }
 
     /// Drops every resource of every account.

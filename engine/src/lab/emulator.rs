@@ -61,12 +61,20 @@ pub fn endpoint_for(port: u16) -> String {
 }
 
 fn free_port() -> Result<u16, LabError> {
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .map_err(|err| LabError::Start { message: format!("no free loopback port: {err}"), log: None })?;
+    let listener =
+        TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).map_err(|err| {
+            LabError::Start {
+                message: format!("no free loopback port: {err}"),
+                log: None,
+            }
+        })?;
     listener
         .local_addr()
         .map(|a| a.port())
-        .map_err(|err| LabError::Start { message: err.to_string(), log: None })
+        .map_err(|err| LabError::Start {
+            message: err.to_string(),
+            log: None,
+        })
 }
 
 fn port_is_taken(port: u16) -> bool {
@@ -145,13 +153,20 @@ pub async fn start(
         if started.elapsed() > START_TIMEOUT {
             kill_child(&mut child);
             return Err(LabError::Start {
-                message: format!("the emulator did not answer on port {port} within {} s", START_TIMEOUT.as_secs()),
+                message: format!(
+                    "the emulator did not answer on port {port} within {} s",
+                    START_TIMEOUT.as_secs()
+                ),
                 log: Some(log_tail(&options.log_path)),
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(RunningEmulator { port, pid: child.id(), lifeline })
+    Ok(RunningEmulator {
+        port,
+        pid: child.id(),
+        lifeline,
+    })
 }
 
 fn kill_child(child: &mut Child) {
@@ -177,7 +192,10 @@ pub fn is_our_emulator(pid: u32) -> bool {
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| rest.starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 

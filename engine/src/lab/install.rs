@@ -48,8 +48,11 @@ impl EmulatorInstall {
     /// Writes the launcher next to the interpreter and returns its path.
     pub fn launcher(&self) -> Result<PathBuf, LabError> {
         let path = self.venv.join(LAUNCHER_FILE);
-        std::fs::write(&path, LAUNCHER)
-            .map_err(|source| LabError::Io { what: "write the emulator launcher", path: path.clone(), source })?;
+        std::fs::write(&path, LAUNCHER).map_err(|source| LabError::Io {
+            what: "write the emulator launcher",
+            path: path.clone(),
+            source,
+        })?;
         Ok(path)
     }
 }
@@ -63,7 +66,9 @@ fn requirements_hash() -> String {
 pub fn venv_dir() -> Result<PathBuf, LabError> {
     let root = match std::env::var_os(VENV_ROOT_ENV).filter(|v| !v.is_empty()) {
         Some(root) => PathBuf::from(root),
-        None => crate::paths::cache_dir().ok_or(LabError::NoHomeDirs)?.join("lab"),
+        None => crate::paths::cache_dir()
+            .ok_or(LabError::NoHomeDirs)?
+            .join("lab"),
     };
     Ok(root.join(format!("venv-{}", requirements_hash())))
 }
@@ -87,46 +92,90 @@ pub fn ensure_installed(progress: &dyn Fn(&str)) -> Result<EmulatorInstall, LabE
         return Ok(EmulatorInstall { venv });
     }
     let parent = venv.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)
-        .map_err(|source| LabError::Io { what: "create the lab cache directory", path: parent.to_owned(), source })?;
+    std::fs::create_dir_all(parent).map_err(|source| LabError::Io {
+        what: "create the lab cache directory",
+        path: parent.to_owned(),
+        source,
+    })?;
     // Several processes (parallel tests, two terminals) may arrive here at once: one installs,
     // the others wait for it and then find the environment complete.
-    let lock_path = parent.join(format!("{}.lock", venv.file_name().and_then(|n| n.to_str()).unwrap_or("venv")));
-    let lock = File::create(&lock_path)
-        .map_err(|source| LabError::Io { what: "create the install lock", path: lock_path.clone(), source })?;
-    lock.lock().map_err(|source| LabError::Io { what: "lock", path: lock_path.clone(), source })?;
+    let lock_path = parent.join(format!(
+        "{}.lock",
+        venv.file_name().and_then(|n| n.to_str()).unwrap_or("venv")
+    ));
+    let lock = File::create(&lock_path).map_err(|source| LabError::Io {
+        what: "create the install lock",
+        path: lock_path.clone(),
+        source,
+    })?;
+    lock.lock().map_err(|source| LabError::Io {
+        what: "lock",
+        path: lock_path.clone(),
+        source,
+    })?;
     if is_complete(&venv) {
         return Ok(EmulatorInstall { venv });
     }
 
-    let python = std::env::var(PYTHON_ENV).ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "python3".to_owned());
+    let python = std::env::var(PYTHON_ENV)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".to_owned());
     check_python(&python)?;
     if venv.exists() {
         // A half-built environment from an interrupted install: start over.
-        std::fs::remove_dir_all(&venv)
-            .map_err(|source| LabError::Io { what: "remove the incomplete environment", path: venv.clone(), source })?;
+        std::fs::remove_dir_all(&venv).map_err(|source| LabError::Io {
+            what: "remove the incomplete environment",
+            path: venv.clone(),
+            source,
+        })?;
     }
-    progress(&format!("creating the lab environment in {}", venv.display()));
-    run(Command::new(&python).arg("-m").arg("venv").arg(&venv), "create the virtual environment")?;
+    progress(&format!(
+        "creating the lab environment in {}",
+        venv.display()
+    ));
+    run(
+        Command::new(&python).arg("-m").arg("venv").arg(&venv),
+        "create the virtual environment",
+    )?;
     let requirements = venv.join("requirements.txt");
-    std::fs::write(&requirements, REQUIREMENTS)
-        .map_err(|source| LabError::Io { what: "write the requirements", path: requirements.clone(), source })?;
-    progress("installing the pinned lab emulator (moto server) with pip; the first time takes a minute");
+    std::fs::write(&requirements, REQUIREMENTS).map_err(|source| LabError::Io {
+        what: "write the requirements",
+        path: requirements.clone(),
+        source,
+    })?;
+    progress(
+        "installing the pinned lab emulator (moto server) with pip; the first time takes a minute",
+    );
     let install = EmulatorInstall { venv: venv.clone() };
     run(
         Command::new(install.python())
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                "-r",
+            ])
             .arg(&requirements),
         "install the emulator with pip (is PyPI reachable?)",
     )?;
-    std::fs::write(venv.join(MARKER), requirements_hash())
-        .map_err(|source| LabError::Io { what: "mark the environment complete", path: venv.clone(), source })?;
+    std::fs::write(venv.join(MARKER), requirements_hash()).map_err(|source| LabError::Io {
+        what: "mark the environment complete",
+        path: venv.clone(),
+        source,
+    })?;
     Ok(install)
 }
 
 fn check_python(python: &str) -> Result<(), LabError> {
     let output = Command::new(python)
-        .args(["-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"])
+        .args([
+            "-c",
+            "import sys, venv; print('%d.%d' % sys.version_info[:2])",
+        ])
         .stdin(Stdio::null())
         .output()
         .map_err(|err| LabError::Python {
@@ -150,16 +199,22 @@ fn check_python(python: &str) -> Result<(), LabError> {
         Some(found) if found >= MIN_PYTHON => Ok(()),
         _ => Err(LabError::Python {
             python: python.to_owned(),
-            problem: format!("it is Python {version}; the lab needs {}.{} or newer", MIN_PYTHON.0, MIN_PYTHON.1),
+            problem: format!(
+                "it is Python {version}; the lab needs {}.{} or newer",
+                MIN_PYTHON.0, MIN_PYTHON.1
+            ),
         }),
     }
 }
 
 fn run(command: &mut Command, what: &'static str) -> Result<(), LabError> {
-    let output = command.stdin(Stdio::null()).output().map_err(|err| LabError::Install {
-        what,
-        detail: err.to_string(),
-    })?;
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| LabError::Install {
+            what,
+            detail: err.to_string(),
+        })?;
     if output.status.success() {
         return Ok(());
     }
@@ -182,7 +237,10 @@ mod tests {
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .collect();
-        assert!(pins.iter().any(|l| l.starts_with("moto==")), "moto is pinned");
+        assert!(
+            pins.iter().any(|l| l.starts_with("moto==")),
+            "moto is pinned"
+        );
         for pin in &pins {
             assert!(pin.contains("=="), "'{pin}' is not pinned to one version");
         }

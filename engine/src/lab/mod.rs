@@ -43,23 +43,36 @@ pub enum LabError {
     },
     #[error("the Python interpreter '{python}' cannot host the lab: {problem}\n  install Python 3.9 or newer with its venv module (Debian: apt-get install python3 python3-venv), or point {env} at one", env = install::PYTHON_ENV)]
     Python { python: String, problem: String },
-    #[error("cannot {what}: {detail}\n  check the network access to PyPI, then run 'irf lab up' again")]
+    #[error(
+        "cannot {what}: {detail}\n  check the network access to PyPI, then run 'irf lab up' again"
+    )]
     Install { what: &'static str, detail: String },
-    #[error("port {0} on 127.0.0.1 is in use: stop what uses it, or leave out --port to let irf pick a free one")]
+    #[error(
+        "port {0} on 127.0.0.1 is in use: stop what uses it, or leave out --port to let irf pick a free one"
+    )]
     PortInUse(u16),
     #[error("the lab emulator did not start: {message}{}", log.as_deref().map(|l| format!("\n  last lines of its log:\n{l}")).unwrap_or_default())]
-    Start { message: String, log: Option<String> },
+    Start {
+        message: String,
+        log: Option<String>,
+    },
     #[error("the lab emulator's control call '{uri}' failed: {message}")]
     Control { uri: String, message: String },
     #[error("seeding the lab failed at {step}: {message}")]
     Seed { step: &'static str, message: String },
     #[error("bad lab seed option: {0}")]
     BadSeedOptions(String),
-    #[error("a lab is already running at {endpoint} (pid {pid}): use it ('eval \"$(irf lab env)\"'), or stop it with 'irf lab down'")]
+    #[error(
+        "a lab is already running at {endpoint} (pid {pid}): use it ('eval \"$(irf lab env)\"'), or stop it with 'irf lab down'"
+    )]
     AlreadyRunning { endpoint: String, pid: u32 },
-    #[error("no lab is running: start one with 'irf lab up --detach' (or 'irf lab' for the workstation on it)")]
+    #[error(
+        "no lab is running: start one with 'irf lab up --detach' (or 'irf lab' for the workstation on it)"
+    )]
     NotRunning,
-    #[error("the lab state file '{path}' is damaged ({message}): stop any leftover emulator with 'irf lab down --force' and start again")]
+    #[error(
+        "the lab state file '{path}' is damaged ({message}): stop any leftover emulator with 'irf lab down --force' and start again"
+    )]
     BadState { path: PathBuf, message: String },
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
@@ -69,7 +82,9 @@ pub enum LabError {
 pub fn lab_dir() -> Result<PathBuf, LabError> {
     match std::env::var_os(LAB_DIR_ENV).filter(|v| !v.is_empty()) {
         Some(dir) => Ok(PathBuf::from(dir)),
-        None => Ok(crate::paths::state_dir().ok_or(LabError::NoHomeDirs)?.join("lab")),
+        None => Ok(crate::paths::state_dir()
+            .ok_or(LabError::NoHomeDirs)?
+            .join("lab")),
     }
 }
 
@@ -110,9 +125,16 @@ impl LabState {
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text)
                 .map(Some)
-                .map_err(|err| LabError::BadState { path, message: err.to_string() }),
+                .map_err(|err| LabError::BadState {
+                    path,
+                    message: err.to_string(),
+                }),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(LabError::Io { what: "read the lab state", path, source }),
+            Err(source) => Err(LabError::Io {
+                what: "read the lab state",
+                path,
+                source,
+            }),
         }
     }
 
@@ -123,7 +145,11 @@ impl LabState {
         let partial = path.with_extension("json.partial");
         std::fs::write(&partial, text)
             .and_then(|()| std::fs::rename(&partial, &path))
-            .map_err(|source| LabError::Io { what: "write the lab state", path, source })
+            .map_err(|source| LabError::Io {
+                what: "write the lab state",
+                path,
+                source,
+            })
     }
 
     /// Whether the emulator this state names is still running.
@@ -140,7 +166,10 @@ impl LabState {
             format!("export AWS_SECRET_ACCESS_KEY={LAB_SECRET_KEY}"),
             format!("export AWS_REGION={LAB_REGION}"),
             format!("export AWS_DEFAULT_REGION={LAB_REGION}"),
-            format!("export {CONFIG_ENV}={}", quote(&self.config_path.display().to_string())),
+            format!(
+                "export {CONFIG_ENV}={}",
+                quote(&self.config_path.display().to_string())
+            ),
             "unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN".to_owned(),
         ];
         lines.push(format!(
@@ -156,7 +185,9 @@ impl LabState {
     /// The context irf uses against this lab, with the lab's configuration.
     pub async fn connect(&self) -> Result<Arc<AwsContext>, LabError> {
         let config = Config::load_from(&self.config_path)?.config;
-        Ok(Arc::new(AwsContext::connect(Arc::new(config), &connect_options_for(&self.endpoint)).await))
+        Ok(Arc::new(
+            AwsContext::connect(Arc::new(config), &connect_options_for(&self.endpoint)).await,
+        ))
     }
 }
 
@@ -182,15 +213,24 @@ pub struct Lab {
 impl Lab {
     /// Installs the emulator if needed, starts it, seeds it and records its state.
     /// On failure, nothing is left running.
-    pub async fn up(options: &LabOptions, progress: &(dyn Fn(&str) + Sync)) -> Result<Self, LabError> {
+    pub async fn up(
+        options: &LabOptions,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Self, LabError> {
         options.seed.validate()?;
         if let Some(existing) = LabState::load(&options.dir)?
             && existing.is_running()
         {
-            return Err(LabError::AlreadyRunning { endpoint: existing.endpoint, pid: existing.emulator_pid });
+            return Err(LabError::AlreadyRunning {
+                endpoint: existing.endpoint,
+                pid: existing.emulator_pid,
+            });
         }
-        std::fs::create_dir_all(&options.dir)
-            .map_err(|source| LabError::Io { what: "create the lab directory", path: options.dir.clone(), source })?;
+        std::fs::create_dir_all(&options.dir).map_err(|source| LabError::Io {
+            what: "create the lab directory",
+            path: options.dir.clone(),
+            source,
+        })?;
         let install = install::ensure_installed(progress)?;
         progress("starting the emulator");
         let log_path = options.dir.join("emulator.log");
@@ -230,7 +270,10 @@ impl Lab {
             emulator.stop();
             return Err(err);
         }
-        Ok(Self { state, emulator: Some(emulator) })
+        Ok(Self {
+            state,
+            emulator: Some(emulator),
+        })
     }
 
     /// Leaves the emulator running after this process ends (`irf lab up --detach`).
@@ -256,7 +299,9 @@ async fn prepare_and_seed(
     let control = Control::new(endpoint);
     control.configure().await?;
     control.seed_ids(seed.seed).await?;
-    let security = Arc::new(AwsContext::connect(Arc::new(Config::default()), &connect_options_for(endpoint)).await);
+    let security = Arc::new(
+        AwsContext::connect(Arc::new(Config::default()), &connect_options_for(endpoint)).await,
+    );
     seed::apply(security, seed, progress).await
 }
 
@@ -276,7 +321,9 @@ pub async fn reset(
     seed: Option<SeedOptions>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<LabState, LabError> {
-    let mut state = LabState::load(dir)?.filter(LabState::is_running).ok_or(LabError::NotRunning)?;
+    let mut state = LabState::load(dir)?
+        .filter(LabState::is_running)
+        .ok_or(LabError::NotRunning)?;
     let options = seed.unwrap_or_else(|| state.seeded.options.clone());
     options.validate()?;
     progress("dropping every resource of the lab");
@@ -325,8 +372,14 @@ mod tests {
         let loaded = LabState::load(dir.path()).expect("loads").expect("present");
         assert_eq!(loaded, state);
         assert!(!loaded.is_running());
-        assert!(!down(dir.path()).expect("down works"), "nothing was running");
-        assert!(LabState::load(dir.path()).expect("loads").is_none(), "state removed");
+        assert!(
+            !down(dir.path()).expect("down works"),
+            "nothing was running"
+        );
+        assert!(
+            LabState::load(dir.path()).expect("loads").is_none(),
+            "state removed"
+        );
     }
 
     #[test]
@@ -344,7 +397,10 @@ mod tests {
         assert!(exports.contains("export AWS_ENDPOINT_URL='http://127.0.0.1:5123'"));
         assert!(exports.contains("export AWS_ACCESS_KEY_ID=testing"));
         assert!(exports.contains("IRF_CONFIG='"));
-        assert!(exports.contains(r"it'\''s config.toml"), "single quote escaped: {exports}");
+        assert!(
+            exports.contains(r"it'\''s config.toml"),
+            "single quote escaped: {exports}"
+        );
         assert!(exports.contains("unset AWS_PROFILE"));
     }
 }

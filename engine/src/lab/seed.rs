@@ -7,7 +7,9 @@ use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, InstanceType,
     IpPermission, IpRange, ResourceType, Tag, TagSpecification, VolumeType,
 };
-use aws_sdk_securityhub::types::{AwsSecurityFinding, RecordState, Resource, Severity, SeverityLabel};
+use aws_sdk_securityhub::types::{
+    AwsSecurityFinding, RecordState, Resource, Severity, SeverityLabel,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -61,7 +63,10 @@ impl SeedOptions {
             return bad(format!("regions = {:?}: name at least 2", self.regions));
         }
         if !self.regions.iter().any(|r| r == LAB_REGION) {
-            return bad(format!("regions = {:?}: include {LAB_REGION}, the lab's home region", self.regions));
+            return bad(format!(
+                "regions = {:?}: include {LAB_REGION}, the lab's home region",
+                self.regions
+            ));
         }
         if self.instances < 30 || self.instances > 5000 {
             return bad(format!("instances = {}: use 30 to 5000", self.instances));
@@ -85,7 +90,13 @@ pub enum WorkloadRole {
 }
 
 impl WorkloadRole {
-    const ALL: [Self; 5] = [Self::Web, Self::Bastion, Self::Database, Self::Batch, Self::Build];
+    const ALL: [Self; 5] = [
+        Self::Web,
+        Self::Bastion,
+        Self::Database,
+        Self::Batch,
+        Self::Build,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -108,9 +119,14 @@ impl WorkloadRole {
     }
 
     fn os(self, pick: usize) -> &'static str {
-        const LINUX: [&str; 4] = ["Amazon Linux 2023", "Ubuntu 22.04 LTS", "Red Hat Enterprise Linux 9", "Amazon Linux 2"];
+        const LINUX: [&str; 4] = [
+            "Amazon Linux 2023",
+            "Ubuntu 22.04 LTS",
+            "Red Hat Enterprise Linux 9",
+            "Amazon Linux 2",
+        ];
         match self {
-            Self::Build if pick % 3 == 0 => "Windows Server 2022",
+            Self::Build if pick.is_multiple_of(3) => "Windows Server 2022",
             Self::Database => ["Red Hat Enterprise Linux 9", "Amazon Linux 2023"][pick % 2],
             _ => LINUX[pick % LINUX.len()],
         }
@@ -239,7 +255,11 @@ impl SeedPlan {
                 } else {
                     format!("{base}-{}", i / ACCOUNT_NAMES.len() + 1)
                 };
-                PlannedAccount { name, environment: environment.to_owned(), managed: true }
+                PlannedAccount {
+                    name,
+                    environment: environment.to_owned(),
+                    managed: true,
+                }
             })
             .collect();
         if options.unmanaged_account {
@@ -282,12 +302,25 @@ impl SeedPlan {
         instances[suspect].analyze = true;
         instances[suspect].stopped = false;
 
-        let visible: Vec<usize> =
-            (0..instances.len()).filter(|&i| members[instances[i].account].managed).collect();
+        let visible: Vec<usize> = (0..instances.len())
+            .filter(|&i| members[instances[i].account].managed)
+            .collect();
         let mut findings = vec![
-            PlannedFinding { instance: suspect, kind: 0, age_minutes: 12 },
-            PlannedFinding { instance: suspect, kind: 1, age_minutes: 47 },
-            PlannedFinding { instance: suspect, kind: 3, age_minutes: 95 },
+            PlannedFinding {
+                instance: suspect,
+                kind: 0,
+                age_minutes: 12,
+            },
+            PlannedFinding {
+                instance: suspect,
+                kind: 1,
+                age_minutes: 47,
+            },
+            PlannedFinding {
+                instance: suspect,
+                kind: 3,
+                age_minutes: 95,
+            },
         ];
         while findings.len() < options.findings {
             findings.push(PlannedFinding {
@@ -296,7 +329,12 @@ impl SeedPlan {
                 age_minutes: rng.random_range(5..60 * 24 * 14),
             });
         }
-        Self { members, regions: options.regions.clone(), instances, findings }
+        Self {
+            members,
+            regions: options.regions.clone(),
+            instances,
+            findings,
+        }
     }
 }
 
@@ -332,17 +370,27 @@ pub struct SeededLab {
 }
 
 fn seed_err(step: &'static str) -> impl Fn(AwsError) -> LabError {
-    move |err| LabError::Seed { step, message: err.to_string() }
+    move |err| LabError::Seed {
+        step,
+        message: err.to_string(),
+    }
 }
 
-fn sdk_err<E, R>(step: &'static str, account: &str, region: &str) -> impl Fn(aws_smithy_runtime_api::client::result::SdkError<E, R>) -> LabError
+fn sdk_err<E, R>(
+    step: &'static str,
+    account: &str,
+    region: &str,
+) -> impl Fn(aws_smithy_runtime_api::client::result::SdkError<E, R>) -> LabError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
 {
     let account = account.to_owned();
     let region = region.to_owned();
-    move |err| LabError::Seed { step, message: AwsError::from_sdk(step, &account, &region, &err).to_string() }
+    move |err| LabError::Seed {
+        step,
+        message: AwsError::from_sdk(step, &account, &region, &err).to_string(),
+    }
 }
 
 fn tag(key: &str, value: &str) -> Tag {
@@ -358,8 +406,14 @@ pub async fn apply(
 ) -> Result<SeededLab, LabError> {
     options.validate()?;
     let plan = SeedPlan::new(options);
-    let caller = security.caller_identity().await.map_err(seed_err("identify the Security account"))?;
-    let security_id = AccountId::parse(&caller.account).map_err(|e| LabError::Seed { step: "identify the Security account", message: e.to_string() })?;
+    let caller = security
+        .caller_identity()
+        .await
+        .map_err(seed_err("identify the Security account"))?;
+    let security_id = AccountId::parse(&caller.account).map_err(|e| LabError::Seed {
+        step: "identify the Security account",
+        message: e.to_string(),
+    })?;
     let home = security.base_config(LAB_REGION);
 
     progress("creating the Organization and its accounts");
@@ -369,8 +423,16 @@ pub async fn apply(
         .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
         .send()
         .await
-        .map_err(sdk_err("organizations:CreateOrganization", security_id.as_str(), LAB_REGION))?;
-    let organization_id = org.organization().and_then(|o| o.id()).unwrap_or_default().to_owned();
+        .map_err(sdk_err(
+            "organizations:CreateOrganization",
+            security_id.as_str(),
+            LAB_REGION,
+        ))?;
+    let organization_id = org
+        .organization()
+        .and_then(|o| o.id())
+        .unwrap_or_default()
+        .to_owned();
     let create_account = async |name: &str| -> Result<AccountId, LabError> {
         let out = orgs
             .create_account()
@@ -378,44 +440,93 @@ pub async fn apply(
             .email(format!("aws+{name}@example.com"))
             .send()
             .await
-            .map_err(sdk_err("organizations:CreateAccount", security_id.as_str(), LAB_REGION))?;
-        let id = out.create_account_status().and_then(|s| s.account_id()).unwrap_or_default();
-        AccountId::parse(id).map_err(|e| LabError::Seed { step: "organizations:CreateAccount", message: e.to_string() })
+            .map_err(sdk_err(
+                "organizations:CreateAccount",
+                security_id.as_str(),
+                LAB_REGION,
+            ))?;
+        let id = out
+            .create_account_status()
+            .and_then(|s| s.account_id())
+            .unwrap_or_default();
+        AccountId::parse(id).map_err(|e| LabError::Seed {
+            step: "organizations:CreateAccount",
+            message: e.to_string(),
+        })
     };
     let forensics = create_account("ir-forensics").await?;
     let mut members = Vec::new();
     for planned in &plan.members {
         let id = create_account(&planned.name).await?;
-        members.push(LabAccount { id, name: planned.name.clone(), managed: planned.managed });
+        members.push(LabAccount {
+            id,
+            name: planned.name.clone(),
+            managed: planned.managed,
+        });
     }
 
     // The seeder reaches member accounts the way an administrator would: through the role
     // Organizations created in each of them.
     let mut seeder_config = security.config().clone();
     seeder_config.accounts.member_role = ORG_ACCESS_ROLE.to_owned();
-    let seeder = AwsContext::connect(Arc::new(seeder_config), &super::connect_options_for(security.endpoint_url().unwrap_or_default())).await;
+    let seeder = AwsContext::connect(
+        Arc::new(seeder_config),
+        &super::connect_options_for(security.endpoint_url().unwrap_or_default()),
+    )
+    .await;
     let member_role = security.config().accounts.member_role.clone();
 
     let mut instances = Vec::with_capacity(plan.instances.len());
     for (index, account) in members.iter().enumerate() {
-        progress(&format!("seeding account {} ({})", account.name, account.id));
-        let iam = aws_sdk_iam::Client::new(&seeder.account_config(&account.id, LAB_REGION).await.map_err(seed_err("reach a member account"))?);
+        progress(&format!(
+            "seeding account {} ({})",
+            account.name, account.id
+        ));
+        let iam = aws_sdk_iam::Client::new(
+            &seeder
+                .account_config(&account.id, LAB_REGION)
+                .await
+                .map_err(seed_err("reach a member account"))?,
+        );
         if account.managed {
             create_member_roles(&iam, &account.id, &security_id, &member_role).await?;
         }
         let profile = create_app_profile(&iam, &account.id).await?;
         for (region_index, region) in plan.regions.iter().enumerate() {
-            let ec2 = aws_sdk_ec2::Client::new(&seeder.account_config(&account.id, region).await.map_err(seed_err("reach a member account"))?);
+            let ec2 = aws_sdk_ec2::Client::new(
+                &seeder
+                    .account_config(&account.id, region)
+                    .await
+                    .map_err(seed_err("reach a member account"))?,
+            );
             let network = create_network(&ec2, &account.id, region, index, region_index).await?;
-            for planned in plan.instances.iter().filter(|p| p.account == index && &p.region == region) {
+            for planned in plan
+                .instances
+                .iter()
+                .filter(|p| p.account == index && &p.region == region)
+            {
                 let environment = &plan.members[index].environment;
-                let id = run_instance(&ec2, &account.id, region, planned, environment, &network, &profile).await?;
+                let id = run_instance(
+                    &ec2,
+                    &account.id,
+                    region,
+                    planned,
+                    environment,
+                    &network,
+                    &profile,
+                )
+                .await?;
                 instances.push(LabInstance {
                     id,
                     account: account.id.clone(),
                     region: region.clone(),
                     name: planned.name.clone(),
-                    state: if planned.stopped { "stopped" } else { "running" }.to_owned(),
+                    state: if planned.stopped {
+                        "stopped"
+                    } else {
+                        "running"
+                    }
+                    .to_owned(),
                 });
             }
         }
@@ -425,7 +536,11 @@ pub async fn apply(
     for index in 0..members.len() {
         for region in &plan.regions {
             order.extend(
-                plan.instances.iter().enumerate().filter(|(_, p)| p.account == index && &p.region == region).map(|(i, _)| i),
+                plan.instances
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.account == index && &p.region == region)
+                    .map(|(i, _)| i),
             );
         }
     }
@@ -440,16 +555,32 @@ pub async fn apply(
             continue;
         }
         let created = &instances[created_of_planned[planned_index]];
-        let ec2 = aws_sdk_ec2::Client::new(&seeder.account_config(&created.account, &created.region).await.map_err(seed_err("reach a member account"))?);
+        let ec2 = aws_sdk_ec2::Client::new(
+            &seeder
+                .account_config(&created.account, &created.region)
+                .await
+                .map_err(seed_err("reach a member account"))?,
+        );
         ec2.stop_instances()
             .instance_ids(&created.id)
             .send()
             .await
-            .map_err(sdk_err("ec2:StopInstances", created.account.as_str(), &created.region))?;
+            .map_err(sdk_err(
+                "ec2:StopInstances",
+                created.account.as_str(),
+                &created.region,
+            ))?;
     }
 
     progress("importing Security Hub findings");
-    let findings = import_findings(&security, &security_id, &plan, &instances, &created_of_planned).await?;
+    let findings = import_findings(
+        &security,
+        &security_id,
+        &plan,
+        &instances,
+        &created_of_planned,
+    )
+    .await?;
 
     Ok(SeededLab {
         options: options.clone(),
@@ -487,7 +618,10 @@ async fn create_member_roles(
     Ok(())
 }
 
-async fn create_app_profile(iam: &aws_sdk_iam::Client, account: &AccountId) -> Result<String, LabError> {
+async fn create_app_profile(
+    iam: &aws_sdk_iam::Client,
+    account: &AccountId,
+) -> Result<String, LabError> {
     let trust = serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [{ "Effect": "Allow", "Principal": { "Service": "ec2.amazonaws.com" }, "Action": "sts:AssumeRole" }]
@@ -503,13 +637,21 @@ async fn create_app_profile(iam: &aws_sdk_iam::Client, account: &AccountId) -> R
         .instance_profile_name(name)
         .send()
         .await
-        .map_err(sdk_err("iam:CreateInstanceProfile", account.as_str(), LAB_REGION))?;
+        .map_err(sdk_err(
+            "iam:CreateInstanceProfile",
+            account.as_str(),
+            LAB_REGION,
+        ))?;
     iam.add_role_to_instance_profile()
         .instance_profile_name(name)
         .role_name(name)
         .send()
         .await
-        .map_err(sdk_err("iam:AddRoleToInstanceProfile", account.as_str(), LAB_REGION))?;
+        .map_err(sdk_err(
+            "iam:AddRoleToInstanceProfile",
+            account.as_str(),
+            LAB_REGION,
+        ))?;
     Ok(name.to_owned())
 }
 
@@ -531,11 +673,20 @@ async fn create_network(
     let vpc = ec2
         .create_vpc()
         .cidr_block(format!("10.{second_octet}.0.0/16"))
-        .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Vpc).tags(tag("Name", "workloads")).build())
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Vpc)
+                .tags(tag("Name", "workloads"))
+                .build(),
+        )
         .send()
         .await
         .map_err(sdk_err("ec2:CreateVpc", account.as_str(), region))?;
-    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_owned();
+    let vpc_id = vpc
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .unwrap_or_default()
+        .to_owned();
     let mut subnets = Vec::with_capacity(2);
     for (i, zone) in ["a", "b"].iter().enumerate() {
         let out = ec2
@@ -543,11 +694,21 @@ async fn create_network(
             .vpc_id(&vpc_id)
             .cidr_block(format!("10.{second_octet}.{}.0/24", i + 1))
             .availability_zone(format!("{region}{zone}"))
-            .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Subnet).tags(tag("Name", &format!("private-{zone}"))).build())
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Subnet)
+                    .tags(tag("Name", &format!("private-{zone}")))
+                    .build(),
+            )
             .send()
             .await
             .map_err(sdk_err("ec2:CreateSubnet", account.as_str(), region))?;
-        subnets.push(out.subnet().and_then(|s| s.subnet_id()).unwrap_or_default().to_owned());
+        subnets.push(
+            out.subnet()
+                .and_then(|s| s.subnet_id())
+                .unwrap_or_default()
+                .to_owned(),
+        );
     }
     let web = ec2
         .create_security_group()
@@ -570,7 +731,11 @@ async fn create_network(
         )
         .send()
         .await
-        .map_err(sdk_err("ec2:AuthorizeSecurityGroupIngress", account.as_str(), region))?;
+        .map_err(sdk_err(
+            "ec2:AuthorizeSecurityGroupIngress",
+            account.as_str(),
+            region,
+        ))?;
     let internal = ec2
         .create_security_group()
         .vpc_id(&vpc_id)
@@ -580,10 +745,15 @@ async fn create_network(
         .await
         .map_err(sdk_err("ec2:CreateSecurityGroup", account.as_str(), region))?;
     let internal_group = internal.group_id().unwrap_or_default().to_owned();
-    let [first, second]: [String; 2] = subnets
-        .try_into()
-        .map_err(|_| LabError::Seed { step: "ec2:CreateSubnet", message: "expected two subnets".into() })?;
-    Ok(Network { subnets: [first, second], web_group, internal_group })
+    let [first, second]: [String; 2] = subnets.try_into().map_err(|_| LabError::Seed {
+        step: "ec2:CreateSubnet",
+        message: "expected two subnets".into(),
+    })?;
+    Ok(Network {
+        subnets: [first, second],
+        web_group,
+        internal_group,
+    })
 }
 
 async fn run_instance(
@@ -612,7 +782,14 @@ async fn run_instance(
     let volume = |device: &str, gib: i32| {
         BlockDeviceMapping::builder()
             .device_name(device)
-            .ebs(EbsBlockDevice::builder().volume_size(gib).volume_type(VolumeType::Gp3).encrypted(true).delete_on_termination(true).build())
+            .ebs(
+                EbsBlockDevice::builder()
+                    .volume_size(gib)
+                    .volume_type(VolumeType::Gp3)
+                    .encrypted(true)
+                    .delete_on_termination(true)
+                    .build(),
+            )
             .build()
     };
     let mut request = ec2
@@ -623,9 +800,18 @@ async fn run_instance(
         .max_count(1)
         .subnet_id(&network.subnets[planned.subnet])
         .set_security_group_ids(Some(groups))
-        .iam_instance_profile(IamInstanceProfileSpecification::builder().name(profile).build())
+        .iam_instance_profile(
+            IamInstanceProfileSpecification::builder()
+                .name(profile)
+                .build(),
+        )
         .block_device_mappings(volume("/dev/xvda", planned.root_gib))
-        .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(tags)).build())
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .set_tags(Some(tags))
+                .build(),
+        )
         .tag_specifications(
             TagSpecification::builder()
                 .resource_type(ResourceType::Volume)
@@ -636,12 +822,19 @@ async fn run_instance(
     if let Some(gib) = planned.data_gib {
         request = request.block_device_mappings(volume("/dev/xvdf", gib));
     }
-    let out = request.send().await.map_err(sdk_err("ec2:RunInstances", account.as_str(), region))?;
+    let out =
+        request
+            .send()
+            .await
+            .map_err(sdk_err("ec2:RunInstances", account.as_str(), region))?;
     out.instances()
         .first()
         .and_then(|i| i.instance_id())
         .map(str::to_owned)
-        .ok_or_else(|| LabError::Seed { step: "ec2:RunInstances", message: "no instance returned".into() })
+        .ok_or_else(|| LabError::Seed {
+            step: "ec2:RunInstances",
+            message: "no instance returned".into(),
+        })
 }
 
 /// A stable, plausible AMI id per operating system.
@@ -660,10 +853,11 @@ async fn import_findings(
     created_of_planned: &[usize],
 ) -> Result<usize, LabError> {
     let hub = aws_sdk_securityhub::Client::new(&security.base_config(LAB_REGION));
-    hub.enable_security_hub()
-        .send()
-        .await
-        .map_err(sdk_err("securityhub:EnableSecurityHub", security_id.as_str(), LAB_REGION))?;
+    hub.enable_security_hub().send().await.map_err(sdk_err(
+        "securityhub:EnableSecurityHub",
+        security_id.as_str(),
+        LAB_REGION,
+    ))?;
     let now = time::OffsetDateTime::now_utc();
     let findings: Vec<AwsSecurityFinding> = plan
         .findings
@@ -680,24 +874,48 @@ async fn import_findings(
             let account = &instance.account;
             AwsSecurityFinding::builder()
                 .schema_version("2018-10-08")
-                .id(format!("arn:aws:guardduty:{region}:{account}:detector/irflab/finding/{:032x}", n + 1))
-                .product_arn(format!("arn:aws:securityhub:{region}::product/aws/guardduty"))
-                .generator_id(format!("arn:aws:guardduty:{region}:{account}:detector/irflab"))
+                .id(format!(
+                    "arn:aws:guardduty:{region}:{account}:detector/irflab/finding/{:032x}",
+                    n + 1
+                ))
+                .product_arn(format!(
+                    "arn:aws:securityhub:{region}::product/aws/guardduty"
+                ))
+                .generator_id(format!(
+                    "arn:aws:guardduty:{region}:{account}:detector/irflab"
+                ))
                 .aws_account_id(account.as_str())
                 .region(region)
                 .types(*kind)
                 .created_at(&stamp)
                 .updated_at(&stamp)
                 .first_observed_at(&stamp)
-                .severity(Severity::builder().label(label.clone()).normalized(normalized(label)).build())
+                .severity(
+                    Severity::builder()
+                        .label(label.clone())
+                        .normalized(normalized(label))
+                        .build(),
+                )
                 .title(title.replace("{id}", &instance.id))
-                .description(format!("{} ({}), {}.", title.replace("{id}", &instance.id), instance.name, kind))
+                .description(format!(
+                    "{} ({}), {}.",
+                    title.replace("{id}", &instance.id),
+                    instance.name,
+                    kind
+                ))
                 .record_state(RecordState::Active)
-                .workflow(aws_sdk_securityhub::types::Workflow::builder().status(aws_sdk_securityhub::types::WorkflowStatus::New).build())
+                .workflow(
+                    aws_sdk_securityhub::types::Workflow::builder()
+                        .status(aws_sdk_securityhub::types::WorkflowStatus::New)
+                        .build(),
+                )
                 .resources(
                     Resource::builder()
                         .r#type("AwsEc2Instance")
-                        .id(format!("arn:aws:ec2:{region}:{account}:instance/{}", instance.id))
+                        .id(format!(
+                            "arn:aws:ec2:{region}:{account}:instance/{}",
+                            instance.id
+                        ))
                         .partition(aws_sdk_securityhub::types::Partition::Aws)
                         .region(region)
                         .build(),
@@ -713,11 +931,19 @@ async fn import_findings(
             .set_findings(Some(batch.to_vec()))
             .send()
             .await
-            .map_err(sdk_err("securityhub:BatchImportFindings", security_id.as_str(), LAB_REGION))?;
+            .map_err(sdk_err(
+                "securityhub:BatchImportFindings",
+                security_id.as_str(),
+                LAB_REGION,
+            ))?;
         if out.failed_count().unwrap_or(0) > 0 {
             return Err(LabError::Seed {
                 step: "securityhub:BatchImportFindings",
-                message: format!("{} findings were refused: {:?}", out.failed_count().unwrap_or(0), out.failed_findings()),
+                message: format!(
+                    "{} findings were refused: {:?}",
+                    out.failed_count().unwrap_or(0),
+                    out.failed_findings()
+                ),
             });
         }
     }
@@ -736,11 +962,15 @@ fn normalized(label: &SeverityLabel) -> i32 {
 
 /// The configuration irf uses against a seeded lab.
 pub fn lab_config(seeded: &SeededLab) -> Config {
-    let mut config = Config::default();
-    config.regions = seeded.options.regions.clone();
-    config.accounts.security = Some(seeded.security.clone());
-    config.accounts.forensics = Some(seeded.forensics.clone());
-    config
+    Config {
+        regions: seeded.options.regions.clone(),
+        accounts: crate::config::AccountsConfig {
+            security: Some(seeded.security.clone()),
+            forensics: Some(seeded.forensics.clone()),
+            ..Default::default()
+        },
+        ..Config::default()
+    }
 }
 
 #[cfg(test)]
@@ -756,7 +986,10 @@ mod tests {
     #[test]
     fn other_seed_other_plan() {
         let a = SeedPlan::new(&SeedOptions::default());
-        let b = SeedPlan::new(&SeedOptions { seed: 7, ..SeedOptions::default() });
+        let b = SeedPlan::new(&SeedOptions {
+            seed: 7,
+            ..SeedOptions::default()
+        });
         assert_ne!(a.instances, b.instances);
     }
 
@@ -768,14 +1001,24 @@ mod tests {
         assert_eq!(plan.findings.len(), 24);
         assert_eq!(plan.members.iter().filter(|m| m.managed).count(), 4);
         assert_eq!(plan.instances.iter().filter(|i| i.analyze).count(), 1);
-        assert!(plan.instances.iter().any(|i| i.stopped), "some instances are stopped");
+        assert!(
+            plan.instances.iter().any(|i| i.stopped),
+            "some instances are stopped"
+        );
         let roles: std::collections::HashSet<_> = plan.instances.iter().map(|i| i.role).collect();
         assert!(roles.len() >= 4, "varied roles: {roles:?}");
-        let regions: std::collections::HashSet<_> = plan.instances.iter().map(|i| &i.region).collect();
+        let regions: std::collections::HashSet<_> =
+            plan.instances.iter().map(|i| &i.region).collect();
         assert_eq!(regions.len(), 2);
-        let labels: std::collections::HashSet<_> =
-            plan.findings.iter().map(|f| FINDING_KINDS[f.kind].1.as_str().to_owned()).collect();
-        assert!(labels.contains("CRITICAL") && labels.contains("INFORMATIONAL"), "{labels:?}");
+        let labels: std::collections::HashSet<_> = plan
+            .findings
+            .iter()
+            .map(|f| FINDING_KINDS[f.kind].1.as_str().to_owned())
+            .collect();
+        assert!(
+            labels.contains("CRITICAL") && labels.contains("INFORMATIONAL"),
+            "{labels:?}"
+        );
     }
 
     #[test]
@@ -789,17 +1032,28 @@ mod tests {
 
     #[test]
     fn bad_options_name_the_value() {
-        let err = SeedOptions { members: 60, ..SeedOptions::default() }.validate().expect_err("too many");
+        let err = SeedOptions {
+            members: 60,
+            ..SeedOptions::default()
+        }
+        .validate()
+        .expect_err("too many");
         assert!(err.to_string().contains("members = 60"), "{err}");
-        let err = SeedOptions { regions: vec!["us-east-1".into()], ..SeedOptions::default() }
-            .validate()
-            .expect_err("one region");
+        let err = SeedOptions {
+            regions: vec!["us-east-1".into()],
+            ..SeedOptions::default()
+        }
+        .validate()
+        .expect_err("one region");
         assert!(err.to_string().contains("us-east-1"), "{err}");
     }
 
     #[test]
     fn many_members_get_distinct_names() {
-        let plan = SeedPlan::new(&SeedOptions { members: 25, ..SeedOptions::default() });
+        let plan = SeedPlan::new(&SeedOptions {
+            members: 25,
+            ..SeedOptions::default()
+        });
         let names: std::collections::HashSet<_> = plan.members.iter().map(|m| &m.name).collect();
         assert_eq!(names.len(), plan.members.len());
     }
@@ -807,7 +1061,10 @@ mod tests {
     #[test]
     fn images_are_stable_per_os() {
         assert_eq!(image_for("Ubuntu 22.04 LTS"), image_for("Ubuntu 22.04 LTS"));
-        assert_ne!(image_for("Ubuntu 22.04 LTS"), image_for("Amazon Linux 2023"));
+        assert_ne!(
+            image_for("Ubuntu 22.04 LTS"),
+            image_for("Amazon Linux 2023")
+        );
         assert_eq!(image_for("Amazon Linux 2023").len(), 21);
     }
 }

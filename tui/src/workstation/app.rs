@@ -30,7 +30,7 @@ pub enum Action {
     Refresh,
     /// The refresh interval passed.
     RefreshDue,
-    Engine(EngineEvent),
+    Engine(Box<EngineEvent>),
 }
 
 /// Work the update asks the runtime to start; never awaited in the update itself.
@@ -55,7 +55,11 @@ pub struct AccountRow {
 
 impl AccountRow {
     fn new(id: &str, name: &str) -> Self {
-        Self { id: id.to_owned(), name: name.to_owned(), ..Self::default() }
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            ..Self::default()
+        }
     }
 
     fn count(&mut self, instance: &Instance) {
@@ -147,7 +151,7 @@ impl App {
                 vec![Effect::StartSweep]
             }
             Action::Engine(event) => {
-                self.on_engine(event);
+                self.on_engine(*event);
                 vec![]
             }
         }
@@ -181,13 +185,20 @@ impl App {
                 self.sweep.pairs_total = accounts * regions;
                 self.sweep.pairs_done = 0;
             }
-            SweepEvent::Instances { account, instances, .. } => {
+            SweepEvent::Instances {
+                account, instances, ..
+            } => {
                 if let Some(row) = self.pending.get_mut(&account) {
                     instances.iter().for_each(|i| row.count(i));
                 }
             }
             SweepEvent::PairDone { .. } => self.sweep.pairs_done += 1,
-            SweepEvent::Failed { account, region, error, .. } => {
+            SweepEvent::Failed {
+                account,
+                region,
+                error,
+                ..
+            } => {
                 if let Some(row) = self.pending.get_mut(&account) {
                     let message = match region {
                         Some(region) => format!("{region}: {error}"),

@@ -34,7 +34,8 @@ async fn event_loop(
     let (engine_tx, mut engine_rx) = mpsc::channel::<EngineEvent>(1024);
     let mut app = App::new(read_only);
     let mut input = EventStream::new();
-    let mut refresh_timer = tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
+    let mut refresh_timer =
+        tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
     for effect in app.start() {
         spawn_effect(effect, &context, &engine_tx);
     }
@@ -53,7 +54,7 @@ async fn event_loop(
                 Some(Err(err)) => return Err(err.into()),
                 None => Some(Action::Quit),
             },
-            Some(event) = engine_rx.recv() => Some(Action::Engine(event)),
+            Some(event) = engine_rx.recv() => Some(Action::Engine(Box::new(event))),
             _ = refresh_timer.tick() => Some(Action::RefreshDue),
         };
         let Some(action) = action else { continue };
@@ -63,7 +64,7 @@ async fn event_loop(
         }
         // Drain what else is waiting before drawing once for all of it.
         while let Ok(event) = engine_rx.try_recv() {
-            app.update(Action::Engine(event));
+            app.update(Action::Engine(Box::new(event)));
         }
         dirty = true;
         if app.should_quit {
@@ -77,7 +78,9 @@ fn action_for_key(key: KeyEvent) -> Option<Action> {
         return None;
     }
     match (key.code, key.modifiers) {
-        (KeyCode::Char('q') | KeyCode::Esc, _) | (KeyCode::Char('c'), KeyModifiers::CONTROL) => Some(Action::Quit),
+        (KeyCode::Char('q') | KeyCode::Esc, _) | (KeyCode::Char('c'), KeyModifiers::CONTROL) => {
+            Some(Action::Quit)
+        }
         (KeyCode::Char('j') | KeyCode::Down, _) => Some(Action::SelectNext),
         (KeyCode::Char('k') | KeyCode::Up, _) => Some(Action::SelectPrevious),
         (KeyCode::Char('r'), _) => Some(Action::Refresh),
@@ -118,5 +121,10 @@ fn spawn_effect(effect: Effect, context: &Arc<AwsContext>, events: &mpsc::Sender
 
 fn clock() -> String {
     let now = time::OffsetDateTime::now_utc();
-    format!("{:02}:{:02}:{:02} UTC", now.hour(), now.minute(), now.second())
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
 }
