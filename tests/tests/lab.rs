@@ -549,3 +549,73 @@ fn irf_lab_opens_the_workstation_and_stops_the_lab_on_exit() {
         "state removed"
     );
 }
+
+#[tokio::test]
+async fn linux_root_volumes_hold_real_filesystems_and_the_suspect_its_indicators() {
+    let state = lab();
+    let context = context().await;
+    let linux = state.seeded.disks.len();
+    assert!(linux >= 20, "most seeded instances run Linux: {linux}");
+    for disk in &state.seeded.disks {
+        let instance = state
+            .seeded
+            .instances
+            .iter()
+            .find(|i| i.id == disk.instance_id)
+            .expect("seeded instance");
+        assert_eq!(disk.volume_id, instance.root_volume_id);
+        if instance.account != state.seeded.members[0].id {
+            continue;
+        }
+        // The image is exactly the size EC2 reports for the volume.
+        let ec2 = aws_sdk_ec2::Client::new(
+            &context
+                .account_config(&instance.account, &instance.region)
+                .await
+                .expect("member"),
+        );
+        let volumes = ec2
+            .describe_volumes()
+            .volume_ids(&disk.volume_id)
+            .send()
+            .await
+            .expect("DescribeVolumes");
+        let size_gib = volumes.volumes()[0].size().expect("size");
+        assert_eq!(
+            disk.size_bytes,
+            u64::try_from(size_gib).expect("positive") << 30
+        );
+        assert_eq!(
+            std::fs::metadata(&disk.image).expect("image").len(),
+            disk.size_bytes
+        );
+    }
+    let suspect = state
+        .seeded
+        .disks
+        .iter()
+        .filter(|d| !d.planted.is_empty())
+        .collect::<Vec<_>>();
+    assert_eq!(suspect.len(), 1, "one compromised disk");
+    let analyzed = state
+        .seeded
+        .instances
+        .iter()
+        .find(|i| i.id == suspect[0].instance_id)
+        .expect("instance");
+    assert_eq!(analyzed.account, state.seeded.members[0].id);
+    for indicator in &suspect[0].planted {
+        let out = std::process::Command::new("/usr/sbin/debugfs")
+            .args(["-R", &format!("cat {}", indicator.path)])
+            .arg(&suspect[0].image)
+            .output()
+            .expect("debugfs from e2fsprogs");
+        let content = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            content.contains(&indicator.marker),
+            "{} ({}) lacks its marker: {content}",
+            indicator.path,
+            indicator.kind
+        );
+    }
+}

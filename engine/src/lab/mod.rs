@@ -5,6 +5,7 @@
 //! and credentials, exactly as it would for AWS.
 
 pub mod control;
+pub mod disks;
 pub mod emulator;
 pub mod install;
 pub mod seed;
@@ -245,7 +246,8 @@ impl Lab {
         )
         .await?;
         let endpoint = emulator.endpoint();
-        let seeded = match prepare_and_seed(&endpoint, &options.seed, progress).await {
+        let seeded = match prepare_and_seed(&options.dir, &endpoint, &options.seed, progress).await
+        {
             Ok(seeded) => seeded,
             Err(err) => {
                 emulator.stop();
@@ -287,11 +289,19 @@ impl Lab {
         if let Some(emulator) = self.emulator.take() {
             emulator.stop();
         }
-        let _ = std::fs::remove_file(LabState::file(dir));
+        remove_lab_files(dir);
     }
 }
 
+/// Removes what a lab leaves in its directory: the state file and the disk images. The
+/// configuration and the emulator's log stay for a post-mortem.
+fn remove_lab_files(dir: &Path) {
+    let _ = std::fs::remove_file(LabState::file(dir));
+    let _ = std::fs::remove_dir_all(dir.join("volumes"));
+}
+
 async fn prepare_and_seed(
+    dir: &Path,
     endpoint: &str,
     seed: &SeedOptions,
     progress: &(dyn Fn(&str) + Sync),
@@ -302,7 +312,7 @@ async fn prepare_and_seed(
     let security = Arc::new(
         AwsContext::connect(Arc::new(Config::default()), &connect_options_for(endpoint)).await,
     );
-    seed::apply(security, seed, progress).await
+    seed::apply(security, seed, &dir.join("volumes"), progress).await
 }
 
 /// Stops the lab recorded in `dir`. Returns false when none was running.
@@ -311,7 +321,7 @@ pub fn down(dir: &Path) -> Result<bool, LabError> {
         return Ok(false);
     };
     let stopped = emulator::stop_pid(state.emulator_pid, None);
-    let _ = std::fs::remove_file(LabState::file(dir));
+    remove_lab_files(dir);
     Ok(stopped)
 }
 
@@ -328,7 +338,8 @@ pub async fn reset(
     options.validate()?;
     progress("dropping every resource of the lab");
     Control::new(&state.endpoint).reset().await?;
-    state.seeded = prepare_and_seed(&state.endpoint, &options, progress).await?;
+    let _ = std::fs::remove_dir_all(dir.join("volumes"));
+    state.seeded = prepare_and_seed(dir, &state.endpoint, &options, progress).await?;
     seed::lab_config(&state.seeded).write_to(&state.config_path)?;
     state.save(dir)?;
     Ok(state)
@@ -360,6 +371,7 @@ mod tests {
                 members: vec![],
                 instances: vec![],
                 findings: 0,
+                disks: vec![],
             },
         }
     }

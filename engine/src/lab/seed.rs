@@ -98,7 +98,8 @@ impl WorkloadRole {
         Self::Build,
     ];
 
-    fn name(self) -> &'static str {
+    /// The short name used in host names and the `Role` tag.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Web => "web",
             Self::Bastion => "bastion",
@@ -351,6 +352,8 @@ pub struct LabAccount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabInstance {
     pub id: String,
+    /// The root volume (`/dev/xvda`).
+    pub root_volume_id: String,
     pub account: AccountId,
     pub region: String,
     pub name: String,
@@ -367,6 +370,8 @@ pub struct SeededLab {
     pub members: Vec<LabAccount>,
     pub instances: Vec<LabInstance>,
     pub findings: usize,
+    /// Root volumes with a real filesystem (every Linux instance).
+    pub disks: Vec<super::disks::SeededDisk>,
 }
 
 fn seed_err(step: &'static str) -> impl Fn(AwsError) -> LabError {
@@ -402,6 +407,7 @@ fn tag(key: &str, value: &str) -> Tag {
 pub async fn apply(
     security: Arc<AwsContext>,
     options: &SeedOptions,
+    disk_dir: &std::path::Path,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<SeededLab, LabError> {
     options.validate()?;
@@ -506,7 +512,7 @@ pub async fn apply(
                 .filter(|p| p.account == index && &p.region == region)
             {
                 let environment = &plan.members[index].environment;
-                let id = run_instance(
+                let (id, root_volume_id) = run_instance(
                     &ec2,
                     &account.id,
                     region,
@@ -518,6 +524,7 @@ pub async fn apply(
                 .await?;
                 instances.push(LabInstance {
                     id,
+                    root_volume_id,
                     account: account.id.clone(),
                     region: region.clone(),
                     name: planned.name.clone(),
@@ -572,6 +579,9 @@ pub async fn apply(
             ))?;
     }
 
+    progress("building the root filesystems of the Linux instances");
+    let disks = build_disks(&plan, &instances, &created_of_planned, disk_dir).await?;
+
     progress("importing Security Hub findings");
     let findings = import_findings(
         &security,
@@ -590,7 +600,66 @@ pub async fn apply(
         members,
         instances,
         findings,
+        disks,
     })
+}
+
+/// Builds every Linux root volume's filesystem, two at a time (mke2fs is quick but the
+/// images are many).
+async fn build_disks(
+    plan: &SeedPlan,
+    instances: &[LabInstance],
+    created_of_planned: &[usize],
+    disk_dir: &std::path::Path,
+) -> Result<Vec<super::disks::SeededDisk>, LabError> {
+    use super::disks::{DiskSpec, SeededDisk, build_image, planted_indicators};
+    let jobs: Vec<(PlannedInstance, LabInstance)> = plan
+        .instances
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.os.starts_with("Windows"))
+        .map(|(i, p)| (p.clone(), instances[created_of_planned[i]].clone()))
+        .collect();
+    let mut built = Vec::with_capacity(jobs.len());
+    for pair in jobs.chunks(2) {
+        let handles: Vec<_> = pair
+            .iter()
+            .cloned()
+            .map(|(planned, instance)| {
+                let image = disk_dir.join(format!("{}.img", instance.root_volume_id));
+                tokio::task::spawn_blocking(move || {
+                    let spec = DiskSpec {
+                        hostname: &planned.name,
+                        os: &planned.os,
+                        role: planned.role.name(),
+                        compromised: planned.analyze,
+                        size_gib: planned.root_gib,
+                    };
+                    let size_bytes = build_image(&spec, &image)?;
+                    Ok::<_, LabError>(SeededDisk {
+                        volume_id: instance.root_volume_id.clone(),
+                        instance_id: instance.id.clone(),
+                        device: "/dev/xvda".to_owned(),
+                        image,
+                        size_bytes,
+                        planted: if planned.analyze {
+                            planted_indicators()
+                        } else {
+                            Vec::new()
+                        },
+                    })
+                })
+            })
+            .collect();
+        for handle in handles {
+            let disk = handle.await.map_err(|err| LabError::Seed {
+                step: "build the lab's disk images",
+                message: err.to_string(),
+            })??;
+            built.push(disk);
+        }
+    }
+    Ok(built)
 }
 
 async fn create_member_roles(
@@ -764,7 +833,7 @@ async fn run_instance(
     environment: &str,
     network: &Network,
     profile: &str,
-) -> Result<String, LabError> {
+) -> Result<(String, String), LabError> {
     let mut tags = vec![
         tag("Name", &planned.name),
         tag("Owner", planned.role.owner()),
@@ -827,14 +896,24 @@ async fn run_instance(
             .send()
             .await
             .map_err(sdk_err("ec2:RunInstances", account.as_str(), region))?;
-    out.instances()
-        .first()
-        .and_then(|i| i.instance_id())
-        .map(str::to_owned)
-        .ok_or_else(|| LabError::Seed {
-            step: "ec2:RunInstances",
-            message: "no instance returned".into(),
-        })
+    let missing = |what: &str| LabError::Seed {
+        step: "ec2:RunInstances",
+        message: format!("no {what} returned"),
+    };
+    let instance = out.instances().first().ok_or_else(|| missing("instance"))?;
+    let id = instance
+        .instance_id()
+        .ok_or_else(|| missing("instance id"))?
+        .to_owned();
+    let root_volume = instance
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name() == Some("/dev/xvda"))
+        .and_then(|m| m.ebs())
+        .and_then(|ebs| ebs.volume_id())
+        .ok_or_else(|| missing("root volume"))?
+        .to_owned();
+    Ok((id, root_volume))
 }
 
 /// A stable, plausible AMI id per operating system.
