@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::aws::{AwsContext, AwsError};
@@ -20,14 +20,43 @@ pub const CASE_ID_TAG: &str = "case-id";
 const PAGE_SIZE: i32 = 1000;
 
 /// A security group attached to an instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecurityGroupRef {
     pub id: String,
     pub name: String,
 }
 
+/// Whether Systems Manager can reach an instance (for memory capture and sessions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SsmReachability {
+    /// The agent pings: Run Command and sessions work.
+    Online,
+    /// Managed, but the agent has not pinged lately (stopped, or its network is cut).
+    ConnectionLost,
+    /// Managed, but inactive (deregistered or the agent stopped).
+    Inactive,
+    /// Not a managed instance: no agent, no instance profile allowing SSM, or no route.
+    NotManaged,
+    /// Systems Manager could not be asked (for example access denied).
+    Unknown,
+}
+
+impl SsmReachability {
+    /// A short word for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::ConnectionLost => "lost",
+            Self::Inactive => "inactive",
+            Self::NotManaged => "no",
+            Self::Unknown => "?",
+        }
+    }
+}
+
 /// One EC2 instance, as irf shows it. Every string in it came from AWS and may be hostile.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
     pub id: String,
     pub name: Option<String>,
@@ -47,6 +76,9 @@ pub struct Instance {
     pub instance_profile_arn: Option<String>,
     pub launch_time: Option<String>,
     pub tags: BTreeMap<String, String>,
+    pub ssm: SsmReachability,
+    /// Open Security Hub findings about the instance (filled in by the caller that has them).
+    pub findings: crate::findings::FindingSummary,
 }
 
 impl Instance {
@@ -219,6 +251,7 @@ async fn sweep_region(
 ) -> Result<(), AwsError> {
     let config = context.account_config(&account.id, region).await?;
     let client = aws_sdk_ec2::Client::new(&config);
+    let ssm = ssm_reachability(&aws_sdk_ssm::Client::new(&config), account, region).await;
     // The paginator follows NextToken to the end; pages may hold any number of
     // instances (the emulator pages by reservation, AWS by instance).
     let mut pages = client
@@ -234,7 +267,17 @@ async fn sweep_region(
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
-            .map(|i| instance_from_sdk(i, account, region))
+            .map(|i| {
+                let mut instance = instance_from_sdk(i, account, region);
+                instance.ssm = match &ssm {
+                    Some(managed) => managed
+                        .get(&instance.id)
+                        .copied()
+                        .unwrap_or(SsmReachability::NotManaged),
+                    None => SsmReachability::Unknown,
+                };
+                instance
+            })
             .collect();
         if !instances.is_empty()
             && events
@@ -251,6 +294,50 @@ async fn sweep_region(
         }
     }
     Ok(())
+}
+
+/// The managed instances of one account and region and how they ping; `None` when Systems
+/// Manager could not be asked, which leaves reachability unknown rather than failing the sweep.
+async fn ssm_reachability(
+    client: &aws_sdk_ssm::Client,
+    account: &MemberAccount,
+    region: &str,
+) -> Option<std::collections::HashMap<String, SsmReachability>> {
+    use aws_sdk_ssm::types::PingStatus;
+    let mut pages = client
+        .describe_instance_information()
+        .max_results(50)
+        .into_paginator()
+        .send();
+    let mut managed = std::collections::HashMap::new();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => {
+                for info in page.instance_information_list() {
+                    let reachability = match info.ping_status() {
+                        Some(PingStatus::Online) => SsmReachability::Online,
+                        Some(PingStatus::ConnectionLost) => SsmReachability::ConnectionLost,
+                        Some(PingStatus::Inactive) => SsmReachability::Inactive,
+                        _ => SsmReachability::Unknown,
+                    };
+                    if let Some(id) = info.instance_id() {
+                        managed.insert(id.to_owned(), reachability);
+                    }
+                }
+            }
+            Err(err) => {
+                let err = AwsError::from_sdk(
+                    "ssm:DescribeInstanceInformation",
+                    account.id.as_str(),
+                    region,
+                    &err,
+                );
+                tracing::warn!(account = %account.id, region, error = %err, "SSM reachability unknown");
+                return None;
+            }
+        }
+    }
+    Some(managed)
 }
 
 fn instance_from_sdk(
@@ -312,5 +399,7 @@ fn instance_from_sdk(
             .map(str::to_owned),
         launch_time: instance.launch_time().map(|t| t.to_string()),
         tags,
+        ssm: SsmReachability::Unknown,
+        findings: crate::findings::FindingSummary::default(),
     }
 }

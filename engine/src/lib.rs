@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod findings;
 pub mod inventory;
 pub mod lab;
 pub mod organization;

@@ -7,6 +7,11 @@ unchanged against it:
 * STS AssumeRole fails with AccessDenied when the role does not exist in the
   target account (moto hands out credentials for any ARN), so a member account
   without the IR role shows the same error as in AWS.
+* Security Hub BatchUpdateFindings (moto has no route for it): workflow status and note
+  of the named findings are updated in the account's hub.
+* SSM DescribeInstanceInformation (moto raises NotImplementedError): the lab plays the
+  SSM agent of its instances. An instance with an instance profile is a managed instance,
+  Online while it runs and ConnectionLost otherwise; one without is not managed.
 * An optional fixed latency in front of every AWS call (not the /moto-api/
   control plane), so benchmarks can see what concurrency buys.
 * With --watch-stdin the process exits when its standard input closes, which
@@ -15,21 +20,28 @@ unchanged against it:
 """
 
 import argparse
+import datetime
+import json
 import os
+import re
 import sys
 import threading
 import time
 
 from werkzeug.serving import run_simple
 
-from moto.iam.models import iam_backends
+from moto.ec2.models import ec2_backends
+from moto.iam.models import get_account_id_from, iam_backends
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
 from moto.sts.exceptions import STSClientError
+from moto.securityhub.models import securityhub_backends
 from moto.sts.models import STSBackend
+
+_CREDENTIAL = re.compile(r"Credential=([^/]+)/[0-9]+/([^/]+)/([^/]+)/")
 
 
 def _require_existing_role() -> None:
@@ -50,6 +62,92 @@ def _require_existing_role() -> None:
         return original(self, region_name, role_session_name, role_arn, *args, **kwargs)
 
     STSBackend.assume_role = assume_role
+
+
+def _describe_instance_information(account: str, region: str, request: dict) -> dict:
+    wanted = set()
+    for flt in request.get("Filters", []) + request.get("InstanceInformationFilterList", []):
+        if flt.get("Key") in ("InstanceIds", "InstanceIds".lower(), "instanceIds"):
+            wanted.update(flt.get("Values", flt.get("valueSet", [])))
+    backend = ec2_backends[account][region]
+    associations = {
+        assoc.instance.id for assoc in getattr(backend, "iam_instance_profile_associations", {}).values()
+    }
+    items = []
+    for reservation in backend.reservations.values():
+        for instance in reservation.instances:
+            if wanted and instance.id not in wanted:
+                continue
+            if instance.state == "terminated":
+                continue
+            if not (instance.iam_instance_profile or instance.id in associations):
+                continue
+            tags = backend.tags.get(instance.id, {})
+            os_name = tags.get("OS", "Amazon Linux 2023")
+            windows = os_name.startswith("Windows")
+            items.append(
+                {
+                    "InstanceId": instance.id,
+                    "PingStatus": "Online" if instance.state == "running" else "ConnectionLost",
+                    "LastPingDateTime": time.time(),
+                    "AgentVersion": "3.3.1142.0",
+                    "IsLatestVersion": True,
+                    "PlatformType": "Windows" if windows else "Linux",
+                    "PlatformName": os_name,
+                    "ResourceType": "EC2Instance",
+                    "IPAddress": instance.private_ip,
+                    "ComputerName": tags.get("Name", instance.id),
+                }
+            )
+    return {"InstanceInformationList": items}
+
+
+def _batch_update_findings(account: str, region: str, request: dict) -> dict:
+    hub = securityhub_backends[account][region]
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    processed, unprocessed = [], []
+    for identifier in request.get("FindingIdentifiers", []):
+        finding = next((f for f in hub.findings if f.id == identifier.get("Id")), None)
+        if finding is None:
+            unprocessed.append({"FindingIdentifier": identifier, "ErrorCode": "FindingNotFound",
+                                "ErrorMessage": "Finding not found"})
+            continue
+        if "Workflow" in request:
+            finding.data["Workflow"] = {"Status": request["Workflow"]["Status"]}
+            finding.data["WorkflowState"] = request["Workflow"]["Status"]
+        if "Note" in request:
+            finding.data["Note"] = {**request["Note"], "UpdatedAt": now}
+        finding.data["UpdatedAt"] = now
+        processed.append(identifier)
+    return {"ProcessedFindings": processed, "UnprocessedFindings": unprocessed}
+
+
+class _StandIns:
+    """WSGI middleware that answers the calls moto lacks, in the caller's account."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match:
+            access_key, region, service = match.groups()
+            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            path = environ.get("PATH_INFO", "")
+            method = environ.get("REQUEST_METHOD", "")
+            handler = None
+            if service == "ssm" and target == "AmazonSSM.DescribeInstanceInformation":
+                handler, content_type = _describe_instance_information, "application/x-amz-json-1.1"
+            elif service == "securityhub" and path == "/findings/batchupdate" and method == "PATCH":
+                handler, content_type = _batch_update_findings, "application/json"
+            if handler is not None:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+                body = json.dumps(handler(get_account_id_from(access_key), region, request)).encode()
+                start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                                          ("x-amzn-RequestId", "irf-lab-" + str(int(time.time() * 1000)))])
+                return [body]
+        return self.app(environ, start_response)
 
 
 class _Latency:
@@ -92,7 +190,7 @@ def main() -> None:
     run_simple(
         args.host,
         args.port,
-        _Latency(app, args.latency_ms / 1000.0),
+        _Latency(_StandIns(app), args.latency_ms / 1000.0),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

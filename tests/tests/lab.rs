@@ -485,22 +485,41 @@ fn config_commands_show_the_file_in_force_and_name_bad_values() {
     );
 }
 
-#[test]
-fn the_workstation_opens_on_the_lab_and_quits_cleanly() {
-    let state = lab();
-    let env = [
+fn lab_env(state: &LabState) -> [(&str, &str); 5] {
+    [
         ("AWS_ENDPOINT_URL", state.endpoint.as_str()),
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("AWS_REGION", "us-east-1"),
         ("IRF_CONFIG", state.config_path.to_str().expect("utf-8")),
-    ];
-    let mut session = TerminalSession::start(&[], &env, 30, 160);
-    let screen = session.wait_for("last refresh", Duration::from_secs(60));
+    ]
+}
+
+#[test]
+fn the_workstation_opens_on_the_lab_and_quits_cleanly() {
+    let state = lab();
+    let mut session = TerminalSession::start(&[], &lab_env(state), 40, 160);
+    let screen = session.wait_for("refreshed", Duration::from_secs(60));
+    let visible = state.seeded.instances.iter().filter(|i| {
+        state
+            .seeded
+            .members
+            .iter()
+            .any(|m| m.managed && m.id == i.account)
+    });
+    let count = visible.count();
     assert!(
-        screen.contains(&format!("accounts ({})", state.seeded.members.len())),
+        screen.contains(&format!("instances ({count}/{count})")),
         "{screen}"
     );
+    assert!(screen.contains(&state.seeded.organization_id), "{screen}");
+    assert!(
+        screen.contains("Analyze"),
+        "the instance under analysis shows its tag:\n{screen}"
+    );
+
+    session.send("3");
+    let screen = session.wait_for("accounts (", Duration::from_secs(5));
     for member in &state.seeded.members {
         assert!(
             screen.contains(member.id.as_str()),
@@ -512,7 +531,11 @@ fn the_workstation_opens_on_the_lab_and_quits_cleanly() {
         screen.contains("cannot assume role"),
         "the unmanaged account shows its error:\n{screen}"
     );
-    assert!(screen.contains(&state.seeded.organization_id), "{screen}");
+
+    session.send("2");
+    let screen = session.wait_for("findings (", Duration::from_secs(5));
+    assert!(screen.contains("CRITICAL"), "{screen}");
+
     session.send("q");
     assert!(
         session.wait_exit(Duration::from_secs(10)),
@@ -525,9 +548,9 @@ fn irf_lab_opens_the_workstation_and_stops_the_lab_on_exit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lab_dir = dir.path().to_str().expect("utf-8");
     let mut session = TerminalSession::start(&["lab"], &[("IRF_LAB_DIR", lab_dir)], 30, 160);
-    let screen = session.wait_for("last refresh", Duration::from_secs(120));
+    let screen = session.wait_for("refreshed", Duration::from_secs(120));
     assert!(
-        screen.contains("legacy-unmanaged") && screen.contains("prod-web"),
+        screen.contains("prod-web") && screen.contains("1 failed"),
         "{screen}"
     );
     let state = LabState::load(dir.path())

@@ -29,6 +29,10 @@ pub struct GlobalArgs {
     /// Show everything, change nothing: every mutating action is removed.
     #[arg(long, global = true)]
     pub read_only: bool,
+    /// Workstation theme: default-dark, light, high-contrast, colorblind, or a file of yours
+    /// (default: ui.theme in the configuration).
+    #[arg(long, global = true)]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,9 +50,52 @@ pub enum Command {
     },
     /// Every EC2 instance of the member accounts, swept through the member role.
     Instances {
-        /// Print JSON (the instances and the accounts or regions that failed).
+        /// Print JSON: the instances (with their open findings) and the accounts or regions
+        /// that failed.
         #[arg(long)]
         json: bool,
+        /// Only these accounts (repeat the flag for more).
+        #[arg(long)]
+        account: Vec<String>,
+        /// Only these regions (repeat the flag for more).
+        #[arg(long)]
+        region: Vec<String>,
+        /// The workstation's filter language, for example 'tag:Environment=prod !state:stopped sev>=HIGH'.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Security Hub findings from the Security account's aggregator.
+    Findings {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// At least this severity: INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL.
+        #[arg(long)]
+        min_severity: Option<irf_engine::findings::Severity>,
+        /// Workflow status (repeat for more; default NEW and NOTIFIED): NEW, NOTIFIED, SUPPRESSED, RESOLVED.
+        #[arg(long)]
+        status: Vec<String>,
+        /// Every workflow status, resolved and suppressed included.
+        #[arg(long, conflicts_with = "status")]
+        any_status: bool,
+        /// Archived findings too.
+        #[arg(long)]
+        include_archived: bool,
+        /// Findings about any resource, not only EC2 instances.
+        #[arg(long)]
+        all_resources: bool,
+        /// Only these accounts (repeat for more).
+        #[arg(long)]
+        account: Vec<String>,
+        /// Only these regions (repeat for more).
+        #[arg(long)]
+        region: Vec<String>,
+        /// Only findings updated since this time (RFC 3339, for example 2026-11-01T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// The workstation's filter language, applied after the flags.
+        #[arg(long)]
+        filter: Option<String>,
     },
 }
 

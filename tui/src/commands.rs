@@ -28,6 +28,11 @@ macro_rules! out_raw {
     }};
 }
 
+use crate::filter::Filter;
+use crate::keymap::Keymap;
+use crate::theme::Theme;
+use irf_engine::findings::FindingQuery;
+
 use crate::cli::{Cli, Command, ConfigCommand, GlobalArgs, LabCommand, LabUpArgs};
 use crate::workstation;
 
@@ -37,7 +42,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => {
             let context = connect(&global).await?;
-            workstation::run(context, global.read_only).await?;
+            let settings = workstation_settings(&global, context.config())?;
+            workstation::run(context, settings).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Lab(args)) => match args.command {
@@ -58,8 +64,63 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Some(Command::Config(command)) => config_command(&command),
         Some(Command::Whoami { json }) => whoami(&global, json).await,
-        Some(Command::Instances { json }) => instances(&global, json).await,
+        Some(Command::Instances {
+            json,
+            account,
+            region,
+            filter,
+        }) => instances(&global, json, &account, &region, filter.as_deref()).await,
+        Some(Command::Findings {
+            json,
+            min_severity,
+            status,
+            any_status,
+            include_archived,
+            all_resources,
+            account,
+            region,
+            since,
+            filter,
+        }) => {
+            let query = FindingQuery {
+                min_severity,
+                workflow_statuses: if any_status {
+                    Vec::new()
+                } else if status.is_empty() {
+                    FindingQuery::open_on_instances().workflow_statuses
+                } else {
+                    status.iter().map(|s| s.to_uppercase()).collect()
+                },
+                record_state: (!include_archived).then(|| "ACTIVE".to_owned()),
+                ec2_only: !all_resources,
+                accounts: account,
+                regions: region,
+                updated_since: since,
+            };
+            findings(&global, json, &query, filter.as_deref()).await
+        }
     }
+}
+
+/// Theme, keymap and mode for the workstation, from the flags and the configuration.
+fn workstation_settings(
+    global: &GlobalArgs,
+    config: &Config,
+) -> anyhow::Result<workstation::Settings> {
+    let theme_name = global
+        .theme
+        .clone()
+        .unwrap_or_else(|| config.ui.theme.clone());
+    let theme = Theme::load(&theme_name, crate::theme_dir().as_deref())?;
+    let config_dir = Config::path()
+        .ok()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf));
+    let keymap = Keymap::load_from_dir(config_dir.as_deref(), global.read_only)?;
+    Ok(workstation::Settings {
+        read_only: global.read_only,
+        theme,
+        keymap,
+    })
 }
 
 /// The context for the configuration and credentials in force.
@@ -111,7 +172,10 @@ async fn lab_attached(args: &LabUpArgs, global: &GlobalArgs) -> anyhow::Result<E
         lab.state.endpoint
     );
     let context = lab.state.connect().await?;
-    let result = workstation::run(context, global.read_only).await;
+    let result = match workstation_settings(global, context.config()) {
+        Ok(settings) => workstation::run(context, settings).await,
+        Err(err) => Err(err),
+    };
     lab.down(&options.dir);
     result?;
     eprintln!("irf lab: stopped");
@@ -268,24 +332,72 @@ async fn whoami(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn instances(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
+async fn instances(
+    global: &GlobalArgs,
+    json: bool,
+    accounts: &[String],
+    regions: &[String],
+    filter: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let filter = filter
+        .map(Filter::parse)
+        .transpose()
+        .map_err(|err| anyhow::anyhow!("--filter: {err}"))?;
     let context = connect(global).await?;
-    let scope = context
+    let mut scope = context
         .sweep_scope()
         .await
         .context("cannot decide which accounts to sweep")?;
-    let snapshot = inventory::sweep_all(context, scope).await;
+    if !accounts.is_empty() {
+        scope
+            .accounts
+            .retain(|a| accounts.iter().any(|w| w == a.id.as_str() || *w == a.name));
+        if scope.accounts.is_empty() {
+            anyhow::bail!(
+                "no member account matches --account {}: 'irf instances' without it lists them all",
+                accounts.join(", ")
+            );
+        }
+    }
+    if !regions.is_empty() {
+        scope.regions = regions.to_vec();
+    }
+    // Instances and findings at the same time: each instance carries its open findings.
+    let open = FindingQuery::open_on_instances();
+    let (mut snapshot, findings) = tokio::join!(
+        inventory::sweep_all(context.clone(), scope),
+        context.findings(&open)
+    );
+    let summaries = match &findings {
+        Ok(findings) => irf_engine::findings::summarize_by_instance(findings),
+        Err(err) => {
+            eprintln!("irf: findings unavailable, counts left at zero: {err}");
+            Default::default()
+        }
+    };
+    for instance in &mut snapshot.instances {
+        instance.findings = summaries.get(&instance.id).copied().unwrap_or_default();
+    }
+    if let Some(filter) = &filter {
+        snapshot
+            .instances
+            .retain(|i| filter.matches(&workstation::rows::InstanceRow::new(i.clone())));
+    }
+    snapshot
+        .instances
+        .sort_by(|a, b| (&a.account, &a.region, &a.id).cmp(&(&b.account, &b.region, &b.id)));
     if json {
         out!("{}", serde_json::to_string_pretty(&snapshot)?);
     } else {
         for i in &snapshot.instances {
             out!(
-                "{:<20} {:<12} {:<10} {:<9} {:<12} {}",
+                "{:<20} {:<12} {:<10} {:<9} {:<12} {:<7} {}",
                 i.id,
                 i.account,
                 i.region,
                 i.state,
                 i.instance_type,
+                i.ssm.label(),
                 crate::text::clip_untrusted(i.name.as_deref().unwrap_or("-"), 40)
             );
         }
@@ -305,4 +417,38 @@ async fn instances(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> 
     } else {
         ExitCode::from(2)
     })
+}
+
+async fn findings(
+    global: &GlobalArgs,
+    json: bool,
+    query: &FindingQuery,
+    filter: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    query.validate().map_err(|err| anyhow::anyhow!(err))?;
+    let filter = filter
+        .map(Filter::parse)
+        .transpose()
+        .map_err(|err| anyhow::anyhow!("--filter: {err}"))?;
+    let context = connect(global).await?;
+    let mut findings = context.findings(query).await?;
+    if let Some(filter) = &filter {
+        findings.retain(|f| filter.matches(&workstation::rows::FindingRow::new(f.clone())));
+    }
+    if json {
+        out!("{}", serde_json::to_string_pretty(&findings)?);
+    } else {
+        for f in &findings {
+            out!(
+                "{:<13} {:<12} {:<10} {:<20} {:<9} {}",
+                f.severity.label(),
+                f.account,
+                f.region,
+                f.instance_id.as_deref().unwrap_or("-"),
+                f.workflow_status,
+                crate::text::clip_untrusted(&f.title, 80)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

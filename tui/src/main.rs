@@ -2,13 +2,24 @@
 
 mod cli;
 mod commands;
+mod filter;
+mod keymap;
 mod logging;
 mod text;
+mod theme;
 mod workstation;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// Where the operator's own themes live: `themes/` beside the configuration file.
+pub fn theme_dir() -> Option<std::path::PathBuf> {
+    irf_engine::config::Config::path()
+        .ok()?
+        .parent()
+        .map(|dir| dir.join("themes"))
+}
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

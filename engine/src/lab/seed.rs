@@ -869,11 +869,6 @@ async fn run_instance(
         .max_count(1)
         .subnet_id(&network.subnets[planned.subnet])
         .set_security_group_ids(Some(groups))
-        .iam_instance_profile(
-            IamInstanceProfileSpecification::builder()
-                .name(profile)
-                .build(),
-        )
         .block_device_mappings(volume("/dev/xvda", planned.root_gib))
         .tag_specifications(
             TagSpecification::builder()
@@ -890,6 +885,15 @@ async fn run_instance(
         );
     if let Some(gib) = planned.data_gib {
         request = request.block_device_mappings(volume("/dev/xvdf", gib));
+    }
+    // Bastions are reached by SSH and carry no instance profile, so Systems Manager does not
+    // manage them: the workstation shows them unreachable for capture.
+    if planned.role != WorkloadRole::Bastion {
+        request = request.iam_instance_profile(
+            IamInstanceProfileSpecification::builder()
+                .name(profile)
+                .build(),
+        );
     }
     let out =
         request

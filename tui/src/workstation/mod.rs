@@ -1,26 +1,47 @@
 //! The terminal workstation: one loop over terminal input, a refresh timer and engine
-//! events; the state changes only in [`app::App::update`] and is drawn only when it changed.
+//! events; state changes only in [`app::App`] and is drawn only when it changed.
 
 pub mod app;
+pub mod rows;
+pub mod table;
 pub mod ui;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind, MouseButton,
+    MouseEventKind,
+};
 use futures::StreamExt;
 use irf_engine::aws::AwsContext;
+use irf_engine::findings::FindingQuery;
 use irf_engine::inventory;
 use tokio::sync::mpsc;
 
-use app::{Action, App, Effect, EngineEvent};
+use crate::keymap::{Key, Keymap};
+use crate::theme::Theme;
+use app::{App, Effect, EngineEvent, Input};
+
+/// What the workstation needs besides AWS access.
+#[derive(Debug)]
+pub struct Settings {
+    pub read_only: bool,
+    pub theme: Theme,
+    pub keymap: Keymap,
+}
 
 /// Runs the workstation until the operator quits; the terminal is restored on every exit
-/// path, panics included.
-pub async fn run(context: Arc<AwsContext>, read_only: bool) -> anyhow::Result<()> {
+/// path, panics included (ratatui's hook).
+pub async fn run(context: Arc<AwsContext>, settings: Settings) -> anyhow::Result<()> {
     let refresh = Duration::from_secs(context.config().ui.refresh_interval_secs.max(5));
     let mut terminal = ratatui::init();
-    let result = event_loop(&mut terminal, context, read_only, refresh).await;
+    let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+    let result = event_loop(&mut terminal, context, settings, refresh).await;
+    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
     result
 }
@@ -28,67 +49,112 @@ pub async fn run(context: Arc<AwsContext>, read_only: bool) -> anyhow::Result<()
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     context: Arc<AwsContext>,
-    read_only: bool,
+    settings: Settings,
     refresh: Duration,
 ) -> anyhow::Result<()> {
     let (engine_tx, mut engine_rx) = mpsc::channel::<EngineEvent>(1024);
-    let mut app = App::new(read_only);
+    let mut theme = settings.theme;
+    let mut app = App::new(settings.keymap, settings.read_only, &theme.name);
+    let size = terminal.size()?;
+    app.handle(Input::Resize {
+        width: size.width,
+        height: size.height,
+    });
     let mut input = EventStream::new();
     let mut refresh_timer =
         tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
-    for effect in app.start() {
-        spawn_effect(effect, &context, &engine_tx);
-    }
-    let mut dirty = true;
+    let mut effects = app.start();
     loop {
-        if dirty {
-            app.now = clock();
-            terminal.draw(|frame| ui::draw(frame, &app))?;
-            dirty = false;
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::SetTheme(name) => {
+                    let loaded = Theme::load(&name, crate::theme_dir().as_deref());
+                    let event = match loaded {
+                        Ok(loaded) => {
+                            let described = format!("{name}: {}", loaded.description);
+                            theme = loaded;
+                            Ok(described)
+                        }
+                        Err(err) => Err(err.to_string()),
+                    };
+                    effects_from(
+                        app.on_engine(EngineEvent::ThemeChanged(event)),
+                        &context,
+                        &engine_tx,
+                    );
+                }
+                other => spawn_effect(other, &context, &engine_tx, app.read_only),
+            }
         }
-        let action = tokio::select! {
-            event = input.next() => match event {
-                Some(Ok(Event::Key(key))) => action_for_key(key),
-                Some(Ok(Event::Resize(..))) => { dirty = true; None }
-                Some(Ok(_)) => None,
-                Some(Err(err)) => return Err(err.into()),
-                None => Some(Action::Quit),
-            },
-            Some(event) = engine_rx.recv() => Some(Action::Engine(Box::new(event))),
-            _ = refresh_timer.tick() => Some(Action::RefreshDue),
-        };
-        let Some(action) = action else { continue };
         app.now = clock();
-        for effect in app.update(action) {
-            spawn_effect(effect, &context, &engine_tx);
+        terminal.draw(|frame| ui::draw(frame, &app, &theme))?;
+        tokio::select! {
+            event = input.next() => match event {
+                Some(Ok(event)) => {
+                    if let Some(input) = input_of(&event) {
+                        effects = app.handle(input);
+                    }
+                }
+                Some(Err(err)) => return Err(err.into()),
+                None => return Ok(()),
+            },
+            Some(event) = engine_rx.recv() => {
+                app.now = clock();
+                effects = app.on_engine(event);
+            }
+            _ = refresh_timer.tick() => effects = app.handle(Input::RefreshDue),
         }
-        // Drain what else is waiting before drawing once for all of it.
+        // Drain what else is waiting, then draw once for all of it.
         while let Ok(event) = engine_rx.try_recv() {
-            app.update(Action::Engine(Box::new(event)));
+            effects.extend(app.on_engine(event));
         }
-        dirty = true;
         if app.should_quit {
             return Ok(());
         }
     }
 }
 
-fn action_for_key(key: KeyEvent) -> Option<Action> {
-    if key.kind != KeyEventKind::Press {
-        return None;
+fn effects_from(
+    effects: Vec<Effect>,
+    context: &Arc<AwsContext>,
+    events: &mpsc::Sender<EngineEvent>,
+) {
+    for effect in effects {
+        spawn_effect(effect, context, events, false);
     }
-    match (key.code, key.modifiers) {
-        (KeyCode::Char('q') | KeyCode::Esc, _) | (KeyCode::Char('c'), KeyModifiers::CONTROL) => {
-            Some(Action::Quit)
-        }
-        (KeyCode::Char('j') | KeyCode::Down, _) => Some(Action::SelectNext),
-        (KeyCode::Char('k') | KeyCode::Up, _) => Some(Action::SelectPrevious),
-        (KeyCode::Char('r'), _) => Some(Action::Refresh),
+}
+
+/// Turns a terminal event into the workstation's input.
+pub fn input_of(event: &Event) -> Option<Input> {
+    match event {
+        Event::Key(key) if key.kind == KeyEventKind::Press => Key::from_event(key).map(Input::Key),
+        Event::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::ScrollUp => Some(Input::ScrollUp),
+            MouseEventKind::ScrollDown => Some(Input::ScrollDown),
+            MouseEventKind::Down(MouseButton::Left) => Some(Input::Click {
+                column: mouse.column,
+                row: mouse.row,
+            }),
+            _ => None,
+        },
+        Event::Resize(width, height) => Some(Input::Resize {
+            width: *width,
+            height: *height,
+        }),
         _ => None,
     }
 }
 
-fn spawn_effect(effect: Effect, context: &Arc<AwsContext>, events: &mpsc::Sender<EngineEvent>) {
+fn spawn_effect(
+    effect: Effect,
+    context: &Arc<AwsContext>,
+    events: &mpsc::Sender<EngineEvent>,
+    read_only: bool,
+) {
+    if read_only && effect.is_mutating() {
+        tracing::warn!(?effect, "mutating effect refused in read-only mode");
+        return;
+    }
     let context = context.clone();
     let events = events.clone();
     match effect {
@@ -96,6 +162,30 @@ fn spawn_effect(effect: Effect, context: &Arc<AwsContext>, events: &mpsc::Sender
             tokio::spawn(async move {
                 let who = context.whoami().await.map_err(|e| e.to_string());
                 let _ = events.send(EngineEvent::Identity(who)).await;
+            });
+        }
+        Effect::LoadFindings => {
+            tokio::spawn(async move {
+                let findings = context
+                    .findings(&FindingQuery::open_on_instances())
+                    .await
+                    .map_err(|e| e.to_string());
+                let _ = events.send(EngineEvent::Findings(findings)).await;
+            });
+        }
+        Effect::ResolveFinding { finding, title } => {
+            tokio::spawn(async move {
+                tracing::info!(finding = %finding.id, "resolving finding from the workstation");
+                let result = context
+                    .set_workflow_status(
+                        std::slice::from_ref(&finding),
+                        "RESOLVED",
+                        "Resolved from the irf workstation",
+                    )
+                    .await
+                    .map(|_| title)
+                    .map_err(|e| e.to_string());
+                let _ = events.send(EngineEvent::FindingResolved(result)).await;
             });
         }
         Effect::StartSweep => {
@@ -116,6 +206,8 @@ fn spawn_effect(effect: Effect, context: &Arc<AwsContext>, events: &mpsc::Sender
                 }
             });
         }
+        // Themes are loaded by the loop itself: they belong to the terminal, not to AWS.
+        Effect::SetTheme(_) => {}
     }
 }
 

@@ -1,29 +1,100 @@
-//! Drawing the workstation from its state; never awaits, never calls AWS.
+//! Drawing the workstation from its state: never awaits, never calls AWS, and builds rows
+//! only for the lines on screen, so a frame costs the same with ten rows or a hundred thousand.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
-use super::app::{App, Load};
-use crate::text::clip_untrusted;
+use super::app::{App, Load, Mode, Status, View};
+use super::rows::{ACCOUNT_COLUMNS, FINDING_COLUMNS, INSTANCE_COLUMNS};
+use crate::text::{clip_untrusted, escape_untrusted};
+use crate::theme::Theme;
+use irf_engine::findings::Severity;
+use irf_engine::inventory::{Instance, SsmReachability};
 
-/// Draws the whole screen.
-pub fn draw(frame: &mut Frame, app: &App) {
+const HEADER_HEIGHT: u16 = 5;
+/// Longest value the details panel shows; AWS allows 256-character tag values, a hostile
+/// account can still send pages of text in a finding.
+const DETAIL_VALUE_MAX: usize = 1024;
+
+struct Areas {
+    header: Rect,
+    table: Rect,
+    detail: Option<Rect>,
+    footer: Rect,
+}
+
+fn areas(app: &App) -> Areas {
+    let screen = Rect::new(0, 0, app.size.0, app.size.1);
     let [header, body, footer] = Layout::vertical([
-        Constraint::Length(5),
+        Constraint::Length(HEADER_HEIGHT),
         Constraint::Min(3),
         Constraint::Length(1),
     ])
-    .areas(frame.area());
-    draw_header(frame, header, app);
-    draw_accounts(frame, body, app);
-    draw_footer(frame, footer, app);
+    .areas(screen);
+    if app.detail_open {
+        let [table, detail] =
+            Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+                .areas(body);
+        Areas {
+            header,
+            table,
+            detail: Some(detail),
+            footer,
+        }
+    } else {
+        Areas {
+            header,
+            table: body,
+            detail: None,
+            footer,
+        }
+    }
 }
 
-fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
-    let width = area.width.saturating_sub(2) as usize;
+/// Where the table's data rows are on screen (inside the border, below the column titles).
+pub fn table_body(app: &App) -> Rect {
+    let table = areas(app).table;
+    Rect::new(
+        table.x + 1,
+        table.y + 2,
+        table.width.saturating_sub(2),
+        table.height.saturating_sub(3),
+    )
+}
+
+/// The first shown row of the page that holds `cursor`: the table scrolls a page at a time,
+/// so a click maps to a row without remembering where the view was.
+pub fn window_start(cursor: usize, page: usize) -> usize {
+    (cursor / page.max(1)) * page.max(1)
+}
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
+    let areas = areas(app);
+    draw_header(frame, areas.header, app, theme);
+    draw_table(frame, areas.table, app, theme);
+    if let Some(detail) = areas.detail {
+        draw_detail(frame, detail, app, theme);
+    }
+    draw_footer(frame, areas.footer, app, theme);
+    match &app.mode {
+        Mode::Help => draw_help(frame, app, theme),
+        Mode::Confirm(confirmation) => {
+            draw_confirm(frame, &confirmation.title, &confirmation.lines, theme);
+        }
+        _ => {}
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let width = area.width as usize;
     let identity = match &app.identity {
         Load::Loading => "identity: loading…".to_owned(),
         Load::Failed(err) => format!("identity: {}", first_line(err)),
@@ -59,104 +130,581 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
                     app.sweep.pairs_done, app.sweep.pairs_total
                 )
             } else {
-                format!(
-                    "last refresh {}",
-                    app.last_refresh.as_deref().unwrap_or("-")
-                )
+                format!("refreshed {}", app.last_refresh.as_deref().unwrap_or("-"))
+            };
+            let failures = if app.sweep.failures > 0 {
+                format!("  {} failed", app.sweep.failures)
+            } else {
+                String::new()
             };
             format!(
-                "{} accounts × {} regions ({})  {progress}{}",
+                "{} accounts × {} regions ({})  {progress}{failures}",
                 scope.accounts.len(),
                 scope.regions.len(),
-                scope.regions.join(", "),
-                if app.read_only { "  [read-only]" } else { "" }
+                scope.regions.join(", ")
             )
         }
     };
+    let findings = match &app.findings_state {
+        Load::Loading => "findings: loading…".to_owned(),
+        Load::Failed(err) => format!("findings: {}", first_line(err)),
+        Load::Ready(count) => format!("{count} open findings on instances"),
+    };
+    let mode = format!(
+        "{}  theme {}{}",
+        findings,
+        app.theme_name,
+        if app.read_only { "  [read-only]" } else { "" }
+    );
+    let title = Line::from(vec![
+        Span::styled(" irf ", theme.style("header.title")),
+        Span::styled(
+            clip_untrusted(&identity, width.saturating_sub(6)),
+            theme.style("header"),
+        ),
+    ]);
     let lines = vec![
-        Line::from(Span::styled(
-            clip_untrusted(&identity, width),
-            Style::new().add_modifier(Modifier::BOLD),
-        )),
-        Line::from(clip_untrusted(&organization, width)),
-        Line::from(clip_untrusted(&scope, width)),
+        title,
+        Line::styled(clip_untrusted(&organization, width), theme.style("header")),
+        Line::styled(clip_untrusted(&scope, width), theme.style("header")),
+        Line::styled(clip_untrusted(&mode, width), theme.style("text.dim")),
     ];
     frame.render_widget(
-        Paragraph::new(lines).block(Block::new().borders(Borders::BOTTOM).title(" irf ")),
+        Paragraph::new(lines).block(
+            Block::new()
+                .borders(Borders::BOTTOM)
+                .border_style(theme.style("border")),
+        ),
         area,
     );
 }
 
-fn draw_accounts(frame: &mut Frame, area: Rect, app: &App) {
-    let regions = app.regions();
-    let mut header = vec!["ACCOUNT".to_owned(), "NAME".to_owned()];
-    header.extend(regions.iter().map(|r| r.to_uppercase()));
-    header.extend(["TOTAL", "RUNNING", "STOPPED", "INCIDENT", "STATUS"].map(str::to_owned));
-    let error_style = Style::new().fg(Color::Red);
-    let rows: Vec<Row> = app
-        .rows
-        .iter()
+/// The columns shown: all of them, or the essential ones when the details panel takes
+/// half the width (squeezing every column would cut every value).
+fn shown_columns(app: &App, all: usize) -> Vec<usize> {
+    if !app.detail_open {
+        return (0..all).collect();
+    }
+    match app.view {
+        View::Instances => vec![0, 1, 4, 9],
+        View::Findings => vec![0, 1, 4],
+        View::Accounts => vec![0, 1, 6],
+    }
+}
+
+/// One cell before it is fitted to its column: raw (untrusted) text and a style.
+type RawCell = (String, Style);
+
+/// A view's table before layout: column titles and widths, and the rows on screen.
+struct TableSpec {
+    titles: &'static [&'static str],
+    widths: Vec<Constraint>,
+    rows: Vec<Vec<RawCell>>,
+    sort: super::table::Sort,
+    cursor: usize,
+    shown: usize,
+    total: usize,
+    filter: Option<String>,
+}
+
+fn severity_style(theme: &Theme, severity: Severity) -> Style {
+    theme.style(&format!("severity.{}", severity.label().to_lowercase()))
+}
+
+fn state_style(theme: &Theme, state: &str) -> Style {
+    theme.style(match state {
+        "running" => "state.running",
+        "stopped" | "terminated" => "state.stopped",
+        _ => "state.other",
+    })
+}
+
+fn instances_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec {
+    let model = &app.instances;
+    let text = theme.style("text");
+    let rows = model
+        .window(start, page)
         .map(|row| {
-            let mut cells = vec![
-                Cell::from(row.id.clone()),
-                Cell::from(clip_untrusted(&row.name, 24)),
-            ];
-            cells.extend(
-                regions
-                    .iter()
-                    .map(|r| Cell::from(row.per_region.get(r).copied().unwrap_or(0).to_string())),
-            );
-            cells.push(Cell::from(row.total().to_string()));
-            cells.push(Cell::from(row.running.to_string()));
-            cells.push(Cell::from(row.stopped.to_string()));
-            cells.push(if row.under_incident > 0 {
-                Cell::from(row.under_incident.to_string())
-                    .style(Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD))
+            let i = &row.instance;
+            let ssm = theme.style(if i.ssm == SsmReachability::Online {
+                "ssm.online"
             } else {
-                Cell::from("0")
+                "ssm.offline"
             });
-            cells.push(match row.errors.first() {
-                Some(err) => Cell::from(clip_untrusted(first_line(err), 90)).style(error_style),
-                None => Cell::from("ok"),
-            });
-            Row::new(cells)
+            let findings = match i.findings.highest {
+                Some(severity) => (
+                    format!("{} {severity}", i.findings.open),
+                    severity_style(theme, severity),
+                ),
+                None => ("-".to_owned(), text),
+            };
+            let incident = match i.incident_status() {
+                Some(status) => (status.to_owned(), theme.style("state.incident")),
+                None => ("-".to_owned(), text),
+            };
+            vec![
+                (i.id.clone(), text),
+                (i.name.clone().unwrap_or_else(|| "-".into()), text),
+                (i.account_name.clone(), text),
+                (i.region.clone(), text),
+                (i.state.clone(), state_style(theme, &i.state)),
+                (i.instance_type.clone(), text),
+                (i.private_ip.clone().unwrap_or_else(|| "-".into()), text),
+                (i.ssm.label().to_owned(), ssm),
+                incident,
+                findings,
+            ]
         })
         .collect();
-    let mut widths = vec![Constraint::Length(12), Constraint::Length(24)];
-    widths.extend(
-        regions
-            .iter()
-            .map(|r| Constraint::Length(r.len().max(5) as u16)),
-    );
-    widths.extend([
-        Constraint::Length(5),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(8),
-        Constraint::Min(10),
-    ]);
-    let title = format!(" accounts ({}) ", app.rows.len());
-    let table = Table::new(rows, widths)
-        .header(Row::new(header).style(Style::new().add_modifier(Modifier::BOLD)))
-        .block(Block::bordered().title(title))
-        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    TableSpec {
+        titles: &INSTANCE_COLUMNS,
+        // The name takes what the fixed columns leave; an instance id is never cut on a
+        // terminal of 150 columns or more.
+        widths: vec![
+            Constraint::Length(19),
+            Constraint::Fill(1),
+            Constraint::Length(16),
+            Constraint::Length(14),
+            Constraint::Length(13),
+            Constraint::Length(11),
+            Constraint::Length(15),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Length(15),
+        ],
+        rows,
+        sort: model.sort,
+        cursor: model.cursor(),
+        shown: model.visible_len(),
+        total: model.rows().len(),
+        filter: model.filter().map(|f| f.text().to_owned()),
+    }
+}
+
+fn findings_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec {
+    let model = &app.findings;
+    let text = theme.style("text");
+    let rows = model
+        .window(start, page)
+        .map(|row| {
+            let f = &row.finding;
+            let instance = f
+                .instance_id
+                .as_deref()
+                .map(
+                    |id| match app.instance(id).and_then(|i| i.name.as_deref()) {
+                        Some(name) => format!("{id} {name}"),
+                        None => id.to_owned(),
+                    },
+                )
+                .unwrap_or_else(|| "-".to_owned());
+            vec![
+                (
+                    f.severity.label().to_owned(),
+                    severity_style(theme, f.severity),
+                ),
+                (f.title.clone(), text),
+                (f.account.clone(), text),
+                (f.region.clone(), text),
+                (instance, text),
+                (f.workflow_status.clone(), text),
+                (
+                    f.updated_at.get(..16).unwrap_or(&f.updated_at).to_owned(),
+                    text,
+                ),
+            ]
+        })
+        .collect();
+    TableSpec {
+        titles: &FINDING_COLUMNS,
+        widths: vec![
+            Constraint::Length(13),
+            Constraint::Fill(1),
+            Constraint::Length(12),
+            Constraint::Length(10),
+            Constraint::Length(34),
+            Constraint::Length(9),
+            Constraint::Length(16),
+        ],
+        rows,
+        sort: model.sort,
+        cursor: model.cursor(),
+        shown: model.visible_len(),
+        total: model.rows().len(),
+        filter: model.filter().map(|f| f.text().to_owned()),
+    }
+}
+
+fn accounts_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec {
+    let model = &app.accounts;
+    let text = theme.style("text");
+    let rows = model
+        .window(start, page)
+        .map(|row| {
+            let regions: Vec<String> = row
+                .per_region
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
+            let incident_style = if row.under_incident > 0 {
+                theme.style("state.incident")
+            } else {
+                text
+            };
+            let status = match row.errors.first() {
+                Some(err) => (first_line(err).to_owned(), theme.style("status.error")),
+                None => ("ok".to_owned(), theme.style("status.ok")),
+            };
+            vec![
+                (row.id.clone(), text),
+                (row.name.clone(), text),
+                (format!("{} ({})", row.total(), regions.join(", ")), text),
+                (row.running.to_string(), text),
+                (row.stopped.to_string(), text),
+                (row.under_incident.to_string(), incident_style),
+                status,
+            ]
+        })
+        .collect();
+    TableSpec {
+        titles: &ACCOUNT_COLUMNS,
+        widths: vec![
+            Constraint::Length(12),
+            Constraint::Length(24),
+            Constraint::Length(34),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(9),
+            Constraint::Fill(1),
+        ],
+        rows,
+        sort: model.sort,
+        cursor: model.cursor(),
+        shown: model.visible_len(),
+        total: model.rows().len(),
+        filter: model.filter().map(|f| f.text().to_owned()),
+    }
+}
+
+/// Lays the table out and draws it: column widths are solved for the space there is, and
+/// every value is escaped and cut to its column with an ellipsis.
+fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let body = table_body(app);
+    let page = usize::from(body.height);
+    let start = window_start(app.current_cursor(), page);
+    let spec = match app.view {
+        View::Instances => instances_spec(app, theme, start, page),
+        View::Findings => findings_spec(app, theme, start, page),
+        View::Accounts => accounts_spec(app, theme, start, page),
+    };
+    let columns = shown_columns(app, spec.titles.len());
+    let constraints: Vec<Constraint> = columns.iter().map(|&c| spec.widths[c]).collect();
+    let solved: Vec<usize> = Layout::horizontal(constraints.clone())
+        .spacing(1)
+        .split(Rect::new(0, 0, body.width, 1))
+        .iter()
+        .map(|r| usize::from(r.width))
+        .collect();
+    let header = Row::new(columns.iter().zip(&solved).map(|(&c, &width)| {
+        let arrow = if c == spec.sort.column {
+            if spec.sort.descending { "↓" } else { "↑" }
+        } else {
+            ""
+        };
+        Cell::from(clip_untrusted(&format!("{}{arrow}", spec.titles[c]), width))
+    }))
+    .style(theme.style("table.header"));
+    let rows: Vec<Row> = spec
+        .rows
+        .iter()
+        .map(|cells| {
+            Row::new(columns.iter().zip(&solved).map(|(&c, &width)| {
+                let (value, style) = &cells[c];
+                Cell::from(clip_untrusted(value, width)).style(*style)
+            }))
+        })
+        .collect();
+    let mut title = format!(" {} ({}/{}) ", app.view.title(), spec.shown, spec.total);
+    if let Some(filter) = &spec.filter {
+        title.push_str(&format!("/{} ", clip_untrusted(filter, 40)));
+    }
+    let block = Block::bordered()
+        .title(Span::styled(title, theme.style("header.title")))
+        .border_style(theme.style(if app.detail_open {
+            "border"
+        } else {
+            "border.focus"
+        }));
+    let table = Table::new(rows, solved.iter().map(|&w| Constraint::Length(w as u16)))
+        .header(header)
+        .block(block)
+        .column_spacing(1)
+        .row_highlight_style(theme.style("table.selected"))
+        .style(theme.style("text"));
     let mut state =
-        TableState::default().with_selected((!app.rows.is_empty()).then_some(app.selected));
+        TableState::default().with_selected((spec.shown > 0).then(|| spec.cursor - start));
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
-    let keys = if app.sweep.running {
-        "q quit  j/k move  (sweeping…)"
-    } else {
-        "q quit  j/k move  r refresh"
-    };
+/// The selected row's details as label and value pairs.
+pub fn detail_lines(app: &App) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    let mut push = |label: &str, value: &str| lines.push((label.to_owned(), value.to_owned()));
+    match app.view {
+        View::Instances => {
+            let Some(row) = app.instances.selected() else {
+                return lines;
+            };
+            instance_details(&row.instance, &mut push);
+            let findings = app.findings_of(&row.instance.id);
+            push("findings", &findings.len().to_string());
+            for finding in findings {
+                push(finding.severity.label(), &finding.title);
+            }
+        }
+        View::Findings => {
+            let Some(row) = app.findings.selected() else {
+                return lines;
+            };
+            let f = &row.finding;
+            push("severity", f.severity.label());
+            push("title", &f.title);
+            push("description", &f.description);
+            push("types", &f.types.join(", "));
+            push("account", &f.account);
+            push("region", &f.region);
+            push("resource", &f.resource_id);
+            push("workflow", &f.workflow_status);
+            push("record", &f.record_state);
+            push("created", &f.created_at);
+            push("updated", &f.updated_at);
+            push("note", f.note.as_deref().unwrap_or("-"));
+            push("id", &f.id);
+            match f.instance_id.as_deref().and_then(|id| app.instance(id)) {
+                Some(instance) => {
+                    push("", "");
+                    push("instance", "");
+                    instance_details(instance, &mut push);
+                }
+                None => push("instance", f.instance_id.as_deref().unwrap_or("-")),
+            }
+        }
+        View::Accounts => {
+            let Some(row) = app.accounts.selected() else {
+                return lines;
+            };
+            push("account", &row.id);
+            push("name", &row.name);
+            for (region, count) in &row.per_region {
+                push(region, &format!("{count} instances"));
+            }
+            for error in &row.errors {
+                push("error", error);
+            }
+        }
+    }
+    lines
+}
+
+fn instance_details(i: &Instance, push: &mut impl FnMut(&str, &str)) {
+    push("id", &i.id);
+    push("name", i.name.as_deref().unwrap_or("-"));
+    push("account", &format!("{} ({})", i.account, i.account_name));
+    push("region", &i.region);
+    push("zone", i.availability_zone.as_deref().unwrap_or("-"));
+    push("state", &i.state);
+    push("type", &i.instance_type);
+    push("platform", &i.platform);
+    push("image", i.image_id.as_deref().unwrap_or("-"));
+    push("vpc", i.vpc_id.as_deref().unwrap_or("-"));
+    push("subnet", i.subnet_id.as_deref().unwrap_or("-"));
+    push("private ip", i.private_ip.as_deref().unwrap_or("-"));
+    push("public ip", i.public_ip.as_deref().unwrap_or("-"));
+    let groups: Vec<String> = i
+        .security_groups
+        .iter()
+        .map(|g| format!("{} ({})", g.id, g.name))
+        .collect();
+    push("groups", &groups.join(", "));
+    push("profile", i.instance_profile_arn.as_deref().unwrap_or("-"));
+    push("ssm", i.ssm.label());
+    push("launched", i.launch_time.as_deref().unwrap_or("-"));
+    for (key, value) in &i.tags {
+        push(&format!("tag {key}"), value);
+    }
+}
+
+fn draw_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let label_width = 16;
+    let lines: Vec<Line> = detail_lines(app)
+        .into_iter()
+        .map(|(label, value)| {
+            Line::from(vec![
+                Span::styled(
+                    format!("{:<label_width$} ", clip_untrusted(&label, label_width)),
+                    theme.style("text.dim"),
+                ),
+                Span::styled(
+                    clip_untrusted(&value, DETAIL_VALUE_MAX),
+                    theme.style("text"),
+                ),
+            ])
+        })
+        .collect();
     frame.render_widget(
-        Paragraph::new(keys).style(Style::new().add_modifier(Modifier::DIM)),
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .title(Span::styled(" details ", theme.style("header.title")))
+                .border_style(theme.style("border.focus")),
+        ),
         area,
     );
 }
 
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
+fn draw_footer(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let width = area.width as usize;
+    let line = match &app.mode {
+        Mode::Filter { input } => {
+            let mut spans = vec![
+                Span::styled("/", theme.style("key")),
+                Span::styled(escape_untrusted(input), theme.style("filter")),
+                Span::styled("█", theme.style("filter")),
+            ];
+            if let Some(Status::Error(err)) = &app.status {
+                spans.push(Span::styled(
+                    format!("  {}", clip_untrusted(err, width / 2)),
+                    theme.style("status.error"),
+                ));
+            }
+            Line::from(spans)
+        }
+        Mode::Command { input } => {
+            let hint = super::app::complete(input)
+                .filter(|c| c.len() > input.len())
+                .unwrap_or_default();
+            Line::from(vec![
+                Span::styled(":", theme.style("key")),
+                Span::styled(escape_untrusted(input), theme.style("command")),
+                Span::styled(
+                    hint.get(input.len()..).unwrap_or_default().to_owned(),
+                    theme.style("text.dim"),
+                ),
+                Span::styled("█", theme.style("command")),
+            ])
+        }
+        _ => match &app.status {
+            Some(Status::Error(message)) => Line::styled(
+                clip_untrusted(first_line(message), width),
+                theme.style("status.error"),
+            ),
+            Some(Status::Info(message)) => {
+                Line::styled(clip_untrusted(message, width), theme.style("status.info"))
+            }
+            None => key_hints(app, theme),
+        },
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn key_hints(app: &App, theme: &Theme) -> Line<'static> {
+    use crate::keymap::KeyAction;
+    let mut hints = vec![
+        (KeyAction::Help, "help"),
+        (KeyAction::CommandMode, "command"),
+        (KeyAction::FilterMode, "filter"),
+        (KeyAction::ToggleDetail, "details"),
+        (KeyAction::SortNext, "sort"),
+        (KeyAction::Refresh, "refresh"),
+    ];
+    if app.view == View::Findings {
+        hints.push((KeyAction::ResolveFinding, "resolve"));
+    }
+    hints.push((KeyAction::Quit, "quit"));
+    let mut spans = Vec::new();
+    for (command, label) in hints {
+        if let Some(key) = app.keymap.key_for(command) {
+            let style = if command.is_mutating() {
+                theme.style("danger")
+            } else {
+                theme.style("key")
+            };
+            spans.push(Span::styled(format!("<{key}>"), style));
+            spans.push(Span::styled(format!(" {label}  "), theme.style("text.dim")));
+        }
+    }
+    Line::from(spans)
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    )
+}
+
+fn draw_help(frame: &mut Frame, app: &App, theme: &Theme) {
+    let help = app.keymap.help();
+    let mut lines: Vec<Line> = help
+        .iter()
+        .map(|(command, keys)| {
+            let keys: Vec<String> = keys.iter().map(ToString::to_string).collect();
+            let style = if command.is_mutating() {
+                theme.style("danger")
+            } else {
+                theme.style("key")
+            };
+            Line::from(vec![
+                Span::styled(format!("{:<18}", keys.join(" ")), style),
+                Span::styled(command.description().to_owned(), theme.style("text")),
+            ])
+        })
+        .collect();
+    lines.push(Line::default());
+    lines.push(Line::styled(
+        if app.read_only {
+            "read-only mode: no action changes anything"
+        } else {
+            "red keys change things in AWS and ask first"
+        },
+        theme.style("text.dim"),
+    ));
+    let area = centered(frame.area(), 100, lines.len() as u16 + 2);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .title(Span::styled(
+                    " help (any key closes) ",
+                    theme.style("header.title"),
+                ))
+                .border_style(theme.style("border.focus")),
+        ),
+        area,
+    );
+}
+
+fn draw_confirm(frame: &mut Frame, title: &str, lines: &[String], theme: &Theme) {
+    let mut text: Vec<Line> = lines
+        .iter()
+        .map(|l| Line::styled(clip_untrusted(l, 90), theme.style("text")))
+        .collect();
+    text.push(Line::default());
+    text.push(Line::from(vec![
+        Span::styled("y", theme.style("danger")),
+        Span::styled(" to go ahead, any other key to cancel", theme.style("text")),
+    ]));
+    let area = centered(frame.area(), 96, text.len() as u16 + 2);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(text).block(
+            Block::bordered()
+                .title(Span::styled(format!(" {title} "), theme.style("danger")))
+                .border_style(theme.style("danger")),
+        ),
+        area,
+    );
 }

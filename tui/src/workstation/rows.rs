@@ -1,0 +1,273 @@
+//! The rows of the workstation's tables: what each view shows, filters on and sorts by.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use irf_engine::findings::{Finding, Severity};
+use irf_engine::inventory::Instance;
+
+use crate::filter::{Field, Filterable};
+
+/// A row of any table: an identity that survives refreshes, and an order per column.
+pub trait TableRow: Filterable {
+    /// Stable identity: selection follows it across refreshes and re-sorts.
+    fn id(&self) -> &str;
+    /// Orders two rows by `column`.
+    fn compare(&self, other: &Self, column: usize) -> Ordering;
+}
+
+fn lower_join(parts: &[&str]) -> String {
+    parts.join(" ").to_lowercase()
+}
+
+/// An instance with its searchable text.
+#[derive(Debug, Clone)]
+pub struct InstanceRow {
+    pub instance: Instance,
+    haystack: String,
+}
+
+impl InstanceRow {
+    pub fn new(instance: Instance) -> Self {
+        let tags: Vec<&str> = instance
+            .tags
+            .iter()
+            .flat_map(|(k, v)| [k.as_str(), v.as_str()])
+            .collect();
+        let mut parts = vec![
+            instance.id.as_str(),
+            instance.name.as_deref().unwrap_or_default(),
+            instance.account.as_str(),
+            instance.account_name.as_str(),
+            instance.region.as_str(),
+            instance.state.as_str(),
+            instance.instance_type.as_str(),
+            instance.platform.as_str(),
+            instance.private_ip.as_deref().unwrap_or_default(),
+            instance.public_ip.as_deref().unwrap_or_default(),
+            instance.vpc_id.as_deref().unwrap_or_default(),
+        ];
+        parts.extend(tags);
+        let haystack = lower_join(&parts);
+        Self { instance, haystack }
+    }
+}
+
+/// Column titles of the instances view, in order.
+pub const INSTANCE_COLUMNS: [&str; 10] = [
+    "INSTANCE",
+    "NAME",
+    "ACCOUNT",
+    "REGION",
+    "STATE",
+    "TYPE",
+    "PRIVATE IP",
+    "SSM",
+    "INCIDENT",
+    "FINDINGS",
+];
+
+impl Filterable for InstanceRow {
+    fn haystack(&self) -> &str {
+        &self.haystack
+    }
+    fn tag(&self, key: &str) -> Option<&str> {
+        self.instance.tags.get(key).map(String::as_str)
+    }
+    fn field(&self, field: Field) -> Vec<String> {
+        match field {
+            Field::Account => vec![
+                self.instance.account.clone(),
+                self.instance.account_name.to_lowercase(),
+            ],
+            Field::Region => vec![self.instance.region.clone()],
+            Field::State => vec![self.instance.state.clone()],
+        }
+    }
+    fn severity(&self) -> Option<Severity> {
+        self.instance.findings.highest
+    }
+}
+
+impl TableRow for InstanceRow {
+    fn id(&self) -> &str {
+        &self.instance.id
+    }
+    fn compare(&self, other: &Self, column: usize) -> Ordering {
+        let (a, b) = (&self.instance, &other.instance);
+        match column {
+            1 => a.name.cmp(&b.name),
+            2 => a.account_name.cmp(&b.account_name),
+            3 => a.region.cmp(&b.region),
+            4 => a.state.cmp(&b.state),
+            5 => a.instance_type.cmp(&b.instance_type),
+            6 => a.private_ip.cmp(&b.private_ip),
+            7 => a.ssm.label().cmp(b.ssm.label()),
+            8 => a.incident_status().cmp(&b.incident_status()),
+            9 => (a.findings.highest, a.findings.open).cmp(&(b.findings.highest, b.findings.open)),
+            _ => Ordering::Equal,
+        }
+        .then_with(|| a.id.cmp(&b.id))
+    }
+}
+
+/// A finding with its searchable text.
+#[derive(Debug, Clone)]
+pub struct FindingRow {
+    pub finding: Finding,
+    haystack: String,
+}
+
+impl FindingRow {
+    pub fn new(finding: Finding) -> Self {
+        let types = finding.types.join(" ");
+        let haystack = lower_join(&[
+            finding.severity.label(),
+            &finding.title,
+            &finding.account,
+            &finding.region,
+            finding.instance_id.as_deref().unwrap_or_default(),
+            &finding.workflow_status,
+            &types,
+        ]);
+        Self { finding, haystack }
+    }
+}
+
+/// Column titles of the findings view, in order.
+pub const FINDING_COLUMNS: [&str; 7] = [
+    "SEVERITY", "TITLE", "ACCOUNT", "REGION", "INSTANCE", "STATUS", "UPDATED",
+];
+
+impl Filterable for FindingRow {
+    fn haystack(&self) -> &str {
+        &self.haystack
+    }
+    fn tag(&self, _key: &str) -> Option<&str> {
+        None
+    }
+    fn field(&self, field: Field) -> Vec<String> {
+        match field {
+            Field::Account => vec![self.finding.account.clone()],
+            Field::Region => vec![self.finding.region.clone()],
+            Field::State => vec![self.finding.workflow_status.to_lowercase()],
+        }
+    }
+    fn severity(&self) -> Option<Severity> {
+        Some(self.finding.severity)
+    }
+}
+
+impl TableRow for FindingRow {
+    fn id(&self) -> &str {
+        &self.finding.id
+    }
+    fn compare(&self, other: &Self, column: usize) -> Ordering {
+        let (a, b) = (&self.finding, &other.finding);
+        match column {
+            0 => a.severity.cmp(&b.severity),
+            1 => a.title.cmp(&b.title),
+            2 => a.account.cmp(&b.account),
+            3 => a.region.cmp(&b.region),
+            4 => a.instance_id.cmp(&b.instance_id),
+            5 => a.workflow_status.cmp(&b.workflow_status),
+            6 => a.updated_at.cmp(&b.updated_at),
+            _ => Ordering::Equal,
+        }
+        .then_with(|| a.id.cmp(&b.id))
+    }
+}
+
+/// One member account in the accounts view.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountRow {
+    pub id: String,
+    pub name: String,
+    pub per_region: BTreeMap<String, usize>,
+    pub running: usize,
+    pub stopped: usize,
+    pub under_incident: usize,
+    pub errors: Vec<String>,
+    haystack: String,
+}
+
+impl AccountRow {
+    pub fn new(id: &str, name: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            haystack: lower_join(&[id, name]),
+            ..Self::default()
+        }
+    }
+
+    /// Counts one instance of the account.
+    pub fn count(&mut self, instance: &Instance) {
+        *self.per_region.entry(instance.region.clone()).or_default() += 1;
+        match instance.state.as_str() {
+            "running" => self.running += 1,
+            "stopped" => self.stopped += 1,
+            _ => {}
+        }
+        if instance.incident_status().is_some() {
+            self.under_incident += 1;
+        }
+    }
+
+    /// Instances in every region together.
+    pub fn total(&self) -> usize {
+        self.per_region.values().sum()
+    }
+}
+
+impl Filterable for AccountRow {
+    fn haystack(&self) -> &str {
+        &self.haystack
+    }
+    fn tag(&self, _key: &str) -> Option<&str> {
+        None
+    }
+    fn field(&self, field: Field) -> Vec<String> {
+        match field {
+            Field::Account => vec![self.id.clone(), self.name.to_lowercase()],
+            Field::Region => self.per_region.keys().cloned().collect(),
+            Field::State => vec![if self.errors.is_empty() {
+                "ok".into()
+            } else {
+                "error".into()
+            }],
+        }
+    }
+    fn severity(&self) -> Option<Severity> {
+        None
+    }
+}
+
+impl TableRow for AccountRow {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn compare(&self, other: &Self, column: usize) -> Ordering {
+        match column {
+            1 => self.name.cmp(&other.name),
+            2 => self.total().cmp(&other.total()),
+            3 => self.running.cmp(&other.running),
+            4 => self.stopped.cmp(&other.stopped),
+            5 => self.under_incident.cmp(&other.under_incident),
+            6 => self.errors.len().cmp(&other.errors.len()),
+            _ => Ordering::Equal,
+        }
+        .then_with(|| self.id.cmp(&other.id))
+    }
+}
+
+/// Column titles of the accounts view (regions are listed inside TOTAL's detail).
+pub const ACCOUNT_COLUMNS: [&str; 7] = [
+    "ACCOUNT",
+    "NAME",
+    "INSTANCES",
+    "RUNNING",
+    "STOPPED",
+    "INCIDENT",
+    "STATUS",
+];
