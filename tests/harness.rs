@@ -78,7 +78,43 @@ pub fn irf_binary() -> PathBuf {
         "'{}' is missing: build it first with 'cargo build -p irf' (.ci/run does)",
         binary.display()
     );
+    // `cargo test` does not rebuild another package's binary: refuse to test a stale one.
+    let built = std::fs::metadata(&binary)
+        .and_then(|m| m.modified())
+        .expect("binary time");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let newest_source = ["tui", "engine/src", "tests/lab", "themes"]
+        .iter()
+        .filter_map(|dir| newest_file_time(&workspace.join(dir)))
+        .max();
+    if let Some(newest) = newest_source {
+        assert!(
+            newest <= built,
+            "'{}' is older than the sources: rebuild it with 'cargo build -p irf' (.ci/run does)",
+            binary.display()
+        );
+    }
     binary
+}
+
+fn newest_file_time(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if !path.ends_with("snapshots") {
+                    stack.push(path);
+                }
+            } else if let Ok(time) = entry.metadata().and_then(|m| m.modified()) {
+                newest = newest.max(Some(time));
+            }
+        }
+    }
+    newest
 }
 
 /// Runs `irf` with `args` and extra environment, without a terminal.

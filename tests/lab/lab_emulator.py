@@ -12,6 +12,9 @@ unchanged against it:
 * SSM DescribeInstanceInformation (moto raises NotImplementedError): the lab plays the
   SSM agent of its instances. An instance with an instance profile is a managed instance,
   Online while it runs and ConnectionLost otherwise; one without is not managed.
+* XML responses carry control characters as character references (&#x1b;), as AWS
+  sends them; moto writes them raw, which no XML parser accepts, so one hostile tag
+  value would hide a whole account-region from every client.
 * An optional fixed latency in front of every AWS call (not the /moto-api/
   control plane), so benchmarks can see what concurrency buys.
 * With --watch-stdin the process exits when its standard input closes, which
@@ -42,6 +45,8 @@ from moto.securityhub.models import securityhub_backends
 from moto.sts.models import STSBackend
 
 _CREDENTIAL = re.compile(r"Credential=([^/]+)/[0-9]+/([^/]+)/([^/]+)/")
+# Characters XML 1.0 cannot carry raw (tab and line feed can).
+_XML_UNSAFE = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _require_existing_role() -> None:
@@ -147,7 +152,30 @@ class _StandIns:
                 start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body))),
                                           ("x-amzn-RequestId", "irf-lab-" + str(int(time.time() * 1000)))])
                 return [body]
-        return self.app(environ, start_response)
+        return self._xml_safe(environ, start_response)
+
+    def _xml_safe(self, environ, start_response):
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        chunks = self.app(environ, capture)
+        headers = captured.get("headers", [])
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+        if "xml" not in content_type:
+            start_response(captured["status"], headers)
+            return chunks
+        body = b"".join(chunks)
+        if hasattr(chunks, "close"):
+            chunks.close()
+        if _XML_UNSAFE.search(body):
+            body = _XML_UNSAFE.sub(lambda m: b"&#x%02x;" % m.group()[0], body)
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(body))))
+        start_response(captured["status"], headers)
+        return [body]
 
 
 class _Latency:

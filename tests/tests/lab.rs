@@ -223,6 +223,11 @@ async fn security_hub_holds_findings_that_point_at_seeded_instances() {
     while let Some(page) = pages.next().await {
         findings.extend(page.expect("GetFindings page").findings().to_vec());
     }
+    // Other tests may add findings of their own; the seeded ones come from the lab's detector.
+    findings.retain(|f| {
+        f.generator_id()
+            .is_some_and(|g| g.ends_with("detector/irflab"))
+    });
     assert_eq!(findings.len(), state.seeded.findings);
     assert!(findings.len() >= 20);
     let labels: BTreeSet<String> = findings
@@ -641,4 +646,366 @@ async fn linux_root_volumes_hold_real_filesystems_and_the_suspect_its_indicators
             indicator.kind
         );
     }
+}
+
+#[tokio::test]
+async fn findings_filters_return_the_right_subset() {
+    use irf_engine::findings::{FindingQuery, Severity};
+    let state = lab();
+    let context = context().await;
+    let everything = context
+        .findings(&FindingQuery {
+            record_state: None,
+            ..FindingQuery::default()
+        })
+        .await
+        .expect("all findings");
+    assert!(everything.len() >= state.seeded.findings);
+
+    let high = FindingQuery {
+        min_severity: Some(Severity::High),
+        ..FindingQuery::open_on_instances()
+    };
+    let found = context.findings(&high).await.expect("high and above");
+    let expected = everything
+        .iter()
+        .filter(|f| f.severity >= Severity::High && high.matches(f))
+        .count();
+    assert_eq!(found.len(), expected);
+    assert!(
+        !found.is_empty() && found.len() < everything.len(),
+        "a real subset"
+    );
+    assert!(found.iter().all(|f| f.severity >= Severity::High));
+
+    let member = &state.seeded.members[0];
+    let one_account = FindingQuery {
+        accounts: vec![member.id.to_string()],
+        ..FindingQuery::default()
+    };
+    let found = context.findings(&one_account).await.expect("one account");
+    assert!(!found.is_empty());
+    assert!(found.iter().all(|f| f.account == member.id.as_str()));
+    for finding in &found {
+        let instance = finding
+            .instance_id
+            .as_deref()
+            .expect("linked to its instance");
+        assert!(
+            state
+                .seeded
+                .instances
+                .iter()
+                .any(|i| i.id == instance && i.account == member.id)
+        );
+    }
+
+    let since_tomorrow = FindingQuery {
+        updated_since: Some("2999-01-01T00:00:00Z".into()),
+        ..FindingQuery::default()
+    };
+    assert!(
+        context
+            .findings(&since_tomorrow)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+
+    let bad = FindingQuery {
+        workflow_statuses: vec!["OPEN".into()],
+        ..FindingQuery::default()
+    };
+    let err = context.findings(&bad).await.expect_err("rejected");
+    assert!(err.to_string().contains("'OPEN'"), "{err}");
+}
+
+#[tokio::test]
+async fn a_finding_resolved_from_irf_leaves_the_open_list_with_a_note() {
+    use irf_engine::findings::{FindingQuery, FindingRef};
+    let state = lab();
+    let context = context().await;
+    // A finding of this test's own, so other tests keep the seeded ones as they are.
+    let instance = &state.seeded.instances[0];
+    let hub = aws_sdk_securityhub::Client::new(&context.base_config("us-east-1"));
+    let id = "arn:aws:guardduty:us-east-1:000000000000:detector/test/finding/resolve-me";
+    let product = "arn:aws:securityhub:us-east-1::product/aws/guardduty";
+    let finding = aws_sdk_securityhub::types::AwsSecurityFinding::builder()
+        .schema_version("2018-10-08")
+        .id(id)
+        .product_arn(product)
+        .generator_id("test")
+        .aws_account_id(instance.account.as_str())
+        .types("TTPs/Discovery/Recon:EC2-PortProbeUnprotectedPort")
+        .created_at("2026-11-27T00:00:00Z")
+        .updated_at("2026-11-27T00:00:00Z")
+        .severity(
+            aws_sdk_securityhub::types::Severity::builder()
+                .label(aws_sdk_securityhub::types::SeverityLabel::Low)
+                .build(),
+        )
+        .title("resolve me")
+        .description("test")
+        .resources(
+            aws_sdk_securityhub::types::Resource::builder()
+                .r#type("AwsEc2Instance")
+                .id(format!(
+                    "arn:aws:ec2:{}:{}:instance/{}",
+                    instance.region, instance.account, instance.id
+                ))
+                .build(),
+        )
+        .build();
+    hub.batch_import_findings()
+        .findings(finding)
+        .send()
+        .await
+        .expect("import");
+    let open = context
+        .findings(&FindingQuery::open_on_instances())
+        .await
+        .expect("open");
+    assert!(open.iter().any(|f| f.id == id));
+
+    let updated = context
+        .set_workflow_status(
+            &[FindingRef {
+                id: id.into(),
+                product_arn: product.into(),
+            }],
+            "RESOLVED",
+            "case-test",
+        )
+        .await
+        .expect("resolved");
+    assert_eq!(updated, 1);
+    let open = context
+        .findings(&FindingQuery::open_on_instances())
+        .await
+        .expect("open");
+    assert!(!open.iter().any(|f| f.id == id), "no longer open");
+    let all = context
+        .findings(&FindingQuery::default())
+        .await
+        .expect("all");
+    let resolved = all.iter().find(|f| f.id == id).expect("still there");
+    assert_eq!(resolved.workflow_status, "RESOLVED");
+    assert_eq!(resolved.note.as_deref(), Some("case-test"));
+
+    let missing = context
+        .set_workflow_status(
+            &[FindingRef {
+                id: "no-such-finding".into(),
+                product_arn: product.into(),
+            }],
+            "RESOLVED",
+            "x",
+        )
+        .await
+        .expect_err("unknown finding");
+    assert!(
+        missing.to_string().contains("'no-such-finding'"),
+        "{missing}"
+    );
+}
+
+#[tokio::test]
+async fn ssm_reachability_follows_profile_and_state() {
+    use irf_engine::inventory::SsmReachability;
+    let context = context().await;
+    let scope = context.sweep_scope().await.expect("scope");
+    let snapshot = inventory::sweep_all(context, scope).await;
+    for instance in &snapshot.instances {
+        let expected = match (
+            instance.tags.get("Role").map(String::as_str),
+            instance.state.as_str(),
+        ) {
+            (Some("bastion"), _) => SsmReachability::NotManaged,
+            (_, "running") => SsmReachability::Online,
+            _ => SsmReachability::ConnectionLost,
+        };
+        assert_eq!(
+            instance.ssm,
+            expected,
+            "{} ({:?}, {})",
+            instance.id,
+            instance.tags.get("Role"),
+            instance.state
+        );
+    }
+    assert!(
+        snapshot
+            .instances
+            .iter()
+            .any(|i| i.ssm == SsmReachability::NotManaged)
+    );
+}
+
+#[test]
+fn instances_and_findings_print_json_with_the_same_filters_as_the_views() {
+    let state = lab();
+    let env = lab_env(state);
+    let out = run_irf(
+        &[
+            "instances",
+            "--json",
+            "--filter",
+            "tag:Role=web !state:stopped",
+        ],
+        &env,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit 2: one account could not be swept"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let instances = json["instances"].as_array().expect("instances");
+    assert!(!instances.is_empty());
+    for instance in instances {
+        assert_eq!(instance["tags"]["Role"], "web");
+        assert_ne!(instance["state"], "stopped");
+    }
+    assert_eq!(
+        json["failures"].as_array().expect("failures").len(),
+        1,
+        "{}",
+        json["failures"]
+    );
+    let suspect = instances
+        .iter()
+        .find(|i| i["tags"][INCIDENT_STATUS_TAG] == "Analyze")
+        .expect("the suspect");
+    assert!(suspect["findings"]["open"].as_u64().expect("count") >= 3);
+    assert_eq!(suspect["findings"]["highest"], "CRITICAL");
+
+    let member = state.seeded.members[1].id.to_string();
+    let out = run_irf(
+        &[
+            "instances",
+            "--json",
+            "--account",
+            &member,
+            "--region",
+            "eu-west-1",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let expected = state
+        .seeded
+        .instances
+        .iter()
+        .filter(|i| i.account.as_str() == member && i.region == "eu-west-1")
+        .count();
+    assert_eq!(
+        json["instances"].as_array().expect("instances").len(),
+        expected
+    );
+
+    let out = run_irf(&["findings", "--json", "--min-severity", "HIGH"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(!findings.is_empty());
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["severity"] == "HIGH" || f["severity"] == "CRITICAL")
+    );
+
+    let bad = run_irf(&["findings", "--json", "--status", "OPEN"], &env);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("'OPEN'"));
+    let bad = run_irf(&["instances", "--filter", "sev>=URGENT"], &env);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("'URGENT'"));
+}
+
+#[test]
+fn hostile_tag_values_planted_in_the_lab_render_inert() {
+    let state = lab();
+    let target = state
+        .seeded
+        .instances
+        .iter()
+        .find(|i| {
+            state
+                .seeded
+                .members
+                .iter()
+                .any(|m| m.managed && m.id == i.account)
+                && i.state == "running"
+        })
+        .expect("a running instance in a managed account");
+    let hostile = "pwn\u{1b}]0;owned-title\u{7}\u{1b}[2J\u{1b}[31mRED\u{9b}1;1Hcsi\u{202e}gnp.exe";
+    let long = "L".repeat(250);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let context = context().await;
+        let ec2 = aws_sdk_ec2::Client::new(
+            &context
+                .account_config(&target.account, &target.region)
+                .await
+                .expect("member"),
+        );
+        ec2.create_tags()
+            .resources(&target.id)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("Note")
+                    .value(hostile)
+                    .build(),
+            )
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("Ticket")
+                    .value(&long)
+                    .build(),
+            )
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("Wide")
+                    .value("数据库服务器")
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("plant hostile tags");
+    });
+
+    let mut session = TerminalSession::start(&[], &lab_env(state), 45, 170);
+    session.wait_for("refreshed", Duration::from_secs(60));
+    session.send(&format!("/{}\r", target.id));
+    session.wait_for("(1/", Duration::from_secs(5));
+    session.send("\r");
+    let screen = session.wait_for("details", Duration::from_secs(5));
+    assert!(
+        screen.contains(r"pwn\e]0;owned-title\x07\e[2J\e[31mRED\u{9b}1;1Hcsi\u{202e}gnp.exe"),
+        "escaped:\n{screen}"
+    );
+    assert!(
+        screen.contains("数据库服务器"),
+        "wide text shown as it is:\n{screen}"
+    );
+    assert!(
+        screen.contains("LLLL…"),
+        "the long value is cut with an ellipsis:\n{screen}"
+    );
+    assert!(
+        screen.contains("irf "),
+        "nothing cleared the screen:\n{screen}"
+    );
+    session.send("q");
+    assert!(session.wait_exit(Duration::from_secs(10)));
 }

@@ -15,9 +15,6 @@ use irf_engine::findings::Severity;
 use irf_engine::inventory::{Instance, SsmReachability};
 
 const HEADER_HEIGHT: u16 = 5;
-/// Longest value the details panel shows; AWS allows 256-character tag values, a hostile
-/// account can still send pages of text in a finding.
-const DETAIL_VALUE_MAX: usize = 1024;
 
 struct Areas {
     header: Rect,
@@ -536,6 +533,10 @@ fn instance_details(i: &Instance, push: &mut impl FnMut(&str, &str)) {
 
 fn draw_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let label_width = 16;
+    // Up to three lines a value: enough to read a description, and a hostile page of text
+    // cannot push every other field off the panel.
+    let value_max =
+        (usize::from(area.width.saturating_sub(2)).saturating_sub(label_width + 1) * 3).max(8);
     let lines: Vec<Line> = detail_lines(app)
         .into_iter()
         .map(|(label, value)| {
@@ -544,10 +545,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                     format!("{:<label_width$} ", clip_untrusted(&label, label_width)),
                     theme.style("text.dim"),
                 ),
-                Span::styled(
-                    clip_untrusted(&value, DETAIL_VALUE_MAX),
-                    theme.style("text"),
-                ),
+                Span::styled(clip_untrusted(&value, value_max), theme.style("text")),
             ])
         })
         .collect();
