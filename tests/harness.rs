@@ -79,42 +79,26 @@ pub fn irf_binary() -> PathBuf {
         binary.display()
     );
     // `cargo test` does not rebuild another package's binary: refuse to test a stale one.
+    // Cargo's dep-info file beside it lists every source file the binary was built from.
     let built = std::fs::metadata(&binary)
         .and_then(|m| m.modified())
         .expect("binary time");
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root");
-    let newest_source = ["tui", "engine/src", "tests/lab", "themes"]
-        .iter()
-        .filter_map(|dir| newest_file_time(&workspace.join(dir)))
-        .max();
-    if let Some(newest) = newest_source {
-        assert!(
-            newest <= built,
-            "'{}' is older than the sources: rebuild it with 'cargo build -p irf' (.ci/run does)",
-            binary.display()
-        );
-    }
-    binary
-}
-
-fn newest_file_time(dir: &Path) -> Option<std::time::SystemTime> {
-    let mut newest = None;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                if !path.ends_with("snapshots") {
-                    stack.push(path);
-                }
-            } else if let Ok(time) = entry.metadata().and_then(|m| m.modified()) {
-                newest = newest.max(Some(time));
-            }
+    let dep_info = std::fs::read_to_string(binary.with_extension("d")).unwrap_or_default();
+    let sources = dep_info
+        .split_once(": ")
+        .map(|(_, deps)| deps)
+        .unwrap_or_default();
+    for source in sources.replace("\\ ", "\u{0}").split_whitespace() {
+        let source = source.replace('\u{0}', " ");
+        if let Ok(modified) = std::fs::metadata(&source).and_then(|m| m.modified()) {
+            assert!(
+                modified <= built,
+                "'{}' is older than '{source}': rebuild it with 'cargo build -p irf' (.ci/run does)",
+                binary.display()
+            );
         }
     }
-    newest
+    binary
 }
 
 /// Runs `irf` with `args` and extra environment, without a terminal.
