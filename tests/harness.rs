@@ -83,7 +83,12 @@ pub fn irf_binary() -> PathBuf {
     let built = std::fs::metadata(&binary)
         .and_then(|m| m.modified())
         .expect("binary time");
-    let dep_info = std::fs::read_to_string(binary.with_extension("d")).unwrap_or_default();
+    let dep_info = std::fs::read_to_string(binary.with_extension("d")).unwrap_or_else(|_| {
+        panic!(
+            "'{}' has no dep-info beside it, so its freshness cannot be checked: build it with 'cargo build -p irf' (add --release for benchmarks)",
+            binary.display()
+        )
+    });
     let sources = dep_info
         .split_once(": ")
         .map(|(_, deps)| deps)

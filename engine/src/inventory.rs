@@ -26,6 +26,61 @@ pub struct SecurityGroupRef {
     pub name: String,
 }
 
+/// An instance's tags, sorted by key. A vector rather than a map: instances carry a handful
+/// of tags, and at Organization scale a map's nodes cost several times the entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tags(Vec<(String, String)>);
+
+impl Tags {
+    /// The value of `key`, if the tag is set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// Whether the tag `key` is set.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Every tag, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Sets a tag, replacing its value if it was set.
+    pub fn insert(&mut self, key: String, value: String) {
+        match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
+        }
+    }
+}
+
+impl FromIterator<(String, String)> for Tags {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        let mut tags = Self::default();
+        for (key, value) in pairs {
+            tags.insert(key, value);
+        }
+        tags
+    }
+}
+
+impl Serialize for Tags {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Tags {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, String>::deserialize(deserializer).map(|map| map.into_iter().collect())
+    }
+}
+
 /// Whether Systems Manager can reach an instance (for memory capture and sessions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,7 +130,7 @@ pub struct Instance {
     pub security_groups: Vec<SecurityGroupRef>,
     pub instance_profile_arn: Option<String>,
     pub launch_time: Option<String>,
-    pub tags: BTreeMap<String, String>,
+    pub tags: Tags,
     pub ssm: SsmReachability,
     /// Open Security Hub findings about the instance (filled in by the caller that has them).
     pub findings: crate::findings::FindingSummary,
@@ -84,12 +139,12 @@ pub struct Instance {
 impl Instance {
     /// The instance's incident status tag, if set.
     pub fn incident_status(&self) -> Option<&str> {
-        self.tags.get(INCIDENT_STATUS_TAG).map(String::as_str)
+        self.tags.get(INCIDENT_STATUS_TAG)
     }
 
     /// The case the instance is tagged with, if any.
     pub fn case_id(&self) -> Option<&str> {
-        self.tags.get(CASE_ID_TAG).map(String::as_str)
+        self.tags.get(CASE_ID_TAG)
     }
 }
 
@@ -345,7 +400,7 @@ fn instance_from_sdk(
     account: &MemberAccount,
     region: &str,
 ) -> Instance {
-    let tags: BTreeMap<String, String> = instance
+    let tags: Tags = instance
         .tags()
         .iter()
         .filter_map(|t| {
@@ -362,7 +417,7 @@ fn instance_from_sdk(
         .unwrap_or_else(|| "Linux/UNIX".to_owned());
     Instance {
         id: instance.instance_id().unwrap_or_default().to_owned(),
-        name: tags.get("Name").cloned(),
+        name: tags.get("Name").map(str::to_owned),
         account: account.id.to_string(),
         account_name: account.name.clone(),
         region: region.to_owned(),
@@ -401,5 +456,28 @@ fn instance_from_sdk(
         tags,
         ssm: SsmReachability::Unknown,
         findings: crate::findings::FindingSummary::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_sorted_found_and_replaced() {
+        let mut tags: Tags = [("Role", "web"), ("Name", "a"), ("Role", "db")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(tags.get("Role"), Some("db"), "the last value wins");
+        assert_eq!(
+            tags.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            vec!["Name", "Role"]
+        );
+        tags.insert("Owner".into(), "x".into());
+        assert!(tags.contains_key("Owner") && !tags.contains_key("owner"));
+        let json = serde_json::to_string(&tags).expect("serialises");
+        assert_eq!(json, r#"{"Name":"a","Owner":"x","Role":"db"}"#);
+        assert_eq!(serde_json::from_str::<Tags>(&json).expect("parses"), tags);
     }
 }

@@ -179,15 +179,38 @@ class _StandIns:
 
 
 class _Latency:
-    """WSGI middleware that delays every AWS call by a fixed time."""
+    """WSGI middleware that delays every AWS call by a fixed time and counts the calls.
+
+    POST /irf-lab/latency?ms=N changes the delay and resets the count; GET /irf-lab/stats
+    reports {"calls": N, "latency_ms": N}. Benchmarks seed at full speed, then measure.
+    """
 
     def __init__(self, app, seconds: float):
         self.app = app
         self.seconds = seconds
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def _json(self, start_response, value):
+        body = json.dumps(value).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     def __call__(self, environ, start_response):
-        if self.seconds > 0 and not environ.get("PATH_INFO", "").startswith("/moto-api"):
-            time.sleep(self.seconds)
+        path = environ.get("PATH_INFO", "")
+        if path == "/irf-lab/latency":
+            query = dict(p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
+            with self.lock:
+                self.seconds = float(query.get("ms", "0")) / 1000.0
+                self.calls = 0
+            return self._json(start_response, {"latency_ms": self.seconds * 1000.0})
+        if path == "/irf-lab/stats":
+            return self._json(start_response, {"calls": self.calls, "latency_ms": self.seconds * 1000.0})
+        if not path.startswith("/moto-api"):
+            with self.lock:
+                self.calls += 1
+            if self.seconds > 0:
+                time.sleep(self.seconds)
         return self.app(environ, start_response)
 
 

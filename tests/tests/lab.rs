@@ -208,7 +208,7 @@ async fn seeded_instances_carry_states_tags_and_networks() {
     let roles: BTreeSet<&str> = snapshot
         .instances
         .iter()
-        .filter_map(|i| i.tags.get("Role").map(String::as_str))
+        .filter_map(|i| i.tags.get("Role"))
         .collect();
     assert!(roles.len() >= 4, "varied roles: {roles:?}");
 }
@@ -816,10 +816,7 @@ async fn ssm_reachability_follows_profile_and_state() {
     let scope = context.sweep_scope().await.expect("scope");
     let snapshot = inventory::sweep_all(context, scope).await;
     for instance in &snapshot.instances {
-        let expected = match (
-            instance.tags.get("Role").map(String::as_str),
-            instance.state.as_str(),
-        ) {
+        let expected = match (instance.tags.get("Role"), instance.state.as_str()) {
             (Some("bastion"), _) => SsmReachability::NotManaged,
             (_, "running") => SsmReachability::Online,
             _ => SsmReachability::ConnectionLost,

@@ -1,25 +1,9 @@
 //! `irf`: the incident-response workstation and its command line.
 
-mod cli;
-mod commands;
-mod filter;
-mod keymap;
-mod logging;
-mod text;
-mod theme;
-mod workstation;
-
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// Where the operator's own themes live: `themes/` beside the configuration file.
-pub fn theme_dir() -> Option<std::path::PathBuf> {
-    irf_engine::config::Config::path()
-        .ok()?
-        .parent()
-        .map(|dir| dir.join("themes"))
-}
+use irf_tui::{cli, commands, logging};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

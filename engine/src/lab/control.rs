@@ -92,6 +92,25 @@ impl Control {
             .map(drop)
     }
 
+    /// Sets the delay added to every AWS call and resets the call count.
+    pub async fn set_latency(&self, milliseconds: u32) -> Result<(), LabError> {
+        self.call("POST", &format!("/irf-lab/latency?ms={milliseconds}"), None)
+            .await
+            .map(drop)
+    }
+
+    /// AWS calls answered since the latency was last set.
+    pub async fn calls(&self) -> Result<u64, LabError> {
+        let text = self.call("GET", "/irf-lab/stats", None).await?;
+        serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["calls"].as_u64())
+            .ok_or_else(|| LabError::Control {
+                uri: "/irf-lab/stats".into(),
+                message: format!("unexpected answer '{text}'"),
+            })
+    }
+
     /// Drops every resource of every account.
     pub async fn reset(&self) -> Result<(), LabError> {
         self.call("POST", "/moto-api/reset", None).await.map(drop)

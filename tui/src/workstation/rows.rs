@@ -29,11 +29,7 @@ pub struct InstanceRow {
 
 impl InstanceRow {
     pub fn new(instance: Instance) -> Self {
-        let tags: Vec<&str> = instance
-            .tags
-            .iter()
-            .flat_map(|(k, v)| [k.as_str(), v.as_str()])
-            .collect();
+        let tags: Vec<&str> = instance.tags.iter().flat_map(|(k, v)| [k, v]).collect();
         let mut parts = vec![
             instance.id.as_str(),
             instance.name.as_deref().unwrap_or_default(),
@@ -72,7 +68,7 @@ impl Filterable for InstanceRow {
         &self.haystack
     }
     fn tag(&self, key: &str) -> Option<&str> {
-        self.instance.tags.get(key).map(String::as_str)
+        self.instance.tags.get(key)
     }
     fn field(&self, field: Field) -> Vec<String> {
         match field {

@@ -204,6 +204,26 @@ struct TableSpec {
     filter: Option<String>,
 }
 
+impl TableSpec {
+    fn of<R: super::rows::TableRow>(
+        model: &super::table::TableModel<R>,
+        titles: &'static [&'static str],
+        widths: Vec<Constraint>,
+        rows: Vec<Vec<RawCell>>,
+    ) -> Self {
+        Self {
+            titles,
+            widths,
+            rows,
+            sort: model.sort,
+            cursor: model.cursor(),
+            shown: model.visible_len(),
+            total: model.rows().len(),
+            filter: model.filter().map(|f| f.text().to_owned()),
+        }
+    }
+}
+
 fn severity_style(theme: &Theme, severity: Severity) -> Style {
     theme.style(&format!("severity.{}", severity.label().to_lowercase()))
 }
@@ -253,11 +273,12 @@ fn instances_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableS
             ]
         })
         .collect();
-    TableSpec {
-        titles: &INSTANCE_COLUMNS,
+    TableSpec::of(
+        model,
+        &INSTANCE_COLUMNS,
         // The name takes what the fixed columns leave; an instance id is never cut on a
         // terminal of 150 columns or more.
-        widths: vec![
+        vec![
             Constraint::Length(19),
             Constraint::Fill(1),
             Constraint::Length(16),
@@ -270,12 +291,7 @@ fn instances_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableS
             Constraint::Length(15),
         ],
         rows,
-        sort: model.sort,
-        cursor: model.cursor(),
-        shown: model.visible_len(),
-        total: model.rows().len(),
-        filter: model.filter().map(|f| f.text().to_owned()),
-    }
+    )
 }
 
 fn findings_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec {
@@ -312,9 +328,10 @@ fn findings_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSp
             ]
         })
         .collect();
-    TableSpec {
-        titles: &FINDING_COLUMNS,
-        widths: vec![
+    TableSpec::of(
+        model,
+        &FINDING_COLUMNS,
+        vec![
             Constraint::Length(13),
             Constraint::Fill(1),
             Constraint::Length(12),
@@ -324,12 +341,7 @@ fn findings_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSp
             Constraint::Length(16),
         ],
         rows,
-        sort: model.sort,
-        cursor: model.cursor(),
-        shown: model.visible_len(),
-        total: model.rows().len(),
-        filter: model.filter().map(|f| f.text().to_owned()),
-    }
+    )
 }
 
 fn accounts_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec {
@@ -363,9 +375,10 @@ fn accounts_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSp
             ]
         })
         .collect();
-    TableSpec {
-        titles: &ACCOUNT_COLUMNS,
-        widths: vec![
+    TableSpec::of(
+        model,
+        &ACCOUNT_COLUMNS,
+        vec![
             Constraint::Length(12),
             Constraint::Length(24),
             Constraint::Length(34),
@@ -375,12 +388,7 @@ fn accounts_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSp
             Constraint::Fill(1),
         ],
         rows,
-        sort: model.sort,
-        cursor: model.cursor(),
-        shown: model.visible_len(),
-        total: model.rows().len(),
-        filter: model.filter().map(|f| f.text().to_owned()),
-    }
+    )
 }
 
 /// Lays the table out and draws it: column widths are solved for the space there is, and
@@ -526,7 +534,7 @@ fn instance_details(i: &Instance, push: &mut impl FnMut(&str, &str)) {
     push("profile", i.instance_profile_arn.as_deref().unwrap_or("-"));
     push("ssm", i.ssm.label());
     push("launched", i.launch_time.as_deref().unwrap_or("-"));
-    for (key, value) in &i.tags {
+    for (key, value) in i.tags.iter() {
         push(&format!("tag {key}"), value);
     }
 }
