@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -22,14 +23,14 @@ const PAGE_SIZE: i32 = 1000;
 /// A security group attached to an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecurityGroupRef {
-    pub id: String,
-    pub name: String,
+    pub id: CompactString,
+    pub name: CompactString,
 }
 
 /// An instance's tags, sorted by key. A vector rather than a map: instances carry a handful
 /// of tags, and at Organization scale a map's nodes cost several times the entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tags(Vec<(String, String)>);
+pub struct Tags(Vec<(CompactString, CompactString)>);
 
 impl Tags {
     /// The value of `key`, if the tag is set.
@@ -51,7 +52,8 @@ impl Tags {
     }
 
     /// Sets a tag, replacing its value if it was set.
-    pub fn insert(&mut self, key: String, value: String) {
+    pub fn insert(&mut self, key: impl Into<CompactString>, value: impl Into<CompactString>) {
+        let (key, value) = (key.into(), value.into());
         match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
             Ok(i) => self.0[i].1 = value,
             Err(i) => self.0.insert(i, (key, value)),
@@ -59,8 +61,8 @@ impl Tags {
     }
 }
 
-impl FromIterator<(String, String)> for Tags {
-    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+impl FromIterator<(CompactString, CompactString)> for Tags {
+    fn from_iter<I: IntoIterator<Item = (CompactString, CompactString)>>(pairs: I) -> Self {
         let mut tags = Self::default();
         for (key, value) in pairs {
             tags.insert(key, value);
@@ -77,7 +79,8 @@ impl Serialize for Tags {
 
 impl<'de> Deserialize<'de> for Tags {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        BTreeMap::<String, String>::deserialize(deserializer).map(|map| map.into_iter().collect())
+        BTreeMap::<CompactString, CompactString>::deserialize(deserializer)
+            .map(|map| map.into_iter().collect())
     }
 }
 
@@ -111,25 +114,27 @@ impl SsmReachability {
 }
 
 /// One EC2 instance, as irf shows it. Every string in it came from AWS and may be hostile.
+/// Strings are `CompactString`s: ids, names, regions and addresses fit inline, which keeps an
+/// Organization of 100,000 instances within the workstation's memory budget.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
-    pub id: String,
-    pub name: Option<String>,
-    pub account: String,
-    pub account_name: String,
-    pub region: String,
-    pub availability_zone: Option<String>,
-    pub state: String,
-    pub instance_type: String,
-    pub platform: String,
-    pub image_id: Option<String>,
-    pub vpc_id: Option<String>,
-    pub subnet_id: Option<String>,
-    pub private_ip: Option<String>,
-    pub public_ip: Option<String>,
+    pub id: CompactString,
+    pub name: Option<CompactString>,
+    pub account: CompactString,
+    pub account_name: CompactString,
+    pub region: CompactString,
+    pub availability_zone: Option<CompactString>,
+    pub state: CompactString,
+    pub instance_type: CompactString,
+    pub platform: CompactString,
+    pub image_id: Option<CompactString>,
+    pub vpc_id: Option<CompactString>,
+    pub subnet_id: Option<CompactString>,
+    pub private_ip: Option<CompactString>,
+    pub public_ip: Option<CompactString>,
     pub security_groups: Vec<SecurityGroupRef>,
-    pub instance_profile_arn: Option<String>,
-    pub launch_time: Option<String>,
+    pub instance_profile_arn: Option<CompactString>,
+    pub launch_time: Option<CompactString>,
     pub tags: Tags,
     pub ssm: SsmReachability,
     /// Open Security Hub findings about the instance (filled in by the caller that has them).
@@ -326,7 +331,7 @@ async fn sweep_region(
                 let mut instance = instance_from_sdk(i, account, region);
                 instance.ssm = match &ssm {
                     Some(managed) => managed
-                        .get(&instance.id)
+                        .get(instance.id.as_str())
                         .copied()
                         .unwrap_or(SsmReachability::NotManaged),
                     None => SsmReachability::Unknown,
@@ -405,54 +410,56 @@ fn instance_from_sdk(
         .iter()
         .filter_map(|t| {
             Some((
-                t.key()?.to_owned(),
-                t.value().unwrap_or_default().to_owned(),
+                CompactString::from(t.key()?),
+                CompactString::from(t.value().unwrap_or_default()),
             ))
         })
         .collect();
     let platform = instance
         .platform_details()
-        .map(str::to_owned)
-        .or_else(|| instance.platform().map(|p| p.as_str().to_owned()))
-        .unwrap_or_else(|| "Linux/UNIX".to_owned());
+        .map(CompactString::from)
+        .or_else(|| instance.platform().map(|p| CompactString::from(p.as_str())))
+        .unwrap_or_else(|| CompactString::const_new("Linux/UNIX"));
     Instance {
-        id: instance.instance_id().unwrap_or_default().to_owned(),
-        name: tags.get("Name").map(str::to_owned),
-        account: account.id.to_string(),
-        account_name: account.name.clone(),
-        region: region.to_owned(),
+        id: instance.instance_id().unwrap_or_default().into(),
+        name: tags.get("Name").map(CompactString::from),
+        account: account.id.as_str().into(),
+        account_name: account.name.as_str().into(),
+        region: region.into(),
         availability_zone: instance
             .placement()
             .and_then(|p| p.availability_zone())
-            .map(str::to_owned),
+            .map(CompactString::from),
         state: instance
             .state()
             .and_then(|s| s.name())
-            .map(|n| n.as_str().to_owned())
-            .unwrap_or_else(|| "unknown".to_owned()),
+            .map(|n| CompactString::from(n.as_str()))
+            .unwrap_or_else(|| CompactString::const_new("unknown")),
         instance_type: instance
             .instance_type()
-            .map(|t| t.as_str().to_owned())
+            .map(|t| CompactString::from(t.as_str()))
             .unwrap_or_default(),
         platform,
-        image_id: instance.image_id().map(str::to_owned),
-        vpc_id: instance.vpc_id().map(str::to_owned),
-        subnet_id: instance.subnet_id().map(str::to_owned),
-        private_ip: instance.private_ip_address().map(str::to_owned),
-        public_ip: instance.public_ip_address().map(str::to_owned),
+        image_id: instance.image_id().map(CompactString::from),
+        vpc_id: instance.vpc_id().map(CompactString::from),
+        subnet_id: instance.subnet_id().map(CompactString::from),
+        private_ip: instance.private_ip_address().map(CompactString::from),
+        public_ip: instance.public_ip_address().map(CompactString::from),
         security_groups: instance
             .security_groups()
             .iter()
             .map(|g| SecurityGroupRef {
-                id: g.group_id().unwrap_or_default().to_owned(),
-                name: g.group_name().unwrap_or_default().to_owned(),
+                id: g.group_id().unwrap_or_default().into(),
+                name: g.group_name().unwrap_or_default().into(),
             })
             .collect(),
         instance_profile_arn: instance
             .iam_instance_profile()
             .and_then(|p| p.arn())
-            .map(str::to_owned),
-        launch_time: instance.launch_time().map(|t| t.to_string()),
+            .map(CompactString::from),
+        launch_time: instance
+            .launch_time()
+            .map(|t| CompactString::from(t.to_string())),
         tags,
         ssm: SsmReachability::Unknown,
         findings: crate::findings::FindingSummary::default(),
@@ -467,14 +474,14 @@ mod tests {
     fn tags_are_sorted_found_and_replaced() {
         let mut tags: Tags = [("Role", "web"), ("Name", "a"), ("Role", "db")]
             .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .map(|(k, v)| (CompactString::from(k), CompactString::from(v)))
             .collect();
         assert_eq!(tags.get("Role"), Some("db"), "the last value wins");
         assert_eq!(
             tags.iter().map(|(k, _)| k).collect::<Vec<_>>(),
             vec!["Name", "Role"]
         );
-        tags.insert("Owner".into(), "x".into());
+        tags.insert("Owner", "x");
         assert!(tags.contains_key("Owner") && !tags.contains_key("owner"));
         let json = serde_json::to_string(&tags).expect("serialises");
         assert_eq!(json, r#"{"Name":"a","Owner":"x","Role":"db"}"#);

@@ -35,7 +35,13 @@ async fn fan_out_reaches_every_member_account_and_region() {
     let swept: BTreeSet<(String, String, String)> = snapshot
         .instances
         .iter()
-        .map(|i| (i.id.clone(), i.account.clone(), i.region.clone()))
+        .map(|i| {
+            (
+                i.id.to_string(),
+                i.account.to_string(),
+                i.region.to_string(),
+            )
+        })
         .collect();
     let expected: BTreeSet<(String, String, String)> = state
         .seeded
@@ -198,7 +204,7 @@ async fn seeded_instances_carry_states_tags_and_networks() {
             instance
                 .availability_zone
                 .as_deref()
-                .is_some_and(|az| az.starts_with(&instance.region))
+                .is_some_and(|az| az.starts_with(instance.region.as_str()))
         );
     }
     assert!(

@@ -6,6 +6,7 @@
 
 use std::hint::black_box;
 
+use compact_str::format_compact;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use irf_engine::findings::{FindingSummary, Severity};
 use irf_engine::inventory::{Instance, SecurityGroupRef, SsmReachability, SweepEvent, Tags};
@@ -31,24 +32,24 @@ fn instance(n: usize) -> Instance {
         ["prod", "staging", "dev"][n % 3].to_owned(),
     );
     Instance {
-        id: format!("i-{n:017x}"),
-        name: Some(format!("prod-{role}-{n:06}")),
-        account: account.clone(),
-        account_name: format!("member-{}", n % 500),
-        region: REGIONS[n % REGIONS.len()].to_owned(),
-        availability_zone: Some(format!("{}a", REGIONS[n % REGIONS.len()])),
+        id: format_compact!("i-{n:017x}"),
+        name: Some(format_compact!("prod-{role}-{n:06}")),
+        account: account.as_str().into(),
+        account_name: format_compact!("member-{}", n % 500),
+        region: REGIONS[n % REGIONS.len()].into(),
+        availability_zone: Some(format_compact!("{}a", REGIONS[n % REGIONS.len()])),
         state: if n.is_multiple_of(7) {
             "stopped"
         } else {
             "running"
         }
-        .to_owned(),
-        instance_type: "t3.medium".to_owned(),
-        platform: "Linux/UNIX".to_owned(),
-        image_id: Some("ami-0123456789abcdef0".to_owned()),
-        vpc_id: Some(format!("vpc-{:017x}", n % 2000)),
-        subnet_id: Some(format!("subnet-{:017x}", n % 4000)),
-        private_ip: Some(format!(
+        .into(),
+        instance_type: "t3.medium".into(),
+        platform: "Linux/UNIX".into(),
+        image_id: Some("ami-0123456789abcdef0".into()),
+        vpc_id: Some(format_compact!("vpc-{:017x}", n % 2000)),
+        subnet_id: Some(format_compact!("subnet-{:017x}", n % 4000)),
+        private_ip: Some(format_compact!(
             "10.{}.{}.{}",
             n % 250,
             (n / 250) % 250,
@@ -56,13 +57,13 @@ fn instance(n: usize) -> Instance {
         )),
         public_ip: None,
         security_groups: vec![SecurityGroupRef {
-            id: format!("sg-{:017x}", n % 3000),
+            id: format_compact!("sg-{:017x}", n % 3000),
             name: "internal".into(),
         }],
-        instance_profile_arn: Some(format!(
+        instance_profile_arn: Some(format_compact!(
             "arn:aws:iam::{account}:instance-profile/app-server"
         )),
-        launch_time: Some("2026-11-01T00:00:00Z".to_owned()),
+        launch_time: Some("2026-11-01T00:00:00Z".into()),
         tags,
         ssm: if role == "bastion" {
             SsmReachability::NotManaged

@@ -376,7 +376,10 @@ async fn instances(
         }
     };
     for instance in &mut snapshot.instances {
-        instance.findings = summaries.get(&instance.id).copied().unwrap_or_default();
+        instance.findings = summaries
+            .get(instance.id.as_str())
+            .copied()
+            .unwrap_or_default();
     }
     if let Some(filter) = &filter {
         snapshot

@@ -535,8 +535,10 @@ impl App {
                     .set_rows(findings.into_iter().map(FindingRow::new).collect());
                 let summaries = &self.finding_summaries;
                 self.instances.update_rows(|row| {
-                    row.instance.findings =
-                        summaries.get(&row.instance.id).copied().unwrap_or_default();
+                    row.instance.findings = summaries
+                        .get(row.instance.id.as_str())
+                        .copied()
+                        .unwrap_or_default();
                 });
             }
             EngineEvent::Findings(Err(err)) => self.findings_state = Load::Failed(err),
@@ -571,7 +573,7 @@ impl App {
                     let rows: Vec<InstanceRow> = instances
                         .into_iter()
                         .map(|mut i| {
-                            i.findings = summaries.get(&i.id).copied().unwrap_or_default();
+                            i.findings = summaries.get(i.id.as_str()).copied().unwrap_or_default();
                             InstanceRow::new(i)
                         })
                         .collect();
@@ -635,7 +637,7 @@ impl App {
             _ => BTreeMap::new(),
         };
         for instance in &instances {
-            if let Some(row) = accounts.get_mut(&instance.account) {
+            if let Some(row) = accounts.get_mut(instance.account.as_str()) {
                 row.count(instance);
             }
         }
@@ -649,7 +651,7 @@ impl App {
             instances
                 .into_iter()
                 .map(|mut i| {
-                    i.findings = summaries.get(&i.id).copied().unwrap_or_default();
+                    i.findings = summaries.get(i.id.as_str()).copied().unwrap_or_default();
                     InstanceRow::new(i)
                 })
                 .collect(),

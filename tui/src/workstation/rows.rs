@@ -73,11 +73,11 @@ impl Filterable for InstanceRow {
     fn field(&self, field: Field) -> Vec<String> {
         match field {
             Field::Account => vec![
-                self.instance.account.clone(),
-                self.instance.account_name.to_lowercase(),
+                self.instance.account.to_string(),
+                self.instance.account_name.to_lowercase().to_string(),
             ],
-            Field::Region => vec![self.instance.region.clone()],
-            Field::State => vec![self.instance.state.clone()],
+            Field::Region => vec![self.instance.region.to_string()],
+            Field::State => vec![self.instance.state.to_string()],
         }
     }
     fn severity(&self) -> Option<Severity> {
@@ -199,7 +199,10 @@ impl AccountRow {
 
     /// Counts one instance of the account.
     pub fn count(&mut self, instance: &Instance) {
-        *self.per_region.entry(instance.region.clone()).or_default() += 1;
+        *self
+            .per_region
+            .entry(instance.region.to_string())
+            .or_default() += 1;
         match instance.state.as_str() {
             "running" => self.running += 1,
             "stopped" => self.stopped += 1,

@@ -30,7 +30,7 @@ fn scope() -> Scope {
         if !accounts.iter().any(|a| a.id.as_str() == instance.account) {
             accounts.push(MemberAccount {
                 id: AccountId::parse(&instance.account).expect("fixture account"),
-                name: instance.account_name.clone(),
+                name: instance.account_name.to_string(),
             });
         }
     }
@@ -153,7 +153,7 @@ fn dark() -> Theme {
 fn selected_instance(app: &App) -> String {
     app.instances
         .selected()
-        .map(|r| r.instance.id.clone())
+        .map(|r| r.instance.id.to_string())
         .unwrap_or_default()
 }
 
