@@ -402,6 +402,27 @@ done
         ]
     );
 
+    // Reset drops everything and seeds again: another seed, another Organization.
+    let reset = run_irf(&["lab", "reset", "--seed", "7"], &env);
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let reseeded = LabState::load(dir.path())
+        .expect("state")
+        .expect("still running");
+    assert_eq!(
+        reseeded.emulator_pid, state.emulator_pid,
+        "the same emulator"
+    );
+    assert_eq!(reseeded.seeded.options.seed, 7);
+    assert_ne!(ids(&reseeded), ids(&state), "new accounts");
+    assert_eq!(
+        reseeded.seeded.instances.len(),
+        state.seeded.instances.len()
+    );
+
     let down = run_irf(&["lab", "down"], &env);
     assert!(down.status.success());
     assert!(String::from_utf8_lossy(&down.stdout).contains("stopped"));
