@@ -152,6 +152,9 @@ pub struct App {
     pending_failures: Vec<(String, String)>,
     /// Open findings per instance, for the instances view.
     finding_summaries: HashMap<String, irf_engine::findings::FindingSummary>,
+    /// Position of each instance in `instances.rows()`, so the findings view can name a
+    /// finding's instance while drawing without scanning every row.
+    instance_positions: HashMap<compact_str::CompactString, usize>,
     pub sweep: SweepProgress,
     pub view: View,
     pub mode: Mode,
@@ -197,6 +200,7 @@ impl App {
             pending_instances: Vec::new(),
             pending_failures: Vec::new(),
             finding_summaries: HashMap::new(),
+            instance_positions: HashMap::new(),
             sweep: SweepProgress::default(),
             view: View::Instances,
             mode: Mode::Normal,
@@ -579,7 +583,9 @@ impl App {
                         .collect();
                     let accounts_touched: Vec<Instance> =
                         rows.iter().map(|r| r.instance.clone()).collect();
+                    let start = self.instances.rows().len();
                     self.instances.extend(rows);
+                    self.index_instances_from(start);
                     self.accounts.update_rows(|row| {
                         let id = row.id.clone();
                         for instance in accounts_touched.iter().filter(|i| i.account == id) {
@@ -656,16 +662,24 @@ impl App {
                 })
                 .collect(),
         );
+        self.instance_positions.clear();
+        self.index_instances_from(0);
         self.accounts.set_rows(accounts.into_values().collect());
+    }
+
+    /// Records the positions of the rows from `start` on. Rows are only appended or replaced
+    /// whole (sorting reorders the view, not the rows), so positions change nowhere else.
+    fn index_instances_from(&mut self, start: usize) {
+        for (position, row) in self.instances.rows().iter().enumerate().skip(start) {
+            self.instance_positions
+                .insert(row.instance.id.clone(), position);
+        }
     }
 
     /// Instances by id, for the findings view and details.
     pub fn instance(&self, id: &str) -> Option<&Instance> {
-        self.instances
-            .rows()
-            .iter()
-            .map(|r| &r.instance)
-            .find(|i| i.id == id)
+        let position = *self.instance_positions.get(id)?;
+        self.instances.rows().get(position).map(|r| &r.instance)
     }
 
     /// Findings about an instance, for its details.

@@ -242,6 +242,19 @@ fn selection_follows_the_row_through_sorting_and_refresh() {
         chosen,
         "selection survives the refresh"
     );
+    for instance in &fewer {
+        assert_eq!(
+            app.instance(&instance.id).map(|i| &i.id),
+            Some(&instance.id),
+            "found by id"
+        );
+    }
+    if fewer.len() < instances().len() {
+        assert!(
+            app.instance(&instances()[0].id).is_none(),
+            "gone after the refresh"
+        );
+    }
 }
 
 #[rstest]
