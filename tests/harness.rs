@@ -231,13 +231,11 @@ impl Drop for TerminalSession {
     }
 }
 
-/// Whether a process with `pid` is alive (and not a zombie).
-pub fn process_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z'))
-        })
-        .unwrap_or(false)
+/// Waits up to ten seconds for the lab's emulator to exit; true when it has.
+pub fn emulator_stops(state: &LabState) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state.is_running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    !state.is_running()
 }

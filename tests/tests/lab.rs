@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use irf_e2e::{TerminalSession, context, irf_binary, lab, process_alive, run_irf};
+use irf_e2e::{TerminalSession, context, emulator_stops, irf_binary, lab, run_irf};
 use irf_engine::aws::{AwsContext, AwsError};
 use irf_engine::config::{AccountId, Config};
 use irf_engine::inventory::{self, INCIDENT_STATUS_TAG};
@@ -295,7 +295,7 @@ fn lab_cli_lifecycle_as_a_user_drives_it() {
     let state = LabState::load(dir.path())
         .expect("state")
         .expect("state written");
-    assert!(process_alive(state.emulator_pid));
+    assert!(state.is_running());
     assert!(run_irf(&["lab", "status"], &env).status.success());
 
     // The same seed gives the same Organization as the shared lab.
@@ -426,12 +426,8 @@ done
     let down = run_irf(&["lab", "down"], &env);
     assert!(down.status.success());
     assert!(String::from_utf8_lossy(&down.stdout).contains("stopped"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while process_alive(state.emulator_pid) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert!(
-        !process_alive(state.emulator_pid),
+        emulator_stops(&state),
         "the emulator is gone after 'irf lab down'"
     );
     assert_eq!(run_irf(&["lab", "status"], &env).status.code(), Some(3));
@@ -588,17 +584,10 @@ fn irf_lab_opens_the_workstation_and_stops_the_lab_on_exit() {
     let state = LabState::load(dir.path())
         .expect("state")
         .expect("written while the lab runs");
-    assert!(process_alive(state.emulator_pid));
+    assert!(state.is_running());
     session.send("q");
     assert!(session.wait_exit(Duration::from_secs(20)));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while process_alive(state.emulator_pid) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        !process_alive(state.emulator_pid),
-        "the lab stops with the workstation"
-    );
+    assert!(emulator_stops(&state), "the lab stops with the workstation");
     assert!(
         LabState::load(dir.path()).expect("readable").is_none(),
         "state removed"

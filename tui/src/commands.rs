@@ -382,9 +382,13 @@ async fn instances(
             .unwrap_or_default();
     }
     if let Some(filter) = &filter {
-        snapshot
-            .instances
-            .retain(|i| filter.matches(&workstation::rows::InstanceRow::new(i.clone())));
+        // The rows the views filter, so the language means the same here; no copies.
+        snapshot.instances = std::mem::take(&mut snapshot.instances)
+            .into_iter()
+            .map(workstation::rows::InstanceRow::new)
+            .filter(|row| filter.matches(row))
+            .map(|row| row.instance)
+            .collect();
     }
     snapshot
         .instances
@@ -436,7 +440,12 @@ async fn findings(
     let context = connect(global).await?;
     let mut findings = context.findings(query).await?;
     if let Some(filter) = &filter {
-        findings.retain(|f| filter.matches(&workstation::rows::FindingRow::new(f.clone())));
+        findings = findings
+            .into_iter()
+            .map(workstation::rows::FindingRow::new)
+            .filter(|row| filter.matches(row))
+            .map(|row| row.finding)
+            .collect();
     }
     if json {
         out!("{}", serde_json::to_string_pretty(&findings)?);

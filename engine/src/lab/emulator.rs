@@ -176,9 +176,7 @@ fn kill_child(child: &mut Child) {
 
 /// The last lines of the emulator's log, for error messages.
 pub fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().rev().take(12).collect();
-    lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+    super::last_lines(&std::fs::read_to_string(path).unwrap_or_default(), 12)
 }
 
 /// True when `pid` is alive and is an irf lab emulator (not some process that reused the pid).

@@ -218,11 +218,9 @@ fn run(command: &mut Command, what: &'static str) -> Result<(), LabError> {
     if output.status.success() {
         return Ok(());
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
     Err(LabError::Install {
         what,
-        detail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        detail: super::last_lines(&String::from_utf8_lossy(&output.stderr), 15),
     })
 }
 

@@ -79,6 +79,12 @@ pub enum LabError {
     Config(#[from] crate::config::ConfigError),
 }
 
+/// The last `count` lines of `text`, for error messages that quote a tool's output.
+pub(crate) fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().rev().take(count).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
 /// The lab's directory: `$IRF_LAB_DIR`, else `lab` in the user's state directory.
 pub fn lab_dir() -> Result<PathBuf, LabError> {
     match std::env::var_os(LAB_DIR_ENV).filter(|v| !v.is_empty()) {

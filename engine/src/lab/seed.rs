@@ -483,6 +483,8 @@ pub async fn apply(
     let member_role = security.config().accounts.member_role.clone();
 
     let mut instances = Vec::with_capacity(plan.instances.len());
+    // Where each planned instance landed in `instances`, for stopping and for findings.
+    let mut created_of_planned = vec![0usize; plan.instances.len()];
     for (index, account) in members.iter().enumerate() {
         progress(&format!(
             "seeding account {} ({})",
@@ -506,10 +508,11 @@ pub async fn apply(
                     .map_err(seed_err("reach a member account"))?,
             );
             let network = create_network(&ec2, &account.id, region, index, region_index).await?;
-            for planned in plan
+            for (planned_index, planned) in plan
                 .instances
                 .iter()
-                .filter(|p| p.account == index && &p.region == region)
+                .enumerate()
+                .filter(|(_, p)| p.account == index && &p.region == region)
             {
                 let environment = &plan.members[index].environment;
                 let (id, root_volume_id) = run_instance(
@@ -522,6 +525,7 @@ pub async fn apply(
                     &profile,
                 )
                 .await?;
+                created_of_planned[planned_index] = instances.len();
                 instances.push(LabInstance {
                     id,
                     root_volume_id,
@@ -538,24 +542,6 @@ pub async fn apply(
             }
         }
     }
-    // Planned instance i is instances[position of i in creation order]; map for findings.
-    let mut order: Vec<usize> = Vec::with_capacity(plan.instances.len());
-    for index in 0..members.len() {
-        for region in &plan.regions {
-            order.extend(
-                plan.instances
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.account == index && &p.region == region)
-                    .map(|(i, _)| i),
-            );
-        }
-    }
-    let mut created_of_planned = vec![0usize; plan.instances.len()];
-    for (created, planned) in order.iter().enumerate() {
-        created_of_planned[*planned] = created;
-    }
-
     progress("stopping the instances that are planned stopped");
     for (planned_index, planned) in plan.instances.iter().enumerate() {
         if !planned.stopped {

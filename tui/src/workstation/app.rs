@@ -101,7 +101,8 @@ pub enum EngineEvent {
     Sweep(SweepEvent),
     Findings(Result<Vec<Finding>, String>),
     FindingResolved(Result<String, String>),
-    ThemeChanged(Result<String, String>),
+    /// The theme's name and description, or why it could not be loaded.
+    ThemeChanged(Result<(String, String), String>),
 }
 
 /// Work the update asks the runtime to start.
@@ -554,9 +555,9 @@ impl App {
                 return vec![Effect::LoadFindings];
             }
             EngineEvent::FindingResolved(Err(err)) => self.status = Some(Status::Error(err)),
-            EngineEvent::ThemeChanged(Ok(described)) => {
-                self.theme_name = described.split(':').next().unwrap_or_default().to_owned();
-                self.status = Some(Status::Info(format!("theme {described}")));
+            EngineEvent::ThemeChanged(Ok((name, description))) => {
+                self.status = Some(Status::Info(format!("theme {name}: {description}")));
+                self.theme_name = name;
             }
             EngineEvent::ThemeChanged(Err(err)) => self.status = Some(Status::Error(err)),
         }
@@ -573,23 +574,16 @@ impl App {
             }
             SweepEvent::Instances { instances, .. } => {
                 if streaming {
-                    let summaries = &self.finding_summaries;
-                    let rows: Vec<InstanceRow> = instances
-                        .into_iter()
-                        .map(|mut i| {
-                            i.findings = summaries.get(i.id.as_str()).copied().unwrap_or_default();
-                            InstanceRow::new(i)
-                        })
-                        .collect();
-                    let accounts_touched: Vec<Instance> =
-                        rows.iter().map(|r| r.instance.clone()).collect();
+                    let rows = self.rows_with_findings(instances);
                     let start = self.instances.rows().len();
                     self.instances.extend(rows);
                     self.index_instances_from(start);
+                    let added = &self.instances.rows()[start..];
                     self.accounts.update_rows(|row| {
-                        let id = row.id.clone();
-                        for instance in accounts_touched.iter().filter(|i| i.account == id) {
-                            row.count(instance);
+                        for instance in added.iter().map(|r| &r.instance) {
+                            if instance.account == row.id {
+                                row.count(instance);
+                            }
                         }
                     });
                 } else {
@@ -652,19 +646,26 @@ impl App {
                 row.errors.push(message);
             }
         }
-        let summaries = &self.finding_summaries;
-        self.instances.set_rows(
-            instances
-                .into_iter()
-                .map(|mut i| {
-                    i.findings = summaries.get(i.id.as_str()).copied().unwrap_or_default();
-                    InstanceRow::new(i)
-                })
-                .collect(),
-        );
+        let rows = self.rows_with_findings(instances);
+        self.instances.set_rows(rows);
         self.instance_positions.clear();
         self.index_instances_from(0);
         self.accounts.set_rows(accounts.into_values().collect());
+    }
+
+    /// Table rows for swept instances, each with its open findings.
+    fn rows_with_findings(&self, instances: Vec<Instance>) -> Vec<InstanceRow> {
+        instances
+            .into_iter()
+            .map(|mut instance| {
+                instance.findings = self
+                    .finding_summaries
+                    .get(instance.id.as_str())
+                    .copied()
+                    .unwrap_or_default();
+                InstanceRow::new(instance)
+            })
+            .collect()
     }
 
     /// Records the positions of the rows from `start` on. Rows are only appended or replaced

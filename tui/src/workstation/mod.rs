@@ -64,45 +64,51 @@ async fn event_loop(
     let mut refresh_timer =
         tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
     let mut effects = app.start();
+    let mut dirty = true;
     loop {
-        for effect in effects.drain(..) {
+        // Effects may answer with more effects (a theme change does): work the queue dry.
+        while let Some(effect) = effects.pop() {
             match effect {
                 Effect::SetTheme(name) => {
-                    let loaded = Theme::load(&name, crate::theme_dir().as_deref());
-                    let event = match loaded {
+                    let event = match Theme::load(&name, crate::theme_dir().as_deref()) {
                         Ok(loaded) => {
-                            let described = format!("{name}: {}", loaded.description);
+                            let described = (name, loaded.description.clone());
                             theme = loaded;
                             Ok(described)
                         }
                         Err(err) => Err(err.to_string()),
                     };
-                    effects_from(
-                        app.on_engine(EngineEvent::ThemeChanged(event)),
-                        &context,
-                        &engine_tx,
-                    );
+                    effects.extend(app.on_engine(EngineEvent::ThemeChanged(event)));
                 }
                 other => spawn_effect(other, &context, &engine_tx, app.read_only),
             }
         }
-        app.now = clock();
-        terminal.draw(|frame| ui::draw(frame, &app, &theme))?;
+        if dirty {
+            app.now = clock();
+            terminal.draw(|frame| ui::draw(frame, &app, &theme))?;
+        }
         tokio::select! {
             event = input.next() => match event {
-                Some(Ok(event)) => {
-                    if let Some(input) = input_of(&event) {
+                // Mouse motion and key releases change nothing: no frame for them.
+                Some(Ok(event)) => match input_of(&event) {
+                    Some(input) => {
                         effects = app.handle(input);
+                        dirty = true;
                     }
-                }
+                    None => dirty = false,
+                },
                 Some(Err(err)) => return Err(err.into()),
                 None => return Ok(()),
             },
             Some(event) = engine_rx.recv() => {
                 app.now = clock();
                 effects = app.on_engine(event);
+                dirty = true;
             }
-            _ = refresh_timer.tick() => effects = app.handle(Input::RefreshDue),
+            _ = refresh_timer.tick() => {
+                effects = app.handle(Input::RefreshDue);
+                dirty = true;
+            }
         }
         // Drain what else is waiting, then draw once for all of it.
         while let Ok(event) = engine_rx.try_recv() {
@@ -111,16 +117,6 @@ async fn event_loop(
         if app.should_quit {
             return Ok(());
         }
-    }
-}
-
-fn effects_from(
-    effects: Vec<Effect>,
-    context: &Arc<AwsContext>,
-    events: &mpsc::Sender<EngineEvent>,
-) {
-    for effect in effects {
-        spawn_effect(effect, context, events, false);
     }
 }
 
