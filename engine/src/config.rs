@@ -137,12 +137,23 @@ fn default_member_role() -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowConfig {
+    /// The region the workflow is deployed in; the home region when unset.
+    pub region: Option<String>,
     pub state_machine_arn: Option<String>,
     pub case_table: Option<String>,
     pub notification_topic_arn: Option<String>,
-    /// Step queue URLs by step name (prepare, disk, memory, verify, contain, notify).
+    /// Step queue URLs: `steps` (short steps), `imaging` (disk and memory), `approvals`.
     #[serde(default)]
     pub step_queues: std::collections::BTreeMap<String, String>,
+    /// The bucket holding the memory capture tool (template 4).
+    pub tooling_bucket: Option<String>,
+    /// The instance profile that makes a suspect reachable by SSM for capture.
+    pub ir_instance_profile: Option<String>,
+    /// What a case does once its evidence is verified: approval (default), auto, never.
+    pub containment: Option<String>,
+    /// How long a worker holds a step message before another worker may take it over,
+    /// in seconds; the worker renews it while it works.
+    pub lease_secs: Option<u64>,
 }
 
 /// Evidence storage in the Forensics account.

@@ -1,9 +1,15 @@
 //! irf's engine: every AWS call and all domain logic, behind domain types and event streams.
 
+pub mod acquisition;
 pub mod aws;
+pub mod cases;
 pub mod config;
+pub mod containment;
+pub mod evidence;
 pub mod findings;
 pub mod inventory;
 pub mod lab;
 pub mod organization;
 pub mod paths;
+pub mod trigger;
+pub mod worker;

@@ -1,0 +1,640 @@
+//! The disk imaging pipeline: allocated blocks fetched in parallel and checked against their
+//! checksums, zero blocks synthesised, the whole image hashed in order, and the image cut
+//! into parts that upload while later blocks are still being fetched.
+//!
+//! The pipeline knows nothing of AWS: a [`BlockSource`] (EBS direct APIs in production) and
+//! a [`PartSink`] (an S3 multipart upload) are passed in, which is also how the benchmark
+//! measures the pipeline's own cost.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{FuturesUnordered, StreamExt};
+use sha2::{Digest, Sha256};
+
+/// One allocated block of a snapshot, as the block list names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRef {
+    pub index: u64,
+    pub token: String,
+}
+
+/// A fetched block with the checksum its source sent along (base64 SHA-256).
+#[derive(Debug, Clone)]
+pub struct FetchedBlock {
+    pub data: Bytes,
+    pub checksum: Option<String>,
+}
+
+/// Where blocks come from.
+pub trait BlockSource: Send + Sync {
+    /// Bytes per block.
+    fn block_size(&self) -> u64;
+    /// Size of the whole volume in bytes.
+    fn volume_size(&self) -> u64;
+    /// Every allocated block, in any order.
+    fn list(&self) -> impl Future<Output = Result<Vec<BlockRef>, ImagingError>> + Send;
+    /// One block's data.
+    fn fetch(&self, block: &BlockRef)
+    -> impl Future<Output = Result<FetchedBlock, ImagingError>> + Send;
+}
+
+/// A part of the image once stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    pub number: i32,
+    pub etag: String,
+    /// Base64 SHA-256 of the part, as S3 checks it.
+    pub checksum: String,
+}
+
+/// Where the image's parts go.
+pub trait PartSink: Send + Sync {
+    /// Stores part `number` (1-based), whose base64 SHA-256 is `checksum`.
+    fn store(
+        &self,
+        number: i32,
+        data: Bytes,
+        checksum: String,
+    ) -> impl Future<Output = Result<StoredPart, ImagingError>> + Send;
+}
+
+/// How the pipeline runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ImagingOptions {
+    /// Blocks fetched at once. EBS allows 1,000 GetSnapshotBlock per second per snapshot;
+    /// with about 20 ms per call, 64 in flight stays well inside it.
+    pub fetch_concurrency: usize,
+    /// Parts uploading at once.
+    pub upload_concurrency: usize,
+    /// Smallest part size; the pipeline raises it for volumes that would need more than
+    /// [`MAX_PARTS`] parts.
+    pub min_part_size: u64,
+    /// Attempts per block when a fetch fails or its checksum does not match.
+    pub block_attempts: u32,
+}
+
+impl Default for ImagingOptions {
+    fn default() -> Self {
+        Self {
+            fetch_concurrency: 64,
+            upload_concurrency: 4,
+            min_part_size: 16 << 20,
+            block_attempts: 4,
+        }
+    }
+}
+
+/// S3 allows 10,000 parts; leave room.
+pub const MAX_PARTS: u64 = 9_000;
+
+/// Progress as the pipeline reports it, after every stored part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImagingProgress {
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub blocks_fetched: u64,
+    pub blocks_retried: u64,
+}
+
+/// The finished image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    /// Lowercase hex SHA-256 of the whole image, computed in order.
+    pub sha256: String,
+    pub size: u64,
+    pub block_size: u64,
+    pub allocated_blocks: u64,
+    pub bytes_fetched: u64,
+    pub blocks_retried: u64,
+    pub parts: Vec<StoredPart>,
+}
+
+/// Why imaging failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ImagingError {
+    #[error(
+        "block {index} failed its checksum {attempts} times (expected {expected}, got {actual}): the snapshot or the network corrupts data; the image was not completed"
+    )]
+    Corrupt {
+        index: u64,
+        attempts: u32,
+        expected: String,
+        actual: String,
+    },
+    #[error("block {index} came back with {got} bytes, not the block size {want}")]
+    ShortBlock { index: u64, got: usize, want: u64 },
+    #[error("block {index} is past the end of the volume ({blocks} blocks)")]
+    OutOfRange { index: u64, blocks: u64 },
+    #[error("fetching blocks failed: {0}")]
+    Fetch(String),
+    #[error("storing part {number} failed: {message}")]
+    Store { number: i32, message: String },
+    #[error("the hashing thread stopped: {0}")]
+    Hasher(String),
+}
+
+/// The base64 SHA-256 of `data`, as EBS and S3 express checksums.
+pub fn checksum_b64(data: &[u8]) -> String {
+    aws_smithy_types::base64::encode(Sha256::digest(data))
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The part size for a volume: at least `min`, a whole number of blocks, and few enough
+/// parts for S3.
+pub fn part_size_for(volume_size: u64, block_size: u64, min: u64) -> u64 {
+    let block_size = block_size.max(1);
+    let wanted = min.max(volume_size.div_ceil(MAX_PARTS));
+    wanted.div_ceil(block_size) * block_size
+}
+
+/// Fetches one block, retrying failures and checksum mismatches.
+async fn fetch_verified<S: BlockSource>(
+    source: &S,
+    block: &BlockRef,
+    attempts: u32,
+    retried: &AtomicU64,
+) -> Result<(u64, Bytes), ImagingError> {
+    let want = source.block_size();
+    let mut last = None;
+    for attempt in 1..=attempts.max(1) {
+        if attempt > 1 {
+            retried.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6))).await;
+        }
+        match source.fetch(block).await {
+            Ok(fetched) => {
+                if fetched.data.len() as u64 != want {
+                    return Err(ImagingError::ShortBlock {
+                        index: block.index,
+                        got: fetched.data.len(),
+                        want,
+                    });
+                }
+                let Some(expected) = fetched.checksum else {
+                    return Ok((block.index, fetched.data));
+                };
+                let data = fetched.data;
+                let (actual, data) = tokio::task::spawn_blocking(move || (checksum_b64(&data), data))
+                    .await
+                    .map_err(|err| ImagingError::Hasher(err.to_string()))?;
+                if actual == expected {
+                    return Ok((block.index, data));
+                }
+                tracing::warn!(block = block.index, attempt, "block checksum mismatch; fetching it again");
+                last = Some(ImagingError::Corrupt {
+                    index: block.index,
+                    attempts: attempt,
+                    expected,
+                    actual,
+                });
+            }
+            Err(err) => {
+                tracing::warn!(block = block.index, attempt, error = %err, "block fetch failed");
+                last = Some(err);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| ImagingError::Fetch("no attempt made".to_owned())))
+}
+
+/// The in-order whole-image hash, on its own thread so that the async workers never wait
+/// on it and the part checksums run beside it on the other core.
+struct OrderedHasher {
+    sender: Option<std::sync::mpsc::SyncSender<Bytes>>,
+    thread: Option<std::thread::JoinHandle<[u8; 32]>>,
+}
+
+impl OrderedHasher {
+    fn start() -> Result<Self, ImagingError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Bytes>(2);
+        let thread = std::thread::Builder::new()
+            .name("irf-image-hash".to_owned())
+            .spawn(move || {
+                let mut hasher = Sha256::new();
+                while let Ok(chunk) = receiver.recv() {
+                    hasher.update(&chunk);
+                }
+                hasher.finalize().into()
+            })
+            .map_err(|err| ImagingError::Hasher(err.to_string()))?;
+        Ok(Self {
+            sender: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    async fn push(&self, chunk: Bytes) -> Result<(), ImagingError> {
+        let sender = self
+            .sender
+            .clone()
+            .ok_or_else(|| ImagingError::Hasher("already finished".to_owned()))?;
+        // A full channel blocks; do that off the async workers.
+        tokio::task::spawn_blocking(move || sender.send(chunk))
+            .await
+            .map_err(|err| ImagingError::Hasher(err.to_string()))?
+            .map_err(|_| ImagingError::Hasher("the hashing thread ended early".to_owned()))
+    }
+
+    async fn finish(mut self) -> Result<String, ImagingError> {
+        drop(self.sender.take());
+        let thread = self
+            .thread
+            .take()
+            .ok_or_else(|| ImagingError::Hasher("already finished".to_owned()))?;
+        let digest = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|err| ImagingError::Hasher(err.to_string()))?
+            .map_err(|_| ImagingError::Hasher("the hashing thread panicked".to_owned()))?;
+        Ok(hex(&digest))
+    }
+}
+
+/// Images the volume behind `source` into `sink`.
+pub async fn image<S, K>(
+    source: Arc<S>,
+    sink: Arc<K>,
+    options: ImagingOptions,
+    mut progress: impl FnMut(ImagingProgress) + Send,
+) -> Result<ImageSummary, ImagingError>
+where
+    S: BlockSource + 'static,
+    K: PartSink + 'static,
+{
+    let block_size = source.block_size();
+    let volume_size = source.volume_size();
+    let total_blocks = volume_size.div_ceil(block_size);
+    let mut blocks = source.list().await?;
+    blocks.sort_by_key(|b| b.index);
+    blocks.dedup_by_key(|b| b.index);
+    if let Some(last) = blocks.last()
+        && last.index >= total_blocks
+    {
+        return Err(ImagingError::OutOfRange {
+            index: last.index,
+            blocks: total_blocks,
+        });
+    }
+    let allocated = blocks.len() as u64;
+    let part_size = part_size_for(volume_size, block_size, options.min_part_size);
+    let retried = Arc::new(AtomicU64::new(0));
+
+    let fetches = {
+        let source = source.clone();
+        let retried = retried.clone();
+        futures::stream::iter(blocks)
+            .map(move |block| {
+                let source = source.clone();
+                let retried = retried.clone();
+                // Spawned, so that fetches proceed while the assembler is busy elsewhere.
+                let task = tokio::spawn(async move {
+                    fetch_verified(&*source, &block, options.block_attempts, &retried).await
+                });
+                async move {
+                    task.await
+                        .map_err(|err| ImagingError::Fetch(format!("fetch task ended: {err}")))?
+                }
+            })
+            .buffered(options.fetch_concurrency.max(1))
+    };
+    let mut fetches = std::pin::pin!(fetches);
+
+    let zero_block = Bytes::from(vec![0u8; usize::try_from(block_size).unwrap_or(usize::MAX)]);
+    let hasher = OrderedHasher::start()?;
+    let mut uploads = FuturesUnordered::new();
+    let mut parts = Vec::new();
+    let mut part = BytesMut::with_capacity(usize::try_from(part_size).unwrap_or(0));
+    let mut part_number = 0i32;
+    let mut bytes_done = 0u64;
+    let mut next_fetched = fetches.next().await.transpose()?;
+    let mut offset = 0u64;
+
+    while offset < volume_size {
+        let index = offset / block_size;
+        let take = block_size.min(volume_size - offset);
+        let chunk = match &next_fetched {
+            Some((fetched_index, _)) if *fetched_index == index => {
+                let (_, data) = next_fetched.take().ok_or_else(|| ImagingError::Fetch("lost a block".into()))?;
+                next_fetched = fetches.next().await.transpose()?;
+                data
+            }
+            _ => zero_block.clone(),
+        };
+        part.extend_from_slice(&chunk[..usize::try_from(take).unwrap_or(chunk.len())]);
+        offset += take;
+
+        if part.len() as u64 >= part_size || offset >= volume_size {
+            part_number += 1;
+            let data = std::mem::replace(
+                &mut part,
+                BytesMut::with_capacity(usize::try_from(part_size).unwrap_or(0)),
+            )
+            .freeze();
+            hasher.push(data.clone()).await?;
+            while uploads.len() >= options.upload_concurrency.max(1) {
+                if let Some(stored) = uploads.next().await {
+                    let (stored, len): (StoredPart, u64) = stored?;
+                    bytes_done += len;
+                    parts.push(stored);
+                    progress(ImagingProgress {
+                        bytes_done,
+                        bytes_total: volume_size,
+                        blocks_fetched: allocated,
+                        blocks_retried: retried.load(Ordering::Relaxed),
+                    });
+                }
+            }
+            let sink = sink.clone();
+            let number = part_number;
+            let upload = tokio::spawn(async move {
+                let len = data.len() as u64;
+                let (checksum, data) = tokio::task::spawn_blocking(move || (checksum_b64(&data), data))
+                    .await
+                    .map_err(|err| ImagingError::Hasher(err.to_string()))?;
+                let stored = sink.store(number, data, checksum).await?;
+                Ok::<_, ImagingError>((stored, len))
+            });
+            uploads.push(async move {
+                upload.await.map_err(|err| ImagingError::Store {
+                    number,
+                    message: format!("upload task ended: {err}"),
+                })?
+            });
+        }
+    }
+    if next_fetched.is_some() {
+        return Err(ImagingError::Fetch(
+            "a block was left over after the end of the volume".to_owned(),
+        ));
+    }
+    while let Some(stored) = uploads.next().await {
+        let (stored, len) = stored?;
+        bytes_done += len;
+        parts.push(stored);
+        progress(ImagingProgress {
+            bytes_done,
+            bytes_total: volume_size,
+            blocks_fetched: allocated,
+            blocks_retried: retried.load(Ordering::Relaxed),
+        });
+    }
+    parts.sort_by_key(|p| p.number);
+    let sha256 = hasher.finish().await?;
+    Ok(ImageSummary {
+        sha256,
+        size: volume_size,
+        block_size,
+        allocated_blocks: allocated,
+        bytes_fetched: allocated * block_size,
+        blocks_retried: retried.load(Ordering::Relaxed),
+        parts,
+    })
+}
+
+/// A block source over a raw image in memory; also the source the benchmark uses.
+pub mod memory_source {
+    use super::*;
+
+    /// An image held in memory, listing the blocks that are not all zeros.
+    #[derive(Debug, Clone)]
+    pub struct InMemoryVolume {
+        pub image: Bytes,
+        pub block_size: u64,
+        /// Block indexes whose checksum is reported wrongly for the next N fetches.
+        pub corrupt_first: std::collections::HashMap<u64, u32>,
+        corrupted: Arc<std::sync::Mutex<std::collections::HashMap<u64, u32>>>,
+    }
+
+    impl InMemoryVolume {
+        pub fn new(image: Bytes, block_size: u64) -> Self {
+            Self {
+                image,
+                block_size,
+                corrupt_first: Default::default(),
+                corrupted: Default::default(),
+            }
+        }
+
+        /// Reports a wrong checksum for `index` the first `times` fetches.
+        pub fn corrupt(mut self, index: u64, times: u32) -> Self {
+            self.corrupt_first.insert(index, times);
+            self
+        }
+    }
+
+    impl BlockSource for InMemoryVolume {
+        fn block_size(&self) -> u64 {
+            self.block_size
+        }
+
+        fn volume_size(&self) -> u64 {
+            self.image.len() as u64
+        }
+
+        async fn list(&self) -> Result<Vec<BlockRef>, ImagingError> {
+            Ok(self
+                .image
+                .chunks(usize::try_from(self.block_size).unwrap_or(usize::MAX))
+                .enumerate()
+                .filter(|(_, chunk)| chunk.iter().any(|b| *b != 0))
+                .map(|(i, _)| BlockRef {
+                    index: i as u64,
+                    token: format!("t{i}"),
+                })
+                .collect())
+        }
+
+        async fn fetch(&self, block: &BlockRef) -> Result<FetchedBlock, ImagingError> {
+            let start = usize::try_from(block.index * self.block_size).unwrap_or(usize::MAX);
+            let end = (start + usize::try_from(self.block_size).unwrap_or(0)).min(self.image.len());
+            let mut data = self.image.slice(start..end).to_vec();
+            data.resize(usize::try_from(self.block_size).unwrap_or(0), 0);
+            let checksum = checksum_b64(&data);
+            let mut corrupted = self
+                .corrupted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let served = corrupted.entry(block.index).or_insert(0);
+            if self
+                .corrupt_first
+                .get(&block.index)
+                .is_some_and(|times| *served < *times)
+            {
+                *served += 1;
+                if let Some(first) = data.first_mut() {
+                    *first ^= 0xff;
+                }
+            }
+            Ok(FetchedBlock {
+                data: Bytes::from(data),
+                checksum: Some(checksum),
+            })
+        }
+    }
+
+    /// A sink that keeps parts in memory and can reassemble them.
+    #[derive(Debug, Default)]
+    pub struct InMemoryParts {
+        parts: std::sync::Mutex<std::collections::BTreeMap<i32, Bytes>>,
+    }
+
+    impl InMemoryParts {
+        pub fn assembled(&self) -> Vec<u8> {
+            let parts = self.parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            parts.values().flat_map(|p| p.iter().copied()).collect()
+        }
+    }
+
+    impl PartSink for InMemoryParts {
+        async fn store(
+            &self,
+            number: i32,
+            data: Bytes,
+            checksum: String,
+        ) -> Result<StoredPart, ImagingError> {
+            self.parts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(number, data);
+            Ok(StoredPart {
+                number,
+                etag: format!("\"etag-{number}\""),
+                checksum,
+            })
+        }
+    }
+
+    /// A sink that only counts (for measuring the pipeline without a copy).
+    #[derive(Debug, Default)]
+    pub struct DiscardParts;
+
+    impl PartSink for DiscardParts {
+        async fn store(
+            &self,
+            number: i32,
+            _data: Bytes,
+            checksum: String,
+        ) -> Result<StoredPart, ImagingError> {
+            Ok(StoredPart {
+                number,
+                etag: String::new(),
+                checksum,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory_source::{InMemoryParts, InMemoryVolume};
+    use super::*;
+
+    fn sparse_image(blocks: u64, block_size: u64, written: &[u64]) -> Bytes {
+        let mut image = vec![0u8; usize::try_from(blocks * block_size).expect("fits")];
+        for &index in written {
+            let start = usize::try_from(index * block_size).expect("fits");
+            for (i, byte) in image[start..start + 4096].iter_mut().enumerate() {
+                *byte = u8::try_from((index as usize + i) % 251).expect("byte") | 1;
+            }
+        }
+        Bytes::from(image)
+    }
+
+    fn options() -> ImagingOptions {
+        ImagingOptions {
+            fetch_concurrency: 8,
+            upload_concurrency: 2,
+            min_part_size: 4 * 65536,
+            block_attempts: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn image_is_byte_identical_and_hashed_in_order() {
+        let image = sparse_image(40, 65536, &[0, 3, 4, 17, 39]);
+        let source = Arc::new(InMemoryVolume::new(image.clone(), 65536));
+        let sink = Arc::new(InMemoryParts::default());
+        let mut reports = Vec::new();
+        let summary = image_volume(source, sink.clone(), &mut reports).await.expect("imaged");
+        assert_eq!(sink.assembled(), image.to_vec());
+        assert_eq!(summary.sha256, hex(&Sha256::digest(&image)));
+        assert_eq!(summary.allocated_blocks, 5);
+        assert_eq!(summary.bytes_fetched, 5 * 65536);
+        assert_eq!(summary.parts.len(), 10);
+        assert_eq!(
+            summary.parts.iter().map(|p| p.number).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
+        let last = reports.last().expect("progress reported");
+        assert_eq!(last.bytes_done, image.len() as u64);
+        assert!(reports.windows(2).all(|w| w[0].bytes_done < w[1].bytes_done));
+    }
+
+    async fn image_volume(
+        source: Arc<InMemoryVolume>,
+        sink: Arc<InMemoryParts>,
+        reports: &mut Vec<ImagingProgress>,
+    ) -> Result<ImageSummary, ImagingError> {
+        image(source, sink, options(), |p| reports.push(p)).await
+    }
+
+    #[tokio::test]
+    async fn a_volume_of_zeros_images_without_fetching() {
+        let image = Bytes::from(vec![0u8; 8 * 65536]);
+        let source = Arc::new(InMemoryVolume::new(image.clone(), 65536));
+        let sink = Arc::new(InMemoryParts::default());
+        let summary = image_volume(source, sink.clone(), &mut Vec::new()).await.expect("imaged");
+        assert_eq!(summary.bytes_fetched, 0);
+        assert_eq!(sink.assembled(), image.to_vec());
+    }
+
+    #[tokio::test]
+    async fn a_corrupted_block_is_fetched_again() {
+        let image = sparse_image(16, 65536, &[2, 9]);
+        let source = Arc::new(InMemoryVolume::new(image.clone(), 65536).corrupt(9, 2));
+        let sink = Arc::new(InMemoryParts::default());
+        let summary = image_volume(source, sink.clone(), &mut Vec::new()).await.expect("imaged");
+        assert_eq!(summary.blocks_retried, 2);
+        assert_eq!(sink.assembled(), image.to_vec());
+    }
+
+    #[tokio::test]
+    async fn a_block_corrupt_every_time_fails_the_image_and_names_the_block() {
+        let image = sparse_image(16, 65536, &[2, 9]);
+        let source = Arc::new(InMemoryVolume::new(image, 65536).corrupt(9, 99));
+        let sink = Arc::new(InMemoryParts::default());
+        let err = image_volume(source, sink, &mut Vec::new()).await.expect_err("corrupt");
+        assert!(matches!(err, ImagingError::Corrupt { index: 9, attempts: 3, .. }), "{err}");
+        assert!(err.to_string().contains("block 9"));
+    }
+
+    #[test]
+    fn part_sizes_keep_within_the_part_limit() {
+        const MIB: u64 = 1 << 20;
+        const BLOCK: u64 = 512 * 1024;
+        assert_eq!(part_size_for(8 << 30, BLOCK, 16 * MIB), 16 * MIB);
+        let huge = 16u64 << 40;
+        let size = part_size_for(huge, BLOCK, 16 * MIB);
+        assert!(huge.div_ceil(size) <= MAX_PARTS);
+        assert_eq!(size % BLOCK, 0);
+    }
+
+    #[test]
+    fn checksums_are_base64_sha256() {
+        assert_eq!(checksum_b64(b""), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+        assert_eq!(
+            hex(&Sha256::digest(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,463 @@
+//! The memory branch: an SSM preflight of the suspect host, then the capture tool run
+//! through SSM Run Command, uploading through pre-signed URLs only, its hash checked
+//! again from S3 and a manifest written beside the image.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::Plane;
+use super::disk::ProgressReporter;
+use super::imaging::MAX_PARTS;
+use super::memcap::{CaptureReport, LIME_HEADER, UploadPlan};
+use super::steps::{ArtifactRef, StepError};
+use crate::acquisition::imaging::StoredPart;
+use crate::aws::AwsError;
+use crate::cases::{ArtifactKind, ArtifactState, Case, now_rfc3339};
+use crate::evidence::{Manifest, artifact_key, manifest_key, tool_version};
+
+/// Where the capture tool lives in the tooling bucket, per architecture.
+pub fn tool_key(arch: &str) -> String {
+    format!("memcap/linux-{arch}/irf-memcap")
+}
+
+/// How long pre-signed URLs stay valid: long enough for a large host, short enough to
+/// be useless soon after.
+const URL_LIFETIME: Duration = Duration::from_secs(6 * 3600);
+
+/// The preflight script. It reads only; the capture's source directories can be pointed
+/// elsewhere by the host's environment (`IRF_PROC`, `IRF_SYS`), as the lab's hosts do.
+pub const PREFLIGHT_SCRIPT: &str = r#"# irf memory preflight
+set -u
+proc="${IRF_PROC:-/proc}"; sys="${IRF_SYS:-/sys}"
+kernel="$(cat "$proc/sys/kernel/osrelease" 2>/dev/null || uname -r)"
+arch="$(uname -m)"
+kcore=false; [ -r "$proc/kcore" ] && kcore=true
+lockdown="$(sed -n 's/.*\[\([a-z]*\)\].*/\1/p' "$sys/kernel/security/lockdown" 2>/dev/null)"
+mem_kib="$(awk '/^MemTotal:/ {print $2}' "$proc/meminfo" 2>/dev/null)"
+ram_bytes=0; ranges=0
+while IFS= read -r line; do
+  case "$line" in
+    " "*) ;;
+    *" : System RAM")
+      r="${line%% : *}"; s=$((16#${r%-*})); e=$((16#${r#*-}))
+      ram_bytes=$((ram_bytes + e - s + 1)); ranges=$((ranges + 1)) ;;
+  esac
+done < "$proc/iomem"
+curl_ok=false; command -v curl >/dev/null 2>&1 && curl_ok=true
+printf '{"kernel":"%s","arch":"%s","kcore_readable":%s,"lockdown":"%s","mem_total_kib":%s,"ram_bytes":%s,"ram_ranges":%s,"curl":%s}\n' \
+  "$kernel" "$arch" "$kcore" "${lockdown:-none}" "${mem_kib:-0}" "$ram_bytes" "$ranges" "$curl_ok"
+"#;
+
+/// What the preflight found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preflight {
+    pub kernel: String,
+    pub arch: String,
+    pub kcore_readable: bool,
+    pub lockdown: String,
+    pub mem_total_kib: u64,
+    pub ram_bytes: u64,
+    pub ram_ranges: u64,
+    pub curl: bool,
+}
+
+impl Preflight {
+    /// Why capture through /proc/kcore cannot work here, if it cannot.
+    pub fn blocker(&self) -> Option<String> {
+        if !self.kcore_readable {
+            return Some(format!(
+                "/proc/kcore is not readable on kernel {}: a LiME module built for this kernel is needed (template 4 builds them)",
+                self.kernel
+            ));
+        }
+        if self.lockdown == "confidentiality" {
+            return Some(format!(
+                "kernel lockdown is 'confidentiality' on {}: /proc/kcore is closed; use a LiME module signed for this kernel",
+                self.kernel
+            ));
+        }
+        if self.ram_bytes == 0 {
+            return Some("no System RAM range in /proc/iomem".to_owned());
+        }
+        if !self.curl {
+            return Some("curl is not installed on the host; the capture uploads with it".to_owned());
+        }
+        None
+    }
+}
+
+/// The capture script: fetch the tool into memory-backed storage, check its hash, run it.
+pub fn capture_script(tool_url: &str, tool_sha256: &str, plan_url: &str) -> String {
+    format!(
+        r#"# irf memory capture
+set -eu
+umask 077
+proc="${{IRF_PROC:-/proc}}"
+work="$(mktemp -d -p /dev/shm irf.XXXXXX 2>/dev/null || mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+curl -fsS --retry 3 -o "$work/irf-memcap" '{tool_url}'
+echo '{tool_sha256}  '"$work/irf-memcap" | sha256sum -c --quiet -
+chmod 0700 "$work/irf-memcap"
+curl -fsS --retry 3 -o "$work/plan.json" '{plan_url}'
+"$work/irf-memcap" memcap --source "$proc/kcore" --iomem "$proc/iomem" --plan "$work/plan.json"
+"#
+    )
+}
+
+/// The end of an SSM command.
+#[derive(Debug, Clone)]
+pub struct CommandOutcome {
+    pub status: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a shell script on the instance through SSM and waits for it, calling `tick` while
+/// it runs.
+pub async fn run_script(
+    ssm: &aws_sdk_ssm::Client,
+    case: &Case,
+    comment: &str,
+    script: &str,
+    timeout: Duration,
+    mut watch: Option<&mut UploadWatch<'_>>,
+) -> Result<CommandOutcome, StepError> {
+    let account = case.subject.account.as_str();
+    let region = &case.subject.region;
+    let id = &case.subject.instance_id;
+    let sent = ssm
+        .send_command()
+        .instance_ids(id)
+        .document_name("AWS-RunShellScript")
+        .comment(comment.chars().take(100).collect::<String>())
+        .timeout_seconds(600)
+        .parameters("commands", vec![script.to_owned()])
+        .parameters("executionTimeout", vec![timeout.as_secs().to_string()])
+        .send()
+        .await
+        .map_err(|err| AwsError::from_sdk("ssm:SendCommand", account, region, &err))?;
+    let command_id = sent
+        .command()
+        .and_then(|c| c.command_id())
+        .ok_or_else(|| StepError::failed("SendCommand returned no command id"))?
+        .to_owned();
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Some(watch) = watch.as_deref_mut() {
+            watch.poll().await;
+        }
+        let answer = ssm
+            .get_command_invocation()
+            .command_id(&command_id)
+            .instance_id(id)
+            .send()
+            .await;
+        let out = match answer {
+            Ok(out) => out,
+            // The invocation appears shortly after the command.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_invocation_does_not_exist()) =>
+            {
+                continue;
+            }
+            Err(err) => return Err(AwsError::from_sdk("ssm:GetCommandInvocation", account, region, &err).into()),
+        };
+        use aws_sdk_ssm::types::CommandInvocationStatus as S;
+        let status = out.status().cloned();
+        let done = matches!(
+            status,
+            Some(S::Success | S::Failed | S::Cancelled | S::TimedOut)
+        );
+        if done {
+            return Ok(CommandOutcome {
+                status: status.map_or_else(String::new, |s| s.as_str().to_owned()),
+                code: out.response_code(),
+                stdout: out.standard_output_content().unwrap_or_default().to_owned(),
+                stderr: out.standard_error_content().unwrap_or_default().to_owned(),
+            });
+        }
+        if started.elapsed() > timeout + Duration::from_secs(120) {
+            return Err(StepError::failed(format!(
+                "command {command_id} on {id} did not finish within {} s",
+                timeout.as_secs()
+            )));
+        }
+    }
+}
+
+/// Watches the parts of a multipart upload arrive, for progress while a host uploads.
+pub struct UploadWatch<'a> {
+    s3: &'a aws_sdk_s3::Client,
+    bucket: &'a str,
+    key: &'a str,
+    upload_id: &'a str,
+    expected: u64,
+    report: Box<dyn FnMut(super::imaging::ImagingProgress) + Send + 'a>,
+}
+
+impl std::fmt::Debug for UploadWatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadWatch")
+            .field("bucket", &self.bucket)
+            .field("key", &self.key)
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UploadWatch<'_> {
+    async fn poll(&mut self) {
+        let listed = self
+            .s3
+            .list_parts()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(self.upload_id)
+            .send()
+            .await;
+        if let Ok(out) = listed {
+            let done: u64 = out
+                .parts()
+                .iter()
+                .map(|p| u64::try_from(p.size().unwrap_or(0)).unwrap_or(0))
+                .sum();
+            (self.report)(super::imaging::ImagingProgress {
+                bytes_done: done,
+                bytes_total: self.expected,
+                blocks_fetched: 0,
+                blocks_retried: 0,
+            });
+        }
+    }
+}
+
+/// The last line of output that parses as `T`.
+fn last_json<T: for<'de> Deserialize<'de>>(stdout: &str) -> Option<T> {
+    stdout.lines().rev().find_map(|line| serde_json::from_str(line.trim()).ok())
+}
+
+/// Runs the memory branch for `case`.
+pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
+    let config = plane.member_config(case).await?;
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let id = &case.subject.instance_id;
+    let started_at = now_rfc3339();
+
+    let preflight = run_script(&ssm, case, "irf memory preflight", PREFLIGHT_SCRIPT, Duration::from_secs(120), None).await?;
+    if preflight.status != "Success" {
+        return Err(StepError::failed(format!(
+            "the memory preflight on {id} ended {} (code {}): {}",
+            preflight.status,
+            preflight.code,
+            preflight.stderr.trim()
+        )));
+    }
+    let facts: Preflight = last_json(&preflight.stdout).ok_or_else(|| {
+        StepError::failed(format!("the memory preflight on {id} printed no report: {:?}", preflight.stdout))
+    })?;
+    if let Some(blocker) = facts.blocker() {
+        return Err(StepError::invalid(format!("memory capture on {id} is not possible: {blocker}")));
+    }
+
+    let tooling = plane.tooling_bucket.clone().ok_or_else(|| {
+        StepError::invalid("workflow.tooling_bucket is not set: deploy 4-security-memory-tooling.yaml and name its bucket in the config")
+    })?;
+    let s3 = plane.evidence.client();
+    let tool = tool_key(&facts.arch);
+    let head = s3
+        .head_object()
+        .bucket(&tooling)
+        .key(&tool)
+        .send()
+        .await
+        .map_err(|err| AwsError::from_sdk("s3:HeadObject", "security", &plane.region, &err))?;
+    let tool_sha256 = head
+        .metadata()
+        .and_then(|m| m.get("sha256"))
+        .cloned()
+        .ok_or_else(|| StepError::invalid(format!("s3://{tooling}/{tool} has no sha256 metadata: publish the tool with its hash")))?;
+
+    let key = artifact_key(&case.case_id, case.subject.account.as_str(), id, ArtifactKind::Memory, &format!("{id}.lime"));
+    let manifest_at = manifest_key(&key);
+    if let Some(done) = plane.evidence.get_json::<Manifest>(&manifest_at).await? {
+        return Ok(json!({"kind": "memory", "status": "succeeded", "artifacts": [ArtifactRef {
+            key, manifest_key: manifest_at, sha256: done.sha256, size: done.size, source: id.clone(),
+        }]}));
+    }
+    plane.evidence.abort_stale_uploads(&key).await?;
+    let expected = facts.ram_bytes + facts.ram_ranges * LIME_HEADER;
+    let part_size = (16u64 << 20).max(expected.div_ceil(MAX_PARTS));
+    let parts = expected.div_ceil(part_size) + 1;
+    let upload = plane.evidence.start_upload(&key).await?;
+    let mut urls = Vec::new();
+    for number in 1..=parts {
+        urls.push(upload.presigned_part_url(i32::try_from(number).unwrap_or(i32::MAX), URL_LIFETIME).await?);
+    }
+    let plan_key = format!("staging/{}/{id}/memory-plan.json", case.case_id);
+    let plan = serde_json::to_vec(&UploadPlan { part_size, urls }).map_err(|err| StepError::failed(err.to_string()))?;
+    s3.put_object()
+        .bucket(&tooling)
+        .key(&plan_key)
+        .body(ByteStream::from(plan))
+        .send()
+        .await
+        .map_err(|err| AwsError::from_sdk("s3:PutObject", "security", &plane.region, &err))?;
+    let presign = |lifetime| {
+        aws_sdk_s3::presigning::PresigningConfig::expires_in(lifetime)
+            .map_err(|err| StepError::failed(format!("bad pre-signing lifetime: {err}")))
+    };
+    let tool_url = s3.get_object().bucket(&tooling).key(&tool).presigned(presign(URL_LIFETIME)?).await
+        .map_err(|err| AwsError::from_sdk("s3:GetObject (pre-sign)", "security", &plane.region, &err))?;
+    let plan_url = s3.get_object().bucket(&tooling).key(&plan_key).presigned(presign(URL_LIFETIME)?).await
+        .map_err(|err| AwsError::from_sdk("s3:GetObject (pre-sign)", "security", &plane.region, &err))?;
+
+    let progress = ProgressReporter::start(plane.clone(), case.clone(), key.clone(), id.clone(), expected);
+    let timeout = Duration::from_secs(600 + expected / (20 << 20));
+    let mut watch = UploadWatch {
+        s3,
+        bucket: &plane.evidence.bucket,
+        key: &key,
+        upload_id: &upload.upload_id,
+        expected,
+        report: Box::new(progress.sink()),
+    };
+    let outcome = run_script(
+        &ssm,
+        case,
+        "irf memory capture",
+        &capture_script(tool_url.uri(), &tool_sha256, plan_url.uri()),
+        timeout,
+        Some(&mut watch),
+    )
+    .await;
+    drop(watch);
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            let _ = upload.abort().await;
+            let message = err.to_string();
+            progress.finish(ArtifactState::Failed, None, Some(message.clone())).await;
+            return Err(StepError { code: err.code, message });
+        }
+    };
+    let report: Option<CaptureReport> = last_json(&outcome.stdout);
+    let report = match (outcome.status.as_str(), report) {
+        ("Success", Some(report)) => report,
+        (status, _) => {
+            let _ = upload.abort().await;
+            let message = format!(
+                "the capture on {id} ended {status} (code {}): {}",
+                outcome.code,
+                outcome.stderr.trim().lines().last().unwrap_or("no error output")
+            );
+            progress.finish(ArtifactState::Failed, None, Some(message.clone())).await;
+            return Err(StepError::failed(message));
+        }
+    };
+    let stored: Vec<StoredPart> = report
+        .parts
+        .iter()
+        .map(|p| StoredPart { number: p.part_number, etag: p.etag.clone(), checksum: String::new() })
+        .collect();
+    let version_id = upload.complete(&stored).await?;
+    // The host's hash is only a claim until the bytes in S3 say the same.
+    let read = plane.evidence.hash_object(&key).await?;
+    if read.sha256 != report.sha256 || read.size != report.size {
+        let message = format!(
+            "the memory image in S3 ({} bytes, SHA-256 {}) differs from what the host sent ({} bytes, SHA-256 {}); no manifest was written",
+            read.size, read.sha256, report.size, report.sha256
+        );
+        progress.finish(ArtifactState::Failed, None, Some(message.clone())).await;
+        return Err(StepError::integrity(message));
+    }
+    let manifest = Manifest {
+        case_id: case.case_id.clone(),
+        kind: ArtifactKind::Memory,
+        bucket: plane.evidence.bucket.clone(),
+        key: key.clone(),
+        version_id,
+        source_account: case.subject.account.to_string(),
+        region: case.subject.region.clone(),
+        instance_id: id.clone(),
+        volume_id: None,
+        snapshot_id: None,
+        device: None,
+        sha256: report.sha256.clone(),
+        size: report.size,
+        block_size: None,
+        allocated_blocks: None,
+        bytes_fetched: None,
+        blocks_retried: None,
+        parts: report.parts.len(),
+        details: json!({
+            "format": "lime",
+            "method": "/proc/kcore at the System RAM ranges of /proc/iomem, uploaded through pre-signed URLs",
+            "kernel": facts.kernel,
+            "arch": facts.arch,
+            "lockdown": facts.lockdown,
+            "mem_total_kib": facts.mem_total_kib,
+            "ranges": report.ranges,
+            "missing_ranges": report.missing,
+            "host_sha256": report.sha256,
+        }),
+        started_at,
+        finished_at: now_rfc3339(),
+        tool: tool_version(),
+        operator: plane.operator.clone(),
+    };
+    plane.evidence.put_json(&manifest_at, &manifest).await?;
+    progress.finish(ArtifactState::Written, Some(report.sha256.clone()), None).await;
+    Ok(json!({"kind": "memory", "status": "succeeded", "artifacts": [ArtifactRef {
+        key, manifest_key: manifest_at, sha256: report.sha256, size: report.size, source: id.clone(),
+    }]}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn preflight() -> Preflight {
+        Preflight {
+            kernel: "6.1.0".into(),
+            arch: "x86_64".into(),
+            kcore_readable: true,
+            lockdown: "none".into(),
+            mem_total_kib: 1024,
+            ram_bytes: 1 << 20,
+            ram_ranges: 2,
+            curl: true,
+        }
+    }
+
+    #[test]
+    fn preflight_blockers_say_why() {
+        assert_eq!(preflight().blocker(), None);
+        let locked = Preflight { lockdown: "confidentiality".into(), ..preflight() };
+        assert!(locked.blocker().expect("blocked").contains("lockdown"));
+        let closed = Preflight { kcore_readable: false, ..preflight() };
+        assert!(closed.blocker().expect("blocked").contains("LiME"));
+    }
+
+    #[test]
+    fn the_report_is_the_last_json_line() {
+        let out = "noise\n{\"kernel\":\"k\",\"arch\":\"x86_64\",\"kcore_readable\":true,\"lockdown\":\"none\",\"mem_total_kib\":1,\"ram_bytes\":2,\"ram_ranges\":1,\"curl\":true}\n";
+        let facts: Preflight = last_json(out).expect("parsed");
+        assert_eq!(facts.ram_bytes, 2);
+    }
+
+    #[test]
+    fn the_capture_script_checks_the_tool_before_running_it() {
+        let script = capture_script("https://t", "abc", "https://p");
+        let check = script.find("sha256sum -c").expect("hash check");
+        let run = script.find("irf-memcap\" memcap").expect("run");
+        assert!(check < run);
+        assert!(!script.contains("AWS_SECRET"), "no credentials on the host");
+    }
+}

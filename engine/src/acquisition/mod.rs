@@ -1,0 +1,229 @@
+//! Acquisition: starting (or joining) a case's Step Functions execution, and the step
+//! handlers the workers run for it: prepare, memory, disk, verify, approval, contain, and
+//! the opening and closing notifications.
+
+pub mod disk;
+pub mod imaging;
+pub mod memcap;
+pub mod memory;
+pub mod steps;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::aws::{AwsContext, AwsError, describe_sdk_error};
+use crate::cases::{Case, CaseError, CaseStatus, CaseSubject, CaseTable, Opened};
+use crate::config::AccountId;
+use crate::evidence::EvidenceBucket;
+
+/// The step queues, by the name the configuration and the state machine use.
+pub const STEPS_QUEUE: &str = "steps";
+pub const IMAGING_QUEUE: &str = "imaging";
+pub const APPROVALS_QUEUE: &str = "approvals";
+
+/// Why the workflow cannot do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error(
+        "{setting} is not set in the configuration: deploy {template} and put its outputs in the config (see 'irf config path'), or run 'irf lab' to use the local lab"
+    )]
+    NotConfigured {
+        setting: &'static str,
+        template: &'static str,
+    },
+    #[error(
+        "instance {instance} was not found in account {account}, region {region}: check the id, account and region ('irf instances' lists them)"
+    )]
+    UnknownInstance {
+        instance: String,
+        account: AccountId,
+        region: String,
+    },
+    #[error("starting the execution of case {case} failed: {message}")]
+    Start { case: String, message: String },
+    #[error(transparent)]
+    Case(#[from] CaseError),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+/// Everything the workflow runs against: the Security account's case table, state
+/// machine and topic, the Forensics evidence bucket, and per-account credentials.
+#[derive(Debug, Clone)]
+pub struct Plane {
+    pub ctx: Arc<AwsContext>,
+    pub region: String,
+    pub table: CaseTable,
+    pub sfn: aws_sdk_sfn::Client,
+    pub state_machine_arn: Option<String>,
+    pub sns: aws_sdk_sns::Client,
+    pub topic_arn: Option<String>,
+    pub evidence: EvidenceBucket,
+    pub tooling_bucket: Option<String>,
+    pub ir_instance_profile: String,
+    /// The STS identity this process acts as, written into manifests.
+    pub operator: String,
+}
+
+impl Plane {
+    /// Connects to the workflow the configuration names.
+    pub async fn connect(ctx: Arc<AwsContext>) -> Result<Self, WorkflowError> {
+        let config = ctx.config().clone();
+        let workflow = &config.workflow;
+        let region = workflow.region.clone().unwrap_or_else(|| ctx.home_region());
+        let table = workflow
+            .case_table
+            .clone()
+            .ok_or(WorkflowError::NotConfigured {
+                setting: "workflow.case_table",
+                template: "3-security-acquisition-automation.yaml",
+            })?;
+        let bucket = config
+            .evidence
+            .bucket
+            .clone()
+            .ok_or(WorkflowError::NotConfigured {
+                setting: "evidence.bucket",
+                template: "1-forensic-analysis-vpc-and-buckets.yaml",
+            })?;
+        let identity = ctx.caller_identity().await?;
+        let base = ctx.base_config(&region);
+        Ok(Self {
+            region: region.clone(),
+            table: CaseTable::new(&base, table, identity.account.clone()),
+            sfn: aws_sdk_sfn::Client::new(&base),
+            state_machine_arn: workflow.state_machine_arn.clone(),
+            sns: aws_sdk_sns::Client::new(&base),
+            topic_arn: workflow.notification_topic_arn.clone(),
+            evidence: EvidenceBucket::new(
+                &base,
+                bucket,
+                config.evidence.kms_key_arn.clone(),
+                identity.account.clone(),
+            ),
+            tooling_bucket: workflow.tooling_bucket.clone(),
+            ir_instance_profile: workflow
+                .ir_instance_profile
+                .clone()
+                .unwrap_or_else(|| "IRInstanceProfile".to_owned()),
+            operator: identity.arn,
+            ctx,
+        })
+    }
+
+    fn state_machine(&self) -> Result<&str, WorkflowError> {
+        self.state_machine_arn
+            .as_deref()
+            .ok_or(WorkflowError::NotConfigured {
+                setting: "workflow.state_machine_arn",
+                template: "3-security-acquisition-automation.yaml",
+            })
+    }
+
+    /// SDK configuration in the case's member account and region.
+    pub async fn member_config(&self, case: &Case) -> Result<aws_types::SdkConfig, AwsError> {
+        self.ctx
+            .account_config(&case.subject.account, &case.subject.region)
+            .await
+    }
+}
+
+/// What the execution receives: `{"case": {...}}`; handlers add their results beside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecutionInput {
+    pub case: Case,
+}
+
+/// Opens a case for `subject` and starts its execution, or joins the instance's open case.
+pub async fn start(
+    plane: &Plane,
+    subject: CaseSubject,
+    trigger: &str,
+) -> Result<Opened, WorkflowError> {
+    let state_machine = plane.state_machine()?.to_owned();
+    check_instance(plane, &subject).await?;
+    let opened = plane
+        .table
+        .open_or_join(subject, &plane.operator, trigger)
+        .await?;
+    let Opened::New(mut case) = opened else {
+        return Ok(opened);
+    };
+    let input = serde_json::to_string(&ExecutionInput { case: case.clone() })
+        .map_err(|err| AwsError::Other(format!("cannot encode the execution input: {err}")))?;
+    let started = plane
+        .sfn
+        .start_execution()
+        .state_machine_arn(&state_machine)
+        .name(case.case_id.as_str())
+        .input(input)
+        .send()
+        .await;
+    match started {
+        Ok(out) => {
+            case.execution_arn = Some(out.execution_arn().to_owned());
+            case.status = CaseStatus::Running;
+            plane.table.save_case(&case).await?;
+            Ok(Opened::New(case))
+        }
+        Err(err) => {
+            let message = describe_sdk_error(&err);
+            // Release the instance so that the next trigger can try again.
+            plane
+                .table
+                .close(&case.case_id, CaseStatus::Failed, Some(message.clone()))
+                .await?;
+            Err(WorkflowError::Start {
+                case: case.case_id.to_string(),
+                message,
+            })
+        }
+    }
+}
+
+/// Refuses a case on an instance that does not exist, before anything is recorded.
+async fn check_instance(plane: &Plane, subject: &CaseSubject) -> Result<(), WorkflowError> {
+    let config = plane
+        .ctx
+        .account_config(&subject.account, &subject.region)
+        .await?;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let out = ec2
+        .describe_instances()
+        .instance_ids(&subject.instance_id)
+        .send()
+        .await;
+    let unknown = || WorkflowError::UnknownInstance {
+        instance: subject.instance_id.clone(),
+        account: subject.account.clone(),
+        region: subject.region.clone(),
+    };
+    match out {
+        Ok(out) => {
+            let found = out
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .any(|i| i.instance_id() == Some(subject.instance_id.as_str()));
+            if found { Ok(()) } else { Err(unknown()) }
+        }
+        Err(err)
+            if err.as_service_error().and_then(|e| {
+                aws_smithy_types::error::metadata::ProvideErrorMetadata::code(e)
+            }) == Some("InvalidInstanceID.NotFound")
+                || err.as_service_error().and_then(|e| {
+                    aws_smithy_types::error::metadata::ProvideErrorMetadata::code(e)
+                }) == Some("InvalidInstanceID.Malformed") =>
+        {
+            Err(unknown())
+        }
+        Err(err) => Err(AwsError::from_sdk(
+            "ec2:DescribeInstances",
+            subject.account.as_str(),
+            &subject.region,
+            &err,
+        )
+        .into()),
+    }
+}

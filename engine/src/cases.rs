@@ -1,0 +1,795 @@
+//! Cases and the case table (DynamoDB in the Security account): one case per acquisition,
+//! its steps, the byte-level progress of each artifact, and the approval it waits on.
+//!
+//! Items are keyed `pk = CASE#<id>` with `sk` = `CASE`, `STEP#<name>`, `ARTIFACT#<key>` or
+//! `APPROVAL`; an `OPEN#<account>#<region>#<instance>` item, written with a condition, makes
+//! a second trigger for the same instance join the open case instead of starting another.
+//! Each item keeps its record as JSON in `doc`, so the schema lives in these types alone.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::aws::AwsError;
+use crate::config::AccountId;
+
+/// A case id: also the name of its Step Functions execution, so it keeps to the
+/// characters and length execution names allow.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CaseId(String);
+
+impl CaseId {
+    /// Checks a case id typed by an operator or read from a message.
+    pub fn parse(text: &str) -> Result<Self, CaseError> {
+        let valid = !text.is_empty()
+            && text.len() <= 80
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(CaseError::BadCaseId(text.to_owned()))
+        }
+    }
+
+    /// A new id for a case on `instance_id` opened at `at`: sortable by time, and naming
+    /// the instance so that an operator recognises it.
+    pub fn new(at: OffsetDateTime, instance_id: &str) -> Self {
+        let stamp = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        );
+        let instance: String = instance_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(40)
+            .collect();
+        Self(format!("{stamp}-{instance}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CaseId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for CaseId {
+    type Error = CaseError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<CaseId> for String {
+    fn from(value: CaseId) -> Self {
+        value.0
+    }
+}
+
+/// What happens once evidence is verified.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainmentPolicy {
+    /// Wait for an approver (the default: containment can break production).
+    #[default]
+    Approval,
+    /// Contain at once.
+    Auto,
+    /// Never contain from this case.
+    Never,
+}
+
+impl ContainmentPolicy {
+    pub fn parse(text: &str) -> Result<Self, CaseError> {
+        match text {
+            "approval" => Ok(Self::Approval),
+            "auto" => Ok(Self::Auto),
+            "never" => Ok(Self::Never),
+            other => Err(CaseError::BadPolicy(other.to_owned())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approval => "approval",
+            Self::Auto => "auto",
+            Self::Never => "never",
+        }
+    }
+}
+
+/// Where a case is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// Recorded; the execution is being started.
+    Opening,
+    Running,
+    AwaitingApproval,
+    Succeeded,
+    Failed,
+}
+
+impl CaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opening => "opening",
+            Self::Running => "running",
+            Self::AwaitingApproval => "awaiting approval",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        !matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// The instance a case is about, and what to acquire from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseSubject {
+    pub account: AccountId,
+    pub region: String,
+    pub instance_id: String,
+    pub memory: bool,
+    pub disk: bool,
+    pub containment: ContainmentPolicy,
+}
+
+/// A case as the case table keeps it; also the `case` object of the execution's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    pub case_id: CaseId,
+    #[serde(flatten)]
+    pub subject: CaseSubject,
+    /// The STS identity (ARN) that asked for it.
+    pub requested_by: String,
+    /// What started it: `tag`, `security-hub`, `operator`.
+    pub trigger: String,
+    pub opened_at: String,
+    pub status: CaseStatus,
+    #[serde(default)]
+    pub execution_arn: Option<String>,
+    #[serde(default)]
+    pub closed_at: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The state of one step of a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Waiting,
+}
+
+/// One step as its handler recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: String,
+    pub status: StepStatus,
+    pub started_at: String,
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// How many times the step was started (a retry after a lost worker counts).
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+/// The kind of an artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactKind {
+    Disk,
+    Memory,
+}
+
+impl ArtifactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disk => "disk",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+/// Where an artifact is in its acquisition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactState {
+    Acquiring,
+    Written,
+    Verified,
+    Failed,
+}
+
+/// Byte-level progress of one artifact, updated every few seconds while it is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactProgress {
+    /// The evidence bucket key of the artifact.
+    pub key: String,
+    pub kind: ArtifactKind,
+    /// What it is an image of: a volume id, or the instance id for memory.
+    pub source: String,
+    pub state: ArtifactState,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    /// Bytes per second over the last interval.
+    pub rate: f64,
+    pub updated_at: String,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// An approval the case waits on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    pub case_id: CaseId,
+    /// The Step Functions task token that answers the wait. Never printed.
+    pub token: String,
+    pub requested_at: String,
+    #[serde(default)]
+    pub decided: Option<ApprovalDecision>,
+}
+
+/// An approver's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalDecision {
+    /// `approved` or `rejected`.
+    pub decision: String,
+    pub by: String,
+    pub at: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Everything the case table holds about one case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseDetail {
+    pub case: Case,
+    pub steps: Vec<StepRecord>,
+    pub artifacts: Vec<ArtifactProgress>,
+    pub approval: Option<PendingApproval>,
+}
+
+/// Errors about cases, each naming the bad value.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error(
+        "'{0}' is not a case id: case ids are 1 to 80 letters, digits, '-' or '_' (list them with 'irf cases')"
+    )]
+    BadCaseId(String),
+    #[error("'{0}' is not a containment policy: use approval, auto or never")]
+    BadPolicy(String),
+    #[error("no case '{0}' in the case table: list the cases with 'irf cases'")]
+    NotFound(CaseId),
+    #[error("the case table item {pk}/{sk} is damaged: {message}")]
+    Damaged {
+        pk: String,
+        sk: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+/// The current time as RFC 3339, the format of every time in the case table.
+pub fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// The case table in the Security account.
+#[derive(Debug, Clone)]
+pub struct CaseTable {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    account: String,
+    region: String,
+}
+
+/// The outcome of opening a case for an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// A new case was recorded.
+    New(Case),
+    /// The instance already had an open case; the trigger joins it.
+    Joined(Case),
+}
+
+impl Opened {
+    pub fn case(&self) -> &Case {
+        match self {
+            Self::New(case) | Self::Joined(case) => case,
+        }
+    }
+}
+
+fn case_pk(id: &CaseId) -> String {
+    format!("CASE#{id}")
+}
+
+fn open_pk(subject: &CaseSubject) -> String {
+    format!(
+        "OPEN#{}#{}#{}",
+        subject.account, subject.region, subject.instance_id
+    )
+}
+
+impl CaseTable {
+    pub fn new(
+        config: &aws_types::SdkConfig,
+        table: impl Into<String>,
+        account: impl Into<String>,
+    ) -> Self {
+        Self {
+            client: aws_sdk_dynamodb::Client::new(config),
+            table: table.into(),
+            account: account.into(),
+            region: config
+                .region()
+                .map_or_else(String::new, |r| r.as_ref().to_owned()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.table
+    }
+
+    fn call_error<E, R>(
+        &self,
+        operation: &'static str,
+        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    ) -> AwsError
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        AwsError::from_sdk(operation, &self.account, &self.region, err)
+    }
+
+    async fn put<T: Serialize>(&self, pk: String, sk: String, doc: &T) -> Result<(), CaseError> {
+        let doc = serde_json::to_string(doc).map_err(|err| CaseError::Damaged {
+            pk: pk.clone(),
+            sk: sk.clone(),
+            message: err.to_string(),
+        })?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(pk))
+            .item("sk", AttributeValue::S(sk))
+            .item("doc", AttributeValue::S(doc))
+            .send()
+            .await
+            .map_err(|err| self.call_error("dynamodb:PutItem", &err))?;
+        Ok(())
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<T>, CaseError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.clone()))
+            .key("sk", AttributeValue::S(sk.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| self.call_error("dynamodb:GetItem", &err))?;
+        out.item().map(|item| decode(item, &pk, &sk)).transpose()
+    }
+
+    /// Opens a case for `subject`, or joins the instance's open case.
+    pub async fn open_or_join(
+        &self,
+        subject: CaseSubject,
+        requested_by: &str,
+        trigger: &str,
+    ) -> Result<Opened, CaseError> {
+        let now = OffsetDateTime::now_utc();
+        let case = Case {
+            case_id: CaseId::new(now, &subject.instance_id),
+            subject,
+            requested_by: requested_by.to_owned(),
+            trigger: trigger.to_owned(),
+            opened_at: now.format(&Rfc3339).unwrap_or_else(|_| now_rfc3339()),
+            status: CaseStatus::Opening,
+            execution_arn: None,
+            closed_at: None,
+            error: None,
+        };
+        let lock = open_pk(&case.subject);
+        let claimed = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(lock.clone()))
+            .item("sk", AttributeValue::S("OPEN".to_owned()))
+            .item("case_id", AttributeValue::S(case.case_id.to_string()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => {
+                self.save_case(&case).await?;
+                Ok(Opened::New(case))
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let holder = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", AttributeValue::S(lock.clone()))
+                    .key("sk", AttributeValue::S("OPEN".to_owned()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|err| self.call_error("dynamodb:GetItem", &err))?;
+                let open_id = holder
+                    .item()
+                    .and_then(|item| item.get("case_id"))
+                    .and_then(|v| v.as_s().ok())
+                    .ok_or_else(|| CaseError::Damaged {
+                        pk: lock.clone(),
+                        sk: "OPEN".to_owned(),
+                        message: "no case_id".to_owned(),
+                    })?;
+                let open_id = CaseId::parse(open_id)?;
+                match self.case(&open_id).await {
+                    Ok(existing) if existing.status.is_open() => Ok(Opened::Joined(existing)),
+                    // A lock left by a case that ended without releasing it (a handler
+                    // killed at the very end): take it over rather than refuse forever.
+                    Ok(_) | Err(CaseError::NotFound(_)) => {
+                        self.client
+                            .put_item()
+                            .table_name(&self.table)
+                            .item("pk", AttributeValue::S(lock))
+                            .item("sk", AttributeValue::S("OPEN".to_owned()))
+                            .item("case_id", AttributeValue::S(case.case_id.to_string()))
+                            .condition_expression("case_id = :stale")
+                            .expression_attribute_values(
+                                ":stale",
+                                AttributeValue::S(open_id.to_string()),
+                            )
+                            .send()
+                            .await
+                            .map_err(|err| self.call_error("dynamodb:PutItem", &err))?;
+                        self.save_case(&case).await?;
+                        Ok(Opened::New(case))
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            Err(err) => Err(self.call_error("dynamodb:PutItem", &err).into()),
+        }
+    }
+
+    /// Writes the case record.
+    pub async fn save_case(&self, case: &Case) -> Result<(), CaseError> {
+        self.put(case_pk(&case.case_id), "CASE".to_owned(), case)
+            .await
+    }
+
+    /// Ends a case: records its final status and lets the next trigger open a new one.
+    pub async fn close(
+        &self,
+        case_id: &CaseId,
+        status: CaseStatus,
+        error: Option<String>,
+    ) -> Result<Case, CaseError> {
+        let mut case = self.case(case_id).await?;
+        case.status = status;
+        case.closed_at = Some(now_rfc3339());
+        if error.is_some() {
+            case.error = error;
+        }
+        self.save_case(&case).await?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(open_pk(&case.subject)))
+            .key("sk", AttributeValue::S("OPEN".to_owned()))
+            .condition_expression("case_id = :mine")
+            .expression_attribute_values(":mine", AttributeValue::S(case_id.to_string()))
+            .send()
+            .await
+            .map(drop)
+            .or_else(|err| {
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception())
+                {
+                    // Another case holds the lock now; it is not ours to release.
+                    Ok(())
+                } else {
+                    Err(self.call_error("dynamodb:DeleteItem", &err))
+                }
+            })?;
+        Ok(case)
+    }
+
+    /// Sets the status of an open case.
+    pub async fn set_status(&self, case_id: &CaseId, status: CaseStatus) -> Result<(), CaseError> {
+        let mut case = self.case(case_id).await?;
+        if case.status != status {
+            case.status = status;
+            self.save_case(&case).await?;
+        }
+        Ok(())
+    }
+
+    /// One case's record.
+    pub async fn case(&self, case_id: &CaseId) -> Result<Case, CaseError> {
+        self.get(case_pk(case_id), "CASE".to_owned())
+            .await?
+            .ok_or_else(|| CaseError::NotFound(case_id.clone()))
+    }
+
+    /// Every case, newest first.
+    pub async fn cases(&self) -> Result<Vec<Case>, CaseError> {
+        let mut cases = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :case")
+            .expression_attribute_values(":case", AttributeValue::S("CASE".to_owned()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.call_error("dynamodb:Scan", &err))?;
+            for item in page.items() {
+                cases.push(decode::<Case>(item, "CASE#*", "CASE")?);
+            }
+        }
+        cases.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then(b.case_id.cmp(&a.case_id)));
+        Ok(cases)
+    }
+
+    /// The case with its steps, artifacts and approval.
+    pub async fn detail(&self, case_id: &CaseId) -> Result<CaseDetail, CaseError> {
+        let pk = case_pk(case_id);
+        let mut items = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.call_error("dynamodb:Query", &err))?;
+            items.extend(page.items().iter().cloned());
+        }
+        let mut case = None;
+        let mut steps = Vec::new();
+        let mut artifacts = Vec::new();
+        let mut approval = None;
+        for item in &items {
+            let sk = item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                .unwrap_or_default();
+            if sk == "CASE" {
+                case = Some(decode::<Case>(item, &pk, sk)?);
+            } else if sk.starts_with("STEP#") {
+                steps.push(decode::<StepRecord>(item, &pk, sk)?);
+            } else if sk.starts_with("ARTIFACT#") {
+                artifacts.push(decode::<ArtifactProgress>(item, &pk, sk)?);
+            } else if sk == "APPROVAL" {
+                approval = Some(decode::<PendingApproval>(item, &pk, sk)?);
+            }
+        }
+        let case = case.ok_or_else(|| CaseError::NotFound(case_id.clone()))?;
+        steps.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        artifacts.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(CaseDetail {
+            case,
+            steps,
+            artifacts,
+            approval,
+        })
+    }
+
+    /// Records that a step started (counting attempts) or changed state.
+    pub async fn record_step(
+        &self,
+        case_id: &CaseId,
+        step: &str,
+        status: StepStatus,
+        detail: Option<String>,
+    ) -> Result<(), CaseError> {
+        let pk = case_pk(case_id);
+        let sk = format!("STEP#{step}");
+        let previous: Option<StepRecord> = self.get(pk.clone(), sk.clone()).await?;
+        let now = now_rfc3339();
+        let record = match (previous, status) {
+            (Some(mut record), StepStatus::Running) => {
+                record.status = status;
+                record.attempts += 1;
+                record.started_at = now;
+                record.ended_at = None;
+                record.detail = detail;
+                record
+            }
+            (Some(mut record), _) => {
+                record.status = status;
+                record.ended_at = (status != StepStatus::Waiting).then_some(now);
+                record.detail = detail;
+                record
+            }
+            (None, _) => StepRecord {
+                step: step.to_owned(),
+                status,
+                started_at: now.clone(),
+                ended_at: matches!(status, StepStatus::Succeeded | StepStatus::Failed)
+                    .then_some(now),
+                detail,
+                attempts: 1,
+            },
+        };
+        self.put(pk, sk, &record).await
+    }
+
+    /// Records an artifact's progress.
+    pub async fn record_artifact(
+        &self,
+        case_id: &CaseId,
+        progress: &ArtifactProgress,
+    ) -> Result<(), CaseError> {
+        self.put(
+            case_pk(case_id),
+            format!("ARTIFACT#{}", progress.key),
+            progress,
+        )
+        .await
+    }
+
+    /// Keeps the task token of the approval wait.
+    pub async fn await_approval(&self, approval: &PendingApproval) -> Result<(), CaseError> {
+        self.put(case_pk(&approval.case_id), "APPROVAL".to_owned(), approval)
+            .await?;
+        self.set_status(&approval.case_id, CaseStatus::AwaitingApproval)
+            .await
+    }
+
+    /// Records the answer to an approval wait.
+    pub async fn decide(
+        &self,
+        case_id: &CaseId,
+        decision: ApprovalDecision,
+    ) -> Result<(), CaseError> {
+        let mut approval: PendingApproval = self
+            .get(case_pk(case_id), "APPROVAL".to_owned())
+            .await?
+            .ok_or_else(|| CaseError::NotFound(case_id.clone()))?;
+        approval.decided = Some(decision);
+        self.put(case_pk(case_id), "APPROVAL".to_owned(), &approval)
+            .await?;
+        self.set_status(case_id, CaseStatus::Running).await
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(
+    item: &HashMap<String, AttributeValue>,
+    pk: &str,
+    sk: &str,
+) -> Result<T, CaseError> {
+    let damaged = |message: String| CaseError::Damaged {
+        pk: pk.to_owned(),
+        sk: sk.to_owned(),
+        message,
+    };
+    let doc = item
+        .get("doc")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| damaged("no 'doc' attribute".to_owned()))?;
+    serde_json::from_str(doc).map_err(|err| damaged(err.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_ids_are_execution_names() {
+        let at = time::macros::datetime!(2026-11-28 09:30:15 UTC);
+        let id = CaseId::new(at, "i-0123456789abcdef0");
+        assert_eq!(id.as_str(), "20261128T093015Z-i-0123456789abcdef0");
+        assert!(CaseId::parse(id.as_str()).is_ok());
+        assert!(id.as_str().len() <= 80);
+    }
+
+    #[test]
+    fn hostile_instance_ids_cannot_break_a_case_id() {
+        let at = time::macros::datetime!(2026-11-28 09:30:15 UTC);
+        let id = CaseId::new(at, "i-\u{1b}[31mevil;rm -rf /");
+        assert!(CaseId::parse(id.as_str()).is_ok());
+        assert!(!id.as_str().contains('\u{1b}'));
+    }
+
+    #[test]
+    fn bad_case_ids_are_named() {
+        let err = CaseId::parse("bad id!").expect_err("space and bang");
+        assert!(err.to_string().contains("'bad id!'"));
+        assert!(CaseId::parse("").is_err());
+        assert!(CaseId::parse(&"a".repeat(81)).is_err());
+    }
+
+    #[test]
+    fn policies_round_trip_and_reject_unknown() {
+        for policy in [
+            ContainmentPolicy::Approval,
+            ContainmentPolicy::Auto,
+            ContainmentPolicy::Never,
+        ] {
+            assert_eq!(ContainmentPolicy::parse(policy.as_str()).ok(), Some(policy));
+        }
+        let err = ContainmentPolicy::parse("yolo").expect_err("unknown");
+        assert!(err.to_string().contains("'yolo'"));
+    }
+
+    #[test]
+    fn a_case_is_the_execution_input_shape() {
+        let case = Case {
+            case_id: CaseId::parse("c-1").expect("valid"),
+            subject: CaseSubject {
+                account: AccountId::parse("111122223333").expect("valid"),
+                region: "us-east-1".into(),
+                instance_id: "i-1".into(),
+                memory: true,
+                disk: false,
+                containment: ContainmentPolicy::Never,
+            },
+            requested_by: "arn:aws:sts::123456789012:assumed-role/r/s".into(),
+            trigger: "operator".into(),
+            opened_at: "2026-11-28T09:30:15Z".into(),
+            status: CaseStatus::Running,
+            execution_arn: None,
+            closed_at: None,
+            error: None,
+        };
+        let json = serde_json::to_value(&case).expect("serialize");
+        assert_eq!(json["instance_id"], "i-1");
+        assert_eq!(json["memory"], true);
+        assert_eq!(json["containment"], "never");
+        let back: Case = serde_json::from_value(json).expect("deserialize");
+        assert_eq!(back, case);
+    }
+}

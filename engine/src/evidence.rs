@@ -1,0 +1,422 @@
+//! The evidence bucket in the Forensics account: where each artifact and manifest lives,
+//! multipart uploads with per-part checksums, and re-hashing an object from S3.
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::acquisition::imaging::{ImagingError, PartSink, StoredPart, hex};
+use crate::aws::AwsError;
+use crate::cases::{ArtifactKind, CaseId};
+
+/// The evidence bucket, as the Security account's workers write to it.
+#[derive(Debug, Clone)]
+pub struct EvidenceBucket {
+    client: aws_sdk_s3::Client,
+    pub bucket: String,
+    kms_key_arn: Option<String>,
+    /// For error messages: whose credentials, which region.
+    account: String,
+    region: String,
+}
+
+/// The key of an artifact: `cases/<case>/<account>/<instance>/<kind>/<name>`.
+pub fn artifact_key(
+    case: &CaseId,
+    account: &str,
+    instance: &str,
+    kind: ArtifactKind,
+    name: &str,
+) -> String {
+    format!("cases/{case}/{account}/{instance}/{}/{name}", kind.as_str())
+}
+
+/// The key of an artifact's manifest, beside it.
+pub fn manifest_key(artifact_key: &str) -> String {
+    format!("{artifact_key}.manifest.json")
+}
+
+/// What a manifest records about one artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub case_id: CaseId,
+    pub kind: ArtifactKind,
+    pub bucket: String,
+    pub key: String,
+    #[serde(default)]
+    pub version_id: Option<String>,
+    pub source_account: String,
+    pub region: String,
+    pub instance_id: String,
+    /// The volume for a disk image; absent for memory.
+    #[serde(default)]
+    pub volume_id: Option<String>,
+    #[serde(default)]
+    pub snapshot_id: Option<String>,
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Lowercase hex SHA-256 of the whole artifact.
+    pub sha256: String,
+    pub size: u64,
+    #[serde(default)]
+    pub block_size: Option<u64>,
+    #[serde(default)]
+    pub allocated_blocks: Option<u64>,
+    #[serde(default)]
+    pub bytes_fetched: Option<u64>,
+    #[serde(default)]
+    pub blocks_retried: Option<u64>,
+    pub parts: usize,
+    /// Free-form facts of the capture (kernel, format, ranges...).
+    #[serde(default)]
+    pub details: serde_json::Value,
+    pub started_at: String,
+    pub finished_at: String,
+    pub tool: String,
+    pub operator: String,
+}
+
+/// The tool and version written into manifests.
+pub fn tool_version() -> String {
+    format!("irf {}", env!("CARGO_PKG_VERSION"))
+}
+
+impl EvidenceBucket {
+    pub fn new(
+        config: &aws_types::SdkConfig,
+        bucket: impl Into<String>,
+        kms_key_arn: Option<String>,
+        account: impl Into<String>,
+    ) -> Self {
+        Self {
+            client: aws_sdk_s3::Client::new(config),
+            bucket: bucket.into(),
+            kms_key_arn,
+            account: account.into(),
+            region: config
+                .region()
+                .map_or_else(String::new, |r| r.as_ref().to_owned()),
+        }
+    }
+
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    fn error<E, R>(
+        &self,
+        operation: &'static str,
+        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    ) -> AwsError
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        AwsError::from_sdk(operation, &self.account, &self.region, err)
+    }
+
+    /// Aborts uploads to `key` left by a worker that died, so that nothing half-written
+    /// can ever be completed.
+    pub async fn abort_stale_uploads(&self, key: &str) -> Result<usize, AwsError> {
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .map_err(|err| self.error("s3:ListMultipartUploads", &err))?;
+        let mut aborted = 0;
+        for upload in out.uploads() {
+            let (Some(upload_key), Some(id)) = (upload.key(), upload.upload_id()) else {
+                continue;
+            };
+            if upload_key != key {
+                continue;
+            }
+            self.client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(upload_key)
+                .upload_id(id)
+                .send()
+                .await
+                .map_err(|err| self.error("s3:AbortMultipartUpload", &err))?;
+            aborted += 1;
+        }
+        Ok(aborted)
+    }
+
+    /// Starts a multipart upload with SHA-256 part checksums and the evidence key.
+    pub async fn start_upload(&self, key: &str) -> Result<MultipartUpload, AwsError> {
+        let mut request = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .content_type("application/octet-stream");
+        if let Some(kms) = &self.kms_key_arn {
+            request = request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(kms);
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(|err| self.error("s3:CreateMultipartUpload", &err))?;
+        let upload_id = out
+            .upload_id()
+            .ok_or_else(|| AwsError::Other("S3 returned no upload id".to_owned()))?
+            .to_owned();
+        Ok(MultipartUpload {
+            bucket: self.clone(),
+            key: key.to_owned(),
+            upload_id,
+        })
+    }
+
+    /// Writes a small object (a manifest, a record) with its checksum.
+    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), AwsError> {
+        let body = serde_json::to_vec_pretty(value)
+            .map_err(|err| AwsError::Other(format!("cannot encode {key}: {err}")))?;
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(ByteStream::from(body));
+        if let Some(kms) = &self.kms_key_arn {
+            request = request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(kms);
+        }
+        request
+            .send()
+            .await
+            .map_err(|err| self.error("s3:PutObject", &err))?;
+        Ok(())
+    }
+
+    /// Reads a small JSON object; `None` when it does not exist.
+    pub async fn get_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, AwsError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key) =>
+            {
+                return Ok(None);
+            }
+            Err(err) => return Err(self.error("s3:GetObject", &err)),
+        };
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|err| AwsError::Other(format!("reading s3://{}/{key}: {err}", self.bucket)))?;
+        serde_json::from_slice(&body.into_bytes())
+            .map(Some)
+            .map_err(|err| AwsError::Other(format!("s3://{}/{key} is not valid JSON: {err}", self.bucket)))
+    }
+
+    /// Streams an object and returns its SHA-256 (lowercase hex), size and version.
+    pub async fn hash_object(&self, key: &str) -> Result<ObjectHash, AwsError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| self.error("s3:GetObject", &err))?;
+        let version_id = out.version_id().map(str::to_owned);
+        let mut body = out.body;
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Bytes>(8);
+        let hasher = std::thread::spawn(move || {
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            while let Ok(chunk) = receiver.recv() {
+                size += chunk.len() as u64;
+                hasher.update(&chunk);
+            }
+            (hex(&hasher.finalize()), size)
+        });
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|err| AwsError::Other(format!("reading s3://{}/{key}: {err}", self.bucket)))?
+        {
+            let sender = sender.clone();
+            tokio::task::spawn_blocking(move || sender.send(chunk))
+                .await
+                .map_err(|err| AwsError::Other(err.to_string()))?
+                .map_err(|_| AwsError::Other("the hashing thread ended early".to_owned()))?;
+        }
+        drop(sender);
+        let (sha256, size) = tokio::task::spawn_blocking(move || hasher.join())
+            .await
+            .map_err(|err| AwsError::Other(err.to_string()))?
+            .map_err(|_| AwsError::Other("the hashing thread panicked".to_owned()))?;
+        Ok(ObjectHash {
+            sha256,
+            size,
+            version_id,
+        })
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, key: &str) -> Result<bool, AwsError> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+            Err(err) => Err(self.error("s3:HeadObject", &err)),
+        }
+    }
+}
+
+/// The hash of an object as read back from S3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHash {
+    pub sha256: String,
+    pub size: u64,
+    pub version_id: Option<String>,
+}
+
+/// An open multipart upload of one artifact.
+#[derive(Debug, Clone)]
+pub struct MultipartUpload {
+    bucket: EvidenceBucket,
+    pub key: String,
+    pub upload_id: String,
+}
+
+impl MultipartUpload {
+    /// Completes the upload from its stored parts; returns the object's version id.
+    pub async fn complete(&self, parts: &[StoredPart]) -> Result<Option<String>, AwsError> {
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts
+                    .iter()
+                    .map(|p| {
+                        let mut part = CompletedPart::builder().part_number(p.number).e_tag(&p.etag);
+                        if !p.checksum.is_empty() {
+                            part = part.checksum_sha256(&p.checksum);
+                        }
+                        part.build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        let out = self
+            .bucket
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(completed)
+            .send()
+            .await
+            .map_err(|err| self.bucket.error("s3:CompleteMultipartUpload", &err))?;
+        Ok(out.version_id().map(str::to_owned))
+    }
+
+    /// Abandons the upload (its parts are deleted).
+    pub async fn abort(&self) -> Result<(), AwsError> {
+        self.bucket
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await
+            .map_err(|err| self.bucket.error("s3:AbortMultipartUpload", &err))?;
+        Ok(())
+    }
+
+    /// A pre-signed URL for uploading part `number`, for a host that must hold no
+    /// AWS credentials.
+    pub async fn presigned_part_url(
+        &self,
+        number: i32,
+        expires_in: std::time::Duration,
+    ) -> Result<String, AwsError> {
+        let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+            .map_err(|err| AwsError::Other(format!("bad pre-signing lifetime: {err}")))?;
+        let request = self
+            .bucket
+            .client
+            .upload_part()
+            .bucket(&self.bucket.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .presigned(presigning)
+            .await
+            .map_err(|err| self.bucket.error("s3:UploadPart (pre-sign)", &err))?;
+        Ok(request.uri().to_owned())
+    }
+}
+
+impl PartSink for MultipartUpload {
+    async fn store(
+        &self,
+        number: i32,
+        data: Bytes,
+        checksum: String,
+    ) -> Result<StoredPart, ImagingError> {
+        let out = self
+            .bucket
+            .client
+            .upload_part()
+            .bucket(&self.bucket.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .checksum_sha256(&checksum)
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .map_err(|err| ImagingError::Store {
+                number,
+                message: self.bucket.error("s3:UploadPart", &err).to_string(),
+            })?;
+        Ok(StoredPart {
+            number,
+            etag: out.e_tag().unwrap_or_default().to_owned(),
+            checksum,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_case_layout() {
+        let case = CaseId::parse("20261128T093015Z-i-1").expect("valid");
+        let key = artifact_key(&case, "111122223333", "i-1", ArtifactKind::Disk, "vol-1.raw");
+        assert_eq!(key, "cases/20261128T093015Z-i-1/111122223333/i-1/disk/vol-1.raw");
+        assert_eq!(manifest_key(&key), format!("{key}.manifest.json"));
+    }
+}

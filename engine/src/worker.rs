@@ -1,0 +1,284 @@
+//! The step worker: consumes the step queues, runs each step's handler, keeps the message
+//! and the task alive while it works (visibility and Step Functions heartbeats), and
+//! answers the task. A worker killed mid-step loses nothing: its message comes back when
+//! its lease runs out and another worker starts the step again from a clean state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Semaphore, watch};
+
+use crate::acquisition::Plane;
+use crate::acquisition::steps::{self, StepError, StepMessage};
+use crate::aws::describe_sdk_error;
+
+/// A queue the worker consumes.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    pub name: String,
+    pub url: String,
+    /// Steps run at once from this queue.
+    pub concurrency: usize,
+}
+
+/// How the worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub queues: Vec<QueueSpec>,
+    /// How long a received message stays hidden; renewed at a third of it.
+    pub lease: Duration,
+}
+
+impl WorkerOptions {
+    /// The queues and lease the configuration names.
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::acquisition::WorkflowError> {
+        let queue = |name: &'static str, concurrency| {
+            config
+                .workflow
+                .step_queues
+                .get(name)
+                .map(|url| QueueSpec {
+                    name: name.to_owned(),
+                    url: url.clone(),
+                    concurrency,
+                })
+                .ok_or(crate::acquisition::WorkflowError::NotConfigured {
+                    setting: match name {
+                        crate::acquisition::STEPS_QUEUE => "workflow.step_queues.steps",
+                        crate::acquisition::IMAGING_QUEUE => "workflow.step_queues.imaging",
+                        _ => "workflow.step_queues.approvals",
+                    },
+                    template: "3-security-acquisition-automation.yaml",
+                })
+        };
+        Ok(Self {
+            queues: vec![
+                queue(crate::acquisition::STEPS_QUEUE, 8)?,
+                queue(crate::acquisition::IMAGING_QUEUE, 2)?,
+                queue(crate::acquisition::APPROVALS_QUEUE, 4)?,
+            ],
+            lease: Duration::from_secs(config.workflow.lease_secs.unwrap_or(120).max(6)),
+        })
+    }
+}
+
+/// Runs the worker until `stop` turns true.
+pub async fn run(plane: Arc<Plane>, options: WorkerOptions, stop: watch::Receiver<bool>) {
+    let sqs = aws_sdk_sqs::Client::new(&plane.ctx.base_config(&plane.region));
+    let mut consumers = Vec::new();
+    for queue in options.queues.clone() {
+        consumers.push(tokio::spawn(consume(
+            plane.clone(),
+            sqs.clone(),
+            queue,
+            options.lease,
+            stop.clone(),
+        )));
+    }
+    for consumer in consumers {
+        if let Err(err) = consumer.await {
+            tracing::error!(error = %err, "a queue consumer ended abnormally");
+        }
+    }
+}
+
+async fn consume(
+    plane: Arc<Plane>,
+    sqs: aws_sdk_sqs::Client,
+    queue: QueueSpec,
+    lease: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(queue.concurrency.max(1)));
+    let mut failures = 0u32;
+    while !*stop.borrow() {
+        let free = slots.available_permits().min(10);
+        if free == 0 {
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            continue;
+        }
+        let received = tokio::select! {
+            _ = stop.changed() => break,
+            received = sqs
+                .receive_message()
+                .queue_url(&queue.url)
+                .max_number_of_messages(i32::try_from(free).unwrap_or(1))
+                .wait_time_seconds(2)
+                .visibility_timeout(i32::try_from(lease.as_secs()).unwrap_or(120))
+                .send() => received,
+        };
+        let out = match received {
+            Ok(out) => {
+                failures = 0;
+                out
+            }
+            Err(err) => {
+                failures += 1;
+                let wait = Duration::from_secs(u64::from(failures.min(6)) * 5);
+                tracing::warn!(queue = queue.name, error = %describe_sdk_error(&err), retry_in = ?wait, "cannot receive from the step queue");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        };
+        for message in out.messages().iter().cloned() {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let plane = plane.clone();
+            let sqs = sqs.clone();
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                handle(&plane, &sqs, &queue, message, lease).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Runs one message to its end.
+async fn handle(
+    plane: &Plane,
+    sqs: &aws_sdk_sqs::Client,
+    queue: &QueueSpec,
+    message: aws_sdk_sqs::types::Message,
+    lease: Duration,
+) {
+    let Some(receipt) = message.receipt_handle().map(str::to_owned) else {
+        return;
+    };
+    let body = message.body().unwrap_or_default();
+    let parsed = match StepMessage::parse(body) {
+        Ok(parsed) => parsed,
+        Err(problem) => {
+            // Left on the queue: after a few receives it moves to the dead-letter queue,
+            // where an operator can read it. Deleting it would lose it.
+            tracing::error!(queue = queue.name, message_id = message.message_id().unwrap_or_default(), problem, "malformed step message; leaving it for the dead-letter queue");
+            return;
+        }
+    };
+    let case = parsed.case().map(|c| c.case_id.to_string()).unwrap_or_default();
+    tracing::info!(queue = queue.name, step = parsed.step.as_str(), case, "step started");
+
+    let (lost_tx, mut lost_rx) = watch::channel(false);
+    let keeper = tokio::spawn(keep_alive(
+        plane.sfn.clone(),
+        sqs.clone(),
+        queue.url.clone(),
+        receipt.clone(),
+        parsed.step.answers().then(|| parsed.token.clone()),
+        lease,
+        lost_tx,
+    ));
+    let outcome = tokio::select! {
+        outcome = steps::run(plane, &parsed) => Some(outcome),
+        _ = lost_rx.wait_for(|lost| *lost) => None,
+    };
+    keeper.abort();
+    let Some(outcome) = outcome else {
+        tracing::warn!(step = parsed.step.as_str(), case, "the task is no longer ours (timed out or answered elsewhere); abandoned the step");
+        delete(sqs, queue, &receipt).await;
+        return;
+    };
+    if parsed.step.answers() {
+        let answered = answer(plane, &parsed.token, outcome.as_ref()).await;
+        match (&outcome, answered) {
+            (_, Err(err)) if err.contains("TaskTimedOut") || err.contains("InvalidToken") || err.contains("TaskDoesNotExist") => {
+                tracing::warn!(step = parsed.step.as_str(), case, "the task ended before the answer; dropping the message");
+            }
+            (_, Err(err)) => {
+                // Keep the message: it comes back after the lease and the step runs again.
+                tracing::error!(step = parsed.step.as_str(), case, error = err, "cannot answer the task; the step will run again");
+                return;
+            }
+            (Ok(_), Ok(())) => tracing::info!(step = parsed.step.as_str(), case, "step succeeded"),
+            (Err(err), Ok(())) => tracing::warn!(step = parsed.step.as_str(), case, error = %err, "step failed"),
+        }
+    } else if let Err(err) = &outcome {
+        tracing::error!(step = parsed.step.as_str(), case, error = %err, "step failed; the message will come back");
+        return;
+    }
+    delete(sqs, queue, &receipt).await;
+}
+
+async fn delete(sqs: &aws_sdk_sqs::Client, queue: &QueueSpec, receipt: &str) {
+    if let Err(err) = sqs
+        .delete_message()
+        .queue_url(&queue.url)
+        .receipt_handle(receipt)
+        .send()
+        .await
+    {
+        tracing::warn!(queue = queue.name, error = %describe_sdk_error(&err), "cannot delete a finished step message; it will be received again and dropped");
+    }
+}
+
+async fn answer(plane: &Plane, token: &str, outcome: Result<&Value, &StepError>) -> Result<(), String> {
+    match outcome {
+        Ok(output) => plane
+            .sfn
+            .send_task_success()
+            .task_token(token)
+            .output(output.to_string())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|err| describe_sdk_error(&err)),
+        Err(err) => plane
+            .sfn
+            .send_task_failure()
+            .task_token(token)
+            .error(err.code)
+            // Step Functions keeps at most 32,768 characters of cause.
+            .cause(err.message.chars().take(32_000).collect::<String>())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|err| describe_sdk_error(&err)),
+    }
+}
+
+/// Renews the message's lease and heartbeats the task until aborted; flags `lost` when the
+/// task is gone (timed out and retried elsewhere, or the execution stopped).
+async fn keep_alive(
+    sfn: aws_sdk_sfn::Client,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    receipt: String,
+    token: Option<String>,
+    lease: Duration,
+    lost: watch::Sender<bool>,
+) {
+    let every = lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(err) = sqs
+            .change_message_visibility()
+            .queue_url(&queue_url)
+            .receipt_handle(&receipt)
+            .visibility_timeout(i32::try_from(lease.as_secs()).unwrap_or(120))
+            .send()
+            .await
+        {
+            tracing::warn!(error = %describe_sdk_error(&err), "cannot renew the step message's lease");
+        }
+        if let Some(token) = &token {
+            match sfn.send_task_heartbeat().task_token(token).send().await {
+                Ok(_) => {}
+                Err(err) => {
+                    let gone = err.as_service_error().is_some_and(|e| {
+                        e.is_task_timed_out() || e.is_invalid_token() || e.is_task_does_not_exist()
+                    });
+                    if gone {
+                        let _ = lost.send(true);
+                        return;
+                    }
+                    tracing::warn!(error = %describe_sdk_error(&err), "heartbeat failed");
+                }
+            }
+        }
+    }
+}
