@@ -39,6 +39,7 @@ pub fn lab() -> &'static LabState {
             latency_ms: 0,
             tie_to_this_process: true,
             seed: shared_seed(),
+            runtime_exe: Some(irf_binary()),
         };
         // On a thread and a runtime of its own: the caller may be inside a test's runtime,
         // and each #[tokio::test] runtime ends with its test.

@@ -575,7 +575,11 @@ impl CaseTable {
                 cases.push(decode::<Case>(item, "CASE#*", "CASE")?);
             }
         }
-        cases.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then(b.case_id.cmp(&a.case_id)));
+        cases.sort_by(|a, b| {
+            b.opened_at
+                .cmp(&a.opened_at)
+                .then(b.case_id.cmp(&a.case_id))
+        });
         Ok(cases)
     }
 

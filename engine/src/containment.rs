@@ -32,12 +32,26 @@ pub async fn isolation_group(
 ) -> Result<String, AwsError> {
     let existing = ec2
         .describe_security_groups()
-        .filters(aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(vpc_id).build())
-        .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values(ISOLATION_GROUP).build())
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(vpc_id)
+                .build(),
+        )
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values(ISOLATION_GROUP)
+                .build(),
+        )
         .send()
         .await
         .map_err(|err| AwsError::from_sdk("ec2:DescribeSecurityGroups", account, region, &err))?;
-    if let Some(id) = existing.security_groups().first().and_then(|g| g.group_id()) {
+    if let Some(id) = existing
+        .security_groups()
+        .first()
+        .and_then(|g| g.group_id())
+    {
         return Ok(id.to_owned());
     }
     let created = ec2
@@ -58,12 +72,18 @@ pub async fn isolation_group(
         .ip_permissions(
             aws_sdk_ec2::types::IpPermission::builder()
                 .ip_protocol("-1")
-                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("0.0.0.0/0")
+                        .build(),
+                )
                 .build(),
         )
         .send()
         .await
-        .map_err(|err| AwsError::from_sdk("ec2:RevokeSecurityGroupEgress", account, region, &err))?;
+        .map_err(|err| {
+            AwsError::from_sdk("ec2:RevokeSecurityGroupEgress", account, region, &err)
+        })?;
     Ok(id)
 }
 
@@ -114,11 +134,18 @@ pub async fn apply_isolation(
             .groups(&group)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("ec2:ModifyNetworkInterfaceAttribute", account, region, &err))?;
+            .map_err(|err| {
+                AwsError::from_sdk("ec2:ModifyNetworkInterfaceAttribute", account, region, &err)
+            })?;
     }
     ec2.create_tags()
         .resources(id)
-        .tags(aws_sdk_ec2::types::Tag::builder().key(STATUS_TAG).value("Contain").build())
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(STATUS_TAG)
+                .value("Contain")
+                .build(),
+        )
         .send()
         .await
         .map_err(|err| AwsError::from_sdk("ec2:CreateTags", account, region, &err))?;

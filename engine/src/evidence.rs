@@ -219,22 +219,26 @@ impl EvidenceBucket {
         {
             Ok(out) => out,
             Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key) =>
+                if err.as_service_error().is_some_and(
+                    aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key,
+                ) =>
             {
                 return Ok(None);
             }
             Err(err) => return Err(self.error("s3:GetObject", &err)),
         };
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|err| AwsError::Other(format!("reading s3://{}/{key}: {err}", self.bucket)))?;
+        let body =
+            out.body.collect().await.map_err(|err| {
+                AwsError::Other(format!("reading s3://{}/{key}: {err}", self.bucket))
+            })?;
         serde_json::from_slice(&body.into_bytes())
             .map(Some)
-            .map_err(|err| AwsError::Other(format!("s3://{}/{key} is not valid JSON: {err}", self.bucket)))
+            .map_err(|err| {
+                AwsError::Other(format!(
+                    "s3://{}/{key} is not valid JSON: {err}",
+                    self.bucket
+                ))
+            })
     }
 
     /// Streams an object and returns its SHA-256 (lowercase hex), size and version.
@@ -284,7 +288,14 @@ impl EvidenceBucket {
 
     /// Whether an object exists.
     pub async fn exists(&self, key: &str) -> Result<bool, AwsError> {
-        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(_) => Ok(true),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
             Err(err) => Err(self.error("s3:HeadObject", &err)),
@@ -316,7 +327,9 @@ impl MultipartUpload {
                 parts
                     .iter()
                     .map(|p| {
-                        let mut part = CompletedPart::builder().part_number(p.number).e_tag(&p.etag);
+                        let mut part = CompletedPart::builder()
+                            .part_number(p.number)
+                            .e_tag(&p.etag);
                         if !p.checksum.is_empty() {
                             part = part.checksum_sha256(&p.checksum);
                         }
@@ -415,8 +428,17 @@ mod tests {
     #[test]
     fn keys_follow_the_case_layout() {
         let case = CaseId::parse("20261128T093015Z-i-1").expect("valid");
-        let key = artifact_key(&case, "111122223333", "i-1", ArtifactKind::Disk, "vol-1.raw");
-        assert_eq!(key, "cases/20261128T093015Z-i-1/111122223333/i-1/disk/vol-1.raw");
+        let key = artifact_key(
+            &case,
+            "111122223333",
+            "i-1",
+            ArtifactKind::Disk,
+            "vol-1.raw",
+        );
+        assert_eq!(
+            key,
+            "cases/20261128T093015Z-i-1/111122223333/i-1/disk/vol-1.raw"
+        );
         assert_eq!(manifest_key(&key), format!("{key}.manifest.json"));
     }
 }

@@ -59,7 +59,12 @@ pub fn parse_event(body: &str, policy: ContainmentPolicy) -> Result<TagRequest, 
             event.detail.service, event.detail.resource_type
         )));
     }
-    if !event.detail.changed_tag_keys.iter().any(|k| k == STATUS_TAG) {
+    if !event
+        .detail
+        .changed_tag_keys
+        .iter()
+        .any(|k| k == STATUS_TAG)
+    {
         return Ok(TagRequest::Ignore(format!("{STATUS_TAG} did not change")));
     }
     let account = AccountId::parse(&event.account).map_err(|err| err.to_string())?;
@@ -67,7 +72,9 @@ pub fn parse_event(body: &str, policy: ContainmentPolicy) -> Result<TagRequest, 
         .resources
         .iter()
         .find_map(|arn| arn.rsplit_once(":instance/").map(|(_, id)| id.to_owned()))
-        .filter(|id| id.starts_with("i-") && id.len() <= 32 && id[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|id| {
+            id.starts_with("i-") && id.len() <= 32 && id[2..].bytes().all(|b| b.is_ascii_hexdigit())
+        })
         .ok_or_else(|| format!("the event names no instance ARN: {:?}", event.resources))?;
     match event.detail.tags.get(STATUS_TAG).map(String::as_str) {
         Some("Analyze") => Ok(TagRequest::Analyze(CaseSubject {
@@ -78,7 +85,9 @@ pub fn parse_event(body: &str, policy: ContainmentPolicy) -> Result<TagRequest, 
             disk: true,
             containment: policy,
         })),
-        Some(other) => Ok(TagRequest::Ignore(format!("{STATUS_TAG}={other} does not start an acquisition"))),
+        Some(other) => Ok(TagRequest::Ignore(format!(
+            "{STATUS_TAG}={other} does not start an acquisition"
+        ))),
         None => Ok(TagRequest::Ignore(format!("{STATUS_TAG} was removed"))),
     }
 }
@@ -86,7 +95,9 @@ pub fn parse_event(body: &str, policy: ContainmentPolicy) -> Result<TagRequest, 
 /// Handles one event: starts or joins the instance's case when asked to.
 pub async fn handle_event(plane: &Plane, body: &str) -> Result<Option<Opened>, TriggerError> {
     let policy = match plane.ctx.config().workflow.containment.as_deref() {
-        Some(text) => ContainmentPolicy::parse(text).map_err(|err| TriggerError::Invalid(err.to_string()))?,
+        Some(text) => {
+            ContainmentPolicy::parse(text).map_err(|err| TriggerError::Invalid(err.to_string()))?
+        }
         None => ContainmentPolicy::default(),
     };
     match parse_event(body, policy).map_err(TriggerError::Invalid)? {
@@ -119,8 +130,13 @@ mod tests {
 
     #[test]
     fn analyze_starts_an_acquisition_of_memory_and_disk() {
-        let body = event(r#"{"SecurityIncidentStatus":"Analyze","Name":"web"}"#, "arn:aws:ec2:eu-west-1:111122223333:instance/i-0123456789abcdef0");
-        let TagRequest::Analyze(subject) = parse_event(&body, ContainmentPolicy::Approval).expect("valid") else {
+        let body = event(
+            r#"{"SecurityIncidentStatus":"Analyze","Name":"web"}"#,
+            "arn:aws:ec2:eu-west-1:111122223333:instance/i-0123456789abcdef0",
+        );
+        let TagRequest::Analyze(subject) =
+            parse_event(&body, ContainmentPolicy::Approval).expect("valid")
+        else {
             panic!("expected an acquisition");
         };
         assert_eq!(subject.instance_id, "i-0123456789abcdef0");
@@ -132,7 +148,10 @@ mod tests {
     #[test]
     fn other_values_and_removal_are_ignored_with_a_reason() {
         let arn = "arn:aws:ec2:eu-west-1:111122223333:instance/i-0123456789abcdef0";
-        let contained = parse_event(&event(r#"{"SecurityIncidentStatus":"Contain"}"#, arn), ContainmentPolicy::Auto);
+        let contained = parse_event(
+            &event(r#"{"SecurityIncidentStatus":"Contain"}"#, arn),
+            ContainmentPolicy::Auto,
+        );
         assert!(matches!(contained, Ok(TagRequest::Ignore(why)) if why.contains("Contain")));
         let removed = parse_event(&event("{}", arn), ContainmentPolicy::Auto);
         assert!(matches!(removed, Ok(TagRequest::Ignore(why)) if why.contains("removed")));
@@ -140,10 +159,25 @@ mod tests {
 
     #[test]
     fn malformed_and_hostile_events_are_refused_by_name() {
-        assert!(parse_event("{not json", ContainmentPolicy::Auto).expect_err("bad").contains("not a tag-change event"));
-        let hostile = event(r#"{"SecurityIncidentStatus":"Analyze"}"#, "arn:aws:ec2:eu-west-1:111122223333:instance/i-$(reboot)");
-        assert!(parse_event(&hostile, ContainmentPolicy::Auto).expect_err("bad id").contains("no instance ARN"));
+        assert!(
+            parse_event("{not json", ContainmentPolicy::Auto)
+                .expect_err("bad")
+                .contains("not a tag-change event")
+        );
+        let hostile = event(
+            r#"{"SecurityIncidentStatus":"Analyze"}"#,
+            "arn:aws:ec2:eu-west-1:111122223333:instance/i-$(reboot)",
+        );
+        assert!(
+            parse_event(&hostile, ContainmentPolicy::Auto)
+                .expect_err("bad id")
+                .contains("no instance ARN")
+        );
         let foreign = r#"{"detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","account":"111122223333","region":"r","detail":{"service":"ec2","resource-type":"instance"}}"#;
-        assert!(parse_event(foreign, ContainmentPolicy::Auto).expect_err("foreign").contains("unexpected event"));
+        assert!(
+            parse_event(foreign, ContainmentPolicy::Auto)
+                .expect_err("foreign")
+                .contains("unexpected event")
+        );
     }
 }

@@ -32,7 +32,9 @@ pub struct WorkerOptions {
 
 impl WorkerOptions {
     /// The queues and lease the configuration names.
-    pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::acquisition::WorkflowError> {
+    pub fn from_config(
+        config: &crate::config::Config,
+    ) -> Result<Self, crate::acquisition::WorkflowError> {
         let queue = |name: &'static str, concurrency| {
             config
                 .workflow
@@ -156,12 +158,25 @@ async fn handle(
         Err(problem) => {
             // Left on the queue: after a few receives it moves to the dead-letter queue,
             // where an operator can read it. Deleting it would lose it.
-            tracing::error!(queue = queue.name, message_id = message.message_id().unwrap_or_default(), problem, "malformed step message; leaving it for the dead-letter queue");
+            tracing::error!(
+                queue = queue.name,
+                message_id = message.message_id().unwrap_or_default(),
+                problem,
+                "malformed step message; leaving it for the dead-letter queue"
+            );
             return;
         }
     };
-    let case = parsed.case().map(|c| c.case_id.to_string()).unwrap_or_default();
-    tracing::info!(queue = queue.name, step = parsed.step.as_str(), case, "step started");
+    let case = parsed
+        .case()
+        .map(|c| c.case_id.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        queue = queue.name,
+        step = parsed.step.as_str(),
+        case,
+        "step started"
+    );
 
     let (lost_tx, mut lost_rx) = watch::channel(false);
     let keeper = tokio::spawn(keep_alive(
@@ -179,23 +194,42 @@ async fn handle(
     };
     keeper.abort();
     let Some(outcome) = outcome else {
-        tracing::warn!(step = parsed.step.as_str(), case, "the task is no longer ours (timed out or answered elsewhere); abandoned the step");
+        tracing::warn!(
+            step = parsed.step.as_str(),
+            case,
+            "the task is no longer ours (timed out or answered elsewhere); abandoned the step"
+        );
         delete(sqs, queue, &receipt).await;
         return;
     };
     if parsed.step.answers() {
         let answered = answer(plane, &parsed.token, outcome.as_ref()).await;
         match (&outcome, answered) {
-            (_, Err(err)) if err.contains("TaskTimedOut") || err.contains("InvalidToken") || err.contains("TaskDoesNotExist") => {
-                tracing::warn!(step = parsed.step.as_str(), case, "the task ended before the answer; dropping the message");
+            (_, Err(err))
+                if err.contains("TaskTimedOut")
+                    || err.contains("InvalidToken")
+                    || err.contains("TaskDoesNotExist") =>
+            {
+                tracing::warn!(
+                    step = parsed.step.as_str(),
+                    case,
+                    "the task ended before the answer; dropping the message"
+                );
             }
             (_, Err(err)) => {
                 // Keep the message: it comes back after the lease and the step runs again.
-                tracing::error!(step = parsed.step.as_str(), case, error = err, "cannot answer the task; the step will run again");
+                tracing::error!(
+                    step = parsed.step.as_str(),
+                    case,
+                    error = err,
+                    "cannot answer the task; the step will run again"
+                );
                 return;
             }
             (Ok(_), Ok(())) => tracing::info!(step = parsed.step.as_str(), case, "step succeeded"),
-            (Err(err), Ok(())) => tracing::warn!(step = parsed.step.as_str(), case, error = %err, "step failed"),
+            (Err(err), Ok(())) => {
+                tracing::warn!(step = parsed.step.as_str(), case, error = %err, "step failed")
+            }
         }
     } else if let Err(err) = &outcome {
         tracing::error!(step = parsed.step.as_str(), case, error = %err, "step failed; the message will come back");
@@ -216,7 +250,11 @@ async fn delete(sqs: &aws_sdk_sqs::Client, queue: &QueueSpec, receipt: &str) {
     }
 }
 
-async fn answer(plane: &Plane, token: &str, outcome: Result<&Value, &StepError>) -> Result<(), String> {
+async fn answer(
+    plane: &Plane,
+    token: &str,
+    outcome: Result<&Value, &StepError>,
+) -> Result<(), String> {
     match outcome {
         Ok(output) => plane
             .sfn

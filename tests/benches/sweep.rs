@@ -54,6 +54,8 @@ fn main() {
             port: None,
             latency_ms: 0,
             tie_to_this_process: true,
+            // The sweep needs no workflow runtime.
+            runtime_exe: None,
             seed: SeedOptions {
                 members,
                 regions: REGIONS.map(str::to_owned).to_vec(),

@@ -65,6 +65,31 @@ pub enum Command {
         filter: Option<String>,
     },
     /// Security Hub findings from the Security account's aggregator.
+    /// Start (or join) the acquisition workflow for an instance.
+    Acquire(AcquireArgs),
+    /// List the cases of the case table, newest first.
+    Cases {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one case: steps, artifacts with progress and hashes, approval.
+    Case {
+        /// The case id ('irf cases' lists them).
+        case_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Capture memory on this host into pre-signed upload URLs (run by the workflow on a
+    /// suspect host through SSM).
+    #[command(hide = true)]
+    Memcap {
+        #[arg(long, default_value = "/proc/kcore")]
+        source: PathBuf,
+        #[arg(long, default_value = "/proc/iomem")]
+        iomem: PathBuf,
+        #[arg(long)]
+        plan: PathBuf,
+    },
     Findings {
         /// Print JSON.
         #[arg(long)]
@@ -97,6 +122,33 @@ pub enum Command {
         #[arg(long)]
         filter: Option<String>,
     },
+}
+
+/// What `irf acquire` acquires and from where.
+#[derive(Debug, Args, Clone)]
+pub struct AcquireArgs {
+    /// The instance id.
+    #[arg(long)]
+    pub instance: String,
+    /// Its account (with --region for its region); found by a sweep of the Organization
+    /// when left out.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Skip memory capture.
+    #[arg(long, conflicts_with = "no_disk")]
+    pub no_memory: bool,
+    /// Skip disk imaging.
+    #[arg(long)]
+    pub no_disk: bool,
+    /// What happens after verification: approval (the default), auto, never.
+    #[arg(long)]
+    pub containment: Option<String>,
+    /// Wait until the case ends (or waits for approval), showing progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the case as JSON (it carries `case_id`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +192,14 @@ pub enum LabCommand {
         /// A new seed number (default: the one in use).
         #[arg(long)]
         seed: Option<u64>,
+    },
+    /// The lab runtime beside the emulator (started by 'irf lab up', not for direct use).
+    #[command(hide = true)]
+    Runtime {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        watch_stdin: bool,
     },
 }
 

@@ -61,7 +61,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             Some(LabCommand::Reset { seed }) => lab_reset(seed).await,
+            Some(LabCommand::Runtime { dir, watch_stdin }) => {
+                lab::runtime::run(&dir, watch_stdin).await?;
+                Ok(ExitCode::SUCCESS)
+            }
         },
+        Some(Command::Acquire(args)) => {
+            let context = connect(&global).await?;
+            crate::acquire::acquire(context, &global, &args).await
+        }
+        Some(Command::Cases { json }) => crate::acquire::cases(connect(&global).await?, json).await,
+        Some(Command::Case { case_id, json }) => {
+            crate::acquire::case(connect(&global).await?, &case_id, json).await
+        }
+        Some(Command::Memcap {
+            source,
+            iomem,
+            plan,
+        }) => crate::acquire::memcap(&source, &iomem, &plan),
         Some(Command::Config(command)) => config_command(&command),
         Some(Command::Whoami { json }) => whoami(&global, json).await,
         Some(Command::Instances {
@@ -149,6 +166,8 @@ fn lab_options(args: &LabUpArgs, tie_to_this_process: bool) -> anyhow::Result<La
         port: args.port,
         latency_ms: args.latency_ms,
         tie_to_this_process,
+        // The lab runtime is this very binary, as are the lab hosts' capture tool.
+        runtime_exe: std::env::current_exe().ok(),
         seed: SeedOptions {
             seed: args.seed,
             members: args.members,

@@ -1,6 +1,7 @@
 //! The irf workstation and command line as a library: the binary is a thin `main`, and
 //! benchmarks drive the same code.
 
+pub mod acquire;
 pub mod cli;
 pub mod commands;
 pub mod filter;

@@ -23,3 +23,15 @@ pub fn init() -> Option<WorkerGuard> {
         .init();
     Some(guard)
 }
+
+/// Logs to standard error, for processes without a terminal to protect (the lab runtime,
+/// whose standard error is its log file).
+pub fn init_stderr() {
+    let filter = EnvFilter::try_from_env(LOG_ENV)
+        .unwrap_or_else(|_| EnvFilter::new("warn,irf=info,irf_engine=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}

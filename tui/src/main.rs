@@ -7,7 +7,19 @@ use irf_tui::{cli, commands, logging};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let _log_guard = logging::init();
+    let runs_in_background = matches!(
+        &cli.command,
+        Some(cli::Command::Lab(cli::LabArgs {
+            command: Some(cli::LabCommand::Runtime { .. }),
+            ..
+        }))
+    );
+    let _log_guard = if runs_in_background {
+        logging::init_stderr();
+        None
+    } else {
+        logging::init()
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

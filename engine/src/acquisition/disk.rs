@@ -65,7 +65,12 @@ async fn attached_volumes(
         .send()
         .await
         .map_err(|err| {
-            AwsError::from_sdk("ec2:DescribeInstances", case.subject.account.as_str(), &case.subject.region, &err)
+            AwsError::from_sdk(
+                "ec2:DescribeInstances",
+                case.subject.account.as_str(),
+                &case.subject.region,
+                &err,
+            )
         })?;
     Ok(out
         .reservations()
@@ -94,8 +99,18 @@ async fn snapshot(
     let existing = ec2
         .describe_snapshots()
         .owner_ids("self")
-        .filters(Filter::builder().name("volume-id").values(&volume.volume_id).build())
-        .filters(Filter::builder().name("tag:case-id").values(case.case_id.as_str()).build())
+        .filters(
+            Filter::builder()
+                .name("volume-id")
+                .values(&volume.volume_id)
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("tag:case-id")
+                .values(case.case_id.as_str())
+                .build(),
+        )
         .send()
         .await
         .map_err(|err| AwsError::from_sdk("ec2:DescribeSnapshots", account, region, &err))?;
@@ -141,12 +156,19 @@ async fn wait_completed(
             .send()
             .await
             .map_err(|err| {
-                AwsError::from_sdk("ec2:DescribeSnapshots", case.subject.account.as_str(), &case.subject.region, &err)
+                AwsError::from_sdk(
+                    "ec2:DescribeSnapshots",
+                    case.subject.account.as_str(),
+                    &case.subject.region,
+                    &err,
+                )
             })?;
         match out.snapshots().first().and_then(|s| s.state()) {
             Some(SnapshotState::Completed) => return Ok(()),
             Some(SnapshotState::Error) => {
-                return Err(StepError::failed(format!("snapshot {snapshot_id} failed in EC2")));
+                return Err(StepError::failed(format!(
+                    "snapshot {snapshot_id} failed in EC2"
+                )));
             }
             _ if started.elapsed() > SNAPSHOT_DEADLINE => {
                 return Err(StepError::failed(format!(
@@ -191,7 +213,9 @@ impl EbsSnapshot {
                 .max_results(10_000)
                 .send()
                 .await
-                .map_err(|err| AwsError::from_sdk("ebs:ListSnapshotBlocks", account, region, &err))?;
+                .map_err(|err| {
+                    AwsError::from_sdk("ebs:ListSnapshotBlocks", account, region, &err)
+                })?;
             block_size = u64::try_from(out.block_size().unwrap_or(524_288)).unwrap_or(524_288);
             volume_gib = out.volume_size().unwrap_or(volume_gib);
             blocks.extend(out.blocks().iter().filter_map(|b| {
@@ -200,7 +224,10 @@ impl EbsSnapshot {
                     token: b.block_token()?.to_owned(),
                 })
             }));
-            next = out.next_token().map(str::to_owned).filter(|t| !t.is_empty());
+            next = out
+                .next_token()
+                .map(str::to_owned)
+                .filter(|t| !t.is_empty());
             if next.is_none() {
                 break;
             }
@@ -231,8 +258,9 @@ impl BlockSource for EbsSnapshot {
     }
 
     async fn fetch(&self, block: &BlockRef) -> Result<FetchedBlock, ImagingError> {
-        let index = i32::try_from(block.index)
-            .map_err(|_| ImagingError::Fetch(format!("block index {} is too large", block.index)))?;
+        let index = i32::try_from(block.index).map_err(|_| {
+            ImagingError::Fetch(format!("block index {} is too large", block.index))
+        })?;
         let out = self
             .client
             .get_snapshot_block()
@@ -298,22 +326,38 @@ async fn image_snapshot(
     let started_at = now_rfc3339();
     let source = Arc::new(EbsSnapshot::open(ebs.clone(), snapshot_id, account, region).await?);
     if source.volume_size == 0 {
-        return Err(StepError::failed(format!("snapshot {snapshot_id} reports a volume size of 0")));
+        return Err(StepError::failed(format!(
+            "snapshot {snapshot_id} reports a volume size of 0"
+        )));
     }
     let upload = Arc::new(plane.evidence.start_upload(&key).await?);
-    let progress = ProgressReporter::start(plane.clone(), case.clone(), key.clone(), volume.volume_id.clone(), source.volume_size);
-    let outcome = image(source.clone(), upload.clone(), ImagingOptions::default(), progress.sink()).await;
+    let progress = ProgressReporter::start(
+        plane.clone(),
+        case.clone(),
+        key.clone(),
+        volume.volume_id.clone(),
+        source.volume_size,
+    );
+    let outcome = image(
+        source.clone(),
+        upload.clone(),
+        ImagingOptions::default(),
+        progress.sink(),
+    )
+    .await;
     let summary: ImageSummary = match outcome {
         Ok(summary) => summary,
         Err(err) => {
-            progress.finish(ArtifactState::Failed, None, Some(err.to_string())).await;
+            progress
+                .finish(ArtifactState::Failed, None, Some(err.to_string()))
+                .await;
             if let Err(abort) = upload.abort().await {
                 tracing::warn!(key, error = %abort, "cannot abort the failed upload");
             }
             return Err(match err {
-                ImagingError::Corrupt { .. } | ImagingError::ShortBlock { .. } | ImagingError::OutOfRange { .. } => {
-                    StepError::integrity(err.to_string())
-                }
+                ImagingError::Corrupt { .. }
+                | ImagingError::ShortBlock { .. }
+                | ImagingError::OutOfRange { .. } => StepError::integrity(err.to_string()),
                 other => StepError {
                     code: "irf.Transient",
                     message: other.to_string(),
@@ -348,7 +392,9 @@ async fn image_snapshot(
         operator: plane.operator.clone(),
     };
     plane.evidence.put_json(&manifest_at, &manifest).await?;
-    progress.finish(ArtifactState::Written, Some(summary.sha256.clone()), None).await;
+    progress
+        .finish(ArtifactState::Written, Some(summary.sha256.clone()), None)
+        .await;
     Ok(ArtifactRef {
         key,
         manifest_key: manifest_at,
@@ -371,7 +417,11 @@ pub struct ProgressReporter {
 
 impl ProgressReporter {
     pub fn start(plane: Plane, case: Case, key: String, source: String, total: u64) -> Self {
-        let kind = if key.contains("/memory/") { ArtifactKind::Memory } else { ArtifactKind::Disk };
+        let kind = if key.contains("/memory/") {
+            ArtifactKind::Memory
+        } else {
+            ArtifactKind::Disk
+        };
         let base = ArtifactProgress {
             key,
             kind,
@@ -438,7 +488,11 @@ impl ProgressReporter {
         let (done, total) = *self.sender.borrow();
         let record = ArtifactProgress {
             state,
-            bytes_done: if state == ArtifactState::Written { total } else { done },
+            bytes_done: if state == ArtifactState::Written {
+                total
+            } else {
+                done
+            },
             bytes_total: total,
             rate: 0.0,
             updated_at: now_rfc3339(),
@@ -446,7 +500,12 @@ impl ProgressReporter {
             error,
             ..self.base
         };
-        if let Err(err) = self.plane.table.record_artifact(&self.case.case_id, &record).await {
+        if let Err(err) = self
+            .plane
+            .table
+            .record_artifact(&self.case.case_id, &record)
+            .await
+        {
             tracing::warn!(error = %err, "cannot record the artifact's final state");
         }
     }

@@ -37,8 +37,10 @@ pub trait BlockSource: Send + Sync {
     /// Every allocated block, in any order.
     fn list(&self) -> impl Future<Output = Result<Vec<BlockRef>, ImagingError>> + Send;
     /// One block's data.
-    fn fetch(&self, block: &BlockRef)
-    -> impl Future<Output = Result<FetchedBlock, ImagingError>> + Send;
+    fn fetch(
+        &self,
+        block: &BlockRef,
+    ) -> impl Future<Output = Result<FetchedBlock, ImagingError>> + Send;
 }
 
 /// A part of the image once stored.
@@ -185,13 +187,18 @@ async fn fetch_verified<S: BlockSource>(
                     return Ok((block.index, fetched.data));
                 };
                 let data = fetched.data;
-                let (actual, data) = tokio::task::spawn_blocking(move || (checksum_b64(&data), data))
-                    .await
-                    .map_err(|err| ImagingError::Hasher(err.to_string()))?;
+                let (actual, data) =
+                    tokio::task::spawn_blocking(move || (checksum_b64(&data), data))
+                        .await
+                        .map_err(|err| ImagingError::Hasher(err.to_string()))?;
                 if actual == expected {
                     return Ok((block.index, data));
                 }
-                tracing::warn!(block = block.index, attempt, "block checksum mismatch; fetching it again");
+                tracing::warn!(
+                    block = block.index,
+                    attempt,
+                    "block checksum mismatch; fetching it again"
+                );
                 last = Some(ImagingError::Corrupt {
                     index: block.index,
                     attempts: attempt,
@@ -324,7 +331,9 @@ where
         let take = block_size.min(volume_size - offset);
         let chunk = match &next_fetched {
             Some((fetched_index, _)) if *fetched_index == index => {
-                let (_, data) = next_fetched.take().ok_or_else(|| ImagingError::Fetch("lost a block".into()))?;
+                let (_, data) = next_fetched
+                    .take()
+                    .ok_or_else(|| ImagingError::Fetch("lost a block".into()))?;
                 next_fetched = fetches.next().await.transpose()?;
                 data
             }
@@ -358,9 +367,10 @@ where
             let number = part_number;
             let upload = tokio::spawn(async move {
                 let len = data.len() as u64;
-                let (checksum, data) = tokio::task::spawn_blocking(move || (checksum_b64(&data), data))
-                    .await
-                    .map_err(|err| ImagingError::Hasher(err.to_string()))?;
+                let (checksum, data) =
+                    tokio::task::spawn_blocking(move || (checksum_b64(&data), data))
+                        .await
+                        .map_err(|err| ImagingError::Hasher(err.to_string()))?;
                 let stored = sink.store(number, data, checksum).await?;
                 Ok::<_, ImagingError>((stored, len))
             });
@@ -490,7 +500,10 @@ pub mod memory_source {
 
     impl InMemoryParts {
         pub fn assembled(&self) -> Vec<u8> {
-            let parts = self.parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let parts = self
+                .parts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             parts.values().flat_map(|p| p.iter().copied()).collect()
         }
     }
@@ -565,7 +578,9 @@ mod tests {
         let source = Arc::new(InMemoryVolume::new(image.clone(), 65536));
         let sink = Arc::new(InMemoryParts::default());
         let mut reports = Vec::new();
-        let summary = image_volume(source, sink.clone(), &mut reports).await.expect("imaged");
+        let summary = image_volume(source, sink.clone(), &mut reports)
+            .await
+            .expect("imaged");
         assert_eq!(sink.assembled(), image.to_vec());
         assert_eq!(summary.sha256, hex(&Sha256::digest(&image)));
         assert_eq!(summary.allocated_blocks, 5);
@@ -577,7 +592,11 @@ mod tests {
         );
         let last = reports.last().expect("progress reported");
         assert_eq!(last.bytes_done, image.len() as u64);
-        assert!(reports.windows(2).all(|w| w[0].bytes_done < w[1].bytes_done));
+        assert!(
+            reports
+                .windows(2)
+                .all(|w| w[0].bytes_done < w[1].bytes_done)
+        );
     }
 
     async fn image_volume(
@@ -593,7 +612,9 @@ mod tests {
         let image = Bytes::from(vec![0u8; 8 * 65536]);
         let source = Arc::new(InMemoryVolume::new(image.clone(), 65536));
         let sink = Arc::new(InMemoryParts::default());
-        let summary = image_volume(source, sink.clone(), &mut Vec::new()).await.expect("imaged");
+        let summary = image_volume(source, sink.clone(), &mut Vec::new())
+            .await
+            .expect("imaged");
         assert_eq!(summary.bytes_fetched, 0);
         assert_eq!(sink.assembled(), image.to_vec());
     }
@@ -603,7 +624,9 @@ mod tests {
         let image = sparse_image(16, 65536, &[2, 9]);
         let source = Arc::new(InMemoryVolume::new(image.clone(), 65536).corrupt(9, 2));
         let sink = Arc::new(InMemoryParts::default());
-        let summary = image_volume(source, sink.clone(), &mut Vec::new()).await.expect("imaged");
+        let summary = image_volume(source, sink.clone(), &mut Vec::new())
+            .await
+            .expect("imaged");
         assert_eq!(summary.blocks_retried, 2);
         assert_eq!(sink.assembled(), image.to_vec());
     }
@@ -613,8 +636,20 @@ mod tests {
         let image = sparse_image(16, 65536, &[2, 9]);
         let source = Arc::new(InMemoryVolume::new(image, 65536).corrupt(9, 99));
         let sink = Arc::new(InMemoryParts::default());
-        let err = image_volume(source, sink, &mut Vec::new()).await.expect_err("corrupt");
-        assert!(matches!(err, ImagingError::Corrupt { index: 9, attempts: 3, .. }), "{err}");
+        let err = image_volume(source, sink, &mut Vec::new())
+            .await
+            .expect_err("corrupt");
+        assert!(
+            matches!(
+                err,
+                ImagingError::Corrupt {
+                    index: 9,
+                    attempts: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("block 9"));
     }
 
@@ -631,7 +666,10 @@ mod tests {
 
     #[test]
     fn checksums_are_base64_sha256() {
-        assert_eq!(checksum_b64(b""), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+        assert_eq!(
+            checksum_b64(b""),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
         assert_eq!(
             hex(&Sha256::digest(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

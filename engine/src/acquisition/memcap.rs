@@ -39,7 +39,9 @@ impl RamRange {
 /// Errors of the capture, each naming the file and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum MemcapError {
-    #[error("cannot read {path}: {source} (capture needs root and a kernel without lockdown=confidentiality)")]
+    #[error(
+        "cannot read {path}: {source} (capture needs root and a kernel without lockdown=confidentiality)"
+    )]
     Read {
         path: PathBuf,
         #[source]
@@ -116,7 +118,9 @@ pub fn core_segments(core: &mut impl Read, path: &Path) -> Result<Vec<Segment>, 
         return Err(bad("no program headers"));
     }
     // Program headers follow; read them without seeking so that pipes work too.
-    let skip = phoff.checked_sub(64).ok_or_else(|| bad("program headers overlap the ELF header"))?;
+    let skip = phoff
+        .checked_sub(64)
+        .ok_or_else(|| bad("program headers overlap the ELF header"))?;
     std::io::copy(&mut core.by_ref().take(skip), &mut std::io::sink()).map_err(read_err)?;
     let mut table = vec![0u8; phentsize * phnum];
     core.read_exact(&mut table).map_err(read_err)?;
@@ -133,13 +137,16 @@ pub fn core_segments(core: &mut impl Read, path: &Path) -> Result<Vec<Segment>, 
 }
 
 /// Where each RAM range lies in the core file; ranges no segment covers are returned apart.
-pub fn map_ranges(ranges: &[RamRange], segments: &[Segment]) -> (Vec<(RamRange, u64)>, Vec<RamRange>) {
+pub fn map_ranges(
+    ranges: &[RamRange],
+    segments: &[Segment],
+) -> (Vec<(RamRange, u64)>, Vec<RamRange>) {
     let mut mapped = Vec::new();
     let mut missing = Vec::new();
     for range in ranges {
-        let found = segments.iter().find(|s| {
-            s.paddr <= range.start && range.end < s.paddr.saturating_add(s.size)
-        });
+        let found = segments
+            .iter()
+            .find(|s| s.paddr <= range.start && range.end < s.paddr.saturating_add(s.size));
         match found {
             Some(segment) => mapped.push((*range, segment.offset + (range.start - segment.paddr))),
             None => missing.push(*range),
@@ -206,9 +213,26 @@ impl PartWriter for CurlUploader {
             needed: number as u64,
             available: self.urls.len(),
         })?;
-        let fail = |problem: String| MemcapError::Upload { part: number, problem };
+        let fail = |problem: String| MemcapError::Upload {
+            part: number,
+            problem,
+        };
         let mut child = Command::new("curl")
-            .args(["-fsS", "--retry", "3", "-X", "PUT", "-H", "Content-Type:", "--data-binary", "@-", "-D", "-", "-o", "/dev/null"])
+            .args([
+                "-fsS",
+                "--retry",
+                "3",
+                "-X",
+                "PUT",
+                "-H",
+                "Content-Type:",
+                "--data-binary",
+                "@-",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+            ])
             .arg(url)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -216,10 +240,15 @@ impl PartWriter for CurlUploader {
             .spawn()
             .map_err(|err| fail(format!("cannot run curl ({err}); install curl on the host")))?;
         {
-            let mut stdin = child.stdin.take().ok_or_else(|| fail("no stdin for curl".into()))?;
+            let mut stdin = child
+                .stdin
+                .take()
+                .ok_or_else(|| fail("no stdin for curl".into()))?;
             stdin.write_all(data).map_err(|err| fail(err.to_string()))?;
         }
-        let out = child.wait_with_output().map_err(|err| fail(err.to_string()))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|err| fail(err.to_string()))?;
         if !out.status.success() {
             return Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
         }
@@ -228,7 +257,8 @@ impl PartWriter for CurlUploader {
             .lines()
             .find_map(|line| {
                 let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("etag").then(|| value.trim().to_owned())
+                name.eq_ignore_ascii_case("etag")
+                    .then(|| value.trim().to_owned())
             })
             .ok_or_else(|| fail("the upload answer carried no ETag".into()))
     }
@@ -259,21 +289,22 @@ pub fn capture(
         part.clear();
         Ok(())
     };
-    let mut emit = |bytes: &[u8], part: &mut Vec<u8>, parts: &mut Vec<UploadedPart>| -> std::io::Result<()> {
-        hasher.update(bytes);
-        size += bytes.len() as u64;
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let room = part_size - part.len();
-            let take = room.min(rest.len());
-            part.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if part.len() == part_size {
-                flush(part, parts)?;
+    let mut emit =
+        |bytes: &[u8], part: &mut Vec<u8>, parts: &mut Vec<UploadedPart>| -> std::io::Result<()> {
+            hasher.update(bytes);
+            size += bytes.len() as u64;
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let room = part_size - part.len();
+                let take = room.min(rest.len());
+                part.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if part.len() == part_size {
+                    flush(part, parts)?;
+                }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     for (range, offset) in mapped {
         emit(&lime_header(*range), &mut part, &mut parts)?;
         core.seek(SeekFrom::Start(*offset))?;
@@ -302,12 +333,15 @@ pub fn run(source: &Path, iomem: &Path, plan: &Path) -> Result<CaptureReport, Me
     };
     let ranges = ram_ranges(&read(iomem)?);
     if ranges.is_empty() {
-        return Err(MemcapError::NoRam { path: iomem.to_owned() });
+        return Err(MemcapError::NoRam {
+            path: iomem.to_owned(),
+        });
     }
-    let plan: UploadPlan = serde_json::from_str(&read(plan)?).map_err(|err| MemcapError::BadPlan {
-        path: plan.to_owned(),
-        problem: err.to_string(),
-    })?;
+    let plan: UploadPlan =
+        serde_json::from_str(&read(plan)?).map_err(|err| MemcapError::BadPlan {
+            path: plan.to_owned(),
+            problem: err.to_string(),
+        })?;
     let mut core = File::open(source).map_err(|err| MemcapError::Read {
         path: source.to_owned(),
         source: err,
@@ -342,7 +376,8 @@ pub fn run(source: &Path, iomem: &Path, plan: &Path) -> Result<CaptureReport, Me
 /// Builds an ELF core in the layout of /proc/kcore: one PT_LOAD per RAM range, with the
 /// physical address in `p_paddr`. The lab gives its instances memory this way; tests use it.
 pub fn write_core(out: &mut impl Write, ranges: &[(RamRange, Vec<u8>)]) -> std::io::Result<()> {
-    let phnum = u16::try_from(ranges.len()).map_err(|_| std::io::Error::other("too many ranges"))?;
+    let phnum =
+        u16::try_from(ranges.len()).map_err(|_| std::io::Error::other("too many ranges"))?;
     let mut header = [0u8; 64];
     header[..4].copy_from_slice(b"\x7fELF");
     header[4] = 2; // 64-bit
@@ -398,8 +433,14 @@ mod tests {
         assert_eq!(
             ranges,
             vec![
-                RamRange { start: 0x1000, end: 0x9fbff },
-                RamRange { start: 0x100000, end: 0x1fffff }
+                RamRange {
+                    start: 0x1000,
+                    end: 0x9fbff
+                },
+                RamRange {
+                    start: 0x100000,
+                    end: 0x1fffff
+                }
             ]
         );
     }
@@ -422,13 +463,18 @@ mod tests {
         let (mapped, missing) = map_ranges(&ranges, &segments);
         assert!(missing.is_empty());
         let mut parts = Collect(Vec::new());
-        let (sha, size, uploaded) = capture(&mut cursor, &mapped, 100_000, &mut parts).expect("capture");
+        let (sha, size, uploaded) =
+            capture(&mut cursor, &mapped, 100_000, &mut parts).expect("capture");
         let image: Vec<u8> = parts.0.concat();
         assert_eq!(size, lime_size(&ranges));
         assert_eq!(image.len() as u64, size);
         assert_eq!(sha, hex(&Sha256::digest(&image)));
         assert_eq!(uploaded.len(), parts.0.len());
-        assert!(parts.0[..parts.0.len() - 1].iter().all(|p| p.len() == 100_000));
+        assert!(
+            parts.0[..parts.0.len() - 1]
+                .iter()
+                .all(|p| p.len() == 100_000)
+        );
         // First range: header then the bytes of the range.
         assert_eq!(&image[..4], &LIME_MAGIC.to_le_bytes());
         assert_eq!(&image[8..16], &0x1000u64.to_le_bytes());
@@ -438,7 +484,16 @@ mod tests {
 
     #[test]
     fn ranges_outside_the_core_are_reported_missing() {
-        let ranges = vec![RamRange { start: 0x1000, end: 0x1fff }, RamRange { start: 0x10_0000, end: 0x10_0fff }];
+        let ranges = vec![
+            RamRange {
+                start: 0x1000,
+                end: 0x1fff,
+            },
+            RamRange {
+                start: 0x10_0000,
+                end: 0x10_0fff,
+            },
+        ];
         let mut core = Vec::new();
         write_core(&mut core, &[(ranges[0], vec![1u8; 0x1000])]).expect("core");
         let segments = core_segments(&mut Cursor::new(core), Path::new("kcore")).expect("segments");
@@ -449,7 +504,8 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_a_core_is_named() {
-        let err = core_segments(&mut Cursor::new(vec![0u8; 64]), Path::new("/tmp/not-core")).expect_err("bad");
+        let err = core_segments(&mut Cursor::new(vec![0u8; 64]), Path::new("/tmp/not-core"))
+            .expect_err("bad");
         assert!(err.to_string().contains("/tmp/not-core"));
     }
 }

@@ -83,7 +83,9 @@ impl Preflight {
             return Some("no System RAM range in /proc/iomem".to_owned());
         }
         if !self.curl {
-            return Some("curl is not installed on the host; the capture uploads with it".to_owned());
+            return Some(
+                "curl is not installed on the host; the capture uploads with it".to_owned(),
+            );
         }
         None
     }
@@ -167,7 +169,11 @@ pub async fn run_script(
             {
                 continue;
             }
-            Err(err) => return Err(AwsError::from_sdk("ssm:GetCommandInvocation", account, region, &err).into()),
+            Err(err) => {
+                return Err(
+                    AwsError::from_sdk("ssm:GetCommandInvocation", account, region, &err).into(),
+                );
+            }
         };
         use aws_sdk_ssm::types::CommandInvocationStatus as S;
         let status = out.status().cloned();
@@ -240,7 +246,10 @@ impl UploadWatch<'_> {
 
 /// The last line of output that parses as `T`.
 fn last_json<T: for<'de> Deserialize<'de>>(stdout: &str) -> Option<T> {
-    stdout.lines().rev().find_map(|line| serde_json::from_str(line.trim()).ok())
+    stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line.trim()).ok())
 }
 
 /// Runs the memory branch for `case`.
@@ -250,7 +259,15 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     let id = &case.subject.instance_id;
     let started_at = now_rfc3339();
 
-    let preflight = run_script(&ssm, case, "irf memory preflight", PREFLIGHT_SCRIPT, Duration::from_secs(120), None).await?;
+    let preflight = run_script(
+        &ssm,
+        case,
+        "irf memory preflight",
+        PREFLIGHT_SCRIPT,
+        Duration::from_secs(120),
+        None,
+    )
+    .await?;
     if preflight.status != "Success" {
         return Err(StepError::failed(format!(
             "the memory preflight on {id} ended {} (code {}): {}",
@@ -260,10 +277,15 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         )));
     }
     let facts: Preflight = last_json(&preflight.stdout).ok_or_else(|| {
-        StepError::failed(format!("the memory preflight on {id} printed no report: {:?}", preflight.stdout))
+        StepError::failed(format!(
+            "the memory preflight on {id} printed no report: {:?}",
+            preflight.stdout
+        ))
     })?;
     if let Some(blocker) = facts.blocker() {
-        return Err(StepError::invalid(format!("memory capture on {id} is not possible: {blocker}")));
+        return Err(StepError::invalid(format!(
+            "memory capture on {id} is not possible: {blocker}"
+        )));
     }
 
     let tooling = plane.tooling_bucket.clone().ok_or_else(|| {
@@ -282,14 +304,26 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         .metadata()
         .and_then(|m| m.get("sha256"))
         .cloned()
-        .ok_or_else(|| StepError::invalid(format!("s3://{tooling}/{tool} has no sha256 metadata: publish the tool with its hash")))?;
+        .ok_or_else(|| {
+            StepError::invalid(format!(
+                "s3://{tooling}/{tool} has no sha256 metadata: publish the tool with its hash"
+            ))
+        })?;
 
-    let key = artifact_key(&case.case_id, case.subject.account.as_str(), id, ArtifactKind::Memory, &format!("{id}.lime"));
+    let key = artifact_key(
+        &case.case_id,
+        case.subject.account.as_str(),
+        id,
+        ArtifactKind::Memory,
+        &format!("{id}.lime"),
+    );
     let manifest_at = manifest_key(&key);
     if let Some(done) = plane.evidence.get_json::<Manifest>(&manifest_at).await? {
-        return Ok(json!({"kind": "memory", "status": "succeeded", "artifacts": [ArtifactRef {
-            key, manifest_key: manifest_at, sha256: done.sha256, size: done.size, source: id.clone(),
-        }]}));
+        return Ok(
+            json!({"kind": "memory", "status": "succeeded", "artifacts": [ArtifactRef {
+                key, manifest_key: manifest_at, sha256: done.sha256, size: done.size, source: id.clone(),
+            }]}),
+        );
     }
     plane.evidence.abort_stale_uploads(&key).await?;
     let expected = facts.ram_bytes + facts.ram_ranges * LIME_HEADER;
@@ -298,10 +332,15 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     let upload = plane.evidence.start_upload(&key).await?;
     let mut urls = Vec::new();
     for number in 1..=parts {
-        urls.push(upload.presigned_part_url(i32::try_from(number).unwrap_or(i32::MAX), URL_LIFETIME).await?);
+        urls.push(
+            upload
+                .presigned_part_url(i32::try_from(number).unwrap_or(i32::MAX), URL_LIFETIME)
+                .await?,
+        );
     }
     let plan_key = format!("staging/{}/{id}/memory-plan.json", case.case_id);
-    let plan = serde_json::to_vec(&UploadPlan { part_size, urls }).map_err(|err| StepError::failed(err.to_string()))?;
+    let plan = serde_json::to_vec(&UploadPlan { part_size, urls })
+        .map_err(|err| StepError::failed(err.to_string()))?;
     s3.put_object()
         .bucket(&tooling)
         .key(&plan_key)
@@ -313,12 +352,32 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         aws_sdk_s3::presigning::PresigningConfig::expires_in(lifetime)
             .map_err(|err| StepError::failed(format!("bad pre-signing lifetime: {err}")))
     };
-    let tool_url = s3.get_object().bucket(&tooling).key(&tool).presigned(presign(URL_LIFETIME)?).await
-        .map_err(|err| AwsError::from_sdk("s3:GetObject (pre-sign)", "security", &plane.region, &err))?;
-    let plan_url = s3.get_object().bucket(&tooling).key(&plan_key).presigned(presign(URL_LIFETIME)?).await
-        .map_err(|err| AwsError::from_sdk("s3:GetObject (pre-sign)", "security", &plane.region, &err))?;
+    let tool_url = s3
+        .get_object()
+        .bucket(&tooling)
+        .key(&tool)
+        .presigned(presign(URL_LIFETIME)?)
+        .await
+        .map_err(|err| {
+            AwsError::from_sdk("s3:GetObject (pre-sign)", "security", &plane.region, &err)
+        })?;
+    let plan_url = s3
+        .get_object()
+        .bucket(&tooling)
+        .key(&plan_key)
+        .presigned(presign(URL_LIFETIME)?)
+        .await
+        .map_err(|err| {
+            AwsError::from_sdk("s3:GetObject (pre-sign)", "security", &plane.region, &err)
+        })?;
 
-    let progress = ProgressReporter::start(plane.clone(), case.clone(), key.clone(), id.clone(), expected);
+    let progress = ProgressReporter::start(
+        plane.clone(),
+        case.clone(),
+        key.clone(),
+        id.clone(),
+        expected,
+    );
     let timeout = Duration::from_secs(600 + expected / (20 << 20));
     let mut watch = UploadWatch {
         s3,
@@ -343,8 +402,13 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         Err(err) => {
             let _ = upload.abort().await;
             let message = err.to_string();
-            progress.finish(ArtifactState::Failed, None, Some(message.clone())).await;
-            return Err(StepError { code: err.code, message });
+            progress
+                .finish(ArtifactState::Failed, None, Some(message.clone()))
+                .await;
+            return Err(StepError {
+                code: err.code,
+                message,
+            });
         }
     };
     let report: Option<CaptureReport> = last_json(&outcome.stdout);
@@ -355,16 +419,27 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
             let message = format!(
                 "the capture on {id} ended {status} (code {}): {}",
                 outcome.code,
-                outcome.stderr.trim().lines().last().unwrap_or("no error output")
+                outcome
+                    .stderr
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or("no error output")
             );
-            progress.finish(ArtifactState::Failed, None, Some(message.clone())).await;
+            progress
+                .finish(ArtifactState::Failed, None, Some(message.clone()))
+                .await;
             return Err(StepError::failed(message));
         }
     };
     let stored: Vec<StoredPart> = report
         .parts
         .iter()
-        .map(|p| StoredPart { number: p.part_number, etag: p.etag.clone(), checksum: String::new() })
+        .map(|p| StoredPart {
+            number: p.part_number,
+            etag: p.etag.clone(),
+            checksum: String::new(),
+        })
         .collect();
     let version_id = upload.complete(&stored).await?;
     // The host's hash is only a claim until the bytes in S3 say the same.
@@ -374,7 +449,9 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
             "the memory image in S3 ({} bytes, SHA-256 {}) differs from what the host sent ({} bytes, SHA-256 {}); no manifest was written",
             read.size, read.sha256, report.size, report.sha256
         );
-        progress.finish(ArtifactState::Failed, None, Some(message.clone())).await;
+        progress
+            .finish(ArtifactState::Failed, None, Some(message.clone()))
+            .await;
         return Err(StepError::integrity(message));
     }
     let manifest = Manifest {
@@ -413,10 +490,14 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         operator: plane.operator.clone(),
     };
     plane.evidence.put_json(&manifest_at, &manifest).await?;
-    progress.finish(ArtifactState::Written, Some(report.sha256.clone()), None).await;
-    Ok(json!({"kind": "memory", "status": "succeeded", "artifacts": [ArtifactRef {
-        key, manifest_key: manifest_at, sha256: report.sha256, size: report.size, source: id.clone(),
-    }]}))
+    progress
+        .finish(ArtifactState::Written, Some(report.sha256.clone()), None)
+        .await;
+    Ok(
+        json!({"kind": "memory", "status": "succeeded", "artifacts": [ArtifactRef {
+            key, manifest_key: manifest_at, sha256: report.sha256, size: report.size, source: id.clone(),
+        }]}),
+    )
 }
 
 #[cfg(test)]
@@ -439,9 +520,15 @@ mod tests {
     #[test]
     fn preflight_blockers_say_why() {
         assert_eq!(preflight().blocker(), None);
-        let locked = Preflight { lockdown: "confidentiality".into(), ..preflight() };
+        let locked = Preflight {
+            lockdown: "confidentiality".into(),
+            ..preflight()
+        };
         assert!(locked.blocker().expect("blocked").contains("lockdown"));
-        let closed = Preflight { kcore_readable: false, ..preflight() };
+        let closed = Preflight {
+            kcore_readable: false,
+            ..preflight()
+        };
         assert!(closed.blocker().expect("blocked").contains("LiME"));
     }
 

@@ -209,9 +209,10 @@ async fn check_instance(plane: &Plane, subject: &CaseSubject) -> Result<(), Work
             if found { Ok(()) } else { Err(unknown()) }
         }
         Err(err)
-            if err.as_service_error().and_then(|e| {
-                aws_smithy_types::error::metadata::ProvideErrorMetadata::code(e)
-            }) == Some("InvalidInstanceID.NotFound")
+            if err
+                .as_service_error()
+                .and_then(|e| aws_smithy_types::error::metadata::ProvideErrorMetadata::code(e))
+                == Some("InvalidInstanceID.NotFound")
                 || err.as_service_error().and_then(|e| {
                     aws_smithy_types::error::metadata::ProvideErrorMetadata::code(e)
                 }) == Some("InvalidInstanceID.Malformed") =>

@@ -71,7 +71,9 @@ impl StepMessage {
     pub fn case(&self) -> Result<Case, StepError> {
         ExecutionInput::deserialize(&self.state)
             .map(|input| input.case)
-            .map_err(|err| StepError::invalid(format!("the execution state has no valid case: {err}")))
+            .map_err(|err| {
+                StepError::invalid(format!("the execution state has no valid case: {err}"))
+            })
     }
 }
 
@@ -181,7 +183,12 @@ pub async fn run(plane: &Plane, message: &StepMessage) -> Result<Value, StepErro
 
 /// Publishes a case notification; a missing topic only logs, a failed publish is an error
 /// (a silent case is worse than a retried step).
-pub async fn notify(plane: &Plane, case: &Case, event: &str, detail: Value) -> Result<(), StepError> {
+pub async fn notify(
+    plane: &Plane,
+    case: &Case,
+    event: &str,
+    detail: Value,
+) -> Result<(), StepError> {
     let Some(topic) = &plane.topic_arn else {
         tracing::info!(case = %case.case_id, event, "no notification topic configured");
         return Ok(());
@@ -219,13 +226,18 @@ async fn opened(plane: &Plane, case: &Case, message: &StepMessage) -> Result<Val
         record.execution_arn.clone_from(&message.execution);
     }
     plane.table.save_case(&record).await?;
-    notify(plane, case, "acquisition started", json!({
-        "memory": case.subject.memory,
-        "disk": case.subject.disk,
-        "containment": case.subject.containment,
-        "requested_by": case.requested_by,
-        "trigger": case.trigger,
-    }))
+    notify(
+        plane,
+        case,
+        "acquisition started",
+        json!({
+            "memory": case.subject.memory,
+            "disk": case.subject.disk,
+            "containment": case.subject.containment,
+            "requested_by": case.requested_by,
+            "trigger": case.trigger,
+        }),
+    )
     .await?;
     Ok(json!({}))
 }
@@ -274,7 +286,11 @@ pub async fn pre_incident_state(
         .iter()
         .flat_map(|r| r.instances())
         .find(|i| i.instance_id() == Some(id.as_str()))
-        .ok_or_else(|| StepError::invalid(format!("instance {id} no longer exists in account {account}, region {region}")))?;
+        .ok_or_else(|| {
+            StepError::invalid(format!(
+                "instance {id} no longer exists in account {account}, region {region}"
+            ))
+        })?;
     let protection = ec2
         .describe_instance_attribute()
         .instance_id(id)
@@ -287,27 +303,52 @@ pub async fn pre_incident_state(
         .unwrap_or(false);
     let addresses = ec2
         .describe_addresses()
-        .filters(aws_sdk_ec2::types::Filter::builder().name("instance-id").values(id).build())
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-id")
+                .values(id)
+                .build(),
+        )
         .send()
         .await
         .map_err(|err| AwsError::from_sdk("ec2:DescribeAddresses", account, region, &err))?;
     let associations = ec2
         .describe_iam_instance_profile_associations()
-        .filters(aws_sdk_ec2::types::Filter::builder().name("instance-id").values(id).build())
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-id")
+                .values(id)
+                .build(),
+        )
         .send()
         .await
-        .map_err(|err| AwsError::from_sdk("ec2:DescribeIamInstanceProfileAssociations", account, region, &err))?;
-    let association = associations.iam_instance_profile_associations().iter().find(|a| {
-        matches!(
-            a.state(),
-            Some(aws_sdk_ec2::types::IamInstanceProfileAssociationState::Associated)
-                | Some(aws_sdk_ec2::types::IamInstanceProfileAssociationState::Associating)
-        )
-    });
+        .map_err(|err| {
+            AwsError::from_sdk(
+                "ec2:DescribeIamInstanceProfileAssociations",
+                account,
+                region,
+                &err,
+            )
+        })?;
+    let association = associations
+        .iam_instance_profile_associations()
+        .iter()
+        .find(|a| {
+            matches!(
+                a.state(),
+                Some(aws_sdk_ec2::types::IamInstanceProfileAssociationState::Associated)
+                    | Some(aws_sdk_ec2::types::IamInstanceProfileAssociationState::Associating)
+            )
+        });
     let tags: std::collections::BTreeMap<String, String> = instance
         .tags()
         .iter()
-        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
         .collect();
     let managed = ssm
         .describe_instance_information()
@@ -326,7 +367,9 @@ pub async fn pre_incident_state(
                     && i.ping_status() == Some(&aws_sdk_ssm::types::PingStatus::Online)
             })
         })
-        .map_err(|err| AwsError::from_sdk("ssm:DescribeInstanceInformation", account, region, &err))?;
+        .map_err(|err| {
+            AwsError::from_sdk("ssm:DescribeInstanceInformation", account, region, &err)
+        })?;
     Ok(PreIncidentState {
         instance_id: id.clone(),
         state: instance
@@ -349,8 +392,15 @@ pub async fn pre_incident_state(
             .and_then(|a| a.iam_instance_profile())
             .and_then(|p| p.arn())
             .map(str::to_owned)
-            .or_else(|| instance.iam_instance_profile().and_then(|p| p.arn()).map(str::to_owned)),
-        profile_association_id: association.and_then(|a| a.association_id()).map(str::to_owned),
+            .or_else(|| {
+                instance
+                    .iam_instance_profile()
+                    .and_then(|p| p.arn())
+                    .map(str::to_owned)
+            }),
+        profile_association_id: association
+            .and_then(|a| a.association_id())
+            .map(str::to_owned),
         elastic_ips: addresses
             .addresses()
             .iter()
@@ -388,7 +438,9 @@ async fn prepare(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     ec2.modify_instance_attribute()
         .instance_id(id)
         .disable_api_termination(
-            aws_sdk_ec2::types::AttributeBooleanValue::builder().value(true).build(),
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(true)
+                .build(),
         )
         .send()
         .await
@@ -406,7 +458,9 @@ async fn prepare(plane: &Plane, case: &Case) -> Result<Value, StepError> {
                 )
                 .send()
                 .await
-                .map_err(|err| AwsError::from_sdk("ec2:AssociateIamInstanceProfile", account, region, &err))?;
+                .map_err(|err| {
+                    AwsError::from_sdk("ec2:AssociateIamInstanceProfile", account, region, &err)
+                })?;
             warnings.push(format!(
                 "attached the IR instance profile {} so that SSM can reach the instance",
                 plane.ir_instance_profile
@@ -467,20 +521,35 @@ async fn verify(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
     if artifacts.is_empty() {
         let why: Vec<String> = results
             .iter()
-            .map(|b| format!("{}: {} {}", b.kind, b.status, b.cause.as_deref().unwrap_or_default()))
+            .map(|b| {
+                format!(
+                    "{}: {} {}",
+                    b.kind,
+                    b.status,
+                    b.cause.as_deref().unwrap_or_default()
+                )
+            })
             .collect();
-        return Err(StepError::failed(format!("no artifact was acquired ({})", why.join("; "))));
+        return Err(StepError::failed(format!(
+            "no artifact was acquired ({})",
+            why.join("; ")
+        )));
     }
     let mut verified = Vec::new();
     let mut failures = Vec::new();
     for artifact in &artifacts {
         let manifest: Option<Manifest> = plane.evidence.get_json(&artifact.manifest_key).await?;
         let Some(manifest) = manifest else {
-            failures.push(format!("{}: its manifest {} is missing", artifact.key, artifact.manifest_key));
+            failures.push(format!(
+                "{}: its manifest {} is missing",
+                artifact.key, artifact.manifest_key
+            ));
             continue;
         };
         let read = plane.evidence.hash_object(&artifact.key).await?;
-        let ok = read.sha256 == manifest.sha256 && read.sha256 == artifact.sha256 && read.size == manifest.size;
+        let ok = read.sha256 == manifest.sha256
+            && read.sha256 == artifact.sha256
+            && read.size == manifest.size;
         if ok {
             verified.push(json!({"key": artifact.key, "sha256": read.sha256, "size": read.size, "version_id": read.version_id}));
         } else {
@@ -497,12 +566,19 @@ async fn verify(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
             .into_iter()
             .find(|p| p.key == artifact.key)
         {
-            progress.state = if ok { ArtifactState::Verified } else { ArtifactState::Failed };
+            progress.state = if ok {
+                ArtifactState::Verified
+            } else {
+                ArtifactState::Failed
+            };
             progress.updated_at = now_rfc3339();
             if !ok {
                 progress.error = failures.last().cloned();
             }
-            plane.table.record_artifact(&case.case_id, &progress).await?;
+            plane
+                .table
+                .record_artifact(&case.case_id, &progress)
+                .await?;
         }
     }
     if !failures.is_empty() {
@@ -524,7 +600,12 @@ async fn approval(plane: &Plane, case: &Case, message: &StepMessage) -> Result<V
         .await?;
     plane
         .table
-        .record_step(&case.case_id, "approval", StepStatus::Waiting, Some("waiting for an approver".to_owned()))
+        .record_step(
+            &case.case_id,
+            "approval",
+            StepStatus::Waiting,
+            Some("waiting for an approver".to_owned()),
+        )
         .await?;
     notify(plane, case, "containment awaits approval", json!({
         "approve": format!("irf approve {} --confirm {}", case.case_id, case.subject.instance_id),
@@ -536,7 +617,13 @@ async fn approval(plane: &Plane, case: &Case, message: &StepMessage) -> Result<V
 async fn contain(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     let config = plane.member_config(case).await?;
     let applied = crate::containment::apply_isolation(&config, case).await?;
-    notify(plane, case, "contained", serde_json::to_value(&applied).unwrap_or_default()).await?;
+    notify(
+        plane,
+        case,
+        "contained",
+        serde_json::to_value(&applied).unwrap_or_default(),
+    )
+    .await?;
     serde_json::to_value(applied).map_err(|err| StepError::failed(err.to_string()))
 }
 
@@ -545,7 +632,13 @@ async fn closed(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
     let failed: Vec<String> = results
         .iter()
         .filter(|b| b.status == "failed")
-        .map(|b| format!("{} failed: {}", b.kind, b.cause.as_deref().unwrap_or("unknown cause")))
+        .map(|b| {
+            format!(
+                "{} failed: {}",
+                b.kind,
+                b.cause.as_deref().unwrap_or("unknown cause")
+            )
+        })
         .collect();
     let partial = (!failed.is_empty()).then(|| failed.join("; "));
     let closed = plane
@@ -554,15 +647,25 @@ async fn closed(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
         .await?;
     plane
         .table
-        .record_step(&case.case_id, "closed", StepStatus::Succeeded, partial.clone())
+        .record_step(
+            &case.case_id,
+            "closed",
+            StepStatus::Succeeded,
+            partial.clone(),
+        )
         .await?;
-    notify(plane, case, "acquisition finished", json!({
-        "artifacts": results.iter().flat_map(|b| b.artifacts.clone()).collect::<Vec<_>>(),
-        "partial": partial,
-        "approval": state.get("approval"),
-        "containment": state.get("containment"),
-        "closed_at": closed.closed_at,
-    }))
+    notify(
+        plane,
+        case,
+        "acquisition finished",
+        json!({
+            "artifacts": results.iter().flat_map(|b| b.artifacts.clone()).collect::<Vec<_>>(),
+            "partial": partial,
+            "approval": state.get("approval"),
+            "containment": state.get("containment"),
+            "closed_at": closed.closed_at,
+        }),
+    )
     .await?;
     Ok(json!({}))
 }
@@ -584,9 +687,20 @@ async fn failed(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
         .await?;
     plane
         .table
-        .record_step(&case.case_id, "failed", StepStatus::Failed, Some(text.clone()))
+        .record_step(
+            &case.case_id,
+            "failed",
+            StepStatus::Failed,
+            Some(text.clone()),
+        )
         .await?;
-    notify(plane, case, "acquisition failed", json!({"error": code, "cause": cause})).await?;
+    notify(
+        plane,
+        case,
+        "acquisition failed",
+        json!({"error": code, "cause": cause}),
+    )
+    .await?;
     Ok(json!({}))
 }
 

@@ -111,6 +111,51 @@ impl Control {
             })
     }
 
+    /// Registers the raw image of each EBS volume, so that snapshots of those volumes
+    /// give their blocks through the EBS direct APIs.
+    pub async fn register_volume_images(
+        &self,
+        images: &std::collections::BTreeMap<String, std::path::PathBuf>,
+    ) -> Result<(), LabError> {
+        let body = serde_json::json!({ "volumes": images });
+        self.call("POST", "/irf-lab/volume-images", Some(body.to_string()))
+            .await
+            .map(drop)
+    }
+
+    /// Makes the next `count` snapshot blocks served carry a flipped byte under the true
+    /// checksum, as a damaged transfer would.
+    pub async fn corrupt_blocks(&self, count: u32) -> Result<(), LabError> {
+        let body = serde_json::json!({ "corrupt_blocks": count });
+        self.call("POST", "/irf-lab/faults", Some(body.to_string()))
+            .await
+            .map(drop)
+    }
+
+    /// The fault counters: blocks still to corrupt, blocks served corrupted.
+    pub async fn faults(&self) -> Result<serde_json::Value, LabError> {
+        self.get_json("/irf-lab/faults").await
+    }
+
+    /// A control endpoint's JSON answer.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, LabError> {
+        let text = self.call("GET", path, None).await?;
+        serde_json::from_str(&text).map_err(|err| LabError::Control {
+            uri: path.to_owned(),
+            message: format!(
+                "not JSON ({err}): {}",
+                text.chars().take(200).collect::<String>()
+            ),
+        })
+    }
+
+    /// Posts JSON to a control endpoint.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<(), LabError> {
+        self.call("POST", path, Some(body.to_string()))
+            .await
+            .map(drop)
+    }
+
     /// Drops every resource of every account.
     pub async fn reset(&self) -> Result<(), LabError> {
         self.call("POST", "/moto-api/reset", None).await.map(drop)

@@ -187,7 +187,7 @@ pub fn is_our_emulator(pid: u32) -> bool {
         && !is_zombie(pid)
 }
 
-fn is_zombie(pid: u32) -> bool {
+pub(crate) fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
@@ -200,14 +200,23 @@ fn is_zombie(pid: u32) -> bool {
 /// Stops the emulator with pid `pid` and its process group: TERM, then KILL after a grace
 /// period. Does nothing when the pid is not an irf emulator. Returns whether it stopped one.
 pub fn stop_pid(pid: u32, grace: Option<Duration>) -> bool {
-    if !is_our_emulator(pid) {
+    stop_group_if(pid, grace, is_our_emulator)
+}
+
+/// Stops the process group led by `pid` (TERM, then KILL after the grace period), but only
+/// while `ours` recognises the process: a recycled pid is never signalled.
+pub(crate) fn stop_group_if(pid: u32, grace: Option<Duration>, ours: fn(u32) -> bool) -> bool {
+    if !ours(pid) {
         return false;
     }
-    let group = Pid::from_raw(pid as i32);
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    let group = Pid::from_raw(raw);
     let _ = killpg(group, Signal::SIGTERM);
     let deadline = Instant::now() + grace.unwrap_or(STOP_GRACE);
     while Instant::now() < deadline {
-        if !is_our_emulator(pid) {
+        if !ours(pid) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -7,7 +7,10 @@
 pub mod control;
 pub mod disks;
 pub mod emulator;
+pub mod hosts;
 pub mod install;
+pub mod plane;
+pub mod runtime;
 pub mod seed;
 
 use std::path::{Path, PathBuf};
@@ -119,6 +122,9 @@ pub struct LabState {
     pub config_path: PathBuf,
     pub log_path: PathBuf,
     pub seeded: SeededLab,
+    /// The lab runtime beside the emulator (tag events, step queues, SSM agent).
+    #[serde(default)]
+    pub runtime_pid: Option<u32>,
 }
 
 impl LabState {
@@ -208,6 +214,9 @@ pub struct LabOptions {
     /// The emulator lives only as long as this process (tests, `irf lab` without --detach).
     pub tie_to_this_process: bool,
     pub seed: SeedOptions,
+    /// The `irf` binary that runs the lab runtime (and whose `memcap` the lab's hosts
+    /// run). Without it the lab has no runtime: workflows start but nothing runs them.
+    pub runtime_exe: Option<PathBuf>,
 }
 
 /// A lab this process brought up.
@@ -215,6 +224,7 @@ pub struct LabOptions {
 pub struct Lab {
     pub state: LabState,
     emulator: Option<RunningEmulator>,
+    runtime: Option<runtime::RunningRuntime>,
 }
 
 impl Lab {
@@ -252,7 +262,14 @@ impl Lab {
         )
         .await?;
         let endpoint = emulator.endpoint();
-        let seeded = match prepare_and_seed(&options.dir, &endpoint, &options.seed, progress).await
+        let seeded = match prepare_and_seed(
+            &options.dir,
+            &endpoint,
+            &options.seed,
+            options.runtime_exe.as_deref(),
+            progress,
+        )
+        .await
         {
             Ok(seeded) => seeded,
             Err(err) => {
@@ -261,7 +278,7 @@ impl Lab {
             }
         };
         let config_path = options.dir.join("config.toml");
-        let state = LabState {
+        let mut state = LabState {
             endpoint,
             port: emulator.port,
             emulator_pid: emulator.pid,
@@ -269,6 +286,7 @@ impl Lab {
             config_path: config_path.clone(),
             log_path,
             seeded,
+            runtime_pid: None,
         };
         let recorded = seed::lab_config(&state.seeded)
             .write_to(&config_path)
@@ -278,20 +296,50 @@ impl Lab {
             emulator.stop();
             return Err(err);
         }
+        let runtime = match &options.runtime_exe {
+            Some(exe) => {
+                progress("starting the lab runtime");
+                let started = runtime::spawn(
+                    exe,
+                    &options.dir,
+                    &options.dir.join("runtime.log"),
+                    options.tie_to_this_process,
+                )
+                .and_then(|running| {
+                    state.runtime_pid = Some(running.pid);
+                    state.save(&options.dir).map(|()| running)
+                });
+                match started {
+                    Ok(running) => Some(running),
+                    Err(err) => {
+                        emulator.stop();
+                        return Err(err);
+                    }
+                }
+            }
+            None => None,
+        };
         Ok(Self {
             state,
             emulator: Some(emulator),
+            runtime,
         })
     }
 
     /// Leaves the emulator running after this process ends (`irf lab up --detach`).
     pub fn detach(mut self) -> LabState {
         self.emulator.take();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.detach();
+        }
         self.state.clone()
     }
 
     /// Stops the emulator and removes the state file.
     pub fn down(mut self, dir: &Path) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.stop();
+        }
         if let Some(emulator) = self.emulator.take() {
             emulator.stop();
         }
@@ -304,12 +352,14 @@ impl Lab {
 fn remove_lab_files(dir: &Path) {
     let _ = std::fs::remove_file(LabState::file(dir));
     let _ = std::fs::remove_dir_all(dir.join("volumes"));
+    let _ = std::fs::remove_dir_all(dir.join("hosts"));
 }
 
 async fn prepare_and_seed(
     dir: &Path,
     endpoint: &str,
     seed: &SeedOptions,
+    memcap: Option<&Path>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<SeededLab, LabError> {
     let control = Control::new(endpoint);
@@ -318,7 +368,14 @@ async fn prepare_and_seed(
     let security = Arc::new(
         AwsContext::connect(Arc::new(Config::default()), &connect_options_for(endpoint)).await,
     );
-    seed::apply(security, seed, &dir.join("volumes"), progress).await
+    let seeded = seed::apply(security, seed, &dir.join("volumes"), memcap, progress).await?;
+    let images = seeded
+        .disks
+        .iter()
+        .map(|d| (d.volume_id.clone(), d.image.clone()))
+        .collect();
+    control.register_volume_images(&images).await?;
+    Ok(seeded)
 }
 
 /// Stops the lab recorded in `dir`. Returns false when none was running.
@@ -326,6 +383,9 @@ pub fn down(dir: &Path) -> Result<bool, LabError> {
     let Some(state) = LabState::load(dir)? else {
         return Ok(false);
     };
+    if let Some(pid) = state.runtime_pid {
+        runtime::stop_pid(pid);
+    }
     let stopped = emulator::stop_pid(state.emulator_pid, None);
     remove_lab_files(dir);
     Ok(stopped)
@@ -345,10 +405,21 @@ pub async fn reset(
     progress("dropping every resource of the lab");
     Control::new(&state.endpoint).reset().await?;
     let _ = std::fs::remove_dir_all(dir.join("volumes"));
-    state.seeded = prepare_and_seed(dir, &state.endpoint, &options, progress).await?;
+    let _ = std::fs::remove_dir_all(dir.join("hosts"));
+    let memcap = runtime_exe_of(&state);
+    state.seeded =
+        prepare_and_seed(dir, &state.endpoint, &options, memcap.as_deref(), progress).await?;
     seed::lab_config(&state.seeded).write_to(&state.config_path)?;
     state.save(dir)?;
     Ok(state)
+}
+
+/// The binary the running lab's runtime was started from.
+fn runtime_exe_of(state: &LabState) -> Option<PathBuf> {
+    state
+        .runtime_pid
+        .filter(|pid| runtime::is_our_runtime(*pid))
+        .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok())
 }
 
 fn now_rfc3339() -> String {
@@ -378,7 +449,9 @@ mod tests {
                 instances: vec![],
                 findings: 0,
                 disks: vec![],
+                plane: None,
             },
+            runtime_pid: None,
         }
     }
 

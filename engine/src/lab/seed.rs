@@ -302,6 +302,9 @@ impl SeedPlan {
             .unwrap_or(0);
         instances[suspect].analyze = true;
         instances[suspect].stopped = false;
+        // Small enough that the whole acquisition of the demo runs in seconds: every byte of
+        // a raw image goes through the emulator's S3.
+        instances[suspect].root_gib = 1;
 
         let visible: Vec<usize> = (0..instances.len())
             .filter(|&i| members[instances[i].account].managed)
@@ -372,6 +375,9 @@ pub struct SeededLab {
     pub findings: usize,
     /// Root volumes with a real filesystem (every Linux instance).
     pub disks: Vec<super::disks::SeededDisk>,
+    /// The workflow resources (absent in state files of older labs).
+    #[serde(default)]
+    pub plane: Option<super::plane::LabPlane>,
 }
 
 fn seed_err(step: &'static str) -> impl Fn(AwsError) -> LabError {
@@ -408,6 +414,7 @@ pub async fn apply(
     security: Arc<AwsContext>,
     options: &SeedOptions,
     disk_dir: &std::path::Path,
+    memcap: Option<&std::path::Path>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<SeededLab, LabError> {
     options.validate()?;
@@ -568,6 +575,21 @@ pub async fn apply(
     progress("building the root filesystems of the Linux instances");
     let disks = build_disks(&plan, &instances, &created_of_planned, disk_dir).await?;
 
+    progress("deploying the acquisition workflow and the evidence bucket");
+    let forensics_iam = aws_sdk_iam::Client::new(
+        &seeder
+            .account_config(&forensics, LAB_REGION)
+            .await
+            .map_err(seed_err("reach the Forensics account"))?,
+    );
+    create_member_roles(&forensics_iam, &forensics, &security_id, &member_role).await?;
+    let managed: Vec<AccountId> = members
+        .iter()
+        .filter(|m| m.managed)
+        .map(|m| m.id.clone())
+        .collect();
+    let plane = super::plane::create(&seeder, &security_id, &forensics, &managed, memcap).await?;
+
     progress("importing Security Hub findings");
     let findings = import_findings(
         &security,
@@ -587,6 +609,7 @@ pub async fn apply(
         instances,
         findings,
         disks,
+        plane: Some(plane),
     })
 }
 
@@ -1031,6 +1054,27 @@ fn normalized(label: &SeverityLabel) -> i32 {
 
 /// The configuration irf uses against a seeded lab.
 pub fn lab_config(seeded: &SeededLab) -> Config {
+    let (workflow, evidence) = match &seeded.plane {
+        Some(plane) => (
+            crate::config::WorkflowConfig {
+                region: Some(LAB_REGION.to_owned()),
+                state_machine_arn: Some(plane.state_machine_arn.clone()),
+                case_table: Some(plane.case_table.clone()),
+                notification_topic_arn: Some(plane.topic_arn.clone()),
+                step_queues: plane.step_queues.clone(),
+                tooling_bucket: Some(plane.tooling_bucket.clone()),
+                ir_instance_profile: Some("IRInstanceProfile".to_owned()),
+                containment: None,
+                // Short, so that a step whose worker died comes back within seconds.
+                lease_secs: Some(15),
+            },
+            crate::config::EvidenceConfig {
+                bucket: Some(plane.evidence_bucket.clone()),
+                kms_key_arn: None,
+            },
+        ),
+        None => Default::default(),
+    };
     Config {
         regions: seeded.options.regions.clone(),
         accounts: crate::config::AccountsConfig {
@@ -1038,6 +1082,8 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
             forensics: Some(seeded.forensics.clone()),
             ..Default::default()
         },
+        workflow,
+        evidence,
         ..Config::default()
     }
 }

@@ -1,0 +1,416 @@
+//! The lab runtime: what AWS does around the workflow and the emulator does not. It runs
+//! beside the emulator from `irf lab up` until `irf lab down` and
+//!
+//! * delivers tag-change events to the member trigger (EventBridge's part),
+//! * consumes the step queues with the same worker and handlers as AWS (Lambda's and the
+//!   imaging worker's part),
+//! * plays the SSM agent of the lab's instances: Run Command scripts run in a shell whose
+//!   `/proc` and `/sys` are the instance's own (see [`super::hosts`]).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use super::control::Control;
+use super::{LabError, LabState};
+use crate::acquisition::Plane;
+use crate::worker::{self, WorkerOptions};
+
+/// The words that mark a lab runtime's command line.
+const RUNTIME_ARGS: [&str; 2] = ["lab", "runtime"];
+
+/// A lab runtime this process started.
+#[derive(Debug)]
+pub struct RunningRuntime {
+    pub pid: u32,
+    child: Child,
+    /// Held while the runtime is tied to this process: it exits when this closes.
+    _stdin: Option<ChildStdin>,
+}
+
+/// Starts `irf lab runtime` from the `irf` binary at `exe`, logging to `log`.
+pub fn spawn(
+    exe: &Path,
+    dir: &Path,
+    log: &Path,
+    tie_to_this_process: bool,
+) -> Result<RunningRuntime, LabError> {
+    use std::os::unix::process::CommandExt;
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|source| LabError::Io {
+            what: "open the lab runtime log",
+            path: log.to_owned(),
+            source,
+        })?;
+    let log_err = log_file.try_clone().map_err(|source| LabError::Io {
+        what: "open the lab runtime log",
+        path: log.to_owned(),
+        source,
+    })?;
+    let mut command = Command::new(exe);
+    command
+        .args(RUNTIME_ARGS)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(log_file)
+        .stderr(log_err)
+        .process_group(0);
+    if tie_to_this_process {
+        command.arg("--watch-stdin").stdin(Stdio::piped());
+    } else {
+        command.stdin(Stdio::null());
+    }
+    let mut child = command.spawn().map_err(|err| LabError::Start {
+        message: format!("cannot start the lab runtime '{}': {err}", exe.display()),
+        log: None,
+    })?;
+    let stdin = child.stdin.take();
+    Ok(RunningRuntime {
+        pid: child.id(),
+        child,
+        _stdin: stdin,
+    })
+}
+
+impl RunningRuntime {
+    /// Stops the runtime and reaps it.
+    pub fn stop(mut self) {
+        stop_pid(self.pid);
+        let _ = self.child.wait();
+    }
+
+    /// Leaves the runtime running after this process ends.
+    pub fn detach(self) -> u32 {
+        self.pid
+    }
+}
+
+/// Whether `pid` is a lab runtime.
+pub fn is_our_runtime(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmdline| {
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.windows(2)
+                .any(|w| w[0] == RUNTIME_ARGS[0].as_bytes() && w[1] == RUNTIME_ARGS[1].as_bytes())
+        })
+        .unwrap_or(false)
+        && !super::emulator::is_zombie(pid)
+}
+
+/// Stops the lab runtime `pid`, if it is one.
+pub fn stop_pid(pid: u32) -> bool {
+    super::emulator::stop_group_if(pid, Some(Duration::from_secs(5)), is_our_runtime)
+}
+
+#[derive(Debug, Deserialize)]
+struct PendingCommands {
+    commands: Vec<PendingCommand>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PendingCommand {
+    command_id: String,
+    instance_id: String,
+    #[serde(default)]
+    document_name: String,
+    #[serde(default)]
+    parameters: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Events {
+    events: Vec<SequencedEvent>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SequencedEvent {
+    seq: u64,
+    event: serde_json::Value,
+}
+
+/// Runs the lab runtime for the lab in `dir` until it is stopped, the emulator goes away,
+/// or (with `watch_stdin`) standard input closes.
+pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
+    let state = LabState::load(dir)?.ok_or(LabError::NotRunning)?;
+    let ctx = state.connect().await?;
+    let plane = Arc::new(
+        Plane::connect(ctx.clone())
+            .await
+            .map_err(|err| LabError::Seed {
+                step: "connect the lab runtime to the workflow",
+                message: err.to_string(),
+            })?,
+    );
+    let options = WorkerOptions::from_config(ctx.config()).map_err(|err| LabError::Seed {
+        step: "read the step queues",
+        message: err.to_string(),
+    })?;
+    let control = Control::new(&state.endpoint);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+
+    if watch_stdin {
+        let stop = stop_tx.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut sink = [0u8; 256];
+            while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+            let _ = stop.send(true);
+        });
+    }
+    {
+        let stop = stop_tx.clone();
+        tokio::spawn(async move {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match terminate.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            let _ = stop.send(true);
+        });
+    }
+    {
+        // Without an emulator there is nothing to run for.
+        let stop = stop_tx.clone();
+        let control = control.clone();
+        tokio::spawn(async move {
+            let mut misses = 0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if control.is_ready().await {
+                    misses = 0;
+                } else {
+                    misses += 1;
+                    if misses >= 3 {
+                        tracing::info!("the emulator is gone; the lab runtime stops");
+                        let _ = stop.send(true);
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    tracing::info!(endpoint = state.endpoint, "lab runtime started");
+    let worker = tokio::spawn(worker::run(plane.clone(), options, stop_rx.clone()));
+    let events = tokio::spawn(deliver_events(
+        plane.clone(),
+        control.clone(),
+        stop_rx.clone(),
+    ));
+    let agent = tokio::spawn(play_ssm_agent(
+        control,
+        dir.join("hosts"),
+        compromised_instances(&state),
+        stop_rx.clone(),
+    ));
+    let _ = worker.await;
+    let _ = events.await;
+    let _ = agent.await;
+    tracing::info!("lab runtime stopped");
+    Ok(())
+}
+
+fn compromised_instances(state: &LabState) -> Vec<String> {
+    state
+        .seeded
+        .disks
+        .iter()
+        .filter(|d| !d.planted.is_empty())
+        .map(|d| d.instance_id.clone())
+        .collect()
+}
+
+async fn deliver_events(plane: Arc<Plane>, control: Control, mut stop: watch::Receiver<bool>) {
+    // Only events from now on: a restarted runtime does not replay old triggers.
+    let mut after = control
+        .get_json("/irf-lab/events?after=0")
+        .await
+        .ok()
+        .and_then(|v| v["last"].as_u64())
+        .unwrap_or(0);
+    while !*stop.borrow() {
+        match control
+            .get_json(&format!("/irf-lab/events?after={after}"))
+            .await
+        {
+            Ok(value) => match Events::deserialize(&value) {
+                Ok(batch) => {
+                    for event in batch.events {
+                        after = after.max(event.seq);
+                        match crate::trigger::handle_event(&plane, &event.event.to_string()).await {
+                            Ok(Some(opened)) => {
+                                tracing::info!(case = %opened.case().case_id, "tag change: case opened or joined")
+                            }
+                            Ok(None) => {}
+                            Err(err) => tracing::warn!(error = %err, "tag change not handled"),
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "unexpected event batch"),
+            },
+            Err(err) => tracing::debug!(error = %err, "cannot read events"),
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(700)) => {}
+        }
+    }
+}
+
+async fn play_ssm_agent(
+    control: Control,
+    hosts: PathBuf,
+    compromised: Vec<String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let compromised = Arc::new(compromised);
+    while !*stop.borrow() {
+        match control.get_json("/irf-lab/ssm/pending").await {
+            Ok(value) => match PendingCommands::deserialize(&value) {
+                Ok(pending) => {
+                    for command in pending.commands {
+                        let control = control.clone();
+                        let hosts = hosts.clone();
+                        let compromised = compromised.clone();
+                        tokio::spawn(async move {
+                            let result = run_command(
+                                &hosts,
+                                &command,
+                                compromised.contains(&command.instance_id),
+                            )
+                            .await;
+                            if let Err(err) =
+                                control.post_json("/irf-lab/ssm/result", &result).await
+                            {
+                                tracing::warn!(error = %err, "cannot report a command result");
+                            }
+                        });
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "unexpected pending commands"),
+            },
+            Err(err) => tracing::debug!(error = %err, "cannot read pending commands"),
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+async fn run_command(
+    hosts: &Path,
+    command: &PendingCommand,
+    compromised: bool,
+) -> serde_json::Value {
+    let report = |status: &str, code: i32, stdout: String, stderr: String| {
+        serde_json::json!({
+            "command_id": command.command_id,
+            "instance_id": command.instance_id,
+            "status": status,
+            "response_code": code,
+            "stdout": stdout,
+            "stderr": stderr,
+        })
+    };
+    if command.document_name != "AWS-RunShellScript" {
+        return report(
+            "Failed",
+            1,
+            String::new(),
+            format!(
+                "the lab agent runs AWS-RunShellScript only, not {}",
+                command.document_name
+            ),
+        );
+    }
+    let script = command
+        .parameters
+        .get("commands")
+        .map(|c| c.join("\n"))
+        .unwrap_or_default();
+    let timeout = command
+        .parameters
+        .get("executionTimeout")
+        .and_then(|t| t.first())
+        .and_then(|t| t.parse().ok())
+        .or(command.timeout_seconds)
+        .unwrap_or(3600);
+    let hosts = hosts.to_owned();
+    let instance = command.instance_id.clone();
+    let dirs = match tokio::task::spawn_blocking(move || {
+        super::hosts::host_dirs(&hosts, &instance, compromised, "6.1.0-irf-lab")
+    })
+    .await
+    {
+        Ok(Ok(dirs)) => dirs,
+        Ok(Err(err)) => return report("Failed", 1, String::new(), err.to_string()),
+        Err(err) => return report("Failed", 1, String::new(), err.to_string()),
+    };
+    let work = match tempfile::tempdir() {
+        Ok(work) => work,
+        Err(err) => return report("Failed", 1, String::new(), err.to_string()),
+    };
+    let child = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
+        .env("HOME", work.path())
+        .env("LANG", "C")
+        .env("IRF_PROC", &dirs.proc)
+        .env("IRF_SYS", &dirs.sys)
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(err) => {
+            return report(
+                "Failed",
+                1,
+                String::new(),
+                format!("cannot run bash: {err}"),
+            );
+        }
+    };
+    match tokio::time::timeout(Duration::from_secs(timeout), child.wait_with_output()).await {
+        Ok(Ok(out)) => {
+            let code = out.status.code().unwrap_or(-1);
+            report(
+                if out.status.success() {
+                    "Success"
+                } else {
+                    "Failed"
+                },
+                code,
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+        Ok(Err(err)) => report("Failed", 1, String::new(), err.to_string()),
+        Err(_) => report(
+            "TimedOut",
+            -1,
+            String::new(),
+            format!("no end within {timeout} s"),
+        ),
+    }
+}

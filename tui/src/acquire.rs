@@ -1,0 +1,265 @@
+//! The acquisition commands: `irf acquire`, `irf cases`, `irf case`, and the hidden `irf memcap`
+//! that the workflow runs on a suspect host.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use irf_engine::acquisition::{self, Plane};
+use irf_engine::aws::AwsContext;
+use irf_engine::cases::{CaseDetail, CaseId, CaseStatus, CaseSubject, ContainmentPolicy, Opened};
+use irf_engine::config::AccountId;
+
+use crate::cli::{AcquireArgs, GlobalArgs};
+
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// Finds the account and region of `instance` by sweeping the Organization.
+async fn locate(context: &Arc<AwsContext>, instance: &str) -> anyhow::Result<(AccountId, String)> {
+    let scope = context
+        .sweep_scope()
+        .await
+        .context("cannot decide which accounts to search")?;
+    let snapshot = irf_engine::inventory::sweep_all(context.clone(), scope).await;
+    snapshot
+        .instances
+        .iter()
+        .find(|i| i.id.as_str() == instance)
+        .map(|i| Ok((AccountId::parse(i.account.as_str())?, i.region.to_string())))
+        .transpose()
+        .map_err(|err: irf_engine::config::ConfigError| anyhow::anyhow!(err))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "instance '{instance}' was not found in any swept account and region{}: check the id, or give --account and --region",
+                if snapshot.failures.is_empty() { String::new() } else { format!(" ({} account-regions could not be read)", snapshot.failures.len()) }
+            )
+        })
+}
+
+/// `irf acquire`.
+pub async fn acquire(
+    context: Arc<AwsContext>,
+    global: &GlobalArgs,
+    args: &AcquireArgs,
+) -> anyhow::Result<ExitCode> {
+    let containment = match args.containment.as_deref().or(context
+        .config()
+        .workflow
+        .containment
+        .as_deref())
+    {
+        Some(text) => ContainmentPolicy::parse(text)?,
+        None => ContainmentPolicy::default(),
+    };
+    let (account, region) = match (&args.account, &global.region) {
+        (Some(account), Some(region)) => (AccountId::parse(account)?, region.clone()),
+        (Some(account), None) => {
+            let found = locate(&context, &args.instance).await?;
+            if found.0.as_str() != account {
+                anyhow::bail!(
+                    "instance '{}' is in account {}, not {account}",
+                    args.instance,
+                    found.0
+                );
+            }
+            found
+        }
+        (None, _) => locate(&context, &args.instance).await?,
+    };
+    let plane = Plane::connect(context.clone()).await?;
+    let subject = CaseSubject {
+        account,
+        region,
+        instance_id: args.instance.clone(),
+        memory: !args.no_memory,
+        disk: !args.no_disk,
+        containment,
+    };
+    let opened = acquisition::start(&plane, subject, "operator").await?;
+    let joined = matches!(opened, Opened::Joined(_));
+    let case_id = opened.case().case_id.clone();
+    if !args.json {
+        eprintln!(
+            "irf: {} case {case_id} for {} (account {}, region {})",
+            if joined { "joined the open" } else { "opened" },
+            args.instance,
+            opened.case().subject.account,
+            opened.case().subject.region
+        );
+    }
+    let detail = if args.wait {
+        wait(&plane, &case_id, !args.json).await?
+    } else {
+        plane.table.detail(&case_id).await?
+    };
+    if args.json {
+        let mut value = serde_json::to_value(&detail)?;
+        value["case_id"] = serde_json::json!(case_id);
+        value["joined"] = serde_json::json!(joined);
+        out!("{}", serde_json::to_string_pretty(&value)?);
+    } else if args.wait {
+        print_detail(&detail)?;
+    }
+    Ok(if detail.case.status == CaseStatus::Failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Polls the case until it ends or waits for an approver.
+async fn wait(plane: &Plane, case_id: &CaseId, show: bool) -> anyhow::Result<CaseDetail> {
+    let mut last_line = String::new();
+    loop {
+        let detail = plane.table.detail(case_id).await?;
+        if show {
+            let line = progress_line(&detail);
+            if line != last_line {
+                eprintln!("irf: {line}");
+                last_line = line;
+            }
+        }
+        if !detail.case.status.is_open() || detail.case.status == CaseStatus::AwaitingApproval {
+            return Ok(detail);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+fn progress_line(detail: &CaseDetail) -> String {
+    let step = detail
+        .steps
+        .iter()
+        .rev()
+        .find(|s| s.status == irf_engine::cases::StepStatus::Running)
+        .map_or("", |s| s.step.as_str());
+    let artifacts: Vec<String> = detail
+        .artifacts
+        .iter()
+        .map(|a| {
+            let percent = if a.bytes_total > 0 {
+                a.bytes_done * 100 / a.bytes_total
+            } else {
+                0
+            };
+            format!("{} {} {percent}%", a.kind.as_str(), a.source)
+        })
+        .collect();
+    format!(
+        "{} {step} {}",
+        detail.case.status.as_str(),
+        artifacts.join(", ")
+    )
+}
+
+/// `irf cases`.
+pub async fn cases(context: Arc<AwsContext>, json: bool) -> anyhow::Result<ExitCode> {
+    let plane = Plane::connect(context).await?;
+    let cases = plane.table.cases().await?;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&cases)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    out!(
+        "{:<40} {:<18} {:<13} {:<20} {:<10} OPENED",
+        "CASE",
+        "STATUS",
+        "ACCOUNT",
+        "INSTANCE",
+        "REGION"
+    );
+    for case in &cases {
+        out!(
+            "{:<40} {:<18} {:<13} {:<20} {:<10} {}",
+            case.case_id,
+            case.status.as_str(),
+            case.subject.account,
+            crate::text::clip_untrusted(&case.subject.instance_id, 20),
+            case.subject.region,
+            case.opened_at
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `irf case <id>`.
+pub async fn case(context: Arc<AwsContext>, case_id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let case_id = CaseId::parse(case_id)?;
+    let plane = Plane::connect(context).await?;
+    let detail = plane.table.detail(&case_id).await?;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&detail)?);
+    } else {
+        print_detail(&detail)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_detail(detail: &CaseDetail) -> anyhow::Result<()> {
+    let case = &detail.case;
+    out!("case      {}", case.case_id);
+    out!("status    {}", case.status.as_str());
+    out!(
+        "instance  {} (account {}, region {})",
+        case.subject.instance_id,
+        case.subject.account,
+        case.subject.region
+    );
+    out!(
+        "opened    {} by {} ({})",
+        case.opened_at,
+        crate::text::escape_untrusted(&case.requested_by),
+        case.trigger
+    );
+    if let Some(closed) = &case.closed_at {
+        out!("closed    {closed}");
+    }
+    if let Some(error) = &case.error {
+        out!("error     {}", crate::text::escape_untrusted(error));
+    }
+    out!("steps");
+    for step in &detail.steps {
+        out!(
+            "  {:<10} {:<10} {} {}{}",
+            step.step,
+            format!("{:?}", step.status).to_lowercase(),
+            step.started_at,
+            step.ended_at.as_deref().unwrap_or(""),
+            step.detail
+                .as_deref()
+                .map(|d| format!("  {}", crate::text::escape_untrusted(d)))
+                .unwrap_or_default()
+        );
+    }
+    out!("artifacts");
+    for artifact in &detail.artifacts {
+        out!(
+            "  {:<7} {:<22} {:>14} / {:<14} {:<9} {}",
+            artifact.kind.as_str(),
+            artifact.source,
+            artifact.bytes_done,
+            artifact.bytes_total,
+            format!("{:?}", artifact.state).to_lowercase(),
+            artifact.sha256.as_deref().unwrap_or("")
+        );
+        out!("          s3 key {}", artifact.key);
+    }
+    Ok(())
+}
+
+/// `irf memcap`: prints the capture report as one JSON line.
+pub fn memcap(
+    source: &std::path::Path,
+    iomem: &std::path::Path,
+    plan: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let report = acquisition::memcap::run(source, iomem, plan)?;
+    out!("{}", serde_json::to_string(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
