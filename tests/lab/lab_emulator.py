@@ -15,21 +15,47 @@ unchanged against it:
 * XML responses carry control characters as character references (&#x1b;), as AWS
   sends them; moto writes them raw, which no XML parser accepts, so one hostile tag
   value would hide a whole account-region from every client.
-* An optional fixed latency in front of every AWS call (not the /moto-api/
-  control plane), so benchmarks can see what concurrency buys.
+* EBS direct APIs for the snapshots of lab volumes (moto keeps blocks only for snapshots
+  made through EBS StartSnapshot, and fails with a 500 on the others): the lab registers
+  the raw image of each volume (POST /irf-lab/volume-images {"volumes": {"vol-..": path}}),
+  and ListSnapshotBlocks / GetSnapshotBlock of a snapshot of such a volume answer from the
+  image in AWS's 512 KiB blocks, listing only the blocks that hold data (the images are
+  sparse), with block tokens, paging and SHA-256 checksums. POST /irf-lab/faults
+  {"corrupt_blocks": N} makes the next N blocks served carry a flipped byte under the true
+  checksum, as a damaged transfer would; GET /irf-lab/faults reports the counters.
+* EventBridge "Tag Change on Resource" events (source aws.tag), which moto never emits:
+  each successful EC2 CreateTags / DeleteTags naming the SecurityIncidentStatus key logs
+  one event per instance, with the instance's tags after the change. GET
+  /irf-lab/events?after=N gives the events with a sequence number above N.
+* SSM Run Command with InstanceIds: moto runs nothing, reports Success at once and sends
+  to every instance of the region. Here SendCommand checks the instances as AWS does
+  (existing, running, managed) and leaves the invocations Pending; the lab runtime plays
+  the SSM agent, claiming them (GET /irf-lab/ssm/pending) and reporting their end (POST
+  /irf-lab/ssm/result). GetCommandInvocation, ListCommandInvocations and ListCommands
+  report them as AWS does, delivery and execution timeouts included.
+* An optional fixed latency in front of every AWS call (not the /moto-api/ and
+  /irf-lab/ control planes), so benchmarks can see what concurrency buys.
 * With --watch-stdin the process exits when its standard input closes, which
   happens when the process that started it dies, even by SIGKILL: a test run
   never leaves an emulator behind.
 """
 
 import argparse
+import base64
+import bisect
 import datetime
+import errno
+import hashlib
+import hmac
+import io
 import json
 import os
 import re
 import sys
 import threading
 import time
+import uuid
+from urllib.parse import parse_qs
 
 from werkzeug.serving import run_simple
 
@@ -47,6 +73,69 @@ from moto.sts.models import STSBackend
 _CREDENTIAL = re.compile(r"Credential=([^/]+)/[0-9]+/([^/]+)/([^/]+)/")
 # Characters XML 1.0 cannot carry raw (tab and line feed can).
 _XML_UNSAFE = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
+
+# The EBS direct APIs always speak in blocks of 512 KiB (moto uses 512 bytes).
+_EBS_BLOCK_SIZE = 524288
+_SNAPSHOT_BLOCKS = re.compile(r"^/snapshots/([^/]+)/blocks(?:/([^/]+))?$")
+# Block tokens are good for a week (AWS gives an ExpiryTime; nothing here enforces it).
+_BLOCK_TOKEN_LIFETIME = 7 * 24 * 3600
+
+# The tag whose changes open incidents, and the form fields that name tags and resources.
+_INCIDENT_TAG = "SecurityIncidentStatus"
+_TAG_KEY_FIELD = re.compile(r"^Tag\.([0-9]+)\.Key$")
+_RESOURCE_FIELD = re.compile(r"^ResourceId\.([0-9]+)$")
+_EVENTS_PER_ANSWER = 1000
+
+# What AWS keeps of a command's output: GetCommandInvocation gives the first 24,000
+# characters of standard output and 8,000 of standard error; a plugin's Output 2,500.
+_STDOUT_LIMIT, _STDERR_LIMIT, _PLUGIN_OUTPUT_LIMIT = 24000, 8000, 2500
+_PLUGINS = {"AWS-RunShellScript": "aws:runShellScript", "AWS-RunPowerShellScript": "aws:runPowerShellScript"}
+_FINISHED = ("Success", "Failed", "TimedOut", "Cancelled")
+
+
+class _Refusal(Exception):
+    """An error answer in the caller's protocol: HTTP status, AWS error code, message."""
+
+    def __init__(self, status: str, code: str, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.reason = status, code, message, reason
+
+
+def _read_body(environ) -> bytes:
+    """The request body, read once; wsgi.input is replaced so that moto still reads it."""
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        body = environ["wsgi.input"].read(int(length))
+    elif environ.get("wsgi.input_terminated"):
+        # A chunked body, already decoded by the server: read to its end.
+        body = environ["wsgi.input"].read()
+    else:
+        body = b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def _json_body(environ) -> dict:
+    try:
+        value = json.loads(_read_body(environ) or b"{}")
+    except ValueError as err:
+        raise _Refusal("400 Bad Request", "SerializationException", f"the body is not JSON: {err}")
+    if not isinstance(value, dict):
+        raise _Refusal("400 Bad Request", "SerializationException", "the body is not a JSON object")
+    return value
+
+
+def _answer(start_response, status: str, body: bytes, content_type: str, headers=()):
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                            ("x-amzn-RequestId", "irf-lab-" + str(int(time.time() * 1000))), *headers])
+    return [body]
+
+
+def _iso_millis(epoch: float) -> str:
+    """A time as SSM writes it in its string dates: 2024-05-01T10:20:30.123Z."""
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _require_existing_role() -> None:
@@ -69,15 +158,18 @@ def _require_existing_role() -> None:
     STSBackend.assume_role = assume_role
 
 
+def _associated_instances(backend) -> set:
+    """Instances given an instance profile after launch; with one at launch, they are managed."""
+    return {assoc.instance.id for assoc in getattr(backend, "iam_instance_profile_associations", {}).values()}
+
+
 def _describe_instance_information(account: str, region: str, request: dict) -> dict:
     wanted = set()
     for flt in request.get("Filters", []) + request.get("InstanceInformationFilterList", []):
         if flt.get("Key") in ("InstanceIds", "InstanceIds".lower(), "instanceIds"):
             wanted.update(flt.get("Values", flt.get("valueSet", [])))
     backend = ec2_backends[account][region]
-    associations = {
-        assoc.instance.id for assoc in getattr(backend, "iam_instance_profile_associations", {}).values()
-    }
+    associations = _associated_instances(backend)
     items = []
     for reservation in backend.reservations.values():
         for instance in reservation.instances:
@@ -127,32 +219,621 @@ def _batch_update_findings(account: str, region: str, request: dict) -> dict:
     return {"ProcessedFindings": processed, "UnprocessedFindings": unprocessed}
 
 
+def _data_blocks(path: str) -> list:
+    """Indexes of the 512 KiB blocks of a sparse file that overlap its data extents.
+
+    A snapshot of a fresh volume holds only the blocks ever written; the lab's images are
+    sparse files of up to 30 GiB that are mostly holes, and their holes are those blocks.
+    Where the file system cannot tell holes, SEEK_DATA reports the whole file as data.
+    """
+    blocks = []
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        position = 0
+        while position < size:
+            try:
+                start = os.lseek(fd, position, os.SEEK_DATA)
+            except OSError as err:
+                if err.errno == errno.ENXIO:  # only a hole from here to the end
+                    break
+                raise
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            first, last = start // _EBS_BLOCK_SIZE, (end - 1) // _EBS_BLOCK_SIZE
+            if blocks and blocks[-1] >= first:
+                first = blocks[-1] + 1  # the block was listed for the previous extent
+            blocks.extend(range(first, last + 1))
+            position = end
+    finally:
+        os.close(fd)
+    return blocks
+
+
+class _VolumeImages:
+    """The raw images of lab volumes, served as the blocks of their snapshots.
+
+    A snapshot is found in the caller's EC2 backend, and its source volume names the image.
+    The images never change after seeding, so reading them at call time gives the
+    point-in-time copy a snapshot is.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.images = {}
+        self.listings = {}
+        # Tokens are an HMAC of snapshot and block: nothing to store, and unforgeable.
+        self.secret = os.urandom(32)
+        self.corrupt_next = 0
+        self.corrupted = 0
+
+    def register(self, request: dict) -> dict:
+        volumes = request.get("volumes")
+        if not isinstance(volumes, dict):
+            raise _Refusal("400 Bad Request", "ValidationException", 'expected {"volumes": {"vol-...": path}}')
+        for volume_id, path in volumes.items():
+            # Refused at once: a wrong path would otherwise surface as a 500 deep in a test.
+            if not isinstance(path, str) or not os.path.isabs(path) or not os.path.isfile(path):
+                raise _Refusal("400 Bad Request", "ValidationException",
+                               f"the image of {volume_id} is not an absolute path to a file: {path!r}")
+        with self.lock:
+            self.images.update(volumes)
+            return {"volumes": len(self.images)}
+
+    def faults(self, request: dict | None) -> dict:
+        with self.lock:
+            if request is not None:
+                count = request.get("corrupt_blocks", 0)
+                if not isinstance(count, int) or count < 0:
+                    raise _Refusal("400 Bad Request", "ValidationException", "corrupt_blocks must be a count")
+                self.corrupt_next = count
+            return {"corrupt_blocks": self.corrupt_next, "corrupted": self.corrupted}
+
+    def _image_of(self, account: str, region: str, snapshot_id: str):
+        """(image path, volume size in GiB) of a snapshot of a registered volume, or None."""
+        snapshot = ec2_backends[account][region].snapshots.get(snapshot_id)
+        volume = getattr(snapshot, "volume", None)
+        with self.lock:
+            path = self.images.get(getattr(volume, "id", None))
+        return (path, int(volume.size)) if path else None
+
+    def _listing(self, path: str, volume_gib: int) -> list:
+        # Keyed by the file's identity too: a lab seeded again may reuse a path.
+        info = os.stat(path)
+        key = (path, info.st_ino, info.st_size, info.st_mtime_ns)
+        with self.lock:
+            blocks = self.listings.get(key)
+        if blocks is None:
+            blocks = _data_blocks(path)
+            with self.lock:
+                self.listings[key] = blocks
+        end = bisect.bisect_left(blocks, (volume_gib << 30) // _EBS_BLOCK_SIZE)
+        return blocks[:end]
+
+    def _token(self, snapshot_id: str, index: int) -> str:
+        digest = hmac.new(self.secret, f"{snapshot_id}/{index}".encode(), hashlib.sha256).digest()
+        return base64.b64encode(digest).decode()
+
+    def list_blocks(self, account: str, region: str, snapshot_id: str, query: dict) -> dict | None:
+        image = self._image_of(account, region, snapshot_id)
+        if image is None:
+            return None
+        path, volume_gib = image
+
+        def number(name: str, default: int, low: int, high: int, reason: str) -> int:
+            text = query.get(name, [str(default)])[0]
+            if not text.isdigit() or not low <= int(text) <= high:
+                raise _Refusal("400 Bad Request", "ValidationException",
+                               f"{name} must be an integer from {low} to {high}, not {text!r}", reason)
+            return int(text)
+
+        limit = number("maxResults", 10000, 100, 10000, "INVALID_PARAMETER_VALUE")
+        if "pageToken" in query:  # AWS ignores startingBlockIndex then
+            start = number("pageToken", 0, 0, 2**31 - 1, "INVALID_PAGE_TOKEN")
+        else:
+            start = number("startingBlockIndex", 0, 0, 2**31 - 1, "INVALID_PARAMETER_VALUE")
+        blocks = self._listing(path, volume_gib)
+        first = bisect.bisect_left(blocks, start)
+        page = blocks[first:first + limit]
+        answer = {
+            "Blocks": [{"BlockIndex": i, "BlockToken": self._token(snapshot_id, i)} for i in page],
+            "ExpiryTime": time.time() + _BLOCK_TOKEN_LIFETIME,
+            "VolumeSize": volume_gib,
+            "BlockSize": _EBS_BLOCK_SIZE,
+        }
+        if first + limit < len(blocks):
+            answer["NextToken"] = str(blocks[first + limit])
+        return answer
+
+    def get_block(self, account: str, region: str, snapshot_id: str, index: str, query: dict):
+        """(data, base64 SHA-256 of the true data) of one block, or None when not ours."""
+        image = self._image_of(account, region, snapshot_id)
+        if image is None:
+            return None
+        token = query.get("blockToken", [""])[0]
+        if not index.isdigit() or not hmac.compare_digest(token, self._token(snapshot_id, int(index))):
+            raise _Refusal("400 Bad Request", "ValidationException",
+                           f"The block token is not valid for block {index} of {snapshot_id}.",
+                           "INVALID_BLOCK_TOKEN")
+        fd = os.open(image[0], os.O_RDONLY)
+        try:
+            data = os.pread(fd, _EBS_BLOCK_SIZE, int(index) * _EBS_BLOCK_SIZE)
+        finally:
+            os.close(fd)
+        data = data.ljust(_EBS_BLOCK_SIZE, b"\0")
+        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        with self.lock:
+            corrupt = self.corrupt_next > 0
+            if corrupt:
+                self.corrupt_next -= 1
+                self.corrupted += 1
+        if corrupt:
+            damaged = bytearray(data)
+            damaged[len(damaged) // 2] ^= 0xFF
+            data = bytes(damaged)
+        return data, checksum
+
+
+class _TagEvents:
+    """The "Tag Change on Resource" events EventBridge would deliver, in order.
+
+    Sequence numbers start at 1 and have no gaps, so an event's place in the log is its
+    number minus one.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        # Held over a tagging call and its event, so that events come in the order of the
+        # changes and each carries the tags its own change left.
+        self.tagging = threading.Lock()
+        self.log = []
+        self.versions = {}
+
+    def record(self, account: str, region: str, instance_id: str, changed: list) -> None:
+        tags = dict(ec2_backends[account][region].tags.get(instance_id, {}))
+        with self.lock:
+            key = (account, region, instance_id)
+            self.versions[key] = self.versions.get(key, 0) + 1
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Tag Change on Resource",
+                "source": "aws.tag",
+                "account": account,
+                "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": region,
+                "resources": [f"arn:aws:ec2:{region}:{account}:instance/{instance_id}"],
+                "detail": {
+                    "changed-tag-keys": changed,
+                    "service": "ec2",
+                    "resource-type": "instance",
+                    "version": self.versions[key],
+                    "tags": tags,
+                },
+            }
+            self.log.append({"seq": len(self.log) + 1, "event": event})
+
+    def after(self, query: dict) -> dict:
+        text = query.get("after", ["0"])[0]
+        if not text.isdigit():
+            raise _Refusal("400 Bad Request", "ValidationException", f"after must be a number, not {text!r}")
+        with self.lock:
+            # "last" is the newest event of all, where a reader that wants only new ones starts.
+            return {"events": self.log[int(text):int(text) + _EVENTS_PER_ANSWER], "last": len(self.log)}
+
+
+def _tagging_call(params: dict):
+    """(instance ids, tag keys) of an EC2 CreateTags/DeleteTags form, or None for any other call."""
+    if params.get("Action", [""])[0] not in ("CreateTags", "DeleteTags"):
+        return None
+
+    def numbered(pattern):
+        found = sorted((int(m.group(1)), values[0]) for name, values in params.items()
+                       if (m := pattern.match(name)))
+        return list(dict.fromkeys(value for _, value in found))
+
+    return [r for r in numbered(_RESOURCE_FIELD) if r.startswith("i-")], numbered(_TAG_KEY_FIELD)
+
+
+class _RunCommand:
+    """SSM Run Command with the lab runtime as the agent of every managed instance.
+
+    An invocation goes Pending -> InProgress (claimed by the agent) -> Success, Failed or
+    TimedOut (reported by it). As in AWS, one not claimed within the command's
+    TimeoutSeconds times out undelivered, and one running past its executionTimeout
+    parameter (3600 s by default) times out in execution: a lab runtime killed midway
+    does not leave a command running for ever.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.commands = {}
+
+    def _recorded(self, account: str, region: str, command_id) -> dict | None:
+        command = self.commands.get(command_id)
+        # Another account or region does not see the command, as in AWS.
+        if command is None or (command["account"], command["region"]) != (account, region):
+            return None
+        return command
+
+    @staticmethod
+    def _expire(command: dict, now: float) -> None:
+        for invocation in command["invocations"].values():
+            if invocation["status"] == "Pending" and now > command["requested"] + command["timeout_seconds"]:
+                invocation.update(status="TimedOut", details="DeliveryTimedOut", ended=now)
+            elif (invocation["status"] == "InProgress"
+                  and now > invocation["started"] + command["execution_timeout"]):
+                invocation.update(status="TimedOut", details="ExecutionTimedOut", ended=now)
+
+    def send(self, account: str, region: str, request: dict) -> dict | None:
+        instance_ids = list(dict.fromkeys(request.get("InstanceIds") or []))
+        if not instance_ids or request.get("Targets"):
+            return None  # targets by tag: moto's own answer
+        backend = ec2_backends[account][region]
+        managed = _associated_instances(backend)
+        instances = {i.id: i for r in backend.reservations.values() for i in r.instances}
+        invalid = [
+            i for i in instance_ids
+            if i not in instances or instances[i].state != "running"
+            or not (instances[i].iam_instance_profile or i in managed)
+        ]
+        if invalid:
+            raise _Refusal("400 Bad Request", "InvalidInstanceId",
+                           f"Instances [[{', '.join(invalid)}]] not in a valid state for account {account}")
+        parameters = request.get("Parameters") or {}
+        try:
+            execution_timeout = int((parameters.get("executionTimeout") or ["3600"])[0])
+        except ValueError:
+            raise _Refusal("400 Bad Request", "InvalidParameters", "executionTimeout is not a number")
+        command = {
+            "account": account,
+            "region": region,
+            "command_id": str(uuid.uuid4()),
+            "document_name": request.get("DocumentName", ""),
+            "parameters": parameters,
+            "instance_ids": instance_ids,
+            "comment": request.get("Comment", ""),
+            "timeout_seconds": int(request.get("TimeoutSeconds") or 3600),
+            "execution_timeout": execution_timeout,
+            "max_concurrency": request.get("MaxConcurrency", "50"),
+            "max_errors": request.get("MaxErrors", "0"),
+            "requested": time.time(),
+            "invocations": {
+                i: {"status": "Pending", "details": "Pending", "code": -1, "stdout": "", "stderr": "",
+                    "started": None, "ended": None}
+                for i in instance_ids
+            },
+        }
+        with self.lock:
+            self.commands[command["command_id"]] = command
+            return {"Command": self._command(command)}
+
+    def _command(self, command: dict) -> dict:
+        statuses = [i["status"] for i in command["invocations"].values()]
+        if all(s == "Pending" for s in statuses):
+            status = "Pending"
+        elif not all(s in _FINISHED for s in statuses):
+            status = "InProgress"
+        else:
+            status = next((s for s in ("Failed", "TimedOut", "Cancelled") if s in statuses), "Success")
+        delivery_timed_out = sum(i["details"] == "DeliveryTimedOut" for i in command["invocations"].values())
+        return {
+            "CommandId": command["command_id"],
+            "DocumentName": command["document_name"],
+            "DocumentVersion": "$DEFAULT",
+            "Comment": command["comment"],
+            "ExpiresAfter": command["requested"] + command["timeout_seconds"],
+            "Parameters": command["parameters"],
+            "InstanceIds": command["instance_ids"],
+            "Targets": [],
+            "RequestedDateTime": command["requested"],
+            "Status": status,
+            "StatusDetails": status,
+            "OutputS3Region": command["region"],
+            "OutputS3BucketName": "",
+            "OutputS3KeyPrefix": "",
+            "MaxConcurrency": command["max_concurrency"],
+            "MaxErrors": command["max_errors"],
+            "TargetCount": len(statuses),
+            "CompletedCount": sum(s in _FINISHED for s in statuses),
+            "ErrorCount": sum(s in ("Failed", "TimedOut") for s in statuses) - delivery_timed_out,
+            "DeliveryTimedOutCount": delivery_timed_out,
+            "ServiceRole": "",
+            "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
+            "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+            "TimeoutSeconds": command["timeout_seconds"],
+        }
+
+    def invocation(self, account: str, region: str, request: dict) -> dict | None:
+        with self.lock:
+            command = self._recorded(account, region, request.get("CommandId"))
+            if command is None:
+                return None
+            self._expire(command, time.time())
+            instance_id = request.get("InstanceId")
+            invocation = command["invocations"].get(instance_id)
+            plugin = _PLUGINS.get(command["document_name"], "aws:runShellScript")
+            if invocation is None or request.get("PluginName") not in (None, plugin):
+                raise _Refusal("400 Bad Request", "InvocationDoesNotExist",
+                               f"No invocation of {command['command_id']} on {instance_id}")
+            started, ended = invocation["started"], invocation["ended"]
+            return {
+                "CommandId": command["command_id"],
+                "InstanceId": instance_id,
+                "Comment": command["comment"],
+                "DocumentName": command["document_name"],
+                "DocumentVersion": "$DEFAULT",
+                "PluginName": plugin,
+                "ResponseCode": invocation["code"],
+                "ExecutionStartDateTime": _iso_millis(started) if started else "",
+                "ExecutionElapsedTime": f"PT{ended - started:.3f}S" if started and ended else "",
+                "ExecutionEndDateTime": _iso_millis(ended) if ended else "",
+                "Status": invocation["status"],
+                "StatusDetails": invocation["details"],
+                "StandardOutputContent": invocation["stdout"][:_STDOUT_LIMIT],
+                "StandardOutputUrl": "",
+                "StandardErrorContent": invocation["stderr"][:_STDERR_LIMIT],
+                "StandardErrorUrl": "",
+                "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+            }
+
+    def list_invocations(self, account: str, region: str, request: dict) -> dict | None:
+        command_id, instance_id = request.get("CommandId"), request.get("InstanceId")
+        with self.lock:
+            if command_id is not None:
+                command = self._recorded(account, region, command_id)
+                if command is None:
+                    return None
+                commands = [command]
+            else:  # newest first, as AWS lists them
+                commands = [c for c in reversed(list(self.commands.values()))
+                            if (c["account"], c["region"]) == (account, region)]
+            now = time.time()
+            items = []
+            for command in commands:
+                self._expire(command, now)
+                for target, invocation in command["invocations"].items():
+                    if instance_id is None or target == instance_id:
+                        items.append(self._listed_invocation(command, target, invocation, request.get("Details")))
+        token = str(request.get("NextToken") or "0")
+        if not token.isdigit():
+            raise _Refusal("400 Bad Request", "InvalidNextToken", "The specified token is not valid.")
+        start, limit = int(token), int(request.get("MaxResults") or 50)
+        answer = {"CommandInvocations": items[start:start + limit]}
+        if start + limit < len(items):
+            answer["NextToken"] = str(start + limit)
+        return answer
+
+    @staticmethod
+    def _listed_invocation(command: dict, instance_id: str, invocation: dict, details: bool) -> dict:
+        item = {
+            "CommandId": command["command_id"],
+            "InstanceId": instance_id,
+            "InstanceName": "",
+            "Comment": command["comment"],
+            "DocumentName": command["document_name"],
+            "DocumentVersion": "$DEFAULT",
+            "RequestedDateTime": command["requested"],
+            "Status": invocation["status"],
+            "StatusDetails": invocation["details"],
+            "TraceOutput": "",
+            "StandardOutputUrl": "",
+            "StandardErrorUrl": "",
+            "CommandPlugins": [],
+            "ServiceRole": "",
+            "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
+            "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+        }
+        if details:
+            output = invocation["stdout"]
+            if invocation["stderr"]:
+                output += "\n----------ERROR-------\n" + invocation["stderr"]
+            plugin = {
+                "Name": _PLUGINS.get(command["document_name"], "aws:runShellScript"),
+                "Status": invocation["status"],
+                "StatusDetails": invocation["details"],
+                "ResponseCode": invocation["code"],
+                "Output": output[:_PLUGIN_OUTPUT_LIMIT],
+                "StandardOutputUrl": "",
+                "StandardErrorUrl": "",
+                "OutputS3Region": command["region"],
+                "OutputS3BucketName": "",
+                "OutputS3KeyPrefix": "",
+            }
+            if invocation["started"]:
+                plugin["ResponseStartDateTime"] = invocation["started"]
+            if invocation["ended"]:
+                plugin["ResponseFinishDateTime"] = invocation["ended"]
+            item["CommandPlugins"] = [plugin]
+        return item
+
+    def list_commands(self, account: str, region: str, request: dict) -> dict | None:
+        # Only the lookup of one recorded command; the rest stays with moto.
+        with self.lock:
+            command = self._recorded(account, region, request.get("CommandId"))
+            if command is None:
+                return None
+            self._expire(command, time.time())
+            return {"Commands": [self._command(command)]}
+
+    def claim(self) -> dict:
+        """The Pending invocations, now InProgress: two agents never run one twice."""
+        now = time.time()
+        claimed = []
+        with self.lock:
+            for command in self.commands.values():
+                self._expire(command, now)
+                for instance_id, invocation in command["invocations"].items():
+                    if invocation["status"] != "Pending":
+                        continue
+                    invocation.update(status="InProgress", details="InProgress", started=now)
+                    claimed.append({
+                        "command_id": command["command_id"],
+                        "instance_id": instance_id,
+                        "account": command["account"],
+                        "region": command["region"],
+                        "document_name": command["document_name"],
+                        "parameters": command["parameters"],
+                        "timeout_seconds": command["execution_timeout"],
+                    })
+        return {"commands": claimed}
+
+    def finish(self, result: dict) -> dict:
+        status, code = result.get("status"), result.get("response_code", -1)
+        if status not in ("Success", "Failed", "TimedOut") or not isinstance(code, int):
+            raise _Refusal("400 Bad Request", "ValidationException",
+                           f"expected a status of Success, Failed or TimedOut and an integer "
+                           f"response_code, not {status!r} and {code!r}")
+        with self.lock:
+            command = self.commands.get(result.get("command_id"))
+            invocation = command and command["invocations"].get(result.get("instance_id"))
+            if not invocation:
+                raise _Refusal("404 Not Found", "InvocationDoesNotExist",
+                               f"no invocation of {result.get('command_id')} on {result.get('instance_id')}")
+            if invocation["status"] in _FINISHED:
+                # Timed out here before the agent reported: AWS keeps the first end too.
+                raise _Refusal("409 Conflict", "InvocationFinished",
+                               f"the invocation already ended {invocation['details']}")
+            now = time.time()
+            invocation.update(
+                status=status,
+                details="ExecutionTimedOut" if status == "TimedOut" else status,
+                code=code,
+                stdout=str(result.get("stdout", "")),
+                stderr=str(result.get("stderr", "")),
+                started=invocation["started"] or now,
+                ended=now,
+            )
+        return {}
+
+
 class _StandIns:
-    """WSGI middleware that answers the calls moto lacks, in the caller's account."""
+    """WSGI middleware that answers the calls moto lacks, in the caller's account.
+
+    It also serves the lab's control endpoints under /irf-lab/ (no signature needed).
+    """
 
     def __init__(self, app):
         self.app = app
+        self.images = _VolumeImages()
+        self.events = _TagEvents()
+        self.commands = _RunCommand()
 
     def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/irf-lab/"):
+            return self._control(environ, start_response, path)
         match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
-        if match:
-            access_key, region, service = match.groups()
-            target = environ.get("HTTP_X_AMZ_TARGET", "")
-            path = environ.get("PATH_INFO", "")
-            method = environ.get("REQUEST_METHOD", "")
-            handler = None
-            if service == "ssm" and target == "AmazonSSM.DescribeInstanceInformation":
-                handler, content_type = _describe_instance_information, "application/x-amz-json-1.1"
-            elif service == "securityhub" and path == "/findings/batchupdate" and method == "PATCH":
-                handler, content_type = _batch_update_findings, "application/json"
-            if handler is not None:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                request = json.loads(environ["wsgi.input"].read(length) or b"{}")
-                body = json.dumps(handler(get_account_id_from(access_key), region, request)).encode()
-                start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                                          ("x-amzn-RequestId", "irf-lab-" + str(int(time.time() * 1000)))])
-                return [body]
+        if not match:
+            return self._xml_safe(environ, start_response)
+        access_key, region, service = match.groups()
+        account = get_account_id_from(access_key)
+        if service == "ec2":
+            return self._ec2(environ, start_response, account, region)
+        if service == "ebs":
+            return self._ebs(environ, start_response, account, region, path)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        method = environ.get("REQUEST_METHOD", "")
+        handler = None
+        if service == "ssm" and target == "AmazonSSM.DescribeInstanceInformation":
+            handler, content_type = _describe_instance_information, "application/x-amz-json-1.1"
+        elif service == "ssm" and target == "AmazonSSM.SendCommand":
+            handler, content_type = self.commands.send, "application/x-amz-json-1.1"
+        elif service == "ssm" and target == "AmazonSSM.GetCommandInvocation":
+            handler, content_type = self.commands.invocation, "application/x-amz-json-1.1"
+        elif service == "ssm" and target == "AmazonSSM.ListCommandInvocations":
+            handler, content_type = self.commands.list_invocations, "application/x-amz-json-1.1"
+        elif service == "ssm" and target == "AmazonSSM.ListCommands":
+            handler, content_type = self.commands.list_commands, "application/x-amz-json-1.1"
+        elif service == "securityhub" and path == "/findings/batchupdate" and method == "PATCH":
+            handler, content_type = _batch_update_findings, "application/json"
+        if handler is not None:
+            try:
+                result = handler(account, region, _json_body(environ))
+            except _Refusal as refusal:
+                body = json.dumps({"__type": refusal.code, "message": refusal.message}).encode()
+                return _answer(start_response, refusal.status, body, content_type)
+            if result is not None:  # None: a call about something moto holds, for moto
+                return _answer(start_response, "200 OK", json.dumps(result).encode(), content_type)
         return self._xml_safe(environ, start_response)
+
+    def _control(self, environ, start_response, path):
+        method = environ.get("REQUEST_METHOD", "")
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        try:
+            if path == "/irf-lab/volume-images" and method == "POST":
+                result = self.images.register(_json_body(environ))
+            elif path == "/irf-lab/faults":
+                result = self.images.faults(_json_body(environ) if method == "POST" else None)
+            elif path == "/irf-lab/events" and method == "GET":
+                result = self.events.after(query)
+            elif path == "/irf-lab/ssm/pending" and method in ("GET", "POST"):
+                result = self.commands.claim()
+            elif path == "/irf-lab/ssm/result" and method == "POST":
+                result = self.commands.finish(_json_body(environ))
+            else:
+                raise _Refusal("404 Not Found", "NotFound", f"no lab endpoint {method} {path}")
+        except _Refusal as refusal:
+            body = json.dumps({"error": refusal.code, "message": refusal.message}).encode()
+            return _answer(start_response, refusal.status, body, "application/json")
+        return _answer(start_response, "200 OK", json.dumps(result).encode(), "application/json")
+
+    def _ebs(self, environ, start_response, account, region, path):
+        match = _SNAPSHOT_BLOCKS.match(path)
+        if not match or environ.get("REQUEST_METHOD") != "GET":
+            return self._xml_safe(environ, start_response)
+        snapshot_id, index = match.groups()
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        try:
+            if index is None:
+                result = self.images.list_blocks(account, region, snapshot_id, query)
+                if result is not None:
+                    return _answer(start_response, "200 OK", json.dumps(result).encode(), "application/json")
+            else:
+                block = self.images.get_block(account, region, snapshot_id, index, query)
+                if block is not None:
+                    data, checksum = block
+                    return _answer(start_response, "200 OK", data, "application/octet-stream", [
+                        ("x-amz-Data-Length", str(len(data))),
+                        ("x-amz-Checksum", checksum),
+                        ("x-amz-Checksum-Algorithm", "SHA256"),
+                    ])
+        except _Refusal as refusal:
+            # REST-JSON: the code travels in a header; the model names the fields Message
+            # and Reason, and clients also read a lower-case message.
+            error = {"message": refusal.message, "Message": refusal.message}
+            if refusal.reason:
+                error["Reason"] = refusal.reason
+            return _answer(start_response, refusal.status, json.dumps(error).encode(), "application/json",
+                           [("x-amzn-ErrorType", refusal.code)])
+        return self._xml_safe(environ, start_response)
+
+    def _ec2(self, environ, start_response, account, region):
+        # The Query protocol puts the action in the form body (or, for GET, the query string).
+        body = _read_body(environ)
+        params = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        try:
+            params.update(parse_qs(body.decode(), keep_blank_values=True))
+        except UnicodeDecodeError:
+            pass
+        call = _tagging_call(params)
+        if call is None or _INCIDENT_TAG not in call[1] or not call[0]:
+            return self._xml_safe(environ, start_response)
+        instance_ids, keys = call
+        seen = {}
+
+        def watch(status, headers, exc_info=None):
+            seen["status"] = status
+            return start_response(status, headers)
+
+        with self.events.tagging:
+            chunks = self._xml_safe(environ, watch)
+            if seen.get("status", "").startswith("2"):
+                backend = ec2_backends[account][region]
+                for instance_id in instance_ids:
+                    # moto tags instances that do not exist, where AWS refuses the call.
+                    if backend.get_instance_by_id(instance_id) is not None:
+                        self.events.record(account, region, instance_id, keys)
+        return chunks
 
     def _xml_safe(self, environ, start_response):
         captured = {}
@@ -206,7 +887,8 @@ class _Latency:
             return self._json(start_response, {"latency_ms": self.seconds * 1000.0})
         if path == "/irf-lab/stats":
             return self._json(start_response, {"calls": self.calls, "latency_ms": self.seconds * 1000.0})
-        if not path.startswith("/moto-api"):
+        # The control planes are not AWS calls: neither delayed nor counted.
+        if not path.startswith(("/moto-api", "/irf-lab/")):
             with self.lock:
                 self.calls += 1
             if self.seconds > 0:

@@ -40,6 +40,12 @@ pub enum WorkflowError {
         account: AccountId,
         region: String,
     },
+    #[error(
+        "case {case} is not waiting for approval ({status}): 'irf case {case}' shows where it is"
+    )]
+    NotAwaitingApproval { case: String, status: String },
+    #[error("answering the approval of case {case} failed: {message}")]
+    Answer { case: String, message: String },
     #[error("starting the execution of case {case} failed: {message}")]
     Start { case: String, message: String },
     #[error(transparent)]
@@ -227,4 +233,68 @@ async fn check_instance(plane: &Plane, subject: &CaseSubject) -> Result<(), Work
         )
         .into()),
     }
+}
+
+/// An approver's answer to a case waiting for containment approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject { reason: String },
+}
+
+/// Answers the approval wait of `case_id`: the workflow contains (approve) or closes
+/// without containment (reject). The decision and the approver are recorded.
+pub async fn decide(
+    plane: &Plane,
+    case_id: &crate::cases::CaseId,
+    decision: Decision,
+) -> Result<(), WorkflowError> {
+    let detail = plane.table.detail(case_id).await?;
+    let pending = match &detail.approval {
+        Some(pending)
+            if pending.decided.is_none() && detail.case.status == CaseStatus::AwaitingApproval =>
+        {
+            pending
+        }
+        _ => {
+            return Err(WorkflowError::NotAwaitingApproval {
+                case: case_id.to_string(),
+                status: detail.case.status.as_str().to_owned(),
+            });
+        }
+    };
+    let (word, reason) = match &decision {
+        Decision::Approve => ("approved", None),
+        Decision::Reject { reason } => ("rejected", Some(reason.clone())),
+    };
+    let answer = crate::cases::ApprovalDecision {
+        decision: word.to_owned(),
+        by: plane.operator.clone(),
+        at: crate::cases::now_rfc3339(),
+        reason,
+    };
+    let output = serde_json::to_string(&answer)
+        .map_err(|err| AwsError::Other(format!("cannot encode the decision: {err}")))?;
+    plane
+        .sfn
+        .send_task_success()
+        .task_token(&pending.token)
+        .output(output)
+        .send()
+        .await
+        .map_err(|err| WorkflowError::Answer {
+            case: case_id.to_string(),
+            message: describe_sdk_error(&err),
+        })?;
+    plane.table.decide(case_id, answer).await?;
+    plane
+        .table
+        .record_step(
+            case_id,
+            "approval",
+            crate::cases::StepStatus::Succeeded,
+            Some(format!("{word} by {}", plane.operator)),
+        )
+        .await?;
+    Ok(())
 }

@@ -1,0 +1,346 @@
+//! The acquisition workflow end to end in the lab: a tag starts it, the lab runtime runs
+//! every step through the real state machine, a worker dies mid-imaging and another
+//! finishes the case, a corrupted block is fetched again, and the evidence in the bucket is
+//! byte-identical to the seeded volume and memory.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use irf_e2e::{context, irf_binary, lab, run_irf};
+use irf_engine::acquisition::{self, Decision, Plane};
+use irf_engine::cases::{ArtifactKind, ArtifactState, Case, CaseDetail, CaseStatus};
+use irf_engine::evidence::{Manifest, manifest_key};
+use irf_engine::lab::control::Control;
+use irf_engine::lab::runtime;
+use sha2::{Digest, Sha256};
+
+fn sha256_file(path: &Path) -> String {
+    let mut file = std::fs::File::open(path).expect("open image");
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).expect("read image");
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn case_of(plane: &Plane, instance: &str) -> Option<Case> {
+    plane
+        .table
+        .cases()
+        .await
+        .expect("list cases")
+        .into_iter()
+        .find(|c| c.subject.instance_id == instance)
+}
+
+fn kill_group(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill the runtime's process group");
+}
+
+#[tokio::test]
+async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() {
+    let state = lab();
+    let dir = state.config_path.parent().expect("lab dir").to_owned();
+    let ctx = context().await;
+    let plane = Plane::connect(ctx.clone())
+        .await
+        .expect("workflow configured in the lab");
+    let control = Control::new(&state.endpoint);
+    let disk = state
+        .seeded
+        .disks
+        .iter()
+        .find(|d| !d.planted.is_empty())
+        .expect("the suspect's disk");
+    let suspect = state
+        .seeded
+        .instances
+        .iter()
+        .find(|i| i.id == disk.instance_id)
+        .expect("the suspect instance");
+    let expected_disk_sha = sha256_file(&disk.image);
+
+    // The responder's move: the tag, as the console or the AWS CLI would set it.
+    let member = ctx
+        .account_config(&suspect.account, &suspect.region)
+        .await
+        .expect("member config");
+    aws_sdk_ec2::Client::new(&member)
+        .create_tags()
+        .resources(&suspect.id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("SecurityIncidentStatus")
+                .value("Analyze")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag the suspect");
+
+    let case = wait_for(
+        "the tag to open a case",
+        Duration::from_secs(60),
+        async || case_of(&plane, &suspect.id).await,
+    )
+    .await;
+    assert_eq!(case.trigger, "tag");
+    assert!(case.subject.memory && case.subject.disk);
+
+    // Kill the runtime (worker, agent and all) while the disk is being imaged.
+    let imaging = wait_for(
+        "disk imaging to start",
+        Duration::from_secs(120),
+        async || {
+            let detail = plane.table.detail(&case.case_id).await.expect("detail");
+            detail
+                .artifacts
+                .iter()
+                .find(|a| a.kind == ArtifactKind::Disk && a.state == ArtifactState::Acquiring)
+                .cloned()
+        },
+    )
+    .await;
+    let old_pid = state.runtime_pid.expect("the lab runs a runtime");
+    kill_group(old_pid);
+    wait_for("the runtime to die", Duration::from_secs(10), async || {
+        (!runtime::is_our_runtime(old_pid)).then_some(())
+    })
+    .await;
+    // A damaged transfer on the next blocks served: the new worker must notice and refetch.
+    control.corrupt_blocks(2).await.expect("inject corruption");
+    let restarted = runtime::spawn(
+        &irf_binary(),
+        &dir,
+        &dir.join("runtime-restarted.log"),
+        true,
+    )
+    .expect("restart the runtime");
+
+    // The case waits for containment approval (the default policy); reject it so that the
+    // instance stays as it is and the case closes.
+    let waiting = wait_for(
+        "the case to reach approval",
+        Duration::from_secs(300),
+        async || {
+            let detail = plane.table.detail(&case.case_id).await.expect("detail");
+            assert_ne!(
+                detail.case.status,
+                CaseStatus::Failed,
+                "case failed: {:?}",
+                detail.case.error
+            );
+            (detail.case.status == CaseStatus::AwaitingApproval).then_some(detail)
+        },
+    )
+    .await;
+    assert!(waiting.approval.is_some(), "the task token is kept");
+    acquisition::decide(
+        &plane,
+        &case.case_id,
+        Decision::Reject {
+            reason: "test: evidence only".into(),
+        },
+    )
+    .await
+    .expect("reject");
+    let closed: CaseDetail = wait_for("the case to close", Duration::from_secs(120), async || {
+        let detail = plane.table.detail(&case.case_id).await.expect("detail");
+        (!detail.case.status.is_open()).then_some(detail)
+    })
+    .await;
+    assert_eq!(
+        closed.case.status,
+        CaseStatus::Succeeded,
+        "{:?}",
+        closed.case.error
+    );
+    assert_eq!(closed.case.error, None, "both branches succeeded");
+    let execution = closed
+        .case
+        .execution_arn
+        .clone()
+        .expect("execution recorded");
+    let described = plane
+        .sfn
+        .describe_execution()
+        .execution_arn(&execution)
+        .send()
+        .await
+        .expect("describe execution");
+    assert_eq!(
+        described.status(),
+        &aws_sdk_sfn::types::ExecutionStatus::Succeeded
+    );
+
+    // The disk image is the seeded volume, byte for byte.
+    let disk_artifact = closed
+        .artifacts
+        .iter()
+        .find(|a| a.kind == ArtifactKind::Disk)
+        .expect("disk artifact");
+    assert_eq!(disk_artifact.key, imaging.key);
+    assert_eq!(disk_artifact.state, ArtifactState::Verified);
+    let read_back = plane
+        .evidence
+        .hash_object(&disk_artifact.key)
+        .await
+        .expect("hash disk");
+    assert_eq!(
+        read_back.sha256, expected_disk_sha,
+        "image equals the seeded volume"
+    );
+    assert_eq!(read_back.size, disk.size_bytes);
+    let disk_manifest: Manifest = plane
+        .evidence
+        .get_json(&manifest_key(&disk_artifact.key))
+        .await
+        .expect("read manifest")
+        .expect("disk manifest");
+    assert_eq!(disk_manifest.sha256, expected_disk_sha);
+    assert_eq!(
+        disk_manifest.volume_id.as_deref(),
+        Some(disk.volume_id.as_str())
+    );
+    assert!(disk_manifest.allocated_blocks.unwrap_or(0) > 0);
+    assert!(
+        disk_manifest.bytes_fetched.unwrap_or(u64::MAX) < disk.size_bytes,
+        "only allocated blocks were fetched"
+    );
+    let faults = control.faults().await.expect("faults");
+    assert!(
+        faults["corrupted"].as_u64().unwrap_or(0) >= 1,
+        "corruption was served: {faults}"
+    );
+    assert!(
+        disk_manifest.blocks_retried.unwrap_or(0) >= 1,
+        "the corrupted block was fetched again"
+    );
+
+    // The memory image: LiME, with the planted indicators, hash checked twice.
+    let memory = closed
+        .artifacts
+        .iter()
+        .find(|a| a.kind == ArtifactKind::Memory)
+        .expect("memory artifact");
+    assert_eq!(memory.state, ArtifactState::Verified);
+    let memory_manifest: Manifest = plane
+        .evidence
+        .get_json(&manifest_key(&memory.key))
+        .await
+        .expect("read manifest")
+        .expect("memory manifest");
+    let object = plane
+        .evidence
+        .client()
+        .get_object()
+        .bucket(&plane.evidence.bucket)
+        .key(&memory.key)
+        .send()
+        .await
+        .expect("get memory image")
+        .body
+        .collect()
+        .await
+        .expect("read memory image")
+        .into_bytes();
+    let memory_sha: String = Sha256::digest(&object)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(memory_sha, memory_manifest.sha256);
+    assert_eq!(memory_manifest.details["host_sha256"], memory_sha);
+    assert_eq!(&object[..4], &0x4C69_4D45u32.to_le_bytes(), "LiME magic");
+    let planted = irf_engine::lab::hosts::PLANTED_MEMORY[0].as_bytes();
+    assert!(
+        object.windows(planted.len()).any(|w| w == planted),
+        "the miner is in memory"
+    );
+
+    // The CLI shows the same case.
+    let env_exports = state.env_exports();
+    let env: Vec<(String, String)> = env_exports
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let shown = run_irf(&["case", case.case_id.as_str(), "--json"], &env);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("case JSON");
+    assert_eq!(json["case"]["status"], "succeeded");
+    assert_eq!(json["artifacts"].as_array().map(Vec::len), Some(2));
+
+    // An approval cannot be answered twice.
+    let again = acquisition::decide(&plane, &case.case_id, Decision::Approve).await;
+    assert!(
+        again
+            .expect_err("not waiting")
+            .to_string()
+            .contains("not waiting for approval")
+    );
+    restarted.stop();
+}
+
+#[tokio::test]
+async fn acquire_refuses_an_unknown_instance_by_name_and_records_nothing() {
+    let state = lab();
+    let ctx = context().await;
+    let plane = Plane::connect(ctx).await.expect("workflow");
+    let member = &state.seeded.members[0];
+    let subject = irf_engine::cases::CaseSubject {
+        account: member.id.clone(),
+        region: "us-east-1".into(),
+        instance_id: "i-0000000000000dead".into(),
+        memory: true,
+        disk: true,
+        containment: irf_engine::cases::ContainmentPolicy::Never,
+    };
+    let err = acquisition::start(&plane, subject, "operator")
+        .await
+        .expect_err("unknown");
+    let text = err.to_string();
+    assert!(
+        text.contains("i-0000000000000dead") && text.contains(member.id.as_str()),
+        "{text}"
+    );
+    assert!(
+        case_of(&plane, "i-0000000000000dead").await.is_none(),
+        "nothing recorded"
+    );
+}
