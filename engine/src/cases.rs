@@ -541,10 +541,10 @@ impl CaseTable {
         Ok(case)
     }
 
-    /// Sets the status of an open case.
+    /// Sets the status of an open case; a case that has ended keeps its final status.
     pub async fn set_status(&self, case_id: &CaseId, status: CaseStatus) -> Result<(), CaseError> {
         let mut case = self.case(case_id).await?;
-        if case.status != status {
+        if case.status != status && case.status.is_open() {
             case.status = status;
             self.save_case(&case).await?;
         }
@@ -707,6 +707,18 @@ impl CaseTable {
         self.put(case_pk(case_id), "APPROVAL".to_owned(), &approval)
             .await?;
         self.set_status(case_id, CaseStatus::Running).await
+    }
+
+    /// Takes back a decision the workflow never received.
+    pub async fn undecide(&self, case_id: &CaseId) -> Result<(), CaseError> {
+        let mut approval: PendingApproval = self
+            .get(case_pk(case_id), "APPROVAL".to_owned())
+            .await?
+            .ok_or_else(|| CaseError::NotFound(case_id.clone()))?;
+        approval.decided = None;
+        self.put(case_pk(case_id), "APPROVAL".to_owned(), &approval)
+            .await?;
+        self.set_status(case_id, CaseStatus::AwaitingApproval).await
     }
 }
 

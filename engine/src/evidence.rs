@@ -92,8 +92,15 @@ impl EvidenceBucket {
         kms_key_arn: Option<String>,
         account: impl Into<String>,
     ) -> Self {
+        // Multipart evidence carries part-level checksums the SDK cannot check on download;
+        // irf hashes every byte it reads itself.
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            )
+            .build();
         Self {
-            client: aws_sdk_s3::Client::new(config),
+            client: aws_sdk_s3::Client::from_conf(s3_config),
             bucket: bucket.into(),
             kms_key_arn,
             account: account.into(),

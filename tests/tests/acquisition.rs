@@ -191,13 +191,22 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
         .execution_arn
         .clone()
         .expect("execution recorded");
-    let described = plane
-        .sfn
-        .describe_execution()
-        .execution_arn(&execution)
-        .send()
-        .await
-        .expect("describe execution");
+    // The closing step answers its task; the execution ends just after.
+    let described = wait_for(
+        "the execution to end",
+        Duration::from_secs(30),
+        async || {
+            let out = plane
+                .sfn
+                .describe_execution()
+                .execution_arn(&execution)
+                .send()
+                .await
+                .expect("describe execution");
+            (out.status() != &aws_sdk_sfn::types::ExecutionStatus::Running).then_some(out)
+        },
+    )
+    .await;
     assert_eq!(
         described.status(),
         &aws_sdk_sfn::types::ExecutionStatus::Succeeded

@@ -275,17 +275,8 @@ pub async fn decide(
     };
     let output = serde_json::to_string(&answer)
         .map_err(|err| AwsError::Other(format!("cannot encode the decision: {err}")))?;
-    plane
-        .sfn
-        .send_task_success()
-        .task_token(&pending.token)
-        .output(output)
-        .send()
-        .await
-        .map_err(|err| WorkflowError::Answer {
-            case: case_id.to_string(),
-            message: describe_sdk_error(&err),
-        })?;
+    // Recorded before the workflow hears of it: the closing step may run at once, and
+    // must find the decision already there.
     plane.table.decide(case_id, answer).await?;
     plane
         .table
@@ -296,5 +287,20 @@ pub async fn decide(
             Some(format!("{word} by {}", plane.operator)),
         )
         .await?;
+    if let Err(err) = plane
+        .sfn
+        .send_task_success()
+        .task_token(&pending.token)
+        .output(output)
+        .send()
+        .await
+    {
+        // The workflow still waits: put the case back as it was so the decision can be retried.
+        plane.table.undecide(case_id).await?;
+        return Err(WorkflowError::Answer {
+            case: case_id.to_string(),
+            message: describe_sdk_error(&err),
+        });
+    }
     Ok(())
 }
