@@ -143,11 +143,11 @@ fn progress_line(detail: &CaseDetail) -> String {
         .artifacts
         .iter()
         .map(|a| {
-            let percent = if a.bytes_total > 0 {
-                a.bytes_done * 100 / a.bytes_total
-            } else {
-                0
-            };
+            let percent = a
+                .bytes_done
+                .saturating_mul(100)
+                .checked_div(a.bytes_total)
+                .unwrap_or(0);
             format!("{} {} {percent}%", a.kind.as_str(), a.source)
         })
         .collect();

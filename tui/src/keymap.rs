@@ -34,13 +34,15 @@ pub enum KeyAction {
     ViewInstances,
     ViewFindings,
     ViewAccounts,
+    ViewCases,
     ResolveFinding,
+    AcquireInstance,
 }
 
 impl KeyAction {
     /// Whether the command changes anything in AWS (and so is gone in read-only mode).
     pub fn is_mutating(self) -> bool {
-        matches!(self, Self::ResolveFinding)
+        matches!(self, Self::ResolveFinding | Self::AcquireInstance)
     }
 
     /// One line for the help screen.
@@ -48,7 +50,9 @@ impl KeyAction {
         match self {
             Self::Quit => "quit",
             Self::Help => "show or hide this help",
-            Self::CommandMode => "command mode (:instances, :findings, :accounts, :theme, :quit)",
+            Self::CommandMode => {
+                "command mode (:instances, :findings, :accounts, :cases, :theme, :quit)"
+            }
             Self::FilterMode => {
                 "filter rows (text, /regex/, !not, tag:K=V, account:, region:, state:, sev>=HIGH)"
             }
@@ -67,7 +71,11 @@ impl KeyAction {
             Self::ViewInstances => "instances view",
             Self::ViewFindings => "findings view",
             Self::ViewAccounts => "accounts view",
+            Self::ViewCases => "cases view (enter opens a case, esc goes back)",
             Self::ResolveFinding => "mark the selected finding RESOLVED (asks first)",
+            Self::AcquireInstance => {
+                "acquire memory and disk of the selected instance, or a finding's (asks first)"
+            }
         }
     }
 }
@@ -242,6 +250,9 @@ pub struct KeymapError {
 #[derive(Debug, Clone)]
 pub struct Keymap {
     bindings: BTreeMap<Key, KeyAction>,
+    /// Mutating bindings removed by read-only mode, kept only to tell the operator why
+    /// their key does nothing.
+    refused: BTreeMap<Key, KeyAction>,
 }
 
 impl Keymap {
@@ -273,10 +284,16 @@ impl Keymap {
                 bindings.insert(key, command);
             }
         }
+        let mut refused = BTreeMap::new();
         if read_only {
-            bindings.retain(|_, command| !command.is_mutating());
+            bindings.retain(|key, command| {
+                if command.is_mutating() {
+                    refused.insert(*key, *command);
+                }
+                !command.is_mutating()
+            });
         }
-        Ok(Self { bindings })
+        Ok(Self { bindings, refused })
     }
 
     /// Reads `keymap.toml` from `config_dir` when there is one.
@@ -296,6 +313,11 @@ impl Keymap {
     /// The command bound to `key`.
     pub fn command(&self, key: &Key) -> Option<KeyAction> {
         self.bindings.get(key).copied()
+    }
+
+    /// The mutating command `key` would run if read-only mode had not removed it.
+    pub fn refused(&self, key: &Key) -> Option<KeyAction> {
+        self.refused.get(key).copied()
     }
 
     /// Every command with its keys, in command order: the help screen's content.
@@ -349,6 +371,12 @@ mod tests {
         let keymap = Keymap::load(None, true).expect("default keymap");
         assert!(!keymap.has_mutating());
         assert_eq!(keymap.command(&Key::char('R')), None);
+        assert_eq!(keymap.command(&Key::char('a')), None);
+        assert_eq!(
+            keymap.refused(&Key::char('a')),
+            Some(KeyAction::AcquireInstance),
+            "remembered to say why the key does nothing"
+        );
         assert!(
             keymap
                 .help()

@@ -3,12 +3,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use irf_engine::cases::{Case, CaseDetail, CaseId, CaseSubject, ContainmentPolicy, Opened};
+use irf_engine::config::{AccountId, Config};
 use irf_engine::findings::{Finding, FindingRef, summarize_by_instance};
-use irf_engine::inventory::{Instance, SweepEvent};
+use irf_engine::inventory::{Instance, SsmReachability, SweepEvent};
 use irf_engine::organization::{Scope, WhoAmI};
 
 use super::rows::{
-    ACCOUNT_COLUMNS, AccountRow, FINDING_COLUMNS, FindingRow, INSTANCE_COLUMNS, InstanceRow,
+    ACCOUNT_COLUMNS, AccountRow, CASE_COLUMNS, CaseRow, FINDING_COLUMNS, FindingRow,
+    INSTANCE_COLUMNS, InstanceRow,
 };
 use super::table::{Sort, TableModel};
 use crate::filter::Filter;
@@ -28,11 +31,14 @@ pub enum View {
     Instances,
     Findings,
     Accounts,
+    Cases,
+    /// One case of the cases view, [`App::case`].
+    Case,
 }
 
 impl View {
     /// Command-mode names, canonical first.
-    pub const COMMANDS: [(&'static str, View); 9] = [
+    pub const COMMANDS: [(&'static str, View); 11] = [
         ("instances", View::Instances),
         ("ec2", View::Instances),
         ("inst", View::Instances),
@@ -42,6 +48,8 @@ impl View {
         ("accounts", View::Accounts),
         ("acc", View::Accounts),
         ("org", View::Accounts),
+        ("cases", View::Cases),
+        ("case", View::Cases),
     ];
 
     pub fn title(self) -> &'static str {
@@ -49,7 +57,14 @@ impl View {
             Self::Instances => "instances",
             Self::Findings => "findings",
             Self::Accounts => "accounts",
+            Self::Cases => "cases",
+            Self::Case => "case",
         }
+    }
+
+    /// Whether the view is a table of rows (the case view is not).
+    pub fn is_table(self) -> bool {
+        self != Self::Case
     }
 }
 
@@ -91,6 +106,10 @@ pub enum Input {
     },
     /// The refresh interval passed.
     RefreshDue,
+    /// Time to poll the case table for the cases view (every few seconds).
+    CasesPollDue,
+    /// Time to poll the open case for the case view (every few seconds).
+    CasePollDue,
 }
 
 /// What the engine reports back.
@@ -103,6 +122,18 @@ pub enum EngineEvent {
     FindingResolved(Result<String, String>),
     /// The theme's name and description, or why it could not be loaded.
     ThemeChanged(Result<(String, String), String>),
+    /// A case opened (or joined) for an instance, or why it could not be.
+    AcquisitionStarted {
+        instance_id: String,
+        result: Result<Box<Opened>, String>,
+    },
+    /// The case table's cases, newest first.
+    Cases(Result<Vec<Case>, String>),
+    /// One case with its steps, artifacts and approval.
+    CaseLoaded {
+        case_id: CaseId,
+        result: Result<Box<CaseDetail>, String>,
+    },
 }
 
 /// Work the update asks the runtime to start.
@@ -111,14 +142,83 @@ pub enum Effect {
     LoadIdentity,
     StartSweep,
     LoadFindings,
-    ResolveFinding { finding: FindingRef, title: String },
+    ResolveFinding {
+        finding: FindingRef,
+        title: String,
+    },
     SetTheme(String),
+    /// Opens a case for the instance and starts its acquisition (or joins its open case).
+    StartAcquisition {
+        subject: CaseSubject,
+    },
+    LoadCases,
+    LoadCase(CaseId),
 }
 
 impl Effect {
     /// Whether the effect changes anything in AWS.
     pub fn is_mutating(&self) -> bool {
-        matches!(self, Self::ResolveFinding { .. })
+        matches!(
+            self,
+            Self::ResolveFinding { .. } | Self::StartAcquisition { .. }
+        )
+    }
+}
+
+/// What the acquisition confirmation needs of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcquisitionSettings {
+    /// The containment policy new cases get, or why the configured one is not valid.
+    pub containment: Result<ContainmentPolicy, String>,
+    pub evidence_bucket: Option<String>,
+}
+
+impl Default for AcquisitionSettings {
+    fn default() -> Self {
+        Self {
+            containment: Ok(ContainmentPolicy::default()),
+            evidence_bucket: None,
+        }
+    }
+}
+
+impl AcquisitionSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            containment: match config.workflow.containment.as_deref() {
+                Some(text) => ContainmentPolicy::parse(text)
+                    .map_err(|err| format!("workflow.containment in the configuration: {err}")),
+                None => Ok(ContainmentPolicy::default()),
+            },
+            evidence_bucket: config.evidence.bucket.clone(),
+        }
+    }
+}
+
+/// The case view's state: the case, its last loaded detail, and where its polling stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseScreen {
+    /// The case record: from the list or the start at first, then from each detail load.
+    pub case: Case,
+    /// Steps, artifacts and approval, once loaded.
+    pub detail: Option<CaseDetail>,
+    /// Why the last load failed; the last good detail stays on screen.
+    pub error: Option<String>,
+    /// The first artifact shown, when there are more than fit.
+    pub first_artifact: usize,
+    /// A load is under way: polls wait for it rather than pile up.
+    loading: bool,
+}
+
+impl CaseScreen {
+    fn new(case: Case) -> Self {
+        Self {
+            case,
+            detail: None,
+            error: None,
+            first_artifact: 0,
+            loading: true,
+        }
     }
 }
 
@@ -147,7 +247,15 @@ pub struct App {
     pub instances: TableModel<InstanceRow>,
     pub findings: TableModel<FindingRow>,
     pub accounts: TableModel<AccountRow>,
+    pub cases: TableModel<CaseRow>,
     pub findings_state: Load<usize>,
+    /// How many cases the last load found, or why it failed.
+    pub cases_state: Load<usize>,
+    /// A cases load is under way: polls wait for it rather than pile up.
+    cases_loading: bool,
+    /// The case view, once a case was opened.
+    pub case: Option<CaseScreen>,
+    pub acquisition: AcquisitionSettings,
     /// The next sweep's instances, shown once it completes (after the first sweep).
     pending_instances: Vec<Instance>,
     pending_failures: Vec<(String, String)>,
@@ -197,7 +305,18 @@ impl App {
                     descending: false,
                 },
             ),
+            cases: TableModel::new(
+                CASE_COLUMNS.len(),
+                Sort {
+                    column: 5,
+                    descending: true,
+                },
+            ),
             findings_state: Load::Loading,
+            cases_state: Load::Loading,
+            cases_loading: false,
+            case: None,
+            acquisition: AcquisitionSettings::default(),
             pending_instances: Vec::new(),
             pending_failures: Vec::new(),
             finding_summaries: HashMap::new(),
@@ -240,11 +359,14 @@ impl App {
                 vec![]
             }
             Input::RefreshDue => self.refresh(false),
+            Input::CasesPollDue => self.poll_cases(),
+            Input::CasePollDue => self.poll_case(),
             Input::ScrollUp => self.command(KeyAction::Up),
             Input::ScrollDown => self.command(KeyAction::Down),
             Input::Click { column, row } => {
                 let body = super::ui::table_body(self);
                 if matches!(self.mode, Mode::Normal)
+                    && self.view.is_table()
                     && column >= body.x
                     && column < body.x + body.width
                     && row >= body.y
@@ -263,11 +385,25 @@ impl App {
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Normal => match self.keymap.command(&key) {
                 Some(command) => self.command(command),
-                None => vec![],
+                None => {
+                    if let Some(refused) = self.keymap.refused(&key) {
+                        self.status = Some(Status::Error(format!(
+                            "read-only mode: '{key}' is off ({}); nothing can be changed until irf is started without --read-only",
+                            refused.description()
+                        )));
+                    }
+                    vec![]
+                }
             },
             Mode::Help => vec![],
             Mode::Confirm(confirmation) => {
-                if key == Key::char('y') {
+                if self.read_only && confirmation.effect.is_mutating() {
+                    // No dialog should offer a change in read-only mode; this guards other paths.
+                    self.status = Some(Status::Error(
+                        "read-only mode: nothing can be changed".into(),
+                    ));
+                    vec![]
+                } else if key == Key::char('y') {
                     self.status = Some(Status::Info(format!("{}…", confirmation.title)));
                     vec![confirmation.effect]
                 } else {
@@ -353,16 +489,21 @@ impl App {
                 }
             }
             KeyAction::FilterMode => {
-                let input = self.current_filter_text();
-                self.mode = Mode::Filter { input };
+                if self.view.is_table() {
+                    let input = self.current_filter_text();
+                    self.mode = Mode::Filter { input };
+                }
             }
             KeyAction::Back => {
-                if self.detail_open {
+                self.status = None;
+                if self.view == View::Case {
+                    return self.show(View::Cases);
+                }
+                if self.detail_shown() {
                     self.detail_open = false;
                 } else if !self.current_filter_text().is_empty() {
                     self.apply_filter("");
                 }
-                self.status = None;
             }
             KeyAction::Up => self.move_by(-1),
             KeyAction::Down => self.move_by(1),
@@ -370,17 +511,227 @@ impl App {
             KeyAction::PageDown => self.move_by(page),
             KeyAction::Top => self.select_position(0),
             KeyAction::Bottom => self.select_position(usize::MAX),
-            KeyAction::ToggleDetail => self.detail_open = !self.detail_open,
+            KeyAction::ToggleDetail => match self.view {
+                View::Cases => return self.open_selected_case(),
+                View::Case => {}
+                _ => self.detail_open = !self.detail_open,
+            },
             KeyAction::Refresh => return self.refresh(true),
             KeyAction::SortNext => self.with_table(|t| t.cycle_sort(1)),
             KeyAction::SortPrevious => self.with_table(|t| t.cycle_sort(-1)),
             KeyAction::SortReverse => self.with_table(|t| t.reverse_sort()),
-            KeyAction::ViewInstances => self.view = View::Instances,
-            KeyAction::ViewFindings => self.view = View::Findings,
-            KeyAction::ViewAccounts => self.view = View::Accounts,
+            KeyAction::ViewInstances => return self.show(View::Instances),
+            KeyAction::ViewFindings => return self.show(View::Findings),
+            KeyAction::ViewAccounts => return self.show(View::Accounts),
+            KeyAction::ViewCases => return self.show(View::Cases),
             KeyAction::ResolveFinding => self.confirm_resolve(),
+            KeyAction::AcquireInstance => self.confirm_acquire(),
         }
         vec![]
+    }
+
+    /// Whether the details panel is on screen: only table views beside the cases have one
+    /// (Enter opens a case instead).
+    pub fn detail_shown(&self) -> bool {
+        self.detail_open && matches!(self.view, View::Instances | View::Findings | View::Accounts)
+    }
+
+    /// Switches to `view`, loading what it shows.
+    fn show(&mut self, view: View) -> Vec<Effect> {
+        self.view = view;
+        match view {
+            View::Cases => self.load_cases(),
+            View::Case => self.load_case(),
+            _ => vec![],
+        }
+    }
+
+    fn load_cases(&mut self) -> Vec<Effect> {
+        if self.cases_loading {
+            return vec![];
+        }
+        self.cases_loading = true;
+        vec![Effect::LoadCases]
+    }
+
+    fn load_case(&mut self) -> Vec<Effect> {
+        match &mut self.case {
+            Some(screen) if !screen.loading => {
+                screen.loading = true;
+                vec![Effect::LoadCase(screen.case.case_id.clone())]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// The cases view polls while it is shown and a case is still open: a list of ended
+    /// cases does not change by itself.
+    fn poll_cases(&mut self) -> Vec<Effect> {
+        let any_open = self.cases.rows().iter().any(|r| r.case.status.is_open());
+        if self.view == View::Cases && matches!(self.cases_state, Load::Ready(_)) && any_open {
+            self.load_cases()
+        } else {
+            vec![]
+        }
+    }
+
+    /// The case view polls while it is shown and its case is open.
+    fn poll_case(&mut self) -> Vec<Effect> {
+        let open = self
+            .case
+            .as_ref()
+            .is_some_and(|screen| screen.case.status.is_open());
+        if self.view == View::Case && open {
+            self.load_case()
+        } else {
+            vec![]
+        }
+    }
+
+    fn open_selected_case(&mut self) -> Vec<Effect> {
+        match self.cases.selected() {
+            Some(row) => {
+                let case = row.case.clone();
+                self.open_case(case)
+            }
+            None => vec![],
+        }
+    }
+
+    /// Shows `case` in the case view and loads its detail.
+    fn open_case(&mut self, case: Case) -> Vec<Effect> {
+        let effect = Effect::LoadCase(case.case_id.clone());
+        self.case = Some(CaseScreen::new(case));
+        self.view = View::Case;
+        vec![effect]
+    }
+
+    /// Puts `case` in the cases table, replacing its older record.
+    fn upsert_case_row(&mut self, case: &Case) {
+        let mut rows: Vec<CaseRow> = self
+            .cases
+            .rows()
+            .iter()
+            .filter(|r| r.case.case_id != case.case_id)
+            .cloned()
+            .collect();
+        rows.push(CaseRow::new(case.clone()));
+        self.cases.set_rows(rows);
+    }
+
+    /// The instance `a` acquires in this view: the selected instance, or the instance of
+    /// the selected finding, as the subject of a case and a name for people.
+    fn acquisition_target(&self) -> Result<(CaseSubject, String), String> {
+        let containment = self.acquisition.containment.clone()?;
+        let subject = |account: &str, region: &str, instance_id: &str| {
+            let account = AccountId::parse(account).map_err(|err| err.to_string())?;
+            Ok::<_, String>(CaseSubject {
+                account,
+                region: region.to_owned(),
+                instance_id: instance_id.to_owned(),
+                memory: true,
+                disk: true,
+                containment,
+            })
+        };
+        match self.view {
+            View::Instances => {
+                let row = self.instances.selected().ok_or("no instance is selected")?;
+                let i = &row.instance;
+                let name = i.name.as_deref().unwrap_or("no name").to_owned();
+                Ok((subject(&i.account, &i.region, &i.id)?, name))
+            }
+            View::Findings => {
+                let row = self.findings.selected().ok_or("no finding is selected")?;
+                let f = &row.finding;
+                let instance_id = f.instance_id.as_deref().ok_or(
+                    "the selected finding is not about an EC2 instance: there is nothing to acquire",
+                )?;
+                let name = self
+                    .instance(instance_id)
+                    .and_then(|i| i.name.as_deref())
+                    .unwrap_or("no name")
+                    .to_owned();
+                Ok((subject(&f.account, &f.region, instance_id)?, name))
+            }
+            _ => Err(
+                "select an instance (:instances) or a finding about one (:findings) to acquire"
+                    .into(),
+            ),
+        }
+    }
+
+    /// Asks before acquiring, saying exactly what will happen.
+    fn confirm_acquire(&mut self) {
+        let (subject, name) = match self.acquisition_target() {
+            Ok(target) => target,
+            Err(err) => {
+                self.status = Some(Status::Error(err));
+                return;
+            }
+        };
+        let account_name = self
+            .account_name(subject.account.as_str())
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        let bucket = self
+            .acquisition
+            .evidence_bucket
+            .as_deref()
+            .map(|b| format!(" {b}"))
+            .unwrap_or_default();
+        let containment = match subject.containment {
+            ContainmentPolicy::Approval => {
+                "containment waits for approval (irf approve <case> --confirm <instance>)"
+            }
+            ContainmentPolicy::Auto => {
+                "containment follows at once when the evidence is verified (policy auto)"
+            }
+            ContainmentPolicy::Never => {
+                "no containment: the instance is left as it is (policy never)"
+            }
+        };
+        let mut lines = vec![
+            format!(
+                "Acquire memory and disk of {} ({name})",
+                subject.instance_id
+            ),
+            format!(
+                "in account {}{account_name}, region {}:",
+                subject.account, subject.region
+            ),
+            "  - its state recorded first, and termination protection turned on".into(),
+            "  - snapshots of every attached volume".into(),
+            "  - a memory capture through SSM".into(),
+        ];
+        // Preparing the capture changes the instance when SSM cannot reach it: say so.
+        let ssm = self.instance(&subject.instance_id).map(|i| i.ssm);
+        if ssm.is_some_and(|ssm| ssm != SsmReachability::Online) {
+            lines.push(
+                "    (SSM cannot reach it now: the IR instance profile is attached if it has none)"
+                    .into(),
+            );
+        }
+        lines.extend([
+            format!("  - evidence written to the evidence bucket{bucket}"),
+            format!("  - {containment}"),
+            "A case is opened in the case table; an open case on this instance is joined instead."
+                .into(),
+        ]);
+        self.mode = Mode::Confirm(Confirmation {
+            title: "Acquire memory and disk".into(),
+            lines,
+            effect: Effect::StartAcquisition { subject },
+        });
+    }
+
+    /// The name of a member account, when the scope named it.
+    pub fn account_name(&self, account: &str) -> Option<&str> {
+        self.accounts
+            .rows()
+            .iter()
+            .find(|a| a.id == account)
+            .map(|a| a.name.as_str())
     }
 
     fn confirm_resolve(&mut self) {
@@ -415,8 +766,7 @@ impl App {
             return vec![];
         };
         if let Some((_, view)) = View::COMMANDS.iter().find(|(name, _)| *name == word) {
-            self.view = *view;
-            return vec![];
+            return self.show(*view);
         }
         match word {
             "q" | "quit" => self.should_quit = true,
@@ -437,7 +787,7 @@ impl App {
             },
             other => {
                 self.status = Some(Status::Error(format!(
-                    "'{}' is not a command: try instances, findings, accounts, theme NAME, help, quit",
+                    "'{}' is not a command: try instances, findings, accounts, cases, theme NAME, help, quit",
                     crate::text::clip_untrusted(other, 40)
                 )));
             }
@@ -446,6 +796,14 @@ impl App {
     }
 
     fn refresh(&mut self, asked: bool) -> Vec<Effect> {
+        if asked {
+            // The case views refresh what they show; the sweep has its own timer.
+            match self.view {
+                View::Cases => return self.load_cases(),
+                View::Case => return self.load_case(),
+                _ => {}
+            }
+        }
         if self.sweep.running {
             if asked {
                 self.status = Some(Status::Info("a refresh is already under way".into()));
@@ -461,15 +819,38 @@ impl App {
             View::Instances => change(&mut self.instances),
             View::Findings => change(&mut self.findings),
             View::Accounts => change(&mut self.accounts),
+            View::Cases => change(&mut self.cases),
+            // The case view is not a table: it has nothing to sort.
+            View::Case => {}
         }
     }
 
     fn move_by(&mut self, delta: isize) {
-        self.with_table(|t| t.move_cursor(delta));
+        if self.view == View::Case {
+            let first = self.case.as_ref().map_or(0, |screen| {
+                screen.first_artifact.saturating_add_signed(delta)
+            });
+            self.scroll_artifacts_to(first);
+        } else {
+            self.with_table(|t| t.move_cursor(delta));
+        }
     }
 
     fn select_position(&mut self, position: usize) {
-        self.with_table(|t| t.select(position));
+        if self.view == View::Case {
+            self.scroll_artifacts_to(position);
+        } else {
+            self.with_table(|t| t.select(position));
+        }
+    }
+
+    /// In the case view the movement keys scroll the artifacts, for instances with more
+    /// volumes than fit on screen.
+    fn scroll_artifacts_to(&mut self, first: usize) {
+        if let Some(screen) = &mut self.case {
+            let count = screen.detail.as_ref().map_or(0, |d| d.artifacts.len());
+            screen.first_artifact = first.min(count.saturating_sub(1));
+        }
     }
 
     /// The selection's position in the current view.
@@ -478,6 +859,8 @@ impl App {
             View::Instances => self.instances.cursor(),
             View::Findings => self.findings.cursor(),
             View::Accounts => self.accounts.cursor(),
+            View::Cases => self.cases.cursor(),
+            View::Case => 0,
         }
     }
 
@@ -486,6 +869,8 @@ impl App {
             View::Instances => self.instances.filter(),
             View::Findings => self.findings.filter(),
             View::Accounts => self.accounts.filter(),
+            View::Cases => self.cases.filter(),
+            View::Case => None,
         };
         filter.map(|f| f.text().to_owned()).unwrap_or_default()
     }
@@ -505,6 +890,8 @@ impl App {
             View::Instances => self.instances.set_filter(filter),
             View::Findings => self.findings.set_filter(filter),
             View::Accounts => self.accounts.set_filter(filter),
+            View::Cases => self.cases.set_filter(filter),
+            View::Case => {}
         }
     }
 
@@ -560,6 +947,78 @@ impl App {
                 self.theme_name = name;
             }
             EngineEvent::ThemeChanged(Err(err)) => self.status = Some(Status::Error(err)),
+            EngineEvent::AcquisitionStarted {
+                instance_id,
+                result: Ok(opened),
+            } => {
+                let joined = matches!(*opened, Opened::Joined(_));
+                let case = match *opened {
+                    Opened::New(case) | Opened::Joined(case) => case,
+                };
+                self.status = Some(Status::Info(if joined {
+                    format!(
+                        "joined open case {} for {instance_id}: an acquisition is already under way",
+                        case.case_id
+                    )
+                } else {
+                    format!(
+                        "opened case {} for {instance_id}: acquiring memory and disk",
+                        case.case_id
+                    )
+                }));
+                self.upsert_case_row(&case);
+                return self.open_case(case);
+            }
+            EngineEvent::AcquisitionStarted {
+                instance_id,
+                result: Err(err),
+            } => {
+                self.status = Some(Status::Error(format!(
+                    "could not acquire {instance_id}: {err}"
+                )));
+            }
+            EngineEvent::Cases(result) => {
+                self.cases_loading = false;
+                match result {
+                    Ok(cases) => {
+                        self.cases_state = Load::Ready(cases.len());
+                        self.cases
+                            .set_rows(cases.into_iter().map(CaseRow::new).collect());
+                    }
+                    Err(err) => {
+                        if self.view == View::Cases {
+                            self.status = Some(Status::Error(format!(
+                                "could not read the case table: {err}"
+                            )));
+                        }
+                        self.cases_state = Load::Failed(err);
+                    }
+                }
+            }
+            EngineEvent::CaseLoaded { case_id, result } => {
+                let Some(screen) = self
+                    .case
+                    .as_mut()
+                    .filter(|screen| screen.case.case_id == case_id)
+                else {
+                    // The answer for a case the operator has left since.
+                    return vec![];
+                };
+                screen.loading = false;
+                match result {
+                    Ok(detail) => {
+                        screen.case = detail.case.clone();
+                        screen.first_artifact = screen
+                            .first_artifact
+                            .min(detail.artifacts.len().saturating_sub(1));
+                        screen.detail = Some(*detail);
+                        screen.error = None;
+                        let case = screen.case.clone();
+                        self.upsert_case_row(&case);
+                    }
+                    Err(err) => screen.error = Some(err),
+                }
+            }
         }
         vec![]
     }

@@ -2,6 +2,7 @@
 //! events; state changes only in [`app::App`] and is drawn only when it changed.
 
 pub mod app;
+pub mod case_view;
 pub mod rows;
 pub mod table;
 pub mod ui;
@@ -17,14 +18,21 @@ use crossterm::event::{
     MouseEventKind,
 };
 use futures::StreamExt;
+use irf_engine::acquisition::{self, Plane};
 use irf_engine::aws::AwsContext;
 use irf_engine::findings::FindingQuery;
 use irf_engine::inventory;
-use tokio::sync::mpsc;
+use tokio::sync::{OnceCell, mpsc};
+use tokio::time::MissedTickBehavior;
 
 use crate::keymap::{Key, Keymap};
 use crate::theme::Theme;
-use app::{App, Effect, EngineEvent, Input};
+use app::{AcquisitionSettings, App, Effect, EngineEvent, Input};
+
+/// How often the cases view polls the case table while a case is open.
+const CASES_POLL: Duration = Duration::from_secs(3);
+/// How often the case view polls its case while it is open.
+const CASE_POLL: Duration = Duration::from_secs(2);
 
 /// What the workstation needs besides AWS access.
 #[derive(Debug)]
@@ -55,6 +63,12 @@ async fn event_loop(
     let (engine_tx, mut engine_rx) = mpsc::channel::<EngineEvent>(1024);
     let mut theme = settings.theme;
     let mut app = App::new(settings.keymap, settings.read_only, &theme.name);
+    app.acquisition = AcquisitionSettings::from_config(context.config());
+    let engine = Engine {
+        context,
+        plane: Arc::new(OnceCell::new()),
+        events: engine_tx,
+    };
     let size = terminal.size()?;
     app.handle(Input::Resize {
         width: size.width,
@@ -63,6 +77,8 @@ async fn event_loop(
     let mut input = EventStream::new();
     let mut refresh_timer =
         tokio::time::interval_at(tokio::time::Instant::now() + refresh, refresh);
+    let mut cases_timer = poll_timer(CASES_POLL);
+    let mut case_timer = poll_timer(CASE_POLL);
     let mut effects = app.start();
     let mut dirty = true;
     loop {
@@ -80,7 +96,7 @@ async fn event_loop(
                     };
                     effects.extend(app.on_engine(EngineEvent::ThemeChanged(event)));
                 }
-                other => spawn_effect(other, &context, &engine_tx, app.read_only),
+                other => spawn_effect(other, &engine, app.read_only),
             }
         }
         if dirty {
@@ -109,10 +125,20 @@ async fn event_loop(
                 effects = app.handle(Input::RefreshDue);
                 dirty = true;
             }
+            // A poll that asks for nothing changed nothing: no frame for it.
+            _ = cases_timer.tick() => {
+                effects = app.handle(Input::CasesPollDue);
+                dirty = !effects.is_empty();
+            }
+            _ = case_timer.tick() => {
+                effects = app.handle(Input::CasePollDue);
+                dirty = !effects.is_empty();
+            }
         }
         // Drain what else is waiting, then draw once for all of it.
         while let Ok(event) = engine_rx.try_recv() {
             effects.extend(app.on_engine(event));
+            dirty = true;
         }
         if app.should_quit {
             return Ok(());
@@ -141,18 +167,40 @@ pub fn input_of(event: &Event) -> Option<Input> {
     }
 }
 
-fn spawn_effect(
-    effect: Effect,
+/// A timer for polls: a busy loop skips the ticks it missed rather than firing them all.
+fn poll_timer(period: Duration) -> tokio::time::Interval {
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    timer
+}
+
+/// What effects run against: AWS, the acquisition workflow, and the way back to the loop.
+struct Engine {
+    context: Arc<AwsContext>,
+    /// The workflow, connected on first use and kept; a failed connection is retried by
+    /// the next effect that needs it (the operator may fix the configuration meanwhile).
+    plane: Arc<OnceCell<Plane>>,
+    events: mpsc::Sender<EngineEvent>,
+}
+
+/// The workflow plane, connecting it the first time.
+async fn plane<'a>(
     context: &Arc<AwsContext>,
-    events: &mpsc::Sender<EngineEvent>,
-    read_only: bool,
-) {
+    cell: &'a OnceCell<Plane>,
+) -> Result<&'a Plane, String> {
+    cell.get_or_try_init(|| Plane::connect(context.clone()))
+        .await
+        .map_err(|err| err.to_string())
+}
+
+fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
     if read_only && effect.is_mutating() {
         tracing::warn!(?effect, "mutating effect refused in read-only mode");
         return;
     }
-    let context = context.clone();
-    let events = events.clone();
+    let context = engine.context.clone();
+    let cell = engine.plane.clone();
+    let events = engine.events.clone();
     match effect {
         Effect::LoadIdentity => {
             tokio::spawn(async move {
@@ -200,6 +248,55 @@ fn spawn_effect(
                         return;
                     }
                 }
+            });
+        }
+        Effect::StartAcquisition { subject } => {
+            tokio::spawn(async move {
+                let instance_id = subject.instance_id.clone();
+                tracing::info!(
+                    instance = %instance_id,
+                    account = %subject.account,
+                    region = %subject.region,
+                    "starting an acquisition from the workstation"
+                );
+                let result = match plane(&context, &cell).await {
+                    Ok(plane) => acquisition::start(plane, subject, "operator")
+                        .await
+                        .map(Box::new)
+                        .map_err(|err| err.to_string()),
+                    Err(err) => Err(err),
+                };
+                let _ = events
+                    .send(EngineEvent::AcquisitionStarted {
+                        instance_id,
+                        result,
+                    })
+                    .await;
+            });
+        }
+        Effect::LoadCases => {
+            tokio::spawn(async move {
+                let result = match plane(&context, &cell).await {
+                    Ok(plane) => plane.table.cases().await.map_err(|err| err.to_string()),
+                    Err(err) => Err(err),
+                };
+                let _ = events.send(EngineEvent::Cases(result)).await;
+            });
+        }
+        Effect::LoadCase(case_id) => {
+            tokio::spawn(async move {
+                let result = match plane(&context, &cell).await {
+                    Ok(plane) => plane
+                        .table
+                        .detail(&case_id)
+                        .await
+                        .map(Box::new)
+                        .map_err(|err| err.to_string()),
+                    Err(err) => Err(err),
+                };
+                let _ = events
+                    .send(EngineEvent::CaseLoaded { case_id, result })
+                    .await;
             });
         }
         // Themes are loaded by the loop itself: they belong to the terminal, not to AWS.

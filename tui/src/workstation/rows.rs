@@ -3,6 +3,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use irf_engine::cases::Case;
 use irf_engine::findings::{Finding, Severity};
 use irf_engine::inventory::Instance;
 
@@ -270,3 +271,68 @@ pub const ACCOUNT_COLUMNS: [&str; 7] = [
     "INCIDENT",
     "STATUS",
 ];
+
+/// A case from the case table with its searchable text.
+#[derive(Debug, Clone)]
+pub struct CaseRow {
+    pub case: Case,
+    haystack: String,
+}
+
+impl CaseRow {
+    pub fn new(case: Case) -> Self {
+        let haystack = lower_join(&[
+            case.case_id.as_str(),
+            case.status.as_str(),
+            case.subject.account.as_str(),
+            &case.subject.instance_id,
+            &case.subject.region,
+            &case.trigger,
+            &case.requested_by,
+        ]);
+        Self { case, haystack }
+    }
+}
+
+/// Column titles of the cases view, in order.
+pub const CASE_COLUMNS: [&str; 7] = [
+    "CASE", "STATUS", "ACCOUNT", "INSTANCE", "REGION", "OPENED", "TRIGGER",
+];
+
+impl Filterable for CaseRow {
+    fn haystack(&self) -> &str {
+        &self.haystack
+    }
+    fn tag(&self, _key: &str) -> Option<&str> {
+        None
+    }
+    fn field(&self, field: Field) -> Vec<String> {
+        match field {
+            Field::Account => vec![self.case.subject.account.to_string()],
+            Field::Region => vec![self.case.subject.region.to_lowercase()],
+            Field::State => vec![self.case.status.as_str().to_owned()],
+        }
+    }
+    fn severity(&self) -> Option<Severity> {
+        None
+    }
+}
+
+impl TableRow for CaseRow {
+    fn id(&self) -> &str {
+        self.case.case_id.as_str()
+    }
+    fn compare(&self, other: &Self, column: usize) -> Ordering {
+        let (a, b) = (&self.case, &other.case);
+        match column {
+            1 => a.status.as_str().cmp(b.status.as_str()),
+            2 => a.subject.account.cmp(&b.subject.account),
+            3 => a.subject.instance_id.cmp(&b.subject.instance_id),
+            4 => a.subject.region.cmp(&b.subject.region),
+            5 => a.opened_at.cmp(&b.opened_at),
+            6 => a.trigger.cmp(&b.trigger),
+            _ => Ordering::Equal,
+        }
+        .then_with(|| a.case_id.cmp(&b.case_id))
+    }
+}

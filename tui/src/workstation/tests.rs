@@ -2,6 +2,10 @@
 //! every view and dialog rendered on a test backend and compared with reviewed snapshots.
 
 use irf_engine::aws::CallerIdentity;
+use irf_engine::cases::{
+    ApprovalDecision, ArtifactKind, ArtifactProgress, ArtifactState, Case, CaseDetail, CaseId,
+    CaseStatus, CaseSubject, ContainmentPolicy, Opened, PendingApproval, StepRecord, StepStatus,
+};
 use irf_engine::config::AccountId;
 use irf_engine::findings::Finding;
 use irf_engine::inventory::{Instance, SweepEvent};
@@ -450,6 +454,7 @@ fn hostile_strings_render_inert() {
 #[case::help("help", "?")]
 #[case::command("command", ":th")]
 #[case::confirm_resolve("confirm_resolve", "2R")]
+#[case::confirm_acquire("confirm_acquire", "a")]
 fn views_render(#[case] name: &str, #[case] keys: &str) {
     let mut app = loaded_app(false);
     for c in keys.chars() {
@@ -477,4 +482,626 @@ fn every_shipped_theme_renders_the_instances_view() {
         let screen = render(&app, &theme);
         assert!(screen.contains("prod-web-01"), "{name}");
     }
+}
+
+// --- Acquisition, the cases view and the case view ---
+
+const WEB: &str = "i-ad331045abe82ba53";
+const ACCOUNT: &str = "165667010651";
+
+fn case_id(text: &str) -> CaseId {
+    CaseId::parse(text).expect("case id")
+}
+
+/// A case as the case table keeps it, opened at a fixed time.
+fn case_on(instance: &str, status: CaseStatus, opened_at: &str) -> Case {
+    let stamp: String = opened_at
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    Case {
+        case_id: case_id(&format!("{stamp}Z-{instance}")),
+        subject: CaseSubject {
+            account: AccountId::parse(ACCOUNT).expect("account"),
+            region: "eu-west-1".into(),
+            instance_id: instance.into(),
+            memory: true,
+            disk: true,
+            containment: ContainmentPolicy::Approval,
+        },
+        requested_by: "arn:aws:sts::123456789012:assumed-role/irf-responder/alice".into(),
+        trigger: "operator".into(),
+        opened_at: opened_at.into(),
+        status,
+        execution_arn: None,
+        closed_at: (!status.is_open()).then(|| "2026-11-27T18:04:51Z".to_owned()),
+        error: (status == CaseStatus::Failed)
+            .then(|| "disk: snapshot snap-0f00 failed: \u{1b}[31mIncorrectState\u{1b}[0m".into()),
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        case_on(WEB, CaseStatus::Running, "2026-11-28T09:30:15Z"),
+        case_on(
+            "i-7525dc2b76aab96f0",
+            CaseStatus::AwaitingApproval,
+            "2026-11-28T07:12:03Z",
+        ),
+        case_on(
+            "i-0hostile00000000a",
+            CaseStatus::Failed,
+            "2026-11-27T17:58:40Z",
+        ),
+        case_on(
+            "i-dab89e3f12f63c9d1",
+            CaseStatus::Succeeded,
+            "2026-11-26T11:00:00Z",
+        ),
+    ]
+}
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+fn step(step: &str, status: StepStatus, started: &str, ended: Option<&str>) -> StepRecord {
+    StepRecord {
+        step: step.into(),
+        status,
+        started_at: started.into(),
+        ended_at: ended.map(str::to_owned),
+        detail: None,
+        attempts: 1,
+    }
+}
+
+/// The running case on prod-web-01: memory verified, the disk half imaged, and a hostile
+/// error left by a lost worker.
+fn running_detail() -> CaseDetail {
+    let mut case = case_on(WEB, CaseStatus::Running, "2026-11-28T09:30:15Z");
+    case.error =
+        Some("memory: first attempt lost its worker: \u{1b}[31mconnection reset\u{1b}[0m".into());
+    let prefix = format!("cases/{}/{ACCOUNT}/{WEB}", case.case_id);
+    let mut memory = step(
+        "memory",
+        StepStatus::Succeeded,
+        "2026-11-28T09:31:02Z",
+        Some("2026-11-28T09:36:40Z"),
+    );
+    memory.attempts = 2;
+    memory.detail = Some("retried after a lost worker".into());
+    let mut disk = step("disk", StepStatus::Running, "2026-11-28T09:31:02Z", None);
+    disk.detail = Some("vol-0123456789abcdef0: imaging".into());
+    CaseDetail {
+        steps: vec![
+            step(
+                "opened",
+                StepStatus::Succeeded,
+                "2026-11-28T09:30:15Z",
+                Some("2026-11-28T09:30:16Z"),
+            ),
+            step(
+                "prepare",
+                StepStatus::Succeeded,
+                "2026-11-28T09:30:16Z",
+                Some("2026-11-28T09:31:01Z"),
+            ),
+            memory,
+            disk,
+        ],
+        artifacts: vec![
+            ArtifactProgress {
+                key: format!("{prefix}/disk/vol-0123456789abcdef0.raw"),
+                kind: ArtifactKind::Disk,
+                source: "vol-0123456789abcdef0".into(),
+                state: ArtifactState::Acquiring,
+                bytes_done: 12 * GIB,
+                bytes_total: 24 * GIB,
+                rate: 64.0 * 1024.0 * 1024.0,
+                updated_at: "2026-11-28T09:34:00Z".into(),
+                sha256: None,
+                error: None,
+            },
+            ArtifactProgress {
+                key: format!("{prefix}/memory/{WEB}.lime"),
+                kind: ArtifactKind::Memory,
+                source: WEB.into(),
+                state: ArtifactState::Verified,
+                bytes_done: 8 * GIB,
+                bytes_total: 8 * GIB,
+                rate: 0.0,
+                updated_at: "2026-11-28T09:36:40Z".into(),
+                sha256: Some(
+                    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+                ),
+                error: None,
+            },
+        ],
+        approval: None,
+        case,
+    }
+}
+
+fn enter(app: &mut App) -> Vec<Effect> {
+    press_named(app, KeyName::Enter)
+}
+
+/// An app showing the cases view with the case table loaded.
+fn cases_app() -> App {
+    let mut app = loaded_app(false);
+    press(&mut app, ":cases");
+    assert_eq!(enter(&mut app), vec![Effect::LoadCases]);
+    app.on_engine(EngineEvent::Cases(Ok(cases())));
+    app
+}
+
+/// An app showing the running case, as after Enter on it in the cases view.
+fn case_app(detail: CaseDetail) -> App {
+    let mut app = cases_app();
+    let effects = enter(&mut app);
+    assert_eq!(effects, vec![Effect::LoadCase(detail.case.case_id.clone())]);
+    app.on_engine(EngineEvent::CaseLoaded {
+        case_id: detail.case.case_id.clone(),
+        result: Ok(Box::new(detail)),
+    });
+    app
+}
+
+fn confirmation_text(app: &App) -> String {
+    match &app.mode {
+        Mode::Confirm(confirmation) => confirmation.lines.join("\n"),
+        other => panic!("no confirmation: {other:?}"),
+    }
+}
+
+#[test]
+fn acquiring_an_instance_says_what_will_happen_then_starts_the_case() {
+    let mut app = loaded_app(false);
+    press(&mut app, &format!("/{WEB}"));
+    enter(&mut app);
+    assert!(
+        press(&mut app, "a").is_empty(),
+        "nothing starts before the yes"
+    );
+    let text = confirmation_text(&app);
+    for expected in [
+        "Acquire memory and disk of i-ad331045abe82ba53 (prod-web-01)",
+        "in account 165667010651 (prod-web), region eu-west-1:",
+        "snapshots of every attached volume",
+        "termination protection turned on",
+        "a memory capture through SSM",
+        "evidence written to the evidence bucket",
+        "containment waits for approval",
+    ] {
+        assert!(text.contains(expected), "'{expected}' in:\n{text}");
+    }
+    assert!(
+        !text.contains("IR instance profile"),
+        "SSM reaches prod-web-01: nothing else changes"
+    );
+    assert!(press(&mut app, "n").is_empty(), "any other key cancels");
+    assert_eq!(app.mode, Mode::Normal);
+
+    press(&mut app, "a");
+    let effects = press(&mut app, "y");
+    let expected = CaseSubject {
+        account: AccountId::parse(ACCOUNT).expect("account"),
+        region: "eu-west-1".into(),
+        instance_id: WEB.into(),
+        memory: true,
+        disk: true,
+        containment: ContainmentPolicy::Approval,
+    };
+    assert_eq!(
+        effects,
+        vec![Effect::StartAcquisition { subject: expected }]
+    );
+    assert!(
+        effects[0].is_mutating(),
+        "refused by the runtime in read-only mode"
+    );
+}
+
+#[test]
+fn the_confirmation_follows_the_configured_policy_and_bucket() {
+    let mut app = loaded_app(false);
+    app.acquisition.containment = Ok(ContainmentPolicy::Never);
+    app.acquisition.evidence_bucket = Some("irf-evidence-111122223333".into());
+    press(&mut app, "a");
+    let text = confirmation_text(&app);
+    assert!(
+        text.contains("evidence bucket irf-evidence-111122223333"),
+        "{text}"
+    );
+    assert!(text.contains("no containment"), "{text}");
+    press(&mut app, "n");
+
+    app.acquisition.containment = Err("'yolo' is not a containment policy".into());
+    assert!(press(&mut app, "a").is_empty());
+    assert_eq!(app.mode, Mode::Normal, "no confirmation for a bad policy");
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("'yolo'")));
+}
+
+#[test]
+fn acquiring_from_a_finding_acquires_the_finding_s_instance() {
+    let mut app = loaded_app(false);
+    press(&mut app, "2");
+    press(&mut app, &format!("/{WEB}"));
+    enter(&mut app);
+    press(&mut app, "a");
+    assert!(confirmation_text(&app).contains("of i-ad331045abe82ba53 (prod-web-01)"));
+    let effects = press(&mut app, "y");
+    assert!(
+        matches!(effects.as_slice(), [Effect::StartAcquisition { subject }]
+            if subject.instance_id == WEB && subject.account.as_str() == ACCOUNT && subject.region == "eu-west-1"),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn acquiring_elsewhere_says_what_to_select() {
+    let mut app = loaded_app(false);
+    press(&mut app, "3");
+    assert!(press(&mut app, "a").is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains(":instances")));
+}
+
+#[test]
+fn read_only_mode_refuses_acquisition_and_says_why() {
+    let mut app = loaded_app(true);
+    assert!(press(&mut app, "a").is_empty());
+    assert_eq!(app.mode, Mode::Normal, "no confirmation opens");
+    assert!(
+        matches!(&app.status, Some(Status::Error(e)) if e.contains("read-only") && e.contains("acquire")),
+        "{:?}",
+        app.status
+    );
+    assert!(
+        app.command(crate::keymap::KeyAction::AcquireInstance)
+            .is_empty()
+    );
+    // A dialog that reached read-only mode some other way still changes nothing.
+    app.mode = Mode::Confirm(super::app::Confirmation {
+        title: "Acquire memory and disk".into(),
+        lines: vec![],
+        effect: Effect::StartAcquisition {
+            subject: cases()[0].subject.clone(),
+        },
+    });
+    assert!(press(&mut app, "y").is_empty());
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("read-only")));
+}
+
+#[test]
+fn a_started_case_opens_the_case_view() {
+    let mut app = loaded_app(false);
+    let case = case_on(WEB, CaseStatus::Running, "2026-11-28T09:30:15Z");
+    let effects = app.on_engine(EngineEvent::AcquisitionStarted {
+        instance_id: WEB.into(),
+        result: Ok(Box::new(Opened::New(case.clone()))),
+    });
+    assert_eq!(effects, vec![Effect::LoadCase(case.case_id.clone())]);
+    assert_eq!(app.view, View::Case);
+    assert!(
+        matches!(&app.status, Some(Status::Info(m)) if m.starts_with("opened case 20261128T093015Z-i-ad331045abe82ba53")),
+        "{:?}",
+        app.status
+    );
+    assert_eq!(app.cases.rows().len(), 1, "listed before the next load");
+
+    let effects = app.on_engine(EngineEvent::AcquisitionStarted {
+        instance_id: WEB.into(),
+        result: Ok(Box::new(Opened::Joined(case.clone()))),
+    });
+    assert_eq!(effects, vec![Effect::LoadCase(case.case_id.clone())]);
+    assert!(
+        matches!(&app.status, Some(Status::Info(m)) if m.starts_with("joined open case")),
+        "{:?}",
+        app.status
+    );
+    assert_eq!(app.cases.rows().len(), 1, "joined, not listed twice");
+}
+
+#[test]
+fn an_acquisition_that_cannot_start_says_why_in_full() {
+    let mut app = loaded_app(false);
+    let why = "workflow.case_table is not set in the configuration: deploy 3-security-acquisition-automation.yaml and put its outputs in the config (see 'irf config path'), or run 'irf lab' to use the local lab";
+    let effects = app.on_engine(EngineEvent::AcquisitionStarted {
+        instance_id: WEB.into(),
+        result: Err(why.into()),
+    });
+    assert!(effects.is_empty());
+    assert_eq!(app.view, View::Instances, "stays where it was");
+    let screen = render(&app, &dark());
+    let footer: String = screen.lines().rev().take(2).collect::<Vec<_>>().join("");
+    assert!(
+        footer.contains("could not acquire i-ad331045abe82ba53") && footer.contains("local lab"),
+        "the whole error, over two lines:\n{screen}"
+    );
+}
+
+#[test]
+fn the_cases_view_fills_polls_while_a_case_is_open_and_opens_a_case() {
+    let mut app = loaded_app(false);
+    press(&mut app, ":case");
+    assert_eq!(
+        enter(&mut app),
+        vec![Effect::LoadCases],
+        "`case` names it too"
+    );
+    assert_eq!(app.view, View::Cases);
+    assert!(
+        app.handle(Input::CasesPollDue).is_empty(),
+        "no poll before the first answer"
+    );
+    app.on_engine(EngineEvent::Cases(Ok(cases())));
+    assert_eq!(app.cases.visible_len(), 4);
+    let newest = app.cases.selected().expect("selected").case.case_id.clone();
+    assert_eq!(
+        newest.as_str(),
+        "20261128T093015Z-i-ad331045abe82ba53",
+        "newest first"
+    );
+
+    assert_eq!(app.handle(Input::CasesPollDue), vec![Effect::LoadCases]);
+    assert!(
+        app.handle(Input::CasesPollDue).is_empty(),
+        "one load at a time"
+    );
+    let ended: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| !c.status.is_open())
+        .collect();
+    app.on_engine(EngineEvent::Cases(Ok(ended)));
+    assert!(
+        app.handle(Input::CasesPollDue).is_empty(),
+        "ended cases do not change by themselves"
+    );
+    assert_eq!(
+        press(&mut app, "r"),
+        vec![Effect::LoadCases],
+        "r still reloads"
+    );
+    app.on_engine(EngineEvent::Cases(Ok(cases())));
+    press(&mut app, "1");
+    assert!(
+        app.handle(Input::CasesPollDue).is_empty(),
+        "no poll when the view is not shown"
+    );
+
+    press(&mut app, "4");
+    app.on_engine(EngineEvent::Cases(Ok(cases())));
+    press(&mut app, "/state:awaiting");
+    enter(&mut app);
+    assert_eq!(
+        app.cases.visible_len(),
+        1,
+        "filterable like the other tables"
+    );
+    let waiting = app.cases.selected().expect("selected").case.case_id.clone();
+    assert_eq!(enter(&mut app), vec![Effect::LoadCase(waiting.clone())]);
+    assert_eq!(app.view, View::Case);
+    assert_eq!(app.case.as_ref().map(|c| &c.case.case_id), Some(&waiting));
+}
+
+#[test]
+fn the_case_view_polls_its_open_case_and_esc_goes_back() {
+    let mut app = cases_app();
+    let id = running_detail().case.case_id;
+    assert_eq!(enter(&mut app), vec![Effect::LoadCase(id.clone())]);
+    assert!(
+        app.handle(Input::CasePollDue).is_empty(),
+        "one load at a time"
+    );
+    // An answer about another case (the operator moved on) changes nothing.
+    app.on_engine(EngineEvent::CaseLoaded {
+        case_id: case_id("20261101T000000Z-i-other"),
+        result: Ok(Box::new(running_detail())),
+    });
+    assert!(app.case.as_ref().is_some_and(|c| c.detail.is_none()));
+    app.on_engine(EngineEvent::CaseLoaded {
+        case_id: id.clone(),
+        result: Ok(Box::new(running_detail())),
+    });
+    assert_eq!(
+        app.case
+            .as_ref()
+            .and_then(|c| c.detail.as_ref())
+            .map(|d| d.artifacts.len()),
+        Some(2)
+    );
+    assert_eq!(
+        app.handle(Input::CasePollDue),
+        vec![Effect::LoadCase(id.clone())]
+    );
+
+    // A failed poll keeps the last detail and says why.
+    app.on_engine(EngineEvent::CaseLoaded {
+        case_id: id.clone(),
+        result: Err("dynamodb:Query failed: throttled".into()),
+    });
+    assert!(app.case.as_ref().is_some_and(|c| c.detail.is_some()));
+    assert!(render(&app, &dark()).contains("could not refresh the case"));
+
+    // The case ends: no more polling.
+    assert_eq!(
+        app.handle(Input::CasePollDue),
+        vec![Effect::LoadCase(id.clone())]
+    );
+    let mut ended = running_detail();
+    ended.case.status = CaseStatus::Succeeded;
+    app.on_engine(EngineEvent::CaseLoaded {
+        case_id: id.clone(),
+        result: Ok(Box::new(ended)),
+    });
+    assert!(app.handle(Input::CasePollDue).is_empty());
+    assert_eq!(
+        app.cases
+            .rows()
+            .iter()
+            .find(|r| r.case.case_id == id)
+            .map(|r| r.case.status),
+        Some(CaseStatus::Succeeded),
+        "the list learns the new status too"
+    );
+
+    assert_eq!(press_named(&mut app, KeyName::Esc), vec![Effect::LoadCases]);
+    assert_eq!(app.view, View::Cases);
+}
+
+#[test]
+fn progress_is_shown_in_human_units() {
+    use super::case_view::{eta, human_bytes, progress_ratio, rate_text};
+    assert_eq!(human_bytes(512), "512 B");
+    assert_eq!(human_bytes(12 * GIB), "12.00 GiB");
+    assert_eq!(human_bytes(1536 * 1024), "1.50 MiB");
+    assert_eq!(rate_text(64.0 * 1024.0 * 1024.0), "64.0 MiB/s");
+    assert_eq!(rate_text(f64::NAN), "- MiB/s");
+    assert_eq!(
+        eta(12 * GIB, 24 * GIB, 64.0 * 1024.0 * 1024.0).as_deref(),
+        Some("3m 12s")
+    );
+    assert_eq!(eta(0, 24 * GIB, 1024.0).as_deref(), Some("291d 06h"));
+    assert_eq!(eta(1, 2, 0.0), None, "no rate, no guess");
+    assert_eq!(eta(1, 2, f64::INFINITY), None);
+
+    use super::case_view::wrap_untrusted;
+    assert_eq!(wrap_untrusted("abcdef", 3, 3), vec!["abc", "def"]);
+    assert_eq!(
+        wrap_untrusted("abcdefghij", 3, 2),
+        vec!["abc", "de…"],
+        "cut with an ellipsis"
+    );
+    assert_eq!(wrap_untrusted("a\u{1b}b", 10, 1), vec!["a\\eb"]);
+
+    let mut artifact = running_detail().artifacts[0].clone();
+    assert!((progress_ratio(&artifact) - 0.5).abs() < f64::EPSILON);
+    artifact.bytes_done = artifact.bytes_total * 3;
+    assert!(
+        (progress_ratio(&artifact) - 1.0).abs() < f64::EPSILON,
+        "never past full"
+    );
+    artifact.bytes_total = 0;
+    assert!(
+        progress_ratio(&artifact).abs() < f64::EPSILON,
+        "size not known yet"
+    );
+
+    let app = case_app(running_detail());
+    let screen = render(&app, &dark());
+    for expected in [
+        "12.00 GiB of 24.00 GiB  64.0 MiB/s  ETA 3m 12s",
+        "8.00 GiB of 8.00 GiB",
+        "sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "50.0%",
+        "100.0%",
+    ] {
+        assert!(screen.contains(expected), "'{expected}' in:\n{screen}");
+    }
+}
+
+#[test]
+fn hostile_case_text_renders_inert() {
+    let app = case_app(running_detail());
+    let screen = render(&app, &dark());
+    assert!(
+        screen.contains("connection reset\\e[0m") && screen.contains("\\e[31m"),
+        "escaped:\n{screen}"
+    );
+    assert!(
+        !screen.chars().any(|c| c.is_control() && c != '\n'),
+        "no control character reaches the terminal"
+    );
+    let mut app = cases_app();
+    press(&mut app, "/hostile");
+    enter(&mut app);
+    enter(&mut app);
+    let mut failed = case_on(
+        "i-0hostile00000000a",
+        CaseStatus::Failed,
+        "2026-11-27T17:58:40Z",
+    );
+    failed.requested_by = "arn:aws:sts::1:assumed-role/x/\u{1b}]0;owned\u{7}".into();
+    app.on_engine(EngineEvent::CaseLoaded {
+        case_id: failed.case_id.clone(),
+        result: Ok(Box::new(CaseDetail {
+            case: failed,
+            steps: vec![],
+            artifacts: vec![],
+            approval: None,
+        })),
+    });
+    let screen = render(&app, &dark());
+    assert!(screen.contains("\\e[31mIncorrectState"), "{screen}");
+    assert!(screen.contains("x/\\e]0;owned\\x07"), "{screen}");
+    assert!(!screen.chars().any(|c| c.is_control() && c != '\n'));
+}
+
+#[test]
+fn a_case_waiting_for_approval_says_how_to_approve() {
+    let mut detail = running_detail();
+    detail.case.status = CaseStatus::AwaitingApproval;
+    detail.approval = Some(PendingApproval {
+        case_id: detail.case.case_id.clone(),
+        token: "secret-task-token".into(),
+        requested_at: "2026-11-28T09:50:00Z".into(),
+        decided: None,
+    });
+    let app = case_app(detail.clone());
+    let screen = render(&app, &dark());
+    assert!(
+        screen.contains(
+            "waiting for approval: irf approve 20261128T093015Z-i-ad331045abe82ba53 --confirm i-ad331045abe82ba53"
+        ),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("secret-task-token"),
+        "the token is never shown"
+    );
+
+    if let Some(approval) = &mut detail.approval {
+        approval.decided = Some(ApprovalDecision {
+            decision: "approved".into(),
+            by: "arn:aws:sts::123456789012:assumed-role/irf-approver/bob".into(),
+            at: "2026-11-28T10:02:00Z".into(),
+            reason: None,
+        });
+    }
+    detail.case.status = CaseStatus::Running;
+    let screen = render(&case_app(detail), &dark());
+    assert!(!screen.contains("waiting for approval"), "{screen}");
+    assert!(
+        screen.contains("approved by arn:aws:sts::123456789012:assumed-role/irf-approver/bob at 2026-11-28 10:02:00"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn the_cases_view_says_why_it_is_empty() {
+    let mut app = loaded_app(false);
+    press(&mut app, "4");
+    assert!(render(&app, &dark()).contains("reading the case table…"));
+    app.on_engine(EngineEvent::Cases(Err(
+        "workflow.case_table is not set in the configuration".into(),
+    )));
+    let screen = render(&app, &dark());
+    assert!(
+        screen.contains("could not read the case table: workflow.case_table is not set"),
+        "{screen}"
+    );
+    assert!(
+        app.handle(Input::CasesPollDue).is_empty(),
+        "a failing table is not polled"
+    );
+    app.on_engine(EngineEvent::Cases(Ok(vec![])));
+    assert!(render(&app, &dark()).contains("no cases yet: select an instance"));
+}
+
+#[test]
+fn cases_and_case_views_render() {
+    let app = cases_app();
+    insta::assert_snapshot!("cases", render(&app, &dark()));
+    let app = case_app(running_detail());
+    insta::assert_snapshot!("case_running", render(&app, &dark()));
 }

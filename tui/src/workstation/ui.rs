@@ -8,13 +8,17 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
 use super::app::{App, Load, Mode, Status, View};
-use super::rows::{ACCOUNT_COLUMNS, FINDING_COLUMNS, INSTANCE_COLUMNS};
+use super::rows::{ACCOUNT_COLUMNS, CASE_COLUMNS, FINDING_COLUMNS, INSTANCE_COLUMNS};
 use crate::text::{clip_untrusted, escape_untrusted};
 use crate::theme::Theme;
+use irf_engine::cases::CaseStatus;
 use irf_engine::findings::Severity;
 use irf_engine::inventory::{Instance, SsmReachability};
 
 const HEADER_HEIGHT: u16 = 5;
+/// The most lines an error takes at the foot of the screen: enough to read why an
+/// acquisition could not start, never so many that the table disappears.
+const MAX_ERROR_LINES: usize = 3;
 
 struct Areas {
     header: Rect,
@@ -28,10 +32,10 @@ fn areas(app: &App) -> Areas {
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(HEADER_HEIGHT),
         Constraint::Min(3),
-        Constraint::Length(1),
+        Constraint::Length(footer_height(app)),
     ])
     .areas(screen);
-    if app.detail_open {
+    if app.detail_shown() {
         let [table, detail] =
             Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
                 .areas(body);
@@ -49,6 +53,26 @@ fn areas(app: &App) -> Areas {
             footer,
         }
     }
+}
+
+/// The status line's error, as shown: escaped, its first line only.
+fn footer_error(app: &App) -> Option<String> {
+    match (&app.mode, &app.status) {
+        (Mode::Normal | Mode::Help | Mode::Confirm(_), Some(Status::Error(message))) => {
+            Some(escape_untrusted(first_line(message)))
+        }
+        _ => None,
+    }
+}
+
+/// The footer is one line, or a few for an error too long for one (an error is read in
+/// full: it says what to do next).
+fn footer_height(app: &App) -> u16 {
+    let width = usize::from(app.size.0.max(1));
+    let lines = footer_error(app).map_or(1, |error| {
+        unicode_width::UnicodeWidthStr::width(error.as_str()).div_ceil(width)
+    });
+    lines.clamp(1, MAX_ERROR_LINES) as u16
 }
 
 /// Where the table's data rows are on screen (inside the border, below the column titles).
@@ -72,7 +96,11 @@ pub fn window_start(cursor: usize, page: usize) -> usize {
 pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     let areas = areas(app);
     draw_header(frame, areas.header, app, theme);
-    draw_table(frame, areas.table, app, theme);
+    if app.view == View::Case {
+        super::case_view::draw_case(frame, areas.table, app, theme);
+    } else {
+        draw_table(frame, areas.table, app, theme);
+    }
     if let Some(detail) = areas.detail {
         draw_detail(frame, detail, app, theme);
     }
@@ -179,13 +207,14 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 /// The columns shown: all of them, or the essential ones when the details panel takes
 /// half the width (squeezing every column would cut every value).
 fn shown_columns(app: &App, all: usize) -> Vec<usize> {
-    if !app.detail_open {
+    if !app.detail_shown() {
         return (0..all).collect();
     }
     match app.view {
         View::Instances => vec![0, 1, 4, 9],
         View::Findings => vec![0, 1, 4],
         View::Accounts => vec![0, 1, 6],
+        View::Cases | View::Case => (0..all).collect(),
     }
 }
 
@@ -391,6 +420,85 @@ fn accounts_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSp
     )
 }
 
+/// The style of a case's status: open cases stand out, and one waiting for a person most.
+pub fn case_status_style(theme: &Theme, status: CaseStatus) -> Style {
+    theme.style(match status {
+        CaseStatus::Opening | CaseStatus::Running => "state.other",
+        CaseStatus::AwaitingApproval => "state.incident",
+        CaseStatus::Succeeded => "status.ok",
+        CaseStatus::Failed => "status.error",
+    })
+}
+
+/// An RFC 3339 time from the case table as people read it: date and time to the second.
+pub fn short_time(rfc3339: &str) -> String {
+    rfc3339
+        .get(..19)
+        .map_or_else(|| rfc3339.to_owned(), |t| t.replacen('T', " ", 1))
+}
+
+fn cases_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec {
+    let model = &app.cases;
+    let text = theme.style("text");
+    let rows = model
+        .window(start, page)
+        .map(|row| {
+            let c = &row.case;
+            let instance = match app
+                .instance(&c.subject.instance_id)
+                .and_then(|i| i.name.as_deref())
+            {
+                Some(name) => format!("{} {name}", c.subject.instance_id),
+                None => c.subject.instance_id.clone(),
+            };
+            vec![
+                (c.case_id.to_string(), text),
+                (
+                    c.status.as_str().to_owned(),
+                    case_status_style(theme, c.status),
+                ),
+                (c.subject.account.to_string(), text),
+                (instance, text),
+                (c.subject.region.clone(), text),
+                (short_time(&c.opened_at), text),
+                (c.trigger.clone(), text),
+            ]
+        })
+        .collect();
+    TableSpec::of(
+        model,
+        &CASE_COLUMNS,
+        // A case id (timestamp and instance id) is 36 columns; the instance takes the rest.
+        vec![
+            Constraint::Length(36),
+            Constraint::Length(17),
+            Constraint::Length(12),
+            Constraint::Fill(1),
+            Constraint::Length(14),
+            Constraint::Length(19),
+            Constraint::Length(12),
+        ],
+        rows,
+    )
+}
+
+/// What an empty cases table says instead of rows.
+fn cases_placeholder(app: &App) -> (String, &'static str) {
+    match &app.cases_state {
+        _ if !app.cases.rows().is_empty() => ("no case matches the filter".into(), "text.dim"),
+        Load::Loading => ("reading the case table…".into(), "text.dim"),
+        Load::Failed(err) => (
+            format!("could not read the case table: {err}"),
+            "status.error",
+        ),
+        Load::Ready(_) if app.read_only => ("no cases yet".into(), "text.dim"),
+        Load::Ready(_) => (
+            "no cases yet: select an instance or a finding and press a to acquire it".into(),
+            "text.dim",
+        ),
+    }
+}
+
 /// Lays the table out and draws it: column widths are solved for the space there is, and
 /// every value is escaped and cut to its column with an ellipsis.
 fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
@@ -401,6 +509,7 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         View::Instances => instances_spec(app, theme, start, page),
         View::Findings => findings_spec(app, theme, start, page),
         View::Accounts => accounts_spec(app, theme, start, page),
+        View::Cases | View::Case => cases_spec(app, theme, start, page),
     };
     let columns = shown_columns(app, spec.titles.len());
     let constraints: Vec<Constraint> = columns.iter().map(|&c| spec.widths[c]).collect();
@@ -435,7 +544,7 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     let block = Block::bordered()
         .title(Span::styled(title, theme.style("header.title")))
-        .border_style(theme.style(if app.detail_open {
+        .border_style(theme.style(if app.detail_shown() {
             "border"
         } else {
             "border.focus"
@@ -449,6 +558,16 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let mut state =
         TableState::default().with_selected((spec.shown > 0).then(|| spec.cursor - start));
     frame.render_stateful_widget(table, area, &mut state);
+    if app.view == View::Cases && spec.shown == 0 {
+        let (message, role) = cases_placeholder(app);
+        let limit = usize::from(body.width) * usize::from(body.height.min(4));
+        frame.render_widget(
+            Paragraph::new(clip_untrusted(&message, limit))
+                .style(theme.style(role))
+                .wrap(Wrap { trim: false }),
+            body,
+        );
+    }
 }
 
 /// The selected row's details as label and value pairs.
@@ -494,6 +613,8 @@ pub fn detail_lines(app: &App) -> Vec<(String, String)> {
                 None => push("instance", f.instance_id.as_deref().unwrap_or("-")),
             }
         }
+        // The cases have their own view instead of a panel.
+        View::Cases | View::Case => {}
         View::Accounts => {
             let Some(row) = app.accounts.selected() else {
                 return lines;
@@ -599,10 +720,18 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             ])
         }
         _ => match &app.status {
-            Some(Status::Error(message)) => Line::styled(
-                clip_untrusted(first_line(message), width),
-                theme.style("status.error"),
-            ),
+            Some(Status::Error(_)) => {
+                let error = footer_error(app).unwrap_or_default();
+                // Already escaped; cut to the lines the footer has.
+                let shown = clip_untrusted(&error, width * usize::from(area.height.max(1)));
+                frame.render_widget(
+                    Paragraph::new(shown)
+                        .style(theme.style("status.error"))
+                        .wrap(Wrap { trim: false }),
+                    area,
+                );
+                return;
+            }
             Some(Status::Info(message)) => {
                 Line::styled(clip_untrusted(message, width), theme.style("status.info"))
             }
@@ -617,13 +746,31 @@ fn key_hints(app: &App, theme: &Theme) -> Line<'static> {
     let mut hints = vec![
         (KeyAction::Help, "help"),
         (KeyAction::CommandMode, "command"),
-        (KeyAction::FilterMode, "filter"),
-        (KeyAction::ToggleDetail, "details"),
-        (KeyAction::SortNext, "sort"),
-        (KeyAction::Refresh, "refresh"),
     ];
+    match app.view {
+        View::Case => hints.extend([
+            (KeyAction::Back, "cases"),
+            (KeyAction::Down, "scroll artifacts"),
+            (KeyAction::Refresh, "refresh"),
+        ]),
+        View::Cases => hints.extend([
+            (KeyAction::FilterMode, "filter"),
+            (KeyAction::ToggleDetail, "open case"),
+            (KeyAction::SortNext, "sort"),
+            (KeyAction::Refresh, "refresh"),
+        ]),
+        View::Instances | View::Findings | View::Accounts => hints.extend([
+            (KeyAction::FilterMode, "filter"),
+            (KeyAction::ToggleDetail, "details"),
+            (KeyAction::SortNext, "sort"),
+            (KeyAction::Refresh, "refresh"),
+        ]),
+    }
     if app.view == View::Findings {
         hints.push((KeyAction::ResolveFinding, "resolve"));
+    }
+    if matches!(app.view, View::Instances | View::Findings) {
+        hints.push((KeyAction::AcquireInstance, "acquire"));
     }
     hints.push((KeyAction::Quit, "quit"));
     let mut spans = Vec::new();

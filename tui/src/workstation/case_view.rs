@@ -1,0 +1,475 @@
+//! The case view: one case's header, its step timeline, and a progress bar per artifact.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::symbols;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, LineGauge, Paragraph, Row, Table};
+
+use super::app::{App, CaseScreen};
+use super::ui::{case_status_style, short_time};
+use crate::text::{clip_untrusted, escape_untrusted};
+use crate::theme::Theme;
+use unicode_width::UnicodeWidthChar;
+
+use irf_engine::cases::{ArtifactProgress, ArtifactState, ContainmentPolicy, StepStatus};
+
+/// Lines each artifact takes: what and how far, the bar, then its hash (or error, or key).
+const ARTIFACT_HEIGHT: u16 = 3;
+
+/// The most lines an error takes in the case header: enough for a sentence saying what
+/// went wrong and what to do, and a hostile page of text cannot push the steps off screen.
+const ERROR_LINES: usize = 3;
+
+/// Escapes `value` and breaks it into lines of at most `width` columns, at most
+/// `max_lines` of them, the last ending with `…` when there was more.
+pub fn wrap_untrusted(value: &str, width: usize, max_lines: usize) -> Vec<String> {
+    let escaped = escape_untrusted(value);
+    let width = width.max(1);
+    let mut lines = vec![String::new()];
+    let mut used = 0;
+    for c in escaped.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width {
+            if lines.len() == max_lines {
+                // The line is full: it gives up its last character to the ellipsis. (It is
+                // escaped already, and escaping is idempotent on escaped text.)
+                if let Some(last) = lines.last_mut() {
+                    *last = clip_untrusted(&format!("{last}…"), width);
+                }
+                return lines;
+            }
+            lines.push(String::new());
+            used = 0;
+        }
+        used += w;
+        if let Some(line) = lines.last_mut() {
+            line.push(c);
+        }
+    }
+    lines
+}
+
+/// Bytes in binary units, as disk and memory sizes are read.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.2} {}", UNITS[unit])
+}
+
+/// A transfer rate in MiB/s; a rate the table cannot vouch for (none yet, or not a
+/// number) shows as a dash.
+pub fn rate_text(bytes_per_second: f64) -> String {
+    if bytes_per_second.is_finite() && bytes_per_second > 0.0 {
+        format!("{:.1} MiB/s", bytes_per_second / (1024.0 * 1024.0))
+    } else {
+        "- MiB/s".to_owned()
+    }
+}
+
+/// Time left at the current rate, or nothing when there is no rate to go by.
+pub fn eta(bytes_done: u64, bytes_total: u64, bytes_per_second: f64) -> Option<String> {
+    if !(bytes_per_second.is_finite() && bytes_per_second > 0.0) || bytes_total == 0 {
+        return None;
+    }
+    let remaining = bytes_total.saturating_sub(bytes_done) as f64;
+    // Float to integer casts saturate: a rate of one byte a year cannot overflow.
+    let seconds = (remaining / bytes_per_second).ceil() as u64;
+    Some(match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m {:02}s", seconds / 60, seconds % 60),
+        3600..86_400 => format!("{}h {:02}m", seconds / 3600, seconds % 3600 / 60),
+        _ => format!("{}d {:02}h", seconds / 86_400, seconds % 86_400 / 3600),
+    })
+}
+
+/// How far an artifact is, from 0 to 1. Always in range: the gauge panics outside it, and
+/// the numbers come from a table that a broken worker could have written anything into.
+pub fn progress_ratio(artifact: &ArtifactProgress) -> f64 {
+    if matches!(
+        artifact.state,
+        ArtifactState::Written | ArtifactState::Verified
+    ) {
+        return 1.0;
+    }
+    if artifact.bytes_total == 0 {
+        return 0.0;
+    }
+    let ratio = artifact.bytes_done.min(artifact.bytes_total) as f64 / artifact.bytes_total as f64;
+    if ratio.is_finite() {
+        ratio.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+fn artifact_state(state: ArtifactState) -> (&'static str, &'static str) {
+    match state {
+        ArtifactState::Acquiring => ("acquiring", "state.other"),
+        ArtifactState::Written => ("written", "status.info"),
+        ArtifactState::Verified => ("verified", "status.ok"),
+        ArtifactState::Failed => ("failed", "status.error"),
+    }
+}
+
+fn step_status(status: StepStatus) -> (&'static str, &'static str) {
+    match status {
+        StepStatus::Running => ("running", "state.other"),
+        StepStatus::Succeeded => ("succeeded", "status.ok"),
+        StepStatus::Failed => ("failed", "status.error"),
+        StepStatus::Waiting => ("waiting", "state.incident"),
+    }
+}
+
+/// One line of label and value columns, each value escaped and cut to its column.
+fn grid_line(
+    cells: &[(&str, String, Style)],
+    columns: &[(usize, usize)],
+    theme: &Theme,
+) -> Line<'static> {
+    let mut spans = Vec::new();
+    for ((label, value, style), &(label_width, value_width)) in cells.iter().zip(columns) {
+        spans.push(Span::styled(
+            format!("{label:<label_width$} "),
+            theme.style("text.dim"),
+        ));
+        let value = clip_untrusted(value, value_width);
+        let pad = value_width.saturating_sub(unicode_width::UnicodeWidthStr::width(value.as_str()));
+        spans.push(Span::styled(value, *style));
+        spans.push(Span::raw(" ".repeat(pad + 2)));
+    }
+    Line::from(spans)
+}
+
+/// The case's header: who, what, where, when, and what it waits on.
+fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> Vec<Line<'static>> {
+    let case = &screen.case;
+    let subject = &case.subject;
+    let text = theme.style("text");
+    // Label and value widths of the three columns; the last takes what is left.
+    let fixed = (9 + 1 + 40 + 2) + (7 + 1 + 19 + 2) + (11 + 1);
+    let columns = [(9, 40), (7, 19), (11, width.saturating_sub(fixed).max(8))];
+    let whole_line = [(9, width.saturating_sub(10))];
+    let instance = match app
+        .instance(&subject.instance_id)
+        .and_then(|i| i.name.as_deref())
+    {
+        Some(name) => format!("{} ({name})", subject.instance_id),
+        None => subject.instance_id.clone(),
+    };
+    let account = match app.account_name(subject.account.as_str()) {
+        Some(name) => format!("{} ({name})", subject.account),
+        None => subject.account.to_string(),
+    };
+    let acquires = match (subject.memory, subject.disk) {
+        (true, true) => "memory and disk",
+        (true, false) => "memory",
+        (false, true) => "disk",
+        (false, false) => "nothing",
+    };
+    let containment = match subject.containment {
+        ContainmentPolicy::Approval => "waits for approval",
+        ContainmentPolicy::Auto => "at once, once verified",
+        ContainmentPolicy::Never => "never",
+    };
+    let mut lines = vec![
+        grid_line(
+            &[
+                (
+                    "status",
+                    case.status.as_str().to_owned(),
+                    case_status_style(theme, case.status),
+                ),
+                ("opened", short_time(&case.opened_at), text),
+                ("trigger", case.trigger.clone(), text),
+            ],
+            &columns,
+            theme,
+        ),
+        grid_line(
+            &[
+                ("instance", instance, text),
+                (
+                    "closed",
+                    case.closed_at
+                        .as_deref()
+                        .map_or_else(|| "-".to_owned(), short_time),
+                    text,
+                ),
+                ("acquires", acquires.to_owned(), text),
+            ],
+            &columns,
+            theme,
+        ),
+        grid_line(
+            &[
+                ("account", account, text),
+                ("region", subject.region.clone(), text),
+                ("containment", containment.to_owned(), text),
+            ],
+            &columns,
+            theme,
+        ),
+        // An ARN with a long session name would be cut in a column: it gets a line.
+        grid_line(
+            &[("requested", case.requested_by.clone(), text)],
+            &whole_line,
+            theme,
+        ),
+    ];
+    if let Some(error) = &case.error {
+        let error_style = theme.style("status.error");
+        for (n, part) in wrap_untrusted(error, width.saturating_sub(10), ERROR_LINES)
+            .into_iter()
+            .enumerate()
+        {
+            let label = if n == 0 { "error" } else { "" };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{label:<9} "), theme.style("text.dim")),
+                Span::styled(part, error_style),
+            ]));
+        }
+    }
+    let approval = screen.detail.as_ref().and_then(|d| d.approval.as_ref());
+    match approval {
+        Some(pending) if pending.decided.is_none() && case.status.is_open() => {
+            lines.push(Line::styled(
+                clip_untrusted(
+                    &format!(
+                        "waiting for approval: irf approve {} --confirm {}",
+                        case.case_id, subject.instance_id
+                    ),
+                    width,
+                ),
+                theme.style("state.incident"),
+            ));
+        }
+        Some(pending) => {
+            if let Some(decision) = &pending.decided {
+                let reason = decision
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                lines.push(grid_line(
+                    &[(
+                        "approval",
+                        format!(
+                            "{} by {} at {}{reason}",
+                            decision.decision,
+                            decision.by,
+                            short_time(&decision.at)
+                        ),
+                        text,
+                    )],
+                    &whole_line,
+                    theme,
+                ));
+            }
+        }
+        None => {}
+    }
+    if let Some(error) = &screen.error {
+        let message = format!("could not refresh the case (shown as last read): {error}");
+        for part in wrap_untrusted(&message, width, ERROR_LINES) {
+            lines.push(Line::styled(part, theme.style("status.error")));
+        }
+    }
+    lines
+}
+
+fn draw_steps(frame: &mut Frame, area: Rect, screen: &CaseScreen, theme: &Theme) {
+    let Some(detail) = &screen.detail else {
+        let message = if screen.error.is_some() {
+            "the steps could not be read"
+        } else {
+            "reading the case…"
+        };
+        frame.render_widget(Line::styled(message, theme.style("text.dim")), area);
+        return;
+    };
+    if detail.steps.is_empty() {
+        frame.render_widget(
+            Line::styled(
+                "no step has run yet: the workflow is starting",
+                theme.style("text.dim"),
+            ),
+            area,
+        );
+        return;
+    }
+    let widths = [10, 10, 19, 19, 8];
+    let fixed: u16 = widths.iter().sum::<u16>() + widths.len() as u16;
+    let detail_width = usize::from(area.width.saturating_sub(fixed)).max(8);
+    let text = theme.style("text");
+    let rows: Vec<Row> = detail
+        .steps
+        .iter()
+        .map(|step| {
+            let (status, role) = step_status(step.status);
+            Row::new(vec![
+                Cell::from(clip_untrusted(&step.step, 10)),
+                Cell::from(status).style(theme.style(role)),
+                Cell::from(clip_untrusted(&short_time(&step.started_at), 19)),
+                Cell::from(clip_untrusted(
+                    &step
+                        .ended_at
+                        .as_deref()
+                        .map_or_else(|| "-".to_owned(), short_time),
+                    19,
+                )),
+                Cell::from(step.attempts.to_string()),
+                Cell::from(clip_untrusted(
+                    step.detail.as_deref().unwrap_or("-"),
+                    detail_width,
+                )),
+            ])
+            .style(text)
+        })
+        .collect();
+    let header = Row::new(["STEP", "STATUS", "STARTED", "ENDED", "ATTEMPTS", "DETAIL"])
+        .style(theme.style("table.header"));
+    let constraints = widths
+        .iter()
+        .map(|&w| Constraint::Length(w))
+        .chain([Constraint::Fill(1)]);
+    frame.render_widget(
+        Table::new(rows, constraints)
+            .header(header)
+            .column_spacing(1),
+        area,
+    );
+}
+
+fn draw_artifact(frame: &mut Frame, area: Rect, artifact: &ArtifactProgress, theme: &Theme) {
+    let [what, bar, proof] = Layout::vertical([Constraint::Length(1); 3]).areas(area);
+    let width = usize::from(area.width);
+    let (state, role) = artifact_state(artifact.state);
+    let ratio = progress_ratio(artifact);
+    let mut progress = format!(
+        "{} of {}",
+        human_bytes(artifact.bytes_done),
+        human_bytes(artifact.bytes_total)
+    );
+    if artifact.state == ArtifactState::Acquiring {
+        progress.push_str(&format!("  {}", rate_text(artifact.rate)));
+        if let Some(left) = eta(artifact.bytes_done, artifact.bytes_total, artifact.rate) {
+            progress.push_str(&format!("  ETA {left}"));
+        }
+    }
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled(format!("{:<7}", artifact.kind.as_str()), theme.style("key")),
+            Span::styled(
+                format!("{:<22} ", clip_untrusted(&artifact.source, 22)),
+                theme.style("text"),
+            ),
+            Span::styled(format!("{state:<10}"), theme.style(role)),
+            Span::styled(
+                clip_untrusted(&progress, width.saturating_sub(40)),
+                theme.style("text"),
+            ),
+        ]),
+        what,
+    );
+    frame.render_widget(
+        LineGauge::default()
+            .ratio(ratio)
+            .label(format!("{:>6.1}%", ratio * 100.0))
+            .filled_symbol(symbols::line::THICK_HORIZONTAL)
+            .unfilled_symbol(symbols::line::HORIZONTAL)
+            .filled_style(theme.style(role))
+            .unfilled_style(theme.style("text.dim")),
+        bar,
+    );
+    let (label, value, value_role) = match (&artifact.state, &artifact.sha256, &artifact.error) {
+        (ArtifactState::Failed, _, Some(error)) => ("error", error.as_str(), "status.error"),
+        (ArtifactState::Written | ArtifactState::Verified, Some(sha256), _) => {
+            ("sha256", sha256.as_str(), "text")
+        }
+        _ => ("key", artifact.key.as_str(), "text.dim"),
+    };
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled(format!("       {label:<7}"), theme.style("text.dim")),
+            Span::styled(
+                clip_untrusted(value, width.saturating_sub(14)),
+                theme.style(value_role),
+            ),
+        ]),
+        proof,
+    );
+}
+
+fn draw_artifacts(frame: &mut Frame, area: Rect, screen: &CaseScreen, theme: &Theme) {
+    let Some(detail) = &screen.detail else {
+        return;
+    };
+    let [heading, list] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    let total = detail.artifacts.len();
+    let fits = usize::from(list.height / ARTIFACT_HEIGHT).max(1);
+    let first = screen.first_artifact.min(total.saturating_sub(1));
+    let shown = detail.artifacts.iter().skip(first).take(fits);
+    let title = if total == 0 {
+        "artifacts: none yet (imaging starts once the case is prepared)".to_owned()
+    } else if total <= fits && first == 0 {
+        format!("artifacts ({total})")
+    } else {
+        format!(
+            "artifacts {}-{} of {total} (j/k scroll)",
+            first + 1,
+            (first + fits).min(total)
+        )
+    };
+    frame.render_widget(Line::styled(title, theme.style("table.header")), heading);
+    let rows = Layout::vertical(vec![Constraint::Length(ARTIFACT_HEIGHT); fits]).split(list);
+    for (artifact, row) in shown.zip(rows.iter()) {
+        draw_artifact(frame, *row, artifact, theme);
+    }
+}
+
+/// Draws the case view in `area`.
+pub fn draw_case(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let block = Block::bordered().border_style(theme.style("border.focus"));
+    let Some(screen) = &app.case else {
+        frame.render_widget(
+            Paragraph::new("no case is open: :cases lists them")
+                .style(theme.style("text.dim"))
+                .block(block.title(Span::styled(" case ", theme.style("header.title")))),
+            area,
+        );
+        return;
+    };
+    let title = format!(" case {} ", screen.case.case_id);
+    let block = block.title(Span::styled(title, theme.style("header.title")));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = usize::from(inner.width);
+    let header = header_lines(app, screen, theme, width);
+    let steps_height = screen.detail.as_ref().map_or(1, |d| {
+        if d.steps.is_empty() {
+            1
+        } else {
+            d.steps.len() + 1
+        }
+    });
+    let [header_area, steps_area, artifacts_area] = Layout::vertical([
+        Constraint::Length(header.len() as u16),
+        Constraint::Length(steps_height as u16),
+        Constraint::Min(0),
+    ])
+    .spacing(1)
+    .areas(inner);
+    frame.render_widget(Paragraph::new(header), header_area);
+    draw_steps(frame, steps_area, screen, theme);
+    draw_artifacts(frame, artifacts_area, screen, theme);
+}
