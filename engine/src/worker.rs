@@ -141,7 +141,85 @@ async fn consume(
     }
 }
 
-/// Runs one message to its end.
+/// What to do with a step message once processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Done (or no longer ours): delete it.
+    Delete,
+    /// Leave it: it comes back after its lease and the step runs again, or, after a few
+    /// receives, it moves to the dead-letter queue where an operator can read it.
+    Keep,
+}
+
+/// The lease of a received message, renewed while its step runs.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub receipt: String,
+    pub duration: Duration,
+}
+
+/// Runs the step a message body asks for, answers its task, and says what to do with the
+/// message. Used by the worker and by the Lambda runtime alike.
+pub async fn process(plane: &Plane, body: &str, lease: Option<Lease>, heartbeat_every: Duration) -> Disposition {
+    let parsed = match StepMessage::parse(body) {
+        Ok(parsed) => parsed,
+        Err(problem) => {
+            tracing::error!(problem, "malformed step message; leaving it for the dead-letter queue");
+            return Disposition::Keep;
+        }
+    };
+    let case = parsed.case().map(|c| c.case_id.to_string()).unwrap_or_default();
+    tracing::info!(step = parsed.step.as_str(), case, "step started");
+
+    let (lost_tx, mut lost_rx) = watch::channel(false);
+    let keeper = tokio::spawn(keep_alive(
+        plane.sfn.clone(),
+        lease,
+        parsed.step.answers().then(|| parsed.token.clone()),
+        heartbeat_every,
+        lost_tx,
+    ));
+    let outcome = tokio::select! {
+        outcome = steps::run(plane, &parsed) => Some(outcome),
+        _ = lost_rx.wait_for(|lost| *lost) => None,
+    };
+    keeper.abort();
+    let Some(outcome) = outcome else {
+        tracing::warn!(step = parsed.step.as_str(), case, "the task is no longer ours (timed out or answered elsewhere); abandoned the step");
+        return Disposition::Delete;
+    };
+    if !parsed.step.answers() {
+        return match &outcome {
+            Ok(_) => Disposition::Delete,
+            Err(err) => {
+                tracing::error!(step = parsed.step.as_str(), case, error = %err, "step failed; the message will come back");
+                Disposition::Keep
+            }
+        };
+    }
+    match (&outcome, answer(plane, &parsed.token, outcome.as_ref()).await) {
+        (_, Err(err)) if err.contains("TaskTimedOut") || err.contains("InvalidToken") || err.contains("TaskDoesNotExist") => {
+            tracing::warn!(step = parsed.step.as_str(), case, "the task ended before the answer; dropping the message");
+            Disposition::Delete
+        }
+        (_, Err(err)) => {
+            tracing::error!(step = parsed.step.as_str(), case, error = err, "cannot answer the task; the step will run again");
+            Disposition::Keep
+        }
+        (Ok(_), Ok(())) => {
+            tracing::info!(step = parsed.step.as_str(), case, "step succeeded");
+            Disposition::Delete
+        }
+        (Err(err), Ok(())) => {
+            tracing::warn!(step = parsed.step.as_str(), case, error = %err, "step failed");
+            Disposition::Delete
+        }
+    }
+}
+
+/// Runs one received message to its end.
 async fn handle(
     plane: &Plane,
     sqs: &aws_sdk_sqs::Client,
@@ -153,89 +231,15 @@ async fn handle(
         return;
     };
     let body = message.body().unwrap_or_default();
-    let parsed = match StepMessage::parse(body) {
-        Ok(parsed) => parsed,
-        Err(problem) => {
-            // Left on the queue: after a few receives it moves to the dead-letter queue,
-            // where an operator can read it. Deleting it would lose it.
-            tracing::error!(
-                queue = queue.name,
-                message_id = message.message_id().unwrap_or_default(),
-                problem,
-                "malformed step message; leaving it for the dead-letter queue"
-            );
-            return;
-        }
+    let renewal = Lease {
+        sqs: sqs.clone(),
+        queue_url: queue.url.clone(),
+        receipt: receipt.clone(),
+        duration: lease,
     };
-    let case = parsed
-        .case()
-        .map(|c| c.case_id.to_string())
-        .unwrap_or_default();
-    tracing::info!(
-        queue = queue.name,
-        step = parsed.step.as_str(),
-        case,
-        "step started"
-    );
-
-    let (lost_tx, mut lost_rx) = watch::channel(false);
-    let keeper = tokio::spawn(keep_alive(
-        plane.sfn.clone(),
-        sqs.clone(),
-        queue.url.clone(),
-        receipt.clone(),
-        parsed.step.answers().then(|| parsed.token.clone()),
-        lease,
-        lost_tx,
-    ));
-    let outcome = tokio::select! {
-        outcome = steps::run(plane, &parsed) => Some(outcome),
-        _ = lost_rx.wait_for(|lost| *lost) => None,
-    };
-    keeper.abort();
-    let Some(outcome) = outcome else {
-        tracing::warn!(
-            step = parsed.step.as_str(),
-            case,
-            "the task is no longer ours (timed out or answered elsewhere); abandoned the step"
-        );
+    if process(plane, body, Some(renewal), lease / 3).await == Disposition::Delete {
         delete(sqs, queue, &receipt).await;
-        return;
-    };
-    if parsed.step.answers() {
-        let answered = answer(plane, &parsed.token, outcome.as_ref()).await;
-        match (&outcome, answered) {
-            (_, Err(err))
-                if err.contains("TaskTimedOut")
-                    || err.contains("InvalidToken")
-                    || err.contains("TaskDoesNotExist") =>
-            {
-                tracing::warn!(
-                    step = parsed.step.as_str(),
-                    case,
-                    "the task ended before the answer; dropping the message"
-                );
-            }
-            (_, Err(err)) => {
-                // Keep the message: it comes back after the lease and the step runs again.
-                tracing::error!(
-                    step = parsed.step.as_str(),
-                    case,
-                    error = err,
-                    "cannot answer the task; the step will run again"
-                );
-                return;
-            }
-            (Ok(_), Ok(())) => tracing::info!(step = parsed.step.as_str(), case, "step succeeded"),
-            (Err(err), Ok(())) => {
-                tracing::warn!(step = parsed.step.as_str(), case, error = %err, "step failed")
-            }
-        }
-    } else if let Err(err) = &outcome {
-        tracing::error!(step = parsed.step.as_str(), case, error = %err, "step failed; the message will come back");
-        return;
     }
-    delete(sqs, queue, &receipt).await;
 }
 
 async fn delete(sqs: &aws_sdk_sqs::Client, queue: &QueueSpec, receipt: &str) {
@@ -279,27 +283,27 @@ async fn answer(
     }
 }
 
-/// Renews the message's lease and heartbeats the task until aborted; flags `lost` when the
-/// task is gone (timed out and retried elsewhere, or the execution stopped).
+/// Renews the message's lease (when there is one) and heartbeats the task until aborted;
+/// flags `lost` when the task is gone (timed out and retried elsewhere, or the execution
+/// stopped).
 async fn keep_alive(
     sfn: aws_sdk_sfn::Client,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-    receipt: String,
+    lease: Option<Lease>,
     token: Option<String>,
-    lease: Duration,
+    every: Duration,
     lost: watch::Sender<bool>,
 ) {
-    let every = lease / 3;
     loop {
         tokio::time::sleep(every).await;
-        if let Err(err) = sqs
-            .change_message_visibility()
-            .queue_url(&queue_url)
-            .receipt_handle(&receipt)
-            .visibility_timeout(i32::try_from(lease.as_secs()).unwrap_or(120))
-            .send()
-            .await
+        if let Some(lease) = &lease
+            && let Err(err) = lease
+                .sqs
+                .change_message_visibility()
+                .queue_url(&lease.queue_url)
+                .receipt_handle(&lease.receipt)
+                .visibility_timeout(i32::try_from(lease.duration.as_secs()).unwrap_or(120))
+                .send()
+                .await
         {
             tracing::warn!(error = %describe_sdk_error(&err), "cannot renew the step message's lease");
         }

@@ -1,5 +1,10 @@
-//! Runtime plumbing shared by irf's Lambda binaries and the long-running acquisition worker.
+//! Runtime plumbing shared by irf's Lambda binaries and the long-running acquisition worker:
+//! logging, and the configuration a deployed runtime takes from its environment.
 
+use std::sync::Arc;
+
+use irf_engine::aws::{AwsContext, ConnectOptions};
+use irf_engine::config::{Config, CONFIG_ENV};
 use tracing_subscriber::EnvFilter;
 
 /// Environment variable with the log filter of the runtimes (`RUST_LOG` syntax).
@@ -14,4 +19,109 @@ pub fn init_logging() {
         .with_ansi(false)
         .with_target(true)
         .try_init();
+}
+
+/// The environment variables a deployed runtime reads (template 3 sets them), and the
+/// configuration field each fills.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    ("IRF_CASE_TABLE", "workflow.case_table"),
+    ("IRF_STATE_MACHINE_ARN", "workflow.state_machine_arn"),
+    ("IRF_TOPIC_ARN", "workflow.notification_topic_arn"),
+    ("IRF_STEPS_QUEUE_URL", "workflow.step_queues.steps"),
+    ("IRF_IMAGING_QUEUE_URL", "workflow.step_queues.imaging"),
+    ("IRF_APPROVALS_QUEUE_URL", "workflow.step_queues.approvals"),
+    ("IRF_TOOLING_BUCKET", "workflow.tooling_bucket"),
+    ("IRF_IR_INSTANCE_PROFILE", "workflow.ir_instance_profile"),
+    ("IRF_CONTAINMENT", "workflow.containment"),
+    ("IRF_EVIDENCE_BUCKET", "evidence.bucket"),
+    ("IRF_EVIDENCE_KMS_KEY_ARN", "evidence.kms_key_arn"),
+    ("IRF_MEMBER_ROLE", "accounts.member_role"),
+];
+
+/// The configuration of a deployed runtime: the file `IRF_CONFIG` names, if any, then
+/// each variable of [`ENVIRONMENT`] that is set.
+pub fn config_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+    let mut config = match lookup(CONFIG_ENV) {
+        Some(path) => Config::load_from(std::path::Path::new(&path)).map_err(|err| err.to_string())?.config,
+        None => Config::default(),
+    };
+    let set = |name: &str| lookup(name).filter(|v| !v.is_empty());
+    let workflow = &mut config.workflow;
+    if let Some(v) = set("IRF_CASE_TABLE") {
+        workflow.case_table = Some(v);
+    }
+    if let Some(v) = set("IRF_STATE_MACHINE_ARN") {
+        workflow.state_machine_arn = Some(v);
+    }
+    if let Some(v) = set("IRF_TOPIC_ARN") {
+        workflow.notification_topic_arn = Some(v);
+    }
+    for (name, queue) in [
+        ("IRF_STEPS_QUEUE_URL", irf_engine::acquisition::STEPS_QUEUE),
+        ("IRF_IMAGING_QUEUE_URL", irf_engine::acquisition::IMAGING_QUEUE),
+        ("IRF_APPROVALS_QUEUE_URL", irf_engine::acquisition::APPROVALS_QUEUE),
+    ] {
+        if let Some(v) = set(name) {
+            workflow.step_queues.insert(queue.to_owned(), v);
+        }
+    }
+    if let Some(v) = set("IRF_TOOLING_BUCKET") {
+        workflow.tooling_bucket = Some(v);
+    }
+    if let Some(v) = set("IRF_IR_INSTANCE_PROFILE") {
+        workflow.ir_instance_profile = Some(v);
+    }
+    if let Some(v) = set("IRF_CONTAINMENT") {
+        irf_engine::cases::ContainmentPolicy::parse(&v).map_err(|err| format!("IRF_CONTAINMENT: {err}"))?;
+        workflow.containment = Some(v);
+    }
+    if let Some(v) = set("IRF_EVIDENCE_BUCKET") {
+        config.evidence.bucket = Some(v);
+    }
+    if let Some(v) = set("IRF_EVIDENCE_KMS_KEY_ARN") {
+        config.evidence.kms_key_arn = Some(v);
+    }
+    if let Some(v) = set("IRF_MEMBER_ROLE") {
+        config.accounts.member_role = v;
+    }
+    Ok(config)
+}
+
+/// Connects a deployed runtime: its own credentials (the Lambda or task role), its region,
+/// the configuration of its environment.
+pub async fn connect() -> Result<Arc<irf_engine::acquisition::Plane>, String> {
+    let config = config_from_env(|name| std::env::var(name).ok())?;
+    let context = Arc::new(AwsContext::connect(Arc::new(config), &ConnectOptions::default()).await);
+    irf_engine::acquisition::Plane::connect(context)
+        .await
+        .map(Arc::new)
+        .map_err(|err| err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_fills_the_workflow() {
+        let env: std::collections::HashMap<&str, &str> = [
+            ("IRF_CASE_TABLE", "cases"),
+            ("IRF_STEPS_QUEUE_URL", "https://sqs/steps"),
+            ("IRF_EVIDENCE_BUCKET", "evidence"),
+            ("IRF_CONTAINMENT", "never"),
+        ]
+        .into_iter()
+        .collect();
+        let config = config_from_env(|name| env.get(name).map(|v| (*v).to_owned())).expect("valid");
+        assert_eq!(config.workflow.case_table.as_deref(), Some("cases"));
+        assert_eq!(config.workflow.step_queues.get("steps").map(String::as_str), Some("https://sqs/steps"));
+        assert_eq!(config.evidence.bucket.as_deref(), Some("evidence"));
+        assert_eq!(config.workflow.containment.as_deref(), Some("never"));
+    }
+
+    #[test]
+    fn a_bad_policy_is_named() {
+        let err = config_from_env(|name| (name == "IRF_CONTAINMENT").then(|| "sometimes".to_owned())).expect_err("bad");
+        assert!(err.contains("sometimes"), "{err}");
+    }
 }

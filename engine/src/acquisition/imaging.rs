@@ -325,6 +325,9 @@ where
     let mut bytes_done = 0u64;
     let mut next_fetched = fetches.next().await.transpose()?;
     let mut offset = 0u64;
+    // Most of a sparse volume is whole parts of zeros: their checksum is computed once.
+    let mut part_has_data = false;
+    let mut zero_part_checksums: std::collections::HashMap<usize, String> = Default::default();
 
     while offset < volume_size {
         let index = offset / block_size;
@@ -335,6 +338,7 @@ where
                     .take()
                     .ok_or_else(|| ImagingError::Fetch("lost a block".into()))?;
                 next_fetched = fetches.next().await.transpose()?;
+                part_has_data = true;
                 data
             }
             _ => zero_block.clone(),
@@ -349,6 +353,12 @@ where
                 BytesMut::with_capacity(usize::try_from(part_size).unwrap_or(0)),
             )
             .freeze();
+            let known_checksum = (!std::mem::take(&mut part_has_data)).then(|| {
+                zero_part_checksums
+                    .entry(data.len())
+                    .or_insert_with(|| checksum_b64(&data))
+                    .clone()
+            });
             hasher.push(data.clone()).await?;
             while uploads.len() >= options.upload_concurrency.max(1) {
                 if let Some(stored) = uploads.next().await {
@@ -367,10 +377,12 @@ where
             let number = part_number;
             let upload = tokio::spawn(async move {
                 let len = data.len() as u64;
-                let (checksum, data) =
-                    tokio::task::spawn_blocking(move || (checksum_b64(&data), data))
+                let (checksum, data) = match known_checksum {
+                    Some(checksum) => (checksum, data),
+                    None => tokio::task::spawn_blocking(move || (checksum_b64(&data), data))
                         .await
-                        .map_err(|err| ImagingError::Hasher(err.to_string()))?;
+                        .map_err(|err| ImagingError::Hasher(err.to_string()))?,
+                };
                 let stored = sink.store(number, data, checksum).await?;
                 Ok::<_, ImagingError>((stored, len))
             });
@@ -499,6 +511,15 @@ pub mod memory_source {
     }
 
     impl InMemoryParts {
+        /// One stored part's bytes.
+        pub fn part(&self, number: i32) -> Option<Bytes> {
+            self.parts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&number)
+                .cloned()
+        }
+
         pub fn assembled(&self) -> Vec<u8> {
             let parts = self
                 .parts
@@ -590,6 +611,11 @@ mod tests {
             summary.parts.iter().map(|p| p.number).collect::<Vec<_>>(),
             (1..=10).collect::<Vec<_>>()
         );
+        // Every part's checksum is its own, the cached ones of zero parts included.
+        for part in &summary.parts {
+            let data = sink.part(part.number).expect("stored");
+            assert_eq!(part.checksum, checksum_b64(&data), "part {}", part.number);
+        }
         let last = reports.last().expect("progress reported");
         assert_eq!(last.bytes_done, image.len() as u64);
         assert!(
