@@ -46,7 +46,10 @@ impl BlockSource for FileVolume {
         Ok(self
             .blocks
             .iter()
-            .map(|(index, _)| BlockRef { index: *index, token: String::new() })
+            .map(|(index, _)| BlockRef {
+                index: *index,
+                token: String::new(),
+            })
             .collect())
     }
 
@@ -59,7 +62,10 @@ impl BlockSource for FileVolume {
         self.file
             .read_exact_at(&mut data, block.index * BLOCK)
             .map_err(|err| ImagingError::Fetch(err.to_string()))?;
-        Ok(FetchedBlock { data: Bytes::from(data), checksum: Some(self.blocks[position].1.clone()) })
+        Ok(FetchedBlock {
+            data: Bytes::from(data),
+            checksum: Some(self.blocks[position].1.clone()),
+        })
     }
 }
 
@@ -70,12 +76,15 @@ fn make_image(dir: &Path, gib: u64, percent: u64) -> (PathBuf, Vec<u64>) {
     file.set_len(size).expect("size image");
     let total = size / BLOCK;
     let mut rng = rand::rngs::SmallRng::seed_from_u64(42);
-    let mut written: Vec<u64> = (0..total).filter(|_| rng.random_range(0..100) < percent).collect();
+    let mut written: Vec<u64> = (0..total)
+        .filter(|_| rng.random_range(0..100) < percent)
+        .collect();
     written.sort_unstable();
     let mut block = vec![0u8; BLOCK as usize];
     for index in &written {
         rng.fill(&mut block[..]);
-        file.write_all_at(&block, index * BLOCK).expect("write block");
+        file.write_all_at(&block, index * BLOCK)
+            .expect("write block");
     }
     file.sync_all().expect("sync image");
     (path, written)
@@ -88,7 +97,11 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 fn time_command(script: &str) -> Duration {
     let started = Instant::now();
-    let status = Command::new("bash").arg("-c").arg(script).status().expect("run command");
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .expect("run command");
     assert!(status.success(), "'{script}' failed");
     started.elapsed()
 }
@@ -98,25 +111,39 @@ fn mib_per_s(bytes: u64, took: Duration) -> f64 {
 }
 
 fn main() {
-    let gib: u64 = std::env::var("IRF_BENCH_IMAGE_GIB").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-    let percent: u64 = std::env::var("IRF_BENCH_ALLOCATED_PERCENT").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let gib: u64 = std::env::var("IRF_BENCH_IMAGE_GIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let percent: u64 = std::env::var("IRF_BENCH_ALLOCATED_PERCENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, written) = make_image(dir.path(), gib, percent);
     let size = gib << 30;
     let quoted = format!("'{}'", path.display());
-    println!("image: {gib} GiB raw, {} of {} blocks of 512 KiB allocated ({percent}%)", written.len(), size / BLOCK);
+    println!(
+        "image: {gib} GiB raw, {} of {} blocks of 512 KiB allocated ({percent}%)",
+        written.len(),
+        size / BLOCK
+    );
 
     let file = std::fs::File::open(&path).expect("open image");
     let blocks: Vec<(u64, String)> = written
         .iter()
         .map(|index| {
             let mut data = vec![0u8; BLOCK as usize];
-            file.read_exact_at(&mut data, index * BLOCK).expect("read block");
+            file.read_exact_at(&mut data, index * BLOCK)
+                .expect("read block");
             (*index, checksum_b64(&data))
         })
         .collect();
     let volume = Arc::new(FileVolume { file, size, blocks });
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     // Warm the page cache so that every contender reads from memory.
     time_command(&format!("cat {quoted} > /dev/null"));
@@ -126,24 +153,65 @@ fn main() {
     for _ in 0..3 {
         let started = Instant::now();
         let summary = runtime
-            .block_on(image(volume.clone(), Arc::new(DiscardParts), ImagingOptions::default(), |_| {}))
+            .block_on(image(
+                volume.clone(),
+                Arc::new(DiscardParts),
+                ImagingOptions::default(),
+                |_| {},
+            ))
             .expect("pipeline");
         irf.push(started.elapsed());
-        assert_eq!(summary.bytes_fetched, written.len() as u64 * BLOCK, "only allocated blocks fetched");
+        assert_eq!(
+            summary.bytes_fetched,
+            written.len() as u64 * BLOCK,
+            "only allocated blocks fetched"
+        );
         expected_sha = summary.sha256;
-        openssl.push(time_command(&format!("openssl dgst -sha256 {quoted} > /dev/null")));
+        openssl.push(time_command(&format!(
+            "openssl dgst -sha256 {quoted} > /dev/null"
+        )));
     }
-    let check = Command::new("openssl").args(["dgst", "-sha256", "-r"]).arg(&path).output().expect("openssl");
-    let openssl_sha = String::from_utf8_lossy(&check.stdout).split_whitespace().next().unwrap_or_default().to_owned();
-    assert_eq!(openssl_sha, expected_sha, "the pipeline's SHA-256 equals openssl's");
+    let check = Command::new("openssl")
+        .args(["dgst", "-sha256", "-r"])
+        .arg(&path)
+        .output()
+        .expect("openssl");
+    let openssl_sha = String::from_utf8_lossy(&check.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        openssl_sha, expected_sha,
+        "the pipeline's SHA-256 equals openssl's"
+    );
     let seed = time_command(&format!(
         "dd if={quoted} bs=512 status=none | tee >(gzip > /dev/null) >(md5sum > /dev/null) | sha256sum > /dev/null"
     ));
 
     let (irf, openssl) = (median(irf), median(openssl));
     println!("{:<44} {:>9} {:>10}", "contender", "seconds", "MiB/s");
-    println!("{:<44} {:>9.2} {:>10.0}", "irf pipeline (fetch, verify, hash, parts)", irf.as_secs_f64(), mib_per_s(size, irf));
-    println!("{:<44} {:>9.2} {:>10.0}", "openssl dgst -sha256", openssl.as_secs_f64(), mib_per_s(size, openssl));
-    println!("{:<44} {:>9.2} {:>10.0}", "dd bs=512 | tee >(gzip) >(md5sum) | sha256sum", seed.as_secs_f64(), mib_per_s(size, seed));
-    println!("irf vs openssl: {:.2}x (bar 0.9x); irf vs the seed's pipeline: {:.1}x (bar 20x)", openssl.as_secs_f64() / irf.as_secs_f64(), seed.as_secs_f64() / irf.as_secs_f64());
+    println!(
+        "{:<44} {:>9.2} {:>10.0}",
+        "irf pipeline (fetch, verify, hash, parts)",
+        irf.as_secs_f64(),
+        mib_per_s(size, irf)
+    );
+    println!(
+        "{:<44} {:>9.2} {:>10.0}",
+        "openssl dgst -sha256",
+        openssl.as_secs_f64(),
+        mib_per_s(size, openssl)
+    );
+    println!(
+        "{:<44} {:>9.2} {:>10.0}",
+        "dd bs=512 | tee >(gzip) >(md5sum) | sha256sum",
+        seed.as_secs_f64(),
+        mib_per_s(size, seed)
+    );
+    println!(
+        "irf vs openssl: {:.2}x (bar 0.9x); irf vs the seed's pipeline: {:.1}x (bar 20x)",
+        openssl.as_secs_f64() / irf.as_secs_f64(),
+        seed.as_secs_f64() / irf.as_secs_f64()
+    );
 }

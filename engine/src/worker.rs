@@ -162,15 +162,26 @@ pub struct Lease {
 
 /// Runs the step a message body asks for, answers its task, and says what to do with the
 /// message. Used by the worker and by the Lambda runtime alike.
-pub async fn process(plane: &Plane, body: &str, lease: Option<Lease>, heartbeat_every: Duration) -> Disposition {
+pub async fn process(
+    plane: &Plane,
+    body: &str,
+    lease: Option<Lease>,
+    heartbeat_every: Duration,
+) -> Disposition {
     let parsed = match StepMessage::parse(body) {
         Ok(parsed) => parsed,
         Err(problem) => {
-            tracing::error!(problem, "malformed step message; leaving it for the dead-letter queue");
+            tracing::error!(
+                problem,
+                "malformed step message; leaving it for the dead-letter queue"
+            );
             return Disposition::Keep;
         }
     };
-    let case = parsed.case().map(|c| c.case_id.to_string()).unwrap_or_default();
+    let case = parsed
+        .case()
+        .map(|c| c.case_id.to_string())
+        .unwrap_or_default();
     tracing::info!(step = parsed.step.as_str(), case, "step started");
 
     let (lost_tx, mut lost_rx) = watch::channel(false);
@@ -187,7 +198,11 @@ pub async fn process(plane: &Plane, body: &str, lease: Option<Lease>, heartbeat_
     };
     keeper.abort();
     let Some(outcome) = outcome else {
-        tracing::warn!(step = parsed.step.as_str(), case, "the task is no longer ours (timed out or answered elsewhere); abandoned the step");
+        tracing::warn!(
+            step = parsed.step.as_str(),
+            case,
+            "the task is no longer ours (timed out or answered elsewhere); abandoned the step"
+        );
         return Disposition::Delete;
     };
     if !parsed.step.answers() {
@@ -199,13 +214,29 @@ pub async fn process(plane: &Plane, body: &str, lease: Option<Lease>, heartbeat_
             }
         };
     }
-    match (&outcome, answer(plane, &parsed.token, outcome.as_ref()).await) {
-        (_, Err(err)) if err.contains("TaskTimedOut") || err.contains("InvalidToken") || err.contains("TaskDoesNotExist") => {
-            tracing::warn!(step = parsed.step.as_str(), case, "the task ended before the answer; dropping the message");
+    match (
+        &outcome,
+        answer(plane, &parsed.token, outcome.as_ref()).await,
+    ) {
+        (_, Err(err))
+            if err.contains("TaskTimedOut")
+                || err.contains("InvalidToken")
+                || err.contains("TaskDoesNotExist") =>
+        {
+            tracing::warn!(
+                step = parsed.step.as_str(),
+                case,
+                "the task ended before the answer; dropping the message"
+            );
             Disposition::Delete
         }
         (_, Err(err)) => {
-            tracing::error!(step = parsed.step.as_str(), case, error = err, "cannot answer the task; the step will run again");
+            tracing::error!(
+                step = parsed.step.as_str(),
+                case,
+                error = err,
+                "cannot answer the task; the step will run again"
+            );
             Disposition::Keep
         }
         (Ok(_), Ok(())) => {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use irf_engine::aws::{AwsContext, ConnectOptions};
-use irf_engine::config::{Config, CONFIG_ENV};
+use irf_engine::config::{CONFIG_ENV, Config};
 use tracing_subscriber::EnvFilter;
 
 /// Environment variable with the log filter of the runtimes (`RUST_LOG` syntax).
@@ -42,7 +42,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
 /// each variable of [`ENVIRONMENT`] that is set.
 pub fn config_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
     let mut config = match lookup(CONFIG_ENV) {
-        Some(path) => Config::load_from(std::path::Path::new(&path)).map_err(|err| err.to_string())?.config,
+        Some(path) => {
+            Config::load_from(std::path::Path::new(&path))
+                .map_err(|err| err.to_string())?
+                .config
+        }
         None => Config::default(),
     };
     let set = |name: &str| lookup(name).filter(|v| !v.is_empty());
@@ -58,8 +62,14 @@ pub fn config_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Config
     }
     for (name, queue) in [
         ("IRF_STEPS_QUEUE_URL", irf_engine::acquisition::STEPS_QUEUE),
-        ("IRF_IMAGING_QUEUE_URL", irf_engine::acquisition::IMAGING_QUEUE),
-        ("IRF_APPROVALS_QUEUE_URL", irf_engine::acquisition::APPROVALS_QUEUE),
+        (
+            "IRF_IMAGING_QUEUE_URL",
+            irf_engine::acquisition::IMAGING_QUEUE,
+        ),
+        (
+            "IRF_APPROVALS_QUEUE_URL",
+            irf_engine::acquisition::APPROVALS_QUEUE,
+        ),
     ] {
         if let Some(v) = set(name) {
             workflow.step_queues.insert(queue.to_owned(), v);
@@ -72,7 +82,8 @@ pub fn config_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Config
         workflow.ir_instance_profile = Some(v);
     }
     if let Some(v) = set("IRF_CONTAINMENT") {
-        irf_engine::cases::ContainmentPolicy::parse(&v).map_err(|err| format!("IRF_CONTAINMENT: {err}"))?;
+        irf_engine::cases::ContainmentPolicy::parse(&v)
+            .map_err(|err| format!("IRF_CONTAINMENT: {err}"))?;
         workflow.containment = Some(v);
     }
     if let Some(v) = set("IRF_EVIDENCE_BUCKET") {
@@ -114,14 +125,19 @@ mod tests {
         .collect();
         let config = config_from_env(|name| env.get(name).map(|v| (*v).to_owned())).expect("valid");
         assert_eq!(config.workflow.case_table.as_deref(), Some("cases"));
-        assert_eq!(config.workflow.step_queues.get("steps").map(String::as_str), Some("https://sqs/steps"));
+        assert_eq!(
+            config.workflow.step_queues.get("steps").map(String::as_str),
+            Some("https://sqs/steps")
+        );
         assert_eq!(config.evidence.bucket.as_deref(), Some("evidence"));
         assert_eq!(config.workflow.containment.as_deref(), Some("never"));
     }
 
     #[test]
     fn a_bad_policy_is_named() {
-        let err = config_from_env(|name| (name == "IRF_CONTAINMENT").then(|| "sometimes".to_owned())).expect_err("bad");
+        let err =
+            config_from_env(|name| (name == "IRF_CONTAINMENT").then(|| "sometimes".to_owned()))
+                .expect_err("bad");
         assert!(err.contains("sometimes"), "{err}");
     }
 }

@@ -362,14 +362,38 @@ async fn a_tag_set_with_the_aws_cli_on_a_detached_lab_acquires_with_no_irf_proce
     let lab_dir = dir.path().to_str().expect("utf-8 path").to_owned();
     let env = [("IRF_LAB_DIR", lab_dir.as_str())];
     let up = run_irf(&["lab", "up", "--detach"], &env);
-    assert!(up.status.success(), "lab up failed: {}", String::from_utf8_lossy(&up.stderr));
-    let state = irf_engine::lab::LabState::load(dir.path()).expect("state").expect("running");
-    let runtime_pid = state.runtime_pid.expect("a runtime runs beside the emulator");
-    assert!(runtime::is_our_runtime(runtime_pid), "the runtime outlives 'irf lab up --detach'");
-    let disk = state.seeded.disks.iter().find(|d| !d.planted.is_empty()).expect("suspect disk");
-    let suspect = state.seeded.instances.iter().find(|i| i.id == disk.instance_id).expect("suspect");
+    assert!(
+        up.status.success(),
+        "lab up failed: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let state = irf_engine::lab::LabState::load(dir.path())
+        .expect("state")
+        .expect("running");
+    let runtime_pid = state
+        .runtime_pid
+        .expect("a runtime runs beside the emulator");
+    assert!(
+        runtime::is_our_runtime(runtime_pid),
+        "the runtime outlives 'irf lab up --detach'"
+    );
+    let disk = state
+        .seeded
+        .disks
+        .iter()
+        .find(|d| !d.planted.is_empty())
+        .expect("suspect disk");
+    let suspect = state
+        .seeded
+        .instances
+        .iter()
+        .find(|i| i.id == disk.instance_id)
+        .expect("suspect");
 
-    let aws = irf_engine::lab::install::installed().expect("venv").expect("installed").aws_cli();
+    let aws = irf_engine::lab::install::installed()
+        .expect("venv")
+        .expect("installed")
+        .aws_cli();
     let script = format!(
         r#"set -e
 eval "$({irf} lab env)"
@@ -392,20 +416,38 @@ AWS_ACCESS_KEY_ID=$1 AWS_SECRET_ACCESS_KEY=$2 AWS_SESSION_TOKEN=$3 \
         .env_remove("AWS_PROFILE")
         .output()
         .expect("run the AWS CLI");
-    assert!(tagged.status.success(), "AWS CLI failed: {}", String::from_utf8_lossy(&tagged.stderr));
+    assert!(
+        tagged.status.success(),
+        "AWS CLI failed: {}",
+        String::from_utf8_lossy(&tagged.stderr)
+    );
 
     // Watch the case table directly: no irf process is involved until the case waits.
     let ctx = state.connect().await.expect("connect");
     let plane = Plane::connect(ctx).await.expect("workflow");
-    let waiting = wait_for("the case to reach approval", Duration::from_secs(240), async || {
-        let case = case_of(&plane, &suspect.id).await?;
-        let detail = plane.table.detail(&case.case_id).await.expect("detail");
-        assert_ne!(detail.case.status, CaseStatus::Failed, "{:?}", detail.case.error);
-        (detail.case.status == CaseStatus::AwaitingApproval).then_some(detail)
-    })
+    let waiting = wait_for(
+        "the case to reach approval",
+        Duration::from_secs(240),
+        async || {
+            let case = case_of(&plane, &suspect.id).await?;
+            let detail = plane.table.detail(&case.case_id).await.expect("detail");
+            assert_ne!(
+                detail.case.status,
+                CaseStatus::Failed,
+                "{:?}",
+                detail.case.error
+            );
+            (detail.case.status == CaseStatus::AwaitingApproval).then_some(detail)
+        },
+    )
     .await;
     assert_eq!(waiting.artifacts.len(), 2, "disk and memory");
-    assert!(waiting.artifacts.iter().all(|a| a.state == ArtifactState::Verified));
+    assert!(
+        waiting
+            .artifacts
+            .iter()
+            .all(|a| a.state == ArtifactState::Verified)
+    );
 
     let case_id = waiting.case.case_id.to_string();
     let env_with_lab: Vec<(String, String)> = state
@@ -415,25 +457,52 @@ AWS_ACCESS_KEY_ID=$1 AWS_SECRET_ACCESS_KEY=$2 AWS_SESSION_TOKEN=$3 \
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
         .collect();
-    let env_with_lab: Vec<(&str, &str)> = env_with_lab.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env_with_lab: Vec<(&str, &str)> = env_with_lab
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let listed = run_irf(&["cases", "--json"], &env_with_lab);
-    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
     let cases: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("cases JSON");
-    assert!(cases.as_array().is_some_and(|all| all.iter().any(|c| c["case_id"] == case_id.as_str())));
-    acquisition::decide(&plane, &waiting.case.case_id, Decision::Reject { reason: "evidence only".into() })
-        .await
-        .expect("reject");
+    assert!(
+        cases
+            .as_array()
+            .is_some_and(|all| all.iter().any(|c| c["case_id"] == case_id.as_str()))
+    );
+    acquisition::decide(
+        &plane,
+        &waiting.case.case_id,
+        Decision::Reject {
+            reason: "evidence only".into(),
+        },
+    )
+    .await
+    .expect("reject");
     let closed = wait_for("the case to close", Duration::from_secs(60), async || {
-        let detail = plane.table.detail(&waiting.case.case_id).await.expect("detail");
+        let detail = plane
+            .table
+            .detail(&waiting.case.case_id)
+            .await
+            .expect("detail");
         (!detail.case.status.is_open()).then_some(detail)
     })
     .await;
     assert_eq!(closed.case.status, CaseStatus::Succeeded);
 
     let down = run_irf(&["lab", "down"], &env);
-    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
-    wait_for("the runtime to stop with the lab", Duration::from_secs(15), async || {
-        (!runtime::is_our_runtime(runtime_pid)).then_some(())
-    })
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    wait_for(
+        "the runtime to stop with the lab",
+        Duration::from_secs(15),
+        async || (!runtime::is_our_runtime(runtime_pid)).then_some(()),
+    )
     .await;
 }

@@ -250,7 +250,7 @@ async fn deliver_events(plane: Arc<Plane>, control: Control, mut stop: watch::Re
                         after = after.max(event.seq);
                         match crate::trigger::handle_event(&plane, &event.event.to_string()).await {
                             Ok(Some(opened)) => {
-                                tracing::info!(case = %opened.case().case_id, "tag change: case opened or joined")
+                                tracing::info!(case = %opened.case().case_id, "tag change: case opened or joined");
                             }
                             Ok(None) => {}
                             Err(err) => tracing::warn!(error = %err, "tag change not handled"),

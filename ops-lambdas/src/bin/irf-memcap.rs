@@ -17,7 +17,9 @@ fn main() -> ExitCode {
             "--iomem" => iomem = args.next().map(PathBuf::from).unwrap_or(iomem),
             "--plan" => plan = args.next().map(PathBuf::from),
             other => {
-                eprintln!("irf-memcap: unknown argument '{other}': use memcap --source FILE --iomem FILE --plan FILE");
+                eprintln!(
+                    "irf-memcap: unknown argument '{other}': use memcap --source FILE --iomem FILE --plan FILE"
+                );
                 return ExitCode::from(2);
             }
         }

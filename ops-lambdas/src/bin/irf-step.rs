@@ -41,7 +41,9 @@ async fn handle(plane: Arc<Plane>, event: LambdaEvent<SqsEvent>) -> Result<Batch
     for record in event.payload.records {
         // Heartbeats well inside the state machine's HeartbeatSeconds.
         if process(&plane, &record.body, None, Duration::from_secs(30)).await == Disposition::Keep {
-            failures.push(ItemFailure { item_identifier: record.message_id });
+            failures.push(ItemFailure {
+                item_identifier: record.message_id,
+            });
         }
     }
     Ok(BatchResponse { failures })
@@ -51,5 +53,9 @@ async fn handle(plane: Arc<Plane>, event: LambdaEvent<SqsEvent>) -> Result<Batch
 async fn main() -> Result<(), Error> {
     irf_ops::init_logging();
     let plane = irf_ops::connect().await.map_err(Error::from)?;
-    lambda_runtime::run(service_fn(move |event| handle(plane.clone(), event))).await
+    // Boxed: the step futures are large, and the runtime's own future holds one.
+    Box::pin(lambda_runtime::run(service_fn(move |event| {
+        Box::pin(handle(plane.clone(), event))
+    })))
+    .await
 }
