@@ -1002,7 +1002,9 @@ fn hostile_tag_values_planted_in_the_lab_render_inert() {
     session.send(&format!("/{}\r", target.id));
     session.wait_for("(1/", Duration::from_secs(5));
     session.send("\r");
-    let screen = session.wait_for("details", Duration::from_secs(5));
+    // Wait for the tag itself, not only the pane's title: under load a frame arrives in
+    // pieces, and the title can be on screen before the rows below it.
+    let screen = session.wait_for(r"pwn\e]0;", Duration::from_secs(10));
     assert!(
         screen.contains(r"pwn\e]0;owned-title\x07\e[2J\e[31mRED\u{9b}1;1Hcsi\u{202e}gnp.exe"),
         "escaped:\n{screen}"
