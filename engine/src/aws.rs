@@ -122,6 +122,34 @@ impl AwsError {
     }
 }
 
+/// The account and region a client calls, so that its errors say where they happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSite {
+    pub account: String,
+    pub region: String,
+}
+
+impl CallSite {
+    /// The site of clients built from `config` acting in `account`.
+    pub fn new(config: &SdkConfig, account: impl Into<String>) -> Self {
+        Self {
+            account: account.into(),
+            region: config
+                .region()
+                .map_or_else(String::new, |r| r.as_ref().to_owned()),
+        }
+    }
+
+    /// Describes a failed call made here.
+    pub fn error<E, R>(&self, operation: &'static str, err: &SdkError<E, R>) -> AwsError
+    where
+        E: ProvideErrorMetadata + StdError + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        AwsError::from_sdk(operation, &self.account, &self.region, err)
+    }
+}
+
 /// Walks an error's sources looking for one of type `T`.
 fn find_source<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
     let mut current: Option<&(dyn StdError + 'static)> = Some(err);

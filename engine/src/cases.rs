@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::aws::AwsError;
+use crate::aws::{AwsError, CallSite};
 use crate::config::AccountId;
 
 /// A case id: also the name of its Step Functions execution, so it keeps to the
@@ -308,8 +308,7 @@ pub fn now_rfc3339() -> String {
 pub struct CaseTable {
     client: aws_sdk_dynamodb::Client,
     table: String,
-    account: String,
-    region: String,
+    site: CallSite,
 }
 
 /// The outcome of opening a case for an instance.
@@ -349,27 +348,12 @@ impl CaseTable {
         Self {
             client: aws_sdk_dynamodb::Client::new(config),
             table: table.into(),
-            account: account.into(),
-            region: config
-                .region()
-                .map_or_else(String::new, |r| r.as_ref().to_owned()),
+            site: CallSite::new(config, account),
         }
     }
 
     pub fn name(&self) -> &str {
         &self.table
-    }
-
-    fn call_error<E, R>(
-        &self,
-        operation: &'static str,
-        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
-    ) -> AwsError
-    where
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
-    {
-        AwsError::from_sdk(operation, &self.account, &self.region, err)
     }
 
     async fn put<T: Serialize>(&self, pk: String, sk: String, doc: &T) -> Result<(), CaseError> {
@@ -386,7 +370,7 @@ impl CaseTable {
             .item("doc", AttributeValue::S(doc))
             .send()
             .await
-            .map_err(|err| self.call_error("dynamodb:PutItem", &err))?;
+            .map_err(|err| self.site.error("dynamodb:PutItem", &err))?;
         Ok(())
     }
 
@@ -404,7 +388,7 @@ impl CaseTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|err| self.call_error("dynamodb:GetItem", &err))?;
+            .map_err(|err| self.site.error("dynamodb:GetItem", &err))?;
         out.item().map(|item| decode(item, &pk, &sk)).transpose()
     }
 
@@ -457,7 +441,7 @@ impl CaseTable {
                     .consistent_read(true)
                     .send()
                     .await
-                    .map_err(|err| self.call_error("dynamodb:GetItem", &err))?;
+                    .map_err(|err| self.site.error("dynamodb:GetItem", &err))?;
                 let open_id = holder
                     .item()
                     .and_then(|item| item.get("case_id"))
@@ -486,14 +470,14 @@ impl CaseTable {
                             )
                             .send()
                             .await
-                            .map_err(|err| self.call_error("dynamodb:PutItem", &err))?;
+                            .map_err(|err| self.site.error("dynamodb:PutItem", &err))?;
                         self.save_case(&case).await?;
                         Ok(Opened::New(case))
                     }
                     Err(err) => Err(err),
                 }
             }
-            Err(err) => Err(self.call_error("dynamodb:PutItem", &err).into()),
+            Err(err) => Err(self.site.error("dynamodb:PutItem", &err).into()),
         }
     }
 
@@ -535,7 +519,7 @@ impl CaseTable {
                     // Another case holds the lock now; it is not ours to release.
                     Ok(())
                 } else {
-                    Err(self.call_error("dynamodb:DeleteItem", &err))
+                    Err(self.site.error("dynamodb:DeleteItem", &err))
                 }
             })?;
         Ok(case)
@@ -570,7 +554,7 @@ impl CaseTable {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.call_error("dynamodb:Scan", &err))?;
+            let page = page.map_err(|err| self.site.error("dynamodb:Scan", &err))?;
             for item in page.items() {
                 cases.push(decode::<Case>(item, "CASE#*", "CASE")?);
             }
@@ -597,7 +581,7 @@ impl CaseTable {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.call_error("dynamodb:Query", &err))?;
+            let page = page.map_err(|err| self.site.error("dynamodb:Query", &err))?;
             items.extend(page.items().iter().cloned());
         }
         let mut case = None;

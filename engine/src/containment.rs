@@ -96,18 +96,7 @@ pub async fn apply_isolation(
     let account = case.subject.account.as_str();
     let region = &case.subject.region;
     let id = &case.subject.instance_id;
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .map_err(|err| AwsError::from_sdk("ec2:DescribeInstances", account, region, &err))?;
-    let instance = out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .find(|i| i.instance_id() == Some(id.as_str()))
-        .ok_or_else(|| StepError::invalid(format!("instance {id} no longer exists")))?;
+    let instance = crate::acquisition::describe_instance(&ec2, &case.subject).await?;
     let vpc = instance
         .vpc_id()
         .ok_or_else(|| StepError::invalid(format!("instance {id} is not in a VPC")))?;

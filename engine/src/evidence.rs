@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::acquisition::imaging::{ImagingError, PartSink, StoredPart, hex};
-use crate::aws::AwsError;
+use crate::aws::{AwsError, CallSite};
 use crate::cases::{ArtifactKind, CaseId};
 
 /// The evidence bucket, as the Security account's workers write to it.
@@ -19,9 +19,7 @@ pub struct EvidenceBucket {
     client: aws_sdk_s3::Client,
     pub bucket: String,
     kms_key_arn: Option<String>,
-    /// For error messages: whose credentials, which region.
-    account: String,
-    region: String,
+    site: CallSite,
 }
 
 /// The key of an artifact: `cases/<case>/<account>/<instance>/<kind>/<name>`.
@@ -103,27 +101,12 @@ impl EvidenceBucket {
             client: aws_sdk_s3::Client::from_conf(s3_config),
             bucket: bucket.into(),
             kms_key_arn,
-            account: account.into(),
-            region: config
-                .region()
-                .map_or_else(String::new, |r| r.as_ref().to_owned()),
+            site: CallSite::new(config, account),
         }
     }
 
     pub fn client(&self) -> &aws_sdk_s3::Client {
         &self.client
-    }
-
-    fn error<E, R>(
-        &self,
-        operation: &'static str,
-        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
-    ) -> AwsError
-    where
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
-    {
-        AwsError::from_sdk(operation, &self.account, &self.region, err)
     }
 
     /// Aborts uploads to `key` left by a worker that died, so that nothing half-written
@@ -136,7 +119,7 @@ impl EvidenceBucket {
             .prefix(key)
             .send()
             .await
-            .map_err(|err| self.error("s3:ListMultipartUploads", &err))?;
+            .map_err(|err| self.site.error("s3:ListMultipartUploads", &err))?;
         let mut aborted = 0;
         for upload in out.uploads() {
             let (Some(upload_key), Some(id)) = (upload.key(), upload.upload_id()) else {
@@ -152,20 +135,20 @@ impl EvidenceBucket {
                 .upload_id(id)
                 .send()
                 .await
-                .map_err(|err| self.error("s3:AbortMultipartUpload", &err))?;
+                .map_err(|err| self.site.error("s3:AbortMultipartUpload", &err))?;
             aborted += 1;
         }
         Ok(aborted)
     }
 
-    /// Starts a multipart upload with SHA-256 part checksums and the evidence key.
+    /// Starts a multipart upload with CRC-32 part checksums and the evidence key.
     pub async fn start_upload(&self, key: &str) -> Result<MultipartUpload, AwsError> {
         let mut request = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .content_type("application/octet-stream");
         if let Some(kms) = &self.kms_key_arn {
             request = request
@@ -175,7 +158,7 @@ impl EvidenceBucket {
         let out = request
             .send()
             .await
-            .map_err(|err| self.error("s3:CreateMultipartUpload", &err))?;
+            .map_err(|err| self.site.error("s3:CreateMultipartUpload", &err))?;
         let upload_id = out
             .upload_id()
             .ok_or_else(|| AwsError::Other("S3 returned no upload id".to_owned()))?
@@ -207,7 +190,7 @@ impl EvidenceBucket {
         request
             .send()
             .await
-            .map_err(|err| self.error("s3:PutObject", &err))?;
+            .map_err(|err| self.site.error("s3:PutObject", &err))?;
         Ok(())
     }
 
@@ -232,7 +215,7 @@ impl EvidenceBucket {
             {
                 return Ok(None);
             }
-            Err(err) => return Err(self.error("s3:GetObject", &err)),
+            Err(err) => return Err(self.site.error("s3:GetObject", &err)),
         };
         let body =
             out.body.collect().await.map_err(|err| {
@@ -257,7 +240,7 @@ impl EvidenceBucket {
             .key(key)
             .send()
             .await
-            .map_err(|err| self.error("s3:GetObject", &err))?;
+            .map_err(|err| self.site.error("s3:GetObject", &err))?;
         let version_id = out.version_id().map(str::to_owned);
         let mut body = out.body;
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Bytes>(8);
@@ -305,7 +288,7 @@ impl EvidenceBucket {
         {
             Ok(_) => Ok(true),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
-            Err(err) => Err(self.error("s3:HeadObject", &err)),
+            Err(err) => Err(self.site.error("s3:HeadObject", &err)),
         }
     }
 }
@@ -338,7 +321,7 @@ impl MultipartUpload {
                             .part_number(p.number)
                             .e_tag(&p.etag);
                         if !p.checksum.is_empty() {
-                            part = part.checksum_sha256(&p.checksum);
+                            part = part.checksum_crc32(&p.checksum);
                         }
                         part.build()
                     })
@@ -355,7 +338,7 @@ impl MultipartUpload {
             .multipart_upload(completed)
             .send()
             .await
-            .map_err(|err| self.bucket.error("s3:CompleteMultipartUpload", &err))?;
+            .map_err(|err| self.bucket.site.error("s3:CompleteMultipartUpload", &err))?;
         Ok(out.version_id().map(str::to_owned))
     }
 
@@ -369,7 +352,7 @@ impl MultipartUpload {
             .upload_id(&self.upload_id)
             .send()
             .await
-            .map_err(|err| self.bucket.error("s3:AbortMultipartUpload", &err))?;
+            .map_err(|err| self.bucket.site.error("s3:AbortMultipartUpload", &err))?;
         Ok(())
     }
 
@@ -392,7 +375,7 @@ impl MultipartUpload {
             .part_number(number)
             .presigned(presigning)
             .await
-            .map_err(|err| self.bucket.error("s3:UploadPart (pre-sign)", &err))?;
+            .map_err(|err| self.bucket.site.error("s3:UploadPart (pre-sign)", &err))?;
         Ok(request.uri().to_owned())
     }
 }
@@ -412,13 +395,13 @@ impl PartSink for MultipartUpload {
             .key(&self.key)
             .upload_id(&self.upload_id)
             .part_number(number)
-            .checksum_sha256(&checksum)
+            .checksum_crc32(&checksum)
             .body(ByteStream::from(data))
             .send()
             .await
             .map_err(|err| ImagingError::Store {
                 number,
-                message: self.bucket.error("s3:UploadPart", &err).to_string(),
+                message: self.bucket.site.error("s3:UploadPart", &err).to_string(),
             })?;
         Ok(StoredPart {
             number,

@@ -65,6 +65,24 @@ impl WorkerOptions {
     }
 }
 
+/// Waits for SIGINT or SIGTERM, the ways a worker is told to stop.
+pub async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated => {}
+    }
+}
+
 /// Runs the worker until `stop` turns true.
 pub async fn run(plane: Arc<Plane>, options: WorkerOptions, stop: watch::Receiver<bool>) {
     let sqs = aws_sdk_sqs::Client::new(&plane.ctx.base_config(&plane.region));
@@ -193,7 +211,8 @@ pub async fn process(
         lost_tx,
     ));
     let outcome = tokio::select! {
-        outcome = steps::run(plane, &parsed) => Some(outcome),
+        // Boxed: the handlers' futures are large and would make every caller's as large.
+        outcome = Box::pin(steps::run(plane, &parsed)) => Some(outcome),
         _ = lost_rx.wait_for(|lost| *lost) => None,
     };
     keeper.abort();

@@ -18,7 +18,8 @@ fn workspace() -> PathBuf {
 }
 
 fn tools() -> EmulatorInstall {
-    install::ensure_installed(&|message| eprintln!("templates: {message}")).expect("the pinned tools install")
+    install::ensure_installed(&|message| eprintln!("templates: {message}"))
+        .expect("the pinned tools install")
 }
 
 fn cfn_lint(install: &EmulatorInstall, files: &[PathBuf]) -> Output {
@@ -61,7 +62,10 @@ fn every_template_is_lint_clean_with_the_project_rules() {
         "7-security-ir-vpc.yaml",
         "securityhub-custom-actions.yaml",
     ] {
-        assert!(names.iter().any(|n| n == expected), "missing template {expected}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "missing template {expected}"
+        );
     }
     let out = cfn_lint(&install, &templates);
     assert!(
@@ -80,14 +84,20 @@ fn each_project_rule_refuses_its_fixture() {
     let mut seen = 0;
     for entry in std::fs::read_dir(&fixtures).expect("fixtures") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         // Fixtures are named after the rule they break: e9001-..., e9003-...
         let rule = name[..5].to_uppercase();
-        let out = cfn_lint(&install, &[path.clone()]);
+        let out = cfn_lint(&install, std::slice::from_ref(&path));
         let report = String::from_utf8_lossy(&out.stdout);
         assert!(!out.status.success(), "{name} passed lint");
         assert!(
-            report.lines().any(|line| line.starts_with(&format!("{rule} "))),
+            report
+                .lines()
+                .any(|line| line.starts_with(&format!("{rule} "))),
             "{name} was not refused by {rule}:\n{report}"
         );
         seen += 1;
@@ -129,7 +139,11 @@ fn the_ir_vpc_template_deploys_into_the_lab_with_every_endpoint() {
         "--parameters",
         &parameters,
     ]);
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         let out = aws(&[
@@ -172,9 +186,13 @@ fn the_ir_vpc_template_deploys_into_the_lab_with_every_endpoint() {
         "text",
     ]);
     let services = String::from_utf8_lossy(&endpoints.stdout);
-    for service in ["s3", "dynamodb", "ebs", "ssm", "sqs", "sts", "states", "ec2"] {
+    for service in [
+        "s3", "dynamodb", "ebs", "ssm", "sqs", "sts", "states", "ec2",
+    ] {
         assert!(
-            services.split_whitespace().any(|s| s.ends_with(&format!(".{service}"))),
+            services
+                .split_whitespace()
+                .any(|s| s.ends_with(&format!(".{service}"))),
             "no {service} endpoint in {services}"
         );
     }
@@ -188,5 +206,9 @@ fn the_ir_vpc_template_deploys_into_the_lab_with_every_endpoint() {
         "--output",
         "text",
     ]);
-    assert_eq!(String::from_utf8_lossy(&gateways.stdout).trim(), "0", "no internet");
+    assert_eq!(
+        String::from_utf8_lossy(&gateways.stdout).trim(),
+        "0",
+        "no internet"
+    );
 }

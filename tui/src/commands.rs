@@ -249,6 +249,24 @@ fn print_lab_summary(state: &LabState) -> anyhow::Result<()> {
         state.config_path.display(),
         state.log_path.display()
     );
+    match state.runtime_pid {
+        Some(pid) if lab::runtime::is_our_runtime(pid) => out!(
+            "  runtime pid {pid} (step queues, tag events, SSM agent)  log {}",
+            state.log_path.with_file_name("runtime.log").display()
+        ),
+        Some(pid) => out!(
+            "  runtime pid {pid} is gone: workflows will not run; restart the lab ('irf lab down', 'irf lab up')"
+        ),
+        None => out!("  no runtime: workflows will not run"),
+    }
+    if let Some(plane) = &seeded.plane {
+        out!(
+            "  evidence s3://{}  cases {}  workflow {}",
+            plane.evidence_bucket,
+            plane.case_table,
+            plane.state_machine_arn
+        );
+    }
     Ok(())
 }
 

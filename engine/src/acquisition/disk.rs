@@ -58,26 +58,10 @@ async fn attached_volumes(
     ec2: &aws_sdk_ec2::Client,
     case: &Case,
 ) -> Result<Vec<AttachedVolume>, StepError> {
-    let id = &case.subject.instance_id;
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .map_err(|err| {
-            AwsError::from_sdk(
-                "ec2:DescribeInstances",
-                case.subject.account.as_str(),
-                &case.subject.region,
-                &err,
-            )
-        })?;
-    Ok(out
-        .reservations()
+    let instance = super::describe_instance(ec2, &case.subject).await?;
+    Ok(instance
+        .block_device_mappings()
         .iter()
-        .flat_map(|r| r.instances())
-        .filter(|i| i.instance_id() == Some(id.as_str()))
-        .flat_map(|i| i.block_device_mappings())
         .filter_map(|m| {
             Some(AttachedVolume {
                 volume_id: m.ebs()?.volume_id()?.to_owned(),
@@ -391,16 +375,28 @@ async fn image_snapshot(
         tool: tool_version(),
         operator: plane.operator.clone(),
     };
-    plane.evidence.put_json(&manifest_at, &manifest).await?;
+    seal(plane, progress, &manifest, volume.volume_id.clone()).await
+}
+
+/// Writes an artifact's manifest beside it, records it as written, and names it for the
+/// state machine. Only ever called once the artifact is complete and hashed.
+pub(super) async fn seal(
+    plane: &Plane,
+    progress: ProgressReporter,
+    manifest: &Manifest,
+    source: String,
+) -> Result<ArtifactRef, StepError> {
+    let manifest_at = manifest_key(&manifest.key);
+    plane.evidence.put_json(&manifest_at, manifest).await?;
     progress
-        .finish(ArtifactState::Written, Some(summary.sha256.clone()), None)
+        .finish(ArtifactState::Written, Some(manifest.sha256.clone()), None)
         .await;
     Ok(ArtifactRef {
-        key,
+        key: manifest.key.clone(),
         manifest_key: manifest_at,
-        sha256: summary.sha256,
-        size: summary.size,
-        source: volume.volume_id.clone(),
+        sha256: manifest.sha256.clone(),
+        size: manifest.size,
+        source,
     })
 }
 

@@ -397,6 +397,16 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     )
     .await;
     drop(watch);
+    // The plan holds live upload URLs: gone as soon as the host is done with it.
+    if let Err(err) = s3
+        .delete_object()
+        .bucket(&tooling)
+        .key(&plan_key)
+        .send()
+        .await
+    {
+        tracing::warn!(key = plan_key, error = %crate::aws::describe_sdk_error(&err), "cannot delete the upload plan; the bucket's lifecycle expires it");
+    }
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {
@@ -489,15 +499,8 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         tool: tool_version(),
         operator: plane.operator.clone(),
     };
-    plane.evidence.put_json(&manifest_at, &manifest).await?;
-    progress
-        .finish(ArtifactState::Written, Some(report.sha256.clone()), None)
-        .await;
-    Ok(
-        json!({"kind": "memory", "status": "succeeded", "artifacts": [ArtifactRef {
-            key, manifest_key: manifest_at, sha256: report.sha256, size: report.size, source: id.clone(),
-        }]}),
-    )
+    let artifact = super::disk::seal(plane, progress, &manifest, id.clone()).await?;
+    Ok(json!({"kind": "memory", "status": "succeeded", "artifacts": [artifact]}))
 }
 
 #[cfg(test)]

@@ -188,6 +188,38 @@ pub async fn start(
     }
 }
 
+/// The case's instance as EC2 describes it now; a gone instance is an invalid step.
+pub async fn describe_instance(
+    ec2: &aws_sdk_ec2::Client,
+    subject: &CaseSubject,
+) -> Result<aws_sdk_ec2::types::Instance, steps::StepError> {
+    let id = &subject.instance_id;
+    let out = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .map_err(|err| {
+            AwsError::from_sdk(
+                "ec2:DescribeInstances",
+                subject.account.as_str(),
+                &subject.region,
+                &err,
+            )
+        })?;
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find(|i| i.instance_id() == Some(id.as_str()))
+        .cloned()
+        .ok_or_else(|| {
+            steps::StepError::invalid(format!(
+                "instance {id} no longer exists in account {}, region {}",
+                subject.account, subject.region
+            ))
+        })
+}
+
 /// Refuses a case on an instance that does not exist, before anything is recorded.
 async fn check_instance(plane: &Plane, subject: &CaseSubject) -> Result<(), WorkflowError> {
     let config = plane

@@ -9,7 +9,7 @@ use crate::aws::AwsError;
 use crate::cases::{
     ArtifactState, Case, CaseError, CaseStatus, PendingApproval, StepStatus, now_rfc3339,
 };
-use crate::evidence::{Manifest, manifest_key};
+use crate::evidence::Manifest;
 
 /// A step of the state machine that runs project code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,22 +275,7 @@ pub async fn pre_incident_state(
     let account = case.subject.account.as_str();
     let region = &case.subject.region;
     let id = &case.subject.instance_id;
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .map_err(|err| AwsError::from_sdk("ec2:DescribeInstances", account, region, &err))?;
-    let instance = out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .find(|i| i.instance_id() == Some(id.as_str()))
-        .ok_or_else(|| {
-            StepError::invalid(format!(
-                "instance {id} no longer exists in account {account}, region {region}"
-            ))
-        })?;
+    let instance = super::describe_instance(ec2, &case.subject).await?;
     let protection = ec2
         .describe_instance_attribute()
         .instance_id(id)
@@ -584,7 +569,6 @@ async fn verify(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
     if !failures.is_empty() {
         return Err(StepError::integrity(failures.join("; ")));
     }
-    let _ = manifest_key;
     Ok(json!({"verified": verified}))
 }
 

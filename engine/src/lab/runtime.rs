@@ -170,12 +170,7 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
     {
         let stop = stop_tx.clone();
         tokio::spawn(async move {
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match terminate.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
+            worker::shutdown_signal().await;
             let _ = stop.send(true);
         });
     }

@@ -24,12 +24,7 @@ async fn main() -> ExitCode {
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match terminate.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
+        worker::shutdown_signal().await;
         // Steps in progress are abandoned; their messages come back to another worker.
         let _ = stop.send(true);
     });
