@@ -133,12 +133,12 @@ async fn wait(plane: &Plane, case_id: &CaseId, show: bool) -> anyhow::Result<Cas
 }
 
 fn progress_line(detail: &CaseDetail) -> String {
-    let step = detail
+    let running: Vec<&str> = detail
         .steps
         .iter()
-        .rev()
-        .find(|s| s.status == irf_engine::cases::StepStatus::Running)
-        .map_or("", |s| s.step.as_str());
+        .filter(|s| s.status == irf_engine::cases::StepStatus::Running)
+        .map(|s| s.step.as_str())
+        .collect();
     let artifacts: Vec<String> = detail
         .artifacts
         .iter()
@@ -151,11 +151,14 @@ fn progress_line(detail: &CaseDetail) -> String {
             format!("{} {} {percent}%", a.kind.as_str(), a.source)
         })
         .collect();
-    format!(
-        "{} {step} {}",
-        detail.case.status.as_str(),
-        artifacts.join(", ")
-    )
+    let mut line = detail.case.status.as_str().to_owned();
+    if !running.is_empty() {
+        line.push_str(&format!(" (step {})", running.join(" + ")));
+    }
+    if !artifacts.is_empty() {
+        line.push_str(&format!(": {}", artifacts.join(", ")));
+    }
+    line
 }
 
 /// `irf cases`.
