@@ -473,15 +473,36 @@ AWS_ACCESS_KEY_ID=$1 AWS_SECRET_ACCESS_KEY=$2 AWS_SESSION_TOKEN=$3 \
             .as_array()
             .is_some_and(|all| all.iter().any(|c| c["case_id"] == case_id.as_str()))
     );
-    acquisition::decide(
-        &plane,
-        &waiting.case.case_id,
-        Decision::Reject {
-            reason: "evidence only".into(),
-        },
-    )
-    .await
-    .expect("reject");
+    // A wrong confirmation changes nothing; the rejection from the command line closes it.
+    let wrong = run_irf(
+        &["approve", &case_id, "--confirm", "i-0123456789abcdef0"],
+        &env_with_lab,
+    );
+    assert!(!wrong.status.success());
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        said.contains("i-0123456789abcdef0") && said.contains(&suspect.id),
+        "{said}"
+    );
+    let still = plane
+        .table
+        .detail(&waiting.case.case_id)
+        .await
+        .expect("detail");
+    assert_eq!(
+        still.case.status,
+        CaseStatus::AwaitingApproval,
+        "nothing changed"
+    );
+    let rejected = run_irf(
+        &["reject", &case_id, "--reason", "evidence only"],
+        &env_with_lab,
+    );
+    assert!(
+        rejected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rejected.stderr)
+    );
     let closed = wait_for("the case to close", Duration::from_secs(60), async || {
         let detail = plane
             .table

@@ -256,6 +256,55 @@ fn print_detail(detail: &CaseDetail) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `irf approve`: the typed instance id must be the case's, or nothing happens.
+pub async fn approve(
+    context: Arc<AwsContext>,
+    case_id: &str,
+    confirm: &str,
+) -> anyhow::Result<ExitCode> {
+    let case_id = CaseId::parse(case_id)?;
+    let plane = Plane::connect(context).await?;
+    let case = plane.table.case(&case_id).await?;
+    if confirm != case.subject.instance_id {
+        anyhow::bail!(
+            "--confirm '{}' is not the instance of case {case_id} ({}): type the instance id to approve its containment",
+            crate::text::escape_untrusted(confirm),
+            case.subject.instance_id
+        );
+    }
+    acquisition::decide(&plane, &case_id, acquisition::Decision::Approve).await?;
+    eprintln!(
+        "irf: approved containment of {} for case {case_id}",
+        case.subject.instance_id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `irf reject`.
+pub async fn reject(
+    context: Arc<AwsContext>,
+    case_id: &str,
+    reason: &str,
+) -> anyhow::Result<ExitCode> {
+    let case_id = CaseId::parse(case_id)?;
+    if reason.trim().is_empty() {
+        anyhow::bail!(
+            "--reason is empty: say why containment is refused, it is recorded with the decision"
+        );
+    }
+    let plane = Plane::connect(context).await?;
+    acquisition::decide(
+        &plane,
+        &case_id,
+        acquisition::Decision::Reject {
+            reason: reason.to_owned(),
+        },
+    )
+    .await?;
+    eprintln!("irf: refused containment for case {case_id}; the case closes without it");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `irf memcap`: prints the capture report as one JSON line.
 pub fn memcap(
     source: &std::path::Path,

@@ -79,6 +79,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Approve the containment a case waits for; the workflow then contains the instance.
+    Approve {
+        /// The case id ('irf cases' lists them).
+        case_id: String,
+        /// The case's instance id, typed again: containment can break production.
+        #[arg(long, value_name = "INSTANCE_ID")]
+        confirm: String,
+    },
+    /// Refuse the containment a case waits for; the case closes without it.
+    Reject {
+        case_id: String,
+        /// Why, recorded with the decision.
+        #[arg(long)]
+        reason: String,
+    },
     /// Capture memory on this host into pre-signed upload URLs (run by the workflow on a
     /// suspect host through SSM).
     #[command(hide = true)]

@@ -74,6 +74,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Case { case_id, json }) => {
             crate::acquire::case(connect(&global).await?, &case_id, json).await
         }
+        Some(Command::Approve { case_id, confirm }) => {
+            crate::acquire::approve(connect(&global).await?, &case_id, &confirm).await
+        }
+        Some(Command::Reject { case_id, reason }) => {
+            crate::acquire::reject(connect(&global).await?, &case_id, &reason).await
+        }
         Some(Command::Memcap {
             source,
             iomem,
