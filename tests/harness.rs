@@ -25,10 +25,42 @@ pub fn shared_seed() -> SeedOptions {
     SeedOptions::default()
 }
 
+/// Removes the directories earlier test runs left (the shared lab is never dropped, so its
+/// directory outlives its process): only those whose emulator is gone and that nothing has
+/// touched for an hour, so that a lab another run is seeding right now is left alone.
+fn remove_dead_test_labs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("irf-test-lab-")
+        {
+            continue;
+        }
+        let path = entry.path();
+        let idle = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified < an_hour_ago);
+        let alive = LabState::load(&path)
+            .ok()
+            .flatten()
+            .is_some_and(|state| state.is_running());
+        if idle && !alive {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// The lab shared by every test of this run. The emulator is tied to this process: it
 /// exits when the test binary does.
 pub fn lab() -> &'static LabState {
     &LAB.get_or_init(|| {
+        remove_dead_test_labs();
         let dir = tempfile::Builder::new()
             .prefix("irf-test-lab-")
             .tempdir()
