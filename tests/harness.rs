@@ -93,6 +93,20 @@ pub fn lab() -> &'static LabState {
     .state
 }
 
+/// The environment that points irf (and the AWS CLI) at `state`'s lab as the Security account.
+pub fn lab_env(state: &LabState) -> [(&str, &str); 5] {
+    [
+        ("AWS_ENDPOINT_URL", state.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", irf_engine::lab::LAB_ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", irf_engine::lab::LAB_SECRET_KEY),
+        ("AWS_REGION", irf_engine::lab::LAB_REGION),
+        (
+            "IRF_CONFIG",
+            state.config_path.to_str().expect("utf-8 config path"),
+        ),
+    ]
+}
+
 /// A fresh engine context on the shared lab, with the lab's configuration.
 pub async fn context() -> Arc<AwsContext> {
     lab().connect().await.expect("connect to the test lab")

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use irf_e2e::{context, irf_binary, lab, run_irf};
+use irf_e2e::{context, irf_binary, lab, lab_env, run_irf};
 use irf_engine::acquisition::{self, Decision, Plane};
 use irf_engine::cases::{ArtifactKind, ArtifactState, Case, CaseDetail, CaseStatus};
 use irf_engine::evidence::{Manifest, manifest_key};
@@ -297,14 +297,7 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
     );
 
     // The CLI shows the same case.
-    let env_exports = state.env_exports();
-    let env: Vec<(String, String)> = env_exports
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-        .collect();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env = lab_env(state);
     let shown = run_irf(&["case", case.case_id.as_str(), "--json"], &env);
     assert!(
         shown.status.success(),
@@ -450,17 +443,7 @@ AWS_ACCESS_KEY_ID=$1 AWS_SECRET_ACCESS_KEY=$2 AWS_SESSION_TOKEN=$3 \
     );
 
     let case_id = waiting.case.case_id.to_string();
-    let env_with_lab: Vec<(String, String)> = state
-        .env_exports()
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-        .collect();
-    let env_with_lab: Vec<(&str, &str)> = env_with_lab
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let env_with_lab = lab_env(&state);
     let listed = run_irf(&["cases", "--json"], &env_with_lab);
     assert!(
         listed.status.success(),

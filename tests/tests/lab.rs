@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use irf_e2e::{TerminalSession, context, emulator_stops, irf_binary, lab, run_irf};
+use irf_e2e::{TerminalSession, context, emulator_stops, irf_binary, lab, lab_env, run_irf};
 use irf_engine::aws::{AwsContext, AwsError};
 use irf_engine::config::{AccountId, Config};
 use irf_engine::inventory::{self, INCIDENT_STATUS_TAG};
@@ -511,16 +511,6 @@ fn config_commands_show_the_file_in_force_and_name_bad_values() {
         stderr.contains("'not-an-id'") && stderr.contains(path_text),
         "{stderr}"
     );
-}
-
-fn lab_env(state: &LabState) -> [(&str, &str); 5] {
-    [
-        ("AWS_ENDPOINT_URL", state.endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-        ("IRF_CONFIG", state.config_path.to_str().expect("utf-8")),
-    ]
 }
 
 #[test]
