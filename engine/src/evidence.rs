@@ -9,9 +9,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::acquisition::imaging::{ImagingError, PartSink, StoredPart, hex};
+use crate::acquisition::imaging::{ImagingError, PartSink, StoredPart};
 use crate::aws::{AwsError, CallSite};
 use crate::cases::{ArtifactKind, CaseId};
+use crate::hex;
 
 /// The evidence bucket, as the Security account's workers write to it.
 #[derive(Debug, Clone)]

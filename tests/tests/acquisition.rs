@@ -27,11 +27,7 @@ fn sha256_file(path: &Path) -> String {
         }
         hasher.update(&buffer[..n]);
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    irf_engine::hex(&hasher.finalize())
 }
 
 async fn wait_for<T>(
@@ -283,10 +279,7 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
         .await
         .expect("read memory image")
         .into_bytes();
-    let memory_sha: String = Sha256::digest(&object)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let memory_sha = irf_engine::hex(&Sha256::digest(&object));
     assert_eq!(memory_sha, memory_manifest.sha256);
     assert_eq!(memory_manifest.details["host_sha256"], memory_sha);
     assert_eq!(&object[..4], &0x4C69_4D45u32.to_le_bytes(), "LiME magic");

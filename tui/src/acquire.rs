@@ -13,13 +13,6 @@ use irf_engine::config::AccountId;
 
 use crate::cli::{AcquireArgs, GlobalArgs};
 
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
-    }};
-}
-
 /// Finds the account and region of `instance` by sweeping the Organization.
 async fn locate(context: &Arc<AwsContext>, instance: &str) -> anyhow::Result<(AccountId, String)> {
     let scope = context

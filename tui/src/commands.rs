@@ -11,23 +11,6 @@ use irf_engine::config::Config;
 use irf_engine::inventory;
 use irf_engine::lab::{self, Lab, LabOptions, LabState, seed::SeedOptions};
 
-/// Writes a line to standard output, returning the error (a closed pipe included) instead
-/// of panicking as `println!` does.
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
-    }};
-}
-
-/// Writes text to standard output as it is.
-macro_rules! out_raw {
-    ($text:expr) => {{
-        use std::io::Write as _;
-        std::io::stdout().lock().write_all(($text).as_bytes())?
-    }};
-}
-
 use crate::filter::Filter;
 use crate::keymap::Keymap;
 use crate::theme::Theme;

@@ -1,6 +1,23 @@
 //! The irf workstation and command line as a library: the binary is a thin `main`, and
 //! benchmarks drive the same code.
 
+/// Writes a line to standard output, returning the error (a closed pipe included) instead
+/// of panicking as `println!` does.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// Writes text to standard output as it is.
+macro_rules! out_raw {
+    ($text:expr) => {{
+        use std::io::Write as _;
+        std::io::stdout().lock().write_all(($text).as_bytes())?
+    }};
+}
+
 pub mod acquire;
 pub mod cli;
 pub mod commands;

@@ -318,6 +318,7 @@ async fn image_snapshot(
     let progress = ProgressReporter::start(
         plane.clone(),
         case.clone(),
+        ArtifactKind::Disk,
         key.clone(),
         volume.volume_id.clone(),
         source.volume_size,
@@ -412,12 +413,14 @@ pub struct ProgressReporter {
 }
 
 impl ProgressReporter {
-    pub fn start(plane: Plane, case: Case, key: String, source: String, total: u64) -> Self {
-        let kind = if key.contains("/memory/") {
-            ArtifactKind::Memory
-        } else {
-            ArtifactKind::Disk
-        };
+    pub fn start(
+        plane: Plane,
+        case: Case,
+        kind: ArtifactKind,
+        key: String,
+        source: String,
+        total: u64,
+    ) -> Self {
         let base = ArtifactProgress {
             key,
             kind,

@@ -14,6 +14,8 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
 use sha2::{Digest, Sha256};
 
+use crate::hex;
+
 /// One allocated block of a snapshot, as the block list names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockRef {
@@ -148,15 +150,6 @@ pub fn checksum_b64(data: &[u8]) -> String {
 /// memory speed, so checking parts costs the second core nothing the block checks need.
 pub fn part_checksum(data: &[u8]) -> String {
     aws_smithy_types::base64::encode(crc32fast::hash(data).to_be_bytes())
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// The part size for a volume: at least `min`, a whole number of blocks, and few enough

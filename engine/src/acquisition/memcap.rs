@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::imaging::hex;
+use crate::hex;
 
 /// LiME's header magic ("EMiL" little-endian) and version.
 const LIME_MAGIC: u32 = 0x4C69_4D45;

@@ -374,6 +374,7 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     let progress = ProgressReporter::start(
         plane.clone(),
         case.clone(),
+        ArtifactKind::Memory,
         key.clone(),
         id.clone(),
         expected,

@@ -188,36 +188,49 @@ pub async fn start(
     }
 }
 
-/// The case's instance as EC2 describes it now; a gone instance is an invalid step.
+/// The case's instance as EC2 describes it now; `None` when EC2 does not know it (an id
+/// that never existed, a malformed one, or one terminated long ago).
+pub async fn find_instance(
+    ec2: &aws_sdk_ec2::Client,
+    subject: &CaseSubject,
+) -> Result<Option<aws_sdk_ec2::types::Instance>, AwsError> {
+    use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+    let id = &subject.instance_id;
+    match ec2.describe_instances().instance_ids(id).send().await {
+        Ok(out) => Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find(|i| i.instance_id() == Some(id.as_str()))
+            .cloned()),
+        Err(err)
+            if matches!(
+                err.as_service_error().and_then(ProvideErrorMetadata::code),
+                Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed")
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(AwsError::from_sdk(
+            "ec2:DescribeInstances",
+            subject.account.as_str(),
+            &subject.region,
+            &err,
+        )),
+    }
+}
+
+/// [`find_instance`] for a step: an instance that is gone is an invalid step.
 pub async fn describe_instance(
     ec2: &aws_sdk_ec2::Client,
     subject: &CaseSubject,
 ) -> Result<aws_sdk_ec2::types::Instance, steps::StepError> {
-    let id = &subject.instance_id;
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .map_err(|err| {
-            AwsError::from_sdk(
-                "ec2:DescribeInstances",
-                subject.account.as_str(),
-                &subject.region,
-                &err,
-            )
-        })?;
-    out.reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .find(|i| i.instance_id() == Some(id.as_str()))
-        .cloned()
-        .ok_or_else(|| {
-            steps::StepError::invalid(format!(
-                "instance {id} no longer exists in account {}, region {}",
-                subject.account, subject.region
-            ))
-        })
+    find_instance(ec2, subject).await?.ok_or_else(|| {
+        steps::StepError::invalid(format!(
+            "instance {} no longer exists in account {}, region {}",
+            subject.instance_id, subject.account, subject.region
+        ))
+    })
 }
 
 /// Refuses a case on an instance that does not exist, before anything is recorded.
@@ -226,44 +239,13 @@ async fn check_instance(plane: &Plane, subject: &CaseSubject) -> Result<(), Work
         .ctx
         .account_config(&subject.account, &subject.region)
         .await?;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let out = ec2
-        .describe_instances()
-        .instance_ids(&subject.instance_id)
-        .send()
-        .await;
-    let unknown = || WorkflowError::UnknownInstance {
-        instance: subject.instance_id.clone(),
-        account: subject.account.clone(),
-        region: subject.region.clone(),
-    };
-    match out {
-        Ok(out) => {
-            let found = out
-                .reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .any(|i| i.instance_id() == Some(subject.instance_id.as_str()));
-            if found { Ok(()) } else { Err(unknown()) }
-        }
-        Err(err)
-            if err
-                .as_service_error()
-                .and_then(|e| aws_smithy_types::error::metadata::ProvideErrorMetadata::code(e))
-                == Some("InvalidInstanceID.NotFound")
-                || err.as_service_error().and_then(|e| {
-                    aws_smithy_types::error::metadata::ProvideErrorMetadata::code(e)
-                }) == Some("InvalidInstanceID.Malformed") =>
-        {
-            Err(unknown())
-        }
-        Err(err) => Err(AwsError::from_sdk(
-            "ec2:DescribeInstances",
-            subject.account.as_str(),
-            &subject.region,
-            &err,
-        )
-        .into()),
+    match find_instance(&aws_sdk_ec2::Client::new(&config), subject).await? {
+        Some(_) => Ok(()),
+        None => Err(WorkflowError::UnknownInstance {
+            instance: subject.instance_id.clone(),
+            account: subject.account.clone(),
+            region: subject.region.clone(),
+        }),
     }
 }
 

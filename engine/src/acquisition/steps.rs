@@ -522,6 +522,8 @@ async fn verify(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
     }
     let mut verified = Vec::new();
     let mut failures = Vec::new();
+    // The recorded progress of every artifact, read once for the whole step.
+    let mut recorded = plane.table.detail(&case.case_id).await?.artifacts;
     for artifact in &artifacts {
         let manifest: Option<Manifest> = plane.evidence.get_json(&artifact.manifest_key).await?;
         let Some(manifest) = manifest else {
@@ -543,14 +545,7 @@ async fn verify(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
                 artifact.key, read.sha256, read.size, manifest.sha256, manifest.size
             ));
         }
-        if let Some(mut progress) = plane
-            .table
-            .detail(&case.case_id)
-            .await?
-            .artifacts
-            .into_iter()
-            .find(|p| p.key == artifact.key)
-        {
+        if let Some(progress) = recorded.iter_mut().find(|p| p.key == artifact.key) {
             progress.state = if ok {
                 ArtifactState::Verified
             } else {
@@ -560,10 +555,7 @@ async fn verify(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
             if !ok {
                 progress.error = failures.last().cloned();
             }
-            plane
-                .table
-                .record_artifact(&case.case_id, &progress)
-                .await?;
+            plane.table.record_artifact(&case.case_id, progress).await?;
         }
     }
     if !failures.is_empty() {

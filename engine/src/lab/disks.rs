@@ -224,7 +224,7 @@ fn mke2fs() -> Result<PathBuf, LabError> {
 /// A UUID-shaped value derived from `text`, for reproducible filesystem ids.
 fn stable_uuid(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let hex = crate::hex(&digest[..16]);
     format!(
         "{}-{}-4{}-8{}-{}",
         &hex[0..8],

@@ -59,7 +59,7 @@ impl EmulatorInstall {
 
 fn requirements_hash() -> String {
     let digest = Sha256::digest(REQUIREMENTS.as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    crate::hex(&digest[..6])
 }
 
 /// The environment's directory: one per set of pinned requirements.

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::{AwsContext, ConnectOptions, StaticCredentials};
+use crate::cases::now_rfc3339;
 use crate::config::{CONFIG_ENV, Config};
 use control::Control;
 use emulator::{EmulatorOptions, RunningEmulator};
@@ -420,12 +421,6 @@ fn runtime_exe_of(state: &LabState) -> Option<PathBuf> {
         .runtime_pid
         .filter(|pid| runtime::is_our_runtime(*pid))
         .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok())
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

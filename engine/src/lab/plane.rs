@@ -230,9 +230,7 @@ pub async fn create(
 async fn publish_memcap(s3: &aws_sdk_s3::Client, bucket: &str, irf: &Path) -> Result<(), LabError> {
     let quoted = irf.display().to_string().replace('\'', r"'\''");
     let launcher = format!("#!/bin/sh\nexec '{quoted}' \"$@\"\n");
-    let sha256 = crate::acquisition::imaging::hex(&<sha2::Sha256 as sha2::Digest>::digest(
-        launcher.as_bytes(),
-    ));
+    let sha256 = crate::hex(&<sha2::Sha256 as sha2::Digest>::digest(launcher.as_bytes()));
     s3.put_object()
         .bucket(bucket)
         .key(crate::acquisition::memory::tool_key(std::env::consts::ARCH))

@@ -933,7 +933,7 @@ async fn run_instance(
 fn image_for(os: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(os.as_bytes());
-    let hex: String = digest.iter().take(9).map(|b| format!("{b:02x}")).collect();
+    let hex = crate::hex(&digest[..9]);
     format!("ami-{}", &hex[..17])
 }
 
