@@ -68,9 +68,11 @@ pub trait PartSink: Send + Sync {
 /// How the pipeline runs.
 #[derive(Debug, Clone, Copy)]
 pub struct ImagingOptions {
-    /// Blocks fetched at once. EBS allows 1,000 GetSnapshotBlock per second per snapshot;
-    /// with about 20 ms per call, 64 in flight stays well inside it.
+    /// Blocks fetched at once, to hide each call's latency.
     pub fetch_concurrency: usize,
+    /// Fetches started per second at most (retries included). EBS allows 1,000
+    /// GetSnapshotBlock calls per second per snapshot; `None` for a source without a limit.
+    pub max_fetches_per_second: Option<u32>,
     /// Parts uploading at once.
     pub upload_concurrency: usize,
     /// Smallest part size; the pipeline raises it for volumes that would need more than
@@ -84,6 +86,7 @@ impl Default for ImagingOptions {
     fn default() -> Self {
         Self {
             fetch_concurrency: 64,
+            max_fetches_per_second: Some(1_000),
             upload_concurrency: 4,
             min_part_size: 16 << 20,
             block_attempts: 4,
@@ -160,12 +163,40 @@ pub fn part_size_for(volume_size: u64, block_size: u64, min: u64) -> u64 {
     wanted.div_ceil(block_size) * block_size
 }
 
+/// Spaces calls evenly so that they never exceed a rate, however many are in flight.
+#[derive(Debug)]
+struct Pacer {
+    interval: std::time::Duration,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pacer {
+    fn per_second(rate: u32) -> Self {
+        Self {
+            interval: std::time::Duration::from_secs(1) / rate.max(1),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for this call's slot.
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
 /// Fetches one block, retrying failures and checksum mismatches.
 async fn fetch_verified<S: BlockSource>(
     source: &S,
     block: &BlockRef,
     attempts: u32,
     retried: &AtomicU64,
+    pacer: Option<&Pacer>,
 ) -> Result<(u64, Bytes), ImagingError> {
     let want = source.block_size();
     let mut last = None;
@@ -173,6 +204,9 @@ async fn fetch_verified<S: BlockSource>(
         if attempt > 1 {
             retried.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6))).await;
+        }
+        if let Some(pacer) = pacer {
+            pacer.wait().await;
         }
         match source.fetch(block).await {
             Ok(fetched) => {
@@ -296,6 +330,9 @@ where
     let part_size = part_size_for(volume_size, block_size, options.min_part_size);
     let retried = Arc::new(AtomicU64::new(0));
 
+    let pacer = options
+        .max_fetches_per_second
+        .map(|rate| Arc::new(Pacer::per_second(rate)));
     let fetches = {
         let source = source.clone();
         let retried = retried.clone();
@@ -303,9 +340,17 @@ where
             .map(move |block| {
                 let source = source.clone();
                 let retried = retried.clone();
+                let pacer = pacer.clone();
                 // Spawned, so that fetches proceed while the assembler is busy elsewhere.
                 let task = tokio::spawn(async move {
-                    fetch_verified(&*source, &block, options.block_attempts, &retried).await
+                    fetch_verified(
+                        &*source,
+                        &block,
+                        options.block_attempts,
+                        &retried,
+                        pacer.as_deref(),
+                    )
+                    .await
                 });
                 async move {
                     task.await
@@ -572,6 +617,7 @@ mod tests {
     fn options() -> ImagingOptions {
         ImagingOptions {
             fetch_concurrency: 8,
+            max_fetches_per_second: Some(1_000),
             upload_concurrency: 2,
             min_part_size: 4 * 65536,
             block_attempts: 3,
@@ -673,6 +719,24 @@ mod tests {
         let size = part_size_for(huge, BLOCK, 16 * MIB);
         assert!(huge.div_ceil(size) <= MAX_PARTS);
         assert_eq!(size % BLOCK, 0);
+    }
+
+    #[tokio::test]
+    async fn fetches_keep_to_the_rate_limit_however_many_are_in_flight() {
+        let raw = sparse_image(20, 65536, &(0..20).collect::<Vec<_>>());
+        let source = Arc::new(InMemoryVolume::new(raw, 65536));
+        let started = tokio::time::Instant::now();
+        let options = ImagingOptions {
+            fetch_concurrency: 32,
+            max_fetches_per_second: Some(50),
+            ..options()
+        };
+        image(source, Arc::new(InMemoryParts::default()), options, |_| {})
+            .await
+            .expect("imaged");
+        // 20 fetches at 50 per second: the last starts 380 ms after the first.
+        let took = started.elapsed();
+        assert!(took >= std::time::Duration::from_millis(380), "{took:?}");
     }
 
     #[test]
