@@ -40,6 +40,63 @@ pub struct ConnectOptions {
     pub endpoint_url: Option<String>,
     /// Fixed credentials instead of the standard chain.
     pub static_credentials: Option<StaticCredentials>,
+    /// A role to act as, assumed with the loaded credentials: a member account's trigger
+    /// acts in the Security account through its bridge role.
+    pub assume_role: Option<RoleArn>,
+}
+
+/// A validated IAM role ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleArn {
+    arn: String,
+    account: AccountId,
+}
+
+impl RoleArn {
+    /// Parses `arn:<partition>:iam::<account>:role/<name>`, naming the bad value.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let fields: Vec<&str> = text.trim().splitn(6, ':').collect();
+        let bad = |why: &str| {
+            format!(
+                "'{text}' is not an IAM role ARN ({why}); expected arn:aws:iam::<12-digit account>:role/<name>"
+            )
+        };
+        let [prefix, partition, service, region, account, resource] = fields[..] else {
+            return Err(bad("too few fields"));
+        };
+        if prefix != "arn"
+            || !partition.starts_with("aws")
+            || service != "iam"
+            || !region.is_empty()
+        {
+            return Err(bad("not an IAM ARN"));
+        }
+        let name = resource
+            .strip_prefix("role/")
+            .filter(|name| !name.is_empty())
+            .ok_or_else(|| bad("no role/<name>"))?;
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b))
+        {
+            return Err(bad("the role name has characters IAM does not allow"));
+        }
+        let account = AccountId::parse(account).map_err(|err| bad(&err.to_string()))?;
+        Ok(Self {
+            arn: text.trim().to_owned(),
+            account,
+        })
+    }
+
+    /// The ARN as given.
+    pub fn as_str(&self) -> &str {
+        &self.arn
+    }
+
+    /// The account the role belongs to.
+    pub fn account(&self) -> &AccountId {
+        &self.account
+    }
 }
 
 /// An access key pair given explicitly.
@@ -334,6 +391,20 @@ impl AwsContext {
             // the operator's home region in practice.
             base = base.to_builder().region(Region::new("us-east-1")).build();
         }
+        if let Some(role) = &options.assume_role {
+            let provider = AssumedRoleProvider(Arc::new(AssumedRole {
+                sts: aws_sdk_sts::Client::new(&base),
+                account: role.account().clone(),
+                role_arn: role.as_str().to_owned(),
+                session_name: "irf-bridge".to_owned(),
+                cached: Mutex::new(None),
+            }));
+            base = base
+                .to_builder()
+                .credentials_provider(SharedCredentialsProvider::new(provider))
+                .identity_cache(IdentityCache::no_cache())
+                .build();
+        }
         Self {
             base,
             config,
@@ -482,6 +553,27 @@ mod tests {
         let printed = format!("{keys:?}");
         assert!(printed.contains("AKIDEXAMPLE"));
         assert!(!printed.contains("wJalrXUtnFEMI"));
+    }
+
+    #[test]
+    fn role_arns_are_checked_by_field() {
+        let role =
+            RoleArn::parse("arn:aws:iam::111122223333:role/irf-trigger-bridge").expect("valid");
+        assert_eq!(role.account().as_str(), "111122223333");
+        assert_eq!(
+            role.as_str(),
+            "arn:aws:iam::111122223333:role/irf-trigger-bridge"
+        );
+        for bad in [
+            "irf-trigger-bridge",
+            "arn:aws:iam::111122223333:user/alice",
+            "arn:aws:sts::111122223333:role/x",
+            "arn:aws:iam::1111:role/x",
+            "arn:aws:iam::111122223333:role/a b",
+        ] {
+            let err = RoleArn::parse(bad).expect_err(bad);
+            assert!(err.contains(bad), "{err}");
+        }
     }
 
     #[test]

@@ -706,6 +706,59 @@ impl CaseTable {
     }
 }
 
+fn containment_pk(instance: &crate::containment::InstanceRef) -> String {
+    format!(
+        "CONTAINMENT#{}#{}#{}",
+        instance.account, instance.region, instance.instance_id
+    )
+}
+
+impl CaseTable {
+    /// The containment record of an instance.
+    pub async fn containment(
+        &self,
+        instance: &crate::containment::InstanceRef,
+    ) -> Result<Option<crate::containment::ContainmentRecord>, CaseError> {
+        self.get(containment_pk(instance), "RECORD".to_owned())
+            .await
+    }
+
+    /// Writes an instance's containment record (whole: one writer per instance at a time).
+    pub async fn save_containment(
+        &self,
+        record: &crate::containment::ContainmentRecord,
+    ) -> Result<(), CaseError> {
+        self.put(
+            containment_pk(&record.instance),
+            "RECORD".to_owned(),
+            record,
+        )
+        .await
+    }
+
+    /// Every containment record.
+    pub async fn containments(
+        &self,
+    ) -> Result<Vec<crate::containment::ContainmentRecord>, CaseError> {
+        let mut records = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :record")
+            .expression_attribute_values(":record", AttributeValue::S("RECORD".to_owned()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.site.error("dynamodb:Scan", &err))?;
+            for item in page.items() {
+                records.push(decode(item, "CONTAINMENT#*", "RECORD")?);
+            }
+        }
+        Ok(records)
+    }
+}
+
 fn decode<T: for<'de> Deserialize<'de>>(
     item: &HashMap<String, AttributeValue>,
     pk: &str,

@@ -154,6 +154,16 @@ pub struct WorkflowConfig {
     /// How long a worker holds a step message before another worker may take it over,
     /// in seconds; the worker renews it while it works.
     pub lease_secs: Option<u64>,
+    /// The deny-all instance profile of contained instances (template 5's
+    /// IsolationProfileName; `IRIsolationProfile` when unset).
+    pub isolation_profile: Option<String>,
+    /// Containment keeps SSM reachable: outbound HTTPS to the VPC's SSM endpoints only and
+    /// the SSM-only IR profile instead of deny-all.
+    #[serde(default)]
+    pub isolation_keeps_ssm: bool,
+    /// Containment needs two operators: whoever asked for it cannot approve it.
+    #[serde(default)]
+    pub four_eyes: bool,
 }
 
 /// Evidence storage in the Forensics account.

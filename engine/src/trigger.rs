@@ -1,19 +1,25 @@
 //! The member trigger: an EventBridge "Tag Change on Resource" event for an instance whose
 //! `SecurityIncidentStatus` tag changed becomes an acquisition (`Analyze`) in the Security
-//! account. Malformed or foreign events are refused with the reason, never guessed at.
+//! account, or its containment (`Contain`, through the same engine code as the CLI). Malformed
+//! or foreign events are refused with the reason, never guessed at.
 
 use serde::Deserialize;
 
 use crate::acquisition::{Plane, WorkflowError, start};
 use crate::cases::{CaseSubject, ContainmentPolicy, Opened};
 use crate::config::AccountId;
-use crate::containment::STATUS_TAG;
+use crate::containment::{
+    self, ContainmentError, ContainmentOptions, ContainmentOutcome, ContainmentRecord,
+    ContainmentState, InstanceRef, STATUS_TAG,
+};
 
 /// What a tag-change event asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TagRequest {
     /// `SecurityIncidentStatus=Analyze`: acquire evidence.
     Analyze(CaseSubject),
+    /// `SecurityIncidentStatus=Contain`: contain the instance.
+    Contain(InstanceRef),
     /// Any other value, or the tag removed: nothing for the trigger to do.
     Ignore(String),
 }
@@ -25,8 +31,10 @@ struct Event {
     source: String,
     account: String,
     region: String,
+    /// Resource ARNs; a Security Hub action passes its finding's `Resources` objects instead
+    /// (`{"Type": "AwsEc2Instance", "Id": "<arn>"}`), in any order.
     #[serde(default)]
-    resources: Vec<String>,
+    resources: Vec<serde_json::Value>,
     detail: Detail,
 }
 
@@ -71,6 +79,7 @@ pub fn parse_event(body: &str, policy: ContainmentPolicy) -> Result<TagRequest, 
     let instance_id = event
         .resources
         .iter()
+        .filter_map(resource_arn)
         .find_map(|arn| arn.rsplit_once(":instance/").map(|(_, id)| id.to_owned()))
         .filter(|id| {
             id.starts_with("i-") && id.len() <= 32 && id[2..].bytes().all(|b| b.is_ascii_hexdigit())
@@ -85,26 +94,77 @@ pub fn parse_event(body: &str, policy: ContainmentPolicy) -> Result<TagRequest, 
             disk: true,
             containment: policy,
         })),
+        Some("Contain") => Ok(TagRequest::Contain(InstanceRef {
+            account,
+            region: event.region,
+            instance_id,
+        })),
         Some(other) => Ok(TagRequest::Ignore(format!(
-            "{STATUS_TAG}={other} does not start an acquisition"
+            "{STATUS_TAG}={other} asks for nothing irf does"
         ))),
         None => Ok(TagRequest::Ignore(format!("{STATUS_TAG} was removed"))),
     }
 }
 
-/// Handles one event: starts or joins the instance's case when asked to.
-pub async fn handle_event(plane: &Plane, body: &str) -> Result<Option<Opened>, TriggerError> {
-    let policy = match plane.ctx.config().workflow.containment.as_deref() {
+/// The ARN of one entry of an event's `resources`: a string, or a Security Hub resource
+/// object of type `AwsEc2Instance`.
+fn resource_arn(resource: &serde_json::Value) -> Option<&str> {
+    match resource {
+        serde_json::Value::String(arn) => Some(arn),
+        serde_json::Value::Object(fields) => fields
+            .get("Type")
+            .filter(|kind| kind.as_str() == Some("AwsEc2Instance"))
+            .and_then(|_| fields.get("Id"))
+            .and_then(serde_json::Value::as_str),
+        _ => None,
+    }
+}
+
+/// What the trigger did with an event.
+#[derive(Debug)]
+pub enum TriggerOutcome {
+    /// An acquisition case was opened or joined.
+    Opened(Opened),
+    /// The instance was contained (or already was: nothing changed then).
+    Contained(ContainmentOutcome),
+    /// Under the four-eyes rule, a containment request waits for an approver.
+    Requested(ContainmentRecord),
+    Ignored(String),
+}
+
+/// Handles one event: starts or joins the instance's case, or contains it, when asked to.
+pub async fn handle_event(plane: &Plane, body: &str) -> Result<TriggerOutcome, TriggerError> {
+    let workflow = &plane.ctx.config().workflow;
+    let policy = match workflow.containment.as_deref() {
         Some(text) => {
             ContainmentPolicy::parse(text).map_err(|err| TriggerError::Invalid(err.to_string()))?
         }
         None => ContainmentPolicy::default(),
     };
     match parse_event(body, policy).map_err(TriggerError::Invalid)? {
-        TagRequest::Analyze(subject) => Ok(Some(start(plane, subject, "tag").await?)),
+        TagRequest::Analyze(subject) => {
+            Ok(TriggerOutcome::Opened(start(plane, subject, "tag").await?))
+        }
+        TagRequest::Contain(instance) => {
+            // irf's own containment sets this tag too: the record says it is done already.
+            let record = containment::record(plane, &instance).await?;
+            let contained = record
+                .as_ref()
+                .is_some_and(|r| r.state == ContainmentState::Contained);
+            if workflow.four_eyes && !contained {
+                let reason = Some(format!("{STATUS_TAG}=Contain tag"));
+                return Ok(TriggerOutcome::Requested(
+                    containment::request(plane, &instance, reason, None).await?,
+                ));
+            }
+            let options = ContainmentOptions::from_config(plane.ctx.config());
+            Ok(TriggerOutcome::Contained(
+                containment::apply(plane, &instance, &options, None, false).await?,
+            ))
+        }
         TagRequest::Ignore(why) => {
             tracing::info!(why, "tag change ignored");
-            Ok(None)
+            Ok(TriggerOutcome::Ignored(why))
         }
     }
 }
@@ -116,6 +176,8 @@ pub enum TriggerError {
     Invalid(String),
     #[error(transparent)]
     Workflow(#[from] WorkflowError),
+    #[error(transparent)]
+    Containment(#[from] ContainmentError),
 }
 
 #[cfg(test)]
@@ -146,13 +208,21 @@ mod tests {
     }
 
     #[test]
-    fn other_values_and_removal_are_ignored_with_a_reason() {
+    fn contain_is_containment_and_other_values_or_removal_are_ignored() {
         let arn = "arn:aws:ec2:eu-west-1:111122223333:instance/i-0123456789abcdef0";
         let contained = parse_event(
             &event(r#"{"SecurityIncidentStatus":"Contain"}"#, arn),
             ContainmentPolicy::Auto,
         );
-        assert!(matches!(contained, Ok(TagRequest::Ignore(why)) if why.contains("Contain")));
+        assert!(
+            matches!(contained, Ok(TagRequest::Contain(ref i)) if i.instance_id == "i-0123456789abcdef0" && i.region == "eu-west-1"),
+            "{contained:?}"
+        );
+        let released = parse_event(
+            &event(r#"{"SecurityIncidentStatus":"Released"}"#, arn),
+            ContainmentPolicy::Auto,
+        );
+        assert!(matches!(released, Ok(TagRequest::Ignore(why)) if why.contains("Released")));
         let removed = parse_event(&event("{}", arn), ContainmentPolicy::Auto);
         assert!(matches!(removed, Ok(TagRequest::Ignore(why)) if why.contains("removed")));
     }

@@ -158,6 +158,27 @@ def _require_existing_role() -> None:
     STSBackend.assume_role = assume_role
 
 
+def _interface_groups_replace() -> None:
+    """ModifyNetworkInterfaceAttribute replaces an interface's groups, as in AWS.
+
+    The emulator reports an interface's groups as the union of its own and its instance's
+    launch groups, so a replaced set never shows. In AWS an interface's groups are its own,
+    and an instance's groups are those of its primary interface.
+    """
+    from moto.ec2.models.elastic_network_interfaces import NetworkInterface, NetworkInterfaceBackend
+
+    NetworkInterface.group_set = property(lambda self: self._group_set)
+    original = NetworkInterfaceBackend.modify_network_interface_attribute
+
+    def modify(self, eni_id, group_ids, *args, **kwargs):
+        original(self, eni_id, group_ids, *args, **kwargs)
+        eni = self.get_network_interface(eni_id)
+        if group_ids and eni.instance is not None and eni.device_index == 0:
+            eni.instance.security_groups = list(eni._group_set)
+
+    NetworkInterfaceBackend.modify_network_interface_attribute = modify
+
+
 def _associated_instances(backend) -> set:
     """Instances given an instance profile after launch; with one at launch, they are managed."""
     return {assoc.instance.id for assoc in getattr(backend, "iam_instance_profile_associations", {}).values()}
@@ -918,6 +939,7 @@ def main() -> None:
     if args.watch_stdin:
         _exit_when_stdin_closes()
     _require_existing_role()
+    _interface_groups_replace()
 
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(

@@ -217,7 +217,8 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
     assert_eq!(disk_artifact.key, imaging.key);
     assert_eq!(disk_artifact.state, ArtifactState::Verified);
     let read_back = plane
-        .evidence
+        .evidence()
+        .expect("evidence bucket")
         .hash_object(&disk_artifact.key)
         .await
         .expect("hash disk");
@@ -227,7 +228,8 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
     );
     assert_eq!(read_back.size, disk.size_bytes);
     let disk_manifest: Manifest = plane
-        .evidence
+        .evidence()
+        .expect("evidence bucket")
         .get_json(&manifest_key(&disk_artifact.key))
         .await
         .expect("read manifest")
@@ -260,16 +262,18 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
         .expect("memory artifact");
     assert_eq!(memory.state, ArtifactState::Verified);
     let memory_manifest: Manifest = plane
-        .evidence
+        .evidence()
+        .expect("evidence bucket")
         .get_json(&manifest_key(&memory.key))
         .await
         .expect("read manifest")
         .expect("memory manifest");
     let object = plane
-        .evidence
+        .evidence()
+        .expect("evidence bucket")
         .client()
         .get_object()
-        .bucket(&plane.evidence.bucket)
+        .bucket(&plane.evidence().expect("evidence bucket").bucket)
         .key(&memory.key)
         .send()
         .await

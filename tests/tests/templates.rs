@@ -212,3 +212,112 @@ fn the_ir_vpc_template_deploys_into_the_lab_with_every_endpoint() {
         "no internet"
     );
 }
+
+/// The template as JSON, through cfn-lint's own YAML reader (it knows the short-form tags).
+fn template_json(install: &EmulatorInstall, name: &str) -> serde_json::Value {
+    let out = Command::new(install.python())
+        .current_dir(workspace())
+        .args([
+            "-c",
+            "import json, sys\nfrom cfnlint.decode import decode\ntemplate, problems = decode(sys.argv[1])\nassert not problems, problems\nprint(json.dumps(template))",
+        ])
+        .arg(workspace().join("cloudformation").join(name))
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("template JSON")
+}
+
+/// EventBridge's input path subset the templates use: `$.a.b[0].c`.
+fn input_path<'a>(event: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
+    let mut at = event;
+    for step in path.strip_prefix("$.").expect("path from $").split('.') {
+        let (field, index) = match step.split_once('[') {
+            Some((field, rest)) => (
+                field,
+                Some(rest.trim_end_matches(']').parse::<usize>().expect("index")),
+            ),
+            None => (step, None),
+        };
+        at = &at[field];
+        if let Some(index) = index {
+            at = &at[index];
+        }
+    }
+    assert!(!at.is_null(), "{path} is not in the event");
+    at
+}
+
+/// EventBridge's input transformer for a JSON template: each `<name>` becomes the JSON value
+/// its path selects.
+fn transform(transformer: &serde_json::Value, event: &serde_json::Value) -> String {
+    let mut text = transformer["InputTemplate"]
+        .as_str()
+        .expect("InputTemplate")
+        .to_owned();
+    for (name, path) in transformer["InputPathsMap"]
+        .as_object()
+        .expect("InputPathsMap")
+    {
+        let value = input_path(event, path.as_str().expect("path"));
+        text = text.replace(&format!("<{name}>"), &value.to_string());
+    }
+    text
+}
+
+#[test]
+fn security_hub_actions_reach_the_trigger_with_the_findings_account_region_and_instance() {
+    use irf_engine::cases::ContainmentPolicy;
+    use irf_engine::trigger::{TagRequest, parse_event};
+
+    let install = tools();
+    let template = template_json(&install, "securityhub-custom-actions.yaml");
+    let finding_event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("tests/fixtures/securityhub-custom-action.json"))
+            .expect("fixture"),
+    )
+    .expect("fixture JSON");
+    let rule = &template["Resources"]["AcquireRule"]["Properties"];
+    let transformer = &rule["Targets"][0]["InputTransformer"];
+    let delivered = transform(transformer, &finding_event);
+    let TagRequest::Analyze(subject) =
+        parse_event(&delivered, ContainmentPolicy::Approval).expect("the trigger accepts it")
+    else {
+        panic!("'Acquire evidence' must start an acquisition: {delivered}");
+    };
+    // The finding's account and region, not the administrator's or the aggregation region;
+    // the instance, though it is not the finding's first resource.
+    assert_eq!(subject.account.as_str(), "444455556666");
+    assert_eq!(subject.region, "eu-west-1");
+    assert_eq!(subject.instance_id, "i-0a1b2c3d4e5f60718");
+
+    // A finding with no instance among its resources is refused by name.
+    let mut no_instance = finding_event.clone();
+    no_instance["detail"]["findings"][0]["Resources"]
+        .as_array_mut()
+        .expect("resources")
+        .retain(|r| r["Type"] != "AwsEc2Instance");
+    let refused = parse_event(
+        &transform(transformer, &no_instance),
+        ContainmentPolicy::Approval,
+    )
+    .expect_err("no instance");
+    assert!(refused.contains("no instance ARN"), "{refused}");
+
+    // Both rules listen for their own action only, on findings with an instance.
+    for (rule_name, action) in [
+        ("AcquireRule", "AcquireAction"),
+        ("ContainRule", "ContainAction"),
+    ] {
+        let pattern = &template["Resources"][rule_name]["Properties"]["EventPattern"];
+        assert_eq!(pattern["resources"][0]["Ref"], action, "{rule_name}");
+        assert_eq!(
+            pattern["detail"]["findings"]["Resources"]["Type"][0],
+            "AwsEc2Instance"
+        );
+    }
+}

@@ -35,6 +35,31 @@ async fn locate(context: &Arc<AwsContext>, instance: &str) -> anyhow::Result<(Ac
         })
 }
 
+/// The account and region of `instance`: as given, or found by a sweep (and checked against
+/// the account when only that is given).
+pub(crate) async fn place_instance(
+    context: &Arc<AwsContext>,
+    instance: &str,
+    account: Option<&str>,
+    region: Option<&str>,
+) -> anyhow::Result<(AccountId, String)> {
+    Ok(match (account, region) {
+        (Some(account), Some(region)) => (AccountId::parse(account)?, region.to_owned()),
+        (Some(account), None) => {
+            let found = locate(context, instance).await?;
+            if found.0.as_str() != account {
+                anyhow::bail!(
+                    "instance '{}' is in account {}, not {account}",
+                    crate::text::escape_untrusted(instance),
+                    found.0
+                );
+            }
+            found
+        }
+        (None, _) => locate(context, instance).await?,
+    })
+}
+
 /// `irf acquire`.
 pub async fn acquire(
     context: Arc<AwsContext>,
@@ -50,21 +75,13 @@ pub async fn acquire(
         Some(text) => ContainmentPolicy::parse(text)?,
         None => ContainmentPolicy::default(),
     };
-    let (account, region) = match (&args.account, &global.region) {
-        (Some(account), Some(region)) => (AccountId::parse(account)?, region.clone()),
-        (Some(account), None) => {
-            let found = locate(&context, &args.instance).await?;
-            if found.0.as_str() != account {
-                anyhow::bail!(
-                    "instance '{}' is in account {}, not {account}",
-                    args.instance,
-                    found.0
-                );
-            }
-            found
-        }
-        (None, _) => locate(&context, &args.instance).await?,
-    };
+    let (account, region) = place_instance(
+        &context,
+        &args.instance,
+        args.account.as_deref(),
+        global.region.as_deref(),
+    )
+    .await?;
     let plane = Plane::connect(context.clone()).await?;
     let subject = CaseSubject {
         account,

@@ -87,12 +87,23 @@ pub enum Command {
         #[arg(long, value_name = "INSTANCE_ID")]
         confirm: String,
     },
-    /// Refuse the containment a case waits for; the case closes without it.
+    /// Refuse the containment a case waits for (the case closes without it), or a direct
+    /// containment request (give the instance id).
     Reject {
+        /// The case id, or the instance id of a direct request.
         case_id: String,
         /// Why, recorded with the decision.
         #[arg(long)]
         reason: String,
+    },
+    /// Containment of an instance: plan it, apply it, roll it back.
+    #[command(subcommand)]
+    Contain(ContainCommand),
+    /// What waits for an approver: cases at their containment approval and direct
+    /// containment requests (four-eyes).
+    Approvals {
+        #[arg(long)]
+        json: bool,
     },
     /// Capture memory on this host into pre-signed upload URLs (run by the workflow on a
     /// suspect host through SSM).
@@ -164,6 +175,52 @@ pub struct AcquireArgs {
     /// Print the case as JSON (it carries `case_id`).
     #[arg(long)]
     pub json: bool,
+}
+
+/// The instance a containment command acts on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ContainTarget {
+    /// The instance id.
+    pub instance: String,
+    /// Its account (with the global --region for its region); found by a sweep of the
+    /// Organization when left out.
+    #[arg(long)]
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainCommand {
+    /// What containment would change (security groups per interface, profile, sessions,
+    /// Auto Scaling group, load balancers, tag) and its warnings; changes nothing.
+    Plan {
+        #[command(flatten)]
+        target: ContainTarget,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Contain the instance; with four-eyes, record a request or approve another operator's.
+    Apply {
+        #[command(flatten)]
+        target: ContainTarget,
+        /// The instance id, typed again: containment can break production.
+        #[arg(long, value_name = "INSTANCE_ID")]
+        confirm: String,
+        /// Why, recorded with a four-eyes request.
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore exactly what containment replaced.
+    Rollback {
+        #[command(flatten)]
+        target: ContainTarget,
+        /// The instance id, typed again.
+        #[arg(long, value_name = "INSTANCE_ID")]
+        confirm: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -58,10 +58,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::acquire::case(connect(&global).await?, &case_id, json).await
         }
         Some(Command::Approve { case_id, confirm }) => {
+            crate::contain::refuse_read_only(&global, "irf approve")?;
             crate::acquire::approve(connect(&global).await?, &case_id, &confirm).await
         }
+        Some(Command::Reject { case_id, reason }) if case_id.starts_with("i-") => {
+            crate::contain::reject_request(connect(&global).await?, &global, &case_id, &reason)
+                .await
+        }
         Some(Command::Reject { case_id, reason }) => {
+            crate::contain::refuse_read_only(&global, "irf reject")?;
             crate::acquire::reject(connect(&global).await?, &case_id, &reason).await
+        }
+        Some(Command::Contain(command)) => {
+            crate::contain::contain(connect(&global).await?, &global, &command).await
+        }
+        Some(Command::Approvals { json }) => {
+            crate::contain::approvals(connect(&global).await?, json).await
         }
         Some(Command::Memcap {
             source,

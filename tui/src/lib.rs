@@ -21,6 +21,7 @@ macro_rules! out_raw {
 pub mod acquire;
 pub mod cli;
 pub mod commands;
+pub mod contain;
 pub mod filter;
 pub mod keymap;
 pub mod logging;

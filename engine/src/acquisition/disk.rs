@@ -292,7 +292,7 @@ async fn image_snapshot(
     );
     let manifest_at = manifest_key(&key);
     // A manifest is written only after its image is complete: a retried step keeps it.
-    if let Some(done) = plane.evidence.get_json::<Manifest>(&manifest_at).await?
+    if let Some(done) = plane.evidence()?.get_json::<Manifest>(&manifest_at).await?
         && done.snapshot_id.as_deref() == Some(snapshot_id)
     {
         return Ok(ArtifactRef {
@@ -303,7 +303,7 @@ async fn image_snapshot(
             source: volume.volume_id.clone(),
         });
     }
-    let stale = plane.evidence.abort_stale_uploads(&key).await?;
+    let stale = plane.evidence()?.abort_stale_uploads(&key).await?;
     if stale > 0 {
         tracing::warn!(case = %case.case_id, key, stale, "aborted uploads left by an earlier attempt; imaging again from the start");
     }
@@ -314,7 +314,7 @@ async fn image_snapshot(
             "snapshot {snapshot_id} reports a volume size of 0"
         )));
     }
-    let upload = Arc::new(plane.evidence.start_upload(&key).await?);
+    let upload = Arc::new(plane.evidence()?.start_upload(&key).await?);
     let progress = ProgressReporter::start(
         plane.clone(),
         case.clone(),
@@ -354,7 +354,7 @@ async fn image_snapshot(
     let manifest = Manifest {
         case_id: case.case_id.clone(),
         kind: ArtifactKind::Disk,
-        bucket: plane.evidence.bucket.clone(),
+        bucket: plane.evidence()?.bucket.clone(),
         key: key.clone(),
         version_id,
         source_account: account.to_owned(),
@@ -388,7 +388,7 @@ pub(super) async fn seal(
     source: String,
 ) -> Result<ArtifactRef, StepError> {
     let manifest_at = manifest_key(&manifest.key);
-    plane.evidence.put_json(&manifest_at, manifest).await?;
+    plane.evidence()?.put_json(&manifest_at, manifest).await?;
     progress
         .finish(ArtifactState::Written, Some(manifest.sha256.clone()), None)
         .await;

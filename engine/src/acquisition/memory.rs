@@ -291,7 +291,7 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     let tooling = plane.tooling_bucket.clone().ok_or_else(|| {
         StepError::invalid("workflow.tooling_bucket is not set: deploy 4-security-memory-tooling.yaml and name its bucket in the config")
     })?;
-    let s3 = plane.evidence.client();
+    let s3 = plane.evidence()?.client();
     let tool = tool_key(&facts.arch);
     let head = s3
         .head_object()
@@ -318,18 +318,18 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         &format!("{id}.lime"),
     );
     let manifest_at = manifest_key(&key);
-    if let Some(done) = plane.evidence.get_json::<Manifest>(&manifest_at).await? {
+    if let Some(done) = plane.evidence()?.get_json::<Manifest>(&manifest_at).await? {
         return Ok(
             json!({"kind": "memory", "status": "succeeded", "artifacts": [ArtifactRef {
                 key, manifest_key: manifest_at, sha256: done.sha256, size: done.size, source: id.clone(),
             }]}),
         );
     }
-    plane.evidence.abort_stale_uploads(&key).await?;
+    plane.evidence()?.abort_stale_uploads(&key).await?;
     let expected = facts.ram_bytes + facts.ram_ranges * LIME_HEADER;
     let part_size = (16u64 << 20).max(expected.div_ceil(MAX_PARTS));
     let parts = expected.div_ceil(part_size) + 1;
-    let upload = plane.evidence.start_upload(&key).await?;
+    let upload = plane.evidence()?.start_upload(&key).await?;
     let mut urls = Vec::new();
     for number in 1..=parts {
         urls.push(
@@ -382,7 +382,7 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     let timeout = Duration::from_secs(600 + expected / (20 << 20));
     let mut watch = UploadWatch {
         s3,
-        bucket: &plane.evidence.bucket,
+        bucket: &plane.evidence()?.bucket,
         key: &key,
         upload_id: &upload.upload_id,
         expected,
@@ -454,7 +454,7 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         .collect();
     let version_id = upload.complete(&stored).await?;
     // The host's hash is only a claim until the bytes in S3 say the same.
-    let read = plane.evidence.hash_object(&key).await?;
+    let read = plane.evidence()?.hash_object(&key).await?;
     if read.sha256 != report.sha256 || read.size != report.size {
         let message = format!(
             "the memory image in S3 ({} bytes, SHA-256 {}) differs from what the host sent ({} bytes, SHA-256 {}); no manifest was written",
@@ -468,7 +468,7 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     let manifest = Manifest {
         case_id: case.case_id.clone(),
         kind: ArtifactKind::Memory,
-        bucket: plane.evidence.bucket.clone(),
+        bucket: plane.evidence()?.bucket.clone(),
         key: key.clone(),
         version_id,
         source_account: case.subject.account.to_string(),

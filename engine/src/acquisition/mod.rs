@@ -44,6 +44,10 @@ pub enum WorkflowError {
         "case {case} is not waiting for approval ({status}): 'irf case {case}' shows where it is"
     )]
     NotAwaitingApproval { case: String, status: String },
+    #[error(
+        "four-eyes: {operator} opened case {case}, so another operator must approve its containment"
+    )]
+    FourEyes { case: String, operator: String },
     #[error("answering the approval of case {case} failed: {message}")]
     Answer { case: String, message: String },
     #[error("starting the execution of case {case} failed: {message}")]
@@ -65,7 +69,8 @@ pub struct Plane {
     pub state_machine_arn: Option<String>,
     pub sns: aws_sdk_sns::Client,
     pub topic_arn: Option<String>,
-    pub evidence: EvidenceBucket,
+    /// The evidence bucket; `None` for a plane that only opens cases (the triggers).
+    pub evidence: Option<EvidenceBucket>,
     pub tooling_bucket: Option<String>,
     pub ir_instance_profile: String,
     /// The STS identity this process acts as, written into manifests.
@@ -85,14 +90,6 @@ impl Plane {
                 setting: "workflow.case_table",
                 template: "3-security-acquisition-automation.yaml",
             })?;
-        let bucket = config
-            .evidence
-            .bucket
-            .clone()
-            .ok_or(WorkflowError::NotConfigured {
-                setting: "evidence.bucket",
-                template: "1-forensic-analysis-vpc-and-buckets.yaml",
-            })?;
         let identity = ctx.caller_identity().await?;
         let base = ctx.base_config(&region);
         Ok(Self {
@@ -102,12 +99,14 @@ impl Plane {
             state_machine_arn: workflow.state_machine_arn.clone(),
             sns: aws_sdk_sns::Client::new(&base),
             topic_arn: workflow.notification_topic_arn.clone(),
-            evidence: EvidenceBucket::new(
-                &base,
-                bucket,
-                config.evidence.kms_key_arn.clone(),
-                identity.account.clone(),
-            ),
+            evidence: config.evidence.bucket.clone().map(|bucket| {
+                EvidenceBucket::new(
+                    &base,
+                    bucket,
+                    config.evidence.kms_key_arn.clone(),
+                    identity.account.clone(),
+                )
+            }),
             tooling_bucket: workflow.tooling_bucket.clone(),
             ir_instance_profile: workflow
                 .ir_instance_profile
@@ -115,6 +114,19 @@ impl Plane {
                 .unwrap_or_else(|| "IRInstanceProfile".to_owned()),
             operator: identity.arn,
             ctx,
+        })
+    }
+
+    /// The evidence bucket, which every step that writes or reads evidence needs.
+    pub fn evidence(&self) -> Result<&EvidenceBucket, steps::StepError> {
+        self.evidence.as_ref().ok_or_else(|| {
+            steps::StepError::invalid(
+                WorkflowError::NotConfigured {
+                    setting: "evidence.bucket (IRF_EVIDENCE_BUCKET)",
+                    template: "1-forensic-analysis-vpc-and-buckets.yaml",
+                }
+                .to_string(),
+            )
         })
     }
 
@@ -192,7 +204,7 @@ pub async fn start(
 /// that never existed, a malformed one, or one terminated long ago).
 pub async fn find_instance(
     ec2: &aws_sdk_ec2::Client,
-    subject: &CaseSubject,
+    subject: &crate::containment::InstanceRef,
 ) -> Result<Option<aws_sdk_ec2::types::Instance>, AwsError> {
     use aws_smithy_types::error::metadata::ProvideErrorMetadata;
     let id = &subject.instance_id;
@@ -225,7 +237,7 @@ pub async fn describe_instance(
     ec2: &aws_sdk_ec2::Client,
     subject: &CaseSubject,
 ) -> Result<aws_sdk_ec2::types::Instance, steps::StepError> {
-    find_instance(ec2, subject).await?.ok_or_else(|| {
+    find_instance(ec2, &subject.into()).await?.ok_or_else(|| {
         steps::StepError::invalid(format!(
             "instance {} no longer exists in account {}, region {}",
             subject.instance_id, subject.account, subject.region
@@ -239,7 +251,7 @@ async fn check_instance(plane: &Plane, subject: &CaseSubject) -> Result<(), Work
         .ctx
         .account_config(&subject.account, &subject.region)
         .await?;
-    match find_instance(&aws_sdk_ec2::Client::new(&config), subject).await? {
+    match find_instance(&aws_sdk_ec2::Client::new(&config), &subject.into()).await? {
         Some(_) => Ok(()),
         None => Err(WorkflowError::UnknownInstance {
             instance: subject.instance_id.clone(),
@@ -277,6 +289,15 @@ pub async fn decide(
             });
         }
     };
+    if decision == Decision::Approve
+        && plane.ctx.config().workflow.four_eyes
+        && detail.case.requested_by == plane.operator
+    {
+        return Err(WorkflowError::FourEyes {
+            case: case_id.to_string(),
+            operator: plane.operator.clone(),
+        });
+    }
     let (word, reason) = match &decision {
         Decision::Approve => ("approved", None),
         Decision::Reject { reason } => ("rejected", Some(reason.clone())),

@@ -144,6 +144,17 @@ impl From<CaseError> for StepError {
     }
 }
 
+impl From<crate::containment::ContainmentError> for StepError {
+    fn from(err: crate::containment::ContainmentError) -> Self {
+        use crate::containment::ContainmentError;
+        match err {
+            ContainmentError::Aws(aws) => aws.into(),
+            ContainmentError::Case(case) => case.into(),
+            other => Self::invalid(other.to_string()),
+        }
+    }
+}
+
 /// Runs one step for `message`; `Ok` carries the task's output.
 pub async fn run(plane: &Plane, message: &StepMessage) -> Result<Value, StepError> {
     let case = message.case()?;
@@ -417,8 +428,8 @@ async fn prepare(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     let state = pre_incident_state(&ec2, &ssm, case).await?;
     // Recorded before anything changes, and written where it cannot be altered.
     let key = pre_incident_key(case);
-    if !plane.evidence.exists(&key).await? {
-        plane.evidence.put_json(&key, &state).await?;
+    if !plane.evidence()?.exists(&key).await? {
+        plane.evidence()?.put_json(&key, &state).await?;
     }
     ec2.modify_instance_attribute()
         .instance_id(id)
@@ -525,7 +536,7 @@ async fn verify(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
     // The recorded progress of every artifact, read once for the whole step.
     let mut recorded = plane.table.detail(&case.case_id).await?.artifacts;
     for artifact in &artifacts {
-        let manifest: Option<Manifest> = plane.evidence.get_json(&artifact.manifest_key).await?;
+        let manifest: Option<Manifest> = plane.evidence()?.get_json(&artifact.manifest_key).await?;
         let Some(manifest) = manifest else {
             failures.push(format!(
                 "{}: its manifest {} is missing",
@@ -533,7 +544,7 @@ async fn verify(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
             ));
             continue;
         };
-        let read = plane.evidence.hash_object(&artifact.key).await?;
+        let read = plane.evidence()?.hash_object(&artifact.key).await?;
         let ok = read.sha256 == manifest.sha256
             && read.sha256 == artifact.sha256
             && read.size == manifest.size;
@@ -591,16 +602,19 @@ async fn approval(plane: &Plane, case: &Case, message: &StepMessage) -> Result<V
 }
 
 async fn contain(plane: &Plane, case: &Case) -> Result<Value, StepError> {
-    let config = plane.member_config(case).await?;
-    let applied = crate::containment::apply_isolation(&config, case).await?;
-    notify(
-        plane,
-        case,
-        "contained",
-        serde_json::to_value(&applied).unwrap_or_default(),
-    )
-    .await?;
-    serde_json::to_value(applied).map_err(|err| StepError::failed(err.to_string()))
+    use crate::containment::{ContainmentOptions, InstanceRef, apply};
+    let instance = InstanceRef::from(&case.subject);
+    let options = ContainmentOptions::from_config(plane.ctx.config());
+    // The approval wait (with its four-eyes rule) was the decision; `auto` needs none.
+    let outcome = apply(plane, &instance, &options, Some(&case.case_id), false).await?;
+    let summary = json!({
+        "state": outcome.record.state.as_str(),
+        "isolation_group": outcome.record.isolation_group_id,
+        "profile": outcome.record.profile_after,
+        "changes": outcome.changed.iter().map(|a| format!("{}: {}", a.action, a.detail)).collect::<Vec<_>>(),
+    });
+    notify(plane, case, "contained", summary.clone()).await?;
+    Ok(summary)
 }
 
 async fn closed(plane: &Plane, case: &Case, state: &Value) -> Result<Value, StepError> {

@@ -110,6 +110,7 @@ pub fn connect_options_for(endpoint: &str) -> ConnectOptions {
             access_key_id: LAB_ACCESS_KEY.to_owned(),
             secret_access_key: LAB_SECRET_KEY.to_owned(),
         }),
+        assume_role: None,
     }
 }
 

@@ -212,7 +212,7 @@ pub async fn create(
             .account_config(member, LAB_REGION)
             .await
             .map_err(|err| failed("reach a member account")(err.to_string()))?;
-        create_ir_profile(&aws_sdk_iam::Client::new(&config)).await?;
+        create_ir_profiles(&aws_sdk_iam::Client::new(&config)).await?;
     }
 
     Ok(LabPlane {
@@ -244,8 +244,36 @@ async fn publish_memcap(s3: &aws_sdk_s3::Client, bucket: &str, irf: &Path) -> Re
     Ok(())
 }
 
-async fn create_ir_profile(iam: &aws_sdk_iam::Client) -> Result<(), LabError> {
-    let name = "IRInstanceProfile";
+/// The member's instance profiles template 5 creates: the SSM-only IR profile and the
+/// deny-all isolation profile.
+async fn create_ir_profiles(iam: &aws_sdk_iam::Client) -> Result<(), LabError> {
+    let deny_all = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]
+    });
+    for (name, description, inline) in [
+        (
+            "IRInstanceProfile",
+            "SSM only: lets the IR workflow reach a suspect for memory capture",
+            None,
+        ),
+        (
+            crate::containment::DEFAULT_ISOLATION_PROFILE,
+            "Deny-all role of contained instances",
+            Some(deny_all.to_string()),
+        ),
+    ] {
+        create_profile(iam, name, description, inline).await?;
+    }
+    Ok(())
+}
+
+async fn create_profile(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    description: &str,
+    deny_all: Option<String>,
+) -> Result<(), LabError> {
     let trust = serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]
@@ -253,10 +281,19 @@ async fn create_ir_profile(iam: &aws_sdk_iam::Client) -> Result<(), LabError> {
     iam.create_role()
         .role_name(name)
         .assume_role_policy_document(trust.to_string())
-        .description("SSM only: lets the IR workflow reach a suspect for memory capture")
+        .description(description)
         .send()
         .await
         .map_err(|err| failed("iam:CreateRole (IR profile)")(describe_sdk_error(&err)))?;
+    if let Some(document) = deny_all {
+        iam.put_role_policy()
+            .role_name(name)
+            .policy_name("deny-all")
+            .policy_document(document)
+            .send()
+            .await
+            .map_err(|err| failed("iam:PutRolePolicy (deny-all)")(describe_sdk_error(&err)))?;
+    }
     iam.create_instance_profile()
         .instance_profile_name(name)
         .send()

@@ -244,10 +244,16 @@ async fn deliver_events(plane: Arc<Plane>, control: Control, mut stop: watch::Re
                     for event in batch.events {
                         after = after.max(event.seq);
                         match crate::trigger::handle_event(&plane, &event.event.to_string()).await {
-                            Ok(Some(opened)) => {
+                            Ok(crate::trigger::TriggerOutcome::Opened(opened)) => {
                                 tracing::info!(case = %opened.case().case_id, "tag change: case opened or joined");
                             }
-                            Ok(None) => {}
+                            Ok(crate::trigger::TriggerOutcome::Contained(outcome)) => {
+                                tracing::info!(instance = %outcome.record.instance, changes = outcome.changed.len(), "tag change: contained");
+                            }
+                            Ok(crate::trigger::TriggerOutcome::Requested(record)) => {
+                                tracing::info!(instance = %record.instance, "tag change: containment requested");
+                            }
+                            Ok(crate::trigger::TriggerOutcome::Ignored(_)) => {}
                             Err(err) => tracing::warn!(error = %err, "tag change not handled"),
                         }
                     }

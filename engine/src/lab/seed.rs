@@ -532,6 +532,16 @@ pub async fn apply(
                     &profile,
                 )
                 .await?;
+                if planned.analyze {
+                    Box::pin(front_web_server(
+                        &seeder,
+                        &account.id,
+                        region,
+                        &network,
+                        &id,
+                    ))
+                    .await?;
+                }
                 created_of_planned[planned_index] = instances.len();
                 instances.push(LabInstance {
                     id,
@@ -735,6 +745,7 @@ async fn create_app_profile(
 
 #[derive(Debug)]
 struct Network {
+    vpc_id: String,
     subnets: [String; 2],
     web_group: String,
     internal_group: String,
@@ -828,6 +839,7 @@ async fn create_network(
         message: "expected two subnets".into(),
     })?;
     Ok(Network {
+        vpc_id,
         subnets: [first, second],
         web_group,
         internal_group,
@@ -895,15 +907,6 @@ async fn run_instance(
     if let Some(gib) = planned.data_gib {
         request = request.block_device_mappings(volume("/dev/xvdf", gib));
     }
-    // Bastions are reached by SSH and carry no instance profile, so Systems Manager does not
-    // manage them: the workstation shows them unreachable for capture.
-    if planned.role != WorkloadRole::Bastion {
-        request = request.iam_instance_profile(
-            IamInstanceProfileSpecification::builder()
-                .name(profile)
-                .build(),
-        );
-    }
     let out =
         request
             .send()
@@ -918,6 +921,26 @@ async fn run_instance(
         .instance_id()
         .ok_or_else(|| missing("instance id"))?
         .to_owned();
+    // Bastions are reached by SSH and carry no instance profile, so Systems Manager does not
+    // manage them: the workstation shows them unreachable for capture. The profile is
+    // associated after launch: the emulator records an association (which containment reads
+    // and replaces) only then, where AWS records one for a profile given at launch too.
+    if planned.role != WorkloadRole::Bastion {
+        ec2.associate_iam_instance_profile()
+            .instance_id(&id)
+            .iam_instance_profile(
+                IamInstanceProfileSpecification::builder()
+                    .name(profile)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(sdk_err(
+                "ec2:AssociateIamInstanceProfile",
+                account.as_str(),
+                region,
+            ))?;
+    }
     let root_volume = instance
         .block_device_mappings()
         .iter()
@@ -927,6 +950,141 @@ async fn run_instance(
         .ok_or_else(|| missing("root volume"))?
         .to_owned();
     Ok((id, root_volume))
+}
+
+/// Puts the suspect web server where production web servers are: in an Auto Scaling group
+/// and behind an Application Load Balancer, so that containment has both to detach it from.
+async fn front_web_server(
+    seeder: &AwsContext,
+    account: &AccountId,
+    region: &str,
+    network: &Network,
+    instance_id: &str,
+) -> Result<(), LabError> {
+    let config = seeder
+        .account_config(account, region)
+        .await
+        .map_err(seed_err("reach a member account"))?;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let autoscaling = aws_sdk_autoscaling::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    ec2.create_launch_template()
+        .launch_template_name("prod-web")
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id(image_for("Amazon Linux 2023"))
+                .instance_type(InstanceType::T3Medium)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(sdk_err(
+            "ec2:CreateLaunchTemplate",
+            account.as_str(),
+            region,
+        ))?;
+    autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("prod-web")
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name("prod-web")
+                .version("$Latest")
+                .build(),
+        )
+        .min_size(0)
+        .max_size(4)
+        .desired_capacity(0)
+        .vpc_zone_identifier(network.subnets.join(","))
+        .send()
+        .await
+        .map_err(sdk_err(
+            "autoscaling:CreateAutoScalingGroup",
+            account.as_str(),
+            region,
+        ))?;
+    autoscaling
+        .attach_instances()
+        .auto_scaling_group_name("prod-web")
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .map_err(sdk_err(
+            "autoscaling:AttachInstances",
+            account.as_str(),
+            region,
+        ))?;
+    let balancer = elb
+        .create_load_balancer()
+        .name("prod-web")
+        .set_subnets(Some(network.subnets.to_vec()))
+        .security_groups(&network.web_group)
+        .send()
+        .await
+        .map_err(sdk_err(
+            "elasticloadbalancing:CreateLoadBalancer",
+            account.as_str(),
+            region,
+        ))?;
+    let balancer_arn = balancer
+        .load_balancers()
+        .first()
+        .and_then(|b| b.load_balancer_arn())
+        .unwrap_or_default()
+        .to_owned();
+    let group = elb
+        .create_target_group()
+        .name("prod-web")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(&network.vpc_id)
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Instance)
+        .send()
+        .await
+        .map_err(sdk_err(
+            "elasticloadbalancing:CreateTargetGroup",
+            account.as_str(),
+            region,
+        ))?;
+    let group_arn = group
+        .target_groups()
+        .first()
+        .and_then(|g| g.target_group_arn())
+        .unwrap_or_default()
+        .to_owned();
+    elb.create_listener()
+        .load_balancer_arn(&balancer_arn)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .default_actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .target_group_arn(&group_arn)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(sdk_err(
+            "elasticloadbalancing:CreateListener",
+            account.as_str(),
+            region,
+        ))?;
+    elb.register_targets()
+        .target_group_arn(&group_arn)
+        .targets(
+            aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                .id(instance_id)
+                .port(80)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(sdk_err(
+            "elasticloadbalancing:RegisterTargets",
+            account.as_str(),
+            region,
+        ))?;
+    Ok(())
 }
 
 /// A stable, plausible AMI id per operating system.
@@ -1067,6 +1225,9 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
                 containment: None,
                 // Short, so that a step whose worker died comes back within seconds.
                 lease_secs: Some(15),
+                isolation_profile: Some(crate::containment::DEFAULT_ISOLATION_PROFILE.to_owned()),
+                isolation_keeps_ssm: false,
+                four_eyes: false,
             },
             crate::config::EvidenceConfig {
                 bucket: Some(plane.evidence_bucket.clone()),

@@ -1,0 +1,762 @@
+//! Containment in the lab, through the real SDK calls: apply isolates every interface, swaps
+//! the profile to deny-all, revokes the old role's sessions on the instance, detaches it from
+//! its Auto Scaling group and load balancer, protects and tags it; applying twice changes
+//! nothing; rollback restores exactly what was recorded; a run stopped halfway is finished or
+//! undone; the four-eyes rule and bad input refuse and change nothing; the `Contain` tag takes
+//! the same path.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use irf_e2e::{context, lab, lab_env, run_irf};
+use irf_engine::acquisition::{self, Decision, Plane, WorkflowError};
+use irf_engine::aws::{AwsContext, ConnectOptions, RoleArn};
+use irf_engine::cases::{CaseStatus, CaseSubject, ContainmentPolicy};
+use irf_engine::containment::{
+    self, ContainmentError, ContainmentOptions, ContainmentState, InstanceRef, STATUS_TAG,
+};
+use irf_engine::lab::seed::LabInstance;
+
+/// What containment touches on an instance, read straight from the services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Observed {
+    interfaces: Vec<(String, Vec<String>)>,
+    profile_arn: Option<String>,
+    tags: Vec<(String, String)>,
+    termination_protection: bool,
+    autoscaling_group: Option<String>,
+    target_groups: Vec<String>,
+    role_policies: Vec<String>,
+}
+
+async fn observe(ctx: &AwsContext, instance: &InstanceRef) -> Observed {
+    let config = ctx
+        .account_config(&instance.account, &instance.region)
+        .await
+        .expect("member config");
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let id = instance.instance_id.as_str();
+    let described = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .expect("describe instance");
+    let found = described.reservations()[0].instances()[0].clone();
+    let mut interfaces: Vec<(String, Vec<String>)> = found
+        .network_interfaces()
+        .iter()
+        .map(|eni| {
+            let mut groups: Vec<String> = eni
+                .groups()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_owned))
+                .collect();
+            groups.sort();
+            (
+                eni.network_interface_id().unwrap_or_default().to_owned(),
+                groups,
+            )
+        })
+        .collect();
+    interfaces.sort();
+    let mut tags: Vec<(String, String)> = found
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    tags.sort();
+    let associations = ec2
+        .describe_iam_instance_profile_associations()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-id")
+                .values(id)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("associations");
+    let profile_arn = associations
+        .iam_instance_profile_associations()
+        .first()
+        .and_then(|a| a.iam_instance_profile())
+        .and_then(|p| p.arn())
+        .map(str::to_owned);
+    let termination_protection = ec2
+        .describe_instance_attribute()
+        .instance_id(id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::DisableApiTermination)
+        .send()
+        .await
+        .expect("attribute")
+        .disable_api_termination()
+        .and_then(|v| v.value())
+        .unwrap_or(false);
+    let autoscaling_group = aws_sdk_autoscaling::Client::new(&config)
+        .describe_auto_scaling_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .expect("autoscaling instances")
+        .auto_scaling_instances()
+        .first()
+        .and_then(|i| i.auto_scaling_group_name().map(str::to_owned));
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let mut target_groups = Vec::new();
+    for group in elb
+        .describe_target_groups()
+        .send()
+        .await
+        .expect("target groups")
+        .target_groups()
+    {
+        let arn = group.target_group_arn().unwrap_or_default();
+        let health = elb
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .expect("target health");
+        if health
+            .target_health_descriptions()
+            .iter()
+            .any(|d| d.target().is_some_and(|t| t.id() == Some(id)))
+        {
+            target_groups.push(arn.to_owned());
+        }
+    }
+    // The role is shared by the account's instances: only this instance's revocation counts.
+    let iam = aws_sdk_iam::Client::new(&config);
+    let role_policies = iam
+        .list_role_policies()
+        .role_name("app-server")
+        .send()
+        .await
+        .expect("role policies")
+        .policy_names()
+        .iter()
+        .filter(|name| name.ends_with(id))
+        .cloned()
+        .collect();
+    Observed {
+        interfaces,
+        profile_arn,
+        tags,
+        termination_protection,
+        autoscaling_group,
+        target_groups,
+        role_policies,
+    }
+}
+
+fn instance_ref(instance: &LabInstance) -> InstanceRef {
+    InstanceRef {
+        account: instance.account.clone(),
+        region: instance.region.clone(),
+        instance_id: instance.id.clone(),
+    }
+}
+
+/// Running instances of managed members that carry the app-server profile, other than the
+/// suspect, one per test that needs one.
+fn bystander(index: usize) -> InstanceRef {
+    let state = lab();
+    let suspect = suspect_id();
+    let managed: Vec<_> = state
+        .seeded
+        .members
+        .iter()
+        .filter(|m| m.managed)
+        .map(|m| m.id.clone())
+        .collect();
+    let candidates: Vec<&LabInstance> = state
+        .seeded
+        .instances
+        .iter()
+        .filter(|i| {
+            i.state == "running"
+                && i.id != suspect
+                && managed.contains(&i.account)
+                && !i.name.contains("bastion")
+        })
+        .collect();
+    instance_ref(candidates[index])
+}
+
+fn suspect_id() -> String {
+    lab()
+        .seeded
+        .disks
+        .iter()
+        .find(|d| !d.planted.is_empty())
+        .expect("the suspect's disk")
+        .instance_id
+        .clone()
+}
+
+fn suspect() -> InstanceRef {
+    let id = suspect_id();
+    instance_ref(
+        lab()
+            .seeded
+            .instances
+            .iter()
+            .find(|i| i.id == id)
+            .expect("suspect instance"),
+    )
+}
+
+async fn plane() -> (Arc<AwsContext>, Plane) {
+    let ctx = context().await;
+    let plane = Plane::connect(ctx.clone()).await.expect("plane");
+    (ctx, plane)
+}
+
+/// A plane acting as another operator: a role of the Security account, assumed.
+async fn second_operator(four_eyes: bool) -> Plane {
+    let state = lab();
+    let (ctx, _) = plane().await;
+    let created = aws_sdk_iam::Client::new(&ctx.base_config(irf_engine::lab::LAB_REGION))
+        .create_role()
+        .role_name("irf-second-operator")
+        .assume_role_policy_document(
+            serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"AWS": state.seeded.security.as_str()}, "Action": "sts:AssumeRole"}]
+            })
+            .to_string(),
+        )
+        .send()
+        .await;
+    assert!(
+        created.is_ok()
+            || created
+                .as_ref()
+                .err()
+                .and_then(|e| e.as_service_error())
+                .is_some_and(|e| e.is_entity_already_exists_exception()),
+        "{created:?}"
+    );
+    let mut config = irf_engine::config::Config::load_from(&state.config_path)
+        .expect("lab config")
+        .config;
+    config.workflow.four_eyes = four_eyes;
+    let mut options = irf_engine::lab::connect_options_for(&state.endpoint);
+    options.assume_role = Some(
+        RoleArn::parse(&format!(
+            "arn:aws:iam::{}:role/irf-second-operator",
+            state.seeded.security
+        ))
+        .expect("role arn"),
+    );
+    let ctx = Arc::new(AwsContext::connect(Arc::new(config), &options).await);
+    Plane::connect(ctx).await.expect("second operator's plane")
+}
+
+async fn four_eyes_plane() -> Plane {
+    let state = lab();
+    let mut config = irf_engine::config::Config::load_from(&state.config_path)
+        .expect("lab config")
+        .config;
+    config.workflow.four_eyes = true;
+    let options: ConnectOptions = irf_engine::lab::connect_options_for(&state.endpoint);
+    let ctx = Arc::new(AwsContext::connect(Arc::new(config), &options).await);
+    Plane::connect(ctx).await.expect("plane")
+}
+
+#[tokio::test]
+async fn apply_isolates_twice_changes_nothing_and_rollback_restores_exactly() {
+    let (ctx, plane) = plane().await;
+    let instance = suspect();
+    // The seeded incident tag would start an acquisition again when rollback restores it:
+    // this test is about containment alone.
+    let member = ctx
+        .account_config(&instance.account, &instance.region)
+        .await
+        .expect("member");
+    aws_sdk_ec2::Client::new(&member)
+        .delete_tags()
+        .resources(&instance.instance_id)
+        .tags(aws_sdk_ec2::types::Tag::builder().key(STATUS_TAG).build())
+        .send()
+        .await
+        .expect("untag");
+    let options = ContainmentOptions::from_config(ctx.config());
+    let before = observe(&ctx, &instance).await;
+    assert_eq!(
+        before.autoscaling_group.as_deref(),
+        Some("prod-web"),
+        "seeded in a group"
+    );
+    assert_eq!(
+        before.target_groups.len(),
+        1,
+        "seeded behind a load balancer"
+    );
+    assert!(before.profile_arn.is_some(), "seeded with a profile");
+
+    let plan = containment::plan(&plane, &instance, &options)
+        .await
+        .expect("plan");
+    assert!(!plan.is_done());
+    let actions: Vec<&str> = plan.changes.iter().map(|c| c.action.as_str()).collect();
+    for expected in [
+        "enable termination protection",
+        "detach from Auto Scaling group",
+        "deregister from target group",
+        "replace security groups",
+        "swap instance profile",
+        "revoke the role's sessions on this instance",
+        "tag",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "plan lacks {expected}: {actions:?}"
+        );
+    }
+    assert!(
+        plan.warnings.iter().any(|w| w.contains("SSM")),
+        "{:?}",
+        plan.warnings
+    );
+    assert!(
+        plan.warnings.iter().any(|w| w.contains("target group")),
+        "{:?}",
+        plan.warnings
+    );
+    assert_eq!(
+        observe(&ctx, &instance).await,
+        before,
+        "planning changes nothing"
+    );
+
+    let applied = containment::apply(&plane, &instance, &options, None, false)
+        .await
+        .expect("apply");
+    assert_eq!(applied.record.state, ContainmentState::Contained);
+    let group = applied
+        .record
+        .isolation_group_id
+        .clone()
+        .expect("isolation group");
+    let after = observe(&ctx, &instance).await;
+    for (eni, groups) in &after.interfaces {
+        assert_eq!(
+            groups,
+            &vec![group.clone()],
+            "{eni} carries only the isolation group"
+        );
+    }
+    assert!(
+        after
+            .profile_arn
+            .as_deref()
+            .is_some_and(|arn| arn.ends_with("/IRIsolationProfile")),
+        "{:?}",
+        after.profile_arn
+    );
+    assert!(
+        after
+            .tags
+            .contains(&(STATUS_TAG.to_owned(), "Contain".to_owned()))
+    );
+    assert!(after.termination_protection);
+    assert_eq!(after.autoscaling_group, None);
+    assert!(after.target_groups.is_empty());
+    assert!(
+        after
+            .role_policies
+            .contains(&format!("irf-revoke-{}", instance.instance_id))
+    );
+    // The isolation group lets nothing in or out.
+    let ec2 = aws_sdk_ec2::Client::new(&member);
+    let described = ec2
+        .describe_security_groups()
+        .group_ids(&group)
+        .send()
+        .await
+        .expect("isolation group");
+    let isolation = &described.security_groups()[0];
+    assert!(isolation.ip_permissions().is_empty());
+    assert!(isolation.ip_permissions_egress().is_empty());
+
+    let again = containment::apply(&plane, &instance, &options, None, false)
+        .await
+        .expect("apply again");
+    assert!(again.changed.is_empty(), "{:?}", again.changed);
+    assert_eq!(
+        observe(&ctx, &instance).await,
+        after,
+        "a second apply is a no-op"
+    );
+    assert_eq!(
+        again.record.original, applied.record.original,
+        "the originals are kept from the first apply"
+    );
+
+    let rolled = containment::rollback(&plane, &instance)
+        .await
+        .expect("rollback");
+    assert_eq!(rolled.record.state, ContainmentState::RolledBack);
+    let restored = observe(&ctx, &instance).await;
+    assert_eq!(restored.interfaces, before.interfaces);
+    assert_eq!(restored.profile_arn, before.profile_arn);
+    assert_eq!(restored.tags, before.tags);
+    assert_eq!(
+        restored.termination_protection,
+        before.termination_protection
+    );
+    assert_eq!(restored.autoscaling_group, before.autoscaling_group);
+    assert_eq!(restored.target_groups, before.target_groups);
+    assert_eq!(restored.role_policies, before.role_policies);
+    let nothing = containment::rollback(&plane, &instance).await;
+    assert!(
+        matches!(nothing, Err(ContainmentError::NothingToRollBack(_))),
+        "{nothing:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_stopped_halfway_is_undone_by_rollback_or_finished_by_a_rerun() {
+    let (ctx, plane) = plane().await;
+    for (index, finish) in [(0, false), (1, true)] {
+        let instance = bystander(index);
+        let before = observe(&ctx, &instance).await;
+        // A member without the deny-all profile: the run stops at the profile swap.
+        let broken = ContainmentOptions {
+            isolation_profile: "NoSuchIsolationProfile".to_owned(),
+            ..ContainmentOptions::from_config(ctx.config())
+        };
+        let err = containment::apply(&plane, &instance, &broken, None, false)
+            .await
+            .expect_err("the profile is missing");
+        let text = err.to_string();
+        assert!(
+            text.contains("NoSuchIsolationProfile") && text.contains("5-member-ir-automation"),
+            "{text}"
+        );
+        let record = containment::record(&plane, &instance)
+            .await
+            .expect("record")
+            .expect("a record was left");
+        assert_eq!(record.state, ContainmentState::Applying);
+        assert_eq!(
+            record.original.as_ref().and_then(|o| o.profile_arn.clone()),
+            before.profile_arn
+        );
+        let halfway = observe(&ctx, &instance).await;
+        assert_ne!(
+            halfway.interfaces, before.interfaces,
+            "the groups were already replaced"
+        );
+        if finish {
+            let options = ContainmentOptions::from_config(ctx.config());
+            let finished = containment::apply(&plane, &instance, &options, None, false)
+                .await
+                .expect("a re-run finishes");
+            assert_eq!(finished.record.state, ContainmentState::Contained);
+            let contained = observe(&ctx, &instance).await;
+            assert!(
+                contained
+                    .profile_arn
+                    .as_deref()
+                    .is_some_and(|a| a.ends_with("/IRIsolationProfile"))
+            );
+            assert!(
+                finished
+                    .changed
+                    .iter()
+                    .all(|a| a.action != "replace security groups"),
+                "the re-run did not redo what was done: {:?}",
+                finished.changed
+            );
+        }
+        containment::rollback(&plane, &instance)
+            .await
+            .expect("rollback");
+        let restored = observe(&ctx, &instance).await;
+        assert_eq!(restored.interfaces, before.interfaces);
+        assert_eq!(restored.profile_arn, before.profile_arn);
+        assert_eq!(restored.tags, before.tags);
+        assert_eq!(
+            restored.termination_protection,
+            before.termination_protection
+        );
+    }
+}
+
+#[tokio::test]
+async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
+    let (ctx, _) = plane().await;
+    // A direct request: its requester cannot apply it; another operator can.
+    let instance = bystander(2);
+    let before = observe(&ctx, &instance).await;
+    let requester = four_eyes_plane().await;
+    let options = ContainmentOptions::from_config(ctx.config());
+    let request = containment::request(&requester, &instance, Some("miner".to_owned()), None)
+        .await
+        .expect("request");
+    assert_eq!(request.state, ContainmentState::Requested);
+    let own = containment::apply(&requester, &instance, &options, None, true).await;
+    assert!(
+        matches!(own, Err(ContainmentError::FourEyes { .. })),
+        "{own:?}"
+    );
+    assert_eq!(observe(&ctx, &instance).await, before, "nothing changed");
+    let approver = second_operator(true).await;
+    assert_ne!(approver.operator, requester.operator);
+    let applied = containment::apply(&approver, &instance, &options, None, true)
+        .await
+        .expect("a second operator applies it");
+    assert_eq!(applied.record.state, ContainmentState::Contained);
+    assert_eq!(applied.record.requested_by, requester.operator);
+    containment::rollback(&approver, &instance)
+        .await
+        .expect("rollback");
+
+    // A case waiting for approval: its opener cannot approve it.
+    let case_instance = bystander(3);
+    let opened = acquisition::start(
+        &requester,
+        CaseSubject {
+            account: case_instance.account.clone(),
+            region: case_instance.region.clone(),
+            instance_id: case_instance.instance_id.clone(),
+            // Memory only (the lab hosts' 64 MiB), so that the case reaches approval soon.
+            memory: true,
+            disk: false,
+            containment: ContainmentPolicy::Approval,
+        },
+        "operator",
+    )
+    .await
+    .expect("open a case");
+    let case_id = opened.case().case_id.clone();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let case = requester.table.case(&case_id).await.expect("case");
+        if case.status == CaseStatus::AwaitingApproval {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && case.status.is_open(),
+            "case never waited for approval: {:#?}",
+            requester.table.detail(&case_id).await.expect("detail")
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let own = acquisition::decide(&requester, &case_id, Decision::Approve).await;
+    assert!(
+        matches!(own, Err(WorkflowError::FourEyes { .. })),
+        "{own:?}"
+    );
+    let case = requester.table.case(&case_id).await.expect("case");
+    assert_eq!(
+        case.status,
+        CaseStatus::AwaitingApproval,
+        "the case still waits"
+    );
+    acquisition::decide(
+        &requester,
+        &case_id,
+        Decision::Reject {
+            reason: "test done".to_owned(),
+        },
+    )
+    .await
+    .expect("reject");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_by_name_and_changes_nothing() {
+    let state = lab();
+    let env = lab_env(state);
+    let instance = bystander(4);
+    let (ctx, _) = plane().await;
+    let before = observe(&ctx, &instance).await;
+    let region = instance.region.clone();
+    let account = instance.account.to_string();
+
+    let wrong = run_irf(
+        &[
+            "--region",
+            &region,
+            "contain",
+            "apply",
+            &instance.instance_id,
+            "--account",
+            &account,
+            "--confirm",
+            "i-00000000000000000",
+        ],
+        &env,
+    );
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        stderr.contains("i-00000000000000000") && stderr.contains(&instance.instance_id),
+        "{stderr}"
+    );
+
+    let unknown = run_irf(
+        &[
+            "--region",
+            &region,
+            "contain",
+            "plan",
+            "i-0fffffffffffffff0",
+            "--account",
+            &account,
+        ],
+        &env,
+    );
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("i-0fffffffffffffff0") && stderr.contains("not found"),
+        "{stderr}"
+    );
+
+    let read_only = run_irf(
+        &[
+            "--read-only",
+            "--region",
+            &region,
+            "contain",
+            "apply",
+            &instance.instance_id,
+            "--account",
+            &account,
+            "--confirm",
+            &instance.instance_id,
+        ],
+        &env,
+    );
+    assert!(!read_only.status.success());
+    assert!(String::from_utf8_lossy(&read_only.stderr).contains("--read-only"));
+
+    let not_waiting = run_irf(
+        &[
+            "approve",
+            "20261128T000000Z-i-0123456789abcdef0",
+            "--confirm",
+            "i-0123456789abcdef0",
+        ],
+        &env,
+    );
+    assert!(!not_waiting.status.success());
+
+    // An account irf has no role in (the lab's unmanaged member).
+    if let Some(unmanaged) = state.seeded.members.iter().find(|m| !m.managed) {
+        let missing = run_irf(
+            &[
+                "--region",
+                &region,
+                "contain",
+                "plan",
+                "i-0123456789abcdef0",
+                "--account",
+                unmanaged.id.as_str(),
+            ],
+            &env,
+        );
+        assert!(!missing.status.success());
+        let stderr = String::from_utf8_lossy(&missing.stderr);
+        assert!(
+            stderr.contains(unmanaged.id.as_str()) && stderr.contains("5-member-ir-automation"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(observe(&ctx, &instance).await, before, "nothing changed");
+
+    // And the plan through the CLI, as JSON.
+    let planned = run_irf(
+        &[
+            "--region",
+            &region,
+            "contain",
+            "plan",
+            &instance.instance_id,
+            "--account",
+            &account,
+            "--json",
+        ],
+        &env,
+    );
+    assert!(
+        planned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&planned.stdout).expect("plan JSON");
+    assert_eq!(
+        plan["instance"]["instance_id"],
+        instance.instance_id.as_str()
+    );
+    assert!(plan["changes"].as_array().is_some_and(|c| !c.is_empty()));
+}
+
+#[tokio::test]
+async fn the_contain_tag_takes_the_same_path() {
+    let (ctx, plane) = plane().await;
+    let instance = bystander(5);
+    let before = observe(&ctx, &instance).await;
+    let member = ctx
+        .account_config(&instance.account, &instance.region)
+        .await
+        .expect("member");
+    aws_sdk_ec2::Client::new(&member)
+        .create_tags()
+        .resources(&instance.instance_id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(STATUS_TAG)
+                .value("Contain")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let record = loop {
+        if let Some(record) = containment::record(&plane, &instance)
+            .await
+            .expect("record")
+            && record.state == ContainmentState::Contained
+        {
+            break record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lab runtime did not contain the tagged instance"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let group = record.isolation_group_id.clone().expect("group");
+    let after = observe(&ctx, &instance).await;
+    for (_, groups) in &after.interfaces {
+        assert_eq!(groups, &vec![group.clone()]);
+    }
+    assert_eq!(
+        record.original.as_ref().map(|o| o.interfaces.len()),
+        Some(before.interfaces.len())
+    );
+    containment::rollback(&plane, &instance)
+        .await
+        .expect("rollback");
+    let restored = observe(&ctx, &instance).await;
+    assert_eq!(restored.interfaces, before.interfaces);
+    assert_eq!(restored.profile_arn, before.profile_arn);
+    // The request tag is removed rather than put back: it would contain the instance again.
+    assert!(
+        !restored.tags.iter().any(|(key, _)| key == STATUS_TAG),
+        "{:?}",
+        restored.tags
+    );
+}
