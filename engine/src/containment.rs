@@ -751,6 +751,21 @@ pub async fn plan(
         .0)
 }
 
+/// Whether `instance` carries `SecurityIncidentStatus=Contain` now.
+pub async fn carries_contain_tag(
+    plane: &Plane,
+    instance: &InstanceRef,
+) -> Result<bool, ContainmentError> {
+    let member = Member::connect(plane, instance).await?;
+    let found = crate::acquisition::find_instance(&member.ec2, instance)
+        .await?
+        .ok_or_else(|| ContainmentError::UnknownInstance(instance.clone()))?;
+    Ok(found
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some(STATUS_TAG) && t.value() == Some("Contain")))
+}
+
 /// The containment record of `instance`, if irf ever planned or applied one.
 pub async fn record(
     plane: &Plane,

@@ -146,12 +146,30 @@ pub async fn handle_event(plane: &Plane, body: &str) -> Result<TriggerOutcome, T
             Ok(TriggerOutcome::Opened(start(plane, subject, "tag").await?))
         }
         TagRequest::Contain(instance) => {
-            // irf's own containment sets this tag too: the record says it is done already.
-            let record = containment::record(plane, &instance).await?;
-            let contained = record
-                .as_ref()
-                .is_some_and(|r| r.state == ContainmentState::Contained);
-            if workflow.four_eyes && !contained {
+            // irf's own containment sets this tag too, and an event can arrive late: an
+            // instance whose containment irf is running, finished or undoing is left alone.
+            if let Some(record) = containment::record(plane, &instance).await?
+                && matches!(
+                    record.state,
+                    ContainmentState::Applying
+                        | ContainmentState::Contained
+                        | ContainmentState::RollingBack
+                )
+            {
+                let why = format!(
+                    "containment of {instance} is already {}",
+                    record.state.as_str()
+                );
+                tracing::info!(why, "Contain tag ignored");
+                return Ok(TriggerOutcome::Ignored(why));
+            }
+            if !containment::carries_contain_tag(plane, &instance).await? {
+                let why =
+                    format!("{instance} no longer carries {STATUS_TAG}=Contain: a stale event");
+                tracing::info!(why, "Contain tag ignored");
+                return Ok(TriggerOutcome::Ignored(why));
+            }
+            if workflow.four_eyes {
                 let reason = Some(format!("{STATUS_TAG}=Contain tag"));
                 return Ok(TriggerOutcome::Requested(
                     containment::request(plane, &instance, reason, None).await?,
