@@ -131,7 +131,13 @@ pub async fn connect() -> Result<Arc<irf_engine::acquisition::Plane>, String> {
     irf_engine::acquisition::Plane::connect(context)
         .await
         .map(Arc::new)
-        .map_err(|err| err.to_string())
+        .map_err(|err| {
+            let names: Vec<&str> = ENVIRONMENT.iter().map(|(name, _)| *name).collect();
+            format!(
+                "{err}\n  a deployed runtime reads its settings from the environment ({}): the templates set them",
+                names.join(", ")
+            )
+        })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use irf_e2e::{context, lab, lab_env, run_irf};
+use irf_e2e::{TerminalSession, context, lab, lab_env, run_irf};
 use irf_engine::acquisition::{self, Decision, Plane, WorkflowError};
 use irf_engine::aws::{AwsContext, ConnectOptions, RoleArn};
 use irf_engine::cases::{CaseStatus, CaseSubject, ContainmentPolicy};
@@ -759,4 +759,88 @@ async fn the_contain_tag_takes_the_same_path() {
         "{:?}",
         restored.tags
     );
+}
+
+async fn wait_for_status(plane: &Plane, case_id: &irf_engine::cases::CaseId, wanted: CaseStatus) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let case = plane.table.case(case_id).await.expect("case");
+        if case.status == wanted {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline && (case.status.is_open() || !wanted.is_open()),
+            "case never reached {wanted:?}: {:#?}",
+            plane.table.detail(case_id).await.expect("detail")
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_keyboard_approves_a_waiting_case_and_the_workflow_contains() {
+    let state = lab();
+    let (ctx, plane) = plane().await;
+    let instance = bystander(6);
+    let before = observe(&ctx, &instance).await;
+    let opened = acquisition::start(
+        &plane,
+        CaseSubject {
+            account: instance.account.clone(),
+            region: instance.region.clone(),
+            instance_id: instance.instance_id.clone(),
+            memory: true,
+            disk: false,
+            containment: ContainmentPolicy::Approval,
+        },
+        "operator",
+    )
+    .await
+    .expect("open a case");
+    let case_id = opened.case().case_id.clone();
+    wait_for_status(&plane, &case_id, CaseStatus::AwaitingApproval).await;
+
+    let mut session = TerminalSession::start(&[], &lab_env(state), 40, 170);
+    session.wait_for("refreshed", Duration::from_secs(60));
+    session.send("5");
+    session.wait_for(&instance.instance_id, Duration::from_secs(15));
+    // Other tests may have cases waiting too: narrow the view to this one.
+    session.send(&format!("/{}\r", instance.instance_id));
+    session.wait_for("approvals (1/", Duration::from_secs(5));
+    session.send("A");
+    session.wait_for("instance id:", Duration::from_secs(5));
+    session.send("i-wrong\r");
+    session.wait_for("type the instance id exactly", Duration::from_secs(5));
+    assert_eq!(
+        plane.table.case(&case_id).await.expect("case").status,
+        CaseStatus::AwaitingApproval,
+        "a wrong confirmation changes nothing"
+    );
+    // Clear the wrong text, then type the right id.
+    session.send(&"\u{7f}".repeat(8));
+    session.send(&format!("{}\r", instance.instance_id));
+    session.wait_for("approved containment for case", Duration::from_secs(15));
+
+    // The workflow goes on: it contains the instance and closes the case.
+    wait_for_status(&plane, &case_id, CaseStatus::Succeeded).await;
+    let record = containment::record(&plane, &instance)
+        .await
+        .expect("record")
+        .expect("contained by the workflow");
+    assert_eq!(record.state, ContainmentState::Contained);
+    assert_eq!(record.case_id.as_ref(), Some(&case_id));
+    let after = observe(&ctx, &instance).await;
+    let group = record.isolation_group_id.clone().expect("group");
+    for (_, groups) in &after.interfaces {
+        assert_eq!(groups, &vec![group.clone()]);
+    }
+    session.send("q");
+    assert!(session.wait_exit(Duration::from_secs(20)));
+
+    containment::rollback(&plane, &instance)
+        .await
+        .expect("rollback");
+    let restored = observe(&ctx, &instance).await;
+    assert_eq!(restored.interfaces, before.interfaces);
+    assert_eq!(restored.profile_arn, before.profile_arn);
 }

@@ -169,8 +169,8 @@ fn print_plan(plan: &ContainmentPlan) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One row of `irf approvals`.
-#[derive(Debug, Serialize)]
+/// One row of `irf approvals` and of the workstation's approvals view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PendingDecision {
     /// `case` (the workflow waits) or `request` (a direct request under four-eyes).
     pub kind: &'static str,

@@ -35,14 +35,25 @@ pub enum KeyAction {
     ViewFindings,
     ViewAccounts,
     ViewCases,
+    ViewApprovals,
     ResolveFinding,
     AcquireInstance,
+    ApproveContainment,
+    RejectContainment,
+    RollbackContainment,
 }
 
 impl KeyAction {
     /// Whether the command changes anything in AWS (and so is gone in read-only mode).
     pub fn is_mutating(self) -> bool {
-        matches!(self, Self::ResolveFinding | Self::AcquireInstance)
+        matches!(
+            self,
+            Self::ResolveFinding
+                | Self::AcquireInstance
+                | Self::ApproveContainment
+                | Self::RejectContainment
+                | Self::RollbackContainment
+        )
     }
 
     /// One line for the help screen.
@@ -51,7 +62,7 @@ impl KeyAction {
             Self::Quit => "quit",
             Self::Help => "show or hide this help",
             Self::CommandMode => {
-                "command mode (:instances, :findings, :accounts, :cases, :theme, :quit)"
+                "command mode (:instances :findings :accounts :cases :approvals :theme :quit)"
             }
             Self::FilterMode => {
                 "filter rows (text, /regex/, !not, tag:K=V, account:, region:, state:, sev>=HIGH)"
@@ -72,9 +83,17 @@ impl KeyAction {
             Self::ViewFindings => "findings view",
             Self::ViewAccounts => "accounts view",
             Self::ViewCases => "cases view (enter opens a case, esc goes back)",
+            Self::ViewApprovals => "approvals view: cases waiting for containment, direct requests",
             Self::ResolveFinding => "mark the selected finding RESOLVED (asks first)",
             Self::AcquireInstance => {
                 "acquire memory and disk of the selected instance, or a finding's (asks first)"
+            }
+            Self::ApproveContainment => {
+                "approve the selected containment (type the instance id to confirm)"
+            }
+            Self::RejectContainment => "refuse the selected containment (with a reason)",
+            Self::RollbackContainment => {
+                "roll back the case's containment (type the instance id to confirm)"
             }
         }
     }

@@ -10,12 +10,15 @@ use irf_engine::inventory::{Instance, SsmReachability, SweepEvent};
 use irf_engine::organization::{Scope, WhoAmI};
 
 use super::rows::{
-    ACCOUNT_COLUMNS, AccountRow, CASE_COLUMNS, CaseRow, FINDING_COLUMNS, FindingRow,
-    INSTANCE_COLUMNS, InstanceRow,
+    ACCOUNT_COLUMNS, APPROVAL_COLUMNS, AccountRow, ApprovalRow, CASE_COLUMNS, CaseRow,
+    FINDING_COLUMNS, FindingRow, INSTANCE_COLUMNS, InstanceRow,
 };
 use super::table::{Sort, TableModel};
+use crate::contain::PendingDecision;
 use crate::filter::Filter;
 use crate::keymap::{Key, KeyAction, KeyName, Keymap};
+use irf_engine::cases::CaseStatus;
+use irf_engine::containment::InstanceRef;
 
 /// Something slow that was asked for, and how it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,11 +37,13 @@ pub enum View {
     Cases,
     /// One case of the cases view, [`App::case`].
     Case,
+    /// Cases waiting for containment approval and direct containment requests.
+    Approvals,
 }
 
 impl View {
     /// Command-mode names, canonical first.
-    pub const COMMANDS: [(&'static str, View); 11] = [
+    pub const COMMANDS: [(&'static str, View); 12] = [
         ("instances", View::Instances),
         ("ec2", View::Instances),
         ("inst", View::Instances),
@@ -50,6 +55,7 @@ impl View {
         ("org", View::Accounts),
         ("cases", View::Cases),
         ("case", View::Cases),
+        ("approvals", View::Approvals),
     ];
 
     pub fn title(self) -> &'static str {
@@ -59,6 +65,7 @@ impl View {
             Self::Accounts => "accounts",
             Self::Cases => "cases",
             Self::Case => "case",
+            Self::Approvals => "approvals",
         }
     }
 
@@ -79,6 +86,30 @@ pub struct Confirmation {
     pub effect: Effect,
 }
 
+/// A decision the operator types: the instance id to confirm, or a reason to refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedPrompt {
+    pub title: String,
+    pub lines: Vec<String>,
+    /// `Some(instance id)`: the input must be exactly it. `None`: a reason, not empty.
+    pub expected: Option<String>,
+    pub input: String,
+    pub decision: TypedDecision,
+}
+
+/// What a typed prompt does once answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypedDecision {
+    ApproveCase(CaseId),
+    RejectCase(CaseId),
+    ApplyRequest(InstanceRef),
+    RejectRequest(InstanceRef),
+    Rollback(InstanceRef),
+}
+
+/// The longest text a typed prompt takes: an instance id or a reason.
+const TYPED_LIMIT: usize = 200;
+
 /// What keys go to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -87,6 +118,7 @@ pub enum Mode {
     Command { input: String },
     Help,
     Confirm(Confirmation),
+    Typed(TypedPrompt),
 }
 
 /// Input the runtime turns terminal events into.
@@ -134,6 +166,10 @@ pub enum EngineEvent {
         case_id: CaseId,
         result: Result<Box<CaseDetail>, String>,
     },
+    /// What waits for an approver.
+    Approvals(Result<Vec<PendingDecision>, String>),
+    /// A containment decision, apply or rollback carried out (what was done), or why not.
+    ContainmentDone(Result<String, String>),
 }
 
 /// Work the update asks the runtime to start.
@@ -153,6 +189,13 @@ pub enum Effect {
     },
     LoadCases,
     LoadCase(CaseId),
+    LoadApprovals,
+    /// Carries out an answered typed prompt; `answer` is what was typed (the instance id,
+    /// or the reason of a refusal).
+    Decide {
+        decision: TypedDecision,
+        answer: String,
+    },
 }
 
 impl Effect {
@@ -160,7 +203,7 @@ impl Effect {
     pub fn is_mutating(&self) -> bool {
         matches!(
             self,
-            Self::ResolveFinding { .. } | Self::StartAcquisition { .. }
+            Self::ResolveFinding { .. } | Self::StartAcquisition { .. } | Self::Decide { .. }
         )
     }
 }
@@ -248,6 +291,10 @@ pub struct App {
     pub findings: TableModel<FindingRow>,
     pub accounts: TableModel<AccountRow>,
     pub cases: TableModel<CaseRow>,
+    pub approvals: TableModel<ApprovalRow>,
+    /// How many decisions wait, or why they could not be read.
+    pub approvals_state: Load<usize>,
+    approvals_loading: bool,
     pub findings_state: Load<usize>,
     /// How many cases the last load found, or why it failed.
     pub cases_state: Load<usize>,
@@ -312,6 +359,15 @@ impl App {
                     descending: true,
                 },
             ),
+            approvals: TableModel::new(
+                APPROVAL_COLUMNS.len(),
+                Sort {
+                    column: 4,
+                    descending: false,
+                },
+            ),
+            approvals_state: Load::Loading,
+            approvals_loading: false,
             findings_state: Load::Loading,
             cases_state: Load::Loading,
             cases_loading: false,
@@ -411,6 +467,7 @@ impl App {
                     vec![]
                 }
             }
+            Mode::Typed(prompt) => self.typed_key(prompt, key),
             Mode::Filter { mut input } => {
                 if matches!(key.code, KeyName::Backspace | KeyName::Char(_)) {
                     self.status = None;
@@ -524,9 +581,59 @@ impl App {
             KeyAction::ViewFindings => return self.show(View::Findings),
             KeyAction::ViewAccounts => return self.show(View::Accounts),
             KeyAction::ViewCases => return self.show(View::Cases),
+            KeyAction::ViewApprovals => return self.show(View::Approvals),
             KeyAction::ResolveFinding => self.confirm_resolve(),
             KeyAction::AcquireInstance => self.confirm_acquire(),
+            KeyAction::ApproveContainment => self.prompt_decision(true),
+            KeyAction::RejectContainment => self.prompt_decision(false),
+            KeyAction::RollbackContainment => self.prompt_rollback(),
         }
+        vec![]
+    }
+
+    /// A key in a typed prompt: text edits it, enter answers it, esc cancels it.
+    fn typed_key(&mut self, mut prompt: TypedPrompt, key: Key) -> Vec<Effect> {
+        match key.code {
+            KeyName::Esc => {
+                self.status = Some(Status::Info("cancelled: nothing was changed".into()));
+                return vec![];
+            }
+            KeyName::Enter => {
+                let answer = prompt.input.trim();
+                match &prompt.expected {
+                    Some(expected) if answer != expected => {
+                        self.status = Some(Status::Error(format!(
+                            "'{}' is not {expected}: type the instance id exactly; nothing was changed",
+                            crate::text::clip_untrusted(answer, 40)
+                        )));
+                    }
+                    None if answer.is_empty() => {
+                        self.status = Some(Status::Error(
+                            "say why: the reason is recorded with the decision".into(),
+                        ));
+                    }
+                    _ => {
+                        self.status = Some(Status::Info(format!("{}…", prompt.title)));
+                        return vec![Effect::Decide {
+                            decision: prompt.decision,
+                            answer: answer.to_owned(),
+                        }];
+                    }
+                }
+            }
+            KeyName::Backspace => {
+                prompt.input.pop();
+                self.status = None;
+            }
+            KeyName::Char(c) if !key.ctrl && !key.alt && !c.is_control() => {
+                if prompt.input.chars().count() < TYPED_LIMIT {
+                    prompt.input.push(c);
+                }
+                self.status = None;
+            }
+            _ => {}
+        }
+        self.mode = Mode::Typed(prompt);
         vec![]
     }
 
@@ -542,6 +649,7 @@ impl App {
         match view {
             View::Cases => self.load_cases(),
             View::Case => self.load_case(),
+            View::Approvals => self.load_approvals(),
             _ => vec![],
         }
     }
@@ -567,6 +675,10 @@ impl App {
     /// The cases view polls while it is shown and a case is still open: a list of ended
     /// cases does not change by itself.
     fn poll_cases(&mut self) -> Vec<Effect> {
+        // The approvals view polls on the same beat: new requests appear without a key.
+        if self.view == View::Approvals {
+            return self.load_approvals();
+        }
         let any_open = self.cases.rows().iter().any(|r| r.case.status.is_open());
         if self.view == View::Cases && matches!(self.cases_state, Load::Ready(_)) && any_open {
             self.load_cases()
@@ -734,6 +846,145 @@ impl App {
             .map(|a| a.name.as_str())
     }
 
+    /// What `A` approves or `X` refuses here: the selected row of the approvals view, or
+    /// the case of the case view when it waits for approval.
+    fn decision_target(&self) -> Result<(bool, String, InstanceRef), String> {
+        match self.view {
+            View::Approvals => {
+                let row = self
+                    .approvals
+                    .selected()
+                    .ok_or("nothing waits for an approver")?;
+                let p = &row.pending;
+                Ok((p.kind == "case", p.id.clone(), p.instance.clone()))
+            }
+            View::Case => {
+                let screen = self.case.as_ref().ok_or("no case is open")?;
+                if screen.case.status != CaseStatus::AwaitingApproval {
+                    return Err(format!(
+                        "case {} is {}, not waiting for approval (:approvals lists what waits)",
+                        screen.case.case_id,
+                        screen.case.status.as_str()
+                    ));
+                }
+                Ok((
+                    true,
+                    screen.case.case_id.to_string(),
+                    InstanceRef::from(&screen.case.subject),
+                ))
+            }
+            _ => {
+                Err("open a case waiting for approval, or select one in :approvals (key 5)".into())
+            }
+        }
+    }
+
+    /// Asks for the instance id (approve) or a reason (refuse).
+    fn prompt_decision(&mut self, approve: bool) {
+        let (is_case, id, instance) = match self.decision_target() {
+            Ok(target) => target,
+            Err(err) => {
+                self.status = Some(Status::Error(err));
+                return;
+            }
+        };
+        let case_id = if is_case {
+            match CaseId::parse(&id) {
+                Ok(case_id) => Some(case_id),
+                Err(err) => {
+                    self.status = Some(Status::Error(err.to_string()));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let place = format!(
+            "{} in account {}, region {}",
+            instance.instance_id, instance.account, instance.region
+        );
+        let what = match &case_id {
+            Some(case) => format!("case {case}"),
+            None => "a direct containment request".to_owned(),
+        };
+        let (title, lines, expected, decision) = match (approve, case_id) {
+            (true, case) => (
+                "Approve containment".to_owned(),
+                vec![
+                    format!("Contain {place} ({what}):"),
+                    "  termination protection on; out of its Auto Scaling group and load balancers;"
+                        .into(),
+                    "  the isolation group on every interface; the deny-all instance profile;".into(),
+                    "  the old role's sessions on it revoked; tagged SecurityIncidentStatus=Contain."
+                        .into(),
+                    "What it replaces is recorded first; rollback (U in the case view) restores it."
+                        .into(),
+                    "Type the instance id to approve, enter to go ahead, esc to cancel.".into(),
+                ],
+                Some(instance.instance_id.clone()),
+                match case {
+                    Some(case) => TypedDecision::ApproveCase(case),
+                    None => TypedDecision::ApplyRequest(instance),
+                },
+            ),
+            (false, case) => (
+                "Refuse containment".to_owned(),
+                vec![
+                    format!("Refuse containment of {place} ({what})."),
+                    "Type the reason (recorded with the decision), enter to refuse, esc to cancel."
+                        .into(),
+                ],
+                None,
+                match case {
+                    Some(case) => TypedDecision::RejectCase(case),
+                    None => TypedDecision::RejectRequest(instance),
+                },
+            ),
+        };
+        self.mode = Mode::Typed(TypedPrompt {
+            title,
+            lines,
+            expected,
+            input: String::new(),
+            decision,
+        });
+    }
+
+    /// Asks for the instance id before rolling back the open case's containment.
+    fn prompt_rollback(&mut self) {
+        let Some(screen) = self.case.as_ref().filter(|_| self.view == View::Case) else {
+            self.status = Some(Status::Error(
+                "open the case whose containment to roll back (:cases, enter)".into(),
+            ));
+            return;
+        };
+        let instance = InstanceRef::from(&screen.case.subject);
+        self.mode = Mode::Typed(TypedPrompt {
+            title: "Roll back containment".into(),
+            lines: vec![
+                format!(
+                    "Restore {} in account {}, region {} exactly as containment found it:",
+                    instance.instance_id, instance.account, instance.region
+                ),
+                "  its security groups, instance profile, tag, load-balancer registrations,".into(),
+                "  Auto Scaling group and termination protection, as recorded before containment."
+                    .into(),
+                "Type the instance id to roll back, enter to go ahead, esc to cancel.".into(),
+            ],
+            expected: Some(instance.instance_id.clone()),
+            input: String::new(),
+            decision: TypedDecision::Rollback(instance),
+        });
+    }
+
+    fn load_approvals(&mut self) -> Vec<Effect> {
+        if self.approvals_loading {
+            return vec![];
+        }
+        self.approvals_loading = true;
+        vec![Effect::LoadApprovals]
+    }
+
     fn confirm_resolve(&mut self) {
         if self.view != View::Findings {
             self.status = Some(Status::Error("select a finding first (:findings)".into()));
@@ -787,7 +1038,7 @@ impl App {
             },
             other => {
                 self.status = Some(Status::Error(format!(
-                    "'{}' is not a command: try instances, findings, accounts, cases, theme NAME, help, quit",
+                    "'{}' is not a command: try instances, findings, accounts, cases, approvals, theme NAME, help, quit",
                     crate::text::clip_untrusted(other, 40)
                 )));
             }
@@ -801,6 +1052,7 @@ impl App {
             match self.view {
                 View::Cases => return self.load_cases(),
                 View::Case => return self.load_case(),
+                View::Approvals => return self.load_approvals(),
                 _ => {}
             }
         }
@@ -820,6 +1072,7 @@ impl App {
             View::Findings => change(&mut self.findings),
             View::Accounts => change(&mut self.accounts),
             View::Cases => change(&mut self.cases),
+            View::Approvals => change(&mut self.approvals),
             // The case view is not a table: it has nothing to sort.
             View::Case => {}
         }
@@ -860,6 +1113,7 @@ impl App {
             View::Findings => self.findings.cursor(),
             View::Accounts => self.accounts.cursor(),
             View::Cases => self.cases.cursor(),
+            View::Approvals => self.approvals.cursor(),
             View::Case => 0,
         }
     }
@@ -870,6 +1124,7 @@ impl App {
             View::Findings => self.findings.filter(),
             View::Accounts => self.accounts.filter(),
             View::Cases => self.cases.filter(),
+            View::Approvals => self.approvals.filter(),
             View::Case => None,
         };
         filter.map(|f| f.text().to_owned()).unwrap_or_default()
@@ -891,6 +1146,7 @@ impl App {
             View::Findings => self.findings.set_filter(filter),
             View::Accounts => self.accounts.set_filter(filter),
             View::Cases => self.cases.set_filter(filter),
+            View::Approvals => self.approvals.set_filter(filter),
             View::Case => {}
         }
     }
@@ -994,6 +1250,33 @@ impl App {
                         self.cases_state = Load::Failed(err);
                     }
                 }
+            }
+            EngineEvent::Approvals(result) => {
+                self.approvals_loading = false;
+                match result {
+                    Ok(pending) => {
+                        self.approvals_state = Load::Ready(pending.len());
+                        self.approvals
+                            .set_rows(pending.into_iter().map(ApprovalRow::new).collect());
+                    }
+                    Err(err) => {
+                        if self.view == View::Approvals {
+                            self.status = Some(Status::Error(format!(
+                                "could not read what waits for approval: {err}"
+                            )));
+                        }
+                        self.approvals_state = Load::Failed(err);
+                    }
+                }
+            }
+            EngineEvent::ContainmentDone(result) => {
+                self.status = Some(match result {
+                    Ok(done) => Status::Info(done),
+                    Err(err) => Status::Error(err),
+                });
+                let mut effects = self.load_approvals();
+                effects.extend(self.load_case());
+                return effects;
             }
             EngineEvent::CaseLoaded { case_id, result } => {
                 let Some(screen) = self

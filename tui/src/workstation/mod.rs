@@ -27,7 +27,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::keymap::{Key, Keymap};
 use crate::theme::Theme;
-use app::{AcquisitionSettings, App, Effect, EngineEvent, Input};
+use app::{AcquisitionSettings, App, Effect, EngineEvent, Input, TypedDecision};
 
 /// How often the cases view polls the case table while a case is open.
 const CASES_POLL: Duration = Duration::from_secs(3);
@@ -299,8 +299,93 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
                     .await;
             });
         }
+        Effect::LoadApprovals => {
+            tokio::spawn(async move {
+                let result = match plane(&context, &cell).await {
+                    Ok(plane) => crate::contain::pending(plane)
+                        .await
+                        .map_err(|err| err.to_string()),
+                    Err(err) => Err(err),
+                };
+                let _ = events.send(EngineEvent::Approvals(result)).await;
+            });
+        }
+        Effect::Decide { decision, answer } => {
+            tokio::spawn(async move {
+                tracing::info!(?decision, "containment decision from the workstation");
+                let result = match plane(&context, &cell).await {
+                    Ok(plane) => carry_out(plane, decision, answer).await,
+                    Err(err) => Err(err),
+                };
+                let _ = events.send(EngineEvent::ContainmentDone(result)).await;
+            });
+        }
         // Themes are loaded by the loop itself: they belong to the terminal, not to AWS.
         Effect::SetTheme(_) => {}
+    }
+}
+
+/// Carries out an answered decision through the same engine calls as the CLI; the
+/// engine's own checks (four-eyes, a case no longer waiting) apply.
+async fn carry_out(
+    plane: &Plane,
+    decision: TypedDecision,
+    answer: String,
+) -> Result<String, String> {
+    use irf_engine::containment::{self, ContainmentOptions};
+    let config = plane.ctx.config();
+    let options = ContainmentOptions::from_config(config);
+    let changes = |n: usize| match n {
+        0 => "nothing needed changing".to_owned(),
+        1 => "1 change".to_owned(),
+        n => format!("{n} changes"),
+    };
+    match decision {
+        TypedDecision::ApproveCase(case) => {
+            acquisition::decide(plane, &case, acquisition::Decision::Approve)
+                .await
+                .map_err(|err| err.to_string())?;
+            Ok(format!(
+                "approved containment for case {case}: the workflow contains the instance"
+            ))
+        }
+        TypedDecision::RejectCase(case) => {
+            acquisition::decide(
+                plane,
+                &case,
+                acquisition::Decision::Reject { reason: answer },
+            )
+            .await
+            .map_err(|err| err.to_string())?;
+            Ok(format!(
+                "refused containment for case {case}: it closes without it"
+            ))
+        }
+        TypedDecision::ApplyRequest(instance) => {
+            let outcome =
+                containment::apply(plane, &instance, &options, None, config.workflow.four_eyes)
+                    .await
+                    .map_err(|err| err.to_string())?;
+            Ok(format!(
+                "contained {instance}: {}",
+                changes(outcome.changed.len())
+            ))
+        }
+        TypedDecision::RejectRequest(instance) => {
+            containment::reject_request(plane, &instance, &answer)
+                .await
+                .map_err(|err| err.to_string())?;
+            Ok(format!("refused the containment request for {instance}"))
+        }
+        TypedDecision::Rollback(instance) => {
+            let outcome = containment::rollback(plane, &instance)
+                .await
+                .map_err(|err| err.to_string())?;
+            Ok(format!(
+                "rolled back the containment of {instance}: {}",
+                changes(outcome.changed.len())
+            ))
+        }
     }
 }
 

@@ -336,3 +336,73 @@ impl TableRow for CaseRow {
         .then_with(|| a.case_id.cmp(&b.case_id))
     }
 }
+
+/// Something waiting for an approver: a case at its approval step or a direct request.
+#[derive(Debug, Clone)]
+pub struct ApprovalRow {
+    pub pending: crate::contain::PendingDecision,
+    haystack: String,
+}
+
+impl ApprovalRow {
+    pub fn new(pending: crate::contain::PendingDecision) -> Self {
+        let haystack = lower_join(&[
+            pending.kind,
+            &pending.id,
+            &pending.instance.instance_id,
+            pending.instance.account.as_str(),
+            &pending.instance.region,
+            &pending.requested_by,
+        ]);
+        Self { pending, haystack }
+    }
+}
+
+/// Column titles of the approvals view, in order.
+pub const APPROVAL_COLUMNS: [&str; 7] = [
+    "KIND",
+    "INSTANCE",
+    "ACCOUNT",
+    "REGION",
+    "REQUESTED",
+    "REQUESTED BY",
+    "CASE OR REQUEST",
+];
+
+impl Filterable for ApprovalRow {
+    fn haystack(&self) -> &str {
+        &self.haystack
+    }
+    fn tag(&self, _key: &str) -> Option<&str> {
+        None
+    }
+    fn field(&self, field: Field) -> Vec<String> {
+        match field {
+            Field::Account => vec![self.pending.instance.account.to_string()],
+            Field::Region => vec![self.pending.instance.region.to_lowercase()],
+            Field::State => vec![self.pending.kind.to_owned()],
+        }
+    }
+    fn severity(&self) -> Option<Severity> {
+        None
+    }
+}
+
+impl TableRow for ApprovalRow {
+    fn id(&self) -> &str {
+        &self.pending.id
+    }
+    fn compare(&self, other: &Self, column: usize) -> Ordering {
+        let (a, b) = (&self.pending, &other.pending);
+        match column {
+            0 => a.kind.cmp(b.kind),
+            1 => a.instance.instance_id.cmp(&b.instance.instance_id),
+            2 => a.instance.account.cmp(&b.instance.account),
+            3 => a.instance.region.cmp(&b.instance.region),
+            4 => a.requested_at.cmp(&b.requested_at),
+            5 => a.requested_by.cmp(&b.requested_by),
+            _ => Ordering::Equal,
+        }
+        .then_with(|| a.id.cmp(&b.id))
+    }
+}

@@ -1105,3 +1105,137 @@ fn cases_and_case_views_render() {
     let app = case_app(running_detail());
     insta::assert_snapshot!("case_running", render(&app, &dark()));
 }
+
+fn waiting(kind: &'static str, id: &str, instance_id: &str) -> crate::contain::PendingDecision {
+    crate::contain::PendingDecision {
+        kind,
+        id: id.into(),
+        instance: irf_engine::containment::InstanceRef {
+            account: AccountId::parse("165667010651").expect("id"),
+            region: "us-east-1".into(),
+            instance_id: instance_id.into(),
+        },
+        requested_by: "arn:aws:sts::123456789012:assumed-role/irf-responder/alice".into(),
+        requested_at: "2026-11-28T09:50:00Z".into(),
+        approve: String::new(),
+        reject: String::new(),
+    }
+}
+
+fn approvals_app(read_only: bool) -> App {
+    let mut app = loaded_app(read_only);
+    assert_eq!(press(&mut app, "5"), vec![Effect::LoadApprovals]);
+    app.on_engine(EngineEvent::Approvals(Ok(vec![
+        waiting(
+            "case",
+            "20261128T093015Z-i-ad331045abe82ba53",
+            "i-ad331045abe82ba53",
+        ),
+        waiting("request", "i-0b1c2d3e4f5a6b7c8", "i-0b1c2d3e4f5a6b7c8"),
+    ])));
+    app
+}
+
+#[test]
+fn approving_takes_the_typed_instance_id_and_nothing_else() {
+    use super::app::TypedDecision;
+    let mut app = approvals_app(false);
+    let screen = render(&app, &dark());
+    assert!(screen.contains("approvals (2/2)"), "{screen}");
+    assert!(screen.contains("i-0b1c2d3e4f5a6b7c8"), "{screen}");
+    assert!(press(&mut app, "A").is_empty());
+    assert!(
+        matches!(&app.mode, Mode::Typed(p) if p.expected.as_deref() == Some("i-ad331045abe82ba53"))
+    );
+    // A wrong id is refused by name, changes nothing, and leaves the prompt open to fix.
+    assert!(press(&mut app, "i-ad331045abe82ba5").is_empty());
+    assert!(press_named(&mut app, KeyName::Enter).is_empty());
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("'i-ad331045abe82ba5'")));
+    assert!(matches!(&app.mode, Mode::Typed(_)));
+    let screen = render(&app, &dark());
+    assert!(
+        screen.contains("instance id: i-ad331045abe82ba5"),
+        "{screen}"
+    );
+    press(&mut app, "3");
+    let effects = press_named(&mut app, KeyName::Enter);
+    let expected_case = CaseId::parse("20261128T093015Z-i-ad331045abe82ba53").expect("case id");
+    assert_eq!(
+        effects,
+        vec![Effect::Decide {
+            decision: TypedDecision::ApproveCase(expected_case),
+            answer: "i-ad331045abe82ba53".into(),
+        }]
+    );
+    assert_eq!(app.mode, Mode::Normal);
+    // The outcome is shown and what waits is read again.
+    let reload = app.on_engine(EngineEvent::ContainmentDone(Ok("approved".into())));
+    assert_eq!(reload, vec![Effect::LoadApprovals]);
+}
+
+#[test]
+fn refusing_needs_a_reason_and_esc_changes_nothing() {
+    use super::app::TypedDecision;
+    let mut app = approvals_app(false);
+    press(&mut app, "j");
+    press(&mut app, "X");
+    assert!(
+        press_named(&mut app, KeyName::Enter).is_empty(),
+        "no reason, no refusal"
+    );
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("reason")));
+    press(&mut app, "false positive");
+    let effects = press_named(&mut app, KeyName::Enter);
+    assert!(
+        matches!(effects.as_slice(), [Effect::Decide { decision: TypedDecision::RejectRequest(i), answer }] if i.instance_id == "i-0b1c2d3e4f5a6b7c8" && answer == "false positive"),
+        "{effects:?}"
+    );
+    press(&mut app, "A");
+    press(&mut app, "i-0b1c2d3e4f5a6b7c8");
+    assert!(press_named(&mut app, KeyName::Esc).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(matches!(&app.status, Some(Status::Info(m)) if m.contains("nothing was changed")));
+}
+
+#[test]
+fn read_only_mode_shows_approvals_but_cannot_decide() {
+    let mut app = approvals_app(true);
+    let screen = render(&app, &dark());
+    assert!(screen.contains("i-ad331045abe82ba53"), "{screen}");
+    for key in ["A", "X", "U"] {
+        assert!(press(&mut app, key).is_empty());
+        assert_eq!(app.mode, Mode::Normal, "{key} opens nothing");
+        assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("read-only")));
+    }
+    for action in [
+        crate::keymap::KeyAction::ApproveContainment,
+        crate::keymap::KeyAction::RejectContainment,
+        crate::keymap::KeyAction::RollbackContainment,
+    ] {
+        assert!(action.is_mutating());
+        assert!(
+            app.keymap.key_for(action).is_none(),
+            "{action:?} is unbound"
+        );
+    }
+}
+
+#[test]
+fn rollback_from_the_case_view_takes_the_typed_instance_id() {
+    use super::app::TypedDecision;
+    let mut detail = running_detail();
+    detail.case.status = CaseStatus::Succeeded;
+    let mut app = case_app(detail);
+    assert!(press(&mut app, "U").is_empty());
+    press(&mut app, "i-ad331045abe82ba53");
+    let effects = press_named(&mut app, KeyName::Enter);
+    assert!(
+        matches!(effects.as_slice(), [Effect::Decide { decision: TypedDecision::Rollback(i), .. }] if i.instance_id == "i-ad331045abe82ba53"),
+        "{effects:?}"
+    );
+    // Approval is only offered for a case that waits for it.
+    assert!(press(&mut app, "A").is_empty());
+    assert!(
+        matches!(&app.status, Some(Status::Error(e)) if e.contains("not waiting for approval"))
+    );
+}

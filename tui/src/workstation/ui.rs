@@ -8,7 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
 use super::app::{App, Load, Mode, Status, View};
-use super::rows::{ACCOUNT_COLUMNS, CASE_COLUMNS, FINDING_COLUMNS, INSTANCE_COLUMNS};
+use super::rows::{
+    ACCOUNT_COLUMNS, APPROVAL_COLUMNS, CASE_COLUMNS, FINDING_COLUMNS, INSTANCE_COLUMNS,
+};
 use crate::text::{clip_untrusted, escape_untrusted};
 use crate::theme::Theme;
 use irf_engine::cases::CaseStatus;
@@ -58,9 +60,10 @@ fn areas(app: &App) -> Areas {
 /// The status line's error, as shown: escaped, its first line only.
 fn footer_error(app: &App) -> Option<String> {
     match (&app.mode, &app.status) {
-        (Mode::Normal | Mode::Help | Mode::Confirm(_), Some(Status::Error(message))) => {
-            Some(escape_untrusted(first_line(message)))
-        }
+        (
+            Mode::Normal | Mode::Help | Mode::Confirm(_) | Mode::Typed(_),
+            Some(Status::Error(message)),
+        ) => Some(escape_untrusted(first_line(message))),
         _ => None,
     }
 }
@@ -110,6 +113,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
         Mode::Confirm(confirmation) => {
             draw_confirm(frame, &confirmation.title, &confirmation.lines, theme);
         }
+        Mode::Typed(prompt) => draw_typed(frame, prompt, theme),
         _ => {}
     }
 }
@@ -214,7 +218,7 @@ fn shown_columns(app: &App, all: usize) -> Vec<usize> {
         View::Instances => vec![0, 1, 4, 9],
         View::Findings => vec![0, 1, 4],
         View::Accounts => vec![0, 1, 6],
-        View::Cases | View::Case => (0..all).collect(),
+        View::Cases | View::Case | View::Approvals => (0..all).collect(),
     }
 }
 
@@ -482,6 +486,65 @@ fn cases_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec 
     )
 }
 
+fn approvals_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec {
+    let model = &app.approvals;
+    let text = theme.style("text");
+    let rows = model
+        .window(start, page)
+        .map(|row| {
+            let p = &row.pending;
+            let instance = match app
+                .instance(&p.instance.instance_id)
+                .and_then(|i| i.name.as_deref())
+            {
+                Some(name) => format!("{} {name}", p.instance.instance_id),
+                None => p.instance.instance_id.clone(),
+            };
+            vec![
+                (p.kind.to_owned(), theme.style("danger")),
+                (instance, text),
+                (p.instance.account.to_string(), text),
+                (p.instance.region.clone(), text),
+                (short_time(&p.requested_at), text),
+                (p.requested_by.clone(), text),
+                (p.id.clone(), theme.style("text.dim")),
+            ]
+        })
+        .collect();
+    TableSpec::of(
+        model,
+        &APPROVAL_COLUMNS,
+        vec![
+            Constraint::Length(8),
+            Constraint::Fill(1),
+            Constraint::Length(12),
+            Constraint::Length(14),
+            Constraint::Length(19),
+            Constraint::Fill(1),
+            Constraint::Length(36),
+        ],
+        rows,
+    )
+}
+
+/// What an empty approvals table says instead of rows.
+fn approvals_placeholder(app: &App) -> (String, &'static str) {
+    match &app.approvals_state {
+        _ if !app.approvals.rows().is_empty() => {
+            ("nothing waiting matches the filter".into(), "text.dim")
+        }
+        Load::Loading => ("reading what waits for approval…".into(), "text.dim"),
+        Load::Failed(err) => (
+            format!("could not read what waits for approval: {err}"),
+            "status.error",
+        ),
+        Load::Ready(_) => (
+            "nothing waits for an approver: cases ask here when their evidence is verified".into(),
+            "text.dim",
+        ),
+    }
+}
+
 /// What an empty cases table says instead of rows.
 fn cases_placeholder(app: &App) -> (String, &'static str) {
     match &app.cases_state {
@@ -510,6 +573,7 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         View::Findings => findings_spec(app, theme, start, page),
         View::Accounts => accounts_spec(app, theme, start, page),
         View::Cases | View::Case => cases_spec(app, theme, start, page),
+        View::Approvals => approvals_spec(app, theme, start, page),
     };
     let columns = shown_columns(app, spec.titles.len());
     let constraints: Vec<Constraint> = columns.iter().map(|&c| spec.widths[c]).collect();
@@ -558,8 +622,12 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let mut state =
         TableState::default().with_selected((spec.shown > 0).then(|| spec.cursor - start));
     frame.render_stateful_widget(table, area, &mut state);
-    if app.view == View::Cases && spec.shown == 0 {
-        let (message, role) = cases_placeholder(app);
+    let placeholder = match app.view {
+        View::Cases => Some(cases_placeholder(app)),
+        View::Approvals => Some(approvals_placeholder(app)),
+        _ => None,
+    };
+    if let Some((message, role)) = placeholder.filter(|_| spec.shown == 0) {
         let limit = usize::from(body.width) * usize::from(body.height.min(4));
         frame.render_widget(
             Paragraph::new(clip_untrusted(&message, limit))
@@ -614,7 +682,7 @@ pub fn detail_lines(app: &App) -> Vec<(String, String)> {
             }
         }
         // The cases have their own view instead of a panel.
-        View::Cases | View::Case => {}
+        View::Cases | View::Case | View::Approvals => {}
         View::Accounts => {
             let Some(row) = app.accounts.selected() else {
                 return lines;
@@ -753,6 +821,12 @@ fn key_hints(app: &App, theme: &Theme) -> Line<'static> {
             (KeyAction::Down, "scroll artifacts"),
             (KeyAction::Refresh, "refresh"),
         ]),
+        View::Approvals => hints.extend([
+            (KeyAction::FilterMode, "filter"),
+            (KeyAction::Refresh, "refresh"),
+            (KeyAction::ApproveContainment, "approve"),
+            (KeyAction::RejectContainment, "refuse"),
+        ]),
         View::Cases => hints.extend([
             (KeyAction::FilterMode, "filter"),
             (KeyAction::ToggleDetail, "open case"),
@@ -771,6 +845,16 @@ fn key_hints(app: &App, theme: &Theme) -> Line<'static> {
     }
     if matches!(app.view, View::Instances | View::Findings) {
         hints.push((KeyAction::AcquireInstance, "acquire"));
+    }
+    if let (View::Case, Some(screen)) = (app.view, &app.case) {
+        if screen.case.status == CaseStatus::AwaitingApproval {
+            hints.push((KeyAction::ApproveContainment, "approve"));
+            hints.push((KeyAction::RejectContainment, "refuse"));
+        }
+        // Containment is the workflow's last step: only an ended case can have one to undo.
+        if !screen.case.status.is_open() {
+            hints.push((KeyAction::RollbackContainment, "roll back"));
+        }
     }
     hints.push((KeyAction::Quit, "quit"));
     let mut spans = Vec::new();
@@ -835,6 +919,39 @@ fn draw_help(frame: &mut Frame, app: &App, theme: &Theme) {
                     theme.style("header.title"),
                 ))
                 .border_style(theme.style("border.focus")),
+        ),
+        area,
+    );
+}
+
+/// A decision typed out: the instance id to confirm, or the reason of a refusal.
+fn draw_typed(frame: &mut Frame, prompt: &super::app::TypedPrompt, theme: &Theme) {
+    let mut text: Vec<Line> = prompt
+        .lines
+        .iter()
+        .map(|l| Line::styled(clip_untrusted(l, 90), theme.style("text")))
+        .collect();
+    text.push(Line::default());
+    let label = if prompt.expected.is_some() {
+        "instance id: "
+    } else {
+        "reason: "
+    };
+    text.push(Line::from(vec![
+        Span::styled(label, theme.style("danger")),
+        Span::styled(clip_untrusted(&prompt.input, 76), theme.style("command")),
+        Span::styled("█", theme.style("command")),
+    ]));
+    let area = centered(frame.area(), 96, text.len() as u16 + 2);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(text).block(
+            Block::bordered()
+                .title(Span::styled(
+                    format!(" {} ", prompt.title),
+                    theme.style("danger"),
+                ))
+                .border_style(theme.style("danger")),
         ),
         area,
     );
