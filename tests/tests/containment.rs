@@ -808,7 +808,12 @@ async fn the_keyboard_approves_a_waiting_case_and_the_workflow_contains() {
     session.send(&format!("/{}\r", instance.instance_id));
     session.wait_for("approvals (1/", Duration::from_secs(5));
     session.send("A");
-    session.wait_for("instance id:", Duration::from_secs(5));
+    // The plan is computed and shown before anything can be approved.
+    let dialog = session.wait_for("instance id:", Duration::from_secs(15));
+    assert!(
+        dialog.contains("replace security groups") && dialog.contains("swap instance profile"),
+        "{dialog}"
+    );
     session.send("i-wrong\r");
     session.wait_for("type the instance id exactly", Duration::from_secs(5));
     assert_eq!(

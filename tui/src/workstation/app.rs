@@ -18,7 +18,7 @@ use crate::contain::PendingDecision;
 use crate::filter::Filter;
 use crate::keymap::{Key, KeyAction, KeyName, Keymap};
 use irf_engine::cases::CaseStatus;
-use irf_engine::containment::InstanceRef;
+use irf_engine::containment::{ContainmentPlan, InstanceRef};
 
 /// Something slow that was asked for, and how it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +170,11 @@ pub enum EngineEvent {
     Approvals(Result<Vec<PendingDecision>, String>),
     /// A containment decision, apply or rollback carried out (what was done), or why not.
     ContainmentDone(Result<String, String>),
+    /// The plan an approval would carry out, or why it could not be made.
+    ContainmentPlanned {
+        decision: TypedDecision,
+        result: Result<Box<ContainmentPlan>, String>,
+    },
 }
 
 /// Work the update asks the runtime to start.
@@ -190,6 +195,11 @@ pub enum Effect {
     LoadCases,
     LoadCase(CaseId),
     LoadApprovals,
+    /// Plans the containment an approval would carry out, to show it before the decision.
+    PlanContainment {
+        decision: TypedDecision,
+        instance: InstanceRef,
+    },
     /// Carries out an answered typed prompt; `answer` is what was typed (the instance id,
     /// or the reason of a refusal).
     Decide {
@@ -584,8 +594,8 @@ impl App {
             KeyAction::ViewApprovals => return self.show(View::Approvals),
             KeyAction::ResolveFinding => self.confirm_resolve(),
             KeyAction::AcquireInstance => self.confirm_acquire(),
-            KeyAction::ApproveContainment => self.prompt_decision(true),
-            KeyAction::RejectContainment => self.prompt_decision(false),
+            KeyAction::ApproveContainment => return self.prompt_decision(true),
+            KeyAction::RejectContainment => return self.prompt_decision(false),
             KeyAction::RollbackContainment => self.prompt_rollback(),
         }
         vec![]
@@ -879,13 +889,14 @@ impl App {
         }
     }
 
-    /// Asks for the instance id (approve) or a reason (refuse).
-    fn prompt_decision(&mut self, approve: bool) {
+    /// Approving first plans the containment (the dialog shows the plan); refusing asks for
+    /// a reason at once.
+    fn prompt_decision(&mut self, approve: bool) -> Vec<Effect> {
         let (is_case, id, instance) = match self.decision_target() {
             Ok(target) => target,
             Err(err) => {
                 self.status = Some(Status::Error(err));
-                return;
+                return vec![];
             }
         };
         let case_id = if is_case {
@@ -893,58 +904,79 @@ impl App {
                 Ok(case_id) => Some(case_id),
                 Err(err) => {
                     self.status = Some(Status::Error(err.to_string()));
-                    return;
+                    return vec![];
                 }
             }
         } else {
             None
         };
-        let place = format!(
-            "{} in account {}, region {}",
-            instance.instance_id, instance.account, instance.region
-        );
+        if approve {
+            self.status = Some(Status::Info(format!(
+                "planning the containment of {}…",
+                instance.instance_id
+            )));
+            let decision = match case_id {
+                Some(case) => TypedDecision::ApproveCase(case),
+                None => TypedDecision::ApplyRequest(instance.clone()),
+            };
+            return vec![Effect::PlanContainment { decision, instance }];
+        }
         let what = match &case_id {
             Some(case) => format!("case {case}"),
             None => "a direct containment request".to_owned(),
         };
-        let (title, lines, expected, decision) = match (approve, case_id) {
-            (true, case) => (
-                "Approve containment".to_owned(),
-                vec![
-                    format!("Contain {place} ({what}):"),
-                    "  termination protection on; out of its Auto Scaling group and load balancers;"
-                        .into(),
-                    "  the isolation group on every interface; the deny-all instance profile;".into(),
-                    "  the old role's sessions on it revoked; tagged SecurityIncidentStatus=Contain."
-                        .into(),
-                    "What it replaces is recorded first; rollback (U in the case view) restores it."
-                        .into(),
-                    "Type the instance id to approve, enter to go ahead, esc to cancel.".into(),
-                ],
-                Some(instance.instance_id.clone()),
-                match case {
-                    Some(case) => TypedDecision::ApproveCase(case),
-                    None => TypedDecision::ApplyRequest(instance),
-                },
-            ),
-            (false, case) => (
-                "Refuse containment".to_owned(),
-                vec![
-                    format!("Refuse containment of {place} ({what})."),
-                    "Type the reason (recorded with the decision), enter to refuse, esc to cancel."
-                        .into(),
-                ],
-                None,
-                match case {
-                    Some(case) => TypedDecision::RejectCase(case),
-                    None => TypedDecision::RejectRequest(instance),
-                },
-            ),
-        };
         self.mode = Mode::Typed(TypedPrompt {
-            title,
+            title: "Refuse containment".to_owned(),
+            lines: vec![
+                format!(
+                    "Refuse containment of {} in account {}, region {} ({what}).",
+                    instance.instance_id, instance.account, instance.region
+                ),
+                "Type the reason (recorded with the decision), enter to refuse, esc to cancel."
+                    .into(),
+            ],
+            expected: None,
+            input: String::new(),
+            decision: match case_id {
+                Some(case) => TypedDecision::RejectCase(case),
+                None => TypedDecision::RejectRequest(instance),
+            },
+        });
+        vec![]
+    }
+
+    /// Shows the plan and asks for the instance id to approve it.
+    fn prompt_approval(&mut self, decision: TypedDecision, plan: &ContainmentPlan) {
+        let instance = &plan.instance;
+        let what = match &decision {
+            TypedDecision::ApproveCase(case) => format!("case {case}"),
+            _ => "a direct containment request".to_owned(),
+        };
+        let mut lines = vec![format!(
+            "Contain {} in account {}, region {} ({what}), VPC {}:",
+            instance.instance_id, instance.account, instance.region, plan.vpc_id
+        )];
+        for change in &plan.changes {
+            lines.push(format!(
+                "  {} {} {}: {} -> {}",
+                if change.done { "[done]" } else { "[ ]   " },
+                change.action,
+                change.resource,
+                change.before,
+                change.after
+            ));
+        }
+        for warning in &plan.warnings {
+            lines.push(format!("  ! {warning}"));
+        }
+        lines.push(
+            "What it replaces is recorded first; rollback (U in the case view) restores it.".into(),
+        );
+        lines.push("Type the instance id to approve, enter to go ahead, esc to cancel.".into());
+        self.mode = Mode::Typed(TypedPrompt {
+            title: "Approve containment".to_owned(),
             lines,
-            expected,
+            expected: Some(instance.instance_id.clone()),
             input: String::new(),
             decision,
         });
@@ -1269,6 +1301,19 @@ impl App {
                     }
                 }
             }
+            EngineEvent::ContainmentPlanned { decision, result } => match result {
+                // Only while nothing else took the keys meanwhile.
+                Ok(plan) if self.mode == Mode::Normal => {
+                    self.status = None;
+                    self.prompt_approval(decision, &plan);
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    self.status = Some(Status::Error(format!(
+                        "could not plan the containment, so it cannot be approved here: {err}"
+                    )));
+                }
+            },
             EngineEvent::ContainmentDone(result) => {
                 self.status = Some(match result {
                     Ok(done) => Status::Info(done),

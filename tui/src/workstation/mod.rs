@@ -310,6 +310,25 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
                 let _ = events.send(EngineEvent::Approvals(result)).await;
             });
         }
+        Effect::PlanContainment { decision, instance } => {
+            tokio::spawn(async move {
+                let result = match plane(&context, &cell).await {
+                    Ok(plane) => {
+                        let options = irf_engine::containment::ContainmentOptions::from_config(
+                            plane.ctx.config(),
+                        );
+                        irf_engine::containment::plan(plane, &instance, &options)
+                            .await
+                            .map(Box::new)
+                            .map_err(|err| err.to_string())
+                    }
+                    Err(err) => Err(err),
+                };
+                let _ = events
+                    .send(EngineEvent::ContainmentPlanned { decision, result })
+                    .await;
+            });
+        }
         Effect::Decide { decision, answer } => {
             tokio::spawn(async move {
                 tracing::info!(?decision, "containment decision from the workstation");

@@ -1122,6 +1122,38 @@ fn waiting(kind: &'static str, id: &str, instance_id: &str) -> crate::contain::P
     }
 }
 
+fn plan_of(
+    instance: &irf_engine::containment::InstanceRef,
+) -> irf_engine::containment::ContainmentPlan {
+    use irf_engine::containment::{ContainmentPlan, Original, PlannedChange};
+    ContainmentPlan {
+        instance: instance.clone(),
+        vpc_id: "vpc-1".into(),
+        original: Original {
+            interfaces: vec![],
+            profile_arn: None,
+            role_name: None,
+            autoscaling_group: None,
+            target_registrations: vec![],
+            termination_protection: false,
+            status_tag: None,
+            elastic_ips: vec![],
+        },
+        isolation_group_name: "irf-isolation".into(),
+        isolation_group_id: None,
+        ssm_endpoint_groups: vec![],
+        profile_after: "IRIsolationProfile".into(),
+        changes: vec![PlannedChange {
+            action: "replace security groups".into(),
+            resource: "eni-0a1".into(),
+            before: "sg-web, sg-internal".into(),
+            after: "irf-isolation (new)".into(),
+            done: false,
+        }],
+        warnings: vec!["containment cuts SSM off: no outbound traffic".into()],
+    }
+}
+
 fn approvals_app(read_only: bool) -> App {
     let mut app = loaded_app(read_only);
     assert_eq!(press(&mut app, "5"), vec![Effect::LoadApprovals]);
@@ -1143,10 +1175,28 @@ fn approving_takes_the_typed_instance_id_and_nothing_else() {
     let screen = render(&app, &dark());
     assert!(screen.contains("approvals (2/2)"), "{screen}");
     assert!(screen.contains("i-0b1c2d3e4f5a6b7c8"), "{screen}");
-    assert!(press(&mut app, "A").is_empty());
+    let expected_case = CaseId::parse("20261128T093015Z-i-ad331045abe82ba53").expect("case id");
+    let effects = press(&mut app, "A");
+    let [Effect::PlanContainment { decision, instance }] = effects.as_slice() else {
+        panic!("approval plans first: {effects:?}");
+    };
+    assert_eq!(decision, &TypedDecision::ApproveCase(expected_case.clone()));
+    assert_eq!(app.mode, Mode::Normal, "no dialog before the plan is there");
+    app.on_engine(EngineEvent::ContainmentPlanned {
+        decision: decision.clone(),
+        result: Ok(Box::new(plan_of(instance))),
+    });
     assert!(
         matches!(&app.mode, Mode::Typed(p) if p.expected.as_deref() == Some("i-ad331045abe82ba53"))
     );
+    let screen = render(&app, &dark());
+    assert!(
+        screen.contains(
+            "replace security groups eni-0a1: sg-web, sg-internal -> irf-isolation (new)"
+        ),
+        "the plan is shown: {screen}"
+    );
+    assert!(screen.contains("! containment cuts SSM off"), "{screen}");
     // A wrong id is refused by name, changes nothing, and leaves the prompt open to fix.
     assert!(press(&mut app, "i-ad331045abe82ba5").is_empty());
     assert!(press_named(&mut app, KeyName::Enter).is_empty());
@@ -1159,7 +1209,6 @@ fn approving_takes_the_typed_instance_id_and_nothing_else() {
     );
     press(&mut app, "3");
     let effects = press_named(&mut app, KeyName::Enter);
-    let expected_case = CaseId::parse("20261128T093015Z-i-ad331045abe82ba53").expect("case id");
     assert_eq!(
         effects,
         vec![Effect::Decide {
@@ -1190,7 +1239,15 @@ fn refusing_needs_a_reason_and_esc_changes_nothing() {
         matches!(effects.as_slice(), [Effect::Decide { decision: TypedDecision::RejectRequest(i), answer }] if i.instance_id == "i-0b1c2d3e4f5a6b7c8" && answer == "false positive"),
         "{effects:?}"
     );
-    press(&mut app, "A");
+    let effects = press(&mut app, "A");
+    let [Effect::PlanContainment { decision, instance }] = effects.as_slice() else {
+        panic!("approval plans first: {effects:?}");
+    };
+    assert_eq!(decision, &TypedDecision::ApplyRequest(instance.clone()));
+    app.on_engine(EngineEvent::ContainmentPlanned {
+        decision: decision.clone(),
+        result: Ok(Box::new(plan_of(instance))),
+    });
     press(&mut app, "i-0b1c2d3e4f5a6b7c8");
     assert!(press_named(&mut app, KeyName::Esc).is_empty());
     assert_eq!(app.mode, Mode::Normal);
