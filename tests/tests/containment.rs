@@ -571,6 +571,27 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
     )
     .await
     .expect("reject");
+    let late = acquisition::decide(&requester, &case_id, Decision::Approve).await;
+    assert!(
+        matches!(&late, Err(WorkflowError::NotAwaitingApproval { case, .. }) if case == case_id.as_str()),
+        "{late:?}"
+    );
+    let state = lab();
+    let cli = run_irf(
+        &[
+            "approve",
+            case_id.as_str(),
+            "--confirm",
+            &case_instance.instance_id,
+        ],
+        &lab_env(state),
+    );
+    assert!(!cli.status.success());
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    assert!(
+        stderr.contains(case_id.as_str()) && stderr.contains("not waiting for approval"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -641,7 +662,7 @@ async fn bad_input_is_refused_by_name_and_changes_nothing() {
     assert!(!read_only.status.success());
     assert!(String::from_utf8_lossy(&read_only.stderr).contains("--read-only"));
 
-    let not_waiting = run_irf(
+    let unknown_case = run_irf(
         &[
             "approve",
             "20261128T000000Z-i-0123456789abcdef0",
@@ -650,7 +671,11 @@ async fn bad_input_is_refused_by_name_and_changes_nothing() {
         ],
         &env,
     );
-    assert!(!not_waiting.status.success());
+    assert!(!unknown_case.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown_case.stderr)
+            .contains("20261128T000000Z-i-0123456789abcdef0")
+    );
 
     // An account irf has no role in (the lab's unmanaged member).
     if let Some(unmanaged) = state.seeded.members.iter().find(|m| !m.managed) {
@@ -841,6 +866,108 @@ async fn the_keyboard_approves_a_waiting_case_and_the_workflow_contains() {
     }
     session.send("q");
     assert!(session.wait_exit(Duration::from_secs(20)));
+
+    containment::rollback(&plane, &instance)
+        .await
+        .expect("rollback");
+    let restored = observe(&ctx, &instance).await;
+    assert_eq!(restored.interfaces, before.interfaces);
+    assert_eq!(restored.profile_arn, before.profile_arn);
+}
+
+#[tokio::test]
+async fn keeping_ssm_allows_https_to_the_ssm_endpoints_only() {
+    let (ctx, plane) = plane().await;
+    let instance = bystander(7);
+    let before = observe(&ctx, &instance).await;
+    let member = ctx
+        .account_config(&instance.account, &instance.region)
+        .await
+        .expect("member");
+    let ec2 = aws_sdk_ec2::Client::new(&member);
+    let described = ec2
+        .describe_instances()
+        .instance_ids(&instance.instance_id)
+        .send()
+        .await
+        .expect("describe");
+    let found = &described.reservations()[0].instances()[0];
+    let vpc = found.vpc_id().expect("vpc").to_owned();
+    let subnet = found.subnet_id().expect("subnet").to_owned();
+    let endpoint_group = ec2
+        .create_security_group()
+        .group_name(format!("ssm-endpoints-{}", instance.instance_id))
+        .description("SSM interface endpoints")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .expect("endpoint group")
+        .group_id()
+        .expect("group id")
+        .to_owned();
+    for service in ["ssm", "ssmmessages", "ec2messages"] {
+        ec2.create_vpc_endpoint()
+            .vpc_id(&vpc)
+            .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Interface)
+            .service_name(format!("com.amazonaws.{}.{service}", instance.region))
+            .subnet_ids(&subnet)
+            .security_group_ids(&endpoint_group)
+            .send()
+            .await
+            .expect("endpoint");
+    }
+    let options = ContainmentOptions {
+        keep_ssm: true,
+        ..ContainmentOptions::from_config(ctx.config())
+    };
+    let plan = containment::plan(&plane, &instance, &options)
+        .await
+        .expect("plan");
+    assert_eq!(plan.isolation_group_name, "irf-isolation-ssm");
+    assert!(plan.ssm_endpoint_groups.contains(&endpoint_group));
+    assert_eq!(plan.profile_after, "IRInstanceProfile");
+    assert!(
+        !plan.warnings.iter().any(|w| w.contains("cuts SSM off")),
+        "{:?}",
+        plan.warnings
+    );
+
+    let applied = containment::apply(&plane, &instance, &options, None, false)
+        .await
+        .expect("apply");
+    let group = applied.record.isolation_group_id.clone().expect("group");
+    let after = observe(&ctx, &instance).await;
+    for (_, groups) in &after.interfaces {
+        assert_eq!(groups, &vec![group.clone()]);
+    }
+    assert!(
+        after
+            .profile_arn
+            .as_deref()
+            .is_some_and(|arn| arn.ends_with("/IRInstanceProfile"))
+    );
+    let isolation = ec2
+        .describe_security_groups()
+        .group_ids(&group)
+        .send()
+        .await
+        .expect("isolation group");
+    let isolation = &isolation.security_groups()[0];
+    assert!(isolation.ip_permissions().is_empty(), "no inbound");
+    let egress = isolation.ip_permissions_egress();
+    assert_eq!(egress.len(), 1, "{egress:?}");
+    assert_eq!(egress[0].ip_protocol(), Some("tcp"));
+    assert_eq!(
+        (egress[0].from_port(), egress[0].to_port()),
+        (Some(443), Some(443))
+    );
+    assert!(egress[0].ip_ranges().is_empty(), "no address ranges");
+    assert!(
+        egress[0]
+            .user_id_group_pairs()
+            .iter()
+            .all(|pair| pair.group_id() == Some(endpoint_group.as_str()))
+    );
 
     containment::rollback(&plane, &instance)
         .await
