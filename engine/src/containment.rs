@@ -982,16 +982,7 @@ impl Run<'_> {
         let ec2 = &member.ec2;
         let site = &member.site;
         if !current.state.termination_protection {
-            ec2.modify_instance_attribute()
-                .instance_id(id)
-                .disable_api_termination(
-                    aws_sdk_ec2::types::AttributeBooleanValue::builder()
-                        .value(true)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|err| site.error("ec2:ModifyInstanceAttribute", &err))?;
+            set_termination_protection(ec2, site, id, true).await?;
             self.done("enable termination protection", id.to_owned())
                 .await?;
         }
@@ -1326,16 +1317,7 @@ impl Run<'_> {
                 .await?;
         }
         if current.state.termination_protection != original.termination_protection {
-            ec2.modify_instance_attribute()
-                .instance_id(id)
-                .disable_api_termination(
-                    aws_sdk_ec2::types::AttributeBooleanValue::builder()
-                        .value(original.termination_protection)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|err| site.error("ec2:ModifyInstanceAttribute", &err))?;
+            set_termination_protection(ec2, site, id, original.termination_protection).await?;
             self.done(
                 "restore termination protection",
                 original.termination_protection.to_string(),
@@ -1344,6 +1326,26 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// Turns termination protection of `instance_id` on or off.
+pub(crate) async fn set_termination_protection(
+    ec2: &aws_sdk_ec2::Client,
+    site: &CallSite,
+    instance_id: &str,
+    on: bool,
+) -> Result<(), AwsError> {
+    ec2.modify_instance_attribute()
+        .instance_id(instance_id)
+        .disable_api_termination(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(on)
+                .build(),
+        )
+        .send()
+        .await
+        .map(drop)
+        .map_err(|err| site.error("ec2:ModifyInstanceAttribute", &err))
 }
 
 fn target(

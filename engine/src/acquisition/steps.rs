@@ -431,16 +431,8 @@ async fn prepare(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     if !plane.evidence()?.exists(&key).await? {
         plane.evidence()?.put_json(&key, &state).await?;
     }
-    ec2.modify_instance_attribute()
-        .instance_id(id)
-        .disable_api_termination(
-            aws_sdk_ec2::types::AttributeBooleanValue::builder()
-                .value(true)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|err| AwsError::from_sdk("ec2:ModifyInstanceAttribute", account, region, &err))?;
+    let site = crate::aws::CallSite::new(&config, account);
+    crate::containment::set_termination_protection(&ec2, &site, id, true).await?;
     let mut warnings = Vec::new();
     if case.subject.memory && !state.ssm_managed {
         if state.instance_profile_arn.is_none() {
