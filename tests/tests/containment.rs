@@ -519,6 +519,40 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
     containment::rollback(&approver, &instance)
         .await
         .expect("rollback");
+    // A second request, refused from the CLI with a reason: recorded, nothing changed.
+    containment::request(&requester, &instance, None, None)
+        .await
+        .expect("second request");
+    let refused = run_irf(
+        &[
+            "reject",
+            &instance.instance_id,
+            "--reason",
+            "false positive: a scheduled job",
+        ],
+        &lab_env(lab()),
+    );
+    assert!(
+        refused.status.success(),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let record = containment::record(&requester, &instance)
+        .await
+        .expect("record")
+        .expect("the request's record");
+    assert_eq!(record.state, ContainmentState::Rejected);
+    assert!(
+        record
+            .actions
+            .iter()
+            .any(|a| a.action == "reject request" && a.detail == "false positive: a scheduled job")
+    );
+    assert_eq!(
+        observe(&ctx, &instance).await,
+        before,
+        "a refusal changes nothing"
+    );
 
     // A case waiting for approval: its opener cannot approve it.
     let case_instance = bystander(3);
