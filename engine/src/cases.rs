@@ -273,6 +273,8 @@ pub struct CaseDetail {
     pub steps: Vec<StepRecord>,
     pub artifacts: Vec<ArtifactProgress>,
     pub approval: Option<PendingApproval>,
+    /// The containment record of the case's instance, whichever case or request made it.
+    pub containment: Option<crate::containment::ContainmentRecord>,
 }
 
 /// Errors about cases, each naming the bad value.
@@ -607,11 +609,15 @@ impl CaseTable {
         let case = case.ok_or_else(|| CaseError::NotFound(case_id.clone()))?;
         steps.sort_by(|a, b| a.started_at.cmp(&b.started_at));
         artifacts.sort_by(|a, b| a.key.cmp(&b.key));
+        let containment = self
+            .containment(&crate::containment::InstanceRef::from(&case.subject))
+            .await?;
         Ok(CaseDetail {
             case,
             steps,
             artifacts,
             approval,
+            containment,
         })
     }
 

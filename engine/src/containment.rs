@@ -183,6 +183,22 @@ impl ContainmentState {
     }
 }
 
+impl ContainmentRecord {
+    /// One line for people: where it stands and what was last done.
+    pub fn summary(&self) -> String {
+        let last = self
+            .actions
+            .last()
+            .map(|a| format!("; last: {} at {} by {}", a.action, a.at, a.by))
+            .unwrap_or_default();
+        let count = match self.actions.len() {
+            1 => "1 change".to_owned(),
+            n => format!("{n} changes"),
+        };
+        format!("{} ({count} recorded{last})", self.state.as_str())
+    }
+}
+
 /// A change made to the instance, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedAction {

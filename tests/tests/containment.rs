@@ -893,6 +893,12 @@ async fn the_keyboard_approves_a_waiting_case_and_the_workflow_contains() {
         .expect("contained by the workflow");
     assert_eq!(record.state, ContainmentState::Contained);
     assert_eq!(record.case_id.as_ref(), Some(&case_id));
+    let detail = plane.table.detail(&case_id).await.expect("detail");
+    assert_eq!(
+        detail.containment.as_ref(),
+        Some(&record),
+        "the case shows its instance's containment"
+    );
     let after = observe(&ctx, &instance).await;
     let group = record.isolation_group_id.clone().expect("group");
     for (_, groups) in &after.interfaces {

@@ -236,6 +236,12 @@ fn print_detail(detail: &CaseDetail) -> anyhow::Result<()> {
     if let Some(error) = &case.error {
         out!("error     {}", crate::text::escape_untrusted(error));
     }
+    if let Some(record) = &detail.containment {
+        out!(
+            "contained {}",
+            crate::text::escape_untrusted(&record.summary())
+        );
+    }
     out!("steps");
     for step in &detail.steps {
         out!(

@@ -278,6 +278,18 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
         }
         None => {}
     }
+    if let Some(record) = screen.detail.as_ref().and_then(|d| d.containment.as_ref()) {
+        let style = if record.state.holds_originals() {
+            theme.style("state.incident")
+        } else {
+            text
+        };
+        lines.push(grid_line(
+            &[("contained", record.summary(), style)],
+            &whole_line,
+            theme,
+        ));
+    }
     if let Some(error) = &screen.error {
         let message = format!("could not refresh the case (shown as last read): {error}");
         for part in wrap_untrusted(&message, width, ERROR_LINES) {

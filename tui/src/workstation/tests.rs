@@ -617,6 +617,7 @@ fn running_detail() -> CaseDetail {
             },
         ],
         approval: None,
+        containment: None,
         case,
     }
 }
@@ -1029,6 +1030,7 @@ fn hostile_case_text_renders_inert() {
             steps: vec![],
             artifacts: vec![],
             approval: None,
+            containment: None,
         })),
     });
     let screen = render(&app, &dark());
@@ -1295,4 +1297,39 @@ fn rollback_from_the_case_view_takes_the_typed_instance_id() {
     assert!(
         matches!(&app.status, Some(Status::Error(e)) if e.contains("not waiting for approval"))
     );
+}
+
+#[test]
+fn the_case_view_shows_the_instances_containment() {
+    use irf_engine::containment::{
+        ContainmentRecord, ContainmentState, InstanceRef, RecordedAction,
+    };
+    let mut detail = running_detail();
+    detail.case.status = CaseStatus::Succeeded;
+    detail.containment = Some(ContainmentRecord {
+        instance: InstanceRef::from(&detail.case.subject),
+        state: ContainmentState::Contained,
+        case_id: Some(detail.case.case_id.clone()),
+        original: None,
+        isolation_group_id: Some("sg-0isolation".into()),
+        profile_after: Some("IRIsolationProfile".into()),
+        asg_decremented: false,
+        requested_by: "arn:aws:sts::123456789012:assumed-role/irf-responder/alice".into(),
+        requested_at: "2026-11-28T09:40:00Z".into(),
+        reason: None,
+        actions: vec![RecordedAction {
+            at: "2026-11-28T09:41:00Z".into(),
+            by: "arn:aws:sts::1:assumed-role/x/\u{1b}[2Jbob".into(),
+            action: "tag".into(),
+            detail: "SecurityIncidentStatus=Contain".into(),
+        }],
+    });
+    let app = case_app(detail);
+    let screen = render(&app, &dark());
+    assert!(
+        screen.contains("contained (1 change recorded; last: tag at 2026-11-28T09:41:00Z"),
+        "{screen}"
+    );
+    assert!(screen.contains("\\e[2Jbob"), "escaped: {screen}");
+    assert!(screen.contains("<U> roll back"), "{screen}");
 }
