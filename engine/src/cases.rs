@@ -275,6 +275,8 @@ pub struct CaseDetail {
     pub approval: Option<PendingApproval>,
     /// The containment record of the case's instance, whichever case or request made it.
     pub containment: Option<crate::containment::ContainmentRecord>,
+    /// The case's chain of custody, in key order (which is sequence order unless tampered with).
+    pub ledger: Vec<crate::ledger::LedgerEntry>,
 }
 
 /// Errors about cases, each naming the bad value.
@@ -590,6 +592,7 @@ impl CaseTable {
         let mut steps = Vec::new();
         let mut artifacts = Vec::new();
         let mut approval = None;
+        let mut ledger = Vec::new();
         for item in &items {
             let sk = item
                 .get("sk")
@@ -604,6 +607,8 @@ impl CaseTable {
                 artifacts.push(decode::<ArtifactProgress>(item, &pk, sk)?);
             } else if sk == "APPROVAL" {
                 approval = Some(decode::<PendingApproval>(item, &pk, sk)?);
+            } else if sk.starts_with(LEDGER_PREFIX) {
+                ledger.push(decode::<crate::ledger::LedgerEntry>(item, &pk, sk)?);
             }
         }
         let case = case.ok_or_else(|| CaseError::NotFound(case_id.clone()))?;
@@ -612,12 +617,15 @@ impl CaseTable {
         let containment = self
             .containment(&crate::containment::InstanceRef::from(&case.subject))
             .await?;
+        // Kept in key order, as stored: sorting by the entries' own sequence numbers would
+        // hide entries moved between keys.
         Ok(CaseDetail {
             case,
             steps,
             artifacts,
             approval,
             containment,
+            ledger,
         })
     }
 
@@ -709,6 +717,83 @@ impl CaseTable {
         self.put(case_pk(case_id), "APPROVAL".to_owned(), &approval)
             .await?;
         self.set_status(case_id, CaseStatus::AwaitingApproval).await
+    }
+}
+
+/// Sort keys of ledger entries: `LEDGER#` and the sequence, zero-padded so that they sort.
+const LEDGER_PREFIX: &str = "LEDGER#";
+
+fn ledger_sk(seq: u64) -> String {
+    format!("{LEDGER_PREFIX}{seq:010}")
+}
+
+impl CaseTable {
+    /// The case's ledger entries as stored, in key order (which is sequence order).
+    pub async fn ledger(
+        &self,
+        case_id: &CaseId,
+    ) -> Result<Vec<crate::ledger::LedgerEntry>, CaseError> {
+        let pk = case_pk(case_id);
+        let mut entries = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :ledger)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+            .expression_attribute_values(":ledger", AttributeValue::S(LEDGER_PREFIX.to_owned()))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.site.error("dynamodb:Query", &err))?;
+            for item in page.items() {
+                let sk = item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                entries.push(decode(item, &pk, &sk)?);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Writes `entry` at its sequence unless another writer took that sequence first
+    /// (`Ok(false)`: read the tail again and retry).
+    pub async fn append_ledger(
+        &self,
+        case_id: &CaseId,
+        entry: &crate::ledger::LedgerEntry,
+    ) -> Result<bool, CaseError> {
+        let pk = case_pk(case_id);
+        let sk = ledger_sk(entry.seq);
+        let doc = serde_json::to_string(entry).map_err(|err| CaseError::Damaged {
+            pk: pk.clone(),
+            sk: sk.clone(),
+            message: err.to_string(),
+        })?;
+        let written = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(pk))
+            .item("sk", AttributeValue::S(sk))
+            .item("doc", AttributeValue::S(doc))
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(self.site.error("dynamodb:PutItem", &err).into()),
+        }
     }
 }
 

@@ -983,8 +983,24 @@ impl Run<'_> {
             detail,
         };
         self.record.actions.push(entry.clone());
-        self.changed.push(entry);
         self.plane.table.save_containment(self.record).await?;
+        if let Some(case_id) = &self.record.case_id {
+            let instance = &self.record.instance;
+            crate::ledger::append(
+                self.plane,
+                case_id,
+                crate::ledger::NewEntry::new(
+                    format!("containment: {}", entry.action),
+                    format!(
+                        "{}/{}/{}",
+                        instance.account, instance.region, instance.instance_id
+                    ),
+                )
+                .detail(entry.detail.clone()),
+            )
+            .await?;
+        }
+        self.changed.push(entry);
         Ok(())
     }
 

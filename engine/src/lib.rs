@@ -9,6 +9,7 @@ pub mod evidence;
 pub mod findings;
 pub mod inventory;
 pub mod lab;
+pub mod ledger;
 pub mod organization;
 pub mod paths;
 pub mod trigger;

@@ -321,6 +321,47 @@ pub async fn reject(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `irf verify`: each item verified or not, and why; success only when all verify.
+pub async fn verify(
+    context: Arc<AwsContext>,
+    case_id: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let case_id = CaseId::parse(case_id)?;
+    let plane = Plane::connect(context).await?;
+    let verification = irf_engine::ledger::verify(&plane, &case_id).await?;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&verification)?);
+    } else {
+        for item in &verification.items {
+            out!(
+                "{:<13} {}  {}",
+                if item.verified {
+                    "verified"
+                } else {
+                    "NOT VERIFIED"
+                },
+                crate::text::escape_untrusted(&item.item),
+                crate::text::escape_untrusted(&item.detail)
+            );
+        }
+    }
+    let failed = verification.items.iter().filter(|i| !i.verified).count();
+    if verification.all_verified() {
+        eprintln!(
+            "irf: case {case_id}: all {} items verified",
+            verification.items.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "irf: case {case_id}: {failed} of {} items did not verify",
+            verification.items.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
 /// `irf memcap`: prints the capture report as one JSON line.
 pub fn memcap(
     source: &std::path::Path,

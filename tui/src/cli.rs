@@ -96,6 +96,15 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Verify a case's evidence: the ledger's chain and sealed copies, and every artifact
+    /// re-hashed from the evidence bucket against its manifest and the ledger. Exit status 0
+    /// only when every item verifies.
+    Verify {
+        /// The case id ('irf cases' lists them).
+        case_id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Containment of an instance: plan it, apply it, roll it back.
     #[command(subcommand)]
     Contain(ContainCommand),

@@ -72,6 +72,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Contain(command)) => {
             crate::contain::contain(connect(&global).await?, &global, &command).await
         }
+        Some(Command::Verify { case_id, json }) => {
+            crate::acquire::verify(connect(&global).await?, &case_id, json).await
+        }
         Some(Command::Approvals { json }) => {
             crate::contain::approvals(connect(&global).await?, json).await
         }

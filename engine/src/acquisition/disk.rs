@@ -389,6 +389,21 @@ pub(super) async fn seal(
 ) -> Result<ArtifactRef, StepError> {
     let manifest_at = manifest_key(&manifest.key);
     plane.evidence()?.put_json(&manifest_at, manifest).await?;
+    crate::ledger::append(
+        plane,
+        &manifest.case_id,
+        crate::ledger::NewEntry::new(
+            format!("{} artifact written", manifest.kind.as_str()),
+            format!("{}/{}/{}", manifest.source_account, manifest.region, source),
+        )
+        .detail(format!("s3://{}/{}", manifest.bucket, manifest.key))
+        .artifact(crate::ledger::ArtifactHash {
+            key: manifest.key.clone(),
+            sha256: manifest.sha256.clone(),
+            size: manifest.size,
+        }),
+    )
+    .await?;
     progress
         .finish(ArtifactState::Written, Some(manifest.sha256.clone()), None)
         .await;

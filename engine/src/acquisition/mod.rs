@@ -183,6 +183,20 @@ pub async fn start(
             case.execution_arn = Some(out.execution_arn().to_owned());
             case.status = CaseStatus::Running;
             plane.table.save_case(&case).await?;
+            crate::ledger::append(
+                plane,
+                &case.case_id,
+                crate::ledger::NewEntry::new("case opened", subject_target(&case.subject)).detail(
+                    format!(
+                        "trigger {trigger}; memory {}, disk {}, containment {}; execution {}",
+                        case.subject.memory,
+                        case.subject.disk,
+                        case.subject.containment.as_str(),
+                        out.execution_arn()
+                    ),
+                ),
+            )
+            .await?;
             Ok(Opened::New(case))
         }
         Err(err) => {
@@ -261,6 +275,14 @@ async fn check_instance(plane: &Plane, subject: &CaseSubject) -> Result<(), Work
     }
 }
 
+/// A case's instance as a ledger target: `account/region/instance`.
+pub fn subject_target(subject: &CaseSubject) -> String {
+    format!(
+        "{}/{}/{}",
+        subject.account, subject.region, subject.instance_id
+    )
+}
+
 /// An approver's answer to a case waiting for containment approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -312,7 +334,13 @@ pub async fn decide(
         .map_err(|err| AwsError::Other(format!("cannot encode the decision: {err}")))?;
     // Recorded before the workflow hears of it: the closing step may run at once, and
     // must find the decision already there.
+    let mut entry = crate::ledger::NewEntry::new(
+        format!("containment {word}"),
+        subject_target(&detail.case.subject),
+    );
+    entry.detail = answer.reason.clone();
     plane.table.decide(case_id, answer).await?;
+    crate::ledger::append(plane, case_id, entry).await?;
     plane
         .table
         .record_step(

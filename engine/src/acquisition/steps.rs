@@ -168,7 +168,7 @@ pub async fn run(plane: &Plane, message: &StepMessage) -> Result<Value, StepErro
     let outcome = match step {
         Step::Opened => opened(plane, &case, message).await,
         Step::Prepare => prepare(plane, &case).await,
-        Step::Memory => super::memory::capture(plane, &case).await,
+        Step::Memory => Box::pin(super::memory::capture(plane, &case)).await,
         Step::Disk => super::disk::acquire(plane, &case).await,
         Step::Verify => verify(plane, &case, &message.state).await,
         Step::Approval => approval(plane, &case, message).await,
@@ -181,12 +181,30 @@ pub async fn run(plane: &Plane, message: &StepMessage) -> Result<Value, StepErro
             Ok(_) => (StepStatus::Succeeded, None),
             Err(err) => (StepStatus::Failed, Some(err.to_string())),
         };
+        let entry = crate::ledger::NewEntry {
+            action: format!(
+                "step {} {}",
+                step.as_str(),
+                if outcome.is_ok() {
+                    "succeeded"
+                } else {
+                    "failed"
+                }
+            ),
+            target: super::subject_target(&case.subject),
+            detail: detail.clone(),
+            ..Default::default()
+        };
         if let Err(err) = plane
             .table
             .record_step(&case.case_id, step.as_str(), status, detail)
             .await
         {
             tracing::warn!(case = %case.case_id, step = step.as_str(), error = %err, "cannot record the step's end");
+        }
+        // Custody is not optional: a step whose ledger entry cannot be written is retried.
+        if let Err(err) = crate::ledger::append(plane, &case.case_id, entry).await {
+            return Err(err.into());
         }
     }
     outcome

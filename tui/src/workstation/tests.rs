@@ -618,6 +618,7 @@ fn running_detail() -> CaseDetail {
         ],
         approval: None,
         containment: None,
+        ledger: vec![],
         case,
     }
 }
@@ -1031,6 +1032,7 @@ fn hostile_case_text_renders_inert() {
             artifacts: vec![],
             approval: None,
             containment: None,
+            ledger: vec![],
         })),
     });
     let screen = render(&app, &dark());

@@ -1,0 +1,406 @@
+//! The chain of custody: every action on a case becomes a ledger entry that carries the
+//! SHA-256 of the entry before it, kept in the case table and sealed, entry by entry, into the
+//! Object Lock evidence bucket; and the verification of a case against it.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::acquisition::Plane;
+use crate::cases::{CaseError, CaseId, now_rfc3339};
+
+/// The `prev_sha256` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// How often an append retries when other writers take the next sequence first.
+const APPEND_ATTEMPTS: usize = 8;
+
+/// An artifact's identity as the ledger records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactHash {
+    pub key: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// One entry of a case's chain of custody.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub seq: u64,
+    pub at: String,
+    /// The STS identity (ARN) that acted.
+    pub actor: String,
+    pub action: String,
+    /// `account/region/resource`.
+    pub target: String,
+    #[serde(default)]
+    pub request_ids: Vec<String>,
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactHash>,
+    #[serde(default)]
+    pub detail: Option<String>,
+    pub prev_sha256: String,
+    /// SHA-256 of the entry's other fields (see [`LedgerEntry::digest`]).
+    pub sha256: String,
+}
+
+/// The fields an entry's hash covers, in a fixed order.
+#[derive(Serialize)]
+struct Hashed<'a> {
+    seq: u64,
+    at: &'a str,
+    actor: &'a str,
+    action: &'a str,
+    target: &'a str,
+    request_ids: &'a [String],
+    artifacts: &'a [ArtifactHash],
+    detail: Option<&'a str>,
+    prev_sha256: &'a str,
+}
+
+impl LedgerEntry {
+    /// The SHA-256 of every field but `sha256`, as compact JSON in declaration order.
+    pub fn digest(&self) -> String {
+        let hashed = Hashed {
+            seq: self.seq,
+            at: &self.at,
+            actor: &self.actor,
+            action: &self.action,
+            target: &self.target,
+            request_ids: &self.request_ids,
+            artifacts: &self.artifacts,
+            detail: self.detail.as_deref(),
+            prev_sha256: &self.prev_sha256,
+        };
+        // Serialising plain strings, numbers and vectors of them cannot fail.
+        let bytes = serde_json::to_vec(&hashed).unwrap_or_default();
+        crate::hex(&Sha256::digest(&bytes))
+    }
+}
+
+/// What an action adds to the ledger; the sequence, time, actor and chain are filled in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewEntry {
+    pub action: String,
+    pub target: String,
+    pub request_ids: Vec<String>,
+    pub artifacts: Vec<ArtifactHash>,
+    pub detail: Option<String>,
+}
+
+impl NewEntry {
+    pub fn new(action: impl Into<String>, target: impl Into<String>) -> Self {
+        Self {
+            action: action.into(),
+            target: target.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn artifact(mut self, artifact: ArtifactHash) -> Self {
+        self.artifacts.push(artifact);
+        self
+    }
+}
+
+/// The evidence key an entry is sealed at.
+pub fn sealed_key(case_id: &CaseId, seq: u64) -> String {
+    format!("cases/{case_id}/ledger/{seq:010}.json")
+}
+
+/// Appends an entry to the case's ledger and seals what is not sealed yet. Concurrent
+/// writers (the steps of one case run in parallel) each get their own sequence.
+pub async fn append(
+    plane: &Plane,
+    case_id: &CaseId,
+    entry: NewEntry,
+) -> Result<LedgerEntry, CaseError> {
+    for _ in 0..APPEND_ATTEMPTS {
+        let existing = plane.table.ledger(case_id).await?;
+        let (seq, prev) = existing.last().map_or((1, GENESIS.to_owned()), |last| {
+            (last.seq + 1, last.sha256.clone())
+        });
+        let mut next = LedgerEntry {
+            seq,
+            at: now_rfc3339(),
+            actor: plane.operator.clone(),
+            action: entry.action.clone(),
+            target: entry.target.clone(),
+            request_ids: entry.request_ids.clone(),
+            artifacts: entry.artifacts.clone(),
+            detail: entry.detail.clone(),
+            prev_sha256: prev,
+            sha256: String::new(),
+        };
+        next.sha256 = next.digest();
+        if plane.table.append_ledger(case_id, &next).await? {
+            seal(plane, case_id).await?;
+            return Ok(next);
+        }
+    }
+    Err(CaseError::Aws(crate::aws::AwsError::Other(format!(
+        "the ledger of case {case_id} kept moving under {APPEND_ATTEMPTS} attempts to append to it"
+    ))))
+}
+
+/// Writes every entry not yet in the evidence bucket there, newest last. A plane without an
+/// evidence bucket (a trigger) leaves sealing to the next step that has one.
+pub async fn seal(plane: &Plane, case_id: &CaseId) -> Result<(), CaseError> {
+    let Some(evidence) = &plane.evidence else {
+        return Ok(());
+    };
+    let entries = plane.table.ledger(case_id).await?;
+    // Entries are sealed in order: walk back to the newest sealed one.
+    let mut unsealed = Vec::new();
+    for entry in entries.iter().rev() {
+        if evidence.exists(&sealed_key(case_id, entry.seq)).await? {
+            break;
+        }
+        unsealed.push(entry);
+    }
+    for entry in unsealed.into_iter().rev() {
+        evidence
+            .put_json(&sealed_key(case_id, entry.seq), entry)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One checked item of a verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckedItem {
+    /// `ledger`, `ledger entry N`, or an artifact's key.
+    pub item: String,
+    pub verified: bool,
+    pub detail: String,
+}
+
+/// The result of verifying a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub case_id: CaseId,
+    pub verified_at: String,
+    pub items: Vec<CheckedItem>,
+}
+
+impl Verification {
+    pub fn all_verified(&self) -> bool {
+        !self.items.is_empty() && self.items.iter().all(|item| item.verified)
+    }
+}
+
+/// Checks the chain itself: sequences 1..n without gaps, each entry's hash its own, each
+/// `prev_sha256` the hash of the entry before.
+pub fn check_chain(entries: &[LedgerEntry]) -> Vec<CheckedItem> {
+    let mut items = Vec::new();
+    let mut prev = GENESIS.to_owned();
+    for (index, entry) in entries.iter().enumerate() {
+        let expected_seq = index as u64 + 1;
+        let item = format!("ledger entry {}", entry.seq);
+        let problem = if entry.seq != expected_seq {
+            Some(format!(
+                "sequence {} where {expected_seq} belongs: an entry is missing or out of order",
+                entry.seq
+            ))
+        } else if entry.digest() != entry.sha256 {
+            Some(format!(
+                "its content does not hash to its recorded SHA-256 {}: it was edited",
+                entry.sha256
+            ))
+        } else if entry.prev_sha256 != prev {
+            Some(format!(
+                "it follows {} but the entry before hashes to {prev}: the chain is broken here",
+                entry.prev_sha256
+            ))
+        } else {
+            None
+        };
+        prev = entry.sha256.clone();
+        items.push(CheckedItem {
+            item,
+            verified: problem.is_none(),
+            detail: problem.unwrap_or_else(|| format!("{} {}", entry.action, entry.sha256)),
+        });
+    }
+    items
+}
+
+/// Verifies a case: the ledger's chain, each entry against its sealed copy, and every
+/// artifact re-hashed from the evidence bucket against its manifest and the ledger.
+pub async fn verify(plane: &Plane, case_id: &CaseId) -> Result<Verification, CaseError> {
+    let detail = plane.table.detail(case_id).await?;
+    let evidence = plane.evidence.as_ref().ok_or_else(|| {
+        CaseError::Aws(crate::aws::AwsError::Other(
+            "evidence.bucket is not set: verification re-reads the evidence bucket".into(),
+        ))
+    })?;
+    let mut items = Vec::new();
+    if detail.ledger.is_empty() {
+        items.push(CheckedItem {
+            item: "ledger".into(),
+            verified: false,
+            detail: "the case has no ledger entries".into(),
+        });
+    }
+    items.extend(check_chain(&detail.ledger));
+    for entry in &detail.ledger {
+        let key = sealed_key(case_id, entry.seq);
+        let sealed: Option<LedgerEntry> = evidence.get_json(&key).await?;
+        let problem = match sealed {
+            None => Some(format!("no sealed copy at {key}")),
+            Some(sealed) if &sealed != entry => Some(format!(
+                "differs from its sealed copy at {key} (sealed SHA-256 {})",
+                sealed.sha256
+            )),
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            items.push(CheckedItem {
+                item: format!("ledger entry {}", entry.seq),
+                verified: false,
+                detail: problem,
+            });
+        }
+    }
+    for artifact in &detail.artifacts {
+        let recorded = detail
+            .ledger
+            .iter()
+            .flat_map(|e| &e.artifacts)
+            .rfind(|a| a.key == artifact.key);
+        let manifest: Option<crate::evidence::Manifest> = evidence
+            .get_json(&crate::evidence::manifest_key(&artifact.key))
+            .await?;
+        let read = match evidence.hash_object(&artifact.key).await {
+            Ok(read) => Some(read),
+            Err(err) => {
+                items.push(CheckedItem {
+                    item: artifact.key.clone(),
+                    verified: false,
+                    detail: format!("cannot be read from the evidence bucket: {err}"),
+                });
+                continue;
+            }
+        };
+        let problem = match (&read, &manifest, recorded) {
+            (_, None, _) => Some("has no manifest".to_owned()),
+            (_, _, None) => Some("the ledger records no hash for it".to_owned()),
+            (Some(read), Some(manifest), Some(recorded)) => {
+                if read.sha256 != manifest.sha256 {
+                    Some(format!(
+                        "hashes to {} now, its manifest says {}",
+                        read.sha256, manifest.sha256
+                    ))
+                } else if read.sha256 != recorded.sha256 {
+                    Some(format!(
+                        "hashes to {} now, the ledger recorded {}",
+                        read.sha256, recorded.sha256
+                    ))
+                } else {
+                    None
+                }
+            }
+            (None, _, _) => Some("cannot be read".to_owned()),
+        };
+        items.push(CheckedItem {
+            item: artifact.key.clone(),
+            verified: problem.is_none(),
+            detail: problem.unwrap_or_else(|| {
+                format!(
+                    "SHA-256 {} matches its manifest and the ledger",
+                    read.map(|r| r.sha256).unwrap_or_default()
+                )
+            }),
+        });
+    }
+    Ok(Verification {
+        case_id: case_id.clone(),
+        verified_at: now_rfc3339(),
+        items,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: u64) -> Vec<LedgerEntry> {
+        let mut prev = GENESIS.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let mut entry = LedgerEntry {
+                    seq,
+                    at: format!("2026-11-28T10:00:{seq:02}Z"),
+                    actor: "arn:aws:sts::123456789012:assumed-role/irf-step/x".into(),
+                    action: format!("action {seq}"),
+                    target: "111122223333/eu-west-1/i-0123456789abcdef0".into(),
+                    request_ids: vec![],
+                    artifacts: vec![],
+                    detail: None,
+                    prev_sha256: prev.clone(),
+                    sha256: String::new(),
+                };
+                entry.sha256 = entry.digest();
+                prev = entry.sha256.clone();
+                entry
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let items = check_chain(&chain(4));
+        assert_eq!(items.len(), 4);
+        assert!(items.iter().all(|i| i.verified), "{items:?}");
+    }
+
+    #[test]
+    fn an_edit_a_removal_and_a_swap_are_each_named() {
+        let mut edited = chain(4);
+        edited[1].detail = Some("rewritten".into());
+        let items = check_chain(&edited);
+        assert!(!items[1].verified && items[1].item == "ledger entry 2");
+        assert!(items[1].detail.contains("edited"), "{}", items[1].detail);
+
+        let mut removed = chain(4);
+        removed.remove(2);
+        let items = check_chain(&removed);
+        assert!(!items[2].verified && items[2].item == "ledger entry 4");
+        assert!(items[2].detail.contains("missing or out of order"));
+
+        let mut swapped = chain(4);
+        swapped.swap(1, 2);
+        let items = check_chain(&swapped);
+        assert!(!items[1].verified && items[1].item == "ledger entry 3");
+
+        // An edit that also recomputes its own hash breaks the next link instead.
+        let mut rehashed = chain(4);
+        rehashed[1].detail = Some("rewritten".into());
+        rehashed[1].sha256 = rehashed[1].digest();
+        let items = check_chain(&rehashed);
+        assert!(items[1].verified);
+        assert!(!items[2].verified && items[2].detail.contains("chain is broken"));
+    }
+
+    #[test]
+    fn the_digest_covers_every_field_but_itself() {
+        let entry = chain(1).remove(0);
+        let mut other = entry.clone();
+        other.sha256 = "anything".into();
+        assert_eq!(entry.digest(), other.digest());
+        for change in [
+            |e: &mut LedgerEntry| e.actor.push('x'),
+            |e: &mut LedgerEntry| e.target.push('x'),
+            |e: &mut LedgerEntry| e.request_ids.push("r".into()),
+            |e: &mut LedgerEntry| e.prev_sha256.push('0'),
+            |e: &mut LedgerEntry| e.seq += 1,
+        ] {
+            let mut changed = entry.clone();
+            change(&mut changed);
+            assert_ne!(changed.digest(), entry.digest());
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The chain of custody in the lab: a completed case verifies, and each kind of tampering
+//! (an edited, removed or reordered ledger entry; an artifact overwritten by a new object
+//! version; an artifact deleted) makes `irf verify` fail and name the item.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use irf_e2e::{context, lab, lab_env, run_irf};
+use irf_engine::acquisition::{self, Plane};
+use irf_engine::cases::{ArtifactKind, CaseId, CaseStatus, CaseSubject, ContainmentPolicy};
+use irf_engine::ledger::{self, Verification};
+
+fn irf_verify(case_id: &CaseId) -> (bool, Verification) {
+    let out = run_irf(&["verify", case_id.as_str(), "--json"], &lab_env(lab()));
+    let verification: Verification = serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "irf verify printed no verification ({err}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), verification)
+}
+
+/// The items that did not verify.
+fn failures(verification: &Verification) -> Vec<String> {
+    verification
+        .items
+        .iter()
+        .filter(|i| !i.verified)
+        .map(|i| format!("{}: {}", i.item, i.detail))
+        .collect()
+}
+
+struct LedgerItems {
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+    pk: String,
+}
+
+impl LedgerItems {
+    fn sk(seq: u64) -> String {
+        format!("LEDGER#{seq:010}")
+    }
+
+    async fn doc(&self, seq: u64) -> String {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(self.pk.clone()))
+            .key("sk", AttributeValue::S(Self::sk(seq)))
+            .send()
+            .await
+            .expect("get entry");
+        out.item()
+            .and_then(|item| item.get("doc"))
+            .and_then(|doc| doc.as_s().ok())
+            .expect("entry doc")
+            .clone()
+    }
+
+    async fn put(&self, seq: u64, doc: &str) {
+        self.dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(self.pk.clone()))
+            .item("sk", AttributeValue::S(Self::sk(seq)))
+            .item("doc", AttributeValue::S(doc.to_owned()))
+            .send()
+            .await
+            .expect("put entry");
+    }
+
+    async fn delete(&self, seq: u64) {
+        self.dynamodb
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(self.pk.clone()))
+            .key("sk", AttributeValue::S(Self::sk(seq)))
+            .send()
+            .await
+            .expect("delete entry");
+    }
+}
+
+#[tokio::test]
+async fn a_completed_case_verifies_and_every_tampering_is_named() {
+    let state = lab();
+    let ctx = context().await;
+    let plane = Plane::connect(ctx.clone()).await.expect("plane");
+    let suspect_id = state
+        .seeded
+        .disks
+        .iter()
+        .find(|d| !d.planted.is_empty())
+        .expect("the suspect's disk")
+        .instance_id
+        .clone();
+    let suspect = state
+        .seeded
+        .instances
+        .iter()
+        .find(|i| i.id == suspect_id)
+        .expect("suspect");
+    let opened = acquisition::start(
+        &plane,
+        CaseSubject {
+            account: suspect.account.clone(),
+            region: suspect.region.clone(),
+            instance_id: suspect.id.clone(),
+            memory: true,
+            disk: true,
+            containment: ContainmentPolicy::Never,
+        },
+        "operator",
+    )
+    .await
+    .expect("open the case");
+    let case_id = opened.case().case_id.clone();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let detail = loop {
+        let detail = plane.table.detail(&case_id).await.expect("detail");
+        if !detail.case.status.is_open() {
+            break detail;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the case did not end: {detail:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(detail.case.status, CaseStatus::Succeeded, "{detail:#?}");
+
+    // The ledger holds the case's story, chained and sealed.
+    let actions: Vec<&str> = detail.ledger.iter().map(|e| e.action.as_str()).collect();
+    for expected in [
+        "case opened",
+        "step prepare succeeded",
+        "disk artifact written",
+        "memory artifact written",
+        "step verify succeeded",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    for artifact in &detail.artifacts {
+        let recorded = detail
+            .ledger
+            .iter()
+            .flat_map(|e| &e.artifacts)
+            .find(|a| a.key == artifact.key)
+            .expect("the ledger records every artifact");
+        assert_eq!(Some(&recorded.sha256), artifact.sha256.as_ref());
+    }
+
+    let (ok, verification) = irf_verify(&case_id);
+    assert!(ok, "{:?}", failures(&verification));
+    assert!(verification.all_verified());
+    let entries = detail.ledger.len() as u64;
+    assert!(entries >= 5);
+
+    let items = LedgerItems {
+        dynamodb: aws_sdk_dynamodb::Client::new(&ctx.base_config(irf_engine::lab::LAB_REGION)),
+        table: plane.table.name().to_owned(),
+        pk: format!("CASE#{case_id}"),
+    };
+
+    // An edited entry.
+    let original = items.doc(2).await;
+    let mut edited: serde_json::Value = serde_json::from_str(&original).expect("entry JSON");
+    edited["detail"] = serde_json::json!("nothing happened here");
+    items.put(2, &edited.to_string()).await;
+    let (ok, verification) = irf_verify(&case_id);
+    assert!(!ok);
+    let named = failures(&verification);
+    assert!(
+        named.iter().any(|f| f.starts_with("ledger entry 2:")),
+        "{named:?}"
+    );
+    items.put(2, &original).await;
+
+    // A removed entry.
+    items.delete(3).await;
+    let (ok, verification) = irf_verify(&case_id);
+    assert!(!ok);
+    let named = failures(&verification);
+    assert!(
+        named
+            .iter()
+            .any(|f| f.starts_with("ledger entry 4:") && f.contains("missing or out of order")),
+        "{named:?}"
+    );
+    items.put(3, &items_doc_of(&detail, 3)).await;
+
+    // Two entries swapped.
+    let (second, third) = (items.doc(2).await, items.doc(3).await);
+    items.put(2, &third).await;
+    items.put(3, &second).await;
+    let (ok, verification) = irf_verify(&case_id);
+    assert!(!ok);
+    let named = failures(&verification);
+    assert!(
+        named.iter().any(|f| f.starts_with("ledger entry 3:")),
+        "{named:?}"
+    );
+    items.put(2, &second).await;
+    items.put(3, &third).await;
+    let (ok, verification) = irf_verify(&case_id);
+    assert!(ok, "restored: {:?}", failures(&verification));
+
+    // One byte of the memory image changed, written as a new object version over its key.
+    let evidence = plane.evidence().expect("evidence bucket");
+    let memory = detail
+        .artifacts
+        .iter()
+        .find(|a| a.kind == ArtifactKind::Memory)
+        .expect("memory artifact");
+    let body = evidence
+        .client()
+        .get_object()
+        .bucket(&evidence.bucket)
+        .key(&memory.key)
+        .send()
+        .await
+        .expect("read memory")
+        .body
+        .collect()
+        .await
+        .expect("memory body")
+        .into_bytes();
+    let mut changed = body.to_vec();
+    changed[4096] ^= 0x01;
+    evidence
+        .client()
+        .put_object()
+        .bucket(&evidence.bucket)
+        .key(&memory.key)
+        .body(changed.into())
+        .send()
+        .await
+        .expect("overwrite memory");
+    let (ok, verification) = irf_verify(&case_id);
+    assert!(!ok);
+    let named = failures(&verification);
+    assert!(
+        named
+            .iter()
+            .any(|f| f.starts_with(&format!("{}:", memory.key)) && f.contains("manifest says")),
+        "{named:?}"
+    );
+
+    // The disk image deleted.
+    let disk = detail
+        .artifacts
+        .iter()
+        .find(|a| a.kind == ArtifactKind::Disk)
+        .expect("disk artifact");
+    evidence
+        .client()
+        .delete_object()
+        .bucket(&evidence.bucket)
+        .key(&disk.key)
+        .send()
+        .await
+        .expect("delete disk");
+    let (ok, verification) = irf_verify(&case_id);
+    assert!(!ok);
+    let named = failures(&verification);
+    assert!(
+        named
+            .iter()
+            .any(|f| f.starts_with(&format!("{}:", disk.key)) && f.contains("cannot be read")),
+        "{named:?}"
+    );
+    // The human output names them too, and the exit status says it.
+    let out = run_irf(&["verify", case_id.as_str()], &lab_env(state));
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("NOT VERIFIED  {}", disk.key)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("NOT VERIFIED  {}", memory.key)),
+        "{text}"
+    );
+}
+
+/// The stored form of entry `seq` as the case detail read it.
+fn items_doc_of(detail: &irf_engine::cases::CaseDetail, seq: u64) -> String {
+    let entry = detail.ledger.iter().find(|e| e.seq == seq).expect("entry");
+    serde_json::to_string(entry).expect("entry JSON")
+}
+
+#[test]
+fn the_sealed_key_is_per_case_and_sequence() {
+    let case = CaseId::parse("20261128T093015Z-i-ad331045abe82ba53").expect("case id");
+    assert_eq!(
+        ledger::sealed_key(&case, 7),
+        "cases/20261128T093015Z-i-ad331045abe82ba53/ledger/0000000007.json"
+    );
+}
