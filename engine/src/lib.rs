@@ -12,6 +12,7 @@ pub mod lab;
 pub mod ledger;
 pub mod organization;
 pub mod paths;
+pub mod report;
 pub mod trigger;
 pub mod worker;
 

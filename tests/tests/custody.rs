@@ -161,6 +161,8 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     let entries = detail.ledger.len() as u64;
     assert!(entries >= 5);
 
+    report_holds_every_hash_and_round_trips(&case_id, &detail);
+
     let items = LedgerItems {
         dynamodb: aws_sdk_dynamodb::Client::new(&ctx.base_config(irf_engine::lab::LAB_REGION)),
         table: plane.table.name().to_owned(),
@@ -286,6 +288,81 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         text.contains(&format!("NOT VERIFIED  {}", memory.key)),
         "{text}"
     );
+}
+
+/// The report of the intact case: its JSON matches the published schema and reads back
+/// into the same report; every format carries every artifact hash and every ledger entry.
+fn report_holds_every_hash_and_round_trips(
+    case_id: &CaseId,
+    detail: &irf_engine::cases::CaseDetail,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = lab_env(lab());
+    let mut texts = Vec::new();
+    for format in ["json", "md", "html"] {
+        let path = dir.path().join(format!("report.{format}"));
+        let out = run_irf(
+            &[
+                "report",
+                case_id.as_str(),
+                "--format",
+                format,
+                "-o",
+                path.to_str().expect("utf-8"),
+            ],
+            &env,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        texts.push((format, path));
+    }
+    let json_path = &texts[0].1;
+    let json = std::fs::read_to_string(json_path).expect("json report");
+    let report: irf_engine::report::CaseReport =
+        serde_json::from_str(&json).expect("the report reads back");
+    assert_eq!(
+        serde_json::to_value(&report).expect("value"),
+        serde_json::from_str::<serde_json::Value>(&json).expect("value"),
+        "the JSON round-trips"
+    );
+    assert!(report.verification.all_verified());
+    assert_eq!(report.ledger, detail.ledger);
+    let install = irf_engine::lab::install::installed()
+        .expect("install state")
+        .expect("the lab's tools are installed");
+    let schema =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/report.schema.json");
+    let checked = std::process::Command::new(install.python())
+        .args([
+            "-c",
+            "import json, sys, jsonschema\njsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))",
+        ])
+        .arg(json_path)
+        .arg(&schema)
+        .output()
+        .expect("run the schema check");
+    assert!(
+        checked.status.success(),
+        "the report does not match its schema: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    for (format, path) in &texts {
+        let text = std::fs::read_to_string(path).expect("report");
+        for artifact in &detail.artifacts {
+            let sha = artifact.sha256.as_deref().expect("hashed artifact");
+            assert!(text.contains(sha), "{format} lacks {sha}");
+        }
+        for entry in &detail.ledger {
+            assert!(
+                text.contains(&entry.sha256),
+                "{format} lacks ledger entry {}",
+                entry.seq
+            );
+        }
+    }
 }
 
 /// The stored form of entry `seq` as the case detail read it.

@@ -362,6 +362,40 @@ pub async fn verify(
     }
 }
 
+/// `irf report`: the case report in `format`, to `output` or standard output.
+pub async fn report(
+    context: Arc<AwsContext>,
+    case_id: &str,
+    format: &str,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let case_id = CaseId::parse(case_id)?;
+    let plane = Plane::connect(context).await?;
+    let report = irf_engine::report::build(&plane, &case_id).await?;
+    let text = match format {
+        "json" => serde_json::to_string_pretty(&report)? + "\n",
+        "html" => report.to_html(),
+        _ => report.to_markdown(),
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(path, &text)
+                .with_context(|| format!("cannot write the report to {}", path.display()))?;
+            eprintln!(
+                "irf: report of case {case_id} written to {}",
+                path.display()
+            );
+        }
+        None => out_raw!(text),
+    }
+    if !report.verification.all_verified() {
+        eprintln!(
+            "irf: warning: not every item of case {case_id} verified (see the report's verification)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `irf memcap`: prints the capture report as one JSON line.
 pub fn memcap(
     source: &std::path::Path,

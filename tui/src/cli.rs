@@ -105,6 +105,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export a case: timeline, artifacts with hashes, custody chain, approval, containment,
+    /// and a fresh verification.
+    Report {
+        /// The case id ('irf cases' lists them).
+        case_id: String,
+        /// md (default), json (schema: engine/report.schema.json) or html.
+        #[arg(long, default_value = "md", value_parser = ["md", "json", "html"])]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Containment of an instance: plan it, apply it, roll it back.
     #[command(subcommand)]
     Contain(ContainCommand),

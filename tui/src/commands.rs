@@ -75,6 +75,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Verify { case_id, json }) => {
             crate::acquire::verify(connect(&global).await?, &case_id, json).await
         }
+        Some(Command::Report {
+            case_id,
+            format,
+            output,
+        }) => {
+            crate::acquire::report(
+                connect(&global).await?,
+                &case_id,
+                &format,
+                output.as_deref(),
+            )
+            .await
+        }
         Some(Command::Approvals { json }) => {
             crate::contain::approvals(connect(&global).await?, json).await
         }

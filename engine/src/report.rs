@@ -1,0 +1,302 @@
+//! The case report: the case's timeline, sources, artifacts with their hashes, the custody
+//! chain, the approval and containment, and a fresh verification, as JSON (the schema is
+//! `engine/report.schema.json`), Markdown or HTML. Every value from AWS is escaped for the
+//! format it is written in.
+
+use serde::{Deserialize, Serialize};
+
+use crate::acquisition::Plane;
+use crate::cases::{ApprovalDecision, Case, CaseError, CaseId, StepRecord, now_rfc3339};
+use crate::containment::ContainmentRecord;
+use crate::ledger::{LedgerEntry, Verification};
+
+/// The report's format version, raised on any incompatible change of its JSON.
+pub const REPORT_VERSION: u32 = 1;
+
+/// One artifact as the report states it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportArtifact {
+    pub key: String,
+    pub kind: String,
+    /// What it images: a volume id, or the instance id for memory.
+    pub source: String,
+    pub state: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+}
+
+/// A case's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseReport {
+    pub report_version: u32,
+    pub generated_at: String,
+    /// The STS identity that produced the report.
+    pub generated_by: String,
+    pub case: Case,
+    pub timeline: Vec<StepRecord>,
+    pub artifacts: Vec<ReportArtifact>,
+    pub approval: Option<ApprovalDecision>,
+    pub containment: Option<ContainmentRecord>,
+    pub ledger: Vec<LedgerEntry>,
+    pub verification: Verification,
+}
+
+/// Builds the report of `case_id`, verifying the case as it does.
+pub async fn build(plane: &Plane, case_id: &CaseId) -> Result<CaseReport, CaseError> {
+    let verification = crate::ledger::verify(plane, case_id).await?;
+    let detail = plane.table.detail(case_id).await?;
+    Ok(CaseReport {
+        report_version: REPORT_VERSION,
+        generated_at: now_rfc3339(),
+        generated_by: plane.operator.clone(),
+        timeline: detail.steps,
+        artifacts: detail
+            .artifacts
+            .iter()
+            .map(|a| ReportArtifact {
+                key: a.key.clone(),
+                kind: a.kind.as_str().to_owned(),
+                source: a.source.clone(),
+                state: format!("{:?}", a.state).to_lowercase(),
+                size: a.bytes_total,
+                sha256: a.sha256.clone(),
+            })
+            .collect(),
+        approval: detail.approval.and_then(|a| a.decided),
+        containment: detail.containment,
+        ledger: detail.ledger,
+        verification,
+        case: detail.case,
+    })
+}
+
+/// Text made safe for a Markdown table cell: control characters escaped, pipes escaped.
+fn md(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c {
+            '|' => vec!['\\', '|'],
+            c if c.is_control() => c.escape_default().collect(),
+            c => vec![c],
+        })
+        .collect()
+}
+
+/// Text made safe for HTML: the five special characters as entities, control characters
+/// escaped.
+fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The report's tables: a title, column names, and rows of cells (raw text).
+fn sections(report: &CaseReport) -> Vec<(String, Vec<&'static str>, Vec<Vec<String>>)> {
+    let verified = |ok: bool| if ok { "verified" } else { "NOT VERIFIED" }.to_owned();
+    vec![
+        (
+            "Timeline".into(),
+            vec!["step", "status", "started", "ended", "attempts", "detail"],
+            report
+                .timeline
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.step.clone(),
+                        format!("{:?}", s.status).to_lowercase(),
+                        s.started_at.clone(),
+                        s.ended_at.clone().unwrap_or_default(),
+                        s.attempts.to_string(),
+                        s.detail.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        ),
+        (
+            "Artifacts".into(),
+            vec!["kind", "source", "size (bytes)", "SHA-256", "state", "key"],
+            report
+                .artifacts
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.kind.clone(),
+                        a.source.clone(),
+                        a.size.to_string(),
+                        a.sha256.clone().unwrap_or_default(),
+                        a.state.clone(),
+                        a.key.clone(),
+                    ]
+                })
+                .collect(),
+        ),
+        (
+            "Custody chain".into(),
+            vec![
+                "seq", "time", "actor", "action", "target", "detail", "SHA-256", "previous",
+            ],
+            report
+                .ledger
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.seq.to_string(),
+                        e.at.clone(),
+                        e.actor.clone(),
+                        e.action.clone(),
+                        e.target.clone(),
+                        e.detail.clone().unwrap_or_default(),
+                        e.sha256.clone(),
+                        e.prev_sha256.clone(),
+                    ]
+                })
+                .collect(),
+        ),
+        (
+            format!(
+                "Verification ({})",
+                if report.verification.all_verified() {
+                    "every item verified"
+                } else {
+                    "NOT every item verified"
+                }
+            ),
+            vec!["item", "result", "detail"],
+            report
+                .verification
+                .items
+                .iter()
+                .map(|i| vec![i.item.clone(), verified(i.verified), i.detail.clone()])
+                .collect(),
+        ),
+    ]
+}
+
+/// The header lines: case, subject, approval, containment.
+fn summary(report: &CaseReport) -> Vec<(String, String)> {
+    let case = &report.case;
+    let mut lines = vec![
+        ("case".to_owned(), case.case_id.to_string()),
+        ("status".into(), case.status.as_str().to_owned()),
+        (
+            "instance".into(),
+            format!(
+                "{} (account {}, region {})",
+                case.subject.instance_id, case.subject.account, case.subject.region
+            ),
+        ),
+        (
+            "opened".into(),
+            format!(
+                "{} by {} ({})",
+                case.opened_at, case.requested_by, case.trigger
+            ),
+        ),
+        (
+            "closed".into(),
+            case.closed_at.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "generated".into(),
+            format!("{} by {}", report.generated_at, report.generated_by),
+        ),
+    ];
+    if let Some(approval) = &report.approval {
+        lines.push((
+            "approval".into(),
+            format!(
+                "{} by {} at {}{}",
+                approval.decision,
+                approval.by,
+                approval.at,
+                approval
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(containment) = &report.containment {
+        lines.push(("containment".into(), containment.summary()));
+    }
+    lines
+}
+
+impl CaseReport {
+    /// The report as Markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!("# Case {}\n\n", md(self.case.case_id.as_str()));
+        for (label, value) in summary(self) {
+            out.push_str(&format!("- **{label}**: {}\n", md(&value)));
+        }
+        for (title, columns, rows) in sections(self) {
+            out.push_str(&format!("\n## {title}\n\n| {} |\n", columns.join(" | ")));
+            out.push_str(&format!("|{}\n", "---|".repeat(columns.len())));
+            for row in rows {
+                let cells: Vec<String> = row.iter().map(|c| md(c)).collect();
+                out.push_str(&format!("| {} |\n", cells.join(" | ")));
+            }
+        }
+        out
+    }
+
+    /// The report as a standalone HTML page.
+    pub fn to_html(&self) -> String {
+        let mut out = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Case {id}</title>\
+             <style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:2px 6px;font-size:90%}}</style>\
+             </head><body>\n<h1>Case {id}</h1>\n<ul>\n",
+            id = html(self.case.case_id.as_str())
+        );
+        for (label, value) in summary(self) {
+            out.push_str(&format!(
+                "<li><b>{}</b>: {}</li>\n",
+                html(&label),
+                html(&value)
+            ));
+        }
+        out.push_str("</ul>\n");
+        for (title, columns, rows) in sections(self) {
+            out.push_str(&format!("<h2>{}</h2>\n<table>\n<tr>", html(&title)));
+            for column in columns {
+                out.push_str(&format!("<th>{}</th>", html(column)));
+            }
+            out.push_str("</tr>\n");
+            for row in rows {
+                out.push_str("<tr>");
+                for cell in row {
+                    out.push_str(&format!("<td>{}</td>", html(&cell)));
+                }
+                out.push_str("</tr>\n");
+            }
+            out.push_str("</table>\n");
+        }
+        out.push_str("</body></html>\n");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_text_is_inert_in_every_format() {
+        assert_eq!(md("a|b\u{1b}[2J"), "a\\|b\\u{1b}[2J");
+        assert_eq!(
+            html("<script>alert('x')</script>&\u{7}"),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;\\u{7}"
+        );
+    }
+}
