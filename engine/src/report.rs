@@ -100,10 +100,30 @@ fn html(text: &str) -> String {
     out
 }
 
-/// The report's tables: a title, column names, and rows of cells (raw text).
-fn sections(report: &CaseReport) -> Vec<(String, Vec<&'static str>, Vec<Vec<String>>)> {
+/// One table of the report: a title, column names, and rows of cells (raw text).
+struct Section {
+    title: String,
+    columns: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+/// A section as written below: title, columns, rows.
+type Table = (String, Vec<&'static str>, Vec<Vec<String>>);
+
+impl From<Table> for Section {
+    fn from((title, columns, rows): Table) -> Self {
+        Self {
+            title,
+            columns,
+            rows,
+        }
+    }
+}
+
+/// The report's tables.
+fn sections(report: &CaseReport) -> Vec<Section> {
     let verified = |ok: bool| if ok { "verified" } else { "NOT VERIFIED" }.to_owned();
-    vec![
+    let tables: [Table; 4] = [
         (
             "Timeline".into(),
             vec!["step", "status", "started", "ended", "attempts", "detail"],
@@ -179,7 +199,8 @@ fn sections(report: &CaseReport) -> Vec<(String, Vec<&'static str>, Vec<Vec<Stri
                 .map(|i| vec![i.item.clone(), verified(i.verified), i.detail.clone()])
                 .collect(),
         ),
-    ]
+    ];
+    tables.into_iter().map(Section::from).collect()
 }
 
 /// The header lines: case, subject, approval, containment.
@@ -240,7 +261,12 @@ impl CaseReport {
         for (label, value) in summary(self) {
             out.push_str(&format!("- **{label}**: {}\n", md(&value)));
         }
-        for (title, columns, rows) in sections(self) {
+        for Section {
+            title,
+            columns,
+            rows,
+        } in sections(self)
+        {
             out.push_str(&format!("\n## {title}\n\n| {} |\n", columns.join(" | ")));
             out.push_str(&format!("|{}\n", "---|".repeat(columns.len())));
             for row in rows {
@@ -267,7 +293,12 @@ impl CaseReport {
             ));
         }
         out.push_str("</ul>\n");
-        for (title, columns, rows) in sections(self) {
+        for Section {
+            title,
+            columns,
+            rows,
+        } in sections(self)
+        {
             out.push_str(&format!("<h2>{}</h2>\n<table>\n<tr>", html(&title)));
             for column in columns {
                 out.push_str(&format!("<th>{}</th>", html(column)));
