@@ -46,12 +46,30 @@ impl EmulatorInstall {
     }
 
     /// Writes the launcher next to the interpreter and returns its path.
+    ///
+    /// Labs start concurrently (parallel tests, a second terminal): the file is replaced by
+    /// an atomic rename, never rewritten in place, so no emulator ever reads half of it.
     pub fn launcher(&self) -> Result<PathBuf, LabError> {
         let path = self.venv.join(LAUNCHER_FILE);
-        std::fs::write(&path, LAUNCHER).map_err(|source| LabError::Io {
+        if std::fs::read(&path).is_ok_and(|current| current == LAUNCHER.as_bytes()) {
+            return Ok(path);
+        }
+        let staged = self.venv.join(format!(
+            "{LAUNCHER_FILE}.{}.{}.tmp",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        ));
+        let failed = |source| LabError::Io {
             what: "write the emulator launcher",
             path: path.clone(),
             source,
+        };
+        std::fs::write(&staged, LAUNCHER).map_err(failed)?;
+        std::fs::rename(&staged, &path).map_err(|source| {
+            let _ = std::fs::remove_file(&staged);
+            failed(source)
         })?;
         Ok(path)
     }
