@@ -292,6 +292,63 @@ impl EvidenceBucket {
             Err(err) => Err(self.site.error("s3:HeadObject", &err)),
         }
     }
+
+    /// The object's Object Lock state: retention mode and date, legal hold; `None` when
+    /// the object is gone.
+    pub async fn lock_state(&self, key: &str) -> Result<Option<LockState>, AwsError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(head) => Ok(Some(LockState {
+                mode: head.object_lock_mode().map(|m| m.as_str().to_owned()),
+                retain_until: head.object_lock_retain_until_date().map(|d| {
+                    d.fmt(aws_smithy_types::date_time::Format::DateTime)
+                        .unwrap_or_default()
+                }),
+                legal_hold: head.object_lock_legal_hold_status()
+                    == Some(&aws_sdk_s3::types::ObjectLockLegalHoldStatus::On),
+            })),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(err) => Err(self.site.error("s3:HeadObject", &err)),
+        }
+    }
+
+    /// Places (`on`) or removes a legal hold on the object's current version.
+    pub async fn set_legal_hold(&self, key: &str, on: bool) -> Result<(), AwsError> {
+        let status = if on {
+            aws_sdk_s3::types::ObjectLockLegalHoldStatus::On
+        } else {
+            aws_sdk_s3::types::ObjectLockLegalHoldStatus::Off
+        };
+        self.client
+            .put_object_legal_hold()
+            .bucket(&self.bucket)
+            .key(key)
+            .legal_hold(
+                aws_sdk_s3::types::ObjectLockLegalHold::builder()
+                    .status(status)
+                    .build(),
+            )
+            .send()
+            .await
+            .map(drop)
+            .map_err(|err| self.site.error("s3:PutObjectLegalHold", &err))
+    }
+}
+
+/// An object's Object Lock state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockState {
+    /// `GOVERNANCE` or `COMPLIANCE`, when the object has a retention.
+    pub mode: Option<String>,
+    /// Until when the retention holds (RFC 3339).
+    pub retain_until: Option<String>,
+    pub legal_hold: bool,
 }
 
 /// The hash of an object as read back from S3.

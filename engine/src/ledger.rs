@@ -169,6 +169,88 @@ pub async fn seal(plane: &Plane, case_id: &CaseId) -> Result<(), CaseError> {
     Ok(())
 }
 
+/// One artifact across cases, as the evidence view lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceItem {
+    pub case_id: CaseId,
+    pub key: String,
+    pub kind: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+    /// The workflow's verification state of the artifact.
+    pub state: String,
+    /// `None` when the object is gone from the bucket.
+    pub lock: Option<crate::evidence::LockState>,
+}
+
+/// Every artifact of every case, newest case first, with its Object Lock state.
+pub async fn evidence(plane: &Plane) -> Result<Vec<EvidenceItem>, CaseError> {
+    let bucket = plane.evidence.as_ref().ok_or_else(|| {
+        CaseError::Aws(crate::aws::AwsError::Other(
+            "evidence.bucket is not set: the evidence view reads the evidence bucket".into(),
+        ))
+    })?;
+    let mut items = Vec::new();
+    for case in plane.table.cases().await? {
+        let detail = plane.table.detail(&case.case_id).await?;
+        for artifact in detail.artifacts {
+            let lock = bucket.lock_state(&artifact.key).await?;
+            items.push(EvidenceItem {
+                case_id: case.case_id.clone(),
+                kind: artifact.kind.as_str().to_owned(),
+                size: artifact.bytes_total,
+                sha256: artifact.sha256.clone(),
+                state: format!("{:?}", artifact.state).to_lowercase(),
+                key: artifact.key,
+                lock,
+            });
+        }
+    }
+    Ok(items)
+}
+
+/// Places or removes the legal hold on one of a case's artifacts, and records it in the
+/// case's ledger.
+pub async fn set_legal_hold(
+    plane: &Plane,
+    case_id: &CaseId,
+    key: &str,
+    on: bool,
+) -> Result<LedgerEntry, CaseError> {
+    let detail = plane.table.detail(case_id).await?;
+    let artifact = detail
+        .artifacts
+        .iter()
+        .find(|a| a.key == key)
+        .ok_or_else(|| {
+            CaseError::Aws(crate::aws::AwsError::Other(format!(
+                "'{}' is not an artifact of case {case_id}: 'irf evidence' lists them",
+                key.escape_debug()
+            )))
+        })?;
+    let bucket = plane.evidence.as_ref().ok_or_else(|| {
+        CaseError::Aws(crate::aws::AwsError::Other(
+            "evidence.bucket is not set: legal holds are placed in the evidence bucket".into(),
+        ))
+    })?;
+    bucket.set_legal_hold(&artifact.key, on).await?;
+    let subject = &detail.case.subject;
+    append(
+        plane,
+        case_id,
+        NewEntry::new(
+            if on {
+                "legal hold placed"
+            } else {
+                "legal hold removed"
+            },
+            format!("{}/{}/{}", subject.account, subject.region, artifact.source),
+        )
+        .detail(format!("s3://{}/{}", bucket.bucket, artifact.key)),
+    )
+    .await
+}
+
 /// One checked item of a verification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckedItem {

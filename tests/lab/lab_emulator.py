@@ -179,6 +179,27 @@ def _interface_groups_replace() -> None:
     NetworkInterfaceBackend.modify_network_interface_attribute = modify
 
 
+def _multipart_default_retention() -> None:
+    """A completed multipart upload gets its bucket's default Object Lock retention, as in AWS.
+
+    The emulator applies the default to single PutObject calls only, so every disk and memory
+    image (multipart uploads) would otherwise show no retention at all.
+    """
+    from moto.s3.models import S3Backend
+
+    original = S3Backend.complete_multipart_upload
+
+    def complete(self, bucket_name, multipart_id, body):
+        key = original(self, bucket_name, multipart_id, body)
+        bucket = self.get_bucket(bucket_name)
+        if key is not None and bucket.object_lock_enabled and bucket.has_default_lock and not key.lock_mode:
+            key.lock_mode = bucket.default_lock_mode
+            key.lock_until = bucket.default_retention()
+        return key
+
+    S3Backend.complete_multipart_upload = complete
+
+
 def _associated_instances(backend) -> set:
     """Instances given an instance profile after launch; with one at launch, they are managed."""
     return {assoc.instance.id for assoc in getattr(backend, "iam_instance_profile_associations", {}).values()}
@@ -940,6 +961,7 @@ def main() -> None:
         _exit_when_stdin_closes()
     _require_existing_role()
     _interface_groups_replace()
+    _multipart_default_retention()
 
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(

@@ -162,6 +162,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     assert!(entries >= 5);
 
     report_holds_every_hash_and_round_trips(&case_id, &detail);
+    legal_holds_are_confirmed_recorded_and_listed(&case_id, &detail);
 
     let items = LedgerItems {
         dynamodb: aws_sdk_dynamodb::Client::new(&ctx.base_config(irf_engine::lab::LAB_REGION)),
@@ -363,6 +364,116 @@ fn report_holds_every_hash_and_round_trips(
             );
         }
     }
+}
+
+fn evidence_of(case_id: &CaseId) -> Vec<irf_engine::ledger::EvidenceItem> {
+    let out = run_irf(&["evidence", "--json"], &lab_env(lab()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: Vec<irf_engine::ledger::EvidenceItem> =
+        serde_json::from_slice(&out.stdout).expect("evidence JSON");
+    all.into_iter().filter(|i| &i.case_id == case_id).collect()
+}
+
+/// The evidence list shows each artifact's retention and hold; a hold needs the case id
+/// typed again, and placing and removing it are ledger entries that keep the chain whole.
+fn legal_holds_are_confirmed_recorded_and_listed(
+    case_id: &CaseId,
+    detail: &irf_engine::cases::CaseDetail,
+) {
+    let env = lab_env(lab());
+    let listed = evidence_of(case_id);
+    assert_eq!(listed.len(), detail.artifacts.len());
+    for item in &listed {
+        let lock = item.lock.as_ref().expect("in the bucket");
+        assert_eq!(lock.mode.as_deref(), Some("GOVERNANCE"), "{item:?}");
+        assert!(lock.retain_until.is_some(), "{item:?}");
+        assert!(!lock.legal_hold);
+        assert!(item.sha256.is_some());
+    }
+    let key = listed[0].key.clone();
+    let wrong = run_irf(
+        &[
+            "legal-hold",
+            case_id.as_str(),
+            &key,
+            "--confirm",
+            "20261128T000000Z-i-0",
+        ],
+        &env,
+    );
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("is not the case id"));
+    assert!(
+        !evidence_of(case_id)[0]
+            .lock
+            .as_ref()
+            .expect("lock")
+            .legal_hold
+    );
+
+    let placed = run_irf(
+        &[
+            "legal-hold",
+            case_id.as_str(),
+            &key,
+            "--confirm",
+            case_id.as_str(),
+        ],
+        &env,
+    );
+    assert!(
+        placed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&placed.stderr)
+    );
+    let held = evidence_of(case_id);
+    assert!(
+        held.iter()
+            .find(|i| i.key == key)
+            .and_then(|i| i.lock.as_ref())
+            .is_some_and(|l| l.legal_hold),
+        "{held:?}"
+    );
+    let removed = run_irf(
+        &[
+            "legal-hold",
+            case_id.as_str(),
+            &key,
+            "--off",
+            "--confirm",
+            case_id.as_str(),
+        ],
+        &env,
+    );
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    assert!(
+        !evidence_of(case_id)
+            .iter()
+            .any(|i| i.lock.as_ref().is_some_and(|l| l.legal_hold))
+    );
+    let (ok, verification) = irf_verify(case_id);
+    assert!(ok, "{:?}", failures(&verification));
+    let actions: Vec<String> = verification
+        .items
+        .iter()
+        .map(|i| i.detail.clone())
+        .collect();
+    assert!(
+        actions.iter().any(|d| d.starts_with("legal hold placed")),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|d| d.starts_with("legal hold removed")),
+        "{actions:?}"
+    );
 }
 
 /// The stored form of entry `seq` as the case detail read it.

@@ -396,6 +396,65 @@ pub async fn report(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `irf evidence`.
+pub async fn evidence(context: Arc<AwsContext>, json: bool) -> anyhow::Result<ExitCode> {
+    let plane = Plane::connect(context).await?;
+    let items = irf_engine::ledger::evidence(&plane).await?;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for item in &items {
+        let lock = match &item.lock {
+            None => "GONE from the bucket".to_owned(),
+            Some(lock) => format!(
+                "{} until {}{}",
+                lock.mode.as_deref().unwrap_or("no retention"),
+                lock.retain_until.as_deref().unwrap_or("-"),
+                if lock.legal_hold { ", LEGAL HOLD" } else { "" }
+            ),
+        };
+        out!(
+            "{}  {:<6} {:>14}  {:<9} {}  {}\n    {}",
+            item.case_id,
+            item.kind,
+            item.size,
+            item.state,
+            item.sha256.as_deref().unwrap_or("-"),
+            lock,
+            crate::text::escape_untrusted(&item.key)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `irf legal-hold`: the typed case id must be the case's, or nothing happens.
+pub async fn legal_hold(
+    context: Arc<AwsContext>,
+    case_id: &str,
+    key: &str,
+    on: bool,
+    confirm: &str,
+) -> anyhow::Result<ExitCode> {
+    if confirm != case_id {
+        anyhow::bail!(
+            "--confirm '{}' is not the case id {}: type the case id to change its legal hold",
+            crate::text::escape_untrusted(confirm),
+            crate::text::escape_untrusted(case_id)
+        );
+    }
+    let case_id = CaseId::parse(case_id)?;
+    let plane = Plane::connect(context).await?;
+    let entry = irf_engine::ledger::set_legal_hold(&plane, &case_id, key, on).await?;
+    eprintln!(
+        "irf: {} on {} (ledger entry {})",
+        entry.action,
+        crate::text::escape_untrusted(key),
+        entry.seq
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `irf memcap`: prints the capture report as one JSON line.
 pub fn memcap(
     source: &std::path::Path,

@@ -117,6 +117,25 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Every artifact of every case: size, SHA-256, state, Object Lock retention, legal hold.
+    Evidence {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Place (or with --off remove) the legal hold on one of a case's artifacts; recorded in
+    /// the case's ledger.
+    LegalHold {
+        /// The case id.
+        case_id: String,
+        /// The artifact's key ('irf evidence' lists them).
+        key: String,
+        /// Remove the hold instead of placing it.
+        #[arg(long)]
+        off: bool,
+        /// The case id, typed again.
+        #[arg(long, value_name = "CASE_ID")]
+        confirm: String,
+    },
     /// Containment of an instance: plan it, apply it, roll it back.
     #[command(subcommand)]
     Contain(ContainCommand),

@@ -88,6 +88,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        Some(Command::Evidence { json }) => {
+            crate::acquire::evidence(connect(&global).await?, json).await
+        }
+        Some(Command::LegalHold {
+            case_id,
+            key,
+            off,
+            confirm,
+        }) => {
+            crate::contain::refuse_read_only(&global, "irf legal-hold")?;
+            crate::acquire::legal_hold(connect(&global).await?, &case_id, &key, !off, &confirm)
+                .await
+        }
         Some(Command::Approvals { json }) => {
             crate::contain::approvals(connect(&global).await?, json).await
         }
