@@ -366,14 +366,14 @@ fn report_holds_every_hash_and_round_trips(
     }
 }
 
-fn evidence_of(case_id: &CaseId) -> Vec<irf_engine::ledger::EvidenceItem> {
+fn evidence_of(case_id: &CaseId) -> Vec<ledger::EvidenceItem> {
     let out = run_irf(&["evidence", "--json"], &lab_env(lab()));
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let all: Vec<irf_engine::ledger::EvidenceItem> =
+    let all: Vec<ledger::EvidenceItem> =
         serde_json::from_slice(&out.stdout).expect("evidence JSON");
     all.into_iter().filter(|i| &i.case_id == case_id).collect()
 }
