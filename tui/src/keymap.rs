@@ -36,11 +36,13 @@ pub enum KeyAction {
     ViewAccounts,
     ViewCases,
     ViewApprovals,
+    ViewEvidence,
     ResolveFinding,
     AcquireInstance,
     ApproveContainment,
     RejectContainment,
     RollbackContainment,
+    ToggleLegalHold,
 }
 
 impl KeyAction {
@@ -53,6 +55,7 @@ impl KeyAction {
                 | Self::ApproveContainment
                 | Self::RejectContainment
                 | Self::RollbackContainment
+                | Self::ToggleLegalHold
         )
     }
 
@@ -62,7 +65,7 @@ impl KeyAction {
             Self::Quit => "quit",
             Self::Help => "show or hide this help",
             Self::CommandMode => {
-                "command mode (:instances :findings :accounts :cases :approvals :theme :quit)"
+                "command mode (:instances :findings :accounts :cases :approvals :evidence :theme)"
             }
             Self::FilterMode => {
                 "filter rows (text, /regex/, !not, tag:K=V, account:, region:, state:, sev>=HIGH)"
@@ -84,6 +87,9 @@ impl KeyAction {
             Self::ViewAccounts => "accounts view",
             Self::ViewCases => "cases view (enter opens a case, esc goes back)",
             Self::ViewApprovals => "approvals view: cases waiting for containment, direct requests",
+            Self::ViewEvidence => {
+                "evidence view: every artifact, its hash, retention and legal hold"
+            }
             Self::ResolveFinding => "mark the selected finding RESOLVED (asks first)",
             Self::AcquireInstance => {
                 "acquire memory and disk of the selected instance, or a finding's (asks first)"
@@ -94,6 +100,9 @@ impl KeyAction {
             Self::RejectContainment => "refuse the selected containment (with a reason)",
             Self::RollbackContainment => {
                 "roll back the case's containment (type the instance id to confirm)"
+            }
+            Self::ToggleLegalHold => {
+                "place or remove the legal hold on the selected artifact (asks first)"
             }
         }
     }

@@ -11,7 +11,7 @@ use irf_engine::organization::{Scope, WhoAmI};
 
 use super::rows::{
     ACCOUNT_COLUMNS, APPROVAL_COLUMNS, AccountRow, ApprovalRow, CASE_COLUMNS, CaseRow,
-    FINDING_COLUMNS, FindingRow, INSTANCE_COLUMNS, InstanceRow,
+    EVIDENCE_COLUMNS, EvidenceRow, FINDING_COLUMNS, FindingRow, INSTANCE_COLUMNS, InstanceRow,
 };
 use super::table::{Sort, TableModel};
 use crate::contain::PendingDecision;
@@ -39,11 +39,13 @@ pub enum View {
     Case,
     /// Cases waiting for containment approval and direct containment requests.
     Approvals,
+    /// Every artifact of every case, with its Object Lock state.
+    Evidence,
 }
 
 impl View {
     /// Command-mode names, canonical first.
-    pub const COMMANDS: [(&'static str, View); 12] = [
+    pub const COMMANDS: [(&'static str, View); 13] = [
         ("instances", View::Instances),
         ("ec2", View::Instances),
         ("inst", View::Instances),
@@ -56,6 +58,7 @@ impl View {
         ("cases", View::Cases),
         ("case", View::Cases),
         ("approvals", View::Approvals),
+        ("evidence", View::Evidence),
     ];
 
     pub fn title(self) -> &'static str {
@@ -66,6 +69,7 @@ impl View {
             Self::Cases => "cases",
             Self::Case => "case",
             Self::Approvals => "approvals",
+            Self::Evidence => "evidence",
         }
     }
 
@@ -168,6 +172,10 @@ pub enum EngineEvent {
     },
     /// What waits for an approver.
     Approvals(Result<Vec<PendingDecision>, String>),
+    /// Every artifact of every case.
+    Evidence(Result<Vec<irf_engine::ledger::EvidenceItem>, String>),
+    /// A legal hold placed or removed (what was done), or why not.
+    LegalHoldSet(Result<String, String>),
     /// A containment decision, apply or rollback carried out (what was done), or why not.
     ContainmentDone(Result<String, String>),
     /// The plan an approval would carry out, or why it could not be made.
@@ -195,6 +203,13 @@ pub enum Effect {
     LoadCases,
     LoadCase(CaseId),
     LoadApprovals,
+    LoadEvidence,
+    /// Places (`on`) or removes a legal hold on a case's artifact.
+    SetLegalHold {
+        case_id: CaseId,
+        key: String,
+        on: bool,
+    },
     /// Plans the containment an approval would carry out, to show it before the decision.
     PlanContainment {
         decision: TypedDecision,
@@ -213,7 +228,10 @@ impl Effect {
     pub fn is_mutating(&self) -> bool {
         matches!(
             self,
-            Self::ResolveFinding { .. } | Self::StartAcquisition { .. } | Self::Decide { .. }
+            Self::ResolveFinding { .. }
+                | Self::StartAcquisition { .. }
+                | Self::Decide { .. }
+                | Self::SetLegalHold { .. }
         )
     }
 }
@@ -305,6 +323,10 @@ pub struct App {
     /// How many decisions wait, or why they could not be read.
     pub approvals_state: Load<usize>,
     approvals_loading: bool,
+    pub evidence: TableModel<EvidenceRow>,
+    /// How many artifacts the last load found, or why it failed.
+    pub evidence_state: Load<usize>,
+    evidence_loading: bool,
     pub findings_state: Load<usize>,
     /// How many cases the last load found, or why it failed.
     pub cases_state: Load<usize>,
@@ -378,6 +400,15 @@ impl App {
             ),
             approvals_state: Load::Loading,
             approvals_loading: false,
+            evidence: TableModel::new(
+                EVIDENCE_COLUMNS.len(),
+                Sort {
+                    column: 0,
+                    descending: true,
+                },
+            ),
+            evidence_state: Load::Loading,
+            evidence_loading: false,
             findings_state: Load::Loading,
             cases_state: Load::Loading,
             cases_loading: false,
@@ -592,6 +623,8 @@ impl App {
             KeyAction::ViewAccounts => return self.show(View::Accounts),
             KeyAction::ViewCases => return self.show(View::Cases),
             KeyAction::ViewApprovals => return self.show(View::Approvals),
+            KeyAction::ViewEvidence => return self.show(View::Evidence),
+            KeyAction::ToggleLegalHold => self.confirm_legal_hold(),
             KeyAction::ResolveFinding => self.confirm_resolve(),
             KeyAction::AcquireInstance => self.confirm_acquire(),
             KeyAction::ApproveContainment => return self.prompt_decision(true),
@@ -660,6 +693,7 @@ impl App {
             View::Cases => self.load_cases(),
             View::Case => self.load_case(),
             View::Approvals => self.load_approvals(),
+            View::Evidence => self.load_evidence(),
             _ => vec![],
         }
     }
@@ -1009,6 +1043,54 @@ impl App {
         });
     }
 
+    fn load_evidence(&mut self) -> Vec<Effect> {
+        if self.evidence_loading {
+            return vec![];
+        }
+        self.evidence_loading = true;
+        vec![Effect::LoadEvidence]
+    }
+
+    /// Asks before placing or removing the selected artifact's legal hold.
+    fn confirm_legal_hold(&mut self) {
+        let Some(row) = self
+            .evidence
+            .selected()
+            .filter(|_| self.view == View::Evidence)
+        else {
+            self.status = Some(Status::Error(
+                "select an artifact in :evidence (key 6) first".into(),
+            ));
+            return;
+        };
+        let on = !row.held();
+        let item = &row.item;
+        self.mode = Mode::Confirm(Confirmation {
+            title: if on {
+                "Place legal hold".into()
+            } else {
+                "Remove legal hold".into()
+            },
+            lines: vec![
+                format!("{} of case {}", item.kind, item.case_id),
+                item.key.clone(),
+                format!("SHA-256 {}", item.sha256.as_deref().unwrap_or("-")),
+                if on {
+                    "A legal hold keeps this version from deletion until it is removed, whatever its retention."
+                        .into()
+                } else {
+                    "Without the hold, the version can be deleted once its retention ends.".into()
+                },
+                "Recorded in the case's ledger with your identity.".into(),
+            ],
+            effect: Effect::SetLegalHold {
+                case_id: item.case_id.clone(),
+                key: item.key.clone(),
+                on,
+            },
+        });
+    }
+
     fn load_approvals(&mut self) -> Vec<Effect> {
         if self.approvals_loading {
             return vec![];
@@ -1070,7 +1152,7 @@ impl App {
             },
             other => {
                 self.status = Some(Status::Error(format!(
-                    "'{}' is not a command: try instances, findings, accounts, cases, approvals, theme NAME, help, quit",
+                    "'{}' is not a command: try instances, findings, accounts, cases, approvals, evidence, theme NAME, help, quit",
                     crate::text::clip_untrusted(other, 40)
                 )));
             }
@@ -1085,6 +1167,7 @@ impl App {
                 View::Cases => return self.load_cases(),
                 View::Case => return self.load_case(),
                 View::Approvals => return self.load_approvals(),
+                View::Evidence => return self.load_evidence(),
                 _ => {}
             }
         }
@@ -1105,6 +1188,7 @@ impl App {
             View::Accounts => change(&mut self.accounts),
             View::Cases => change(&mut self.cases),
             View::Approvals => change(&mut self.approvals),
+            View::Evidence => change(&mut self.evidence),
             // The case view is not a table: it has nothing to sort.
             View::Case => {}
         }
@@ -1146,6 +1230,7 @@ impl App {
             View::Accounts => self.accounts.cursor(),
             View::Cases => self.cases.cursor(),
             View::Approvals => self.approvals.cursor(),
+            View::Evidence => self.evidence.cursor(),
             View::Case => 0,
         }
     }
@@ -1157,6 +1242,7 @@ impl App {
             View::Accounts => self.accounts.filter(),
             View::Cases => self.cases.filter(),
             View::Approvals => self.approvals.filter(),
+            View::Evidence => self.evidence.filter(),
             View::Case => None,
         };
         filter.map(|f| f.text().to_owned()).unwrap_or_default()
@@ -1179,6 +1265,7 @@ impl App {
             View::Accounts => self.accounts.set_filter(filter),
             View::Cases => self.cases.set_filter(filter),
             View::Approvals => self.approvals.set_filter(filter),
+            View::Evidence => self.evidence.set_filter(filter),
             View::Case => {}
         }
     }
@@ -1300,6 +1387,30 @@ impl App {
                         self.approvals_state = Load::Failed(err);
                     }
                 }
+            }
+            EngineEvent::Evidence(result) => {
+                self.evidence_loading = false;
+                match result {
+                    Ok(items) => {
+                        self.evidence_state = Load::Ready(items.len());
+                        self.evidence
+                            .set_rows(items.into_iter().map(EvidenceRow::new).collect());
+                    }
+                    Err(err) => {
+                        if self.view == View::Evidence {
+                            self.status =
+                                Some(Status::Error(format!("could not list the evidence: {err}")));
+                        }
+                        self.evidence_state = Load::Failed(err);
+                    }
+                }
+            }
+            EngineEvent::LegalHoldSet(result) => {
+                self.status = Some(match result {
+                    Ok(done) => Status::Info(done),
+                    Err(err) => Status::Error(err),
+                });
+                return self.load_evidence();
             }
             EngineEvent::ContainmentPlanned { decision, result } => match result {
                 // Only while nothing else took the keys meanwhile.

@@ -310,6 +310,32 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
                 let _ = events.send(EngineEvent::Approvals(result)).await;
             });
         }
+        Effect::LoadEvidence => {
+            tokio::spawn(async move {
+                let result = match plane(&context, &cell).await {
+                    Ok(plane) => irf_engine::ledger::evidence(plane)
+                        .await
+                        .map_err(|err| err.to_string()),
+                    Err(err) => Err(err),
+                };
+                let _ = events.send(EngineEvent::Evidence(result)).await;
+            });
+        }
+        Effect::SetLegalHold { case_id, key, on } => {
+            tokio::spawn(async move {
+                tracing::info!(case = %case_id, key, on, "legal hold from the workstation");
+                let result = match plane(&context, &cell).await {
+                    Ok(plane) => irf_engine::ledger::set_legal_hold(plane, &case_id, &key, on)
+                        .await
+                        .map(|entry| {
+                            format!("{} (ledger entry {}): {key}", entry.action, entry.seq)
+                        })
+                        .map_err(|err| err.to_string()),
+                    Err(err) => Err(err),
+                };
+                let _ = events.send(EngineEvent::LegalHoldSet(result)).await;
+            });
+        }
         Effect::PlanContainment { decision, instance } => {
             tokio::spawn(async move {
                 let result = match plane(&context, &cell).await {

@@ -406,3 +406,77 @@ impl TableRow for ApprovalRow {
         .then_with(|| a.id.cmp(&b.id))
     }
 }
+
+/// An artifact of a case, as the evidence view lists it.
+#[derive(Debug, Clone)]
+pub struct EvidenceRow {
+    pub item: irf_engine::ledger::EvidenceItem,
+    haystack: String,
+}
+
+impl EvidenceRow {
+    pub fn new(item: irf_engine::ledger::EvidenceItem) -> Self {
+        let haystack = lower_join(&[
+            item.case_id.as_str(),
+            &item.kind,
+            &item.key,
+            item.sha256.as_deref().unwrap_or_default(),
+            &item.state,
+        ]);
+        Self { item, haystack }
+    }
+
+    /// Whether a legal hold is on the artifact.
+    pub fn held(&self) -> bool {
+        self.item.lock.as_ref().is_some_and(|l| l.legal_hold)
+    }
+}
+
+/// Column titles of the evidence view, in order.
+pub const EVIDENCE_COLUMNS: [&str; 8] = [
+    "CASE",
+    "KIND",
+    "SIZE",
+    "SHA-256",
+    "STATE",
+    "RETENTION",
+    "HOLD",
+    "KEY",
+];
+
+impl Filterable for EvidenceRow {
+    fn haystack(&self) -> &str {
+        &self.haystack
+    }
+    fn tag(&self, _key: &str) -> Option<&str> {
+        None
+    }
+    fn field(&self, field: Field) -> Vec<String> {
+        match field {
+            Field::Account | Field::Region => vec![],
+            Field::State => vec![self.item.state.clone()],
+        }
+    }
+    fn severity(&self) -> Option<Severity> {
+        None
+    }
+}
+
+impl TableRow for EvidenceRow {
+    fn id(&self) -> &str {
+        &self.item.key
+    }
+    fn compare(&self, other: &Self, column: usize) -> Ordering {
+        let (a, b) = (&self.item, &other.item);
+        match column {
+            0 => a.case_id.cmp(&b.case_id),
+            1 => a.kind.cmp(&b.kind),
+            2 => a.size.cmp(&b.size),
+            3 => a.sha256.cmp(&b.sha256),
+            4 => a.state.cmp(&b.state),
+            6 => self.held().cmp(&other.held()),
+            _ => Ordering::Equal,
+        }
+        .then_with(|| a.key.cmp(&b.key))
+    }
+}

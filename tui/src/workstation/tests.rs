@@ -1335,3 +1335,73 @@ fn the_case_view_shows_the_instances_containment() {
     assert!(screen.contains("\\e[2Jbob"), "escaped: {screen}");
     assert!(screen.contains("<U> roll back"), "{screen}");
 }
+
+fn evidence_item(key: &str, held: bool) -> irf_engine::ledger::EvidenceItem {
+    irf_engine::ledger::EvidenceItem {
+        case_id: CaseId::parse("20261128T093015Z-i-ad331045abe82ba53").expect("case id"),
+        key: key.into(),
+        kind: "disk".into(),
+        size: 1 << 30,
+        sha256: Some("9c8e604d066559f21f40a1c5e7d30c903a54ace884534d7c77de74870cde48fd".into()),
+        state: "verified".into(),
+        lock: Some(irf_engine::evidence::LockState {
+            mode: Some("COMPLIANCE".into()),
+            retain_until: Some("2027-11-28T09:40:00Z".into()),
+            legal_hold: held,
+        }),
+    }
+}
+
+#[test]
+fn the_evidence_view_lists_holds_and_asks_before_changing_one() {
+    let mut app = loaded_app(false);
+    assert_eq!(press(&mut app, "6"), vec![Effect::LoadEvidence]);
+    app.on_engine(EngineEvent::Evidence(Ok(vec![
+        evidence_item("cases/a/disk/vol-1.raw", false),
+        evidence_item("cases/a/memory/i-1.lime\u{1b}[2J", true),
+    ])));
+    let screen = render(&app, &dark());
+    assert!(screen.contains("evidence (2/2)"), "{screen}");
+    assert!(screen.contains("COMPLIANCE"), "{screen}");
+    assert!(screen.contains("HOLD"), "{screen}");
+    assert!(!screen.contains('\u{1b}'), "escaped: {screen}");
+    let selected = app
+        .evidence
+        .selected()
+        .expect("a row is selected")
+        .item
+        .clone();
+    let held = selected.lock.as_ref().is_some_and(|l| l.legal_hold);
+    assert!(press(&mut app, "H").is_empty());
+    let title = if held {
+        "Remove legal hold"
+    } else {
+        "Place legal hold"
+    };
+    assert!(
+        matches!(&app.mode, Mode::Confirm(c) if c.title == title),
+        "{:?}",
+        app.mode
+    );
+    let effects = press(&mut app, "y");
+    assert_eq!(
+        effects,
+        vec![Effect::SetLegalHold {
+            case_id: selected.case_id.clone(),
+            key: selected.key.clone(),
+            on: !held,
+        }]
+    );
+    // Any other key than y cancels and changes nothing.
+    press(&mut app, "H");
+    assert!(press(&mut app, "n").is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    let reload = app.on_engine(EngineEvent::LegalHoldSet(Ok("legal hold placed".into())));
+    assert_eq!(reload, vec![Effect::LoadEvidence]);
+
+    let mut read_only = loaded_app(true);
+    press(&mut read_only, "6");
+    read_only.on_engine(EngineEvent::Evidence(Ok(vec![evidence_item("k", false)])));
+    assert!(press(&mut read_only, "H").is_empty());
+    assert_eq!(read_only.mode, Mode::Normal);
+}

@@ -9,7 +9,8 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 
 use super::app::{App, Load, Mode, Status, View};
 use super::rows::{
-    ACCOUNT_COLUMNS, APPROVAL_COLUMNS, CASE_COLUMNS, FINDING_COLUMNS, INSTANCE_COLUMNS,
+    ACCOUNT_COLUMNS, APPROVAL_COLUMNS, CASE_COLUMNS, EVIDENCE_COLUMNS, FINDING_COLUMNS,
+    INSTANCE_COLUMNS,
 };
 use crate::text::{clip_untrusted, escape_untrusted};
 use crate::theme::Theme;
@@ -218,7 +219,7 @@ fn shown_columns(app: &App, all: usize) -> Vec<usize> {
         View::Instances => vec![0, 1, 4, 9],
         View::Findings => vec![0, 1, 4],
         View::Accounts => vec![0, 1, 6],
-        View::Cases | View::Case | View::Approvals => (0..all).collect(),
+        View::Cases | View::Case | View::Approvals | View::Evidence => (0..all).collect(),
     }
 }
 
@@ -527,6 +528,85 @@ fn approvals_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableS
     )
 }
 
+fn evidence_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec {
+    let model = &app.evidence;
+    let text = theme.style("text");
+    let rows = model
+        .window(start, page)
+        .map(|row| {
+            let item = &row.item;
+            let (retention, hold) = match &item.lock {
+                None => ("GONE".to_owned(), String::new()),
+                Some(lock) => (
+                    format!(
+                        "{} {}",
+                        lock.mode.as_deref().unwrap_or("none"),
+                        lock.retain_until
+                            .as_deref()
+                            .map(short_time)
+                            .unwrap_or_default()
+                    ),
+                    if lock.legal_hold {
+                        "HOLD".into()
+                    } else {
+                        "-".into()
+                    },
+                ),
+            };
+            vec![
+                (item.case_id.to_string(), text),
+                (item.kind.clone(), text),
+                (item.size.to_string(), text),
+                (item.sha256.clone().unwrap_or_else(|| "-".into()), text),
+                (item.state.clone(), text),
+                (
+                    retention,
+                    if item.lock.is_none() {
+                        theme.style("status.error")
+                    } else {
+                        text
+                    },
+                ),
+                (hold, theme.style("danger")),
+                (item.key.clone(), theme.style("text.dim")),
+            ]
+        })
+        .collect();
+    TableSpec::of(
+        model,
+        &EVIDENCE_COLUMNS,
+        vec![
+            Constraint::Length(36),
+            Constraint::Length(6),
+            Constraint::Length(12),
+            Constraint::Length(64),
+            Constraint::Length(9),
+            Constraint::Length(28),
+            Constraint::Length(4),
+            Constraint::Fill(1),
+        ],
+        rows,
+    )
+}
+
+/// What an empty evidence table says instead of rows.
+fn evidence_placeholder(app: &App) -> (String, &'static str) {
+    match &app.evidence_state {
+        _ if !app.evidence.rows().is_empty() => {
+            ("no artifact matches the filter".into(), "text.dim")
+        }
+        Load::Loading => ("reading the evidence bucket…".into(), "text.dim"),
+        Load::Failed(err) => (
+            format!("could not list the evidence: {err}"),
+            "status.error",
+        ),
+        Load::Ready(_) => (
+            "no evidence yet: acquired artifacts appear here".into(),
+            "text.dim",
+        ),
+    }
+}
+
 /// What an empty approvals table says instead of rows.
 fn approvals_placeholder(app: &App) -> (String, &'static str) {
     match &app.approvals_state {
@@ -574,6 +654,7 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         View::Accounts => accounts_spec(app, theme, start, page),
         View::Cases | View::Case => cases_spec(app, theme, start, page),
         View::Approvals => approvals_spec(app, theme, start, page),
+        View::Evidence => evidence_spec(app, theme, start, page),
     };
     let columns = shown_columns(app, spec.titles.len());
     let constraints: Vec<Constraint> = columns.iter().map(|&c| spec.widths[c]).collect();
@@ -625,6 +706,7 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let placeholder = match app.view {
         View::Cases => Some(cases_placeholder(app)),
         View::Approvals => Some(approvals_placeholder(app)),
+        View::Evidence => Some(evidence_placeholder(app)),
         _ => None,
     };
     if let Some((message, role)) = placeholder.filter(|_| spec.shown == 0) {
@@ -682,7 +764,7 @@ pub fn detail_lines(app: &App) -> Vec<(String, String)> {
             }
         }
         // The cases have their own view instead of a panel.
-        View::Cases | View::Case | View::Approvals => {}
+        View::Cases | View::Case | View::Approvals | View::Evidence => {}
         View::Accounts => {
             let Some(row) = app.accounts.selected() else {
                 return lines;
@@ -826,6 +908,12 @@ fn key_hints(app: &App, theme: &Theme) -> Line<'static> {
             (KeyAction::Refresh, "refresh"),
             (KeyAction::ApproveContainment, "approve"),
             (KeyAction::RejectContainment, "refuse"),
+        ]),
+        View::Evidence => hints.extend([
+            (KeyAction::FilterMode, "filter"),
+            (KeyAction::SortNext, "sort"),
+            (KeyAction::Refresh, "refresh"),
+            (KeyAction::ToggleLegalHold, "legal hold"),
         ]),
         View::Cases => hints.extend([
             (KeyAction::FilterMode, "filter"),
