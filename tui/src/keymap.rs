@@ -43,6 +43,8 @@ pub enum KeyAction {
     RejectContainment,
     RollbackContainment,
     ToggleLegalHold,
+    VerifyCase,
+    ExportReport,
 }
 
 impl KeyAction {
@@ -103,6 +105,10 @@ impl KeyAction {
             }
             Self::ToggleLegalHold => {
                 "place or remove the legal hold on the selected artifact (asks first)"
+            }
+            Self::VerifyCase => "verify the open case: re-hash its evidence, check its ledger",
+            Self::ExportReport => {
+                "write the open case's report (Markdown) to the working directory"
             }
         }
     }

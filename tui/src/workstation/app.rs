@@ -172,6 +172,13 @@ pub enum EngineEvent {
     },
     /// What waits for an approver.
     Approvals(Result<Vec<PendingDecision>, String>),
+    /// A case verified, or why it could not be.
+    CaseVerified {
+        case_id: CaseId,
+        result: Result<Box<irf_engine::ledger::Verification>, String>,
+    },
+    /// A report written (its path), or why not.
+    ReportWritten(Result<String, String>),
     /// Every artifact of every case.
     Evidence(Result<Vec<irf_engine::ledger::EvidenceItem>, String>),
     /// A legal hold placed or removed (what was done), or why not.
@@ -204,6 +211,10 @@ pub enum Effect {
     LoadCase(CaseId),
     LoadApprovals,
     LoadEvidence,
+    /// Verifies a case: re-reads its evidence and checks its ledger (reads only).
+    VerifyCase(CaseId),
+    /// Writes a case's report (Markdown) into the working directory.
+    ExportReport(CaseId),
     /// Places (`on`) or removes a legal hold on a case's artifact.
     SetLegalHold {
         case_id: CaseId,
@@ -279,6 +290,8 @@ pub struct CaseScreen {
     pub first_artifact: usize,
     /// A load is under way: polls wait for it rather than pile up.
     loading: bool,
+    /// The last verification asked for in this view (`V`), or why it failed.
+    pub verification: Option<Result<irf_engine::ledger::Verification, String>>,
 }
 
 impl CaseScreen {
@@ -289,6 +302,7 @@ impl CaseScreen {
             error: None,
             first_artifact: 0,
             loading: true,
+            verification: None,
         }
     }
 }
@@ -625,6 +639,24 @@ impl App {
             KeyAction::ViewApprovals => return self.show(View::Approvals),
             KeyAction::ViewEvidence => return self.show(View::Evidence),
             KeyAction::ToggleLegalHold => self.confirm_legal_hold(),
+            KeyAction::VerifyCase | KeyAction::ExportReport => {
+                let Some(screen) = self.case.as_ref().filter(|_| self.view == View::Case) else {
+                    self.status = Some(Status::Error("open a case first (:cases, enter)".into()));
+                    return vec![];
+                };
+                let case_id = screen.case.case_id.clone();
+                return if command == KeyAction::VerifyCase {
+                    self.status = Some(Status::Info(format!(
+                        "verifying case {case_id}: re-reading its evidence…"
+                    )));
+                    vec![Effect::VerifyCase(case_id)]
+                } else {
+                    self.status = Some(Status::Info(format!(
+                        "writing the report of case {case_id}…"
+                    )));
+                    vec![Effect::ExportReport(case_id)]
+                };
+            }
             KeyAction::ResolveFinding => self.confirm_resolve(),
             KeyAction::AcquireInstance => self.confirm_acquire(),
             KeyAction::ApproveContainment => return self.prompt_decision(true),
@@ -1387,6 +1419,35 @@ impl App {
                         self.approvals_state = Load::Failed(err);
                     }
                 }
+            }
+            EngineEvent::CaseVerified { case_id, result } => {
+                if let Some(screen) = self
+                    .case
+                    .as_mut()
+                    .filter(|screen| screen.case.case_id == case_id)
+                {
+                    self.status = Some(match &result {
+                        Ok(v) if v.all_verified() => Status::Info(format!(
+                            "case {case_id}: all {} items verified",
+                            v.items.len()
+                        )),
+                        Ok(v) => Status::Error(format!(
+                            "case {case_id}: {} of {} items did NOT verify",
+                            v.items.iter().filter(|i| !i.verified).count(),
+                            v.items.len()
+                        )),
+                        Err(err) => {
+                            Status::Error(format!("could not verify case {case_id}: {err}"))
+                        }
+                    });
+                    screen.verification = Some(result.map(|v| *v));
+                }
+            }
+            EngineEvent::ReportWritten(result) => {
+                self.status = Some(match result {
+                    Ok(path) => Status::Info(format!("report written to {path}")),
+                    Err(err) => Status::Error(format!("could not write the report: {err}")),
+                });
             }
             EngineEvent::Evidence(result) => {
                 self.evidence_loading = false;

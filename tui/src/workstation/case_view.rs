@@ -15,6 +15,8 @@ use unicode_width::UnicodeWidthChar;
 
 use irf_engine::cases::{ArtifactProgress, ArtifactState, ContainmentPolicy, StepStatus};
 
+/// Failed verification items shown under the summary; `irf verify` lists them all.
+const VERIFY_LINES: usize = 4;
 /// Lines each artifact takes: what and how far, the bar, then its hash (or error, or key).
 const ARTIFACT_HEIGHT: u16 = 3;
 
@@ -289,6 +291,58 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
             &whole_line,
             theme,
         ));
+    }
+    match &screen.verification {
+        Some(Ok(verification)) => {
+            let failed: Vec<&irf_engine::ledger::CheckedItem> =
+                verification.items.iter().filter(|i| !i.verified).collect();
+            let (summary, style) = if failed.is_empty() {
+                (
+                    format!(
+                        "all {} items verified at {}",
+                        verification.items.len(),
+                        short_time(&verification.verified_at)
+                    ),
+                    theme.style("state.running"),
+                )
+            } else {
+                (
+                    format!(
+                        "{} of {} items NOT verified at {}",
+                        failed.len(),
+                        verification.items.len(),
+                        short_time(&verification.verified_at)
+                    ),
+                    theme.style("status.error"),
+                )
+            };
+            lines.push(grid_line(
+                &[("verified", summary, style)],
+                &whole_line,
+                theme,
+            ));
+            for item in failed.iter().take(VERIFY_LINES) {
+                lines.push(grid_line(
+                    &[(
+                        "",
+                        format!("{}: {}", item.item, item.detail),
+                        theme.style("status.error"),
+                    )],
+                    &whole_line,
+                    theme,
+                ));
+            }
+        }
+        Some(Err(err)) => lines.push(grid_line(
+            &[(
+                "verified",
+                format!("could not verify: {err}"),
+                theme.style("status.error"),
+            )],
+            &whole_line,
+            theme,
+        )),
+        None => {}
     }
     if let Some(error) = &screen.error {
         let message = format!("could not refresh the case (shown as last read): {error}");

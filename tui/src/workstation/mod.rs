@@ -310,6 +310,37 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
                 let _ = events.send(EngineEvent::Approvals(result)).await;
             });
         }
+        Effect::VerifyCase(case_id) => {
+            tokio::spawn(async move {
+                let result = match plane(&context, &cell).await {
+                    Ok(plane) => irf_engine::ledger::verify(plane, &case_id)
+                        .await
+                        .map(Box::new)
+                        .map_err(|err| err.to_string()),
+                    Err(err) => Err(err),
+                };
+                let _ = events
+                    .send(EngineEvent::CaseVerified { case_id, result })
+                    .await;
+            });
+        }
+        Effect::ExportReport(case_id) => {
+            tokio::spawn(async move {
+                let result = match plane(&context, &cell).await {
+                    Ok(plane) => match irf_engine::report::build(plane, &case_id).await {
+                        Ok(report) => {
+                            let path = format!("irf-report-{case_id}.md");
+                            std::fs::write(&path, report.to_markdown())
+                                .map(|()| path.clone())
+                                .map_err(|err| format!("{path}: {err}"))
+                        }
+                        Err(err) => Err(err.to_string()),
+                    },
+                    Err(err) => Err(err),
+                };
+                let _ = events.send(EngineEvent::ReportWritten(result)).await;
+            });
+        }
         Effect::LoadEvidence => {
             tokio::spawn(async move {
                 let result = match plane(&context, &cell).await {

@@ -1405,3 +1405,47 @@ fn the_evidence_view_lists_holds_and_asks_before_changing_one() {
     assert!(press(&mut read_only, "H").is_empty());
     assert_eq!(read_only.mode, Mode::Normal);
 }
+
+#[test]
+fn the_case_view_verifies_and_exports_and_shows_what_failed() {
+    use irf_engine::ledger::{CheckedItem, Verification};
+    let mut detail = running_detail();
+    detail.case.status = CaseStatus::Succeeded;
+    let case_id = detail.case.case_id.clone();
+    let mut app = case_app(detail);
+    assert_eq!(
+        press(&mut app, "V"),
+        vec![Effect::VerifyCase(case_id.clone())]
+    );
+    assert_eq!(
+        press(&mut app, "E"),
+        vec![Effect::ExportReport(case_id.clone())]
+    );
+    app.on_engine(EngineEvent::CaseVerified {
+        case_id: case_id.clone(),
+        result: Ok(Box::new(Verification {
+            case_id: case_id.clone(),
+            verified_at: "2026-11-28T10:00:00Z".into(),
+            items: vec![
+                CheckedItem {
+                    item: "ledger entry 1".into(),
+                    verified: true,
+                    detail: "case opened".into(),
+                },
+                CheckedItem {
+                    item: "cases/x/memory/i-1.lime".into(),
+                    verified: false,
+                    detail: "hashes to 00ff now, its manifest says 9f86".into(),
+                },
+            ],
+        })),
+    });
+    let screen = render(&app, &dark());
+    assert!(screen.contains("1 of 2 items NOT verified"), "{screen}");
+    assert!(
+        screen.contains("cases/x/memory/i-1.lime: hashes to 00ff now, its manifest says 9f86"),
+        "{screen}"
+    );
+    app.on_engine(EngineEvent::ReportWritten(Ok("irf-report-x.md".into())));
+    assert!(matches!(&app.status, Some(Status::Info(m)) if m.contains("irf-report-x.md")));
+}

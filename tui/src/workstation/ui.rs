@@ -902,6 +902,8 @@ fn key_hints(app: &App, theme: &Theme) -> Line<'static> {
             (KeyAction::Back, "cases"),
             (KeyAction::Down, "scroll artifacts"),
             (KeyAction::Refresh, "refresh"),
+            (KeyAction::VerifyCase, "verify"),
+            (KeyAction::ExportReport, "report"),
         ]),
         View::Approvals => hints.extend([
             (KeyAction::FilterMode, "filter"),
