@@ -133,6 +133,15 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
 
     // The ledger holds the case's story, chained and sealed.
     let actions: Vec<&str> = detail.ledger.iter().map(|e| e.action.as_str()).collect();
+    let snapshot = detail
+        .ledger
+        .iter()
+        .find(|e| e.action == "snapshot created")
+        .expect("the snapshot is in the ledger");
+    assert!(
+        !snapshot.request_ids.is_empty(),
+        "with EC2's request id: {snapshot:?}"
+    );
     for expected in [
         "case opened",
         "step prepare succeeded",

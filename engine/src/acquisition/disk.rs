@@ -42,7 +42,7 @@ pub async fn acquire(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     }
     let mut snapshots = Vec::new();
     for volume in &volumes {
-        snapshots.push((volume.clone(), snapshot(&ec2, case, volume).await?));
+        snapshots.push((volume.clone(), snapshot(plane, &ec2, case, volume).await?));
     }
     for (_, snapshot_id) in &snapshots {
         wait_completed(&ec2, case, snapshot_id).await?;
@@ -73,6 +73,7 @@ async fn attached_volumes(
 
 /// The case's snapshot of `volume`: an existing one (a retried step) or a new one.
 async fn snapshot(
+    plane: &Plane,
     ec2: &aws_sdk_ec2::Client,
     case: &Case,
     volume: &AttachedVolume,
@@ -121,9 +122,27 @@ async fn snapshot(
         .send()
         .await
         .map_err(|err| AwsError::from_sdk("ec2:CreateSnapshot", account, region, &err))?;
-    out.snapshot_id()
+    let snapshot_id = out
+        .snapshot_id()
         .map(str::to_owned)
-        .ok_or_else(|| StepError::failed("CreateSnapshot returned no snapshot id"))
+        .ok_or_else(|| StepError::failed("CreateSnapshot returned no snapshot id"))?;
+    use aws_types::request_id::RequestId;
+    crate::ledger::append(
+        plane,
+        &case.case_id,
+        crate::ledger::NewEntry {
+            action: "snapshot created".into(),
+            target: format!("{account}/{region}/{}", volume.volume_id),
+            request_ids: out.request_id().map(str::to_owned).into_iter().collect(),
+            detail: Some(format!(
+                "{snapshot_id} of {} ({})",
+                volume.volume_id, volume.device
+            )),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(snapshot_id)
 }
 
 async fn wait_completed(
