@@ -279,18 +279,7 @@ impl EvidenceBucket {
 
     /// Whether an object exists.
     pub async fn exists(&self, key: &str) -> Result<bool, AwsError> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
-            Err(err) => Err(self.site.error("s3:HeadObject", &err)),
-        }
+        Ok(self.lock_state(key).await?.is_some())
     }
 
     /// The object's Object Lock state: retention mode and date, legal hold; `None` when
