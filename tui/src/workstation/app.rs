@@ -201,6 +201,8 @@ pub enum Effect {
     ResolveFinding {
         finding: FindingRef,
         title: String,
+        /// The finding's instance: the change goes into the ledger of its latest case.
+        instance_id: Option<String>,
     },
     SetTheme(String),
     /// Opens a case for the instance and starts its acquisition (or joins its open case).
@@ -1153,6 +1155,7 @@ impl App {
             effect: Effect::ResolveFinding {
                 finding: FindingRef::from(finding),
                 title: finding.title.clone(),
+                instance_id: finding.instance_id.clone(),
             },
         });
     }

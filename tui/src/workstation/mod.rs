@@ -217,10 +217,14 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
                 let _ = events.send(EngineEvent::Findings(findings)).await;
             });
         }
-        Effect::ResolveFinding { finding, title } => {
+        Effect::ResolveFinding {
+            finding,
+            title,
+            instance_id,
+        } => {
             tokio::spawn(async move {
                 tracing::info!(finding = %finding.id, "resolving finding from the workstation");
-                let result = context
+                let mut result = context
                     .set_workflow_status(
                         std::slice::from_ref(&finding),
                         "RESOLVED",
@@ -229,6 +233,17 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
                     .await
                     .map(|_| title)
                     .map_err(|e| e.to_string());
+                // The change belongs to the custody of the instance's latest case, if any.
+                if let (Ok(_), Some(instance_id)) = (&result, instance_id)
+                    && let Ok(plane) = plane(&context, &cell).await
+                {
+                    let recorded = record_finding_update(plane, &instance_id, &finding.id).await;
+                    if let Err(err) = recorded {
+                        result = Err(format!(
+                            "the finding was resolved, but its case's ledger could not record it: {err}"
+                        ));
+                    }
+                }
                 let _ = events.send(EngineEvent::FindingResolved(result)).await;
             });
         }
@@ -399,6 +414,34 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
         // Themes are loaded by the loop itself: they belong to the terminal, not to AWS.
         Effect::SetTheme(_) => {}
     }
+}
+
+/// Appends "finding updated" to the ledger of the instance's latest case.
+async fn record_finding_update(
+    plane: &Plane,
+    instance_id: &str,
+    finding_id: &str,
+) -> Result<(), String> {
+    let cases = plane.table.cases().await.map_err(|err| err.to_string())?;
+    // Newest first: the latest case of the instance is the one the finding belongs with.
+    let Some(case) = cases
+        .into_iter()
+        .find(|c| c.subject.instance_id == instance_id)
+    else {
+        return Ok(());
+    };
+    irf_engine::ledger::append(
+        plane,
+        &case.case_id,
+        irf_engine::ledger::NewEntry::new(
+            "finding updated",
+            acquisition::subject_target(&case.subject),
+        )
+        .detail(format!("{finding_id}: workflow status RESOLVED")),
+    )
+    .await
+    .map(drop)
+    .map_err(|err| err.to_string())
 }
 
 /// Carries out an answered decision through the same engine calls as the CLI; the
