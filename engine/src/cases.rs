@@ -759,6 +759,38 @@ impl CaseTable {
         Ok(entries)
     }
 
+    /// The case's newest ledger entry (by key), read without the rest of the ledger.
+    pub async fn last_ledger_entry(
+        &self,
+        case_id: &CaseId,
+    ) -> Result<Option<crate::ledger::LedgerEntry>, CaseError> {
+        let pk = case_pk(case_id);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :ledger)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+            .expression_attribute_values(":ledger", AttributeValue::S(LEDGER_PREFIX.to_owned()))
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| self.site.error("dynamodb:Query", &err))?;
+        out.items()
+            .first()
+            .map(|item| {
+                let sk = item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                decode(item, &pk, &sk)
+            })
+            .transpose()
+    }
+
     /// Writes `entry` at its sequence unless another writer took that sequence first
     /// (`Ok(false)`: read the tail again and retry).
     pub async fn append_ledger(

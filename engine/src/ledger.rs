@@ -119,8 +119,9 @@ pub async fn append(
     entry: NewEntry,
 ) -> Result<LedgerEntry, CaseError> {
     for _ in 0..APPEND_ATTEMPTS {
-        let existing = plane.table.ledger(case_id).await?;
-        let (seq, prev) = existing.last().map_or((1, GENESIS.to_owned()), |last| {
+        // Only the tail is read: a long case's appends stay one small query each.
+        let last = plane.table.last_ledger_entry(case_id).await?;
+        let (seq, prev) = last.as_ref().map_or((1, GENESIS.to_owned()), |last| {
             (last.seq + 1, last.sha256.clone())
         });
         let mut next = LedgerEntry {
