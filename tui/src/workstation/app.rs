@@ -118,9 +118,16 @@ const TYPED_LIMIT: usize = 200;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     Normal,
-    Filter { input: String },
-    Command { input: String },
-    Help,
+    Filter {
+        input: String,
+    },
+    Command {
+        input: String,
+    },
+    /// The help overlay, scrolled down by `scroll` lines (it can be taller than the screen).
+    Help {
+        scroll: u16,
+    },
     Confirm(Confirmation),
     Typed(TypedPrompt),
 }
@@ -508,7 +515,23 @@ impl App {
                     vec![]
                 }
             },
-            Mode::Help => vec![],
+            // Movement keys scroll the help; any other key closes it.
+            Mode::Help { scroll } => {
+                match self.keymap.command(&key) {
+                    Some(KeyAction::Down | KeyAction::PageDown) => {
+                        self.mode = Mode::Help {
+                            scroll: scroll.saturating_add(1),
+                        };
+                    }
+                    Some(KeyAction::Up | KeyAction::PageUp) => {
+                        self.mode = Mode::Help {
+                            scroll: scroll.saturating_sub(1),
+                        };
+                    }
+                    _ => {}
+                }
+                vec![]
+            }
             Mode::Confirm(confirmation) => {
                 if self.read_only && confirmation.effect.is_mutating() {
                     // No dialog should offer a change in read-only mode; this guards other paths.
@@ -596,7 +619,7 @@ impl App {
         let page = self.page_rows() as isize;
         match command {
             KeyAction::Quit => self.should_quit = true,
-            KeyAction::Help => self.mode = Mode::Help,
+            KeyAction::Help => self.mode = Mode::Help { scroll: 0 },
             KeyAction::CommandMode => {
                 self.mode = Mode::Command {
                     input: String::new(),
@@ -1170,7 +1193,7 @@ impl App {
         }
         match word {
             "q" | "quit" => self.should_quit = true,
-            "help" | "h" => self.mode = Mode::Help,
+            "help" | "h" => self.mode = Mode::Help { scroll: 0 },
             "refresh" => return self.refresh(true),
             "theme" => match words.next() {
                 Some(name) => return vec![Effect::SetTheme(name.to_owned())],

@@ -1449,3 +1449,24 @@ fn the_case_view_verifies_and_exports_and_shows_what_failed() {
     app.on_engine(EngineEvent::ReportWritten(Ok("irf-report-x.md".into())));
     assert!(matches!(&app.status, Some(Status::Info(m)) if m.contains("irf-report-x.md")));
 }
+
+#[test]
+fn the_help_scrolls_when_it_is_taller_than_the_screen() {
+    let mut app = loaded_app(false);
+    app.handle(Input::Resize {
+        width: 120,
+        height: 24,
+    });
+    press(&mut app, "?");
+    let screen = render(&app, &dark());
+    assert!(screen.contains("j/k scroll"), "{screen}");
+    assert!(!screen.contains("red keys change things"), "{screen}");
+    for _ in 0..20 {
+        press(&mut app, "j");
+    }
+    let screen = render(&app, &dark());
+    assert!(screen.contains("red keys change things"), "{screen}");
+    assert!(matches!(app.mode, Mode::Help { .. }));
+    press(&mut app, "x");
+    assert_eq!(app.mode, Mode::Normal, "any other key closes it");
+}

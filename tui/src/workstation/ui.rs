@@ -62,7 +62,7 @@ fn areas(app: &App) -> Areas {
 fn footer_error(app: &App) -> Option<String> {
     match (&app.mode, &app.status) {
         (
-            Mode::Normal | Mode::Help | Mode::Confirm(_) | Mode::Typed(_),
+            Mode::Normal | Mode::Help { .. } | Mode::Confirm(_) | Mode::Typed(_),
             Some(Status::Error(message)),
         ) => Some(escape_untrusted(first_line(message))),
         _ => None,
@@ -110,7 +110,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     }
     draw_footer(frame, areas.footer, app, theme);
     match &app.mode {
-        Mode::Help => draw_help(frame, app, theme),
+        Mode::Help { scroll } => draw_help(frame, app, theme, *scroll),
         Mode::Confirm(confirmation) => {
             draw_confirm(frame, &confirmation.title, &confirmation.lines, theme);
         }
@@ -973,7 +973,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
-fn draw_help(frame: &mut Frame, app: &App, theme: &Theme) {
+fn draw_help(frame: &mut Frame, app: &App, theme: &Theme, scroll: u16) {
     let help = app.keymap.help();
     let mut lines: Vec<Line> = help
         .iter()
@@ -1000,16 +1000,22 @@ fn draw_help(frame: &mut Frame, app: &App, theme: &Theme) {
         theme.style("text.dim"),
     ));
     let area = centered(frame.area(), 100, lines.len() as u16 + 2);
+    // Taller than the screen: j/k scroll it, and the title says so.
+    let overflow = (lines.len() as u16 + 2).saturating_sub(area.height);
+    let title = if overflow > 0 {
+        " help (j/k scroll, any other key closes) "
+    } else {
+        " help (any key closes) "
+    };
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(lines).block(
-            Block::bordered()
-                .title(Span::styled(
-                    " help (any key closes) ",
-                    theme.style("header.title"),
-                ))
-                .border_style(theme.style("border.focus")),
-        ),
+        Paragraph::new(lines)
+            .scroll((scroll.min(overflow), 0))
+            .block(
+                Block::bordered()
+                    .title(Span::styled(title, theme.style("header.title")))
+                    .border_style(theme.style("border.focus")),
+            ),
         area,
     );
 }
