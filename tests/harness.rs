@@ -93,6 +93,22 @@ pub fn lab() -> &'static LabState {
     .state
 }
 
+/// The seeded suspect: the instance whose root volume holds the planted indicators.
+pub fn suspect(state: &LabState) -> &irf_engine::lab::seed::LabInstance {
+    let disk = state
+        .seeded
+        .disks
+        .iter()
+        .find(|d| !d.planted.is_empty())
+        .expect("the suspect's disk");
+    state
+        .seeded
+        .instances
+        .iter()
+        .find(|i| i.id == disk.instance_id)
+        .expect("the suspect instance")
+}
+
 /// The environment that points irf (and the AWS CLI) at `state`'s lab as the Security account.
 pub fn lab_env(state: &LabState) -> [(&str, &str); 5] {
     [

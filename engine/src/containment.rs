@@ -357,30 +357,9 @@ async fn read_current(
             })
         })
         .collect();
-    let associations = member
-        .ec2
-        .describe_iam_instance_profile_associations()
-        .filters(filter("instance-id", id))
-        .send()
-        .await
-        .map_err(|err| {
-            member
-                .site
-                .error("ec2:DescribeIamInstanceProfileAssociations", &err)
-        })?;
-    let association = associations
-        .iam_instance_profile_associations()
-        .iter()
-        .find(|a| {
-            matches!(
-                a.state(),
-                Some(
-                    aws_sdk_ec2::types::IamInstanceProfileAssociationState::Associated
-                        | aws_sdk_ec2::types::IamInstanceProfileAssociationState::Associating
-                )
-            )
-        });
+    let association = profile_association(&member.ec2, &member.site, id).await?;
     let profile_arn = association
+        .as_ref()
         .and_then(|a| a.iam_instance_profile())
         .and_then(|p| p.arn())
         .map(str::to_owned);
@@ -398,17 +377,7 @@ async fn read_current(
         None => None,
     };
     let role_policies = role_policies(member, role_name.as_deref()).await?;
-    let protection = member
-        .ec2
-        .describe_instance_attribute()
-        .instance_id(id)
-        .attribute(aws_sdk_ec2::types::InstanceAttributeName::DisableApiTermination)
-        .send()
-        .await
-        .map_err(|err| member.site.error("ec2:DescribeInstanceAttribute", &err))?
-        .disable_api_termination()
-        .and_then(|v| v.value())
-        .unwrap_or(false);
+    let protection = termination_protection(&member.ec2, &member.site, id).await?;
     let autoscaling_group = member
         .autoscaling
         .describe_auto_scaling_instances()
@@ -453,6 +422,7 @@ async fn read_current(
                 .collect(),
         },
         association_id: association
+            .as_ref()
             .and_then(|a| a.association_id())
             .map(str::to_owned),
         role_policies,
@@ -1096,38 +1066,7 @@ impl Run<'_> {
             let spec = aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
                 .name(&plan.profile_after)
                 .build();
-            let result = match &current.association_id {
-                Some(association) => ec2
-                    .replace_iam_instance_profile_association()
-                    .association_id(association)
-                    .iam_instance_profile(spec)
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|err| {
-                        (
-                            site.error("ec2:ReplaceIamInstanceProfileAssociation", &err),
-                            err.as_service_error()
-                                .and_then(|e| e.code())
-                                .map(str::to_owned),
-                        )
-                    }),
-                None => ec2
-                    .associate_iam_instance_profile()
-                    .instance_id(id)
-                    .iam_instance_profile(spec)
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|err| {
-                        (
-                            site.error("ec2:AssociateIamInstanceProfile", &err),
-                            err.as_service_error()
-                                .and_then(|e| e.code())
-                                .map(str::to_owned),
-                        )
-                    }),
-            };
+            let result = set_profile(ec2, site, id, current.association_id.as_deref(), spec).await;
             if let Err((err, code)) = result {
                 // EC2 names a profile it cannot find as an invalid parameter.
                 if matches!(
@@ -1243,30 +1182,14 @@ impl Run<'_> {
         }
         if current.state.profile_arn != original.profile_arn {
             match (&original.profile_arn, &current.association_id) {
-                (Some(arn), Some(association)) => ec2
-                    .replace_iam_instance_profile_association()
-                    .association_id(association)
-                    .iam_instance_profile(
-                        aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
-                            .arn(arn)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|err| site.error("ec2:ReplaceIamInstanceProfileAssociation", &err))?,
-                (Some(arn), None) => ec2
-                    .associate_iam_instance_profile()
-                    .instance_id(id)
-                    .iam_instance_profile(
-                        aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
-                            .arn(arn)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|err| site.error("ec2:AssociateIamInstanceProfile", &err))?,
+                (Some(arn), association) => {
+                    let spec = aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                        .arn(arn)
+                        .build();
+                    set_profile(ec2, site, id, association.as_deref(), spec)
+                        .await
+                        .map_err(|(err, _)| err)?;
+                }
                 (None, Some(association)) => ec2
                     .disassociate_iam_instance_profile()
                     .association_id(association)
@@ -1357,6 +1280,88 @@ impl Run<'_> {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// The instance's current instance-profile association, if it has one.
+pub(crate) async fn profile_association(
+    ec2: &aws_sdk_ec2::Client,
+    site: &CallSite,
+    instance_id: &str,
+) -> Result<Option<aws_sdk_ec2::types::IamInstanceProfileAssociation>, AwsError> {
+    use aws_sdk_ec2::types::IamInstanceProfileAssociationState as State;
+    let out = ec2
+        .describe_iam_instance_profile_associations()
+        .filters(filter("instance-id", instance_id))
+        .send()
+        .await
+        .map_err(|err| site.error("ec2:DescribeIamInstanceProfileAssociations", &err))?;
+    Ok(out
+        .iam_instance_profile_associations()
+        .iter()
+        .find(|a| matches!(a.state(), Some(State::Associated | State::Associating)))
+        .cloned())
+}
+
+/// Whether termination protection of `instance_id` is on.
+pub(crate) async fn termination_protection(
+    ec2: &aws_sdk_ec2::Client,
+    site: &CallSite,
+    instance_id: &str,
+) -> Result<bool, AwsError> {
+    Ok(ec2
+        .describe_instance_attribute()
+        .instance_id(instance_id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::DisableApiTermination)
+        .send()
+        .await
+        .map_err(|err| site.error("ec2:DescribeInstanceAttribute", &err))?
+        .disable_api_termination()
+        .and_then(|v| v.value())
+        .unwrap_or(false))
+}
+
+/// Gives the instance `spec` as its profile: replaces its association, or associates one.
+/// A failure carries EC2's error code, so the caller can name a missing profile.
+async fn set_profile(
+    ec2: &aws_sdk_ec2::Client,
+    site: &CallSite,
+    instance_id: &str,
+    association_id: Option<&str>,
+    spec: aws_sdk_ec2::types::IamInstanceProfileSpecification,
+) -> Result<(), (AwsError, Option<String>)> {
+    fn coded<E, R>(
+        site: &CallSite,
+        operation: &'static str,
+        err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    ) -> (AwsError, Option<String>)
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let code = err
+            .as_service_error()
+            .and_then(|e| e.code())
+            .map(str::to_owned);
+        (site.error(operation, &err), code)
+    }
+    match association_id {
+        Some(association) => ec2
+            .replace_iam_instance_profile_association()
+            .association_id(association)
+            .iam_instance_profile(spec)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|err| coded(site, "ec2:ReplaceIamInstanceProfileAssociation", err)),
+        None => ec2
+            .associate_iam_instance_profile()
+            .instance_id(instance_id)
+            .iam_instance_profile(spec)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|err| coded(site, "ec2:AssociateIamInstanceProfile", err)),
     }
 }
 

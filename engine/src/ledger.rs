@@ -138,13 +138,29 @@ pub async fn append(
         };
         next.sha256 = next.digest();
         if plane.table.append_ledger(case_id, &next).await? {
-            seal(plane, case_id).await?;
+            seal_after(plane, case_id, &next).await?;
             return Ok(next);
         }
     }
     Err(CaseError::Aws(crate::aws::AwsError::Other(format!(
         "the ledger of case {case_id} kept moving under {APPEND_ATTEMPTS} attempts to append to it"
     ))))
+}
+
+/// Seals `entry`, just appended: on its own when the entry before it is sealed (the usual
+/// case), else with every other entry still waiting.
+async fn seal_after(plane: &Plane, case_id: &CaseId, entry: &LedgerEntry) -> Result<(), CaseError> {
+    let Some(evidence) = &plane.evidence else {
+        return Ok(());
+    };
+    if entry.seq == 1 || evidence.exists(&sealed_key(case_id, entry.seq - 1)).await? {
+        evidence
+            .put_json(&sealed_key(case_id, entry.seq), entry)
+            .await?;
+        Ok(())
+    } else {
+        seal(plane, case_id).await
+    }
 }
 
 /// Writes every entry not yet in the evidence bucket there, newest last. A plane without an
@@ -315,6 +331,15 @@ pub fn check_chain(entries: &[LedgerEntry]) -> Vec<CheckedItem> {
 /// artifact re-hashed from the evidence bucket against its manifest and the ledger.
 pub async fn verify(plane: &Plane, case_id: &CaseId) -> Result<Verification, CaseError> {
     let detail = plane.table.detail(case_id).await?;
+    verify_detail(plane, &detail).await
+}
+
+/// [`verify`] of a case detail already read.
+pub async fn verify_detail(
+    plane: &Plane,
+    detail: &crate::cases::CaseDetail,
+) -> Result<Verification, CaseError> {
+    let case_id = &detail.case.case_id;
     let evidence = plane.evidence.as_ref().ok_or_else(|| {
         CaseError::Aws(crate::aws::AwsError::Other(
             "evidence.bucket is not set: verification re-reads the evidence bucket".into(),

@@ -44,8 +44,8 @@ pub struct CaseReport {
 
 /// Builds the report of `case_id`, verifying the case as it does.
 pub async fn build(plane: &Plane, case_id: &CaseId) -> Result<CaseReport, CaseError> {
-    let verification = crate::ledger::verify(plane, case_id).await?;
     let detail = plane.table.detail(case_id).await?;
+    let verification = crate::ledger::verify_detail(plane, &detail).await?;
     Ok(CaseReport {
         report_version: REPORT_VERSION,
         generated_at: now_rfc3339(),

@@ -167,7 +167,7 @@ fn instance_ref(instance: &LabInstance) -> InstanceRef {
 /// suspect, one per test that needs one.
 fn bystander(index: usize) -> InstanceRef {
     let state = lab();
-    let suspect = suspect_id();
+    let suspect = irf_e2e::suspect(lab()).id.clone();
     let managed: Vec<_> = state
         .seeded
         .members
@@ -189,27 +189,8 @@ fn bystander(index: usize) -> InstanceRef {
     instance_ref(candidates[index])
 }
 
-fn suspect_id() -> String {
-    lab()
-        .seeded
-        .disks
-        .iter()
-        .find(|d| !d.planted.is_empty())
-        .expect("the suspect's disk")
-        .instance_id
-        .clone()
-}
-
 fn suspect() -> InstanceRef {
-    let id = suspect_id();
-    instance_ref(
-        lab()
-            .seeded
-            .instances
-            .iter()
-            .find(|i| i.id == id)
-            .expect("suspect instance"),
-    )
+    instance_ref(irf_e2e::suspect(lab()))
 }
 
 async fn plane() -> (Arc<AwsContext>, Plane) {
@@ -1002,9 +983,13 @@ async fn keeping_ssm_allows_https_to_the_ssm_endpoints_only() {
         (Some(443), Some(443))
     );
     assert!(egress[0].ip_ranges().is_empty(), "no address ranges");
+    let pairs = egress[0].user_id_group_pairs();
     assert!(
-        egress[0]
-            .user_id_group_pairs()
+        !pairs.is_empty(),
+        "egress names the endpoint group: {egress:?}"
+    );
+    assert!(
+        pairs
             .iter()
             .all(|pair| pair.group_id() == Some(endpoint_group.as_str()))
     );

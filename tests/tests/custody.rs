@@ -88,20 +88,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     let state = lab();
     let ctx = context().await;
     let plane = Plane::connect(ctx.clone()).await.expect("plane");
-    let suspect_id = state
-        .seeded
-        .disks
-        .iter()
-        .find(|d| !d.planted.is_empty())
-        .expect("the suspect's disk")
-        .instance_id
-        .clone();
-    let suspect = state
-        .seeded
-        .instances
-        .iter()
-        .find(|i| i.id == suspect_id)
-        .expect("suspect");
+    let suspect = irf_e2e::suspect(state);
     let opened = acquisition::start(
         &plane,
         CaseSubject {

@@ -305,16 +305,11 @@ pub async fn pre_incident_state(
     let region = &case.subject.region;
     let id = &case.subject.instance_id;
     let instance = super::describe_instance(ec2, &case.subject).await?;
-    let protection = ec2
-        .describe_instance_attribute()
-        .instance_id(id)
-        .attribute(aws_sdk_ec2::types::InstanceAttributeName::DisableApiTermination)
-        .send()
-        .await
-        .map_err(|err| AwsError::from_sdk("ec2:DescribeInstanceAttribute", account, region, &err))?
-        .disable_api_termination()
-        .and_then(|v| v.value())
-        .unwrap_or(false);
+    let site = crate::aws::CallSite {
+        account: account.to_owned(),
+        region: region.to_owned(),
+    };
+    let protection = crate::containment::termination_protection(ec2, &site, id).await?;
     let addresses = ec2
         .describe_addresses()
         .filters(
@@ -326,34 +321,8 @@ pub async fn pre_incident_state(
         .send()
         .await
         .map_err(|err| AwsError::from_sdk("ec2:DescribeAddresses", account, region, &err))?;
-    let associations = ec2
-        .describe_iam_instance_profile_associations()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("instance-id")
-                .values(id)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|err| {
-            AwsError::from_sdk(
-                "ec2:DescribeIamInstanceProfileAssociations",
-                account,
-                region,
-                &err,
-            )
-        })?;
-    let association = associations
-        .iam_instance_profile_associations()
-        .iter()
-        .find(|a| {
-            matches!(
-                a.state(),
-                Some(aws_sdk_ec2::types::IamInstanceProfileAssociationState::Associated)
-                    | Some(aws_sdk_ec2::types::IamInstanceProfileAssociationState::Associating)
-            )
-        });
+    let association = crate::containment::profile_association(ec2, &site, id).await?;
+    let association = association.as_ref();
     let tags: std::collections::BTreeMap<String, String> = instance
         .tags()
         .iter()

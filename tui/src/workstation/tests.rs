@@ -1355,6 +1355,11 @@ fn evidence_item(key: &str, held: bool) -> irf_engine::ledger::EvidenceItem {
 #[test]
 fn the_evidence_view_lists_holds_and_asks_before_changing_one() {
     let mut app = loaded_app(false);
+    // Wide enough for the key column, where the hostile key must show escaped.
+    app.handle(Input::Resize {
+        width: 230,
+        height: 32,
+    });
     assert_eq!(press(&mut app, "6"), vec![Effect::LoadEvidence]);
     app.on_engine(EngineEvent::Evidence(Ok(vec![
         evidence_item("cases/a/disk/vol-1.raw", false),
@@ -1365,6 +1370,10 @@ fn the_evidence_view_lists_holds_and_asks_before_changing_one() {
     assert!(screen.contains("COMPLIANCE"), "{screen}");
     assert!(screen.contains("HOLD"), "{screen}");
     assert!(!screen.contains('\u{1b}'), "escaped: {screen}");
+    assert!(
+        screen.contains("i-1.lime\\e[2J"),
+        "the key is shown escaped: {screen}"
+    );
     let selected = app
         .evidence
         .selected()
