@@ -183,6 +183,15 @@ pub struct AnalysisConfig {
     pub subnet_ids: Vec<String>,
     pub instance_profile: Option<String>,
     pub image_pipeline_arn: Option<String>,
+    /// The analysis hosts' security group (template 1's AnalysisSecurityGroupId).
+    #[serde(default)]
+    pub security_group_id: Option<String>,
+    /// The instance type of analysis hosts when none is asked for.
+    #[serde(default)]
+    pub instance_type: Option<String>,
+    /// KMS key for analysis hosts' volumes; the account's EBS default key when unset.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
 }
 
 /// How irf talks to AWS.

@@ -1,6 +1,7 @@
 //! irf's engine: every AWS call and all domain logic, behind domain types and event streams.
 
 pub mod acquisition;
+pub mod analysis;
 pub mod aws;
 pub mod cases;
 pub mod config;

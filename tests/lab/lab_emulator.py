@@ -33,6 +33,17 @@ unchanged against it:
   the SSM agent, claiming them (GET /irf-lab/ssm/pending) and reporting their end (POST
   /irf-lab/ssm/result). GetCommandInvocation, ListCommandInvocations and ListCommands
   report them as AWS does, delivery and execution timeouts included.
+* EC2 Image Builder (moto has none): the pipelines the lab registers (POST
+  /irf-lab/imagebuilder/pipelines) answer GetImagePipeline, ListImagePipelineImages and
+  StartImagePipelineExecution. A build goes PENDING, BUILDING, TESTING, DISTRIBUTING in
+  its first seconds and is AVAILABLE after `build_seconds`, when its AMI is registered in
+  the pipeline's account, as the pipeline's distribution would.
+* Session Manager StartSession / TerminateSession / DescribeSessions (moto raises
+  NotImplementedError): a session to a managed, running instance gets a token and a stream
+  URL on the agent the lab runtime registered (POST /irf-lab/ssm/agent {"stream_url"}); the
+  runtime redeems the token (POST /irf-lab/ssm/session/claim {"session_id", "token"}) and
+  reports the end (POST /irf-lab/ssm/session/end {"session_id"}). Without a registered agent
+  the target is not connected, as an instance without its agent is in AWS.
 * An optional fixed latency in front of every AWS call (not the /moto-api/ and
   /irf-lab/ control planes), so benchmarks can see what concurrency buys.
 * With --watch-stdin the process exits when its standard input closes, which
@@ -239,6 +250,238 @@ def _describe_instance_information(account: str, region: str, request: dict) -> 
                 }
             )
     return {"InstanceInformationList": items}
+
+
+def _is_managed(backend, instance) -> bool:
+    return bool(instance.iam_instance_profile) or instance.id in _associated_instances(backend)
+
+
+def _find_instance(backend, instance_id: str):
+    for reservation in backend.reservations.values():
+        for instance in reservation.instances:
+            if instance.id == instance_id:
+                return instance
+    return None
+
+
+def _iso_seconds(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+class _ImageBuilder:
+    """The Image Builder pipelines of the lab and their builds.
+
+    Each image is {"version", "build", "started", "status", "ami", "build_type"}; its state
+    follows from the time since it started, and a timer registers its AMI when it is done.
+    """
+
+    # Shares of the build time spent in each state before AVAILABLE.
+    PHASES = (("PENDING", 0.1), ("BUILDING", 0.6), ("TESTING", 0.8), ("DISTRIBUTING", 1.0))
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.pipelines = {}
+
+    def register(self, request: dict) -> dict:
+        account, region, name = request["account"], request["region"], request["name"]
+        arn = f"arn:aws:imagebuilder:{region}:{account}:image-pipeline/{name}"
+        now = time.time()
+        pipeline = {
+            "account": account, "region": region, "name": name, "arn": arn,
+            "recipe": f"arn:aws:imagebuilder:{region}:{account}:image-recipe/{name}/{request.get('recipe_version', '1.0.0')}",
+            "version": request.get("recipe_version", "1.0.0"),
+            "schedule": request.get("schedule", "cron(0 6 ? * MON *)"),
+            "build_seconds": float(request.get("build_seconds", 8)),
+            "created": now, "last_run": None, "images": [],
+        }
+        with self.lock:
+            self.pipelines[arn] = pipeline
+        for _ in range(int(request.get("built", 0))):
+            self._start(pipeline, "SCHEDULED", started=now - pipeline["build_seconds"] - 1)
+        return {"arn": arn}
+
+    def _pipeline(self, account: str, region: str, arn) -> dict:
+        pipeline = self.pipelines.get(arn or "")
+        if pipeline is None or (pipeline["account"], pipeline["region"]) != (account, region):
+            raise _Refusal("404 Not Found", "ResourceNotFoundException",
+                           f"The resource ARN '{arn}' does not exist in account {account}, region {region}.")
+        return pipeline
+
+    def _start(self, pipeline: dict, build_type: str, started: float) -> dict:
+        with self.lock:
+            image = {
+                "version": pipeline["version"], "build": len(pipeline["images"]) + 1,
+                "started": started, "status": None, "ami": None, "build_type": build_type,
+            }
+            pipeline["images"].append(image)
+            pipeline["last_run"] = started
+        remaining = started + pipeline["build_seconds"] - time.time()
+        if remaining <= 0:
+            self._finish(pipeline, image)
+        else:
+            timer = threading.Timer(remaining, self._finish, args=(pipeline, image))
+            timer.daemon = True
+            timer.start()
+        return image
+
+    def _finish(self, pipeline: dict, image: dict) -> None:
+        backend = ec2_backends[pipeline["account"]][pipeline["region"]]
+        name = f"{pipeline['name']}-{image['version']}-{image['build']}"
+        ami = backend.register_image(name=name, description=f"{pipeline['name']} {image['version']}/{image['build']}")
+        backend.create_tags([ami.id], {"Name": name, "irf:image-pipeline": pipeline["name"],
+                                       "irf:image-version": f"{image['version']}/{image['build']}"})
+        with self.lock:
+            image["ami"] = ami.id
+            image["status"] = "AVAILABLE"
+
+    def _status(self, pipeline: dict, image: dict) -> str:
+        if image["status"]:
+            return image["status"]
+        share = (time.time() - image["started"]) / max(pipeline["build_seconds"], 0.001)
+        for status, until in self.PHASES:
+            if share < until:
+                return status
+        return "DISTRIBUTING"  # done, the timer is registering the AMI
+
+    def _arn(self, pipeline: dict, image: dict) -> str:
+        return (f"arn:aws:imagebuilder:{pipeline['region']}:{pipeline['account']}:image/"
+                f"{pipeline['name']}/{image['version']}/{image['build']}")
+
+    def get_pipeline(self, account: str, region: str, query: dict) -> dict:
+        pipeline = self._pipeline(account, region, (query.get("imagePipelineArn") or [None])[0])
+        # The schedule's next run: the next Monday 06:00 UTC (the template's default cron).
+        now = datetime.datetime.now(datetime.timezone.utc)
+        days = (7 - now.weekday()) % 7 or (7 if now.hour >= 6 else 0)
+        next_run = (now + datetime.timedelta(days=days)).replace(hour=6, minute=0, second=0, microsecond=0)
+        body = {
+            "arn": pipeline["arn"], "name": pipeline["name"], "platform": "Linux",
+            "description": "SANS SIFT analysis workstation",
+            "imageRecipeArn": pipeline["recipe"], "status": "ENABLED",
+            "schedule": {"scheduleExpression": pipeline["schedule"],
+                         "pipelineExecutionStartCondition": "EXPRESSION_MATCH_ONLY"},
+            "dateCreated": _iso_seconds(pipeline["created"]),
+            "dateNextRun": next_run.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        }
+        if pipeline["last_run"] is not None:
+            body["dateLastRun"] = _iso_seconds(pipeline["last_run"])
+        return {"requestId": str(uuid.uuid4()), "imagePipeline": body}
+
+    def list_images(self, account: str, region: str, request: dict) -> dict:
+        pipeline = self._pipeline(account, region, request.get("imagePipelineArn"))
+        summaries = []
+        with self.lock:
+            images = list(pipeline["images"])
+        for image in images:
+            status = self._status(pipeline, image)
+            summary = {
+                "arn": self._arn(pipeline, image), "name": pipeline["name"], "type": "AMI",
+                "version": f"{image['version']}/{image['build']}", "platform": "Linux",
+                "osVersion": "Ubuntu 22", "state": {"status": status}, "owner": account,
+                "dateCreated": _iso_seconds(image["started"]), "buildType": image["build_type"],
+                "imageSource": "CUSTOM", "outputResources": {"amis": []},
+            }
+            if image["ami"]:
+                summary["outputResources"]["amis"].append({
+                    "region": region, "image": image["ami"], "accountId": account,
+                    "name": f"{pipeline['name']}-{image['version']}-{image['build']}",
+                })
+            summaries.append(summary)
+        return {"requestId": str(uuid.uuid4()), "imageSummaryList": summaries}
+
+    def start(self, account: str, region: str, request: dict) -> dict:
+        pipeline = self._pipeline(account, region, request.get("imagePipelineArn"))
+        if not request.get("clientToken"):
+            raise _Refusal("400 Bad Request", "InvalidRequestException", "clientToken is required")
+        image = self._start(pipeline, "USER_INITIATED", started=time.time())
+        return {"requestId": str(uuid.uuid4()), "clientToken": request["clientToken"],
+                "imageBuildVersionArn": self._arn(pipeline, image)}
+
+
+class _Sessions:
+    """Session Manager sessions, whose agent side the lab runtime plays."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.agent_url = None
+        self.sessions = {}
+
+    def register_agent(self, request: dict) -> dict:
+        with self.lock:
+            self.agent_url = request.get("stream_url")
+        return {"stream_url": self.agent_url}
+
+    def start(self, account: str, region: str, request: dict, caller: str) -> dict:
+        target = request.get("Target", "")
+        backend = ec2_backends[account][region]
+        instance = _find_instance(backend, target)
+        if instance is None or instance.state != "running" or not _is_managed(backend, instance):
+            raise _Refusal("400 Bad Request", "TargetNotConnected", f"{target} is not connected.")
+        with self.lock:
+            if not self.agent_url:
+                raise _Refusal("400 Bad Request", "TargetNotConnected", f"{target} is not connected.")
+            session_id = f"{caller}-{uuid.uuid4().hex[:17]}"
+            token = base64.b64encode(os.urandom(48)).decode()
+            self.sessions[session_id] = {
+                "account": account, "region": region, "target": target, "token": token,
+                "document": request.get("DocumentName") or "SSM-SessionManagerRunShell",
+                "parameters": request.get("Parameters") or {}, "owner": caller,
+                "status": "Connecting", "started": time.time(), "ended": None, "claimed": False,
+            }
+            url = f"{self.agent_url}/v1/data-channel/{session_id}?role=publish_subscribe"
+        return {"SessionId": session_id, "TokenValue": token, "StreamUrl": url}
+
+    def claim(self, request: dict) -> dict:
+        with self.lock:
+            session = self.sessions.get(request.get("session_id", ""))
+            if session is None or session["claimed"] or session["status"] != "Connecting" \
+                    or not hmac.compare_digest(session["token"], request.get("token", "")):
+                raise _Refusal("403 Forbidden", "InvalidToken", "unknown session or token")
+            session.update(claimed=True, status="Connected")
+            return {k: session[k] for k in ("account", "region", "target", "document", "parameters")}
+
+    def end(self, request: dict) -> dict:
+        with self.lock:
+            session = self.sessions.get(request.get("session_id", ""))
+            if session is not None and session["ended"] is None:
+                session.update(status="Terminated", ended=time.time())
+        return {}
+
+    def terminate(self, account: str, region: str, request: dict) -> dict:
+        session_id = request.get("SessionId", "")
+        with self.lock:
+            session = self.sessions.get(session_id)
+            if session is not None and (session["account"], session["region"]) == (account, region) \
+                    and session["ended"] is None:
+                session.update(status="Terminated", ended=time.time())
+        return {"SessionId": session_id}
+
+    def describe(self, account: str, region: str, request: dict) -> dict:
+        state = request.get("State", "Active")
+        listed = []
+        with self.lock:
+            for session_id, session in self.sessions.items():
+                if (session["account"], session["region"]) != (account, region):
+                    continue
+                active = session["ended"] is None
+                if (state == "Active") != active:
+                    continue
+                item = {"SessionId": session_id, "Target": session["target"], "Status": session["status"],
+                        "StartDate": session["started"], "Owner": session["owner"],
+                        "DocumentName": session["document"]}
+                if session["ended"] is not None:
+                    item["EndDate"] = session["ended"]
+                listed.append(item)
+        return {"Sessions": listed}
+
+
+def _caller_name(environ, access_key: str) -> str:
+    """The session name of an assumed role, else the access key: AWS names sessions after the caller."""
+    from moto.sts.models import sts_backends
+
+    for role in sts_backends[get_account_id_from(access_key)]["aws"].assumed_roles:
+        if role.access_key_id == access_key:
+            return role.session_name
+    return access_key
 
 
 def _batch_update_findings(account: str, region: str, request: dict) -> dict:
@@ -759,6 +1002,8 @@ class _StandIns:
         self.images = _VolumeImages()
         self.events = _TagEvents()
         self.commands = _RunCommand()
+        self.builder = _ImageBuilder()
+        self.sessions = _Sessions()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -786,6 +1031,15 @@ class _StandIns:
             handler, content_type = self.commands.list_invocations, "application/x-amz-json-1.1"
         elif service == "ssm" and target == "AmazonSSM.ListCommands":
             handler, content_type = self.commands.list_commands, "application/x-amz-json-1.1"
+        elif service == "ssm" and target == "AmazonSSM.StartSession":
+            caller = _caller_name(environ, access_key)
+            handler, content_type = (lambda a, r, q: self.sessions.start(a, r, q, caller)), "application/x-amz-json-1.1"
+        elif service == "ssm" and target == "AmazonSSM.TerminateSession":
+            handler, content_type = self.sessions.terminate, "application/x-amz-json-1.1"
+        elif service == "ssm" and target == "AmazonSSM.DescribeSessions":
+            handler, content_type = self.sessions.describe, "application/x-amz-json-1.1"
+        elif service == "imagebuilder":
+            return self._imagebuilder(environ, start_response, account, region, path, method)
         elif service == "securityhub" and path == "/findings/batchupdate" and method == "PATCH":
             handler, content_type = _batch_update_findings, "application/json"
         if handler is not None:
@@ -812,11 +1066,35 @@ class _StandIns:
                 result = self.commands.claim()
             elif path == "/irf-lab/ssm/result" and method == "POST":
                 result = self.commands.finish(_json_body(environ))
+            elif path == "/irf-lab/ssm/agent" and method == "POST":
+                result = self.sessions.register_agent(_json_body(environ))
+            elif path == "/irf-lab/ssm/session/claim" and method == "POST":
+                result = self.sessions.claim(_json_body(environ))
+            elif path == "/irf-lab/ssm/session/end" and method == "POST":
+                result = self.sessions.end(_json_body(environ))
+            elif path == "/irf-lab/imagebuilder/pipelines" and method == "POST":
+                result = self.builder.register(_json_body(environ))
             else:
                 raise _Refusal("404 Not Found", "NotFound", f"no lab endpoint {method} {path}")
         except _Refusal as refusal:
             body = json.dumps({"error": refusal.code, "message": refusal.message}).encode()
             return _answer(start_response, refusal.status, body, "application/json")
+        return _answer(start_response, "200 OK", json.dumps(result).encode(), "application/json")
+
+    def _imagebuilder(self, environ, start_response, account, region, path, method):
+        try:
+            if path == "/GetImagePipeline" and method == "GET":
+                result = self.builder.get_pipeline(account, region, parse_qs(environ.get("QUERY_STRING", "")))
+            elif path == "/ListImagePipelineImages" and method == "POST":
+                result = self.builder.list_images(account, region, _json_body(environ))
+            elif path == "/StartImagePipelineExecution" and method == "PUT":
+                result = self.builder.start(account, region, _json_body(environ))
+            else:
+                raise _Refusal("400 Bad Request", "InvalidRequestException",
+                               f"the lab's Image Builder does not serve {method} {path}")
+        except _Refusal as refusal:
+            return _answer(start_response, refusal.status, json.dumps({"message": refusal.message}).encode(),
+                           "application/json", [("x-amzn-ErrorType", refusal.code)])
         return _answer(start_response, "200 OK", json.dumps(result).encode(), "application/json")
 
     def _ebs(self, environ, start_response, account, region, path):

@@ -64,7 +64,6 @@ pub enum Command {
         #[arg(long)]
         filter: Option<String>,
     },
-    /// Security Hub findings from the Security account's aggregator.
     /// Start (or join) the acquisition workflow for an instance.
     Acquire(AcquireArgs),
     /// List the cases of the case table, newest first.
@@ -145,6 +144,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The SIFT image pipeline: its images (version, state, build date, AMI per region),
+    /// its last and next run; `build` starts a build.
+    Images {
+        #[command(subcommand)]
+        command: Option<ImagesCommand>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Analysis hosts in the Analysis VPC: list them, launch one for a case with its
+    /// evidence, terminate one.
+    Hosts {
+        #[command(subcommand)]
+        command: Option<HostsCommand>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A Session Manager shell on an analysis host, or (`forward`) one of its ports here.
+    Session(SessionArgs),
     /// Capture memory on this host into pre-signed upload URLs (run by the workflow on a
     /// suspect host through SSM).
     #[command(hide = true)]
@@ -156,6 +173,7 @@ pub enum Command {
         #[arg(long)]
         plan: PathBuf,
     },
+    /// Security Hub findings from the Security account's aggregator.
     Findings {
         /// Print JSON.
         #[arg(long)]
@@ -187,6 +205,64 @@ pub enum Command {
         /// The workstation's filter language, applied after the flags.
         #[arg(long)]
         filter: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Start a build of the pipeline now.
+    Build {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostsCommand {
+    /// Launch a host from the newest available image into a private subnet of the Analysis
+    /// VPC, and fetch the case's evidence onto it with every hash checked there.
+    Launch {
+        /// The case whose evidence the host gets ('irf cases' lists them).
+        #[arg(long = "case", value_name = "CASE_ID")]
+        case_id: String,
+        /// The instance type (default: analysis.instance_type, else m5.xlarge).
+        #[arg(long = "type", value_name = "INSTANCE_TYPE")]
+        instance_type: Option<String>,
+        /// Print JSON (it carries `instance_id`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Terminate an analysis host (only hosts irf launched).
+    Terminate {
+        /// The host's instance id.
+        instance_id: String,
+        /// The instance id, typed again.
+        #[arg(long, value_name = "INSTANCE_ID")]
+        confirm: String,
+    },
+}
+
+/// `irf session <host>` or `irf session forward ...`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SessionArgs {
+    #[command(subcommand)]
+    pub command: Option<SessionCommand>,
+    /// The analysis host (instance id) to open a shell on.
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Forward a local port to a port on the host (for web tools on it); prints the local
+    /// address. One connection at a time.
+    Forward {
+        /// The analysis host (instance id).
+        host: String,
+        /// The port on the host.
+        remote_port: u16,
+        /// The local port (default: any free one).
+        local_port: Option<u16>,
     },
 }
 

@@ -16,7 +16,10 @@ use crate::keymap::Keymap;
 use crate::theme::Theme;
 use irf_engine::findings::FindingQuery;
 
-use crate::cli::{Cli, Command, ConfigCommand, GlobalArgs, LabCommand, LabUpArgs};
+use crate::cli::{
+    Cli, Command, ConfigCommand, GlobalArgs, HostsCommand, ImagesCommand, LabCommand, LabUpArgs,
+    SessionCommand,
+};
 use crate::workstation;
 
 /// Runs the command the operator asked for.
@@ -104,6 +107,57 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Approvals { json }) => {
             crate::contain::approvals(connect(&global).await?, json).await
         }
+        Some(Command::Images { command, json }) => match command {
+            None => crate::analysis::list_images(connect(&global).await?, json).await,
+            Some(ImagesCommand::Build { json }) => {
+                crate::contain::refuse_read_only(&global, "irf images build")?;
+                crate::analysis::build_image(connect(&global).await?, json).await
+            }
+        },
+        Some(Command::Hosts { command, json }) => match command {
+            None => crate::analysis::list_hosts(connect(&global).await?, json).await,
+            Some(HostsCommand::Launch {
+                case_id,
+                instance_type,
+                json,
+            }) => {
+                crate::contain::refuse_read_only(&global, "irf hosts launch")?;
+                crate::analysis::launch_host(connect(&global).await?, &case_id, instance_type, json)
+                    .await
+            }
+            Some(HostsCommand::Terminate {
+                instance_id,
+                confirm,
+            }) => {
+                crate::contain::refuse_read_only(&global, "irf hosts terminate")?;
+                crate::analysis::terminate_host(connect(&global).await?, &instance_id, &confirm)
+                    .await
+            }
+        },
+        Some(Command::Session(args)) => match (args.command, args.host) {
+            (
+                Some(SessionCommand::Forward {
+                    host,
+                    remote_port,
+                    local_port,
+                }),
+                _,
+            ) => {
+                crate::analysis::forward_command(
+                    connect(&global).await?,
+                    &host,
+                    remote_port,
+                    local_port,
+                )
+                .await
+            }
+            (None, Some(host)) => {
+                crate::analysis::shell_command(connect(&global).await?, &host).await
+            }
+            (None, None) => anyhow::bail!(
+                "name the analysis host: 'irf session <instance-id>' ('irf hosts' lists them)"
+            ),
+        },
         Some(Command::Memcap {
             source,
             iomem,

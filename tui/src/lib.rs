@@ -19,6 +19,7 @@ macro_rules! out_raw {
 }
 
 pub mod acquire;
+pub mod analysis;
 pub mod cli;
 pub mod commands;
 pub mod contain;

@@ -126,11 +126,38 @@ pub async fn run_script(
     comment: &str,
     script: &str,
     timeout: Duration,
+    watch: Option<&mut UploadWatch<'_>>,
+) -> Result<CommandOutcome, StepError> {
+    let target = ScriptTarget {
+        account: case.subject.account.as_str(),
+        region: &case.subject.region,
+        instance_id: &case.subject.instance_id,
+    };
+    run_script_on(ssm, &target, comment, script, timeout, watch).await
+}
+
+/// The instance a script runs on.
+#[derive(Debug, Clone, Copy)]
+pub struct ScriptTarget<'a> {
+    pub account: &'a str,
+    pub region: &'a str,
+    pub instance_id: &'a str,
+}
+
+/// Runs a shell script on any managed instance through SSM and waits for it.
+pub async fn run_script_on(
+    ssm: &aws_sdk_ssm::Client,
+    target: &ScriptTarget<'_>,
+    comment: &str,
+    script: &str,
+    timeout: Duration,
     mut watch: Option<&mut UploadWatch<'_>>,
 ) -> Result<CommandOutcome, StepError> {
-    let account = case.subject.account.as_str();
-    let region = &case.subject.region;
-    let id = &case.subject.instance_id;
+    let ScriptTarget {
+        account,
+        region,
+        instance_id: id,
+    } = *target;
     let sent = ssm
         .send_command()
         .instance_ids(id)

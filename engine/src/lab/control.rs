@@ -156,6 +156,19 @@ impl Control {
             .map(drop)
     }
 
+    /// Posts JSON to a control endpoint and reads its JSON answer.
+    pub async fn post_for_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, LabError> {
+        let text = self.call("POST", path, Some(body.to_string())).await?;
+        serde_json::from_str(&text).map_err(|err| LabError::Control {
+            uri: path.to_owned(),
+            message: format!("not JSON ({err})"),
+        })
+    }
+
     /// Drops every resource of every account.
     pub async fn reset(&self) -> Result<(), LabError> {
         self.call("POST", "/moto-api/reset", None).await.map(drop)

@@ -52,6 +52,27 @@ pub fn ram_layout() -> Vec<RamRange> {
     ]
 }
 
+/// A lab host's own files: its home directory (where commands and session shells start)
+/// and the directory its evidence is fetched into (`IRF_EVIDENCE_DIR`).
+#[derive(Debug, Clone)]
+pub struct HostHome {
+    pub home: PathBuf,
+    pub evidence: PathBuf,
+}
+
+/// Creates (once) and returns the home of `instance_id` under `root`.
+pub fn host_home(root: &Path, instance_id: &str) -> Result<HostHome, LabError> {
+    let base = root.join(instance_id);
+    let home = HostHome {
+        home: base.join("home"),
+        evidence: base.join("evidence"),
+    };
+    for dir in [&home.home, &home.evidence] {
+        std::fs::create_dir_all(dir).map_err(io("create a lab host directory", dir))?;
+    }
+    Ok(home)
+}
+
 /// Builds (once) and returns the host directories of `instance_id` under `root`.
 pub fn host_dirs(
     root: &Path,

@@ -4,6 +4,8 @@
 //! Everything lab-specific lives here. The rest of the engine only ever sees an endpoint
 //! and credentials, exactly as it would for AWS.
 
+pub mod agent;
+pub mod analysis;
 pub mod control;
 pub mod disks;
 pub mod emulator;
@@ -377,6 +379,20 @@ async fn prepare_and_seed(
         .map(|d| (d.volume_id.clone(), d.image.clone()))
         .collect();
     control.register_volume_images(&images).await?;
+    // The Image Builder stand-in holds the pipeline, with one image already built.
+    control
+        .post_json(
+            "/irf-lab/imagebuilder/pipelines",
+            &serde_json::json!({
+                "account": seeded.forensics.as_str(),
+                "region": LAB_REGION,
+                "name": analysis::PIPELINE_NAME,
+                "recipe_version": "1.0.0",
+                "built": 1,
+                "build_seconds": analysis::LAB_BUILD_SECONDS,
+            }),
+        )
+        .await?;
     Ok(seeded)
 }
 
@@ -446,6 +462,7 @@ mod tests {
                 findings: 0,
                 disks: vec![],
                 plane: None,
+                analysis: None,
             },
             runtime_pid: None,
         }

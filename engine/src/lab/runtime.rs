@@ -5,7 +5,8 @@
 //! * consumes the step queues with the same worker and handlers as AWS (Lambda's and the
 //!   imaging worker's part),
 //! * plays the SSM agent of the lab's instances: Run Command scripts run in a shell whose
-//!   `/proc` and `/sys` are the instance's own (see [`super::hosts`]).
+//!   `/proc` and `/sys` are the instance's own (see [`super::hosts`]), and Session Manager
+//!   sessions get a shell or a port on the host (see [`super::agent`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -203,6 +204,11 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
         control.clone(),
         stop_rx.clone(),
     ));
+    let sessions = tokio::spawn(super::agent::serve(
+        control.clone(),
+        dir.join("hosts"),
+        stop_rx.clone(),
+    ));
     let agent = tokio::spawn(play_ssm_agent(
         control,
         dir.join("hosts"),
@@ -212,6 +218,7 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
     let _ = worker.await;
     let _ = events.await;
     let _ = agent.await;
+    let _ = sessions.await;
     tracing::info!("lab runtime stopped");
     Ok(())
 }
@@ -350,8 +357,9 @@ async fn run_command(
         .unwrap_or(3600);
     let hosts = hosts.to_owned();
     let instance = command.instance_id.clone();
+    let root = hosts.clone();
     let dirs = match tokio::task::spawn_blocking(move || {
-        super::hosts::host_dirs(&hosts, &instance, compromised, "6.1.0-irf-lab")
+        super::hosts::host_dirs(&root, &instance, compromised, "6.1.0-irf-lab")
     })
     .await
     {
@@ -359,8 +367,8 @@ async fn run_command(
         Ok(Err(err)) => return report("Failed", 1, String::new(), err.to_string()),
         Err(err) => return report("Failed", 1, String::new(), err.to_string()),
     };
-    let work = match tempfile::tempdir() {
-        Ok(work) => work,
+    let home = match super::hosts::host_home(&hosts, &command.instance_id) {
+        Ok(home) => home,
         Err(err) => return report("Failed", 1, String::new(), err.to_string()),
     };
     let child = tokio::process::Command::new("bash")
@@ -371,11 +379,12 @@ async fn run_command(
             "PATH",
             std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
         )
-        .env("HOME", work.path())
+        .env("HOME", &home.home)
         .env("LANG", "C")
         .env("IRF_PROC", &dirs.proc)
         .env("IRF_SYS", &dirs.sys)
-        .current_dir(work.path())
+        .env("IRF_EVIDENCE_DIR", &home.evidence)
+        .current_dir(&home.home)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

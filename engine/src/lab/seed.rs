@@ -378,6 +378,9 @@ pub struct SeededLab {
     /// The workflow resources (absent in state files of older labs).
     #[serde(default)]
     pub plane: Option<super::plane::LabPlane>,
+    /// The Analysis VPC and SIFT pipeline (absent in state files of older labs).
+    #[serde(default)]
+    pub analysis: Option<super::analysis::LabAnalysis>,
 }
 
 fn seed_err(step: &'static str) -> impl Fn(AwsError) -> LabError {
@@ -599,6 +602,8 @@ pub async fn apply(
         .map(|m| m.id.clone())
         .collect();
     let plane = super::plane::create(&seeder, &security_id, &forensics, &managed, memcap).await?;
+    progress("building the Analysis VPC and the SIFT image pipeline");
+    let analysis = super::analysis::create(&seeder, &forensics).await?;
 
     progress("importing Security Hub findings");
     let findings = import_findings(
@@ -620,6 +625,7 @@ pub async fn apply(
         findings,
         disks,
         plane: Some(plane),
+        analysis: Some(analysis),
     })
 }
 
@@ -1245,6 +1251,20 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
         },
         workflow,
         evidence,
+        analysis: seeded
+            .analysis
+            .as_ref()
+            .map(|a| crate::config::AnalysisConfig {
+                vpc_id: Some(a.vpc_id.clone()),
+                subnet_ids: a.subnet_ids.clone(),
+                instance_profile: Some(a.instance_profile.clone()),
+                image_pipeline_arn: Some(a.image_pipeline_arn.clone()),
+                security_group_id: Some(a.security_group_id.clone()),
+                // Small: lab hosts cost nothing, and the view still shows a price.
+                instance_type: Some("t3.large".to_owned()),
+                kms_key_id: None,
+            })
+            .unwrap_or_default(),
         ..Config::default()
     }
 }

@@ -1,0 +1,1001 @@
+//! Analysis hosts: launched from the newest SIFT image into a private subnet of the
+//! Analysis VPC (no public address, analyst instance profile, IMDSv2 only, encrypted
+//! root, case tags), given the case's evidence with every hash checked on the host, listed
+//! by their case tag, and terminated only after a typed confirmation.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest,
+    InstanceNetworkInterfaceSpecification, ResourceType, Tag, TagSpecification, VolumeType,
+};
+use aws_types::request_id::RequestId;
+use serde::{Deserialize, Serialize};
+
+use super::{Analysis, AnalysisError, images};
+use crate::acquisition::Plane;
+use crate::acquisition::memory::{ScriptTarget, run_script_on};
+use crate::cases::{ArtifactState, CaseId};
+use crate::evidence::{Manifest, manifest_key};
+use crate::ledger::{self, ArtifactHash, NewEntry};
+
+/// The tag that marks an instance as an irf analysis host.
+pub const ROLE_TAG: &str = "irf:role";
+pub const ROLE_VALUE: &str = "analysis-host";
+/// The case an analysis host serves.
+pub const CASE_TAG: &str = "irf:case";
+/// What the host holds of the case's evidence, set once it is verified on the host.
+pub const EVIDENCE_TAG: &str = "irf:evidence";
+/// The instance type used when none is asked for: SIFT's tools want memory.
+pub const DEFAULT_INSTANCE_TYPE: &str = "m5.xlarge";
+/// How long the presigned evidence URLs handed to the host stay valid.
+const EVIDENCE_URL_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// How long a new host may take to run and register with Systems Manager.
+const READY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Whether Systems Manager can reach a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reachability {
+    Online,
+    ConnectionLost,
+    /// Not registered with Systems Manager (agent not started, no profile, no endpoint).
+    NotManaged,
+}
+
+impl Reachability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::ConnectionLost => "connection lost",
+            Self::NotManaged => "not managed",
+        }
+    }
+}
+
+/// An analysis host as the views and `irf hosts` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisHost {
+    pub instance_id: String,
+    pub case_id: String,
+    pub state: String,
+    pub instance_type: String,
+    pub image_id: String,
+    pub subnet_id: Option<String>,
+    pub vpc_id: Option<String>,
+    pub private_ip: Option<String>,
+    pub public_ip: Option<String>,
+    pub instance_profile: Option<String>,
+    pub imdsv2_required: bool,
+    pub evidence: Option<String>,
+    pub ssm: Reachability,
+    pub launched_at: Option<String>,
+    /// Seconds since launch.
+    pub age_secs: Option<u64>,
+    /// On-demand list price so far, in US dollars (None for an unknown instance type).
+    pub cost_usd: Option<f64>,
+}
+
+/// On-demand Linux list prices in us-east-1 (USD per hour) of the types analysis hosts
+/// usually run on; an estimate for the view, not a bill.
+pub fn hourly_price(instance_type: &str) -> Option<f64> {
+    Some(match instance_type {
+        "t3.large" => 0.0832,
+        "t3.xlarge" => 0.1664,
+        "t3.2xlarge" => 0.3328,
+        "m5.large" => 0.096,
+        "m5.xlarge" => 0.192,
+        "m5.2xlarge" => 0.384,
+        "m5.4xlarge" => 0.768,
+        "m6i.large" => 0.096,
+        "m6i.xlarge" => 0.192,
+        "m6i.2xlarge" => 0.384,
+        "m6i.4xlarge" => 0.768,
+        "r5.xlarge" => 0.252,
+        "r5.2xlarge" => 0.504,
+        "r5.4xlarge" => 1.008,
+        "r6i.xlarge" => 0.252,
+        "r6i.2xlarge" => 0.504,
+        "c5.xlarge" => 0.17,
+        "c5.2xlarge" => 0.34,
+        _ => return None,
+    })
+}
+
+/// What running `instance_type` for `secs` seconds has cost at list price.
+pub fn cost_so_far(instance_type: &str, secs: u64) -> Option<f64> {
+    hourly_price(instance_type).map(|hourly| hourly * secs as f64 / 3600.0)
+}
+
+fn tag_of<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+/// Every analysis host that is not terminated, newest first.
+pub async fn list(analysis: &Analysis) -> Result<Vec<AnalysisHost>, AnalysisError> {
+    let mut instances = Vec::new();
+    let mut pages = analysis
+        .ec2
+        .describe_instances()
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{ROLE_TAG}"))
+                .values(ROLE_VALUE)
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .values("stopping")
+                .values("stopped")
+                .values("shutting-down")
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| analysis.call_error("ec2:DescribeInstances", &err))?;
+        for reservation in page.reservations() {
+            instances.extend(reservation.instances().iter().cloned());
+        }
+    }
+    let ids: Vec<String> = instances
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect();
+    let reach = reachability(analysis, &ids).await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut hosts: Vec<AnalysisHost> = instances
+        .iter()
+        .map(|instance| {
+            let id = instance.instance_id().unwrap_or_default().to_owned();
+            let tags = instance.tags();
+            let launched = instance.launch_time().map(|t| t.secs());
+            let age_secs = launched.map(|t| u64::try_from(now - t).unwrap_or(0));
+            let instance_type = instance
+                .instance_type()
+                .map_or_else(String::new, |t| t.as_str().to_owned());
+            AnalysisHost {
+                case_id: tag_of(tags, CASE_TAG).unwrap_or_default().to_owned(),
+                state: instance
+                    .state()
+                    .and_then(|s| s.name())
+                    .map_or_else(String::new, |s| s.as_str().to_owned()),
+                image_id: instance.image_id().unwrap_or_default().to_owned(),
+                subnet_id: instance.subnet_id().map(str::to_owned),
+                vpc_id: instance.vpc_id().map(str::to_owned),
+                private_ip: instance.private_ip_address().map(str::to_owned),
+                public_ip: instance.public_ip_address().map(str::to_owned),
+                instance_profile: instance
+                    .iam_instance_profile()
+                    .and_then(|p| p.arn())
+                    .map(|arn| arn.rsplit('/').next().unwrap_or(arn).to_owned()),
+                imdsv2_required: instance
+                    .metadata_options()
+                    .and_then(|m| m.http_tokens())
+                    .is_some_and(|t| *t == HttpTokensState::Required),
+                evidence: tag_of(tags, EVIDENCE_TAG).map(str::to_owned),
+                ssm: reach.get(&id).copied().unwrap_or(Reachability::NotManaged),
+                launched_at: instance
+                    .launch_time()
+                    .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+                cost_usd: age_secs.and_then(|secs| cost_so_far(&instance_type, secs)),
+                age_secs,
+                instance_type,
+                instance_id: id,
+            }
+        })
+        .collect();
+    hosts.sort_by(|a, b| b.launched_at.cmp(&a.launched_at));
+    Ok(hosts)
+}
+
+/// Systems Manager's view of each instance.
+async fn reachability(
+    analysis: &Analysis,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Reachability>, AnalysisError> {
+    let mut reach = std::collections::HashMap::new();
+    // The filter takes at most 50 ids per call.
+    for chunk in ids.chunks(50) {
+        let out = analysis
+            .ssm
+            .describe_instance_information()
+            .filters(
+                aws_sdk_ssm::types::InstanceInformationStringFilter::builder()
+                    .key("InstanceIds")
+                    .set_values(Some(chunk.to_vec()))
+                    .build()
+                    .map_err(|err| {
+                        AnalysisError::Aws(crate::aws::AwsError::Other(err.to_string()))
+                    })?,
+            )
+            .send()
+            .await
+            .map_err(|err| analysis.call_error("ssm:DescribeInstanceInformation", &err))?;
+        for info in out.instance_information_list() {
+            if let Some(id) = info.instance_id() {
+                let online = info
+                    .ping_status()
+                    .is_some_and(|p| *p == aws_sdk_ssm::types::PingStatus::Online);
+                reach.insert(
+                    id.to_owned(),
+                    if online {
+                        Reachability::Online
+                    } else {
+                        Reachability::ConnectionLost
+                    },
+                );
+            }
+        }
+    }
+    Ok(reach)
+}
+
+/// What `irf hosts launch` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchRequest {
+    pub case_id: CaseId,
+    pub instance_type: Option<String>,
+}
+
+/// One artifact as the host holds it, its hash checked there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostArtifact {
+    pub key: String,
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// A launched host, ready for analysis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchOutcome {
+    pub instance_id: String,
+    pub case_id: String,
+    pub account: String,
+    pub region: String,
+    pub instance_type: String,
+    pub image_version: String,
+    pub ami_id: String,
+    pub subnet_id: String,
+    pub private_ip: Option<String>,
+    pub instance_profile: String,
+    pub evidence: Vec<HostArtifact>,
+}
+
+/// A subnet's fitness for analysis hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetFacts {
+    pub subnet_id: String,
+    pub vpc_id: String,
+    pub maps_public_ips: bool,
+    /// Whether the subnet's route table sends anything to an internet or NAT gateway.
+    pub routes_out: bool,
+    pub free_addresses: i32,
+}
+
+/// The private subnet of the Analysis VPC with the most free addresses, or why none fits.
+pub fn choose_subnet(vpc_id: &str, subnets: &[SubnetFacts]) -> Result<String, String> {
+    let mut why = Vec::new();
+    let mut fit: Vec<&SubnetFacts> = Vec::new();
+    for subnet in subnets {
+        if subnet.vpc_id != vpc_id {
+            why.push(format!("{} is in {}", subnet.subnet_id, subnet.vpc_id));
+        } else if subnet.maps_public_ips {
+            why.push(format!("{} gives public addresses", subnet.subnet_id));
+        } else if subnet.routes_out {
+            why.push(format!(
+                "{} routes to an internet or NAT gateway",
+                subnet.subnet_id
+            ));
+        } else if subnet.free_addresses < 1 {
+            why.push(format!("{} has no free address", subnet.subnet_id));
+        } else {
+            fit.push(subnet);
+        }
+    }
+    if subnets.is_empty() {
+        why.push("analysis.subnet_ids is empty".to_owned());
+    }
+    fit.into_iter()
+        .max_by_key(|s| s.free_addresses)
+        .map(|s| s.subnet_id.clone())
+        .ok_or_else(|| why.join("; "))
+}
+
+async fn subnet_facts(analysis: &Analysis) -> Result<Vec<SubnetFacts>, AnalysisError> {
+    let ids = &analysis.settings.subnet_ids;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let out = analysis
+        .ec2
+        .describe_subnets()
+        .set_subnet_ids(Some(ids.clone()))
+        .send()
+        .await
+        .map_err(|err| analysis.call_error("ec2:DescribeSubnets", &err))?;
+    let mut facts = Vec::new();
+    for subnet in out.subnets() {
+        let subnet_id = subnet.subnet_id().unwrap_or_default().to_owned();
+        let vpc_id = subnet.vpc_id().unwrap_or_default().to_owned();
+        // The subnet's own route table, else the VPC's main one.
+        let tables = analysis
+            .ec2
+            .describe_route_tables()
+            .filters(
+                Filter::builder()
+                    .name("association.subnet-id")
+                    .values(&subnet_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|err| analysis.call_error("ec2:DescribeRouteTables", &err))?;
+        let mut routes: Vec<_> = tables
+            .route_tables()
+            .iter()
+            .flat_map(|t| t.routes().iter().cloned())
+            .collect();
+        if tables.route_tables().is_empty() {
+            let main = analysis
+                .ec2
+                .describe_route_tables()
+                .filters(Filter::builder().name("vpc-id").values(&vpc_id).build())
+                .filters(
+                    Filter::builder()
+                        .name("association.main")
+                        .values("true")
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|err| analysis.call_error("ec2:DescribeRouteTables", &err))?;
+            routes = main
+                .route_tables()
+                .iter()
+                .flat_map(|t| t.routes().iter().cloned())
+                .collect();
+        }
+        let routes_out = routes.iter().any(|route| {
+            route.nat_gateway_id().is_some()
+                || route
+                    .gateway_id()
+                    .is_some_and(|g| g.starts_with("igw-") || g.starts_with("eigw-"))
+        });
+        facts.push(SubnetFacts {
+            subnet_id,
+            vpc_id,
+            maps_public_ips: subnet.map_public_ip_on_launch().unwrap_or(false),
+            routes_out,
+            free_addresses: subnet.available_ip_address_count().unwrap_or(0),
+        });
+    }
+    Ok(facts)
+}
+
+/// An artifact name safe as a file name on the host.
+fn file_name_of(key: &str) -> String {
+    key.rsplit('/')
+        .next()
+        .unwrap_or(key)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// One artifact the host fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetch {
+    pub key: String,
+    pub url: String,
+    pub sha256: String,
+}
+
+/// The script that fetches each artifact into the host's evidence directory, checks its
+/// SHA-256 there, and leaves it read-only. It prints `irf-evidence <sha256> <size> <path>`
+/// per artifact; any mismatch stops it with status 3.
+pub fn evidence_script(case_id: &CaseId, fetches: &[Fetch]) -> Result<String, String> {
+    let mut script = format!(
+        r#"set -eu
+umask 077
+dir="${{IRF_EVIDENCE_DIR:-/srv/irf/evidence}}/{case_id}"
+mkdir -p "$dir"
+fetch() {{
+  curl -fsS --retry 3 -o "$dir/$2.part" "$1"
+  if ! echo "$3  $dir/$2.part" | sha256sum -c --quiet - >/dev/null 2>&1; then
+    echo "irf-evidence-mismatch $2 $(sha256sum "$dir/$2.part" | cut -d' ' -f1)" >&2
+    rm -f "$dir/$2.part"
+    exit 3
+  fi
+  mv -f "$dir/$2.part" "$dir/$2"
+  chmod 0444 "$dir/$2"
+  echo "irf-evidence $3 $(stat -c %s "$dir/$2") $dir/$2"
+}}
+"#
+    );
+    for fetch in fetches {
+        if fetch.url.contains('\'') {
+            return Err(format!("the URL of {} holds a quote", fetch.key));
+        }
+        if fetch.sha256.len() != 64 || !fetch.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "the SHA-256 of {} is not 64 hex digits: {:?}",
+                fetch.key, fetch.sha256
+            ));
+        }
+        script.push_str(&format!(
+            "fetch '{}' '{}' '{}'\n",
+            fetch.url,
+            file_name_of(&fetch.key),
+            fetch.sha256.to_ascii_lowercase()
+        ));
+    }
+    script.push_str("chmod 0555 \"$dir\"\n");
+    Ok(script)
+}
+
+/// Reads the host's `irf-evidence` lines back, in the order of `fetches`, checking each
+/// reported hash against the expected one.
+pub fn parse_evidence_report(fetches: &[Fetch], stdout: &str) -> Result<Vec<HostArtifact>, String> {
+    let mut held = Vec::new();
+    for fetch in fetches {
+        let name = file_name_of(&fetch.key);
+        let line = stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix("irf-evidence "))
+            .find(|rest| rest.ends_with(&format!("/{name}")))
+            .ok_or_else(|| format!("the host did not report {}", fetch.key))?;
+        let mut parts = line.splitn(3, ' ');
+        let (Some(sha), Some(size), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("unreadable report line '{line}'"));
+        };
+        if !sha.eq_ignore_ascii_case(&fetch.sha256) {
+            return Err(format!(
+                "{} has SHA-256 {sha} on the host, its manifest says {}",
+                fetch.key, fetch.sha256
+            ));
+        }
+        held.push(HostArtifact {
+            key: fetch.key.clone(),
+            path: path.to_owned(),
+            sha256: sha.to_ascii_lowercase(),
+            size: size
+                .parse()
+                .map_err(|_| format!("unreadable size '{size}' for {}", fetch.key))?,
+        });
+    }
+    Ok(held)
+}
+
+/// Launches a host for the case and gives it the case's evidence. Every step is recorded
+/// in the case's ledger; a host whose evidence does not verify is left running (for a look
+/// at why) but tagged as such, and the error says so.
+pub async fn launch(
+    analysis: &Analysis,
+    plane: &Plane,
+    request: &LaunchRequest,
+) -> Result<LaunchOutcome, AnalysisError> {
+    let case_id = &request.case_id;
+    let detail = plane.table.detail(case_id).await?;
+    let written: Vec<_> = detail
+        .artifacts
+        .iter()
+        .filter(|a| matches!(a.state, ArtifactState::Written | ArtifactState::Verified))
+        .collect();
+    if written.is_empty() {
+        return Err(AnalysisError::NoEvidence {
+            case: case_id.to_string(),
+        });
+    }
+    let vpc_id = analysis
+        .settings
+        .vpc_id
+        .clone()
+        .ok_or(AnalysisError::NotConfigured {
+            setting: "analysis.vpc_id",
+            template: "1-forensic-analysis-vpc-and-buckets.yaml",
+        })?;
+    let profile =
+        analysis
+            .settings
+            .instance_profile
+            .clone()
+            .ok_or(AnalysisError::NotConfigured {
+                setting: "analysis.instance_profile",
+                template: "1-forensic-analysis-vpc-and-buckets.yaml",
+            })?;
+    let subnet_id = choose_subnet(&vpc_id, &subnet_facts(analysis).await?).map_err(|why| {
+        AnalysisError::NoSubnet {
+            vpc: vpc_id.clone(),
+            why,
+        }
+    })?;
+    let listed = images::list(analysis).await?;
+    let (image, ami_id) =
+        listed
+            .newest_available(&analysis.region)
+            .ok_or_else(|| AnalysisError::NoImage {
+                pipeline: listed.pipeline.arn.clone(),
+                region: analysis.region.clone(),
+            })?;
+    let (image_version, ami_id) = (image.version.clone(), ami_id.to_owned());
+
+    // The evidence's manifests first: a host is launched only for evidence that exists.
+    let bucket = plane.evidence().map_err(|err| AnalysisError::Evidence {
+        case: case_id.to_string(),
+        instance: "-".to_owned(),
+        why: err.message,
+    })?;
+    let mut fetches = Vec::new();
+    let mut total_bytes = 0u64;
+    for artifact in &written {
+        let manifest: Manifest = bucket
+            .get_json(&manifest_key(&artifact.key))
+            .await?
+            .ok_or_else(|| AnalysisError::Evidence {
+                case: case_id.to_string(),
+                instance: "-".to_owned(),
+                why: format!("{} has no manifest in {}", artifact.key, bucket.bucket),
+            })?;
+        total_bytes += manifest.size;
+        let mut get = bucket
+            .client()
+            .get_object()
+            .bucket(&bucket.bucket)
+            .key(&artifact.key);
+        if let Some(version) = &manifest.version_id {
+            get = get.version_id(version);
+        }
+        let presigning =
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(EVIDENCE_URL_LIFETIME)
+                .map_err(|err| AnalysisError::Aws(crate::aws::AwsError::Other(err.to_string())))?;
+        let url = get
+            .presigned(presigning)
+            .await
+            .map_err(|err| analysis.call_error("s3:GetObject (presign)", &err))?;
+        fetches.push(Fetch {
+            key: artifact.key.clone(),
+            url: url.uri().to_owned(),
+            sha256: manifest.sha256.clone(),
+        });
+    }
+    let script = evidence_script(case_id, &fetches).map_err(|why| AnalysisError::Evidence {
+        case: case_id.to_string(),
+        instance: "-".to_owned(),
+        why,
+    })?;
+
+    let instance_type = request
+        .instance_type
+        .clone()
+        .or_else(|| analysis.settings.instance_type.clone())
+        .unwrap_or_else(|| DEFAULT_INSTANCE_TYPE.to_owned());
+    let root_device = analysis
+        .ec2
+        .describe_images()
+        .image_ids(&ami_id)
+        .send()
+        .await
+        .map_err(|err| analysis.call_error("ec2:DescribeImages", &err))?
+        .images()
+        .first()
+        .and_then(|i| i.root_device_name().map(str::to_owned))
+        .unwrap_or_else(|| "/dev/sda1".to_owned());
+    // Room for the tools, the evidence, and what analysis writes next to it.
+    let root_gib = 64 + i32::try_from(total_bytes.div_ceil(1 << 30) * 2).unwrap_or(16_000);
+    let operator = plane.operator.clone();
+    let tags = |resource: ResourceType| {
+        TagSpecification::builder()
+            .resource_type(resource)
+            .tags(
+                Tag::builder()
+                    .key("Name")
+                    .value(format!("irf-analysis-{case_id}"))
+                    .build(),
+            )
+            .tags(Tag::builder().key(ROLE_TAG).value(ROLE_VALUE).build())
+            .tags(Tag::builder().key(CASE_TAG).value(case_id.as_str()).build())
+            .tags(
+                Tag::builder()
+                    .key("irf:subject")
+                    .value(crate::acquisition::subject_target(&detail.case.subject))
+                    .build(),
+            )
+            .tags(
+                Tag::builder()
+                    .key("irf:launched-by")
+                    .value(&operator)
+                    .build(),
+            )
+            .build()
+    };
+    let launched = analysis
+        .ec2
+        .run_instances()
+        .image_id(&ami_id)
+        .instance_type(instance_type.as_str().into())
+        .min_count(1)
+        .max_count(1)
+        .client_token(
+            format!("irf-{}-{:08x}", case_id, rand::random::<u32>())
+                .chars()
+                .take(64)
+                .collect::<String>(),
+        )
+        .network_interfaces(
+            InstanceNetworkInterfaceSpecification::builder()
+                .device_index(0)
+                .subnet_id(&subnet_id)
+                .set_groups(analysis.settings.security_group_id.clone().map(|g| vec![g]))
+                .associate_public_ip_address(false)
+                .delete_on_termination(true)
+                .build(),
+        )
+        .iam_instance_profile(
+            IamInstanceProfileSpecification::builder()
+                .name(&profile)
+                .build(),
+        )
+        .metadata_options(
+            InstanceMetadataOptionsRequest::builder()
+                .http_tokens(HttpTokensState::Required)
+                .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                .http_put_response_hop_limit(1)
+                .build(),
+        )
+        .block_device_mappings(
+            BlockDeviceMapping::builder()
+                .device_name(&root_device)
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .encrypted(true)
+                        .set_kms_key_id(analysis.settings.kms_key_id.clone())
+                        .volume_type(VolumeType::Gp3)
+                        .volume_size(root_gib)
+                        .delete_on_termination(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .tag_specifications(tags(ResourceType::Instance))
+        .tag_specifications(tags(ResourceType::Volume))
+        .send()
+        .await
+        .map_err(|err| analysis.call_error("ec2:RunInstances", &err))?;
+    let request_id = launched.request_id().map(str::to_owned);
+    let instance = launched
+        .instances()
+        .first()
+        .ok_or_else(|| AnalysisError::NotReady {
+            instance: "-".to_owned(),
+            why: "RunInstances returned no instance".to_owned(),
+        })?;
+    let instance_id = instance.instance_id().unwrap_or_default().to_owned();
+    let mut entry = NewEntry::new("analysis host launched", analysis.target(&instance_id)).detail(
+        format!(
+            "{instance_type} from {} ({ami_id}) in {subnet_id}, profile {profile}, no public address, IMDSv2 required, encrypted root",
+            image_version
+        ),
+    );
+    entry.request_ids.extend(request_id);
+    ledger::append(plane, case_id, entry).await?;
+
+    wait_until_managed(analysis, &instance_id).await?;
+    let target = ScriptTarget {
+        account: analysis.account.as_str(),
+        region: &analysis.region,
+        instance_id: &instance_id,
+    };
+    let ran = run_script_on(
+        &analysis.ssm,
+        &target,
+        &format!("irf: evidence of case {case_id}"),
+        &script,
+        Duration::from_secs(6 * 3600),
+        None,
+    )
+    .await
+    .map_err(|err| AnalysisError::Evidence {
+        case: case_id.to_string(),
+        instance: instance_id.clone(),
+        why: err.message,
+    })?;
+    let held = if ran.status == "Success" {
+        parse_evidence_report(&fetches, &ran.stdout)
+    } else {
+        Err(format!(
+            "the fetch ended {} ({}): {}",
+            ran.status,
+            ran.code,
+            ran.stderr.trim()
+        ))
+    };
+    let held = match held {
+        Ok(held) => held,
+        Err(why) => {
+            tag_instance(analysis, &instance_id, EVIDENCE_TAG, "NOT VERIFIED").await?;
+            ledger::append(
+                plane,
+                case_id,
+                NewEntry::new(
+                    "analysis host evidence failed",
+                    analysis.target(&instance_id),
+                )
+                .detail(why.clone()),
+            )
+            .await?;
+            return Err(AnalysisError::Evidence {
+                case: case_id.to_string(),
+                instance: instance_id,
+                why: format!(
+                    "{why}; the host is left running for a look, terminate it with 'irf hosts terminate'"
+                ),
+            });
+        }
+    };
+    tag_instance(
+        analysis,
+        &instance_id,
+        EVIDENCE_TAG,
+        &format!("verified {}/{}", held.len(), fetches.len()),
+    )
+    .await?;
+    let mut entry = NewEntry::new(
+        "analysis host evidence verified",
+        analysis.target(&instance_id),
+    )
+    .detail(format!(
+        "{} artifacts fetched from {} and hashed on the host",
+        held.len(),
+        bucket.bucket
+    ));
+    for artifact in &held {
+        entry = entry.artifact(ArtifactHash {
+            key: artifact.key.clone(),
+            sha256: artifact.sha256.clone(),
+            size: artifact.size,
+        });
+    }
+    ledger::append(plane, case_id, entry).await?;
+
+    let private_ip = describe(analysis, &instance_id)
+        .await?
+        .and_then(|i| i.private_ip_address().map(str::to_owned));
+    Ok(LaunchOutcome {
+        instance_id,
+        case_id: case_id.to_string(),
+        account: analysis.account.to_string(),
+        region: analysis.region.clone(),
+        instance_type,
+        image_version,
+        ami_id,
+        subnet_id,
+        private_ip,
+        instance_profile: profile,
+        evidence: held,
+    })
+}
+
+async fn tag_instance(
+    analysis: &Analysis,
+    instance_id: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), AnalysisError> {
+    analysis
+        .ec2
+        .create_tags()
+        .resources(instance_id)
+        .tags(Tag::builder().key(key).value(value).build())
+        .send()
+        .await
+        .map(drop)
+        .map_err(|err| analysis.call_error("ec2:CreateTags", &err))
+}
+
+async fn describe(
+    analysis: &Analysis,
+    instance_id: &str,
+) -> Result<Option<aws_sdk_ec2::types::Instance>, AnalysisError> {
+    let out = analysis
+        .ec2
+        .describe_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .map_err(|err| analysis.call_error("ec2:DescribeInstances", &err))?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .next()
+        .cloned())
+}
+
+/// Waits until the host runs and its agent is online.
+async fn wait_until_managed(analysis: &Analysis, instance_id: &str) -> Result<(), AnalysisError> {
+    let started = std::time::Instant::now();
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let ids = [instance_id.to_owned()];
+        if reachability(analysis, &ids).await?.get(instance_id) == Some(&Reachability::Online) {
+            return Ok(());
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            let state = describe(analysis, instance_id)
+                .await?
+                .and_then(|i| {
+                    i.state()
+                        .and_then(|s| s.name())
+                        .map(|n| n.as_str().to_owned())
+                })
+                .unwrap_or_else(|| "gone".to_owned());
+            return Err(AnalysisError::NotReady {
+                instance: instance_id.to_owned(),
+                why: format!(
+                    "not online in Systems Manager after {} min (instance state {state}); check the SSM endpoints of the Analysis VPC and the analyst profile",
+                    READY_TIMEOUT.as_secs() / 60
+                ),
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// The analysis host `instance_id`, refusing any instance irf did not launch as one.
+pub async fn host(analysis: &Analysis, instance_id: &str) -> Result<AnalysisHost, AnalysisError> {
+    list(analysis)
+        .await?
+        .into_iter()
+        .find(|h| h.instance_id == instance_id)
+        .ok_or_else(|| AnalysisError::NotAnalysisHost {
+            instance: instance_id.to_owned(),
+            account: analysis.account.to_string(),
+            region: analysis.region.clone(),
+        })
+}
+
+/// Terminates an analysis host once `confirm` repeats its id; recorded in its case's ledger.
+pub async fn terminate(
+    analysis: &Analysis,
+    plane: &Plane,
+    instance_id: &str,
+    confirm: &str,
+) -> Result<AnalysisHost, AnalysisError> {
+    if confirm != instance_id {
+        return Err(AnalysisError::Confirmation {
+            expected: instance_id.to_owned(),
+            given: confirm.to_owned(),
+        });
+    }
+    let host = host(analysis, instance_id).await?;
+    let out = analysis
+        .ec2
+        .terminate_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .map_err(|err| analysis.call_error("ec2:TerminateInstances", &err))?;
+    if let Ok(case_id) = CaseId::parse(&host.case_id) {
+        let mut entry = NewEntry::new("analysis host terminated", analysis.target(instance_id))
+            .detail(format!(
+                "{} after {} min",
+                host.instance_type,
+                host.age_secs.unwrap_or(0) / 60
+            ));
+        entry
+            .request_ids
+            .extend(out.request_id().map(str::to_owned));
+        ledger::append(plane, &case_id, entry).await?;
+    }
+    Ok(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(id: &str, vpc: &str, public: bool, out: bool, free: i32) -> SubnetFacts {
+        SubnetFacts {
+            subnet_id: id.to_owned(),
+            vpc_id: vpc.to_owned(),
+            maps_public_ips: public,
+            routes_out: out,
+            free_addresses: free,
+        }
+    }
+
+    #[test]
+    fn only_private_subnets_of_the_vpc_are_chosen() {
+        let subnets = [
+            facts("subnet-other", "vpc-x", false, false, 500),
+            facts("subnet-public", "vpc-a", true, false, 400),
+            facts("subnet-nat", "vpc-a", false, true, 300),
+            facts("subnet-small", "vpc-a", false, false, 10),
+            facts("subnet-big", "vpc-a", false, false, 200),
+        ];
+        assert_eq!(
+            choose_subnet("vpc-a", &subnets),
+            Ok("subnet-big".to_owned())
+        );
+        let why = choose_subnet("vpc-a", &subnets[..3]).expect_err("none fits");
+        assert!(why.contains("subnet-other is in vpc-x"), "{why}");
+        assert!(
+            why.contains("subnet-public gives public addresses"),
+            "{why}"
+        );
+        assert!(why.contains("subnet-nat routes to"), "{why}");
+        assert!(
+            choose_subnet("vpc-a", &[])
+                .expect_err("empty")
+                .contains("subnet_ids is empty")
+        );
+    }
+
+    fn fetch(key: &str, sha: &str) -> Fetch {
+        Fetch {
+            key: key.to_owned(),
+            url: format!("https://bucket.s3.amazonaws.com/{key}?X-Amz-Signature=abc"),
+            sha256: sha.to_owned(),
+        }
+    }
+
+    #[test]
+    fn evidence_script_refuses_what_could_break_out_of_quotes() {
+        let case = CaseId::parse("20261128T150000Z-i-0abc").expect("case id");
+        let sha = "a".repeat(64);
+        let script = evidence_script(&case, &[fetch("cases/x/memory.lime", &sha)]).expect("script");
+        assert!(script.contains(&format!("fetch 'https://bucket.s3.amazonaws.com/cases/x/memory.lime?X-Amz-Signature=abc' 'memory.lime' '{sha}'")));
+        let mut quoted = fetch("cases/x/disk.raw", &sha);
+        quoted.url.push('\'');
+        assert!(evidence_script(&case, &[quoted]).is_err());
+        assert!(evidence_script(&case, &[fetch("k", "not-a-hash")]).is_err());
+        // A hostile key cannot become a path outside the evidence directory.
+        assert_eq!(file_name_of("cases/x/../../etc/passwd"), "passwd");
+        assert_eq!(file_name_of("cases/x/a b;rm -rf"), "a_b_rm_-rf");
+    }
+
+    #[test]
+    fn evidence_report_must_match_every_hash() {
+        let sha = "b".repeat(64);
+        let fetches = [
+            fetch("cases/x/memory.lime", &sha),
+            fetch("cases/x/disk-xvda.raw", &sha),
+        ];
+        let stdout = format!(
+            "irf-evidence {sha} 100 /srv/irf/evidence/c/memory.lime\nirf-evidence {sha} 200 /srv/irf/evidence/c/disk-xvda.raw\n"
+        );
+        let held = parse_evidence_report(&fetches, &stdout).expect("both");
+        assert_eq!(held[1].size, 200);
+        assert_eq!(held[1].path, "/srv/irf/evidence/c/disk-xvda.raw");
+        let wrong = stdout.replacen(&sha, &"c".repeat(64), 1);
+        let err = parse_evidence_report(&fetches, &wrong).expect_err("mismatch");
+        assert!(err.contains("memory.lime has SHA-256 ccc"), "{err}");
+        let missing = stdout.lines().next().unwrap_or_default().to_owned();
+        assert!(
+            parse_evidence_report(&fetches, &missing)
+                .expect_err("missing")
+                .contains("disk-xvda.raw")
+        );
+    }
+
+    #[test]
+    fn cost_is_list_price_times_hours() {
+        assert_eq!(cost_so_far("m5.xlarge", 7200), Some(0.384));
+        assert_eq!(cost_so_far("x99.mega", 7200), None);
+    }
+}

@@ -1,0 +1,455 @@
+//! `irf images`, `irf hosts` and `irf session`: the SIFT image pipeline, analysis hosts,
+//! and Session Manager sessions with the terminal handed over and given back.
+
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use irf_engine::acquisition::Plane;
+use irf_engine::analysis::hosts::{self, AnalysisHost, LaunchRequest};
+use irf_engine::analysis::session::{self, DataChannel, SessionEnd, SessionKind};
+use irf_engine::analysis::{Analysis, AnalysisError, images};
+use irf_engine::aws::AwsContext;
+use irf_engine::cases::CaseId;
+use irf_engine::ledger::{self, NewEntry};
+use tokio::sync::mpsc;
+
+use crate::text::escape_untrusted;
+
+/// `irf images [--json]`.
+pub async fn list_images(context: Arc<AwsContext>, json: bool) -> anyhow::Result<ExitCode> {
+    let analysis = Analysis::connect(context).await?;
+    let listed = images::list(&analysis).await?;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&listed)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let p = &listed.pipeline;
+    out!(
+        "{} ({}): schedule {}, last run {}, next run {}",
+        escape_untrusted(&p.name),
+        p.status,
+        p.schedule
+            .as_deref()
+            .map_or_else(|| "none".to_owned(), escape_untrusted),
+        p.last_run.as_deref().unwrap_or("never"),
+        p.next_run.as_deref().unwrap_or("-")
+    );
+    for image in &listed.images {
+        let amis: Vec<String> = image
+            .amis
+            .iter()
+            .map(|a| format!("{} {}", a.region, a.ami_id))
+            .collect();
+        out!(
+            "  {:<12} {:<13} {:<25} {}",
+            escape_untrusted(&image.version),
+            image.state,
+            image.created.as_deref().unwrap_or("-"),
+            if amis.is_empty() {
+                "-".to_owned()
+            } else {
+                amis.join(", ")
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `irf images build [--json]`.
+pub async fn build_image(context: Arc<AwsContext>, json: bool) -> anyhow::Result<ExitCode> {
+    let analysis = Analysis::connect(context).await?;
+    let arn = images::start_build(&analysis).await?;
+    if json {
+        out!("{}", serde_json::json!({ "image_build_version_arn": arn }));
+    } else {
+        out!(
+            "build started: {arn}\n  'irf images' shows its state; it can be launched from when AVAILABLE"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn age(secs: Option<u64>) -> String {
+    match secs {
+        None => "-".to_owned(),
+        Some(s) if s < 3600 => format!("{}m", s / 60),
+        Some(s) if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        Some(s) => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// `irf hosts [--json]`.
+pub async fn list_hosts(context: Arc<AwsContext>, json: bool) -> anyhow::Result<ExitCode> {
+    let analysis = Analysis::connect(context).await?;
+    let listed = hosts::list(&analysis).await?;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&listed)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if listed.is_empty() {
+        out!("no analysis hosts; 'irf hosts launch --case <case-id>' launches one");
+    }
+    for host in &listed {
+        out!(
+            "{}  {:<10} {:<10} {:<15} {:<15} {:<13} {:>7} {:>8}  case {}  evidence {}",
+            host.instance_id,
+            host.state,
+            host.instance_type,
+            host.private_ip.as_deref().unwrap_or("-"),
+            host.subnet_id.as_deref().unwrap_or("-"),
+            host.ssm.as_str(),
+            age(host.age_secs),
+            host.cost_usd
+                .map_or_else(|| "?".to_owned(), |c| format!("${c:.2}")),
+            escape_untrusted(&host.case_id),
+            escape_untrusted(host.evidence.as_deref().unwrap_or("none")),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `irf hosts launch --case <id> [--type T] [--json]`.
+pub async fn launch_host(
+    context: Arc<AwsContext>,
+    case_id: &str,
+    instance_type: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let request = LaunchRequest {
+        case_id: CaseId::parse(case_id)?,
+        instance_type,
+    };
+    let plane = Plane::connect(context.clone()).await?;
+    let analysis = Analysis::connect(context).await?;
+    eprintln!(
+        "irf: launching an analysis host for case {} and fetching its evidence onto it",
+        request.case_id
+    );
+    let outcome = hosts::launch(&analysis, &plane, &request).await?;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&outcome)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    out!(
+        "{} launched: {} from SIFT {} ({}) in {}, private IP {}, profile {}",
+        outcome.instance_id,
+        outcome.instance_type,
+        escape_untrusted(&outcome.image_version),
+        outcome.ami_id,
+        outcome.subnet_id,
+        outcome.private_ip.as_deref().unwrap_or("-"),
+        outcome.instance_profile
+    );
+    for artifact in &outcome.evidence {
+        out!(
+            "  verified {}  {:>14}  {}",
+            artifact.sha256,
+            artifact.size,
+            escape_untrusted(&artifact.path)
+        );
+    }
+    out!("  'irf session {}' opens a shell", outcome.instance_id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `irf hosts terminate <id> --confirm <id>`.
+pub async fn terminate_host(
+    context: Arc<AwsContext>,
+    instance_id: &str,
+    confirm: &str,
+) -> anyhow::Result<ExitCode> {
+    if confirm != instance_id {
+        // Checked before anything is read: a typo must not cost a call, let alone a host.
+        return Err(AnalysisError::Confirmation {
+            expected: escape_untrusted(instance_id),
+            given: escape_untrusted(confirm),
+        }
+        .into());
+    }
+    let plane = Plane::connect(context.clone()).await?;
+    let analysis = Analysis::connect(context).await?;
+    let host = hosts::terminate(&analysis, &plane, instance_id, confirm).await?;
+    out!(
+        "{} terminating (case {}, {} for {})",
+        host.instance_id,
+        escape_untrusted(&host.case_id),
+        host.instance_type,
+        age(host.age_secs)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records a session's start or end in the ledger of the host's case.
+async fn record_session(
+    plane: &Plane,
+    analysis: &Analysis,
+    host: &AnalysisHost,
+    action: &str,
+    detail: String,
+) -> Result<(), AnalysisError> {
+    let Ok(case_id) = CaseId::parse(&host.case_id) else {
+        return Ok(());
+    };
+    ledger::append(
+        plane,
+        &case_id,
+        NewEntry::new(action, analysis.target(&host.instance_id)).detail(detail),
+    )
+    .await
+    .map(drop)
+    .map_err(AnalysisError::from)
+}
+
+/// What a session needs: the analysis account, the workflow (for the ledger), the host.
+pub struct SessionTarget {
+    pub analysis: Analysis,
+    pub plane: Plane,
+    pub host: AnalysisHost,
+}
+
+impl std::fmt::Debug for SessionTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionTarget")
+            .field("host", &self.host.instance_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Finds the host (refusing anything that is not an analysis host) and connects.
+pub async fn session_target(
+    context: Arc<AwsContext>,
+    instance_id: &str,
+) -> Result<SessionTarget, anyhow::Error> {
+    let plane = Plane::connect(context.clone()).await?;
+    let analysis = Analysis::connect(context).await?;
+    let host = hosts::host(&analysis, instance_id).await?;
+    Ok(SessionTarget {
+        analysis,
+        plane,
+        host,
+    })
+}
+
+/// Reads the terminal's bytes until told to stop. It polls, so that it stops within a
+/// tenth of a second and never swallows a key meant for whoever reads next.
+struct TerminalInput {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TerminalInput {
+    fn start() -> (Self, mpsc::Receiver<Vec<u8>>) {
+        let (tx, rx) = mpsc::channel(64);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+            let stdin = std::io::stdin();
+            let mut buffer = [0u8; 4096];
+            while !stopping.load(Ordering::SeqCst) {
+                let mut fds = [PollFd::new(stdin.as_fd_ref(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::from(100u16)) {
+                    Ok(0) => continue,
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => break,
+                }
+                match nix::unistd::read(stdin.as_raw_fd(), &mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if tx.blocking_send(buffer[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                    Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        (
+            Self {
+                stop,
+                thread: Some(thread),
+            },
+            rx,
+        )
+    }
+}
+
+impl Drop for TerminalInput {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+trait AsFdRef {
+    fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_>;
+}
+
+impl AsFdRef for std::io::Stdin {
+    fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self)
+    }
+}
+
+/// Runs an interactive shell on the host in this terminal. The terminal must be in raw
+/// mode (the caller's business: the workstation already is, the CLI sets it); its size
+/// follows the window. Recorded in the case's ledger when it opens and when it closes.
+pub async fn shell(target: &SessionTarget) -> Result<SessionEnd, AnalysisError> {
+    let SessionTarget {
+        analysis,
+        plane,
+        host,
+    } = target;
+    let started = session::start(analysis, &host.instance_id, &SessionKind::Shell).await?;
+    record_session(
+        plane,
+        analysis,
+        host,
+        "session opened",
+        format!("shell {}", started.session_id),
+    )
+    .await?;
+    let outcome = async {
+        let channel = DataChannel::open(&started).await?;
+        let (input_reader, input) = TerminalInput::start();
+        let (size_tx, sizes) = mpsc::channel(8);
+        if let Ok(size) = crossterm::terminal::size() {
+            let _ = size_tx.try_send(size);
+        }
+        let resizes = tokio::spawn(async move {
+            let Ok(mut winch) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+            else {
+                return;
+            };
+            while winch.recv().await.is_some() {
+                if let Ok(size) = crossterm::terminal::size()
+                    && size_tx.send(size).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let ended = channel.shell(input, sizes, tokio::io::stdout()).await;
+        resizes.abort();
+        drop(input_reader);
+        ended
+    }
+    .await;
+    let _ = session::terminate(analysis, &started.session_id).await;
+    let detail = match &outcome {
+        Ok(end) => format!(
+            "shell {}: {} bytes typed, {} bytes shown",
+            started.session_id, end.bytes_in, end.bytes_out
+        ),
+        Err(err) => format!("shell {}: {err}", started.session_id),
+    };
+    record_session(plane, analysis, host, "session closed", detail).await?;
+    outcome
+}
+
+/// `irf session <host>`: a shell, in raw mode for its duration.
+pub async fn shell_command(
+    context: Arc<AwsContext>,
+    instance_id: &str,
+) -> anyhow::Result<ExitCode> {
+    let target = session_target(context, instance_id).await?;
+    eprintln!(
+        "irf: session to {} (case {}); exit the shell to end it",
+        target.host.instance_id,
+        escape_untrusted(&target.host.case_id)
+    );
+    let was_raw = crossterm::terminal::is_raw_mode_enabled().unwrap_or(false);
+    if !was_raw {
+        crossterm::terminal::enable_raw_mode()?;
+    }
+    let ended = shell(&target).await;
+    if !was_raw {
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+    let end = ended?;
+    eprintln!(
+        "\r\nirf: session ended{}",
+        end.closing_message
+            .as_deref()
+            .map(|m| format!(": {}", escape_untrusted(m.trim())))
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `irf session forward <host> <remote-port> [<local-port>]`.
+pub async fn forward_command(
+    context: Arc<AwsContext>,
+    instance_id: &str,
+    remote_port: u16,
+    local_port: Option<u16>,
+) -> anyhow::Result<ExitCode> {
+    let target = session_target(context, instance_id).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", local_port.unwrap_or(0)))
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "cannot listen on 127.0.0.1:{}: {err}; choose another local port",
+                local_port.unwrap_or(0)
+            )
+        })?;
+    let local = listener.local_addr()?;
+    let started = session::start(
+        &target.analysis,
+        instance_id,
+        &SessionKind::Port { remote_port },
+    )
+    .await?;
+    record_session(
+        &target.plane,
+        &target.analysis,
+        &target.host,
+        "session opened",
+        format!(
+            "port {remote_port} forwarded to {local} ({})",
+            started.session_id
+        ),
+    )
+    .await?;
+    let channel = DataChannel::open(&started).await?;
+    eprintln!(
+        "irf: forwarding {local} to port {remote_port} on {instance_id}; one connection at a time; Ctrl-C ends it"
+    );
+    // Scripts read the address from standard output.
+    out!("{local}");
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    let ended = channel.forward(listener, stop).await;
+    let _ = session::terminate(&target.analysis, &started.session_id).await;
+    let detail = match &ended {
+        Ok(end) => format!(
+            "port {remote_port} ({}): {} bytes sent, {} received",
+            started.session_id, end.bytes_in, end.bytes_out
+        ),
+        Err(err) => format!("port {remote_port} ({}): {err}", started.session_id),
+    };
+    record_session(
+        &target.plane,
+        &target.analysis,
+        &target.host,
+        "session closed",
+        detail,
+    )
+    .await?;
+    ended?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long the workstation waits for a stray reader to let go of the terminal.
+pub const HANDOVER_SETTLE: Duration = Duration::from_millis(50);
