@@ -17,6 +17,7 @@ use irf_engine::ledger::{self, NewEntry};
 use tokio::sync::mpsc;
 
 use crate::text::escape_untrusted;
+use crate::workstation::case_view::human_age as age;
 
 /// `irf images [--json]`.
 pub async fn list_images(context: Arc<AwsContext>, json: bool) -> anyhow::Result<ExitCode> {
@@ -70,15 +71,6 @@ pub async fn build_image(context: Arc<AwsContext>, json: bool) -> anyhow::Result
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn age(secs: Option<u64>) -> String {
-    match secs {
-        None => "-".to_owned(),
-        Some(s) if s < 3600 => format!("{}m", s / 60),
-        Some(s) if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        Some(s) => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
-    }
 }
 
 /// `irf hosts [--json]`.

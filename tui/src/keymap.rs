@@ -37,6 +37,8 @@ pub enum KeyAction {
     ViewCases,
     ViewApprovals,
     ViewEvidence,
+    ViewImages,
+    ViewHosts,
     ResolveFinding,
     AcquireInstance,
     ApproveContainment,
@@ -45,6 +47,10 @@ pub enum KeyAction {
     ToggleLegalHold,
     VerifyCase,
     ExportReport,
+    BuildImage,
+    LaunchHost,
+    OpenSession,
+    TerminateHost,
 }
 
 impl KeyAction {
@@ -58,6 +64,10 @@ impl KeyAction {
                 | Self::RejectContainment
                 | Self::RollbackContainment
                 | Self::ToggleLegalHold
+                | Self::BuildImage
+                | Self::LaunchHost
+                | Self::OpenSession
+                | Self::TerminateHost
         )
     }
 
@@ -67,7 +77,7 @@ impl KeyAction {
             Self::Quit => "quit",
             Self::Help => "show or hide this help",
             Self::CommandMode => {
-                "command mode (:instances :findings :accounts :cases :approvals :evidence :theme)"
+                "command mode (:instances :findings :accounts :cases :approvals :evidence :images :hosts :theme)"
             }
             Self::FilterMode => {
                 "filter rows (text, /regex/, !not, tag:K=V, account:, region:, state:, sev>=HIGH)"
@@ -91,6 +101,20 @@ impl KeyAction {
             Self::ViewApprovals => "approvals view: cases waiting for containment, direct requests",
             Self::ViewEvidence => {
                 "evidence view: every artifact, its hash, retention and legal hold"
+            }
+            Self::ViewImages => "images view: the SIFT pipeline's builds, their state and AMIs",
+            Self::ViewHosts => {
+                "hosts view: analysis hosts with their case, evidence, SSM reachability, cost"
+            }
+            Self::BuildImage => "start a SIFT image build (asks first)",
+            Self::LaunchHost => {
+                "launch an analysis host for the open or selected case, with its evidence (asks first)"
+            }
+            Self::OpenSession => {
+                "open a shell on the selected analysis host (the terminal comes back on exit)"
+            }
+            Self::TerminateHost => {
+                "terminate the selected analysis host (type the instance id to confirm)"
             }
             Self::ResolveFinding => "mark the selected finding RESOLVED (asks first)",
             Self::AcquireInstance => {

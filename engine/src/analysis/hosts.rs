@@ -686,8 +686,7 @@ pub async fn launch(
     let instance_id = instance.instance_id().unwrap_or_default().to_owned();
     let mut entry = NewEntry::new("analysis host launched", analysis.target(&instance_id)).detail(
         format!(
-            "{instance_type} from {} ({ami_id}) in {subnet_id}, profile {profile}, no public address, IMDSv2 required, encrypted root",
-            image_version
+            "{instance_type} from {image_version} ({ami_id}) in {subnet_id}, profile {profile}, no public address, IMDSv2 required, encrypted root"
         ),
     );
     entry.request_ids.extend(request_id);

@@ -86,6 +86,8 @@ fn network_namespaces_work() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+// The handshake callback's error type is tungstenite's own (a whole HTTP response).
+#[allow(clippy::result_large_err)]
 async fn session(
     stream: TcpStream,
     control: Control,

@@ -372,7 +372,15 @@ async fn prepare_and_seed(
     let security = Arc::new(
         AwsContext::connect(Arc::new(Config::default()), &connect_options_for(endpoint)).await,
     );
-    let seeded = seed::apply(security, seed, &dir.join("volumes"), memcap, progress).await?;
+    // Boxed: seeding's future is the largest of the lab's, and callers' stay small.
+    let seeded = Box::pin(seed::apply(
+        security,
+        seed,
+        &dir.join("volumes"),
+        memcap,
+        progress,
+    ))
+    .await?;
     let images = seeded
         .disks
         .iter()

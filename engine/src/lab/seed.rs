@@ -603,7 +603,7 @@ pub async fn apply(
         .collect();
     let plane = super::plane::create(&seeder, &security_id, &forensics, &managed, memcap).await?;
     progress("building the Analysis VPC and the SIFT image pipeline");
-    let analysis = super::analysis::create(&seeder, &forensics).await?;
+    let analysis = Box::pin(super::analysis::create(&seeder, &forensics)).await?;
 
     progress("importing Security Hub findings");
     let findings = import_findings(

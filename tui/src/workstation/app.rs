@@ -11,12 +11,15 @@ use irf_engine::organization::{Scope, WhoAmI};
 
 use super::rows::{
     ACCOUNT_COLUMNS, APPROVAL_COLUMNS, AccountRow, ApprovalRow, CASE_COLUMNS, CaseRow,
-    EVIDENCE_COLUMNS, EvidenceRow, FINDING_COLUMNS, FindingRow, INSTANCE_COLUMNS, InstanceRow,
+    EVIDENCE_COLUMNS, EvidenceRow, FINDING_COLUMNS, FindingRow, HOST_COLUMNS, HostRow,
+    IMAGE_COLUMNS, INSTANCE_COLUMNS, ImageRow, InstanceRow,
 };
 use super::table::{Sort, TableModel};
 use crate::contain::PendingDecision;
 use crate::filter::Filter;
 use crate::keymap::{Key, KeyAction, KeyName, Keymap};
+use irf_engine::analysis::hosts::{AnalysisHost, LaunchOutcome};
+use irf_engine::analysis::images::{PipelineImages, PipelineSummary};
 use irf_engine::cases::CaseStatus;
 use irf_engine::containment::{ContainmentPlan, InstanceRef};
 
@@ -41,11 +44,15 @@ pub enum View {
     Approvals,
     /// Every artifact of every case, with its Object Lock state.
     Evidence,
+    /// The SIFT image pipeline's builds.
+    Images,
+    /// Analysis hosts in the Analysis VPC.
+    Hosts,
 }
 
 impl View {
     /// Command-mode names, canonical first.
-    pub const COMMANDS: [(&'static str, View); 13] = [
+    pub const COMMANDS: [(&'static str, View); 16] = [
         ("instances", View::Instances),
         ("ec2", View::Instances),
         ("inst", View::Instances),
@@ -59,6 +66,9 @@ impl View {
         ("case", View::Cases),
         ("approvals", View::Approvals),
         ("evidence", View::Evidence),
+        ("images", View::Images),
+        ("hosts", View::Hosts),
+        ("sift", View::Hosts),
     ];
 
     pub fn title(self) -> &'static str {
@@ -70,6 +80,8 @@ impl View {
             Self::Case => "case",
             Self::Approvals => "approvals",
             Self::Evidence => "evidence",
+            Self::Images => "images",
+            Self::Hosts => "hosts",
         }
     }
 
@@ -109,6 +121,8 @@ pub enum TypedDecision {
     ApplyRequest(InstanceRef),
     RejectRequest(InstanceRef),
     Rollback(InstanceRef),
+    /// Terminate an analysis host (its instance id).
+    TerminateHost(String),
 }
 
 /// The longest text a typed prompt takes: an instance id or a reason.
@@ -197,6 +211,18 @@ pub enum EngineEvent {
         decision: TypedDecision,
         result: Result<Box<ContainmentPlan>, String>,
     },
+    /// The image pipeline and its builds.
+    Images(Result<Box<PipelineImages>, String>),
+    /// A build started (the image's ARN), or why not.
+    ImageBuildStarted(Result<String, String>),
+    /// The analysis hosts.
+    Hosts(Result<Vec<AnalysisHost>, String>),
+    /// A host launched with its evidence, or why not.
+    HostLaunched(Result<Box<LaunchOutcome>, String>),
+    /// A session ended (how), or why it could not open.
+    SessionEnded(Result<String, String>),
+    /// A host terminated (what was done), or why not.
+    HostTerminated(Result<String, String>),
 }
 
 /// Work the update asks the runtime to start.
@@ -241,6 +267,18 @@ pub enum Effect {
         decision: TypedDecision,
         answer: String,
     },
+    LoadImages,
+    StartImageBuild,
+    LoadHosts,
+    /// Launches an analysis host for the case and gives it the case's evidence.
+    LaunchHost {
+        case_id: CaseId,
+    },
+    /// Hands the terminal to a shell on the host until it exits (the runtime loop's own
+    /// effect: it owns the terminal).
+    OpenSession {
+        instance_id: String,
+    },
 }
 
 impl Effect {
@@ -252,6 +290,9 @@ impl Effect {
                 | Self::StartAcquisition { .. }
                 | Self::Decide { .. }
                 | Self::SetLegalHold { .. }
+                | Self::StartImageBuild
+                | Self::LaunchHost { .. }
+                | Self::OpenSession { .. }
         )
     }
 }
@@ -350,6 +391,16 @@ pub struct App {
     /// How many artifacts the last load found, or why it failed.
     pub evidence_state: Load<usize>,
     evidence_loading: bool,
+    pub images: TableModel<ImageRow>,
+    /// The pipeline's schedule and runs, once read.
+    pub pipeline: Option<PipelineSummary>,
+    pub images_state: Load<usize>,
+    images_loading: bool,
+    pub hosts: TableModel<HostRow>,
+    pub hosts_state: Load<usize>,
+    hosts_loading: bool,
+    /// A host launch is under way (it takes minutes in AWS): one at a time from here.
+    pub launching: Option<CaseId>,
     pub findings_state: Load<usize>,
     /// How many cases the last load found, or why it failed.
     pub cases_state: Load<usize>,
@@ -432,6 +483,26 @@ impl App {
             ),
             evidence_state: Load::Loading,
             evidence_loading: false,
+            images: TableModel::new(
+                IMAGE_COLUMNS.len(),
+                Sort {
+                    column: 0,
+                    descending: true,
+                },
+            ),
+            pipeline: None,
+            images_state: Load::Loading,
+            images_loading: false,
+            hosts: TableModel::new(
+                HOST_COLUMNS.len(),
+                Sort {
+                    column: 9,
+                    descending: false,
+                },
+            ),
+            hosts_state: Load::Loading,
+            hosts_loading: false,
+            launching: None,
             findings_state: Load::Loading,
             cases_state: Load::Loading,
             cases_loading: false,
@@ -540,6 +611,9 @@ impl App {
                     ));
                     vec![]
                 } else if key == Key::char('y') {
+                    if let Effect::LaunchHost { case_id } = &confirmation.effect {
+                        self.launching = Some(case_id.clone());
+                    }
                     self.status = Some(Status::Info(format!("{}…", confirmation.title)));
                     vec![confirmation.effect]
                 } else {
@@ -663,6 +737,12 @@ impl App {
             KeyAction::ViewCases => return self.show(View::Cases),
             KeyAction::ViewApprovals => return self.show(View::Approvals),
             KeyAction::ViewEvidence => return self.show(View::Evidence),
+            KeyAction::ViewImages => return self.show(View::Images),
+            KeyAction::ViewHosts => return self.show(View::Hosts),
+            KeyAction::BuildImage => self.confirm_build(),
+            KeyAction::LaunchHost => self.confirm_launch(),
+            KeyAction::OpenSession => return self.open_session(),
+            KeyAction::TerminateHost => self.prompt_terminate(),
             KeyAction::ToggleLegalHold => self.confirm_legal_hold(),
             KeyAction::VerifyCase | KeyAction::ExportReport => {
                 let Some(screen) = self.case.as_ref().filter(|_| self.view == View::Case) else {
@@ -751,8 +831,144 @@ impl App {
             View::Case => self.load_case(),
             View::Approvals => self.load_approvals(),
             View::Evidence => self.load_evidence(),
+            View::Images => self.load_images(),
+            View::Hosts => self.load_hosts(),
             _ => vec![],
         }
+    }
+
+    fn load_images(&mut self) -> Vec<Effect> {
+        if self.images_loading {
+            return vec![];
+        }
+        self.images_loading = true;
+        vec![Effect::LoadImages]
+    }
+
+    fn load_hosts(&mut self) -> Vec<Effect> {
+        if self.hosts_loading {
+            return vec![];
+        }
+        self.hosts_loading = true;
+        vec![Effect::LoadHosts]
+    }
+
+    /// Asks before starting an image build.
+    fn confirm_build(&mut self) {
+        if self.view != View::Images {
+            self.status = Some(Status::Error("builds start from :images (key 7)".into()));
+            return;
+        }
+        let pipeline = self
+            .pipeline
+            .as_ref()
+            .map_or_else(|| "the SIFT pipeline".to_owned(), |p| p.name.clone());
+        self.mode = Mode::Confirm(Confirmation {
+            title: "Start an image build".into(),
+            lines: vec![
+                format!("pipeline {pipeline}"),
+                "Image Builder builds and tests a new SIFT image from the recipe; it appears here as it goes, and hosts launch from the newest AVAILABLE one.".into(),
+            ],
+            effect: Effect::StartImageBuild,
+        });
+    }
+
+    /// The case a launch is for: the open case in the case view, else the selected case.
+    fn launch_case(&self) -> Option<&Case> {
+        match self.view {
+            View::Case => self.case.as_ref().map(|screen| &screen.case),
+            View::Cases => self.cases.selected().map(|row| &row.case),
+            _ => None,
+        }
+    }
+
+    /// Asks before launching an analysis host for a case.
+    fn confirm_launch(&mut self) {
+        if let Some(case_id) = &self.launching {
+            self.status = Some(Status::Error(format!(
+                "a host for case {case_id} is still being launched; its outcome shows here"
+            )));
+            return;
+        }
+        let Some(case) = self.launch_case() else {
+            self.status = Some(Status::Error(
+                "open or select a case first (:cases): a host is launched for a case's evidence"
+                    .into(),
+            ));
+            return;
+        };
+        let evidence = self
+            .case
+            .as_ref()
+            .filter(|screen| screen.case.case_id == case.case_id)
+            .and_then(|screen| screen.detail.as_ref())
+            .map(|detail| detail.artifacts.len());
+        self.mode = Mode::Confirm(Confirmation {
+            title: "Launch an analysis host".into(),
+            lines: vec![
+                format!("for case {} ({})", case.case_id, case.subject.instance_id),
+                "From the newest AVAILABLE SIFT image, into a private subnet of the Analysis VPC: no public address, analyst profile, IMDSv2 only, encrypted root, case tags.".into(),
+                match evidence {
+                    Some(n) => format!("The case's {n} artifacts are fetched onto it and each SHA-256 checked there."),
+                    None => "The case's artifacts are fetched onto it and each SHA-256 checked there.".into(),
+                },
+                "Recorded in the case's ledger. It runs (and costs) until terminated (T in :hosts).".into(),
+            ],
+            effect: Effect::LaunchHost {
+                case_id: case.case_id.clone(),
+            },
+        });
+    }
+
+    /// Hands the terminal to a shell on the selected host.
+    fn open_session(&mut self) -> Vec<Effect> {
+        let Some(row) = self.hosts.selected().filter(|_| self.view == View::Hosts) else {
+            self.status = Some(Status::Error(
+                "select an analysis host in :hosts (key 8) first".into(),
+            ));
+            return vec![];
+        };
+        let host = &row.host;
+        if host.state != "running" {
+            self.status = Some(Status::Error(format!(
+                "{} is {}: a session needs a running host",
+                host.instance_id, host.state
+            )));
+            return vec![];
+        }
+        self.status = Some(Status::Info(format!(
+            "opening a session to {}…",
+            host.instance_id
+        )));
+        vec![Effect::OpenSession {
+            instance_id: host.instance_id.clone(),
+        }]
+    }
+
+    /// Asks for the host's instance id before terminating it.
+    fn prompt_terminate(&mut self) {
+        let Some(row) = self.hosts.selected().filter(|_| self.view == View::Hosts) else {
+            self.status = Some(Status::Error(
+                "select an analysis host in :hosts (key 8) first".into(),
+            ));
+            return;
+        };
+        let host = &row.host;
+        self.mode = Mode::Typed(TypedPrompt {
+            title: "Terminate analysis host".into(),
+            lines: vec![
+                format!(
+                    "{} ({}) of case {}",
+                    host.instance_id, host.instance_type, host.case_id
+                ),
+                "The host, its root volume and everything on it are deleted; the evidence stays in the evidence bucket.".into(),
+                "Recorded in the case's ledger.".into(),
+                "Type the instance id to terminate, enter to go ahead, esc to cancel.".into(),
+            ],
+            expected: Some(host.instance_id.clone()),
+            input: String::new(),
+            decision: TypedDecision::TerminateHost(host.instance_id.clone()),
+        });
     }
 
     fn load_cases(&mut self) -> Vec<Effect> {
@@ -779,6 +995,13 @@ impl App {
         // The approvals view polls on the same beat: new requests appear without a key.
         if self.view == View::Approvals {
             return self.load_approvals();
+        }
+        // Hosts change state and reachability by themselves; builds move while they run.
+        if self.view == View::Hosts {
+            return self.load_hosts();
+        }
+        if self.view == View::Images && self.images.rows().iter().any(|r| r.image.is_building()) {
+            return self.load_images();
         }
         let any_open = self.cases.rows().iter().any(|r| r.case.status.is_open());
         if self.view == View::Cases && matches!(self.cases_state, Load::Ready(_)) && any_open {
@@ -1210,7 +1433,7 @@ impl App {
             },
             other => {
                 self.status = Some(Status::Error(format!(
-                    "'{}' is not a command: try instances, findings, accounts, cases, approvals, evidence, theme NAME, help, quit",
+                    "'{}' is not a command: try instances, findings, accounts, cases, approvals, evidence, images, hosts, theme NAME, help, quit",
                     crate::text::clip_untrusted(other, 40)
                 )));
             }
@@ -1226,6 +1449,8 @@ impl App {
                 View::Case => return self.load_case(),
                 View::Approvals => return self.load_approvals(),
                 View::Evidence => return self.load_evidence(),
+                View::Images => return self.load_images(),
+                View::Hosts => return self.load_hosts(),
                 _ => {}
             }
         }
@@ -1247,6 +1472,8 @@ impl App {
             View::Cases => change(&mut self.cases),
             View::Approvals => change(&mut self.approvals),
             View::Evidence => change(&mut self.evidence),
+            View::Images => change(&mut self.images),
+            View::Hosts => change(&mut self.hosts),
             // The case view is not a table: it has nothing to sort.
             View::Case => {}
         }
@@ -1289,6 +1516,8 @@ impl App {
             View::Cases => self.cases.cursor(),
             View::Approvals => self.approvals.cursor(),
             View::Evidence => self.evidence.cursor(),
+            View::Images => self.images.cursor(),
+            View::Hosts => self.hosts.cursor(),
             View::Case => 0,
         }
     }
@@ -1301,6 +1530,8 @@ impl App {
             View::Cases => self.cases.filter(),
             View::Approvals => self.approvals.filter(),
             View::Evidence => self.evidence.filter(),
+            View::Images => self.images.filter(),
+            View::Hosts => self.hosts.filter(),
             View::Case => None,
         };
         filter.map(|f| f.text().to_owned()).unwrap_or_default()
@@ -1324,6 +1555,8 @@ impl App {
             View::Cases => self.cases.set_filter(filter),
             View::Approvals => self.approvals.set_filter(filter),
             View::Evidence => self.evidence.set_filter(filter),
+            View::Images => self.images.set_filter(filter),
+            View::Hosts => self.hosts.set_filter(filter),
             View::Case => {}
         }
     }
@@ -1491,6 +1724,70 @@ impl App {
                         self.evidence_state = Load::Failed(err);
                     }
                 }
+            }
+            EngineEvent::Images(result) => {
+                self.images_loading = false;
+                match result {
+                    Ok(listed) => {
+                        let listed = *listed;
+                        self.images_state = Load::Ready(listed.images.len());
+                        self.pipeline = Some(listed.pipeline);
+                        self.images
+                            .set_rows(listed.images.into_iter().map(ImageRow::new).collect());
+                    }
+                    Err(err) => {
+                        if self.view == View::Images {
+                            self.status =
+                                Some(Status::Error(format!("could not list the images: {err}")));
+                        }
+                        self.images_state = Load::Failed(err);
+                    }
+                }
+            }
+            EngineEvent::ImageBuildStarted(result) => {
+                self.status = Some(match result {
+                    Ok(arn) => Status::Info(format!("build started: {arn}")),
+                    Err(err) => Status::Error(format!("the build did not start: {err}")),
+                });
+                return self.load_images();
+            }
+            EngineEvent::Hosts(result) => {
+                self.hosts_loading = false;
+                match result {
+                    Ok(hosts) => {
+                        self.hosts_state = Load::Ready(hosts.len());
+                        self.hosts
+                            .set_rows(hosts.into_iter().map(HostRow::new).collect());
+                    }
+                    Err(err) => {
+                        if self.view == View::Hosts {
+                            self.status = Some(Status::Error(format!(
+                                "could not list the analysis hosts: {err}"
+                            )));
+                        }
+                        self.hosts_state = Load::Failed(err);
+                    }
+                }
+            }
+            EngineEvent::HostLaunched(result) => {
+                self.launching = None;
+                self.status = Some(match result {
+                    Ok(outcome) => Status::Info(format!(
+                        "{} is up in {} with {} artifacts verified on it: s in :hosts opens a shell",
+                        outcome.instance_id,
+                        outcome.subnet_id,
+                        outcome.evidence.len()
+                    )),
+                    Err(err) => Status::Error(format!("launch failed: {err}")),
+                });
+                return self.load_hosts();
+            }
+            EngineEvent::SessionEnded(result) | EngineEvent::HostTerminated(result) => {
+                self.status = Some(match result {
+                    Ok(done) => Status::Info(done),
+                    Err(err) => Status::Error(err),
+                });
+                return self.load_hosts();
             }
             EngineEvent::LegalHoldSet(result) => {
                 self.status = Some(match result {

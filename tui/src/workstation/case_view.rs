@@ -53,6 +53,16 @@ pub fn wrap_untrusted(value: &str, width: usize, max_lines: usize) -> Vec<String
     lines
 }
 
+/// How long something has run, in its two largest units (`42m`, `3h07m`, `2d04h`).
+pub fn human_age(secs: Option<u64>) -> String {
+    match secs {
+        None => "-".to_owned(),
+        Some(s) if s < 3600 => format!("{}m", s / 60),
+        Some(s) if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        Some(s) => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 /// Bytes in binary units, as disk and memory sizes are read.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -19,6 +19,7 @@ use crossterm::event::{
 };
 use futures::StreamExt;
 use irf_engine::acquisition::{self, Plane};
+use irf_engine::analysis::Analysis;
 use irf_engine::aws::AwsContext;
 use irf_engine::findings::FindingQuery;
 use irf_engine::inventory;
@@ -67,6 +68,7 @@ async fn event_loop(
     let engine = Engine {
         context,
         plane: Arc::new(OnceCell::new()),
+        analysis: Arc::new(OnceCell::new()),
         events: engine_tx,
     };
     let size = terminal.size()?;
@@ -95,6 +97,13 @@ async fn event_loop(
                         Err(err) => Err(err.to_string()),
                     };
                     effects.extend(app.on_engine(EngineEvent::ThemeChanged(event)));
+                }
+                Effect::OpenSession { instance_id } if !app.read_only => {
+                    // Boxed: a session's future is large, and the loop's own stays small.
+                    let ended =
+                        Box::pin(hand_over(terminal, &mut input, &engine, &instance_id)).await;
+                    effects.extend(app.on_engine(EngineEvent::SessionEnded(ended)));
+                    dirty = true;
                 }
                 other => spawn_effect(other, &engine, app.read_only),
             }
@@ -146,6 +155,62 @@ async fn event_loop(
     }
 }
 
+/// Hands the terminal to a shell on an analysis host and takes it back as it was: the
+/// workstation stops reading keys, leaves the alternate screen and shows the cursor; when
+/// the shell exits, the screen, mouse capture and cursor are restored and redrawn in full.
+async fn hand_over(
+    terminal: &mut ratatui::DefaultTerminal,
+    input: &mut EventStream,
+    engine: &Engine,
+    instance_id: &str,
+) -> Result<String, String> {
+    use crossterm::{cursor, terminal as term};
+    // A fresh stream is not read until polled; dropping the old one stops its reader.
+    drop(std::mem::replace(input, EventStream::new()));
+    tokio::time::sleep(crate::analysis::HANDOVER_SETTLE).await;
+    let mut stdout = std::io::stdout();
+    let _ = crossterm::execute!(
+        stdout,
+        DisableMouseCapture,
+        term::LeaveAlternateScreen,
+        cursor::Show
+    );
+    {
+        use std::io::Write as _;
+        let _ = write!(
+            stdout,
+            "\r\nirf: session to {instance_id}; exit the shell to come back to the workstation\r\n"
+        );
+        let _ = stdout.flush();
+    }
+    let outcome = async {
+        let target = crate::analysis::session_target(engine.context.clone(), instance_id)
+            .await
+            .map_err(|err| format!("{err:#}"))?;
+        crate::analysis::shell(&target)
+            .await
+            .map_err(|err| err.to_string())
+    }
+    .await;
+    let _ = crossterm::execute!(
+        stdout,
+        term::EnterAlternateScreen,
+        term::Clear(term::ClearType::All),
+        EnableMouseCapture,
+        cursor::Hide
+    );
+    // The screen is blank now; an empty frame makes ratatui's idea of it blank too, so the
+    // next frame is drawn in full. (`Terminal::clear` would ask the terminal for the cursor
+    // position first, and an answer lost in the handover leaves the screen half drawn.)
+    let _ = terminal.draw(|frame| frame.render_widget(ratatui::widgets::Clear, frame.area()));
+    outcome.map(|end| {
+        format!(
+            "session to {instance_id} ended ({} bytes typed, {} shown); recorded in the case's ledger",
+            end.bytes_in, end.bytes_out
+        )
+    })
+}
+
 /// Turns a terminal event into the workstation's input.
 pub fn input_of(event: &Event) -> Option<Input> {
     match event {
@@ -180,7 +245,19 @@ struct Engine {
     /// The workflow, connected on first use and kept; a failed connection is retried by
     /// the next effect that needs it (the operator may fix the configuration meanwhile).
     plane: Arc<OnceCell<Plane>>,
+    /// The Forensics account's analysis side, connected on first use like the plane.
+    analysis: Arc<OnceCell<Analysis>>,
     events: mpsc::Sender<EngineEvent>,
+}
+
+/// The analysis side, connecting it the first time.
+async fn analysis<'a>(
+    context: &Arc<AwsContext>,
+    cell: &'a OnceCell<Analysis>,
+) -> Result<&'a Analysis, String> {
+    cell.get_or_try_init(|| Analysis::connect(context.clone()))
+        .await
+        .map_err(|err| err.to_string())
 }
 
 /// The workflow plane, connecting it the first time.
@@ -200,8 +277,86 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
     }
     let context = engine.context.clone();
     let cell = engine.plane.clone();
+    let analysis_cell = engine.analysis.clone();
     let events = engine.events.clone();
     match effect {
+        Effect::LoadImages => {
+            tokio::spawn(async move {
+                let result = match analysis(&context, &analysis_cell).await {
+                    Ok(analysis) => irf_engine::analysis::images::list(analysis)
+                        .await
+                        .map(Box::new)
+                        .map_err(|err| err.to_string()),
+                    Err(err) => Err(err),
+                };
+                let _ = events.send(EngineEvent::Images(result)).await;
+            });
+        }
+        Effect::StartImageBuild => {
+            tokio::spawn(async move {
+                tracing::info!("image build from the workstation");
+                let result = match analysis(&context, &analysis_cell).await {
+                    Ok(analysis) => irf_engine::analysis::images::start_build(analysis)
+                        .await
+                        .map_err(|err| err.to_string()),
+                    Err(err) => Err(err),
+                };
+                let _ = events.send(EngineEvent::ImageBuildStarted(result)).await;
+            });
+        }
+        Effect::LoadHosts => {
+            tokio::spawn(async move {
+                let result = match analysis(&context, &analysis_cell).await {
+                    Ok(analysis) => irf_engine::analysis::hosts::list(analysis)
+                        .await
+                        .map_err(|err| err.to_string()),
+                    Err(err) => Err(err),
+                };
+                let _ = events.send(EngineEvent::Hosts(result)).await;
+            });
+        }
+        Effect::LaunchHost { case_id } => {
+            tokio::spawn(async move {
+                tracing::info!(case = %case_id, "analysis host launch from the workstation");
+                let result = async {
+                    let plane = plane(&context, &cell).await?;
+                    let analysis = analysis(&context, &analysis_cell).await?;
+                    let request = irf_engine::analysis::hosts::LaunchRequest {
+                        case_id,
+                        instance_type: None,
+                    };
+                    irf_engine::analysis::hosts::launch(analysis, plane, &request)
+                        .await
+                        .map(Box::new)
+                        .map_err(|err| err.to_string())
+                }
+                .await;
+                let _ = events.send(EngineEvent::HostLaunched(result)).await;
+            });
+        }
+        Effect::Decide {
+            decision: TypedDecision::TerminateHost(instance_id),
+            answer,
+        } => {
+            tokio::spawn(async move {
+                tracing::info!(instance = %instance_id, "analysis host terminated from the workstation");
+                let result = async {
+                    let plane = plane(&context, &cell).await?;
+                    let analysis = analysis(&context, &analysis_cell).await?;
+                    irf_engine::analysis::hosts::terminate(analysis, plane, &instance_id, &answer)
+                        .await
+                        .map(|host| {
+                            format!(
+                                "{} is terminating; case {} keeps its evidence",
+                                host.instance_id, host.case_id
+                            )
+                        })
+                        .map_err(|err| err.to_string())
+                }
+                .await;
+                let _ = events.send(EngineEvent::HostTerminated(result)).await;
+            });
+        }
         Effect::LoadIdentity => {
             tokio::spawn(async move {
                 let who = context.whoami().await.map_err(|e| e.to_string());
@@ -411,8 +566,8 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
                 let _ = events.send(EngineEvent::ContainmentDone(result)).await;
             });
         }
-        // Themes are loaded by the loop itself: they belong to the terminal, not to AWS.
-        Effect::SetTheme(_) => {}
+        // Themes and sessions are the loop's own: they belong to the terminal, not to AWS.
+        Effect::SetTheme(_) | Effect::OpenSession { .. } => {}
     }
 }
 
@@ -496,6 +651,10 @@ async fn carry_out(
                 .map_err(|err| err.to_string())?;
             Ok(format!("refused the containment request for {instance}"))
         }
+        // Carried out by its own effect arm (it needs the analysis side, not the plane).
+        TypedDecision::TerminateHost(instance_id) => Err(format!(
+            "{instance_id}: terminate is carried out by the analysis side"
+        )),
         TypedDecision::Rollback(instance) => {
             let outcome = containment::rollback(plane, &instance)
                 .await

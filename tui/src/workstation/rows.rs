@@ -480,3 +480,153 @@ impl TableRow for EvidenceRow {
         .then_with(|| a.key.cmp(&b.key))
     }
 }
+
+/// One build of the SIFT pipeline, as the images view lists it.
+#[derive(Debug, Clone)]
+pub struct ImageRow {
+    pub image: irf_engine::analysis::images::ImageBuild,
+    haystack: String,
+}
+
+impl ImageRow {
+    pub fn new(image: irf_engine::analysis::images::ImageBuild) -> Self {
+        let amis: Vec<&str> = image.amis.iter().map(|a| a.ami_id.as_str()).collect();
+        let haystack = lower_join(&[&image.version, &image.state, &amis.join(" "), &image.arn]);
+        Self { image, haystack }
+    }
+
+    /// The AMIs per region, as one cell.
+    pub fn amis(&self) -> String {
+        let amis: Vec<String> = self
+            .image
+            .amis
+            .iter()
+            .map(|a| format!("{} {}", a.region, a.ami_id))
+            .collect();
+        if amis.is_empty() {
+            "-".to_owned()
+        } else {
+            amis.join(", ")
+        }
+    }
+}
+
+/// Column titles of the images view, in order.
+pub const IMAGE_COLUMNS: [&str; 5] = ["VERSION", "STATE", "BUILT", "TYPE", "AMI"];
+
+impl Filterable for ImageRow {
+    fn haystack(&self) -> &str {
+        &self.haystack
+    }
+    fn tag(&self, _key: &str) -> Option<&str> {
+        None
+    }
+    fn field(&self, field: Field) -> Vec<String> {
+        match field {
+            Field::Account | Field::Region => vec![],
+            Field::State => vec![self.image.state.to_ascii_lowercase()],
+        }
+    }
+    fn severity(&self) -> Option<Severity> {
+        None
+    }
+}
+
+impl TableRow for ImageRow {
+    fn id(&self) -> &str {
+        &self.image.arn
+    }
+    fn compare(&self, other: &Self, column: usize) -> Ordering {
+        let (a, b) = (&self.image, &other.image);
+        match column {
+            0 => a.version_key().cmp(&b.version_key()),
+            1 => a.state.cmp(&b.state),
+            2 => a.created.cmp(&b.created),
+            3 => a.build_type.cmp(&b.build_type),
+            _ => Ordering::Equal,
+        }
+        .then_with(|| a.arn.cmp(&b.arn))
+    }
+}
+
+/// An analysis host, as the hosts view lists it.
+#[derive(Debug, Clone)]
+pub struct HostRow {
+    pub host: irf_engine::analysis::hosts::AnalysisHost,
+    haystack: String,
+}
+
+impl HostRow {
+    pub fn new(host: irf_engine::analysis::hosts::AnalysisHost) -> Self {
+        let haystack = lower_join(&[
+            &host.instance_id,
+            &host.case_id,
+            &host.state,
+            &host.instance_type,
+            host.private_ip.as_deref().unwrap_or_default(),
+            host.subnet_id.as_deref().unwrap_or_default(),
+            host.evidence.as_deref().unwrap_or_default(),
+        ]);
+        Self { host, haystack }
+    }
+}
+
+/// Column titles of the hosts view, in order.
+pub const HOST_COLUMNS: [&str; 11] = [
+    "INSTANCE",
+    "CASE",
+    "STATE",
+    "TYPE",
+    "PRIVATE IP",
+    "SUBNET",
+    "PROFILE",
+    "EVIDENCE",
+    "SSM",
+    "AGE",
+    "COST",
+];
+
+impl Filterable for HostRow {
+    fn haystack(&self) -> &str {
+        &self.haystack
+    }
+    fn tag(&self, _key: &str) -> Option<&str> {
+        None
+    }
+    fn field(&self, field: Field) -> Vec<String> {
+        match field {
+            Field::Account | Field::Region => vec![],
+            Field::State => vec![self.host.state.clone()],
+        }
+    }
+    fn severity(&self) -> Option<Severity> {
+        None
+    }
+}
+
+impl TableRow for HostRow {
+    fn id(&self) -> &str {
+        &self.host.instance_id
+    }
+    fn compare(&self, other: &Self, column: usize) -> Ordering {
+        let (a, b) = (&self.host, &other.host);
+        match column {
+            0 => a.instance_id.cmp(&b.instance_id),
+            1 => a.case_id.cmp(&b.case_id),
+            2 => a.state.cmp(&b.state),
+            3 => a.instance_type.cmp(&b.instance_type),
+            4 => a.private_ip.cmp(&b.private_ip),
+            5 => a.subnet_id.cmp(&b.subnet_id),
+            6 => a.instance_profile.cmp(&b.instance_profile),
+            7 => a.evidence.cmp(&b.evidence),
+            8 => a.ssm.as_str().cmp(b.ssm.as_str()),
+            9 => a.age_secs.cmp(&b.age_secs),
+            10 => a
+                .cost_usd
+                .partial_cmp(&b.cost_usd)
+                .unwrap_or(Ordering::Equal),
+            _ => Ordering::Equal,
+        }
+        .then_with(|| a.instance_id.cmp(&b.instance_id))
+    }
+}

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 use super::app::{App, Load, Mode, Status, View};
 use super::rows::{
     ACCOUNT_COLUMNS, APPROVAL_COLUMNS, CASE_COLUMNS, EVIDENCE_COLUMNS, FINDING_COLUMNS,
-    INSTANCE_COLUMNS,
+    HOST_COLUMNS, IMAGE_COLUMNS, INSTANCE_COLUMNS,
 };
 use crate::text::{clip_untrusted, escape_untrusted};
 use crate::theme::Theme;
@@ -219,7 +219,12 @@ fn shown_columns(app: &App, all: usize) -> Vec<usize> {
         View::Instances => vec![0, 1, 4, 9],
         View::Findings => vec![0, 1, 4],
         View::Accounts => vec![0, 1, 6],
-        View::Cases | View::Case | View::Approvals | View::Evidence => (0..all).collect(),
+        View::Cases
+        | View::Case
+        | View::Approvals
+        | View::Evidence
+        | View::Images
+        | View::Hosts => (0..all).collect(),
     }
 }
 
@@ -589,6 +594,139 @@ fn evidence_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSp
     )
 }
 
+fn images_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec {
+    let model = &app.images;
+    let text = theme.style("text");
+    let rows = model
+        .window(start, page)
+        .map(|row| {
+            let image = &row.image;
+            let state_role = match image.state.as_str() {
+                "AVAILABLE" => "status.info",
+                "FAILED" | "CANCELLED" => "status.error",
+                _ => "text",
+            };
+            vec![
+                (image.version.clone(), text),
+                (image.state.clone(), theme.style(state_role)),
+                (
+                    image.created.as_deref().map(short_time).unwrap_or_default(),
+                    text,
+                ),
+                (
+                    image.build_type.clone().unwrap_or_else(|| "-".into()),
+                    theme.style("text.dim"),
+                ),
+                (row.amis(), text),
+            ]
+        })
+        .collect();
+    TableSpec::of(
+        model,
+        &IMAGE_COLUMNS,
+        vec![
+            Constraint::Length(12),
+            Constraint::Length(13),
+            Constraint::Length(19),
+            Constraint::Length(16),
+            Constraint::Fill(1),
+        ],
+        rows,
+    )
+}
+
+fn hosts_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec {
+    let model = &app.hosts;
+    let text = theme.style("text");
+    let dim = theme.style("text.dim");
+    let rows = model
+        .window(start, page)
+        .map(|row| {
+            let host = &row.host;
+            let evidence = host.evidence.clone().unwrap_or_else(|| "none".into());
+            let evidence_role = if evidence.starts_with("verified") {
+                "status.info"
+            } else {
+                "status.error"
+            };
+            let ssm_role = match host.ssm {
+                irf_engine::analysis::hosts::Reachability::Online => "status.info",
+                _ => "status.error",
+            };
+            vec![
+                (host.instance_id.clone(), text),
+                (host.case_id.clone(), text),
+                (host.state.clone(), state_style(theme, &host.state)),
+                (host.instance_type.clone(), text),
+                (host.private_ip.clone().unwrap_or_else(|| "-".into()), text),
+                (host.subnet_id.clone().unwrap_or_else(|| "-".into()), dim),
+                (
+                    host.instance_profile.clone().unwrap_or_else(|| "-".into()),
+                    dim,
+                ),
+                (evidence, theme.style(evidence_role)),
+                (host.ssm.as_str().to_owned(), theme.style(ssm_role)),
+                (
+                    crate::workstation::case_view::human_age(host.age_secs),
+                    text,
+                ),
+                (
+                    host.cost_usd
+                        .map_or_else(|| "?".to_owned(), |c| format!("${c:.2}")),
+                    text,
+                ),
+            ]
+        })
+        .collect();
+    TableSpec::of(
+        model,
+        &HOST_COLUMNS,
+        vec![
+            Constraint::Length(19),
+            Constraint::Length(36),
+            Constraint::Length(10),
+            Constraint::Length(10),
+            Constraint::Length(15),
+            Constraint::Length(24),
+            Constraint::Length(14),
+            Constraint::Length(14),
+            Constraint::Length(15),
+            Constraint::Length(7),
+            Constraint::Length(8),
+        ],
+        rows,
+    )
+}
+
+/// What an empty images table says instead of rows.
+fn images_placeholder(app: &App) -> (String, &'static str) {
+    match &app.images_state {
+        _ if !app.images.rows().is_empty() => ("no image matches the filter".into(), "text.dim"),
+        Load::Loading => ("reading the image pipeline…".into(), "text.dim"),
+        Load::Failed(err) => (format!("could not list the images: {err}"), "status.error"),
+        Load::Ready(_) => (
+            "the pipeline has built no image yet: b starts a build".into(),
+            "text.dim",
+        ),
+    }
+}
+
+/// What an empty hosts table says instead of rows.
+fn hosts_placeholder(app: &App) -> (String, &'static str) {
+    match &app.hosts_state {
+        _ if !app.hosts.rows().is_empty() => ("no host matches the filter".into(), "text.dim"),
+        Load::Loading => ("reading the analysis hosts…".into(), "text.dim"),
+        Load::Failed(err) => (
+            format!("could not list the analysis hosts: {err}"),
+            "status.error",
+        ),
+        Load::Ready(_) => (
+            "no analysis hosts: open a case (:cases, enter) and press l to launch one".into(),
+            "text.dim",
+        ),
+    }
+}
+
 /// What an empty evidence table says instead of rows.
 fn evidence_placeholder(app: &App) -> (String, &'static str) {
     match &app.evidence_state {
@@ -655,6 +793,8 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         View::Cases | View::Case => cases_spec(app, theme, start, page),
         View::Approvals => approvals_spec(app, theme, start, page),
         View::Evidence => evidence_spec(app, theme, start, page),
+        View::Images => images_spec(app, theme, start, page),
+        View::Hosts => hosts_spec(app, theme, start, page),
     };
     let columns = shown_columns(app, spec.titles.len());
     let constraints: Vec<Constraint> = columns.iter().map(|&c| spec.widths[c]).collect();
@@ -707,6 +847,8 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         View::Cases => Some(cases_placeholder(app)),
         View::Approvals => Some(approvals_placeholder(app)),
         View::Evidence => Some(evidence_placeholder(app)),
+        View::Images => Some(images_placeholder(app)),
+        View::Hosts => Some(hosts_placeholder(app)),
         _ => None,
     };
     if let Some((message, role)) = placeholder.filter(|_| spec.shown == 0) {
@@ -764,7 +906,12 @@ pub fn detail_lines(app: &App) -> Vec<(String, String)> {
             }
         }
         // The cases have their own view instead of a panel.
-        View::Cases | View::Case | View::Approvals | View::Evidence => {}
+        View::Cases
+        | View::Case
+        | View::Approvals
+        | View::Evidence
+        | View::Images
+        | View::Hosts => {}
         View::Accounts => {
             let Some(row) = app.accounts.selected() else {
                 return lines;
@@ -904,6 +1051,7 @@ fn key_hints(app: &App, theme: &Theme) -> Line<'static> {
             (KeyAction::Refresh, "refresh"),
             (KeyAction::VerifyCase, "verify"),
             (KeyAction::ExportReport, "report"),
+            (KeyAction::LaunchHost, "analysis host"),
         ]),
         View::Approvals => hints.extend([
             (KeyAction::FilterMode, "filter"),
@@ -922,6 +1070,19 @@ fn key_hints(app: &App, theme: &Theme) -> Line<'static> {
             (KeyAction::ToggleDetail, "open case"),
             (KeyAction::SortNext, "sort"),
             (KeyAction::Refresh, "refresh"),
+            (KeyAction::LaunchHost, "analysis host"),
+        ]),
+        View::Images => hints.extend([
+            (KeyAction::FilterMode, "filter"),
+            (KeyAction::Refresh, "refresh"),
+            (KeyAction::BuildImage, "build"),
+        ]),
+        View::Hosts => hints.extend([
+            (KeyAction::FilterMode, "filter"),
+            (KeyAction::SortNext, "sort"),
+            (KeyAction::Refresh, "refresh"),
+            (KeyAction::OpenSession, "shell"),
+            (KeyAction::TerminateHost, "terminate"),
         ]),
         View::Instances | View::Findings | View::Accounts => hints.extend([
             (KeyAction::FilterMode, "filter"),
