@@ -867,7 +867,8 @@ impl App {
             title: "Start an image build".into(),
             lines: vec![
                 format!("pipeline {pipeline}"),
-                "Image Builder builds and tests a new SIFT image from the recipe; it appears here as it goes, and hosts launch from the newest AVAILABLE one.".into(),
+                "Image Builder builds and tests a new SIFT image from the recipe.".into(),
+                "It shows here as it goes; hosts launch from the newest AVAILABLE image.".into(),
             ],
             effect: Effect::StartImageBuild,
         });
@@ -907,7 +908,8 @@ impl App {
             title: "Launch an analysis host".into(),
             lines: vec![
                 format!("for case {} ({})", case.case_id, case.subject.instance_id),
-                "From the newest AVAILABLE SIFT image, into a private subnet of the Analysis VPC: no public address, analyst profile, IMDSv2 only, encrypted root, case tags.".into(),
+                "From the newest AVAILABLE SIFT image into a private Analysis VPC subnet:".into(),
+                "no public address, analyst profile, IMDSv2 only, encrypted root, case tags.".into(),
                 match evidence {
                     Some(n) => format!("The case's {n} artifacts are fetched onto it and each SHA-256 checked there."),
                     None => "The case's artifacts are fetched onto it and each SHA-256 checked there.".into(),
@@ -961,7 +963,8 @@ impl App {
                     "{} ({}) of case {}",
                     host.instance_id, host.instance_type, host.case_id
                 ),
-                "The host, its root volume and everything on it are deleted; the evidence stays in the evidence bucket.".into(),
+                "The host, its root volume and everything on it are deleted;".into(),
+                "the case's evidence stays in the evidence bucket.".into(),
                 "Recorded in the case's ledger.".into(),
                 "Type the instance id to terminate, enter to go ahead, esc to cancel.".into(),
             ],

@@ -1,0 +1,559 @@
+//! Analysis in the lab: the SIFT pipeline's builds, a host launched for a case (isolated,
+//! with the case's evidence verified on it), Session Manager shells and port forwarding
+//! into it, terminate, and the workstation handing its terminal to a session and back.
+
+use std::io::{Read, Write};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use irf_e2e::{TerminalSession, context, lab, lab_env, run_irf, suspect};
+use irf_engine::analysis::Analysis;
+use irf_engine::cases::CaseId;
+use sha2::{Digest, Sha256};
+
+fn irf_json(args: &[&str]) -> serde_json::Value {
+    let out = run_irf(args, &lab_env(lab()));
+    assert!(
+        out.status.success(),
+        "irf {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "irf {args:?} printed no JSON ({err}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A finished memory-only case of the suspect, acquired once for the tests of this file
+/// (memory alone keeps the copies on the hosts small).
+fn memory_case() -> &'static str {
+    static CASE: OnceLock<String> = OnceLock::new();
+    CASE.get_or_init(|| {
+        let suspect = suspect(lab());
+        let opened = irf_json(&[
+            "acquire",
+            "--instance",
+            &suspect.id,
+            "--account",
+            suspect.account.as_str(),
+            "--no-disk",
+            "--containment",
+            "never",
+            "--wait",
+            "--json",
+        ]);
+        opened["case_id"]
+            .as_str()
+            .expect("the case carries case_id")
+            .to_owned()
+    })
+}
+
+fn launch(case_id: &str) -> serde_json::Value {
+    irf_json(&["hosts", "launch", "--case", case_id, "--json"])
+}
+
+async fn forensics_ec2() -> aws_sdk_ec2::Client {
+    let ctx = context().await;
+    let forensics = lab().seeded.forensics.clone();
+    aws_sdk_ec2::Client::new(
+        &ctx.account_config(&forensics, irf_engine::lab::LAB_REGION)
+            .await
+            .expect("the Forensics account"),
+    )
+}
+
+fn ledger_actions(case_id: &str) -> Vec<(String, String)> {
+    let case = irf_json(&["case", case_id, "--json"]);
+    case["ledger"]
+        .as_array()
+        .expect("the case's ledger")
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default().to_owned(),
+                e["target"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_build_becomes_an_available_image_with_a_registered_ami() {
+    let before = irf_json(&["images", "--json"]);
+    let versions_before: Vec<String> = before["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| i["version"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        !versions_before.is_empty(),
+        "the lab's pipeline has an image"
+    );
+    assert!(
+        before["pipeline"]["next_run"].as_str().is_some(),
+        "{before}"
+    );
+    let started = irf_json(&["images", "build", "--json"]);
+    let arn = started["image_build_version_arn"]
+        .as_str()
+        .expect("the build's ARN")
+        .to_owned();
+    // It shows at once, building; then it becomes available with an AMI.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut states = Vec::new();
+    let image = loop {
+        let listed = irf_json(&["images", "--json"]);
+        let image = listed["images"]
+            .as_array()
+            .expect("images")
+            .iter()
+            .find(|i| i["arn"] == arn.as_str())
+            .cloned()
+            .expect("the new build is listed");
+        let state = image["state"].as_str().unwrap_or_default().to_owned();
+        if states.last() != Some(&state) {
+            states.push(state.clone());
+        }
+        if state == "AVAILABLE" {
+            break image;
+        }
+        assert!(Instant::now() < deadline, "states seen: {states:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        states.len() > 1,
+        "the build was seen before it was available: {states:?}"
+    );
+    assert!(!versions_before.contains(&image["version"].as_str().unwrap_or_default().to_owned()));
+    let ami = image["amis"][0]["ami_id"]
+        .as_str()
+        .expect("an AMI")
+        .to_owned();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let described = runtime.block_on(async {
+        forensics_ec2()
+            .await
+            .describe_images()
+            .image_ids(&ami)
+            .send()
+            .await
+            .expect("describe the AMI")
+    });
+    assert_eq!(described.images().len(), 1, "the AMI is registered in EC2");
+}
+
+#[tokio::test]
+async fn a_launched_host_is_isolated_holds_verified_evidence_and_terminates() {
+    let case_id = memory_case();
+    let launched = launch(case_id);
+    let instance_id = launched["instance_id"]
+        .as_str()
+        .expect("launch prints instance_id")
+        .to_owned();
+    let settings = &lab()
+        .seeded
+        .analysis
+        .as_ref()
+        .expect("the lab's analysis VPC")
+        .clone();
+
+    let ec2 = forensics_ec2().await;
+    let described = ec2
+        .describe_instances()
+        .instance_ids(&instance_id)
+        .send()
+        .await
+        .expect("describe the host");
+    let host = described.reservations()[0].instances()[0].clone();
+    // In a private subnet of the Analysis VPC: a configured subnet, no public address, and a
+    // route table without an internet or NAT gateway.
+    assert_eq!(host.vpc_id(), Some(settings.vpc_id.as_str()));
+    let subnet = host.subnet_id().expect("a subnet").to_owned();
+    assert!(settings.subnet_ids.contains(&subnet), "{subnet}");
+    assert_eq!(host.public_ip_address(), None, "no public address");
+    assert!(
+        host.network_interfaces()
+            .iter()
+            .all(|eni| eni.association().and_then(|a| a.public_ip()).is_none()),
+        "no interface has a public address"
+    );
+    let routes = ec2
+        .describe_route_tables()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("association.subnet-id")
+                .values(&subnet)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("route tables");
+    assert!(
+        !routes.route_tables().is_empty(),
+        "the subnet has its own route table"
+    );
+    for route in routes.route_tables().iter().flat_map(|t| t.routes()) {
+        assert!(
+            route.nat_gateway_id().is_none()
+                && !route.gateway_id().is_some_and(|g| g.starts_with("igw-")),
+            "no way out: {route:?}"
+        );
+    }
+    // The analysis hosts' group on its interface (HTTPS out only, nothing in).
+    let interface = &host.network_interfaces()[0];
+    assert_eq!(
+        interface
+            .groups()
+            .iter()
+            .filter_map(|g| g.group_id())
+            .collect::<Vec<_>>(),
+        [settings.security_group_id.as_str()]
+    );
+    assert_eq!(interface.subnet_id(), Some(subnet.as_str()));
+    // The analyst profile, IMDSv2 only, an encrypted root volume, the case's tags.
+    assert!(
+        host.iam_instance_profile()
+            .and_then(|p| p.arn())
+            .is_some_and(|arn| arn.ends_with(&format!("/{}", settings.instance_profile))),
+        "{:?}",
+        host.iam_instance_profile()
+    );
+    assert_eq!(
+        host.metadata_options().and_then(|m| m.http_tokens()),
+        Some(&aws_sdk_ec2::types::HttpTokensState::Required)
+    );
+    let root = host
+        .block_device_mappings()
+        .iter()
+        .find_map(|m| m.ebs().and_then(|e| e.volume_id()))
+        .expect("a root volume")
+        .to_owned();
+    let volumes = ec2
+        .describe_volumes()
+        .volume_ids(&root)
+        .send()
+        .await
+        .expect("the root volume");
+    assert_eq!(
+        volumes.volumes()[0].encrypted(),
+        Some(true),
+        "encrypted root"
+    );
+    let tag = |key: &str| {
+        host.tags()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+            .map(str::to_owned)
+    };
+    assert_eq!(tag("irf:case").as_deref(), Some(case_id));
+    assert_eq!(tag("irf:role").as_deref(), Some("analysis-host"));
+    assert_eq!(tag("irf:evidence").as_deref(), Some("verified 1/1"));
+
+    // The evidence is on the host, read-only, and hashes to its manifest's SHA-256.
+    let case = irf_json(&["case", case_id, "--json"]);
+    let artifact = &case["artifacts"][0];
+    let expected = artifact["sha256"].as_str().expect("artifact hash");
+    let held = &launched["evidence"][0];
+    assert_eq!(held["sha256"], expected);
+    let path = std::path::Path::new(held["path"].as_str().expect("path on the host"));
+    assert!(
+        path.starts_with(
+            lab()
+                .config_path
+                .parent()
+                .expect("lab dir")
+                .join("hosts")
+                .join(&instance_id)
+        ),
+        "{}",
+        path.display()
+    );
+    let bytes = std::fs::read(path).expect("the evidence on the host");
+    assert_eq!(
+        bytes.len() as u64,
+        artifact["bytes_total"].as_u64().expect("size")
+    );
+    assert_eq!(irf_engine::hex(&Sha256::digest(&bytes)), expected);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(path).expect("mode").permissions().mode() & 0o777,
+        0o444
+    );
+
+    let actions = ledger_actions(case_id);
+    let host_target = format!(
+        "{}/{}/{instance_id}",
+        lab().seeded.forensics,
+        irf_engine::lab::LAB_REGION
+    );
+    for wanted in ["analysis host launched", "analysis host evidence verified"] {
+        assert!(
+            actions
+                .iter()
+                .any(|(a, t)| a == wanted && *t == host_target),
+            "{wanted} for {host_target} in {actions:?}"
+        );
+    }
+
+    // The host is listed with its case, evidence and reachability.
+    let hosts = irf_json(&["hosts", "--json"]);
+    let listed = hosts
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .find(|h| h["instance_id"] == instance_id.as_str())
+        .expect("the host is listed")
+        .clone();
+    assert_eq!(listed["case_id"], case_id);
+    assert_eq!(listed["ssm"], "online");
+    assert_eq!(listed["imdsv2_required"], true);
+
+    // A wrong confirmation changes nothing; the right one terminates it.
+    let refused = run_irf(
+        &["hosts", "terminate", &instance_id, "--confirm", "i-0wrong"],
+        &lab_env(lab()),
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("does not match"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let out = run_irf(
+        &[
+            "hosts",
+            "terminate",
+            &instance_id,
+            "--confirm",
+            &instance_id,
+        ],
+        &lab_env(lab()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = ec2
+        .describe_instances()
+        .instance_ids(&instance_id)
+        .send()
+        .await
+        .expect("describe")
+        .reservations()[0]
+        .instances()[0]
+        .state()
+        .and_then(|s| s.name())
+        .cloned();
+    assert!(
+        matches!(
+            state,
+            Some(
+                aws_sdk_ec2::types::InstanceStateName::ShuttingDown
+                    | aws_sdk_ec2::types::InstanceStateName::Terminated
+            )
+        ),
+        "{state:?}"
+    );
+    let hosts = irf_json(&["hosts", "--json"]);
+    assert!(
+        !hosts
+            .as_array()
+            .expect("hosts")
+            .iter()
+            .any(|h| h["instance_id"] == instance_id.as_str()),
+        "a terminated host is gone from the list"
+    );
+    assert!(
+        ledger_actions(case_id)
+            .iter()
+            .any(|(a, t)| a == "analysis host terminated" && *t == host_target)
+    );
+    // Every entry added keeps the chain whole.
+    let verified = run_irf(&["verify", case_id], &lab_env(lab()));
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+}
+
+#[test]
+fn only_analysis_hosts_are_terminated_and_launches_name_what_is_missing() {
+    // The suspect is not an analysis host: terminate refuses it by name, whatever is typed.
+    let suspect = suspect(lab());
+    let out = run_irf(
+        &["hosts", "terminate", &suspect.id, "--confirm", &suspect.id],
+        &lab_env(lab()),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not an analysis host"), "{stderr}");
+    // A case that does not exist is named.
+    let out = run_irf(
+        &[
+            "hosts",
+            "launch",
+            "--case",
+            "20200101T000000Z-i-0123456789abcdef0",
+        ],
+        &lab_env(lab()),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("20200101T000000Z-i-0123456789abcdef0"),
+        "{stderr}"
+    );
+    // Read-only mode refuses by name before anything is read.
+    let out = run_irf(&["--read-only", "images", "build"], &lab_env(lab()));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("irf images build"));
+}
+
+#[tokio::test]
+async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
+    let case_id = memory_case();
+    let instance_id = launch(case_id)["instance_id"]
+        .as_str()
+        .expect("instance_id")
+        .to_owned();
+
+    // A shell in a real terminal: a command runs on the host, with the evidence there.
+    let mut shell = TerminalSession::start(&["session", &instance_id], &lab_env(lab()), 30, 120);
+    shell.wait_for(&format!("@{instance_id}"), Duration::from_secs(20));
+    shell.send("echo marker-$((6*7)); ls \"$IRF_EVIDENCE_DIR\"\r");
+    let screen = shell.wait_for("marker-42", Duration::from_secs(10));
+    assert!(
+        screen.contains(case_id),
+        "the case's evidence directory: {screen}"
+    );
+    shell.send("exit\r");
+    assert!(
+        shell.wait_exit(Duration::from_secs(15)),
+        "{}",
+        shell.screen()
+    );
+    assert!(
+        shell.screen().contains("session ended"),
+        "{}",
+        shell.screen()
+    );
+
+    // A port on the host (here: a listener of this test) forwarded to a local port, two
+    // connections one after the other.
+    let service = std::net::TcpListener::bind("127.0.0.1:0").expect("a service port");
+    let remote_port = service.local_addr().expect("address").port();
+    let served = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut stream, _) = service.accept().expect("a forwarded connection");
+            let mut line = [0u8; 5];
+            stream.read_exact(&mut line).expect("request");
+            stream
+                .write_all(&[b"echo:", &line[..]].concat())
+                .expect("reply");
+        }
+    });
+    let mut forward = std::process::Command::new(irf_e2e::irf_binary())
+        .args(["session", "forward", &instance_id, &remote_port.to_string()])
+        .envs(lab_env(lab()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("irf session forward");
+    let mut address = String::new();
+    let mut stdout = forward.stdout.take().expect("stdout");
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).expect("read the address") == 1 && byte[0] != b'\n' {
+        address.push(byte[0] as char);
+    }
+    for word in ["hello", "again"] {
+        let mut client = std::net::TcpStream::connect(&address).expect("the local port");
+        client.write_all(word.as_bytes()).expect("send");
+        let mut reply = [0u8; 10];
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        client
+            .read_exact(&mut reply)
+            .expect("the reply through the session");
+        assert_eq!(&reply, format!("echo:{word}").as_bytes());
+    }
+    served.join().expect("the service");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(forward.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("interrupt the forward");
+    let status = forward.wait().expect("forward exits");
+    assert!(status.success(), "{status:?}");
+
+    let opened: Vec<_> = ledger_actions(case_id)
+        .into_iter()
+        .filter(|(a, t)| t.ends_with(&instance_id) && a.starts_with("session"))
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(
+        opened,
+        [
+            "session opened",
+            "session closed",
+            "session opened",
+            "session closed"
+        ],
+        "shell and forward each recorded"
+    );
+    let analysis = Analysis::connect(context().await).await.expect("analysis");
+    let plane = irf_engine::acquisition::Plane::connect(context().await)
+        .await
+        .expect("plane");
+    irf_engine::analysis::hosts::terminate(&analysis, &plane, &instance_id, &instance_id)
+        .await
+        .expect("terminate");
+    assert!(CaseId::parse(case_id).is_ok());
+}
+
+#[test]
+fn the_workstation_hands_its_terminal_to_a_session_and_gets_it_back() {
+    let case_id = memory_case();
+    let instance_id = launch(case_id)["instance_id"]
+        .as_str()
+        .expect("instance_id")
+        .to_owned();
+    let mut session = TerminalSession::start(&[], &lab_env(lab()), 40, 200);
+    session.wait_for("refreshed", Duration::from_secs(60));
+    session.send("8");
+    session.wait_for(&instance_id, Duration::from_secs(15));
+    session.send(&format!("/{instance_id}\r"));
+    let before = session.wait_for("hosts (1/", Duration::from_secs(5));
+    assert!(before.contains("online"), "{before}");
+    session.send("s");
+    // The shell has the terminal: the workstation's screen is gone, the host's prompt is there.
+    let shell = session.wait_for(&format!("analyst@{instance_id}"), Duration::from_secs(20));
+    assert!(!shell.contains("hosts (1/"), "{shell}");
+    session.send("echo marker-$((6*7))\r");
+    session.wait_for("marker-42", Duration::from_secs(10));
+    session.send("exit\r");
+    let after = session.wait_for("ended (", Duration::from_secs(15));
+    // The workstation is back whole: header, the hosts table with the host, the footer.
+    assert!(after.contains("hosts (1/"), "{after}");
+    assert!(after.contains(&instance_id), "{after}");
+    assert!(
+        after.contains("Organization"),
+        "the header is redrawn: {after}"
+    );
+    assert!(
+        !after.contains("marker-42"),
+        "the shell's output is gone: {after}"
+    );
+    // It still takes keys.
+    session.send("7");
+    session.wait_for("images (", Duration::from_secs(10));
+    session.send("q");
+    assert!(session.wait_exit(Duration::from_secs(10)));
+}
