@@ -77,7 +77,7 @@ impl KeyAction {
             Self::Quit => "quit",
             Self::Help => "show or hide this help",
             Self::CommandMode => {
-                "command mode (:instances :findings :accounts :cases :approvals :evidence :images :hosts :theme)"
+                "command mode: a view by name (:hosts :images :evidence :cases ...), :theme NAME"
             }
             Self::FilterMode => {
                 "filter rows (text, /regex/, !not, tag:K=V, account:, region:, state:, sev>=HIGH)"

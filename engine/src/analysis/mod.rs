@@ -33,10 +33,7 @@ impl Analysis {
             .accounts
             .forensics
             .clone()
-            .ok_or(AnalysisError::NotConfigured {
-                setting: "accounts.forensics",
-                template: "1-forensic-analysis-vpc-and-buckets.yaml",
-            })?;
+            .ok_or(AnalysisError::NoForensicsAccount)?;
         let region = config
             .workflow
             .region
@@ -99,6 +96,10 @@ pub enum AnalysisError {
         setting: &'static str,
         template: &'static str,
     },
+    #[error(
+        "accounts.forensics is not set\n  name the Forensics account (where templates 1 and 2 deploy the Analysis VPC, the evidence bucket and the SIFT pipeline) in the configuration: 'irf config path' shows where it is"
+    )]
+    NoForensicsAccount,
     #[error(transparent)]
     Aws(#[from] AwsError),
     #[error(transparent)]
