@@ -432,6 +432,8 @@ mod tests {
         );
         assert_eq!(config.accounts.members.len(), 2);
         assert_eq!(config.api.retry_mode, RetryMode::Standard);
+        assert_eq!(config.analysis.instance_type.as_deref(), Some("m5.2xlarge"));
+        assert_eq!(config.analysis.subnet_ids.len(), 3);
         let again = Config::parse(&config.to_toml(), Path::new("again.toml")).expect("reparses");
         assert_eq!(again, config);
     }
