@@ -11,7 +11,7 @@ use crate::containment::ContainmentRecord;
 use crate::ledger::{LedgerEntry, Verification};
 
 /// The report's format version, raised on any incompatible change of its JSON.
-pub const REPORT_VERSION: u32 = 1;
+pub const REPORT_VERSION: u32 = 2;
 
 /// One artifact as the report states it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +23,36 @@ pub struct ReportArtifact {
     pub state: String,
     pub size: u64,
     pub sha256: Option<String>,
+}
+
+/// Something done on an analysis host of the case: launched, its evidence verified,
+/// a session opened or closed, terminated (from the ledger).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnalysisActivity {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    /// The host, `account/region/instance`.
+    pub host: String,
+    pub detail: Option<String>,
+    /// The ledger entry it comes from.
+    pub seq: u64,
+}
+
+/// The analysis activity of a ledger, in its order.
+pub fn analysis_activity(ledger: &[LedgerEntry]) -> Vec<AnalysisActivity> {
+    ledger
+        .iter()
+        .filter(|e| e.action.starts_with("analysis host") || e.action.starts_with("session "))
+        .map(|e| AnalysisActivity {
+            at: e.at.clone(),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            host: e.target.clone(),
+            detail: e.detail.clone(),
+            seq: e.seq,
+        })
+        .collect()
 }
 
 /// A case's report.
@@ -38,6 +68,8 @@ pub struct CaseReport {
     pub artifacts: Vec<ReportArtifact>,
     pub approval: Option<ApprovalDecision>,
     pub containment: Option<ContainmentRecord>,
+    /// Analysis hosts and sessions (report_version 2).
+    pub analysis: Vec<AnalysisActivity>,
     pub ledger: Vec<LedgerEntry>,
     pub verification: Verification,
 }
@@ -65,6 +97,7 @@ pub async fn build(plane: &Plane, case_id: &CaseId) -> Result<CaseReport, CaseEr
             .collect(),
         approval: detail.approval.and_then(|a| a.decided),
         containment: detail.containment,
+        analysis: analysis_activity(&detail.ledger),
         ledger: detail.ledger,
         verification,
         case: detail.case,
@@ -123,7 +156,7 @@ impl From<Table> for Section {
 /// The report's tables.
 fn sections(report: &CaseReport) -> Vec<Section> {
     let verified = |ok: bool| if ok { "verified" } else { "NOT VERIFIED" }.to_owned();
-    let tables: [Table; 4] = [
+    let tables: [Table; 5] = [
         (
             "Timeline".into(),
             vec!["step", "status", "started", "ended", "attempts", "detail"],
@@ -156,6 +189,24 @@ fn sections(report: &CaseReport) -> Vec<Section> {
                         a.sha256.clone().unwrap_or_default(),
                         a.state.clone(),
                         a.key.clone(),
+                    ]
+                })
+                .collect(),
+        ),
+        (
+            "Analysis hosts and sessions".into(),
+            vec!["seq", "time", "actor", "action", "host", "detail"],
+            report
+                .analysis
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.seq.to_string(),
+                        a.at.clone(),
+                        a.actor.clone(),
+                        a.action.clone(),
+                        a.host.clone(),
+                        a.detail.clone().unwrap_or_default(),
                     ]
                 })
                 .collect(),
@@ -321,6 +372,36 @@ impl CaseReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(seq: u64, action: &str) -> LedgerEntry {
+        LedgerEntry {
+            seq,
+            at: "2026-11-28T15:00:00Z".into(),
+            actor: "arn:aws:sts::1:assumed-role/r/alice".into(),
+            action: action.into(),
+            target: "210987654321/us-east-1/i-0host".into(),
+            request_ids: vec![],
+            artifacts: vec![],
+            detail: None,
+            prev_sha256: String::new(),
+            sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn analysis_activity_is_the_hosts_and_sessions_of_the_ledger() {
+        let ledger = [
+            entry(1, "case opened"),
+            entry(2, "analysis host launched"),
+            entry(3, "analysis host evidence verified"),
+            entry(4, "session opened"),
+            entry(5, "step verify succeeded"),
+            entry(6, "session closed"),
+            entry(7, "analysis host terminated"),
+        ];
+        let seqs: Vec<u64> = analysis_activity(&ledger).iter().map(|a| a.seq).collect();
+        assert_eq!(seqs, [2, 3, 4, 6, 7]);
+    }
 
     #[test]
     fn hostile_text_is_inert_in_every_format() {

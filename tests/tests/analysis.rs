@@ -1,6 +1,7 @@
 //! Analysis in the lab: the SIFT pipeline's builds, a host launched for a case (isolated,
 //! with the case's evidence verified on it), Session Manager shells and port forwarding
-//! into it, terminate, and the workstation handing its terminal to a session and back.
+//! into it, terminate, the workstation handing its terminal to a session and back, and a
+//! finding resolved from the workstation recorded in its instance's case.
 
 use std::io::{Read, Write};
 use std::sync::OnceLock;
@@ -508,6 +509,29 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
         ],
         "shell and forward each recorded"
     );
+    // The case's report has them as analysis activity, in every format.
+    let report = irf_json(&["report", case_id, "--format", "json"]);
+    let activity: Vec<&str> = report["analysis"]
+        .as_array()
+        .expect("the report's analysis activity")
+        .iter()
+        .filter(|a| a["host"].as_str().is_some_and(|h| h.ends_with(&instance_id)))
+        .map(|a| a["action"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        activity,
+        [
+            "analysis host launched",
+            "analysis host evidence verified",
+            "session opened",
+            "session closed",
+            "session opened",
+            "session closed"
+        ]
+    );
+    let markdown = run_irf(&["report", case_id], &lab_env(lab()));
+    let markdown = String::from_utf8_lossy(&markdown.stdout);
+    assert!(markdown.contains("## Analysis hosts and sessions"), "{markdown}");
     let analysis = Analysis::connect(context().await).await.expect("analysis");
     let plane = irf_engine::acquisition::Plane::connect(context().await)
         .await
@@ -556,4 +580,49 @@ fn the_workstation_hands_its_terminal_to_a_session_and_gets_it_back() {
     session.wait_for("images (", Duration::from_secs(10));
     session.send("q");
     assert!(session.wait_exit(Duration::from_secs(10)));
+}
+
+#[test]
+fn a_finding_resolved_in_the_workstation_is_recorded_in_its_instance_s_case() {
+    let case_id = memory_case();
+    let suspect = suspect(lab());
+    let findings = irf_json(&["findings", "--json", "--filter", "reverse shell"]);
+    let finding = findings
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["instance_id"] == suspect.id.as_str())
+        .expect("the suspect's reverse-shell finding")
+        .clone();
+    let finding_id = finding["id"].as_str().expect("finding id").to_owned();
+
+    let mut session = TerminalSession::start(&[], &lab_env(lab()), 40, 200);
+    session.wait_for("refreshed", Duration::from_secs(60));
+    session.send("2");
+    session.send(&format!("/{} reverse\r", suspect.id));
+    session.wait_for("findings (1/", Duration::from_secs(15));
+    session.send("R");
+    session.wait_for("Resolve finding", Duration::from_secs(5));
+    session.send("y");
+    session.wait_for("resolved: ", Duration::from_secs(15));
+    session.send("q");
+    assert!(session.wait_exit(Duration::from_secs(10)));
+
+    let case = irf_json(&["case", case_id, "--json"]);
+    let recorded = case["ledger"]
+        .as_array()
+        .expect("ledger")
+        .iter()
+        .find(|e| e["action"] == "finding updated")
+        .cloned()
+        .unwrap_or_else(|| panic!("no finding updated entry: {case}"));
+    assert!(
+        recorded["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&finding_id) && d.contains("RESOLVED")),
+        "{recorded}"
+    );
+    assert!(recorded["actor"].as_str().is_some_and(|a| a.starts_with("arn:aws:")));
+    let after = irf_json(&["findings", "--json", "--any-status", "--filter", "reverse shell"]);
+    assert!(after.as_array().expect("findings").iter().any(|f| f["id"] == finding_id.as_str() && f["workflow_status"] == "RESOLVED"));
 }

@@ -151,6 +151,30 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         assert_eq!(Some(&recorded.sha256), artifact.sha256.as_ref());
     }
 
+    // The disk's block ranges are recorded part by part, covering the volume once, in order.
+    let disk = detail
+        .artifacts
+        .iter()
+        .find(|a| a.kind == ArtifactKind::Disk)
+        .expect("the disk image");
+    let mut covered = 0u64;
+    for entry in detail
+        .ledger
+        .iter()
+        .filter(|e| e.action == "disk block range imaged")
+    {
+        assert!(entry.target.ends_with(&disk.source), "{entry:?}");
+        for line in entry.detail.as_deref().unwrap_or_default().lines().skip(1) {
+            let (_, range) = line.split_once(": ").expect("part: range crc");
+            let (bytes, crc) = range.split_once(' ').expect("range and CRC-32");
+            let (first, last) = bytes.split_once('-').expect("first-last");
+            assert_eq!(first.parse::<u64>().expect("first byte"), covered, "{line}");
+            covered = last.parse::<u64>().expect("last byte") + 1;
+            assert_eq!(crc.len(), 8, "a base64 CRC-32: {line}");
+        }
+    }
+    assert_eq!(covered, disk.bytes_total, "every byte of the volume in some range");
+
     let (ok, verification) = irf_verify(&case_id);
     assert!(ok, "{:?}", failures(&verification));
     assert!(verification.all_verified());

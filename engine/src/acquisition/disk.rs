@@ -370,6 +370,7 @@ async fn image_snapshot(
         }
     };
     let version_id = upload.complete(&summary.parts).await?;
+    record_ranges(plane, case, &volume.volume_id, snapshot_id, &key, &summary).await?;
     let manifest = Manifest {
         case_id: case.case_id.clone(),
         kind: ArtifactKind::Disk,
@@ -396,6 +397,55 @@ async fn image_snapshot(
         operator: plane.operator.clone(),
     };
     seal(plane, progress, &manifest, volume.volume_id.clone()).await
+}
+
+/// How many parts one "block range imaged" entry lists: an entry stays far below the case
+/// table's item size however large the volume.
+const RANGES_PER_ENTRY: usize = 256;
+
+/// Records in the ledger which bytes of the volume each stored part holds, with the part's
+/// CRC-32 as S3 checked it on upload, in entries of up to [`RANGES_PER_ENTRY`] parts.
+async fn record_ranges(
+    plane: &Plane,
+    case: &Case,
+    volume_id: &str,
+    snapshot_id: &str,
+    key: &str,
+    summary: &ImageSummary,
+) -> Result<(), StepError> {
+    let ranges = summary.part_ranges();
+    let target = format!(
+        "{}/{}/{volume_id}",
+        case.subject.account, case.subject.region
+    );
+    for chunk in ranges.chunks(RANGES_PER_ENTRY) {
+        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
+            continue;
+        };
+        let mut detail = format!(
+            "{snapshot_id} bytes {}-{} into s3 key {key}, parts {}-{} (part: first byte-last byte CRC-32)",
+            first.start,
+            last.end.saturating_sub(1),
+            first.number,
+            last.number
+        );
+        for range in chunk {
+            detail.push_str(&format!(
+                "\n{}: {}-{} {}",
+                range.number,
+                range.start,
+                range.end.saturating_sub(1),
+                range.crc32
+            ));
+        }
+        crate::ledger::append(
+            plane,
+            &case.case_id,
+            crate::ledger::NewEntry::new("disk block range imaged", target.clone()).detail(detail),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Writes an artifact's manifest beside it, records it as written, and names it for the

@@ -116,7 +116,41 @@ pub struct ImageSummary {
     pub allocated_blocks: u64,
     pub bytes_fetched: u64,
     pub blocks_retried: u64,
+    /// Bytes per part (the last part may be shorter).
+    pub part_size: u64,
     pub parts: Vec<StoredPart>,
+}
+
+/// The bytes of the image one part holds, with the part's CRC-32 as S3 checked it on upload
+/// (the whole image's SHA-256 is the manifest's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRange {
+    pub number: i32,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// Base64 CRC-32 of the part's bytes ([`part_checksum`]).
+    pub crc32: String,
+}
+
+impl ImageSummary {
+    /// Each part's byte range and hash, in order.
+    pub fn part_ranges(&self) -> Vec<PartRange> {
+        self.parts
+            .iter()
+            .map(|part| {
+                let index = u64::try_from(part.number.max(1) - 1).unwrap_or(0);
+                let start = (index * self.part_size).min(self.size);
+                PartRange {
+                    number: part.number,
+                    start,
+                    end: (start + self.part_size).min(self.size),
+                    crc32: part.checksum.clone(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Why imaging failed.
@@ -449,6 +483,7 @@ where
         allocated_blocks: allocated,
         bytes_fetched: allocated * block_size,
         blocks_retried: retried.load(Ordering::Relaxed),
+        part_size,
         parts,
     })
 }
@@ -737,6 +772,38 @@ mod tests {
         // 20 fetches at 50 per second: the last starts 380 ms after the first.
         let took = started.elapsed();
         assert!(took >= std::time::Duration::from_millis(380), "{took:?}");
+    }
+
+    #[test]
+    fn part_ranges_cover_the_image_once_in_order() {
+        let part = |number: i32| StoredPart {
+            number,
+            etag: String::new(),
+            checksum: format!("c{number}"),
+        };
+        let summary = ImageSummary {
+            sha256: String::new(),
+            size: 40,
+            block_size: 4,
+            allocated_blocks: 10,
+            bytes_fetched: 40,
+            blocks_retried: 0,
+            part_size: 16,
+            parts: vec![part(1), part(2), part(3)],
+        };
+        let ranges: Vec<(u64, u64, String)> = summary
+            .part_ranges()
+            .into_iter()
+            .map(|r| (r.start, r.end, r.crc32))
+            .collect();
+        assert_eq!(
+            ranges,
+            [
+                (0, 16, "c1".to_owned()),
+                (16, 32, "c2".to_owned()),
+                (32, 40, "c3".to_owned())
+            ]
+        );
     }
 
     #[test]
