@@ -515,7 +515,11 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
         .as_array()
         .expect("the report's analysis activity")
         .iter()
-        .filter(|a| a["host"].as_str().is_some_and(|h| h.ends_with(&instance_id)))
+        .filter(|a| {
+            a["host"]
+                .as_str()
+                .is_some_and(|h| h.ends_with(&instance_id))
+        })
         .map(|a| a["action"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(
@@ -531,7 +535,10 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
     );
     let markdown = run_irf(&["report", case_id], &lab_env(lab()));
     let markdown = String::from_utf8_lossy(&markdown.stdout);
-    assert!(markdown.contains("## Analysis hosts and sessions"), "{markdown}");
+    assert!(
+        markdown.contains("## Analysis hosts and sessions"),
+        "{markdown}"
+    );
     let analysis = Analysis::connect(context().await).await.expect("analysis");
     let plane = irf_engine::acquisition::Plane::connect(context().await)
         .await
@@ -622,7 +629,23 @@ fn a_finding_resolved_in_the_workstation_is_recorded_in_its_instance_s_case() {
             .is_some_and(|d| d.contains(&finding_id) && d.contains("RESOLVED")),
         "{recorded}"
     );
-    assert!(recorded["actor"].as_str().is_some_and(|a| a.starts_with("arn:aws:")));
-    let after = irf_json(&["findings", "--json", "--any-status", "--filter", "reverse shell"]);
-    assert!(after.as_array().expect("findings").iter().any(|f| f["id"] == finding_id.as_str() && f["workflow_status"] == "RESOLVED"));
+    assert!(
+        recorded["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("arn:aws:"))
+    );
+    let after = irf_json(&[
+        "findings",
+        "--json",
+        "--any-status",
+        "--filter",
+        "reverse shell",
+    ]);
+    assert!(
+        after
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| f["id"] == finding_id.as_str() && f["workflow_status"] == "RESOLVED")
+    );
 }

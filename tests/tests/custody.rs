@@ -173,7 +173,10 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
             assert_eq!(crc.len(), 8, "a base64 CRC-32: {line}");
         }
     }
-    assert_eq!(covered, disk.bytes_total, "every byte of the volume in some range");
+    assert_eq!(
+        covered, disk.bytes_total,
+        "every byte of the volume in some range"
+    );
 
     let (ok, verification) = irf_verify(&case_id);
     assert!(ok, "{:?}", failures(&verification));
