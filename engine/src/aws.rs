@@ -354,6 +354,7 @@ pub struct AwsContext {
 impl AwsContext {
     /// Loads base credentials and settings from the standard AWS chain and `options`.
     pub async fn connect(config: Arc<Config>, options: &ConnectOptions) -> Self {
+        let http = crate::request_ids::client(default_https_client());
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .timeout_config(
                 TimeoutConfig::builder()
@@ -363,6 +364,7 @@ impl AwsContext {
                     .build(),
             )
             .retry_config(retry_config(&config));
+        loader = loader.http_client(http);
         if let Some(profile) = &options.profile {
             loader = loader.profile_name(profile);
         }
@@ -512,6 +514,24 @@ impl AwsContext {
             })
             .clone()
     }
+}
+
+/// The SDK's default HTTPS client (hyper 1, rustls with aws-lc, proxies from the
+/// environment), built here so that [`crate::request_ids`] can wrap it.
+fn default_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, tls};
+    Builder::new().build_with_connector_fn(move |settings, runtime_components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = runtime_components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 fn retry_config(config: &Config) -> RetryConfig {

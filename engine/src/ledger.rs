@@ -112,11 +112,29 @@ pub fn sealed_key(case_id: &CaseId, seq: u64) -> String {
 }
 
 /// Appends an entry to the case's ledger and seals what is not sealed yet. Concurrent
-/// writers (the steps of one case run in parallel) each get their own sequence.
+/// writers (the steps of one case run in parallel) each get their own sequence. The entry
+/// carries the request ids of the AWS calls its task made since its previous entry.
 pub async fn append(
     plane: &Plane,
     case_id: &CaseId,
-    entry: NewEntry,
+    mut entry: NewEntry,
+) -> Result<LedgerEntry, CaseError> {
+    // The request ids of the calls that made the action, since the entry before it.
+    for id in crate::request_ids::take() {
+        if !entry.request_ids.contains(&id) {
+            entry.request_ids.push(id);
+        }
+    }
+    let appended = append_now(plane, case_id, &entry).await;
+    // The ledger's own reads and writes are bookkeeping, not the next action's calls.
+    crate::request_ids::take();
+    appended
+}
+
+async fn append_now(
+    plane: &Plane,
+    case_id: &CaseId,
+    entry: &NewEntry,
 ) -> Result<LedgerEntry, CaseError> {
     for _ in 0..APPEND_ATTEMPTS {
         // Only the tail is read: a long case's appends stay one small query each.

@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod organization;
 pub mod paths;
 pub mod report;
+pub mod request_ids;
 pub mod trigger;
 pub mod worker;
 

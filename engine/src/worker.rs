@@ -212,7 +212,7 @@ pub async fn process(
     ));
     let outcome = tokio::select! {
         // Boxed: the handlers' futures are large and would make every caller's as large.
-        outcome = Box::pin(steps::run(plane, &parsed)) => Some(outcome),
+        outcome = Box::pin(crate::request_ids::recording(steps::run(plane, &parsed))) => Some(outcome),
         _ = lost_rx.wait_for(|lost| *lost) => None,
     };
     keeper.abort();

@@ -139,7 +139,7 @@ def _json_body(environ) -> dict:
 
 def _answer(start_response, status: str, body: bytes, content_type: str, headers=()):
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                            ("x-amzn-RequestId", "irf-lab-" + str(int(time.time() * 1000))), *headers])
+                            ("x-amzn-RequestId", str(uuid.uuid4())), *headers])
     return [body]
 
 

@@ -494,6 +494,20 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
     let status = forward.wait().expect("forward exits");
     assert!(status.success(), "{status:?}");
 
+    let case = irf_json(&["case", case_id, "--json"]);
+    for entry in case["ledger"].as_array().expect("ledger") {
+        if entry["target"]
+            .as_str()
+            .is_some_and(|t| t.ends_with(&instance_id))
+        {
+            assert!(
+                entry["request_ids"]
+                    .as_array()
+                    .is_some_and(|ids| !ids.is_empty()),
+                "the AWS requests behind it: {entry}"
+            );
+        }
+    }
     let opened: Vec<_> = ledger_actions(case_id)
         .into_iter()
         .filter(|(a, t)| t.ends_with(&instance_id) && a.starts_with("session"))

@@ -89,7 +89,8 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     let ctx = context().await;
     let plane = Plane::connect(ctx.clone()).await.expect("plane");
     let suspect = irf_e2e::suspect(state);
-    let opened = acquisition::start(
+    // Recorded as the CLI and the workstation record: the entry carries the calls' request ids.
+    let opened = irf_engine::request_ids::recording(acquisition::start(
         &plane,
         CaseSubject {
             account: suspect.account.clone(),
@@ -100,7 +101,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
             containment: ContainmentPolicy::Never,
         },
         "operator",
-    )
+    ))
     .await
     .expect("open the case");
     let case_id = opened.case().case_id.clone();
@@ -139,6 +140,15 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         assert!(
             actions.contains(&expected),
             "{expected} missing from {actions:?}"
+        );
+    }
+    // Every entry names the AWS requests behind it (the emulator's request ids, as AWS's).
+    for entry in &detail.ledger {
+        assert!(
+            !entry.request_ids.is_empty() && entry.request_ids.iter().all(|id| !id.is_empty()),
+            "entry {} ({}) has no request id",
+            entry.seq,
+            entry.action
         );
     }
     for artifact in &detail.artifacts {

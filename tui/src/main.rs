@@ -30,7 +30,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    // Ledger entries carry the request ids of the calls behind them.
+    match runtime.block_on(irf_engine::request_ids::recording(commands::run(cli))) {
         Ok(code) => code,
         // A closed pipe (`irf instances | head`) is the reader's choice, not an error.
         Err(err)

@@ -250,7 +250,12 @@ async fn deliver_events(plane: Arc<Plane>, control: Control, mut stop: watch::Re
                 Ok(batch) => {
                     for event in batch.events {
                         after = after.max(event.seq);
-                        match crate::trigger::handle_event(&plane, &event.event.to_string()).await {
+                        let handled = crate::request_ids::recording(crate::trigger::handle_event(
+                            &plane,
+                            &event.event.to_string(),
+                        ))
+                        .await;
+                        match handled {
                             Ok(crate::trigger::TriggerOutcome::Opened(opened)) => {
                                 tracing::info!(case = %opened.case().case_id, "tag change: case opened or joined");
                             }

@@ -47,7 +47,10 @@ async fn main() -> Result<(), Error> {
     let plane = irf_ops::connect().await.map_err(Error::from)?;
     // Boxed: the containment futures are large, and the runtime's own future holds one.
     Box::pin(lambda_runtime::run(service_fn(move |event| {
-        Box::pin(handle(plane.clone(), event))
+        Box::pin(irf_engine::request_ids::recording(handle(
+            plane.clone(),
+            event,
+        )))
     })))
     .await
 }

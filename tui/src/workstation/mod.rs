@@ -187,7 +187,7 @@ async fn hand_over(
         let target = crate::analysis::session_target(engine.context.clone(), instance_id)
             .await
             .map_err(|err| format!("{err:#}"))?;
-        crate::analysis::shell(&target)
+        irf_engine::request_ids::recording(crate::analysis::shell(&target))
             .await
             .map_err(|err| err.to_string())
     }
@@ -270,6 +270,11 @@ async fn plane<'a>(
         .map_err(|err| err.to_string())
 }
 
+/// Runs an effect on its own task, keeping the request ids of its AWS calls for the ledger.
+fn spawn_recorded(work: impl Future<Output = ()> + Send + 'static) {
+    tokio::spawn(irf_engine::request_ids::recording(work));
+}
+
 fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
     if read_only && effect.is_mutating() {
         tracing::warn!(?effect, "mutating effect refused in read-only mode");
@@ -281,7 +286,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
     let events = engine.events.clone();
     match effect {
         Effect::LoadImages => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let result = match analysis(&context, &analysis_cell).await {
                     Ok(analysis) => irf_engine::analysis::images::list(analysis)
                         .await
@@ -293,7 +298,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::StartImageBuild => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 tracing::info!("image build from the workstation");
                 let result = match analysis(&context, &analysis_cell).await {
                     Ok(analysis) => irf_engine::analysis::images::start_build(analysis)
@@ -305,7 +310,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::LoadHosts => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let result = match analysis(&context, &analysis_cell).await {
                     Ok(analysis) => irf_engine::analysis::hosts::list(analysis)
                         .await
@@ -316,7 +321,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::LaunchHost { case_id } => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 tracing::info!(case = %case_id, "analysis host launch from the workstation");
                 let result = async {
                     let plane = plane(&context, &cell).await?;
@@ -338,7 +343,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             decision: TypedDecision::TerminateHost(instance_id),
             answer,
         } => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 tracing::info!(instance = %instance_id, "analysis host terminated from the workstation");
                 let result = async {
                     let plane = plane(&context, &cell).await?;
@@ -358,13 +363,13 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::LoadIdentity => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let who = context.whoami().await.map_err(|e| e.to_string());
                 let _ = events.send(EngineEvent::Identity(who)).await;
             });
         }
         Effect::LoadFindings => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let findings = context
                     .findings(&FindingQuery::open_on_instances())
                     .await
@@ -377,7 +382,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             title,
             instance_id,
         } => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 tracing::info!(finding = %finding.id, "resolving finding from the workstation");
                 let mut result = context
                     .set_workflow_status(
@@ -403,7 +408,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::StartSweep => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let scope = match context.sweep_scope().await {
                     Ok(scope) => scope,
                     Err(err) => {
@@ -421,7 +426,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::StartAcquisition { subject } => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let instance_id = subject.instance_id.clone();
                 tracing::info!(
                     instance = %instance_id,
@@ -445,7 +450,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::LoadCases => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let result = match plane(&context, &cell).await {
                     Ok(plane) => plane.table.cases().await.map_err(|err| err.to_string()),
                     Err(err) => Err(err),
@@ -454,7 +459,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::LoadCase(case_id) => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let result = match plane(&context, &cell).await {
                     Ok(plane) => plane
                         .table
@@ -470,7 +475,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::LoadApprovals => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let result = match plane(&context, &cell).await {
                     Ok(plane) => crate::contain::pending(plane)
                         .await
@@ -481,7 +486,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::VerifyCase(case_id) => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let result = match plane(&context, &cell).await {
                     Ok(plane) => irf_engine::ledger::verify(plane, &case_id)
                         .await
@@ -495,7 +500,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::ExportReport(case_id) => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let result = match plane(&context, &cell).await {
                     Ok(plane) => match irf_engine::report::build(plane, &case_id).await {
                         Ok(report) => {
@@ -512,7 +517,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::LoadEvidence => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let result = match plane(&context, &cell).await {
                     Ok(plane) => irf_engine::ledger::evidence(plane)
                         .await
@@ -523,7 +528,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::SetLegalHold { case_id, key, on } => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 tracing::info!(case = %case_id, key, on, "legal hold from the workstation");
                 let result = match plane(&context, &cell).await {
                     Ok(plane) => irf_engine::ledger::set_legal_hold(plane, &case_id, &key, on)
@@ -538,7 +543,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::PlanContainment { decision, instance } => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 let result = match plane(&context, &cell).await {
                     Ok(plane) => {
                         let options = irf_engine::containment::ContainmentOptions::from_config(
@@ -557,7 +562,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
             });
         }
         Effect::Decide { decision, answer } => {
-            tokio::spawn(async move {
+            spawn_recorded(async move {
                 tracing::info!(?decision, "containment decision from the workstation");
                 let result = match plane(&context, &cell).await {
                     Ok(plane) => carry_out(plane, decision, answer).await,
