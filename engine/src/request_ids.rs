@@ -20,9 +20,12 @@ tokio::task_local! {
 /// The most ids one record keeps: an entry names the calls of one action, not of a sweep.
 const LIMIT: usize = 200;
 
-/// Runs `work` keeping a record of the request ids of its AWS calls.
+/// Runs `work` keeping a record of the request ids of its AWS calls. The work is boxed:
+/// what is recorded is whole commands and steps, whose futures are large.
 pub async fn recording<F: Future>(work: F) -> F::Output {
-    RECORDED.scope(RefCell::new(Vec::new()), work).await
+    RECORDED
+        .scope(RefCell::new(Vec::new()), Box::pin(work))
+        .await
 }
 
 /// The ids noted since the last take (none outside [`recording`]).

@@ -250,9 +250,9 @@ async fn deliver_events(plane: Arc<Plane>, control: Control, mut stop: watch::Re
                 Ok(batch) => {
                     for event in batch.events {
                         after = after.max(event.seq);
-                        let handled = crate::request_ids::recording(crate::trigger::handle_event(
-                            &plane,
-                            &event.event.to_string(),
+                        // Boxed: the trigger's future (containment included) is large.
+                        let handled = Box::pin(crate::request_ids::recording(
+                            crate::trigger::handle_event(&plane, &event.event.to_string()),
                         ))
                         .await;
                         match handled {
