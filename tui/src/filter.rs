@@ -54,12 +54,16 @@ enum Term {
 pub trait Filterable {
     /// The row's searchable text, lower-cased.
     fn haystack(&self) -> &str;
-    /// A tag's value, for rows that have tags.
-    fn tag(&self, key: &str) -> Option<&str>;
+    /// A tag's value, for rows that have tags (most have none).
+    fn tag(&self, _key: &str) -> Option<&str> {
+        None
+    }
     /// The values of a field (an account has an id and a name), lower-cased.
     fn field(&self, field: Field) -> Vec<String>;
-    /// The row's severity, for rows that have one.
-    fn severity(&self) -> Option<Severity>;
+    /// The row's severity, for rows that have one (most have none).
+    fn severity(&self) -> Option<Severity> {
+        None
+    }
 }
 
 /// A parsed filter.

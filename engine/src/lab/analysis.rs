@@ -9,6 +9,7 @@ use aws_sdk_ec2::types::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::seed::https_from;
 use super::{LAB_REGION, LabError};
 use crate::aws::{AwsContext, describe_sdk_error};
 use crate::config::AccountId;
@@ -137,14 +138,7 @@ pub async fn create(security: &AwsContext, forensics: &AccountId) -> Result<LabA
     let endpoints_group = endpoints.group_id().unwrap_or_default().to_owned();
     ec2.authorize_security_group_ingress()
         .group_id(&endpoints_group)
-        .ip_permissions(
-            IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(443)
-                .to_port(443)
-                .ip_ranges(IpRange::builder().cidr_ip("10.200.0.0/16").build())
-                .build(),
-        )
+        .ip_permissions(https_from("10.200.0.0/16"))
         .send()
         .await
         .map_err(sdk("ec2:AuthorizeSecurityGroupIngress (endpoints)"))?;
@@ -185,14 +179,7 @@ pub async fn create(security: &AwsContext, forensics: &AccountId) -> Result<LabA
         .map_err(sdk("ec2:RevokeSecurityGroupEgress (analysis hosts)"))?;
     ec2.authorize_security_group_egress()
         .group_id(&security_group_id)
-        .ip_permissions(
-            IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(443)
-                .to_port(443)
-                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                .build(),
-        )
+        .ip_permissions(https_from("0.0.0.0/0"))
         .send()
         .await
         .map_err(sdk("ec2:AuthorizeSecurityGroupEgress (analysis hosts)"))?;

@@ -407,6 +407,16 @@ where
     }
 }
 
+/// HTTPS (TCP 443) from or to `cidr`, as the lab's security groups allow it.
+pub(super) fn https_from(cidr: &str) -> IpPermission {
+    IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(443)
+        .to_port(443)
+        .ip_ranges(IpRange::builder().cidr_ip(cidr).build())
+        .build()
+}
+
 fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
 }
@@ -816,14 +826,7 @@ async fn create_network(
     let web_group = web.group_id().unwrap_or_default().to_owned();
     ec2.authorize_security_group_ingress()
         .group_id(&web_group)
-        .ip_permissions(
-            IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(443)
-                .to_port(443)
-                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                .build(),
-        )
+        .ip_permissions(https_from("0.0.0.0/0"))
         .send()
         .await
         .map_err(sdk_err(

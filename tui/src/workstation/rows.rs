@@ -140,9 +140,6 @@ impl Filterable for FindingRow {
     fn haystack(&self) -> &str {
         &self.haystack
     }
-    fn tag(&self, _key: &str) -> Option<&str> {
-        None
-    }
     fn field(&self, field: Field) -> Vec<String> {
         match field {
             Field::Account => vec![self.finding.account.clone()],
@@ -224,9 +221,6 @@ impl Filterable for AccountRow {
     fn haystack(&self) -> &str {
         &self.haystack
     }
-    fn tag(&self, _key: &str) -> Option<&str> {
-        None
-    }
     fn field(&self, field: Field) -> Vec<String> {
         match field {
             Field::Account => vec![self.id.clone(), self.name.to_lowercase()],
@@ -237,9 +231,6 @@ impl Filterable for AccountRow {
                 "error".into()
             }],
         }
-    }
-    fn severity(&self) -> Option<Severity> {
-        None
     }
 }
 
@@ -303,18 +294,12 @@ impl Filterable for CaseRow {
     fn haystack(&self) -> &str {
         &self.haystack
     }
-    fn tag(&self, _key: &str) -> Option<&str> {
-        None
-    }
     fn field(&self, field: Field) -> Vec<String> {
         match field {
             Field::Account => vec![self.case.subject.account.to_string()],
             Field::Region => vec![self.case.subject.region.to_lowercase()],
             Field::State => vec![self.case.status.as_str().to_owned()],
         }
-    }
-    fn severity(&self) -> Option<Severity> {
-        None
     }
 }
 
@@ -373,18 +358,12 @@ impl Filterable for ApprovalRow {
     fn haystack(&self) -> &str {
         &self.haystack
     }
-    fn tag(&self, _key: &str) -> Option<&str> {
-        None
-    }
     fn field(&self, field: Field) -> Vec<String> {
         match field {
             Field::Account => vec![self.pending.instance.account.to_string()],
             Field::Region => vec![self.pending.instance.region.to_lowercase()],
             Field::State => vec![self.pending.kind.to_owned()],
         }
-    }
-    fn severity(&self) -> Option<Severity> {
-        None
     }
 }
 
@@ -448,17 +427,11 @@ impl Filterable for EvidenceRow {
     fn haystack(&self) -> &str {
         &self.haystack
     }
-    fn tag(&self, _key: &str) -> Option<&str> {
-        None
-    }
     fn field(&self, field: Field) -> Vec<String> {
         match field {
             Field::Account | Field::Region => vec![],
             Field::State => vec![self.item.state.clone()],
         }
-    }
-    fn severity(&self) -> Option<Severity> {
-        None
     }
 }
 
@@ -518,17 +491,11 @@ impl Filterable for ImageRow {
     fn haystack(&self) -> &str {
         &self.haystack
     }
-    fn tag(&self, _key: &str) -> Option<&str> {
-        None
-    }
     fn field(&self, field: Field) -> Vec<String> {
         match field {
             Field::Account | Field::Region => vec![],
             Field::State => vec![self.image.state.to_ascii_lowercase()],
         }
-    }
-    fn severity(&self) -> Option<Severity> {
-        None
     }
 }
 
@@ -590,17 +557,11 @@ impl Filterable for HostRow {
     fn haystack(&self) -> &str {
         &self.haystack
     }
-    fn tag(&self, _key: &str) -> Option<&str> {
-        None
-    }
     fn field(&self, field: Field) -> Vec<String> {
         match field {
             Field::Account | Field::Region => vec![],
             Field::State => vec![self.host.state.clone()],
         }
-    }
-    fn severity(&self) -> Option<Severity> {
-        None
     }
 }
 
