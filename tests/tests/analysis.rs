@@ -663,3 +663,55 @@ fn a_finding_resolved_in_the_workstation_is_recorded_in_its_instance_s_case() {
             .any(|f| f["id"] == finding_id.as_str() && f["workflow_status"] == "RESOLVED")
     );
 }
+
+#[test]
+fn a_build_started_in_the_workstation_appears_and_becomes_available() {
+    let mut session = TerminalSession::start(&[], &lab_env(lab()), 40, 200);
+    session.wait_for("refreshed", Duration::from_secs(60));
+    session.send("7");
+    let listed = session.wait_for("AVAILABLE", Duration::from_secs(15));
+    assert!(
+        listed.contains("next run"),
+        "the pipeline's schedule: {listed}"
+    );
+    session.send("b");
+    session.wait_for("Start an image build", Duration::from_secs(5));
+    session.send("y");
+    let started = session.wait_for("build started: ", Duration::from_secs(15));
+    // The status names the new image: .../image/irf-sift/<version>/<build>.
+    let arn = started
+        .lines()
+        .find_map(|line| line.split("build started: ").nth(1))
+        .expect("the build's ARN")
+        .trim()
+        .to_owned();
+    let version = arn
+        .split(":image/")
+        .nth(1)
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(_, version)| version.to_owned())
+        .expect("a version in the ARN");
+    let row_state = |screen: &str| {
+        screen
+            .lines()
+            .find(|line| line.contains(&format!("│{version} ")))
+            .map(str::to_owned)
+    };
+    // It shows at once, while it builds, and the view follows it to AVAILABLE by itself.
+    let building = session.wait_for(&format!("│{version} "), Duration::from_secs(10));
+    assert!(
+        row_state(&building).is_some_and(|row| !row.contains("AVAILABLE")),
+        "{building}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let screen = session.screen();
+        if row_state(&screen).is_some_and(|row| row.contains("AVAILABLE") && row.contains("ami-")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{screen}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    session.send("q");
+    assert!(session.wait_exit(Duration::from_secs(10)));
+}

@@ -1551,6 +1551,10 @@ fn the_images_view_lists_builds_polls_while_one_runs_and_asks_before_a_build() {
     let screen = render(&app, &dark());
     assert!(screen.contains("images (2/2)"), "{screen}");
     assert!(
+        screen.contains("irf-sift ENABLED · schedule cron(0 6 ? * MON *) · last run never"),
+        "the pipeline's runs: {screen}"
+    );
+    assert!(
         screen.contains("BUILDING") && screen.contains("us-east-1 ami-0aaa"),
         "{screen}"
     );

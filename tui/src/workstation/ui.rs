@@ -827,6 +827,22 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     if let Some(filter) = &spec.filter {
         title.push_str(&format!("/{} ", clip_untrusted(filter, 40)));
     }
+    if let (View::Images, Some(pipeline)) = (app.view, &app.pipeline) {
+        title.push_str(&format!(
+            "─ {} {} · schedule {} · last run {} · next run {} ",
+            clip_untrusted(&pipeline.name, 40),
+            pipeline.status,
+            clip_untrusted(pipeline.schedule.as_deref().unwrap_or("none"), 40),
+            pipeline
+                .last_run
+                .as_deref()
+                .map_or_else(|| "never".to_owned(), short_time),
+            pipeline
+                .next_run
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), short_time),
+        ));
+    }
     let block = Block::bordered()
         .title(Span::styled(title, theme.style("header.title")))
         .border_style(theme.style(if app.detail_shown() {
