@@ -446,12 +446,15 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
     );
 
     // A port on the host (here: a listener of this test) forwarded to a local port, two
-    // connections one after the other.
+    // connections one after the other. The service greets first, as SSH does: the agent
+    // connects when the session starts, so the first greeting reaches the client before
+    // any local connection exists, and must still reach the first local connection.
     let service = std::net::TcpListener::bind("127.0.0.1:0").expect("a service port");
     let remote_port = service.local_addr().expect("address").port();
     let served = std::thread::spawn(move || {
-        for _ in 0..2 {
+        for greeting in [b"hi:1", b"hi:2"] {
             let (mut stream, _) = service.accept().expect("a forwarded connection");
+            stream.write_all(greeting).expect("greet");
             let mut line = [0u8; 5];
             stream.read_exact(&mut line).expect("request");
             stream
@@ -472,13 +475,18 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
     while stdout.read(&mut byte).expect("read the address") == 1 && byte[0] != b'\n' {
         address.push(byte[0] as char);
     }
-    for word in ["hello", "again"] {
+    for (greeting, word) in [("hi:1", "hello"), ("hi:2", "again")] {
         let mut client = std::net::TcpStream::connect(&address).expect("the local port");
-        client.write_all(word.as_bytes()).expect("send");
-        let mut reply = [0u8; 10];
         client
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
+        let mut greeted = [0u8; 4];
+        client
+            .read_exact(&mut greeted)
+            .expect("the service's greeting through the session");
+        assert_eq!(&greeted, greeting.as_bytes());
+        client.write_all(word.as_bytes()).expect("send");
+        let mut reply = [0u8; 10];
         client
             .read_exact(&mut reply)
             .expect("the reply through the session");

@@ -131,7 +131,7 @@ async fn wait(plane: &Plane, case_id: &CaseId, show: bool) -> anyhow::Result<Cas
         if show {
             let line = progress_line(&detail);
             if line != last_line {
-                eprintln!("irf: {line}");
+                eprintln!("irf: {}", crate::text::escape_untrusted(&line));
                 last_line = line;
             }
         }

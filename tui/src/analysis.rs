@@ -411,18 +411,27 @@ pub async fn forward_command(
         ),
     )
     .await?;
-    let channel = DataChannel::open(&started).await?;
-    eprintln!(
-        "irf: forwarding {local} to port {remote_port} on {instance_id}; one connection at a time; Ctrl-C ends it"
-    );
-    // Scripts read the address from standard output.
-    out!("{local}");
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = stop_tx.send(true);
-    });
-    let ended = channel.forward(listener, stop).await;
+    // Whatever happens from here, the session is ended and its close recorded.
+    let ended = async {
+        let channel = DataChannel::open(&started).await?;
+        eprintln!(
+            "irf: forwarding {local} to port {remote_port} on {instance_id}; one connection at a time; Ctrl-C ends it"
+        );
+        // Scripts read the address from standard output; without a reader the forward
+        // still serves.
+        {
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{local}").and_then(|()| stdout.flush());
+        }
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = stop_tx.send(true);
+        });
+        channel.forward(listener, stop).await
+    }
+    .await;
     let _ = session::terminate(&target.analysis, &started.session_id).await;
     let detail = match &ended {
         Ok(end) => format!(

@@ -42,7 +42,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("irf: {err:#}");
+            eprintln!(
+                "irf: {}",
+                irf_tui::text::escape_keeping_lines(&format!("{err:#}"))
+            );
             ExitCode::FAILURE
         }
     }

@@ -27,6 +27,16 @@ pub fn escape_untrusted(value: &str) -> String {
     out
 }
 
+/// Escapes like [`escape_untrusted`] but keeps line breaks: for a message printed to the
+/// terminal whole (an error whose parts came from a host or from AWS).
+pub fn escape_keeping_lines(value: &str) -> String {
+    value
+        .split('\n')
+        .map(escape_untrusted)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Escapes `value` and cuts it to at most `max_width` terminal columns, ending with `…`
 /// when it was cut.
 pub fn clip_untrusted(value: &str, max_width: usize) -> String {
@@ -58,6 +68,10 @@ mod tests {
         let hostile = "web\x1b]0;pwned\x07\x1b[2J\x1b[31mred";
         let shown = escape_untrusted(hostile);
         assert_eq!(shown, "web\\e]0;pwned\\x07\\e[2J\\e[31mred");
+        assert_eq!(
+            escape_keeping_lines("first\nhost said \x1b[2Jbye\r"),
+            "first\nhost said \\e[2Jbye\\r"
+        );
         assert!(!shown.chars().any(char::is_control));
     }
 

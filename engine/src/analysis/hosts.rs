@@ -29,8 +29,6 @@ pub const CASE_TAG: &str = "irf:case";
 pub const EVIDENCE_TAG: &str = "irf:evidence";
 /// The instance type used when none is asked for: SIFT's tools want memory.
 pub const DEFAULT_INSTANCE_TYPE: &str = "m5.xlarge";
-/// How long the presigned evidence URLs handed to the host stay valid.
-const EVIDENCE_URL_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// How long a new host may take to run and register with Systems Manager.
 const READY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
@@ -380,55 +378,145 @@ async fn subnet_facts(analysis: &Analysis) -> Result<Vec<SubnetFacts>, AnalysisE
     Ok(facts)
 }
 
-/// An artifact name safe as a file name on the host.
-fn file_name_of(key: &str) -> String {
-    key.rsplit('/')
-        .next()
-        .unwrap_or(key)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
+/// Where an artifact lands under the case's evidence directory on the host: its key below
+/// `cases/<case>/` (account, instance, kind, name, so two instances' artifacts of one
+/// name stay apart), each part reduced to characters safe in a path.
+fn host_path_of(case_id: &CaseId, key: &str) -> String {
+    let below = key
+        .strip_prefix(&format!("cases/{case_id}/"))
+        .unwrap_or(key);
+    below
+        .split('/')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let safe: String = part
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            if safe.chars().all(|c| c == '.') {
+                safe.replace('.', "_")
             } else {
-                '_'
+                safe
             }
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
-/// One artifact the host fetches.
+/// The largest gp3 volume, in GiB.
+const GP3_MAX_GIB: u64 = 16 * 1024;
+/// What the image's tools and the analysis itself need besides the evidence, in GiB.
+const ROOT_BASE_GIB: u64 = 64;
+
+/// The root volume for `evidence_bytes` of evidence: the tools, the evidence, and as much
+/// again for what analysis writes next to it, within gp3's 16 TiB. Evidence that cannot
+/// fit at all is refused before anything is launched.
+pub fn root_volume_gib(evidence_bytes: u64) -> Result<i32, String> {
+    let evidence_gib = evidence_bytes.div_ceil(1 << 30);
+    if ROOT_BASE_GIB + evidence_gib > GP3_MAX_GIB {
+        return Err(format!(
+            "the case's evidence ({evidence_gib} GiB) does not fit on an analysis host's root volume (gp3, at most {GP3_MAX_GIB} GiB); restore a volume from the disk's snapshot and attach it to a host instead"
+        ));
+    }
+    let wanted = (ROOT_BASE_GIB + 2 * evidence_gib).min(GP3_MAX_GIB);
+    i32::try_from(wanted).map_err(|_| format!("{wanted} GiB is not a volume size"))
+}
+
+/// One artifact the host fetches: the exact object version its manifest names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetch {
     pub key: String,
-    pub url: String,
+    pub version_id: Option<String>,
     pub sha256: String,
 }
 
-/// The script that fetches each artifact into the host's evidence directory, checks its
-/// SHA-256 there, and leaves it read-only. It prints `irf-evidence <sha256> <size> <path>`
-/// per artifact; any mismatch stops it with status 3.
-pub fn evidence_script(case_id: &CaseId, fetches: &[Fetch]) -> Result<String, String> {
+/// Where the host fetches from: the evidence bucket, through the S3 gateway endpoint of
+/// the Analysis VPC in its region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceSource<'a> {
+    pub bucket: &'a str,
+    pub region: &'a str,
+}
+
+/// The status the evidence script ends with when the host has no AWS CLI.
+const NO_CLI_STATUS: i32 = 4;
+
+/// The script that fetches each artifact into the host's evidence directory with the
+/// host's own credentials (its instance profile: no URL or key of the operator's travels
+/// in the command), checks its SHA-256 there, and leaves it read-only. It prints
+/// `irf-evidence <sha256> <size> <path>` per artifact; a mismatch stops it with status 3,
+/// a missing AWS CLI with status 4.
+pub fn evidence_script(
+    case_id: &CaseId,
+    source: &EvidenceSource<'_>,
+    fetches: &[Fetch],
+) -> Result<String, String> {
+    let plain = |what: &str, value: &str, extra: &[char]| {
+        if value.is_empty()
+            || !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+        {
+            Err(format!(
+                "{what} {value:?} holds characters irf does not put in a script"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    plain("the evidence bucket name", source.bucket, &['.', '-'])?;
+    plain("the region", source.region, &['-'])?;
     let mut script = format!(
         r#"set -eu
 umask 077
+if ! command -v aws >/dev/null 2>&1; then
+  echo "irf-evidence-no-cli: this image has no AWS CLI; add Image Builder's aws-cli-version-2-linux component to the SIFT recipe" >&2
+  exit {NO_CLI_STATUS}
+fi
 dir="${{IRF_EVIDENCE_DIR:-/srv/irf/evidence}}/{case_id}"
 mkdir -p "$dir"
 fetch() {{
-  curl -fsS --retry 3 -o "$dir/$2.part" "$1"
-  if ! echo "$3  $dir/$2.part" | sha256sum -c --quiet - >/dev/null 2>&1; then
-    echo "irf-evidence-mismatch $2 $(sha256sum "$dir/$2.part" | cut -d' ' -f1)" >&2
-    rm -f "$dir/$2.part"
+  mkdir -p "$(dirname "$dir/$3")"
+  if [ -n "$2" ]; then
+    aws s3api get-object --region '{region}' --bucket '{bucket}' --key "$1" --version-id "$2" "$dir/$3.part" >/dev/null
+  else
+    aws s3api get-object --region '{region}' --bucket '{bucket}' --key "$1" "$dir/$3.part" >/dev/null
+  fi
+  if ! echo "$4  $dir/$3.part" | sha256sum -c --quiet - >/dev/null 2>&1; then
+    echo "irf-evidence-mismatch $3 $(sha256sum "$dir/$3.part" | cut -d' ' -f1)" >&2
+    rm -f "$dir/$3.part"
     exit 3
   fi
-  mv -f "$dir/$2.part" "$dir/$2"
-  chmod 0444 "$dir/$2"
-  echo "irf-evidence $3 $(stat -c %s "$dir/$2") $dir/$2"
+  mv -f "$dir/$3.part" "$dir/$3"
+  chmod 0444 "$dir/$3"
+  echo "irf-evidence $4 $(stat -c %s "$dir/$3") $dir/$3"
 }}
-"#
+"#,
+        region = source.region,
+        bucket = source.bucket,
     );
     for fetch in fetches {
-        if fetch.url.contains('\'') {
-            return Err(format!("the URL of {} holds a quote", fetch.key));
+        // The key and version id are single-quoted: nothing in them may end the quote or
+        // reach the terminal of whoever reads the command's history.
+        for (what, value) in [
+            ("key", fetch.key.as_str()),
+            (
+                "version id",
+                fetch.version_id.as_deref().unwrap_or_default(),
+            ),
+        ] {
+            if value.chars().any(|c| c == '\'' || c.is_control()) {
+                return Err(format!(
+                    "the {what} of {} holds a quote or a control character",
+                    fetch.key.escape_debug()
+                ));
+            }
         }
         if fetch.sha256.len() != 64 || !fetch.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!(
@@ -437,22 +525,27 @@ fetch() {{
             ));
         }
         script.push_str(&format!(
-            "fetch '{}' '{}' '{}'\n",
-            fetch.url,
-            file_name_of(&fetch.key),
+            "fetch '{}' '{}' '{}' '{}'\n",
+            fetch.key,
+            fetch.version_id.as_deref().unwrap_or_default(),
+            host_path_of(case_id, &fetch.key),
             fetch.sha256.to_ascii_lowercase()
         ));
     }
-    script.push_str("chmod 0555 \"$dir\"\n");
+    script.push_str("find \"$dir\" -type d -exec chmod 0555 {} +\n");
     Ok(script)
 }
 
 /// Reads the host's `irf-evidence` lines back, in the order of `fetches`, checking each
 /// reported hash against the expected one.
-pub fn parse_evidence_report(fetches: &[Fetch], stdout: &str) -> Result<Vec<HostArtifact>, String> {
+pub fn parse_evidence_report(
+    case_id: &CaseId,
+    fetches: &[Fetch],
+    stdout: &str,
+) -> Result<Vec<HostArtifact>, String> {
     let mut held = Vec::new();
     for fetch in fetches {
-        let name = file_name_of(&fetch.key);
+        let name = host_path_of(case_id, &fetch.key);
         let line = stdout
             .lines()
             .filter_map(|line| line.strip_prefix("irf-evidence "))
@@ -551,32 +644,22 @@ pub async fn launch(
                 why: format!("{} has no manifest in {}", artifact.key, bucket.bucket),
             })?;
         total_bytes += manifest.size;
-        let mut get = bucket
-            .client()
-            .get_object()
-            .bucket(&bucket.bucket)
-            .key(&artifact.key);
-        if let Some(version) = &manifest.version_id {
-            get = get.version_id(version);
-        }
-        let presigning =
-            aws_sdk_s3::presigning::PresigningConfig::expires_in(EVIDENCE_URL_LIFETIME)
-                .map_err(|err| AnalysisError::Aws(crate::aws::AwsError::Other(err.to_string())))?;
-        let url = get
-            .presigned(presigning)
-            .await
-            .map_err(|err| analysis.call_error("s3:GetObject (presign)", &err))?;
         fetches.push(Fetch {
             key: artifact.key.clone(),
-            url: url.uri().to_owned(),
+            version_id: manifest.version_id.clone(),
             sha256: manifest.sha256.clone(),
         });
     }
-    let script = evidence_script(case_id, &fetches).map_err(|why| AnalysisError::Evidence {
-        case: case_id.to_string(),
-        instance: "-".to_owned(),
-        why,
-    })?;
+    let source = EvidenceSource {
+        bucket: &bucket.bucket,
+        region: &analysis.region,
+    };
+    let script =
+        evidence_script(case_id, &source, &fetches).map_err(|why| AnalysisError::Evidence {
+            case: case_id.to_string(),
+            instance: "-".to_owned(),
+            why,
+        })?;
 
     let instance_type = request
         .instance_type
@@ -594,8 +677,11 @@ pub async fn launch(
         .first()
         .and_then(|i| i.root_device_name().map(str::to_owned))
         .unwrap_or_else(|| "/dev/sda1".to_owned());
-    // Room for the tools, the evidence, and what analysis writes next to it.
-    let root_gib = 64 + i32::try_from(total_bytes.div_ceil(1 << 30) * 2).unwrap_or(16_000);
+    let root_gib = root_volume_gib(total_bytes).map_err(|why| AnalysisError::Evidence {
+        case: case_id.to_string(),
+        instance: "-".to_owned(),
+        why,
+    })?;
     let operator = plane.operator.clone();
     let tags = |resource: ResourceType| {
         TagSpecification::builder()
@@ -713,7 +799,7 @@ pub async fn launch(
         why: err.message,
     })?;
     let held = if ran.status == "Success" {
-        parse_evidence_report(&fetches, &ran.stdout)
+        parse_evidence_report(case_id, &fetches, &ran.stdout)
     } else {
         Err(format!(
             "the fetch ended {} ({}): {}",
@@ -757,7 +843,7 @@ pub async fn launch(
         analysis.target(&instance_id),
     )
     .detail(format!(
-        "{} artifacts fetched from {} and hashed on the host",
+        "{} artifacts fetched from {} with the host's instance profile and hashed on the host",
         held.len(),
         bucket.bucket
     ));
@@ -945,50 +1031,105 @@ mod tests {
         );
     }
 
+    const CASE: &str = "20261128T150000Z-i-0abc";
+
     fn fetch(key: &str, sha: &str) -> Fetch {
         Fetch {
-            key: key.to_owned(),
-            url: format!("https://bucket.s3.amazonaws.com/{key}?X-Amz-Signature=abc"),
+            key: format!("cases/{CASE}/{key}"),
+            version_id: Some("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY".to_owned()),
             sha256: sha.to_owned(),
         }
     }
 
+    const SOURCE: EvidenceSource<'static> = EvidenceSource {
+        bucket: "irf-evidence-222222222222",
+        region: "eu-west-1",
+    };
+
     #[test]
-    fn evidence_script_refuses_what_could_break_out_of_quotes() {
-        let case = CaseId::parse("20261128T150000Z-i-0abc").expect("case id");
+    fn the_host_fetches_with_its_own_credentials_and_nothing_breaks_out_of_quotes() {
+        let case = CaseId::parse(CASE).expect("case id");
         let sha = "a".repeat(64);
-        let script = evidence_script(&case, &[fetch("cases/x/memory.lime", &sha)]).expect("script");
-        assert!(script.contains(&format!("fetch 'https://bucket.s3.amazonaws.com/cases/x/memory.lime?X-Amz-Signature=abc' 'memory.lime' '{sha}'")));
-        let mut quoted = fetch("cases/x/disk.raw", &sha);
-        quoted.url.push('\'');
-        assert!(evidence_script(&case, &[quoted]).is_err());
-        assert!(evidence_script(&case, &[fetch("k", "not-a-hash")]).is_err());
+        let script = evidence_script(
+            &case,
+            &SOURCE,
+            &[fetch("111111111111/i-1/memory/memory.lime", &sha)],
+        )
+        .expect("script");
+        assert!(script.contains(&format!(
+            "fetch 'cases/{CASE}/111111111111/i-1/memory/memory.lime' '3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY' '111111111111/i-1/memory/memory.lime' '{sha}'"
+        )), "{script}");
+        assert!(script.contains(
+            "aws s3api get-object --region 'eu-west-1' --bucket 'irf-evidence-222222222222'"
+        ));
+        // No signed URL, key or token of the operator's is in the command.
+        assert!(
+            !script.contains("X-Amz-") && !script.contains("AWS_"),
+            "{script}"
+        );
+
+        let mut quoted = fetch("disk.raw", &sha);
+        quoted.key.push('\'');
+        assert!(evidence_script(&case, &SOURCE, &[quoted]).is_err());
+        let mut escape = fetch("disk.raw", &sha);
+        escape.version_id = Some("v\u{1b}]0;x".to_owned());
+        assert!(evidence_script(&case, &SOURCE, &[escape]).is_err());
+        assert!(evidence_script(&case, &SOURCE, &[fetch("k", "not-a-hash")]).is_err());
+        let bad_bucket = EvidenceSource {
+            bucket: "b' ; rm -rf /",
+            region: "eu-west-1",
+        };
+        assert!(evidence_script(&case, &bad_bucket, &[]).is_err());
         // A hostile key cannot become a path outside the evidence directory.
-        assert_eq!(file_name_of("cases/x/../../etc/passwd"), "passwd");
-        assert_eq!(file_name_of("cases/x/a b;rm -rf"), "a_b_rm_-rf");
+        assert_eq!(
+            host_path_of(&case, &format!("cases/{CASE}/../../etc/passwd")),
+            "__/__/etc/passwd"
+        );
+        assert_eq!(
+            host_path_of(&case, "cases/other/a b;rm -rf"),
+            "cases/other/a_b_rm_-rf"
+        );
     }
 
     #[test]
     fn evidence_report_must_match_every_hash() {
+        let case = CaseId::parse(CASE).expect("case id");
         let sha = "b".repeat(64);
         let fetches = [
-            fetch("cases/x/memory.lime", &sha),
-            fetch("cases/x/disk-xvda.raw", &sha),
+            fetch("111111111111/i-1/memory/memory.lime", &sha),
+            fetch("111111111111/i-1/disk/disk-xvda.raw", &sha),
         ];
         let stdout = format!(
-            "irf-evidence {sha} 100 /srv/irf/evidence/c/memory.lime\nirf-evidence {sha} 200 /srv/irf/evidence/c/disk-xvda.raw\n"
+            "irf-evidence {sha} 100 /srv/irf/evidence/c/111111111111/i-1/memory/memory.lime\nirf-evidence {sha} 200 /srv/irf/evidence/c/111111111111/i-1/disk/disk-xvda.raw\n"
         );
-        let held = parse_evidence_report(&fetches, &stdout).expect("both");
+        let held = parse_evidence_report(&case, &fetches, &stdout).expect("both");
         assert_eq!(held[1].size, 200);
-        assert_eq!(held[1].path, "/srv/irf/evidence/c/disk-xvda.raw");
+        assert_eq!(
+            held[1].path,
+            "/srv/irf/evidence/c/111111111111/i-1/disk/disk-xvda.raw"
+        );
         let wrong = stdout.replacen(&sha, &"c".repeat(64), 1);
-        let err = parse_evidence_report(&fetches, &wrong).expect_err("mismatch");
+        let err = parse_evidence_report(&case, &fetches, &wrong).expect_err("mismatch");
         assert!(err.contains("memory.lime has SHA-256 ccc"), "{err}");
         let missing = stdout.lines().next().unwrap_or_default().to_owned();
         assert!(
-            parse_evidence_report(&fetches, &missing)
+            parse_evidence_report(&case, &fetches, &missing)
                 .expect_err("missing")
                 .contains("disk-xvda.raw")
+        );
+    }
+
+    #[test]
+    fn the_root_volume_holds_the_evidence_twice_within_gp3s_limit() {
+        assert_eq!(root_volume_gib(0), Ok(64));
+        assert_eq!(root_volume_gib(1), Ok(66));
+        assert_eq!(root_volume_gib(100 << 30), Ok(264));
+        // 10 TiB of evidence: twice would pass 16 TiB, so the volume is 16 TiB.
+        assert_eq!(root_volume_gib(10 << 40), Ok(16_384));
+        let too_big = root_volume_gib(16 << 40).expect_err("cannot fit");
+        assert!(
+            too_big.contains("16384 GiB") && too_big.contains("snapshot"),
+            "{too_big}"
         );
     }
 

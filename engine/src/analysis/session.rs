@@ -356,10 +356,21 @@ impl Reorder {
 }
 
 /// Messages sent and not yet acknowledged, resent when they wait too long.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Outbox {
     next_sequence: i64,
     unacked: VecDeque<(Instant, AgentMessage)>,
+    resend_after: Duration,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self {
+            next_sequence: 0,
+            unacked: VecDeque::new(),
+            resend_after: RESEND_AFTER,
+        }
+    }
 }
 
 impl Outbox {
@@ -391,7 +402,7 @@ impl Outbox {
         let now = Instant::now();
         let mut due = Vec::new();
         for (sent, message) in &mut self.unacked {
-            if now.duration_since(*sent) >= RESEND_AFTER {
+            if now.duration_since(*sent) >= self.resend_after {
                 *sent = now;
                 due.push(message.clone());
             }
@@ -503,18 +514,45 @@ impl<S> std::fmt::Debug for DataChannel<S> {
     }
 }
 
-/// What the channel delivered.
-#[derive(Debug)]
+/// What the channel delivered, in order.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Delivered {
     Data(PayloadType, Vec<u8>),
     Closed(Option<String>),
-    Nothing,
+}
+
+/// One frame as the socket gave it (`None`: the socket ended). Reading a frame is
+/// cancel-safe, so it may stand in a `select!`; handling it ([`DataChannel::take`]) is
+/// not, and belongs in the branch's body.
+pub type Frame = Option<Result<Message, tokio_tungstenite::tungstenite::Error>>;
+
+/// Whether output may be taken now: a port session without a local connection leaves
+/// output unacknowledged, so that the agent sends it again once there is somewhere to
+/// put it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Take,
+    Withhold,
 }
 
 impl<S> DataChannel<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    /// The client's end of a channel whose socket is open (before the data channel is
+    /// opened with the token).
+    fn client(socket: tokio_tungstenite::WebSocketStream<S>, target: &str) -> Self {
+        Self {
+            socket,
+            outbox: Outbox::default(),
+            inbound: Reorder::default(),
+            target: target.to_owned(),
+            sends: kind::INPUT,
+            receives: kind::OUTPUT,
+            session_type: String::new(),
+        }
+    }
+
     /// The agent's end of a channel whose socket is open.
     pub fn agent(socket: tokio_tungstenite::WebSocketStream<S>, target: &str) -> Self {
         Self {
@@ -597,66 +635,89 @@ where
         Ok(())
     }
 
-    /// Reads one frame and handles the protocol's own messages: acknowledgements are
-    /// matched to what was sent, stream data is acknowledged and put in order.
-    pub async fn receive(&mut self) -> Result<Delivered, AnalysisError> {
-        let Some(frame) = self.socket.next().await else {
-            return Ok(Delivered::Closed(None));
+    /// The next frame from the socket (cancel-safe).
+    pub async fn next_frame(&mut self) -> Frame {
+        self.socket.next().await
+    }
+
+    /// Reads one frame and handles it (not cancel-safe: for use outside `select!`).
+    pub async fn receive(&mut self) -> Result<Vec<Delivered>, AnalysisError> {
+        let frame = self.socket.next().await;
+        self.take(frame, Output::Take).await
+    }
+
+    /// Handles one frame: acknowledgements are matched to what was sent, stream data is
+    /// acknowledged and put in order (output only when `output` says so), and what is now
+    /// deliverable is returned in order.
+    pub async fn take(
+        &mut self,
+        frame: Frame,
+        output: Output,
+    ) -> Result<Vec<Delivered>, AnalysisError> {
+        let Some(frame) = frame else {
+            return Ok(vec![Delivered::Closed(None)]);
         };
         let frame = frame.map_err(|err| self.fail(format!("the data channel broke: {err}")))?;
         let bytes = match frame {
             Message::Binary(bytes) => bytes,
-            Message::Close(_) => return Ok(Delivered::Closed(None)),
-            _ => return Ok(Delivered::Nothing),
+            Message::Close(_) => return Ok(vec![Delivered::Closed(None)]),
+            _ => return Ok(Vec::new()),
         };
         let message = AgentMessage::decode(&bytes)
             .map_err(|err| self.fail(format!("bad frame on the data channel: {err}")))?;
         match message.message_type.as_str() {
             kind::ACK => {
                 self.outbox.acknowledged(&message);
-                Ok(Delivered::Nothing)
+                Ok(Vec::new())
             }
             kind::CHANNEL_CLOSED => {
                 let body: serde_json::Value =
                     serde_json::from_slice(&message.payload).unwrap_or_default();
-                Ok(Delivered::Closed(
+                Ok(vec![Delivered::Closed(
                     body["Output"]
                         .as_str()
                         .filter(|s| !s.is_empty())
                         .map(str::to_owned),
-                ))
+                )])
             }
             t if t == self.receives => {
+                let is_new = message.sequence >= self.inbound.expected;
+                if is_new
+                    && output == Output::Withhold
+                    && message.payload_type() == Some(PayloadType::Output)
+                {
+                    // Neither acknowledged nor kept: the agent sends it again.
+                    return Ok(Vec::new());
+                }
                 // An acknowledgement that cannot go out is not fatal here: the other side
                 // may have just closed, and what it sent before closing is still to be read.
                 let ack = message.acknowledgement();
                 if let Err(err) = self.send_frame(&ack).await {
                     tracing::debug!(error = %err, "acknowledgement not sent");
                 }
-                let ready = self.inbound.accept(message);
-                Ok(join_delivered(ready))
+                Ok(join_delivered(self.inbound.accept(message)))
             }
-            _ => Ok(Delivered::Nothing),
+            _ => Ok(Vec::new()),
         }
     }
 }
 
-/// What in-order messages deliver: consecutive output joined, anything else on its own
-/// (the rare case of several becoming deliverable at once after a gap).
-fn join_delivered(ready: Vec<AgentMessage>) -> Delivered {
-    let mut joined = Vec::new();
-    let mut other = None;
+/// What in-order messages deliver: consecutive output joined into one piece, everything
+/// else (stderr, flags, sizes, exit codes) on its own, nothing lost or reordered.
+fn join_delivered(ready: Vec<AgentMessage>) -> Vec<Delivered> {
+    let mut delivered: Vec<Delivered> = Vec::new();
     for message in ready {
-        match message.payload_type() {
-            Some(PayloadType::Output) => joined.extend(message.payload),
-            t => other = Some((t.unwrap_or(PayloadType::None), message.payload)),
+        let payload_type = message.payload_type().unwrap_or(PayloadType::None);
+        match delivered.last_mut() {
+            Some(Delivered::Data(PayloadType::Output, joined))
+                if payload_type == PayloadType::Output =>
+            {
+                joined.extend(message.payload);
+            }
+            _ => delivered.push(Delivered::Data(payload_type, message.payload)),
         }
     }
-    match other {
-        Some((t, p)) if joined.is_empty() => Delivered::Data(t, p),
-        _ if joined.is_empty() => Delivered::Nothing,
-        _ => Delivered::Data(PayloadType::Output, joined),
-    }
+    delivered
 }
 
 impl DataChannel<ClientStream> {
@@ -675,15 +736,7 @@ impl DataChannel<ClientStream> {
                     redact(&started.stream_url)
                 ))
             })?;
-        let mut channel = Self {
-            socket,
-            outbox: Outbox::default(),
-            inbound: Reorder::default(),
-            target: started.target.clone(),
-            sends: kind::INPUT,
-            receives: kind::OUTPUT,
-            session_type: String::new(),
-        };
+        let mut channel = Self::client(socket, &started.target);
         let open = OpenDataChannel {
             message_schema_version: "1.0".to_owned(),
             request_id: message_id_text(&new_message_id()),
@@ -707,38 +760,40 @@ impl DataChannel<ClientStream> {
             let delivered = tokio::time::timeout_at(deadline, self.receive())
                 .await
                 .map_err(|_| self.fail("the agent did not complete the handshake within 30 s"))??;
-            match delivered {
-                Delivered::Data(PayloadType::HandshakeRequest, payload) => {
-                    let request: HandshakeRequest = serde_json::from_slice(&payload)
-                        .map_err(|err| self.fail(format!("unreadable handshake: {err}")))?;
-                    let (response, session_type, refused) = answer_handshake(&request);
-                    let body =
-                        serde_json::to_vec(&response).map_err(|err| self.fail(err.to_string()))?;
-                    self.send_stream(PayloadType::HandshakeResponse, body)
-                        .await?;
-                    if !refused.is_empty() {
+            for delivered in delivered {
+                match delivered {
+                    Delivered::Data(PayloadType::HandshakeRequest, payload) => {
+                        let request: HandshakeRequest = serde_json::from_slice(&payload)
+                            .map_err(|err| self.fail(format!("unreadable handshake: {err}")))?;
+                        let (response, session_type, refused) = answer_handshake(&request);
+                        let body = serde_json::to_vec(&response)
+                            .map_err(|err| self.fail(err.to_string()))?;
+                        self.send_stream(PayloadType::HandshakeResponse, body)
+                            .await?;
+                        if !refused.is_empty() {
+                            return Err(self.fail(format!(
+                                "the session asks for {} (for example KMS-encrypted sessions), which irf's own client does not speak; {PLUGIN_HELP} {}'",
+                                refused.join(", "),
+                                self.target
+                            )));
+                        }
+                        self.session_type = session_type.unwrap_or_default();
+                    }
+                    Delivered::Data(PayloadType::HandshakeComplete, _) => return Ok(()),
+                    Delivered::Data(PayloadType::EncChallengeRequest, _) => {
                         return Err(self.fail(format!(
-                            "the session asks for {} (for example KMS-encrypted sessions), which irf's own client does not speak; {PLUGIN_HELP} {}'",
-                            refused.join(", "),
+                            "the session is KMS-encrypted, which irf's own client does not speak; {PLUGIN_HELP} {}'",
                             self.target
                         )));
                     }
-                    self.session_type = session_type.unwrap_or_default();
+                    Delivered::Closed(message) => {
+                        return Err(self.fail(format!(
+                            "the agent closed the channel during the handshake: {}",
+                            message.unwrap_or_default()
+                        )));
+                    }
+                    Delivered::Data(..) => {}
                 }
-                Delivered::Data(PayloadType::HandshakeComplete, _) => return Ok(()),
-                Delivered::Data(PayloadType::EncChallengeRequest, _) => {
-                    return Err(self.fail(format!(
-                        "the session is KMS-encrypted, which irf's own client does not speak; {PLUGIN_HELP} {}'",
-                        self.target
-                    )));
-                }
-                Delivered::Closed(message) => {
-                    return Err(self.fail(format!(
-                        "the agent closed the channel during the handshake: {}",
-                        message.unwrap_or_default()
-                    )));
-                }
-                Delivered::Data(..) | Delivered::Nothing => {}
             }
         }
     }
@@ -754,20 +809,24 @@ impl DataChannel<ClientStream> {
     ) -> Result<SessionEnd, AnalysisError> {
         let mut end = SessionEnd::default();
         let mut resend = tokio::time::interval(Duration::from_millis(500));
-        loop {
+        'session: loop {
             tokio::select! {
-                delivered = self.receive() => match delivered? {
-                    Delivered::Data(PayloadType::Output | PayloadType::StdErr, bytes) => {
-                        end.bytes_out += bytes.len() as u64;
-                        output.write_all(&bytes).await.map_err(|err| self.fail(err.to_string()))?;
-                        output.flush().await.map_err(|err| self.fail(err.to_string()))?;
+                frame = self.next_frame() => {
+                    for delivered in self.take(frame, Output::Take).await? {
+                        match delivered {
+                            Delivered::Data(PayloadType::Output | PayloadType::StdErr, bytes) => {
+                                end.bytes_out += bytes.len() as u64;
+                                output.write_all(&bytes).await.map_err(|err| self.fail(err.to_string()))?;
+                                output.flush().await.map_err(|err| self.fail(err.to_string()))?;
+                            }
+                            Delivered::Closed(message) => {
+                                end.closing_message = message;
+                                break 'session;
+                            }
+                            Delivered::Data(..) => {}
+                        }
                     }
-                    Delivered::Closed(message) => {
-                        end.closing_message = message;
-                        break;
-                    }
-                    Delivered::Data(..) | Delivered::Nothing => {}
-                },
+                }
                 typed = input.recv() => match typed {
                     Some(bytes) => {
                         end.bytes_in += bytes.len() as u64;
@@ -790,7 +849,9 @@ impl DataChannel<ClientStream> {
     }
 
     /// Forwards one local TCP connection at a time to the host's port until the agent
-    /// closes the channel or `stop` fires.
+    /// closes the channel or `stop` fires. Output from the host while no local client is
+    /// connected (a banner, say) is left unacknowledged, so the agent sends it again and
+    /// the next client gets it.
     pub async fn forward(
         mut self,
         listener: tokio::net::TcpListener,
@@ -800,55 +861,57 @@ impl DataChannel<ClientStream> {
         let mut resend = tokio::time::interval(Duration::from_millis(500));
         let mut connection: Option<tokio::net::TcpStream> = None;
         let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            if let Some(stream) = connection.as_mut() {
-                tokio::select! {
-                    read = stream.read(&mut buffer) => match read {
-                        Ok(0) | Err(_) => {
-                            connection = None;
-                            self.send_stream(PayloadType::Flag, flag::DISCONNECT_TO_PORT.to_be_bytes().to_vec()).await?;
-                        }
-                        Ok(n) => {
-                            end.bytes_in += n as u64;
-                            self.send_stream(PayloadType::Output, buffer[..n].to_vec()).await?;
-                        }
-                    },
-                    delivered = self.receive() => match delivered? {
-                        Delivered::Data(PayloadType::Output, bytes) => {
-                            end.bytes_out += bytes.len() as u64;
-                            if stream.write_all(&bytes).await.is_err() {
-                                connection = None;
-                                self.send_stream(PayloadType::Flag, flag::DISCONNECT_TO_PORT.to_be_bytes().to_vec()).await?;
+        'session: loop {
+            let connected = connection.is_some();
+            let read = async {
+                match connection.as_mut() {
+                    Some(stream) => stream.read(&mut buffer).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                read = read => match read {
+                    Ok(0) | Err(_) => {
+                        connection = None;
+                        self.send_stream(PayloadType::Flag, flag::DISCONNECT_TO_PORT.to_be_bytes().to_vec()).await?;
+                    }
+                    Ok(n) => {
+                        end.bytes_in += n as u64;
+                        self.send_stream(PayloadType::Output, buffer[..n].to_vec()).await?;
+                    }
+                },
+                accepted = listener.accept(), if !connected => {
+                    if let Ok((stream, _)) = accepted {
+                        connection = Some(stream);
+                    }
+                }
+                frame = self.next_frame() => {
+                    let output = if connected { Output::Take } else { Output::Withhold };
+                    for delivered in self.take(frame, output).await? {
+                        match delivered {
+                            Delivered::Data(PayloadType::Output, bytes) => {
+                                end.bytes_out += bytes.len() as u64;
+                                let written = match connection.as_mut() {
+                                    Some(stream) => stream.write_all(&bytes).await.is_ok(),
+                                    None => false,
+                                };
+                                if !written && connection.take().is_some() {
+                                    self.send_stream(PayloadType::Flag, flag::DISCONNECT_TO_PORT.to_be_bytes().to_vec()).await?;
+                                }
                             }
-                        }
-                        Delivered::Data(PayloadType::Flag, bytes) if bytes.as_slice() == flag::CONNECT_TO_PORT_ERROR.to_be_bytes() => {
-                            connection = None;
-                        }
-                        Delivered::Closed(message) => {
-                            end.closing_message = message;
-                            break;
-                        }
-                        Delivered::Data(..) | Delivered::Nothing => {}
-                    },
-                    _ = resend.tick() => self.resend_due().await?,
-                    _ = stop.changed() => { end.ended_locally = true; break; }
-                }
-            } else {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        if let Ok((stream, _)) = accepted {
-                            connection = Some(stream);
+                            Delivered::Data(PayloadType::Flag, bytes) if bytes.as_slice() == flag::CONNECT_TO_PORT_ERROR.to_be_bytes() => {
+                                connection = None;
+                            }
+                            Delivered::Closed(message) => {
+                                end.closing_message = message;
+                                break 'session;
+                            }
+                            Delivered::Data(..) => {}
                         }
                     }
-                    delivered = self.receive() => {
-                        if let Delivered::Closed(message) = delivered? {
-                            end.closing_message = message;
-                            break;
-                        }
-                    }
-                    _ = resend.tick() => self.resend_due().await?,
-                    _ = stop.changed() => { end.ended_locally = true; break; }
                 }
+                _ = resend.tick() => self.resend_due().await?,
+                _ = stop.changed() => { end.ended_locally = true; break; }
             }
         }
         if end.ended_locally {
@@ -990,5 +1053,122 @@ mod tests {
         assert_eq!(response.processed_client_actions[1].action_status, 3);
         let text = serde_json::to_value(&response).expect("json");
         assert_eq!(text["ClientVersion"], CLIENT_VERSION);
+    }
+
+    /// A client and an agent end joined in memory.
+    async fn channel_pair() -> (
+        DataChannel<tokio::io::DuplexStream>,
+        DataChannel<tokio::io::DuplexStream>,
+    ) {
+        let (near, far) = tokio::io::duplex(1 << 20);
+        let (client, agent) = tokio::join!(
+            tokio_tungstenite::client_async("ws://lab.invalid/v1/data-channel/s-1", near),
+            tokio_tungstenite::accept_async(far)
+        );
+        let (client, _) = client.expect("client handshake");
+        let agent = agent.expect("agent handshake");
+        (
+            DataChannel::client(client, "i-host"),
+            DataChannel::agent(agent, "i-host"),
+        )
+    }
+
+    fn output_of(delivered: &[Delivered]) -> Vec<u8> {
+        delivered
+            .iter()
+            .flat_map(|d| match d {
+                Delivered::Data(PayloadType::Output, bytes) => bytes.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn everything_that_becomes_deliverable_at_once_is_delivered_in_order() {
+        let message = |sequence, payload_type, payload: &[u8]| {
+            AgentMessage::new(kind::OUTPUT, sequence, payload_type, payload.to_vec())
+        };
+        let delivered = join_delivered(vec![
+            message(0, PayloadType::Output, b"ab"),
+            message(1, PayloadType::Output, b"cd"),
+            message(2, PayloadType::ExitCode, b"0"),
+            message(3, PayloadType::StdErr, b"warn"),
+            message(
+                4,
+                PayloadType::Flag,
+                &flag::DISCONNECT_TO_PORT.to_be_bytes(),
+            ),
+            message(5, PayloadType::Output, b"ef"),
+        ]);
+        assert_eq!(
+            delivered,
+            vec![
+                Delivered::Data(PayloadType::Output, b"abcd".to_vec()),
+                Delivered::Data(PayloadType::ExitCode, b"0".to_vec()),
+                Delivered::Data(PayloadType::StdErr, b"warn".to_vec()),
+                Delivered::Data(
+                    PayloadType::Flag,
+                    flag::DISCONNECT_TO_PORT.to_be_bytes().to_vec()
+                ),
+                Delivered::Data(PayloadType::Output, b"ef".to_vec()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn withheld_output_is_not_acknowledged_and_arrives_when_sent_again() {
+        let (mut client, mut agent) = channel_pair().await;
+        agent.outbox.resend_after = Duration::ZERO;
+        agent
+            .send_stream(PayloadType::Output, b"SSH-2.0-banner\r\n".to_vec())
+            .await
+            .expect("send");
+        let frame = client.next_frame().await;
+        assert_eq!(
+            client.take(frame, Output::Withhold).await.expect("take"),
+            Vec::new()
+        );
+        // No acknowledgement went back: the agent still holds the message.
+        let nothing = tokio::time::timeout(Duration::from_millis(200), agent.next_frame()).await;
+        assert!(nothing.is_err(), "the agent heard {nothing:?}");
+        assert_eq!(agent.outbox.pending(), 1);
+
+        agent.resend_due().await.expect("resend");
+        let frame = client.next_frame().await;
+        let delivered = client.take(frame, Output::Take).await.expect("take");
+        assert_eq!(output_of(&delivered), b"SSH-2.0-banner\r\n");
+        let ack = agent.next_frame().await;
+        assert_eq!(
+            agent.take(ack, Output::Take).await.expect("ack"),
+            Vec::new()
+        );
+        assert_eq!(agent.outbox.pending(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_read_given_up_in_a_select_loses_nothing() {
+        let (mut client, mut agent) = channel_pair().await;
+        let sent: Vec<u8> = (0..200u8).collect();
+        for chunk in sent.chunks(7) {
+            agent
+                .send_stream(PayloadType::Output, chunk.to_vec())
+                .await
+                .expect("send");
+        }
+        let mut received = Vec::new();
+        let mut given_up = 0;
+        while received.len() < sent.len() {
+            tokio::select! {
+                biased;
+                // Another branch winning first, as a keystroke or a timer does in a session.
+                () = tokio::task::yield_now(), if given_up % 2 == 0 => given_up += 1,
+                frame = client.next_frame() => {
+                    given_up += 1;
+                    let delivered = client.take(frame, Output::Take).await.expect("take");
+                    received.extend(output_of(&delivered));
+                }
+            }
+        }
+        assert_eq!(received, sent);
     }
 }

@@ -20,8 +20,8 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
 use super::control::Control;
 use crate::analysis::session::{
-    DataChannel, Delivered, HandshakeRequest, HandshakeResponse, OpenDataChannel, PayloadType,
-    RequestedAction, flag,
+    DataChannel, Delivered, HandshakeRequest, HandshakeResponse, OpenDataChannel, Output,
+    PayloadType, RequestedAction, flag,
 };
 
 /// A session the emulator started, as the agent redeems it.
@@ -160,25 +160,27 @@ async fn session(
         )
         .await
         .map_err(|err| err.to_string())?;
-    loop {
-        match channel.receive().await.map_err(|err| err.to_string())? {
-            Delivered::Data(PayloadType::HandshakeResponse, body) => {
-                let response: HandshakeResponse =
-                    serde_json::from_slice(&body).map_err(|err| err.to_string())?;
-                if response
-                    .processed_client_actions
-                    .iter()
-                    .any(|a| a.action_status != 1)
-                {
-                    let _ = channel
-                        .close_channel(&session_id, "The client refused the session type.")
-                        .await;
-                    return Err("handshake refused".to_owned());
+    'handshake: loop {
+        for delivered in channel.receive().await.map_err(|err| err.to_string())? {
+            match delivered {
+                Delivered::Data(PayloadType::HandshakeResponse, body) => {
+                    let response: HandshakeResponse =
+                        serde_json::from_slice(&body).map_err(|err| err.to_string())?;
+                    if response
+                        .processed_client_actions
+                        .iter()
+                        .any(|a| a.action_status != 1)
+                    {
+                        let _ = channel
+                            .close_channel(&session_id, "The client refused the session type.")
+                            .await;
+                        return Err("handshake refused".to_owned());
+                    }
+                    break 'handshake;
                 }
-                break;
+                Delivered::Closed(_) => return Err("closed during the handshake".to_owned()),
+                Delivered::Data(..) => {}
             }
-            Delivered::Closed(_) => return Err("closed during the handshake".to_owned()),
-            _ => {}
         }
     }
     let complete = serde_json::json!({
@@ -295,20 +297,28 @@ async fn shell(
                 // The shell exited (its terminal closed).
                 None => break Ok(()),
             },
-            delivered = channel.receive() => match delivered.map_err(|e| e.to_string())? {
-                Delivered::Data(PayloadType::Output, bytes) => { let _ = input.send(bytes); }
-                Delivered::Data(PayloadType::Size, body) => {
-                    let size: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                    let (cols, rows) = (size["cols"].as_u64().unwrap_or(80), size["rows"].as_u64().unwrap_or(24));
-                    let _ = pty.master.resize(PtySize {
-                        rows: u16::try_from(rows).unwrap_or(24),
-                        cols: u16::try_from(cols).unwrap_or(80),
-                        pixel_width: 0,
-                        pixel_height: 0,
-                    });
+            frame = channel.next_frame() => {
+                let mut closed = false;
+                for delivered in channel.take(frame, Output::Take).await.map_err(|e| e.to_string())? {
+                    match delivered {
+                        Delivered::Data(PayloadType::Output, bytes) => { let _ = input.send(bytes); }
+                        Delivered::Data(PayloadType::Size, body) => {
+                            let size: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                            let (cols, rows) = (size["cols"].as_u64().unwrap_or(80), size["rows"].as_u64().unwrap_or(24));
+                            let _ = pty.master.resize(PtySize {
+                                rows: u16::try_from(rows).unwrap_or(24),
+                                cols: u16::try_from(cols).unwrap_or(80),
+                                pixel_width: 0,
+                                pixel_height: 0,
+                            });
+                        }
+                        Delivered::Closed(_) => closed = true,
+                        Delivered::Data(..) => {}
+                    }
                 }
-                Delivered::Closed(_) => break Ok(()),
-                _ => {}
+                if closed {
+                    break Ok(());
+                }
             },
             _ = resend.tick() => channel.resend_due().await.map_err(|e| e.to_string())?,
         }
@@ -318,9 +328,13 @@ async fn shell(
     outcome
 }
 
-/// Connects the channel to `port` on the host (here: loopback), one connection at a time.
+/// Connects the channel to `port` on the host (here: loopback), one connection at a time,
+/// as the agent does for a client without multiplexing: the port is dialled when the
+/// session starts and again when the client's connection ends (or, after the service
+/// closed its side, when the client sends more).
 async fn forward_port(channel: &mut DataChannel<TcpStream>, port: u16) -> Result<(), String> {
-    let mut connection: Option<TcpStream> = None;
+    let dial = || TcpStream::connect(("127.0.0.1", port));
+    let mut connection: Option<TcpStream> = dial().await.ok();
     let mut buffer = vec![0u8; 64 * 1024];
     let mut resend = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -339,36 +353,36 @@ async fn forward_port(channel: &mut DataChannel<TcpStream>, port: u16) -> Result
                 // The service on the host closed: the next client data reconnects.
                 _ => connection = None,
             },
-            delivered = channel.receive() => match delivered.map_err(|e| e.to_string())? {
-                Delivered::Data(PayloadType::Output, bytes) => {
-                    if connection.is_none() {
-                        match TcpStream::connect(("127.0.0.1", port)).await {
-                            Ok(stream) => connection = Some(stream),
-                            Err(_) => {
+            frame = channel.next_frame() => {
+                for delivered in channel.take(frame, Output::Take).await.map_err(|e| e.to_string())? {
+                    match delivered {
+                        Delivered::Data(PayloadType::Output, bytes) => {
+                            if connection.is_none() {
+                                connection = dial().await.ok();
+                            }
+                            let Some(stream) = connection.as_mut() else {
                                 channel
                                     .send_stream(PayloadType::Flag, flag::CONNECT_TO_PORT_ERROR.to_be_bytes().to_vec())
                                     .await
                                     .map_err(|e| e.to_string())?;
                                 continue;
+                            };
+                            if stream.write_all(&bytes).await.is_err() {
+                                connection = None;
                             }
                         }
-                    }
-                    if let Some(stream) = connection.as_mut()
-                        && stream.write_all(&bytes).await.is_err()
-                    {
-                        connection = None;
-                    }
-                }
-                Delivered::Data(PayloadType::Flag, bytes) => {
-                    if bytes.as_slice() == flag::DISCONNECT_TO_PORT.to_be_bytes() {
-                        connection = None;
-                    } else if bytes.as_slice() == flag::TERMINATE_SESSION.to_be_bytes() {
-                        return Ok(());
+                        Delivered::Data(PayloadType::Flag, bytes) => {
+                            if bytes.as_slice() == flag::DISCONNECT_TO_PORT.to_be_bytes() {
+                                connection = dial().await.ok();
+                            } else if bytes.as_slice() == flag::TERMINATE_SESSION.to_be_bytes() {
+                                return Ok(());
+                            }
+                        }
+                        Delivered::Closed(_) => return Ok(()),
+                        Delivered::Data(..) => {}
                     }
                 }
-                Delivered::Closed(_) => return Ok(()),
-                _ => {}
-            },
+            }
             _ = resend.tick() => channel.resend_due().await.map_err(|e| e.to_string())?,
         }
     }

@@ -5,8 +5,10 @@
 //! * consumes the step queues with the same worker and handlers as AWS (Lambda's and the
 //!   imaging worker's part),
 //! * plays the SSM agent of the lab's instances: Run Command scripts run in a shell whose
-//!   `/proc` and `/sys` are the instance's own (see [`super::hosts`]), and Session Manager
-//!   sessions get a shell or a port on the host (see [`super::agent`]).
+//!   `/proc` and `/sys` are the instance's own (see [`super::hosts`]), with the credentials
+//!   of the instance's profile in the environment where an instance would find them in its
+//!   metadata service, and Session Manager sessions get a shell or a port on the host (see
+//!   [`super::agent`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -19,6 +21,8 @@ use tokio::sync::watch;
 use super::control::Control;
 use super::{LabError, LabState};
 use crate::acquisition::Plane;
+use crate::aws::AwsContext;
+use crate::config::AccountId;
 use crate::worker::{self, WorkerOptions};
 
 /// The words that mark a lab runtime's command line.
@@ -119,6 +123,8 @@ struct PendingCommands {
 struct PendingCommand {
     command_id: String,
     instance_id: String,
+    account: String,
+    region: String,
     #[serde(default)]
     document_name: String,
     #[serde(default)]
@@ -210,6 +216,7 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
         stop_rx.clone(),
     ));
     let agent = tokio::spawn(play_ssm_agent(
+        ctx.clone(),
         control,
         dir.join("hosts"),
         compromised_instances(&state),
@@ -282,6 +289,7 @@ async fn deliver_events(plane: Arc<Plane>, control: Control, mut stop: watch::Re
 }
 
 async fn play_ssm_agent(
+    ctx: Arc<AwsContext>,
     control: Control,
     hosts: PathBuf,
     compromised: Vec<String>,
@@ -296,8 +304,10 @@ async fn play_ssm_agent(
                         let control = control.clone();
                         let hosts = hosts.clone();
                         let compromised = compromised.clone();
+                        let ctx = ctx.clone();
                         tokio::spawn(async move {
                             let result = run_command(
+                                &ctx,
                                 &hosts,
                                 &command,
                                 compromised.contains(&command.instance_id),
@@ -322,7 +332,86 @@ async fn play_ssm_agent(
     }
 }
 
+/// What an instance's metadata service would hand its software: the credentials of the
+/// role in its instance profile (none without a profile), its region, and, the lab's one
+/// addition, the emulator as the endpoint of every service.
+async fn instance_environment(
+    ctx: &AwsContext,
+    command: &PendingCommand,
+) -> Result<Vec<(&'static str, String)>, String> {
+    let mut env = vec![
+        ("AWS_DEFAULT_REGION", command.region.clone()),
+        ("AWS_REGION", command.region.clone()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ];
+    if let Some(endpoint) = ctx.endpoint_url() {
+        env.push(("AWS_ENDPOINT_URL", endpoint.to_owned()));
+    }
+    let account = AccountId::parse(&command.account).map_err(|why| why.to_string())?;
+    let config = ctx
+        .account_config(&account, &command.region)
+        .await
+        .map_err(|err| err.to_string())?;
+    let described = aws_sdk_ec2::Client::new(&config)
+        .describe_instances()
+        .instance_ids(&command.instance_id)
+        .send()
+        .await
+        .map_err(|err| crate::aws::describe_sdk_error(&err))?;
+    let Some(profile_arn) = described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find_map(|i| i.iam_instance_profile().and_then(|p| p.arn()))
+    else {
+        return Ok(env);
+    };
+    let profile_name = profile_arn.rsplit('/').next().unwrap_or(profile_arn);
+    let profile = aws_sdk_iam::Client::new(&config)
+        .get_instance_profile()
+        .instance_profile_name(profile_name)
+        .send()
+        .await
+        .map_err(|err| crate::aws::describe_sdk_error(&err))?;
+    let Some(role_arn) = profile
+        .instance_profile()
+        .and_then(|p| p.roles().first())
+        .map(|r| r.arn().to_owned())
+    else {
+        return Ok(env);
+    };
+    let assumed = aws_sdk_sts::Client::new(&config)
+        .assume_role()
+        .role_arn(&role_arn)
+        .role_session_name(&command.instance_id)
+        .send()
+        .await
+        .map_err(|err| crate::aws::describe_sdk_error(&err))?;
+    if let Some(credentials) = assumed.credentials() {
+        env.push(("AWS_ACCESS_KEY_ID", credentials.access_key_id().to_owned()));
+        env.push((
+            "AWS_SECRET_ACCESS_KEY",
+            credentials.secret_access_key().to_owned(),
+        ));
+        env.push(("AWS_SESSION_TOKEN", credentials.session_token().to_owned()));
+    }
+    Ok(env)
+}
+
+/// The lab hosts' `PATH`: the machine's, after the lab's own tools (the AWS CLI an
+/// analysis image carries).
+fn host_path() -> std::ffi::OsString {
+    let machine = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    let Ok(Some(install)) = super::install::installed() else {
+        return machine;
+    };
+    let mut dirs = vec![install.venv.join("bin")];
+    dirs.extend(std::env::split_paths(&machine));
+    std::env::join_paths(dirs).unwrap_or(machine)
+}
+
 async fn run_command(
+    ctx: &AwsContext,
     hosts: &Path,
     command: &PendingCommand,
     compromised: bool,
@@ -376,14 +465,26 @@ async fn run_command(
         Ok(home) => home,
         Err(err) => return report("Failed", 1, String::new(), err.to_string()),
     };
+    let instance_env = match instance_environment(ctx, command).await {
+        Ok(env) => env,
+        Err(why) => {
+            return report(
+                "Failed",
+                1,
+                String::new(),
+                format!(
+                    "the lab could not give {} its profile's credentials: {why}",
+                    command.instance_id
+                ),
+            );
+        }
+    };
     let child = tokio::process::Command::new("bash")
         .arg("-c")
         .arg(&script)
         .env_clear()
-        .env(
-            "PATH",
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-        )
+        .env("PATH", host_path())
+        .envs(instance_env)
         .env("HOME", &home.home)
         .env("LANG", "C")
         .env("IRF_PROC", &dirs.proc)

@@ -192,6 +192,13 @@ async fn hand_over(
             .map_err(|err| err.to_string())
     }
     .await;
+    {
+        // The host may have left the terminal in any mode (application keypad, a scroll
+        // region, another character set, colours, bracketed paste): a soft reset (DECSTR)
+        // and bracketed paste off give the workstation the terminal it had.
+        use std::io::Write as _;
+        let _ = stdout.write_all(b"\x1b[!p\x1b[?2004l");
+    }
     let _ = crossterm::execute!(
         stdout,
         term::EnterAlternateScreen,
