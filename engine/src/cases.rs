@@ -574,20 +574,7 @@ impl CaseTable {
     /// The case with its steps, artifacts and approval.
     pub async fn detail(&self, case_id: &CaseId) -> Result<CaseDetail, CaseError> {
         let pk = case_pk(case_id);
-        let mut items = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.site.error("dynamodb:Query", &err))?;
-            items.extend(page.items().iter().cloned());
-        }
+        let items = self.case_items(&pk, None).await?;
         let mut case = None;
         let mut steps = Vec::new();
         let mut artifacts = Vec::new();
@@ -734,29 +721,46 @@ impl CaseTable {
         case_id: &CaseId,
     ) -> Result<Vec<crate::ledger::LedgerEntry>, CaseError> {
         let pk = case_pk(case_id);
-        let mut entries = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :ledger)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-            .expression_attribute_values(":ledger", AttributeValue::S(LEDGER_PREFIX.to_owned()))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| self.site.error("dynamodb:Query", &err))?;
-            for item in page.items() {
+        self.case_items(&pk, Some(LEDGER_PREFIX))
+            .await?
+            .iter()
+            .map(|item| {
                 let sk = item
                     .get("sk")
                     .and_then(|v| v.as_s().ok())
-                    .cloned()
+                    .map(String::as_str)
                     .unwrap_or_default();
-                entries.push(decode(item, &pk, &sk)?);
-            }
+                decode(item, &pk, sk)
+            })
+            .collect()
+    }
+
+    /// Every item of the case's partition (those whose sort key starts with `prefix`, when
+    /// given), all pages, read consistently, in key order.
+    async fn case_items(
+        &self,
+        pk: &str,
+        prefix: Option<&str>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, CaseError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .consistent_read(true);
+        query = match prefix {
+            Some(prefix) => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned())),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let mut items = Vec::new();
+        let mut pages = query.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.site.error("dynamodb:Query", &err))?;
+            items.extend(page.items().iter().cloned());
         }
-        Ok(entries)
+        Ok(items)
     }
 
     /// The case's newest ledger entry (by key), read without the rest of the ledger.

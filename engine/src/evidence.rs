@@ -454,6 +454,9 @@ impl PartSink for MultipartUpload {
             number,
             etag: out.e_tag().unwrap_or_default().to_owned(),
             checksum,
+            // The upload runs on a task of its own, outside the step's record of request
+            // ids: the part carries its id to the ledger instead.
+            request_id: aws_types::request_id::RequestId::request_id(&out).map(str::to_owned),
         })
     }
 }

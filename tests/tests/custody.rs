@@ -21,6 +21,14 @@ fn irf_verify(case_id: &CaseId) -> (bool, Verification) {
     (out.status.success(), verification)
 }
 
+/// Runs `irf verify`, which must fail and name an item `named` accepts.
+fn verify_fails_naming(case_id: &CaseId, what: &str, named: impl Fn(&str) -> bool) {
+    let (ok, verification) = irf_verify(case_id);
+    assert!(!ok, "irf verify passed with {what}");
+    let failed = failures(&verification);
+    assert!(failed.iter().any(|f| named(f)), "{what}: {failed:?}");
+}
+
 /// The items that did not verify.
 fn failures(verification: &Verification) -> Vec<String> {
     verification
@@ -174,6 +182,15 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         .filter(|e| e.action == "disk block range imaged")
     {
         assert!(entry.target.ends_with(&disk.source), "{entry:?}");
+        // Each part's upload is named by its own request id (they run outside the step's
+        // task, so only the part can carry it).
+        let parts = entry.detail.as_deref().unwrap_or_default().lines().count() - 1;
+        let distinct: std::collections::BTreeSet<_> = entry.request_ids.iter().collect();
+        assert!(
+            distinct.len() >= parts,
+            "{parts} parts, request ids {:?}",
+            entry.request_ids
+        );
         for line in entry.detail.as_deref().unwrap_or_default().lines().skip(1) {
             let (_, range) = line.split_once(": ").expect("part: range crc");
             let (bytes, crc) = range.split_once(' ').expect("range and CRC-32");
@@ -208,39 +225,19 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     let mut edited: serde_json::Value = serde_json::from_str(&original).expect("entry JSON");
     edited["detail"] = serde_json::json!("nothing happened here");
     items.put(2, &edited.to_string()).await;
-    let (ok, verification) = irf_verify(&case_id);
-    assert!(!ok);
-    let named = failures(&verification);
-    assert!(
-        named.iter().any(|f| f.starts_with("ledger entry 2:")),
-        "{named:?}"
-    );
+    verify_fails_naming(&case_id, "an edited entry", |f| f.starts_with("ledger entry 2:"));
     items.put(2, &original).await;
 
     // A removed entry.
     items.delete(3).await;
-    let (ok, verification) = irf_verify(&case_id);
-    assert!(!ok);
-    let named = failures(&verification);
-    assert!(
-        named
-            .iter()
-            .any(|f| f.starts_with("ledger entry 4:") && f.contains("missing or out of order")),
-        "{named:?}"
-    );
+    verify_fails_naming(&case_id, "a removed entry", |f| f.starts_with("ledger entry 4:") && f.contains("missing or out of order"));
     items.put(3, &items_doc_of(&detail, 3)).await;
 
     // Two entries swapped.
     let (second, third) = (items.doc(2).await, items.doc(3).await);
     items.put(2, &third).await;
     items.put(3, &second).await;
-    let (ok, verification) = irf_verify(&case_id);
-    assert!(!ok);
-    let named = failures(&verification);
-    assert!(
-        named.iter().any(|f| f.starts_with("ledger entry 3:")),
-        "{named:?}"
-    );
+    verify_fails_naming(&case_id, "two entries swapped", |f| f.starts_with("ledger entry 3:"));
     items.put(2, &second).await;
     items.put(3, &third).await;
     let (ok, verification) = irf_verify(&case_id);
@@ -277,15 +274,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         .send()
         .await
         .expect("overwrite memory");
-    let (ok, verification) = irf_verify(&case_id);
-    assert!(!ok);
-    let named = failures(&verification);
-    assert!(
-        named
-            .iter()
-            .any(|f| f.starts_with(&format!("{}:", memory.key)) && f.contains("manifest says")),
-        "{named:?}"
-    );
+    verify_fails_naming(&case_id, "a changed memory image", |f| f.starts_with(&format!("{}:", memory.key)) && f.contains("manifest says"));
 
     // The disk image deleted.
     let disk = detail
@@ -301,15 +290,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         .send()
         .await
         .expect("delete disk");
-    let (ok, verification) = irf_verify(&case_id);
-    assert!(!ok);
-    let named = failures(&verification);
-    assert!(
-        named
-            .iter()
-            .any(|f| f.starts_with(&format!("{}:", disk.key)) && f.contains("cannot be read")),
-        "{named:?}"
-    );
+    verify_fails_naming(&case_id, "a deleted disk image", |f| f.starts_with(&format!("{}:", disk.key)) && f.contains("cannot be read"));
     // The human output names them too, and the exit status says it.
     let out = run_irf(&["verify", case_id.as_str()], &lab_env(state));
     assert!(!out.status.success());

@@ -293,12 +293,11 @@ impl AsFdRef for std::io::Stdin {
 /// Runs an interactive shell on the host in this terminal. The terminal must be in raw
 /// mode (the caller's business: the workstation already is, the CLI sets it); its size
 /// follows the window. Recorded in the case's ledger when it opens and when it closes.
-pub async fn shell(target: &SessionTarget) -> Result<SessionEnd, AnalysisError> {
-    let SessionTarget {
-        analysis,
-        plane,
-        host,
-    } = target;
+pub async fn shell(
+    analysis: &Analysis,
+    plane: &Plane,
+    host: &AnalysisHost,
+) -> Result<SessionEnd, AnalysisError> {
     let started = session::start(analysis, &host.instance_id, &SessionKind::Shell).await?;
     record_session(
         plane,
@@ -362,7 +361,7 @@ pub async fn shell_command(
     if !was_raw {
         crossterm::terminal::enable_raw_mode()?;
     }
-    let ended = shell(&target).await;
+    let ended = shell(&target.analysis, &target.plane, &target.host).await;
     if !was_raw {
         let _ = crossterm::terminal::disable_raw_mode();
     }

@@ -423,12 +423,13 @@ async fn record_ranges(
             continue;
         };
         let mut detail = format!(
-            "{snapshot_id} bytes {}-{} into s3 key {key}, parts {}-{} (part: first byte-last byte CRC-32)",
+            "{snapshot_id} bytes {}-{} into s3 key {key}, parts {}-{} (part: first byte-last byte CRC-32; the entry's request ids are the parts' uploads)",
             first.start,
             last.end.saturating_sub(1),
             first.number,
             last.number
         );
+        let mut entry = crate::ledger::NewEntry::new("disk block range imaged", target.clone());
         for range in chunk {
             detail.push_str(&format!(
                 "\n{}: {}-{} {}",
@@ -437,13 +438,9 @@ async fn record_ranges(
                 range.end.saturating_sub(1),
                 range.crc32
             ));
+            entry.request_ids.extend(range.request_id.clone());
         }
-        crate::ledger::append(
-            plane,
-            &case.case_id,
-            crate::ledger::NewEntry::new("disk block range imaged", target.clone()).detail(detail),
-        )
-        .await?;
+        crate::ledger::append(plane, &case.case_id, entry.detail(detail)).await?;
     }
     Ok(())
 }

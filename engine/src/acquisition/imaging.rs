@@ -52,6 +52,8 @@ pub struct StoredPart {
     pub etag: String,
     /// The part's [`part_checksum`], as S3 checks it.
     pub checksum: String,
+    /// The request id of the call that stored it, where the store answers with one.
+    pub request_id: Option<String>,
 }
 
 /// Where the image's parts go.
@@ -132,6 +134,8 @@ pub struct PartRange {
     pub end: u64,
     /// Base64 CRC-32 of the part's bytes ([`part_checksum`]).
     pub crc32: String,
+    /// The request id of the upload that stored it.
+    pub request_id: Option<String>,
 }
 
 impl ImageSummary {
@@ -147,6 +151,7 @@ impl ImageSummary {
                     start,
                     end: (start + self.part_size).min(self.size),
                     crc32: part.checksum.clone(),
+                    request_id: part.request_id.clone(),
                 }
             })
             .collect()
@@ -609,6 +614,7 @@ pub mod memory_source {
                 number,
                 etag: format!("\"etag-{number}\""),
                 checksum,
+                request_id: None,
             })
         }
     }
@@ -628,6 +634,7 @@ pub mod memory_source {
                 number,
                 etag: String::new(),
                 checksum,
+                request_id: None,
             })
         }
     }
@@ -780,6 +787,7 @@ mod tests {
             number,
             etag: String::new(),
             checksum: format!("c{number}"),
+            request_id: None,
         };
         let summary = ImageSummary {
             sha256: String::new(),

@@ -477,6 +477,7 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
             number: p.part_number,
             etag: p.etag.clone(),
             checksum: String::new(),
+            request_id: None,
         })
         .collect();
     let version_id = upload.complete(&stored).await?;

@@ -332,13 +332,17 @@ async fn play_ssm_agent(
     }
 }
 
-/// What an instance's metadata service would hand its software: the credentials of the
-/// role in its instance profile (none without a profile), its region, and, the lab's one
-/// addition, the emulator as the endpoint of every service.
-async fn instance_environment(
-    ctx: &AwsContext,
-    command: &PendingCommand,
-) -> Result<Vec<(&'static str, String)>, String> {
+/// What a lab host's commands see of their instance.
+struct InstanceView {
+    /// What an instance's metadata service would hand its software: the credentials of
+    /// the role in its instance profile (none without a profile), its region, and, the
+    /// lab's one addition, the emulator as the endpoint of every service.
+    env: Vec<(&'static str, String)>,
+    /// Analysis hosts are never imaged, so they get no `/proc` core.
+    analysis_host: bool,
+}
+
+async fn instance_view(ctx: &AwsContext, command: &PendingCommand) -> Result<InstanceView, String> {
     let mut env = vec![
         ("AWS_DEFAULT_REGION", command.region.clone()),
         ("AWS_REGION", command.region.clone()),
@@ -358,13 +362,21 @@ async fn instance_environment(
         .send()
         .await
         .map_err(|err| crate::aws::describe_sdk_error(&err))?;
-    let Some(profile_arn) = described
+    let instance = described
         .reservations()
         .iter()
         .flat_map(|r| r.instances())
-        .find_map(|i| i.iam_instance_profile().and_then(|p| p.arn()))
+        .find(|i| i.instance_id() == Some(command.instance_id.as_str()));
+    let analysis_host = instance.is_some_and(|i| {
+        i.tags().iter().any(|t| {
+            t.key() == Some(crate::analysis::hosts::ROLE_TAG)
+                && t.value() == Some(crate::analysis::hosts::ROLE_VALUE)
+        })
+    });
+    let Some(profile_arn) =
+        instance.and_then(|i| i.iam_instance_profile().and_then(|p| p.arn()))
     else {
-        return Ok(env);
+        return Ok(InstanceView { env, analysis_host });
     };
     let profile_name = profile_arn.rsplit('/').next().unwrap_or(profile_arn);
     let profile = aws_sdk_iam::Client::new(&config)
@@ -378,7 +390,7 @@ async fn instance_environment(
         .and_then(|p| p.roles().first())
         .map(|r| r.arn().to_owned())
     else {
-        return Ok(env);
+        return Ok(InstanceView { env, analysis_host });
     };
     let assumed = aws_sdk_sts::Client::new(&config)
         .assume_role()
@@ -395,7 +407,7 @@ async fn instance_environment(
         ));
         env.push(("AWS_SESSION_TOKEN", credentials.session_token().to_owned()));
     }
-    Ok(env)
+    Ok(InstanceView { env, analysis_host })
 }
 
 /// The lab hosts' `PATH`: the machine's, after the lab's own tools (the AWS CLI an
@@ -449,24 +461,8 @@ async fn run_command(
         .and_then(|t| t.parse().ok())
         .or(command.timeout_seconds)
         .unwrap_or(3600);
-    let hosts = hosts.to_owned();
-    let instance = command.instance_id.clone();
-    let root = hosts.clone();
-    let dirs = match tokio::task::spawn_blocking(move || {
-        super::hosts::host_dirs(&root, &instance, compromised, "6.1.0-irf-lab")
-    })
-    .await
-    {
-        Ok(Ok(dirs)) => dirs,
-        Ok(Err(err)) => return report("Failed", 1, String::new(), err.to_string()),
-        Err(err) => return report("Failed", 1, String::new(), err.to_string()),
-    };
-    let home = match super::hosts::host_home(&hosts, &command.instance_id) {
-        Ok(home) => home,
-        Err(err) => return report("Failed", 1, String::new(), err.to_string()),
-    };
-    let instance_env = match instance_environment(ctx, command).await {
-        Ok(env) => env,
+    let view = match instance_view(ctx, command).await {
+        Ok(view) => view,
         Err(why) => {
             return report(
                 "Failed",
@@ -479,16 +475,39 @@ async fn run_command(
             );
         }
     };
+    let hosts = hosts.to_owned();
+    let instance = command.instance_id.clone();
+    let root = hosts.clone();
+    let analysis_host = view.analysis_host;
+    let dirs = match tokio::task::spawn_blocking(move || {
+        if analysis_host {
+            Ok(None)
+        } else {
+            super::hosts::host_dirs(&root, &instance, compromised, "6.1.0-irf-lab").map(Some)
+        }
+    })
+    .await
+    {
+        Ok(Ok(dirs)) => dirs,
+        Ok(Err(err)) => return report("Failed", 1, String::new(), err.to_string()),
+        Err(err) => return report("Failed", 1, String::new(), err.to_string()),
+    };
+    let home = match super::hosts::host_home(&hosts, &command.instance_id) {
+        Ok(home) => home,
+        Err(err) => return report("Failed", 1, String::new(), err.to_string()),
+    };
     let child = tokio::process::Command::new("bash")
         .arg("-c")
         .arg(&script)
         .env_clear()
         .env("PATH", host_path())
-        .envs(instance_env)
+        .envs(view.env)
         .env("HOME", &home.home)
         .env("LANG", "C")
-        .env("IRF_PROC", &dirs.proc)
-        .env("IRF_SYS", &dirs.sys)
+        // An analysis host's are left unbuilt: a capture there fails naming the path,
+        // rather than reading the lab machine's own /proc.
+        .env("IRF_PROC", dirs.as_ref().map_or_else(|| hosts.join(&command.instance_id).join("proc"), |d| d.proc.clone()))
+        .env("IRF_SYS", dirs.as_ref().map_or_else(|| hosts.join(&command.instance_id).join("sys"), |d| d.sys.clone()))
         .env("IRF_EVIDENCE_DIR", &home.evidence)
         .current_dir(&home.home)
         .stdin(Stdio::null())

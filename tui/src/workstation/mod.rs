@@ -184,12 +184,15 @@ async fn hand_over(
         let _ = stdout.flush();
     }
     let outcome = async {
-        let target = crate::analysis::session_target(engine.context.clone(), instance_id)
-            .await
-            .map_err(|err| format!("{err:#}"))?;
-        irf_engine::request_ids::recording(crate::analysis::shell(&target))
-            .await
-            .map_err(|err| err.to_string())
+        // The effects' connections, kept for the workstation's life, serve sessions too.
+        let analysis = analysis(&engine.context, &engine.analysis).await?;
+        let plane = plane(&engine.context, &engine.plane).await?;
+        irf_engine::request_ids::recording(async {
+            let host = irf_engine::analysis::hosts::host(analysis, instance_id).await?;
+            crate::analysis::shell(analysis, plane, &host).await
+        })
+        .await
+        .map_err(|err| err.to_string())
     }
     .await;
     {
