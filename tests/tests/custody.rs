@@ -225,19 +225,25 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     let mut edited: serde_json::Value = serde_json::from_str(&original).expect("entry JSON");
     edited["detail"] = serde_json::json!("nothing happened here");
     items.put(2, &edited.to_string()).await;
-    verify_fails_naming(&case_id, "an edited entry", |f| f.starts_with("ledger entry 2:"));
+    verify_fails_naming(&case_id, "an edited entry", |f| {
+        f.starts_with("ledger entry 2:")
+    });
     items.put(2, &original).await;
 
     // A removed entry.
     items.delete(3).await;
-    verify_fails_naming(&case_id, "a removed entry", |f| f.starts_with("ledger entry 4:") && f.contains("missing or out of order"));
+    verify_fails_naming(&case_id, "a removed entry", |f| {
+        f.starts_with("ledger entry 4:") && f.contains("missing or out of order")
+    });
     items.put(3, &items_doc_of(&detail, 3)).await;
 
     // Two entries swapped.
     let (second, third) = (items.doc(2).await, items.doc(3).await);
     items.put(2, &third).await;
     items.put(3, &second).await;
-    verify_fails_naming(&case_id, "two entries swapped", |f| f.starts_with("ledger entry 3:"));
+    verify_fails_naming(&case_id, "two entries swapped", |f| {
+        f.starts_with("ledger entry 3:")
+    });
     items.put(2, &second).await;
     items.put(3, &third).await;
     let (ok, verification) = irf_verify(&case_id);
@@ -274,7 +280,9 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         .send()
         .await
         .expect("overwrite memory");
-    verify_fails_naming(&case_id, "a changed memory image", |f| f.starts_with(&format!("{}:", memory.key)) && f.contains("manifest says"));
+    verify_fails_naming(&case_id, "a changed memory image", |f| {
+        f.starts_with(&format!("{}:", memory.key)) && f.contains("manifest says")
+    });
 
     // The disk image deleted.
     let disk = detail
@@ -290,7 +298,9 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         .send()
         .await
         .expect("delete disk");
-    verify_fails_naming(&case_id, "a deleted disk image", |f| f.starts_with(&format!("{}:", disk.key)) && f.contains("cannot be read"));
+    verify_fails_naming(&case_id, "a deleted disk image", |f| {
+        f.starts_with(&format!("{}:", disk.key)) && f.contains("cannot be read")
+    });
     // The human output names them too, and the exit status says it.
     let out = run_irf(&["verify", case_id.as_str()], &lab_env(state));
     assert!(!out.status.success());

@@ -373,8 +373,7 @@ async fn instance_view(ctx: &AwsContext, command: &PendingCommand) -> Result<Ins
                 && t.value() == Some(crate::analysis::hosts::ROLE_VALUE)
         })
     });
-    let Some(profile_arn) =
-        instance.and_then(|i| i.iam_instance_profile().and_then(|p| p.arn()))
+    let Some(profile_arn) = instance.and_then(|i| i.iam_instance_profile().and_then(|p| p.arn()))
     else {
         return Ok(InstanceView { env, analysis_host });
     };
@@ -506,8 +505,20 @@ async fn run_command(
         .env("LANG", "C")
         // An analysis host's are left unbuilt: a capture there fails naming the path,
         // rather than reading the lab machine's own /proc.
-        .env("IRF_PROC", dirs.as_ref().map_or_else(|| hosts.join(&command.instance_id).join("proc"), |d| d.proc.clone()))
-        .env("IRF_SYS", dirs.as_ref().map_or_else(|| hosts.join(&command.instance_id).join("sys"), |d| d.sys.clone()))
+        .env(
+            "IRF_PROC",
+            dirs.as_ref().map_or_else(
+                || hosts.join(&command.instance_id).join("proc"),
+                |d| d.proc.clone(),
+            ),
+        )
+        .env(
+            "IRF_SYS",
+            dirs.as_ref().map_or_else(
+                || hosts.join(&command.instance_id).join("sys"),
+                |d| d.sys.clone(),
+            ),
+        )
         .env("IRF_EVIDENCE_DIR", &home.evidence)
         .current_dir(&home.home)
         .stdin(Stdio::null())
