@@ -196,11 +196,12 @@ async fn hand_over(
     }
     .await;
     {
-        // The host may have left the terminal in any mode (application keypad, a scroll
-        // region, another character set, colours, bracketed paste): a soft reset (DECSTR)
-        // and bracketed paste off give the workstation the terminal it had.
+        // The host may have left the terminal in any mode (a scroll region with origin
+        // mode, which misplaces every row drawn, application keys, another character set,
+        // colours, insert mode, bracketed paste): a soft reset (DECSTR), and each of those
+        // put back one by one for terminals without DECSTR.
         use std::io::Write as _;
-        let _ = stdout.write_all(b"\x1b[!p\x1b[?2004l");
+        let _ = stdout.write_all(TERMINAL_MODES_RESET);
     }
     let _ = crossterm::execute!(
         stdout,
@@ -220,6 +221,12 @@ async fn hand_over(
         )
     })
 }
+
+/// Soft reset (DECSTR); full-screen scroll region; origin mode off; autowrap on; insert
+/// mode off; colours and attributes off; ASCII character set; normal cursor keys and
+/// numeric keypad; bracketed paste off.
+const TERMINAL_MODES_RESET: &[u8] =
+    b"\x1b[!p\x1b[r\x1b[?6l\x1b[?7h\x1b[4l\x1b[0m\x1b(B\x1b[?1l\x1b>\x1b[?2004l";
 
 /// Turns a terminal event into the workstation's input.
 pub fn input_of(event: &Event) -> Option<Input> {
