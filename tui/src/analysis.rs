@@ -362,6 +362,14 @@ pub async fn shell_command(
         crossterm::terminal::enable_raw_mode()?;
     }
     let ended = shell(&target.analysis, &target.plane, &target.host).await;
+    {
+        // The terminal is the operator's again, in the modes it had.
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout
+            .write_all(TERMINAL_MODES_RESET)
+            .and_then(|()| stdout.flush());
+    }
     if !was_raw {
         let _ = crossterm::terminal::disable_raw_mode();
     }
@@ -450,6 +458,15 @@ pub async fn forward_command(
     ended?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// The modes a host can leave a terminal in, put back: a soft reset (DECSTR), then one by
+/// one for terminals without it: origin mode off, attributes off, ASCII character set,
+/// the whole screen as scroll region (which homes the cursor, hence the save and restore
+/// around it, made once origin mode, attributes and character set are clean, as the save
+/// keeps those too), autowrap on, insert mode off, normal cursor keys and keypad,
+/// bracketed paste off. The cursor stays where it is.
+pub const TERMINAL_MODES_RESET: &[u8] =
+    b"\x1b[!p\x1b[?6l\x1b[0m\x1b(B\x1b7\x1b[r\x1b8\x1b[?7h\x1b[4l\x1b[?1l\x1b>\x1b[?2004l";
 
 /// How long the workstation waits for a stray reader to let go of the terminal.
 pub const HANDOVER_SETTLE: Duration = Duration::from_millis(50);

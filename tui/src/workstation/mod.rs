@@ -201,7 +201,7 @@ async fn hand_over(
         // colours, insert mode, bracketed paste): a soft reset (DECSTR), and each of those
         // put back one by one for terminals without DECSTR.
         use std::io::Write as _;
-        let _ = stdout.write_all(TERMINAL_MODES_RESET);
+        let _ = stdout.write_all(crate::analysis::TERMINAL_MODES_RESET);
     }
     let _ = crossterm::execute!(
         stdout,
@@ -221,12 +221,6 @@ async fn hand_over(
         )
     })
 }
-
-/// Soft reset (DECSTR); full-screen scroll region; origin mode off; autowrap on; insert
-/// mode off; colours and attributes off; ASCII character set; normal cursor keys and
-/// numeric keypad; bracketed paste off.
-const TERMINAL_MODES_RESET: &[u8] =
-    b"\x1b[!p\x1b[r\x1b[?6l\x1b[?7h\x1b[4l\x1b[0m\x1b(B\x1b[?1l\x1b>\x1b[?2004l";
 
 /// Turns a terminal event into the workstation's input.
 pub fn input_of(event: &Event) -> Option<Input> {
