@@ -446,20 +446,25 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
     );
 
     // A port on the host (here: a listener of this test) forwarded to a local port, two
-    // connections one after the other. The service greets first, as SSH does: the agent
-    // connects when the session starts, so the first greeting reaches the client before
-    // any local connection exists, and must still reach the first local connection.
+    // connections open side by side, as a browser opens them. The service greets first, as
+    // SSH does, so each connection's first bytes come from the host.
     let service = std::net::TcpListener::bind("127.0.0.1:0").expect("a service port");
     let remote_port = service.local_addr().expect("address").port();
     let served = std::thread::spawn(move || {
-        for greeting in [b"hi:1", b"hi:2"] {
+        let mut handlers = Vec::new();
+        for _ in 0..2 {
             let (mut stream, _) = service.accept().expect("a forwarded connection");
-            stream.write_all(greeting).expect("greet");
-            let mut line = [0u8; 5];
-            stream.read_exact(&mut line).expect("request");
-            stream
-                .write_all(&[b"echo:", &line[..]].concat())
-                .expect("reply");
+            handlers.push(std::thread::spawn(move || {
+                stream.write_all(b"hi").expect("greet");
+                let mut line = [0u8; 5];
+                stream.read_exact(&mut line).expect("request");
+                stream
+                    .write_all(&[b"echo:", &line[..]].concat())
+                    .expect("reply");
+            }));
+        }
+        for handler in handlers {
+            handler.join().expect("a connection's handler");
         }
     });
     let mut forward = std::process::Command::new(irf_e2e::irf_binary())
@@ -475,23 +480,32 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
     while stdout.read(&mut byte).expect("read the address") == 1 && byte[0] != b'\n' {
         address.push(byte[0] as char);
     }
-    for (greeting, word) in [("hi:1", "hello"), ("hi:2", "again")] {
+    let connect = || {
         let mut client = std::net::TcpStream::connect(&address).expect("the local port");
         client
-            .set_read_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(15)))
             .expect("timeout");
-        let mut greeted = [0u8; 4];
+        let mut greeted = [0u8; 2];
         client
             .read_exact(&mut greeted)
             .expect("the service's greeting through the session");
-        assert_eq!(&greeted, greeting.as_bytes());
+        assert_eq!(&greeted, b"hi");
+        client
+    };
+    let exchange = |client: &mut std::net::TcpStream, word: &str| {
         client.write_all(word.as_bytes()).expect("send");
         let mut reply = [0u8; 10];
         client
             .read_exact(&mut reply)
             .expect("the reply through the session");
         assert_eq!(&reply, format!("echo:{word}").as_bytes());
-    }
+    };
+    // The second connection is served while the first is still open and idle.
+    let mut first = connect();
+    let mut second = connect();
+    exchange(&mut second, "again");
+    exchange(&mut first, "hello");
+    drop((first, second));
     served.join().expect("the service");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(forward.id()).expect("pid")),
@@ -529,6 +543,29 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
             "session closed"
         ],
         "shell and forward each recorded"
+    );
+    let forward_closed = case["ledger"]
+        .as_array()
+        .expect("ledger")
+        .iter()
+        .find(|e| {
+            e["action"] == "session closed"
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with(&format!("port {remote_port}:")))
+        })
+        .expect("the forward's closing entry");
+    let detail = forward_closed["detail"].as_str().unwrap_or_default();
+    let sessions = detail.split_once("; sessions ").map(|(_, ids)| {
+        ids.split("; ")
+            .next()
+            .unwrap_or_default()
+            .split(", ")
+            .count()
+    });
+    assert!(
+        detail.contains("2 connections") && sessions == Some(2),
+        "two connections, each in its own session: {detail}"
     );
     // The case's report has them as analysis activity, in every format.
     let report = irf_json(&["report", case_id, "--format", "json"]);

@@ -181,18 +181,17 @@ async fn record_session(
     host: &AnalysisHost,
     action: &str,
     detail: String,
+    request_ids: Vec<String>,
 ) -> Result<(), AnalysisError> {
     let Ok(case_id) = CaseId::parse(&host.case_id) else {
         return Ok(());
     };
-    ledger::append(
-        plane,
-        &case_id,
-        NewEntry::new(action, analysis.target(&host.instance_id)).detail(detail),
-    )
-    .await
-    .map(drop)
-    .map_err(AnalysisError::from)
+    let mut entry = NewEntry::new(action, analysis.target(&host.instance_id)).detail(detail);
+    entry.request_ids.extend(request_ids);
+    ledger::append(plane, &case_id, entry)
+        .await
+        .map(drop)
+        .map_err(AnalysisError::from)
 }
 
 /// What a session needs: the analysis account, the workflow (for the ledger), the host.
@@ -305,6 +304,7 @@ pub async fn shell(
         host,
         "session opened",
         format!("shell {}", started.session_id),
+        started.request_id.iter().cloned().collect(),
     )
     .await?;
     let outcome = async {
@@ -342,7 +342,7 @@ pub async fn shell(
         ),
         Err(err) => format!("shell {}: {err}", started.session_id),
     };
-    record_session(plane, analysis, host, "session closed", detail).await?;
+    record_session(plane, analysis, host, "session closed", detail, Vec::new()).await?;
     outcome
 }
 
@@ -401,62 +401,162 @@ pub async fn forward_command(
             )
         })?;
     let local = listener.local_addr()?;
-    let started = session::start(
-        &target.analysis,
-        instance_id,
-        &SessionKind::Port { remote_port },
-    )
-    .await?;
     record_session(
         &target.plane,
         &target.analysis,
         &target.host,
         "session opened",
-        format!(
-            "port {remote_port} forwarded to {local} ({})",
-            started.session_id
-        ),
+        format!("port {remote_port} forwarded to {local}, each connection in a session of its own"),
+        Vec::new(),
     )
     .await?;
-    // Whatever happens from here, the session is ended and its close recorded.
-    let ended = async {
-        let channel = DataChannel::open(&started).await?;
-        eprintln!(
-            "irf: forwarding {local} to port {remote_port} on {instance_id}; one connection at a time; Ctrl-C ends it"
-        );
-        // Scripts read the address from standard output; without a reader the forward
-        // still serves.
-        {
-            use std::io::Write as _;
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "{local}").and_then(|()| stdout.flush());
-        }
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            let _ = stop_tx.send(true);
-        });
-        channel.forward(listener, stop).await
+    eprintln!(
+        "irf: forwarding {local} to port {remote_port} on {instance_id}, each connection in a session of its own; Ctrl-C ends it"
+    );
+    // Scripts read the address from standard output; without a reader the forward still
+    // serves.
+    {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{local}").and_then(|()| stdout.flush());
     }
-    .await;
-    let _ = session::terminate(&target.analysis, &started.session_id).await;
-    let detail = match &ended {
-        Ok(end) => format!(
-            "port {remote_port} ({}): {} bytes sent, {} received",
-            started.session_id, end.bytes_in, end.bytes_out
-        ),
-        Err(err) => format!("port {remote_port} ({}): {err}", started.session_id),
-    };
+    let analysis = Arc::new(target.analysis.clone());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut summary = ForwardSummary::default();
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let analysis = analysis.clone();
+                    let stop = stop.clone();
+                    let instance_id = instance_id.to_owned();
+                    connections.spawn(async move {
+                        (peer, carry(&analysis, &instance_id, remote_port, stream, stop).await)
+                    });
+                }
+                Err(err) => eprintln!("irf: a local connection could not be accepted: {err}"),
+            },
+            Some(done) = connections.join_next() => summary.add(done),
+            _ = &mut interrupted => break,
+        }
+    }
+    // Every session still carrying a connection is ended, and all are in the closing entry.
+    let _ = stop_tx.send(true);
+    while let Some(done) = connections.join_next().await {
+        summary.add(done);
+    }
     record_session(
         &target.plane,
         &target.analysis,
         &target.host,
         "session closed",
-        detail,
+        format!("port {remote_port}: {}", summary.describe()),
+        summary.request_ids.clone(),
     )
     .await?;
-    ended?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One forwarded connection: the session that carried it and how it went.
+struct Carried {
+    session_id: Option<String>,
+    request_id: Option<String>,
+    ended: Result<SessionEnd, AnalysisError>,
+}
+
+/// Carries one local connection in a session of its own, which is ended however the
+/// connection ends.
+async fn carry(
+    analysis: &Analysis,
+    instance_id: &str,
+    remote_port: u16,
+    stream: tokio::net::TcpStream,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Carried {
+    let started =
+        match session::start(analysis, instance_id, &SessionKind::Port { remote_port }).await {
+            Ok(started) => started,
+            Err(err) => {
+                return Carried {
+                    session_id: None,
+                    request_id: None,
+                    ended: Err(err),
+                };
+            }
+        };
+    let ended = async {
+        DataChannel::open(&started)
+            .await?
+            .forward_connection(stream, stop)
+            .await
+    }
+    .await;
+    let _ = session::terminate(analysis, &started.session_id).await;
+    Carried {
+        session_id: Some(started.session_id),
+        request_id: started.request_id,
+        ended,
+    }
+}
+
+/// What a port forward carried, for its closing ledger entry.
+#[derive(Debug, Default)]
+struct ForwardSummary {
+    connections: usize,
+    session_ids: Vec<String>,
+    request_ids: Vec<String>,
+    bytes_in: u64,
+    bytes_out: u64,
+    failures: Vec<String>,
+}
+
+impl ForwardSummary {
+    fn add(&mut self, done: Result<(std::net::SocketAddr, Carried), tokio::task::JoinError>) {
+        self.connections += 1;
+        let (peer, carried) = match done {
+            Ok(done) => done,
+            Err(err) => {
+                self.failures
+                    .push(format!("a connection's task ended: {err}"));
+                return;
+            }
+        };
+        self.session_ids.extend(carried.session_id);
+        self.request_ids.extend(carried.request_id);
+        match carried.ended {
+            Ok(end) => {
+                self.bytes_in += end.bytes_in;
+                self.bytes_out += end.bytes_out;
+            }
+            Err(err) => {
+                eprintln!(
+                    "irf: the connection from {peer}: {}",
+                    escape_untrusted(&err.to_string())
+                );
+                self.failures.push(err.to_string());
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut text = format!(
+            "{} connections, {} bytes sent, {} received",
+            self.connections, self.bytes_in, self.bytes_out
+        );
+        if !self.session_ids.is_empty() {
+            text.push_str(&format!("; sessions {}", self.session_ids.join(", ")));
+        }
+        if let Some(first) = self.failures.first() {
+            text.push_str(&format!(
+                "; {} failed, the first: {first}",
+                self.failures.len()
+            ));
+        }
+        text
+    }
 }
 
 /// The modes a host can leave a terminal in, put back: a soft reset (DECSTR), then one by

@@ -356,21 +356,10 @@ impl Reorder {
 }
 
 /// Messages sent and not yet acknowledged, resent when they wait too long.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Outbox {
     next_sequence: i64,
     unacked: VecDeque<(Instant, AgentMessage)>,
-    resend_after: Duration,
-}
-
-impl Default for Outbox {
-    fn default() -> Self {
-        Self {
-            next_sequence: 0,
-            unacked: VecDeque::new(),
-            resend_after: RESEND_AFTER,
-        }
-    }
 }
 
 impl Outbox {
@@ -402,7 +391,7 @@ impl Outbox {
         let now = Instant::now();
         let mut due = Vec::new();
         for (sent, message) in &mut self.unacked {
-            if now.duration_since(*sent) >= self.resend_after {
+            if now.duration_since(*sent) >= RESEND_AFTER {
                 *sent = now;
                 due.push(message.clone());
             }
@@ -422,6 +411,8 @@ pub struct StartedSession {
     pub stream_url: String,
     pub token: String,
     pub target: String,
+    /// StartSession's request id, for the ledger.
+    pub request_id: Option<String>,
 }
 
 /// What the session is for.
@@ -464,6 +455,7 @@ pub async fn start(
         stream_url: stream_url.to_owned(),
         token: token.to_owned(),
         target: target.to_owned(),
+        request_id: aws_types::request_id::RequestId::request_id(&out).map(str::to_owned),
     })
 }
 
@@ -525,15 +517,6 @@ pub enum Delivered {
 /// cancel-safe, so it may stand in a `select!`; handling it ([`DataChannel::take`]) is
 /// not, and belongs in the branch's body.
 pub type Frame = Option<Result<Message, tokio_tungstenite::tungstenite::Error>>;
-
-/// Whether output may be taken now: a port session without a local connection leaves
-/// output unacknowledged, so that the agent sends it again once there is somewhere to
-/// put it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    Take,
-    Withhold,
-}
 
 impl<S> DataChannel<S>
 where
@@ -643,17 +626,12 @@ where
     /// Reads one frame and handles it (not cancel-safe: for use outside `select!`).
     pub async fn receive(&mut self) -> Result<Vec<Delivered>, AnalysisError> {
         let frame = self.socket.next().await;
-        self.take(frame, Output::Take).await
+        self.take(frame).await
     }
 
     /// Handles one frame: acknowledgements are matched to what was sent, stream data is
-    /// acknowledged and put in order (output only when `output` says so), and what is now
-    /// deliverable is returned in order.
-    pub async fn take(
-        &mut self,
-        frame: Frame,
-        output: Output,
-    ) -> Result<Vec<Delivered>, AnalysisError> {
+    /// acknowledged and put in order, and what is now deliverable is returned in order.
+    pub async fn take(&mut self, frame: Frame) -> Result<Vec<Delivered>, AnalysisError> {
         let Some(frame) = frame else {
             return Ok(vec![Delivered::Closed(None)]);
         };
@@ -681,14 +659,6 @@ where
                 )])
             }
             t if t == self.receives => {
-                let is_new = message.sequence >= self.inbound.expected;
-                if is_new
-                    && output == Output::Withhold
-                    && message.payload_type() == Some(PayloadType::Output)
-                {
-                    // Neither acknowledged nor kept: the agent sends it again.
-                    return Ok(Vec::new());
-                }
                 // An acknowledgement that cannot go out is not fatal here: the other side
                 // may have just closed, and what it sent before closing is still to be read.
                 let ack = message.acknowledgement();
@@ -812,7 +782,7 @@ impl DataChannel<ClientStream> {
         'session: loop {
             tokio::select! {
                 frame = self.next_frame() => {
-                    for delivered in self.take(frame, Output::Take).await? {
+                    for delivered in self.take(frame).await? {
                         match delivered {
                             Delivered::Data(PayloadType::Output | PayloadType::StdErr, bytes) => {
                                 end.bytes_out += bytes.len() as u64;
@@ -848,59 +818,41 @@ impl DataChannel<ClientStream> {
         Ok(end)
     }
 
-    /// Forwards one local TCP connection at a time to the host's port until the agent
-    /// closes the channel or `stop` fires. Output from the host while no local client is
-    /// connected (a banner, say) is left unacknowledged, so the agent sends it again and
-    /// the next client gets it.
-    pub async fn forward(
+    /// Carries one local TCP connection to the host's port until either end closes it or
+    /// `stop` fires. Each connection has a session of its own, so connections run side
+    /// by side (a browser opens several at once) without a multiplexer on the channel.
+    pub async fn forward_connection(
         mut self,
-        listener: tokio::net::TcpListener,
+        mut stream: tokio::net::TcpStream,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<SessionEnd, AnalysisError> {
         let mut end = SessionEnd::default();
         let mut resend = tokio::time::interval(Duration::from_millis(500));
-        let mut connection: Option<tokio::net::TcpStream> = None;
         let mut buffer = vec![0u8; 64 * 1024];
         'session: loop {
-            let connected = connection.is_some();
-            let read = async {
-                match connection.as_mut() {
-                    Some(stream) => stream.read(&mut buffer).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                read = read => match read {
+                read = stream.read(&mut buffer) => match read {
                     Ok(0) | Err(_) => {
-                        connection = None;
-                        self.send_stream(PayloadType::Flag, flag::DISCONNECT_TO_PORT.to_be_bytes().to_vec()).await?;
+                        end.ended_locally = true;
+                        break;
                     }
                     Ok(n) => {
                         end.bytes_in += n as u64;
                         self.send_stream(PayloadType::Output, buffer[..n].to_vec()).await?;
                     }
                 },
-                accepted = listener.accept(), if !connected => {
-                    if let Ok((stream, _)) = accepted {
-                        connection = Some(stream);
-                    }
-                }
                 frame = self.next_frame() => {
-                    let output = if connected { Output::Take } else { Output::Withhold };
-                    for delivered in self.take(frame, output).await? {
+                    for delivered in self.take(frame).await? {
                         match delivered {
                             Delivered::Data(PayloadType::Output, bytes) => {
                                 end.bytes_out += bytes.len() as u64;
-                                let written = match connection.as_mut() {
-                                    Some(stream) => stream.write_all(&bytes).await.is_ok(),
-                                    None => false,
-                                };
-                                if !written && connection.take().is_some() {
-                                    self.send_stream(PayloadType::Flag, flag::DISCONNECT_TO_PORT.to_be_bytes().to_vec()).await?;
+                                if stream.write_all(&bytes).await.is_err() {
+                                    end.ended_locally = true;
+                                    break 'session;
                                 }
                             }
                             Delivered::Data(PayloadType::Flag, bytes) if bytes.as_slice() == flag::CONNECT_TO_PORT_ERROR.to_be_bytes() => {
-                                connection = None;
+                                return Err(self.fail("the host refused the connection to the port: is anything listening on it?"));
                             }
                             Delivered::Closed(message) => {
                                 end.closing_message = message;
@@ -922,6 +874,7 @@ impl DataChannel<ClientStream> {
                 )
                 .await;
         }
+        let _ = stream.shutdown().await;
         let _ = self.socket.close(None).await;
         Ok(end)
     }
@@ -1116,36 +1069,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn withheld_output_is_not_acknowledged_and_arrives_when_sent_again() {
-        let (mut client, mut agent) = channel_pair().await;
-        agent.outbox.resend_after = Duration::ZERO;
-        agent
-            .send_stream(PayloadType::Output, b"SSH-2.0-banner\r\n".to_vec())
-            .await
-            .expect("send");
-        let frame = client.next_frame().await;
-        assert_eq!(
-            client.take(frame, Output::Withhold).await.expect("take"),
-            Vec::new()
-        );
-        // No acknowledgement went back: the agent still holds the message.
-        let nothing = tokio::time::timeout(Duration::from_millis(200), agent.next_frame()).await;
-        assert!(nothing.is_err(), "the agent heard {nothing:?}");
-        assert_eq!(agent.outbox.pending(), 1);
-
-        agent.resend_due().await.expect("resend");
-        let frame = client.next_frame().await;
-        let delivered = client.take(frame, Output::Take).await.expect("take");
-        assert_eq!(output_of(&delivered), b"SSH-2.0-banner\r\n");
-        let ack = agent.next_frame().await;
-        assert_eq!(
-            agent.take(ack, Output::Take).await.expect("ack"),
-            Vec::new()
-        );
-        assert_eq!(agent.outbox.pending(), 0);
-    }
-
-    #[tokio::test]
     async fn a_read_given_up_in_a_select_loses_nothing() {
         let (mut client, mut agent) = channel_pair().await;
         let sent: Vec<u8> = (0..200u8).collect();
@@ -1164,7 +1087,7 @@ mod tests {
                 () = tokio::task::yield_now(), if given_up % 2 == 0 => given_up += 1,
                 frame = client.next_frame() => {
                     given_up += 1;
-                    let delivered = client.take(frame, Output::Take).await.expect("take");
+                    let delivered = client.take(frame).await.expect("take");
                     received.extend(output_of(&delivered));
                 }
             }

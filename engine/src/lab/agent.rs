@@ -20,8 +20,8 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
 use super::control::Control;
 use crate::analysis::session::{
-    DataChannel, Delivered, HandshakeRequest, HandshakeResponse, OpenDataChannel, Output,
-    PayloadType, RequestedAction, flag,
+    DataChannel, Delivered, HandshakeRequest, HandshakeResponse, OpenDataChannel, PayloadType,
+    RequestedAction, flag,
 };
 
 /// A session the emulator started, as the agent redeems it.
@@ -299,7 +299,7 @@ async fn shell(
             },
             frame = channel.next_frame() => {
                 let mut closed = false;
-                for delivered in channel.take(frame, Output::Take).await.map_err(|e| e.to_string())? {
+                for delivered in channel.take(frame).await.map_err(|e| e.to_string())? {
                     match delivered {
                         Delivered::Data(PayloadType::Output, bytes) => { let _ = input.send(bytes); }
                         Delivered::Data(PayloadType::Size, body) => {
@@ -354,7 +354,7 @@ async fn forward_port(channel: &mut DataChannel<TcpStream>, port: u16) -> Result
                 _ => connection = None,
             },
             frame = channel.next_frame() => {
-                for delivered in channel.take(frame, Output::Take).await.map_err(|e| e.to_string())? {
+                for delivered in channel.take(frame).await.map_err(|e| e.to_string())? {
                     match delivered {
                         Delivered::Data(PayloadType::Output, bytes) => {
                             if connection.is_none() {
