@@ -284,6 +284,26 @@ async fn a_launched_host_is_isolated_holds_verified_evidence_and_terminates() {
         std::fs::metadata(path).expect("mode").permissions().mode() & 0o777,
         0o444
     );
+    // Every directory the fetch made, from the evidence root down, lets the analyst's
+    // session user (not the root that Run Command runs as) reach the file, and none can be
+    // written.
+    let evidence_root = lab()
+        .config_path
+        .parent()
+        .expect("lab dir")
+        .join("hosts")
+        .join(&instance_id)
+        .join("evidence");
+    for dir in path.ancestors().skip(1) {
+        let mode = std::fs::metadata(dir).expect("mode").permissions().mode() & 0o777;
+        assert_eq!(mode & 0o005, 0o005, "{} is {mode:o}", dir.display());
+        if dir != evidence_root {
+            assert_eq!(mode & 0o222, 0, "{} is {mode:o}", dir.display());
+        }
+        if dir == evidence_root {
+            break;
+        }
+    }
 
     let actions = ledger_actions(case_id);
     let host_target = format!(

@@ -437,7 +437,11 @@ pub async fn forward_command(
                         (peer, carry(&analysis, &instance_id, remote_port, stream, stop).await)
                     });
                 }
-                Err(err) => eprintln!("irf: a local connection could not be accepted: {err}"),
+                Err(err) => {
+                    eprintln!("irf: a local connection could not be accepted: {err}");
+                    // Out of file descriptors, say: a pause instead of a spin.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             },
             Some(done) = connections.join_next() => summary.add(done),
             _ = &mut interrupted => break,

@@ -474,7 +474,8 @@ pub fn evidence_script(
     plain("the region", source.region, &['-'])?;
     let mut script = format!(
         r#"set -eu
-umask 077
+# Readable by the analyst's session user (not root), writable by no one once in place.
+umask 022
 if ! command -v aws >/dev/null 2>&1; then
   echo "irf-evidence-no-cli: this image has no AWS CLI; add Image Builder's aws-cli-version-2-linux component to the SIFT recipe" >&2
   exit {NO_CLI_STATUS}

@@ -53,7 +53,7 @@ pub fn ram_layout() -> Vec<RamRange> {
 }
 
 /// A lab host's own files: its home directory (where commands and session shells start)
-/// and the directory its evidence is fetched into (`IRF_EVIDENCE_DIR`).
+/// and the directory its evidence is fetched into (`IRF_EVIDENCE_DIR`, made by the fetch).
 #[derive(Debug, Clone)]
 pub struct HostHome {
     pub home: PathBuf,
@@ -67,9 +67,8 @@ pub fn host_home(root: &Path, instance_id: &str) -> Result<HostHome, LabError> {
         home: base.join("home"),
         evidence: base.join("evidence"),
     };
-    for dir in [&home.home, &home.evidence] {
-        std::fs::create_dir_all(dir).map_err(io("create a lab host directory", dir))?;
-    }
+    // The evidence directory is left to the fetch, which creates it as on a real host.
+    std::fs::create_dir_all(&home.home).map_err(io("create a lab host directory", &home.home))?;
     Ok(home)
 }
 
