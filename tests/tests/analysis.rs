@@ -403,6 +403,64 @@ async fn a_launched_host_is_isolated_holds_verified_evidence_and_terminates() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_gets_the_version_its_manifest_names_after_the_key_is_written_again() {
+    // A case of its own (another instance): its artifact's key is overwritten here.
+    let suspect_id = suspect(lab()).id.clone();
+    let other = lab()
+        .seeded
+        .instances
+        .iter()
+        .find(|i| i.state == "running" && i.name.contains("batch") && i.id != suspect_id)
+        .expect("a running batch instance");
+    let opened = irf_json(&[
+        "acquire",
+        "--instance",
+        &other.id,
+        "--account",
+        other.account.as_str(),
+        "--no-disk",
+        "--containment",
+        "never",
+        "--wait",
+        "--json",
+    ]);
+    let case_id = opened["case_id"].as_str().expect("case_id").to_owned();
+    let case = irf_json(&["case", &case_id, "--json"]);
+    let artifact = &case["artifacts"][0];
+    let key = artifact["key"].as_str().expect("artifact key");
+    let expected = artifact["sha256"].as_str().expect("artifact hash");
+
+    // The key written again (a mistaken re-upload, or tampering): a newer version that is
+    // not the evidence.
+    let plane = irf_engine::acquisition::Plane::connect(context().await)
+        .await
+        .expect("plane");
+    let evidence = plane.evidence().expect("evidence bucket");
+    evidence
+        .client()
+        .put_object()
+        .bucket(&evidence.bucket)
+        .key(key)
+        .body(b"not the evidence".to_vec().into())
+        .send()
+        .await
+        .expect("overwrite the key");
+
+    let launched = launch(&case_id);
+    let held = &launched["evidence"][0];
+    assert_eq!(held["sha256"], expected, "{launched}");
+    let bytes = std::fs::read(held["path"].as_str().expect("path on the host"))
+        .expect("the evidence on the host");
+    assert_eq!(irf_engine::hex(&Sha256::digest(&bytes)), expected);
+
+    let instance_id = launched["instance_id"].as_str().expect("instance_id");
+    let analysis = Analysis::connect(context().await).await.expect("analysis");
+    irf_engine::analysis::hosts::terminate(&analysis, &plane, instance_id, instance_id)
+        .await
+        .expect("terminate");
+}
+
 #[test]
 fn only_analysis_hosts_are_terminated_and_launches_name_what_is_missing() {
     // The suspect is not an analysis host: terminate refuses it by name, whatever is typed.

@@ -449,7 +449,11 @@ const NO_CLI_STATUS: i32 = 4;
 
 /// The script that fetches each artifact into the host's evidence directory with the
 /// host's own credentials (its instance profile: no URL or key of the operator's travels
-/// in the command), checks its SHA-256 there, and leaves it read-only. It prints
+/// in the command), checks its SHA-256 there, and leaves it read-only. The exact version
+/// the manifest names is fetched: with `aws s3 cp`'s parallel byte ranges while it is the
+/// key's current version (S3's own advice for large objects, as one stream is limited per
+/// connection), with `get-object --version-id` in one stream once the key has been written
+/// again. Either way the hash on the host decides. It prints
 /// `irf-evidence <sha256> <size> <path>` per artifact; a mismatch stops it with status 3,
 /// a missing AWS CLI with status 4.
 pub fn evidence_script(
@@ -484,10 +488,16 @@ dir="${{IRF_EVIDENCE_DIR:-/srv/irf/evidence}}/{case_id}"
 mkdir -p "$dir"
 fetch() {{
   mkdir -p "$(dirname "$dir/$3")"
+  current=""
   if [ -n "$2" ]; then
-    aws s3api get-object --region '{region}' --bucket '{bucket}' --key "$1" --version-id "$2" "$dir/$3.part" >/dev/null
+    current="$(aws s3api head-object --region '{region}' --bucket '{bucket}' --key "$1" --query VersionId --output text)"
+  fi
+  if [ "$current" = "$2" ]; then
+    # The manifest's version is the key's current one: copied in parallel ranges.
+    aws s3 cp --only-show-errors --region '{region}' "s3://{bucket}/$1" "$dir/$3.part"
   else
-    aws s3api get-object --region '{region}' --bucket '{bucket}' --key "$1" "$dir/$3.part" >/dev/null
+    # The key was written again since: the manifest's version itself, in one stream.
+    aws s3api get-object --region '{region}' --bucket '{bucket}' --key "$1" --version-id "$2" "$dir/$3.part" >/dev/null
   fi
   if ! echo "$4  $dir/$3.part" | sha256sum -c --quiet - >/dev/null 2>&1; then
     echo "irf-evidence-mismatch $3 $(sha256sum "$dir/$3.part" | cut -d' ' -f1)" >&2
