@@ -469,10 +469,11 @@ impl AwsContext {
         account: &AccountId,
         region: &str,
     ) -> Result<SdkConfig, AwsError> {
-        if self.caller_identity().await?.account == account.as_str() {
+        let caller = self.caller_identity().await?;
+        if caller.account == account.as_str() {
             return Ok(self.base_config(region));
         }
-        let role = self.assumed_role(account, &self.config.accounts.member_role);
+        let role = self.assumed_role(account, &self.config.accounts.member_role, &caller);
         Ok(self
             .base
             .to_builder()
@@ -486,16 +487,22 @@ impl AwsContext {
 
     /// Assumes the member role in `account` now, so that a missing role is reported up front.
     pub async fn check_account(&self, account: &AccountId) -> Result<(), AwsError> {
-        if self.caller_identity().await?.account == account.as_str() {
+        let caller = self.caller_identity().await?;
+        if caller.account == account.as_str() {
             return Ok(());
         }
-        self.assumed_role(account, &self.config.accounts.member_role)
+        self.assumed_role(account, &self.config.accounts.member_role, &caller)
             .credentials()
             .await
             .map(drop)
     }
 
-    fn assumed_role(&self, account: &AccountId, role_name: &str) -> Arc<AssumedRole> {
+    fn assumed_role(
+        &self,
+        account: &AccountId,
+        role_name: &str,
+        caller: &CallerIdentity,
+    ) -> Arc<AssumedRole> {
         let mut members = self
             .members
             .lock()
@@ -508,12 +515,38 @@ impl AwsContext {
                     sts: aws_sdk_sts::Client::new(&self.base),
                     account: account.clone(),
                     role_arn: format!("arn:{partition}:iam::{account}:role/{role_name}"),
-                    session_name: "irf-workstation".to_owned(),
+                    session_name: role_session_name(&caller.arn),
                     cached: Mutex::new(None),
                 })
             })
             .clone()
     }
+}
+
+/// The role session name irf assumes member roles with: `irf-` and the operator's own name
+/// (the last part of their ARN: an IAM user, or the session name of the role they signed
+/// in with), so that CloudTrail, Session Manager's session ids and IAM conditions on
+/// `aws:userid` tell operators apart. Reduced to what STS accepts, at most 64 characters.
+pub fn role_session_name(caller_arn: &str) -> String {
+    let operator: String = caller_arn
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = if operator.is_empty() {
+        "irf-operator".to_owned()
+    } else {
+        format!("irf-{operator}")
+    };
+    name.chars().take(64).collect()
 }
 
 /// The SDK's default HTTPS client (hyper 1, rustls with aws-lc, proxies from the
@@ -556,6 +589,32 @@ pub fn partition_of(region: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_role_sessions_are_named_after_the_operator() {
+        assert_eq!(
+            role_session_name(
+                "arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_IR_0a1b/alice@example.com"
+            ),
+            "irf-alice@example.com"
+        );
+        assert_eq!(
+            role_session_name("arn:aws:iam::111111111111:user/bob"),
+            "irf-bob"
+        );
+        assert_eq!(
+            role_session_name("arn:aws:iam::111111111111:root"),
+            "irf-root"
+        );
+        assert_eq!(
+            role_session_name("arn:aws:sts::1:assumed-role/r/x y\u{1b}"),
+            "irf-x-y-"
+        );
+        assert_eq!(
+            role_session_name(&format!("arn:aws:iam::1:user/{}", "a".repeat(100))).len(),
+            64
+        );
+    }
 
     #[test]
     fn partitions() {

@@ -675,6 +675,58 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
         markdown.contains("## Analysis hosts and sessions"),
         "{markdown}"
     );
+
+    // A port nothing listens on: the host ends the connection's session, and irf says why
+    // instead of reporting an empty success.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a port")
+        .local_addr()
+        .expect("address")
+        .port();
+    let mut refused = std::process::Command::new(irf_e2e::irf_binary())
+        .args(["session", "forward", &instance_id, &closed_port.to_string()])
+        .envs(lab_env(lab()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("irf session forward");
+    let mut address = String::new();
+    let mut stdout = refused.stdout.take().expect("stdout");
+    while stdout.read(&mut byte).expect("read the address") == 1 && byte[0] != b'\n' {
+        address.push(byte[0] as char);
+    }
+    let mut client = std::net::TcpStream::connect(&address).expect("the local port");
+    client
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut nothing = Vec::new();
+    client
+        .read_to_end(&mut nothing)
+        .expect("the connection is closed");
+    assert!(nothing.is_empty());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(refused.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("end the forward");
+    let out = refused.wait_with_output().expect("forward exits");
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("the host ended the connection") && said.contains("Unable to connect"),
+        "{said}"
+    );
+    let case = irf_json(&["case", case_id, "--json"]);
+    assert!(
+        case["ledger"].as_array().expect("ledger").iter().any(|e| {
+            e["action"] == "session closed"
+                && e["detail"].as_str().is_some_and(|d| {
+                    d.starts_with(&format!("port {closed_port}:")) && d.contains("1 failed")
+                })
+        }),
+        "the refused connection in the closing entry (after SIGTERM)"
+    );
+
     let analysis = Analysis::connect(context().await).await.expect("analysis");
     let plane = irf_engine::acquisition::Plane::connect(context().await)
         .await

@@ -422,10 +422,11 @@ pub async fn forward_command(
     }
     let analysis = Arc::new(target.analysis.clone());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let open_sessions = OpenSessions::default();
     let mut connections = tokio::task::JoinSet::new();
     let mut summary = ForwardSummary::default();
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
+    let ended = forward_end_signal()?;
+    tokio::pin!(ended);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -433,8 +434,9 @@ pub async fn forward_command(
                     let analysis = analysis.clone();
                     let stop = stop.clone();
                     let instance_id = instance_id.to_owned();
+                    let open_sessions = open_sessions.clone();
                     connections.spawn(async move {
-                        (peer, carry(&analysis, &instance_id, remote_port, stream, stop).await)
+                        (peer, carry(&analysis, &instance_id, remote_port, stream, stop, &open_sessions).await)
                     });
                 }
                 Err(err) => {
@@ -444,13 +446,29 @@ pub async fn forward_command(
                 }
             },
             Some(done) = connections.join_next() => summary.add(done),
-            _ = &mut interrupted => break,
+            _ = &mut ended => break,
         }
     }
-    // Every session still carrying a connection is ended, and all are in the closing entry.
+    // Every connection is told to end; one that does not within a few seconds (a local
+    // client that stopped reading, a handshake still waiting) is cut off, and its session
+    // ended here, so that the forward always ends and its closing entry names them all.
     let _ = stop_tx.send(true);
-    while let Some(done) = connections.join_next().await {
-        summary.add(done);
+    let drained = tokio::time::timeout(FORWARD_STOP_GRACE, async {
+        while let Some(done) = connections.join_next().await {
+            summary.add(done);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+        for session_id in open_sessions.take() {
+            let _ = session::terminate(&analysis, &session_id).await;
+            summary
+                .failures
+                .push(format!("{session_id} cut off when the forward ended"));
+            summary.session_ids.push(session_id);
+        }
     }
     record_session(
         &target.plane,
@@ -462,6 +480,45 @@ pub async fn forward_command(
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long connections get to end after the forward is stopped.
+const FORWARD_STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Resolves when the forward is to end: Ctrl-C, or the terminal going away (SIGHUP) or a
+/// polite kill (SIGTERM), so that the closing ledger entry is written in each case.
+fn forward_end_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = hangup.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// The sessions started and not yet ended, for ending those a stopped forward cut off.
+#[derive(Debug, Clone, Default)]
+struct OpenSessions(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl OpenSessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    fn add(&self, session_id: &str) {
+        self.lock().push(session_id.to_owned());
+    }
+    fn remove(&self, session_id: &str) {
+        self.lock().retain(|s| s != session_id);
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.lock())
+    }
 }
 
 /// One forwarded connection: the session that carried it and how it went.
@@ -479,10 +536,14 @@ async fn carry(
     remote_port: u16,
     stream: tokio::net::TcpStream,
     stop: tokio::sync::watch::Receiver<bool>,
+    open_sessions: &OpenSessions,
 ) -> Carried {
     let started =
         match session::start(analysis, instance_id, &SessionKind::Port { remote_port }).await {
-            Ok(started) => started,
+            Ok(started) => {
+                open_sessions.add(&started.session_id);
+                started
+            }
             Err(err) => {
                 return Carried {
                     session_id: None,
@@ -498,7 +559,16 @@ async fn carry(
             .await
     }
     .await;
-    let _ = session::terminate(analysis, &started.session_id).await;
+    if let Err(err) = session::terminate(analysis, &started.session_id).await {
+        // The agent has ended it already in the usual case; a refusal (AccessDenied)
+        // leaves it open, which the operator must know.
+        eprintln!(
+            "irf: session {} could not be ended: {}",
+            started.session_id,
+            escape_untrusted(&err.to_string())
+        );
+    }
+    open_sessions.remove(&started.session_id);
     Carried {
         session_id: Some(started.session_id),
         request_id: started.request_id,
@@ -534,6 +604,16 @@ impl ForwardSummary {
             Ok(end) => {
                 self.bytes_in += end.bytes_in;
                 self.bytes_out += end.bytes_out;
+                // The agent ending a session the client did not end says why (a port with
+                // nothing listening, for one).
+                if let (false, Some(message)) = (end.ended_locally, end.closing_message) {
+                    let message = message.trim().to_owned();
+                    eprintln!(
+                        "irf: the host ended the connection from {peer}: {}",
+                        escape_untrusted(&message)
+                    );
+                    self.failures.push(format!("the host ended it: {message}"));
+                }
             }
             Err(err) => {
                 eprintln!(

@@ -480,6 +480,7 @@ pub fn evidence_script(
         r#"set -eu
 # Readable by the analyst's session user (not root), writable by no one once in place.
 umask 022
+export AWS_PAGER=""
 if ! command -v aws >/dev/null 2>&1; then
   echo "irf-evidence-no-cli: this image has no AWS CLI; add Image Builder's aws-cli-version-2-linux component to the SIFT recipe" >&2
   exit {NO_CLI_STATUS}
@@ -490,11 +491,16 @@ fetch() {{
   mkdir -p "$(dirname "$dir/$3")"
   current=""
   if [ -n "$2" ]; then
-    current="$(aws s3api head-object --region '{region}' --bucket '{bucket}' --key "$1" --query VersionId --output text)"
+    # Any failure here (the key deleted since, a delete marker) leaves the version fetch.
+    current="$(aws s3api head-object --region '{region}' --bucket '{bucket}' --key "$1" --query VersionId --output text 2>/dev/null || true)"
   fi
   if [ "$current" = "$2" ]; then
     # The manifest's version is the key's current one: copied in parallel ranges.
     aws s3 cp --only-show-errors --region '{region}' "s3://{bucket}/$1" "$dir/$3.part"
+    if [ -n "$2" ] && ! echo "$4  $dir/$3.part" | sha256sum -c --quiet - >/dev/null 2>&1; then
+      # Written again between the look and the copy: the version itself, then.
+      aws s3api get-object --region '{region}' --bucket '{bucket}' --key "$1" --version-id "$2" "$dir/$3.part" >/dev/null
+    fi
   else
     # The key was written again since: the manifest's version itself, in one stream.
     aws s3api get-object --region '{region}' --bucket '{bucket}' --key "$1" --version-id "$2" "$dir/$3.part" >/dev/null
@@ -512,7 +518,20 @@ fetch() {{
         region = source.region,
         bucket = source.bucket,
     );
+    let mut paths: Vec<String> = Vec::new();
     for fetch in fetches {
+        // Two keys reduced to one path (or one a directory of the other) would overwrite
+        // each other on the host while both reports still verify.
+        let path = host_path_of(case_id, &fetch.key);
+        if let Some(other) = paths.iter().find(|p| {
+            **p == path || path.starts_with(&format!("{p}/")) || p.starts_with(&format!("{path}/"))
+        }) {
+            return Err(format!(
+                "{} and another artifact would both be {other} on the host",
+                fetch.key.escape_debug()
+            ));
+        }
+        paths.push(path);
         // The key and version id are single-quoted: nothing in them may end the quote or
         // reach the terminal of whoever reads the command's history.
         for (what, value) in [
@@ -560,7 +579,7 @@ pub fn parse_evidence_report(
         let line = stdout
             .lines()
             .filter_map(|line| line.strip_prefix("irf-evidence "))
-            .find(|rest| rest.ends_with(&format!("/{name}")))
+            .find(|rest| rest.ends_with(&format!("/{case_id}/{name}")))
             .ok_or_else(|| format!("the host did not report {}", fetch.key))?;
         let mut parts = line.splitn(3, ' ');
         let (Some(sha), Some(size), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
@@ -1075,7 +1094,9 @@ mod tests {
         ));
         // No signed URL, key or token of the operator's is in the command.
         assert!(
-            !script.contains("X-Amz-") && !script.contains("AWS_"),
+            !script.contains("X-Amz-")
+                && !script.contains("AWS_ACCESS_KEY")
+                && !script.contains("AWS_SESSION_TOKEN"),
             "{script}"
         );
 
@@ -1111,13 +1132,13 @@ mod tests {
             fetch("111111111111/i-1/disk/disk-xvda.raw", &sha),
         ];
         let stdout = format!(
-            "irf-evidence {sha} 100 /srv/irf/evidence/c/111111111111/i-1/memory/memory.lime\nirf-evidence {sha} 200 /srv/irf/evidence/c/111111111111/i-1/disk/disk-xvda.raw\n"
+            "irf-evidence {sha} 100 /srv/irf/evidence/{CASE}/111111111111/i-1/memory/memory.lime\nirf-evidence {sha} 200 /srv/irf/evidence/{CASE}/111111111111/i-1/disk/disk-xvda.raw\n"
         );
         let held = parse_evidence_report(&case, &fetches, &stdout).expect("both");
         assert_eq!(held[1].size, 200);
         assert_eq!(
             held[1].path,
-            "/srv/irf/evidence/c/111111111111/i-1/disk/disk-xvda.raw"
+            format!("/srv/irf/evidence/{CASE}/111111111111/i-1/disk/disk-xvda.raw")
         );
         let wrong = stdout.replacen(&sha, &"c".repeat(64), 1);
         let err = parse_evidence_report(&case, &fetches, &wrong).expect_err("mismatch");

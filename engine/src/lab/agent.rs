@@ -24,6 +24,9 @@ use crate::analysis::session::{
     RequestedAction, flag,
 };
 
+/// How the agent says the forwarded port could not be reached.
+const PORT_REFUSED: &str = "Unable to connect to specified port";
+
 /// A session the emulator started, as the agent redeems it.
 #[derive(Debug, Clone, Deserialize)]
 struct Claimed {
@@ -198,12 +201,11 @@ async fn session(
         Some(port) => forward_port(&mut channel, port).await,
         None => shell(&mut channel, hosts, &claimed.target, sandbox).await,
     };
-    let _ = channel
-        .close_channel(
-            &session_id,
-            &format!("\r\nExiting session with sessionId: {session_id}.\r\n"),
-        )
-        .await;
+    let closing = match &result {
+        Err(why) if why.starts_with(PORT_REFUSED) => format!("{why}\r\n"),
+        _ => format!("\r\nExiting session with sessionId: {session_id}.\r\n"),
+    };
+    let _ = channel.close_channel(&session_id, &closing).await;
     let _ = control
         .post_json(
             "/irf-lab/ssm/session/end",
@@ -334,7 +336,11 @@ async fn shell(
 /// closed its side, when the client sends more).
 async fn forward_port(channel: &mut DataChannel<TcpStream>, port: u16) -> Result<(), String> {
     let dial = || TcpStream::connect(("127.0.0.1", port));
-    let mut connection: Option<TcpStream> = dial().await.ok();
+    // As the agent does without multiplexing: a port nothing listens on ends the session.
+    let mut connection: Option<TcpStream> = match dial().await {
+        Ok(stream) => Some(stream),
+        Err(err) => return Err(format!("{PORT_REFUSED}: {err}")),
+    };
     let mut buffer = vec![0u8; 64 * 1024];
     let mut resend = tokio::time::interval(Duration::from_millis(500));
     loop {
