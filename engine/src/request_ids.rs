@@ -35,6 +35,14 @@ pub fn take() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Puts ids taken with [`take`] back, for the next entry (one that names other calls was
+/// written in between).
+pub fn restore(ids: Vec<String>) {
+    for id in ids {
+        note(&id);
+    }
+}
+
 fn note(id: &str) {
     let _ = RECORDED.try_with(|ids| {
         let mut ids = ids.borrow_mut();

@@ -187,8 +187,8 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         let parts = entry.detail.as_deref().unwrap_or_default().lines().count() - 1;
         let distinct: std::collections::BTreeSet<_> = entry.request_ids.iter().collect();
         assert!(
-            distinct.len() >= parts,
-            "{parts} parts, request ids {:?}",
+            distinct.len() == parts && entry.request_ids.len() == parts,
+            "{parts} parts, one upload request id each: {:?}",
             entry.request_ids
         );
         for line in entry.detail.as_deref().unwrap_or_default().lines().skip(1) {

@@ -648,9 +648,8 @@ impl ForwardSummary {
 /// the whole screen as scroll region (which homes the cursor, hence the save and restore
 /// around it, made once origin mode, attributes and character set are clean, as the save
 /// keeps those too), autowrap on, insert mode off, normal cursor keys and keypad,
-/// bracketed paste off. The cursor stays where it is.
-pub const TERMINAL_MODES_RESET: &[u8] =
-    b"\x1b[!p\x1b[?6l\x1b[0m\x1b(B\x1b7\x1b[r\x1b8\x1b[?7h\x1b[4l\x1b[?1l\x1b>\x1b[?2004l";
+/// bracketed paste off, mouse reports off, the cursor shown. The cursor stays where it is.
+pub const TERMINAL_MODES_RESET: &[u8] = b"\x1b[!p\x1b[?6l\x1b[0m\x1b(B\x1b7\x1b[r\x1b8\x1b[?7h\x1b[4l\x1b[?1l\x1b>\x1b[?2004l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?25h";
 
 /// How long the workstation waits for a stray reader to let go of the terminal.
 pub const HANDOVER_SETTLE: Duration = Duration::from_millis(50);

@@ -418,6 +418,9 @@ async fn record_ranges(
         "{}/{}/{volume_id}",
         case.subject.account, case.subject.region
     );
+    // The range entries name exactly their parts' uploads; what the step called before
+    // goes to the entry after them.
+    let earlier = crate::request_ids::take();
     for chunk in ranges.chunks(RANGES_PER_ENTRY) {
         let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
             continue;
@@ -442,6 +445,7 @@ async fn record_ranges(
         }
         crate::ledger::append(plane, &case.case_id, entry.detail(detail)).await?;
     }
+    crate::request_ids::restore(earlier);
     Ok(())
 }
 

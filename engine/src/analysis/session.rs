@@ -1008,24 +1008,6 @@ mod tests {
         assert_eq!(text["ClientVersion"], CLIENT_VERSION);
     }
 
-    /// A client and an agent end joined in memory.
-    async fn channel_pair() -> (
-        DataChannel<tokio::io::DuplexStream>,
-        DataChannel<tokio::io::DuplexStream>,
-    ) {
-        let (near, far) = tokio::io::duplex(1 << 20);
-        let (client, agent) = tokio::join!(
-            tokio_tungstenite::client_async("ws://lab.invalid/v1/data-channel/s-1", near),
-            tokio_tungstenite::accept_async(far)
-        );
-        let (client, _) = client.expect("client handshake");
-        let agent = agent.expect("agent handshake");
-        (
-            DataChannel::client(client, "i-host"),
-            DataChannel::agent(agent, "i-host"),
-        )
-    }
-
     fn output_of(delivered: &[Delivered]) -> Vec<u8> {
         delivered
             .iter()
@@ -1070,28 +1052,70 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_given_up_in_a_select_loses_nothing() {
-        let (mut client, mut agent) = channel_pair().await;
-        let sent: Vec<u8> = (0..200u8).collect();
-        for chunk in sent.chunks(7) {
-            agent
-                .send_stream(PayloadType::Output, chunk.to_vec())
-                .await
-                .expect("send");
-        }
-        let mut received = Vec::new();
-        let mut given_up = 0;
-        while received.len() < sent.len() {
-            tokio::select! {
-                biased;
-                // Another branch winning first, as a keystroke or a timer does in a session.
-                () = tokio::task::yield_now(), if given_up % 2 == 0 => given_up += 1,
-                frame = client.next_frame() => {
-                    given_up += 1;
-                    let delivered = client.take(frame).await.expect("take");
-                    received.extend(output_of(&delivered));
+        // A narrow pipe and an agent slow to read acknowledgements: handling a frame then
+        // waits on its acknowledgement's write, while a timer keeps winning the select.
+        // Only a read that is cancel-safe up to the frame, with the handling in the branch
+        // body, delivers everything.
+        let (near, far) = tokio::io::duplex(256);
+        let (client, agent) = tokio::join!(
+            tokio_tungstenite::client_async("ws://lab.invalid/v1/data-channel/s-1", near),
+            tokio_tungstenite::accept_async(far)
+        );
+        let mut client = DataChannel::client(client.expect("client handshake").0, "i-host");
+        let (mut agent_out, mut agent_in) = agent.expect("agent handshake").split();
+        let sent: Vec<u8> = (0..210u8).collect();
+        let frames: Vec<Vec<u8>> = sent
+            .chunks(7)
+            .enumerate()
+            .map(|(sequence, chunk)| {
+                AgentMessage::new(
+                    kind::OUTPUT,
+                    i64::try_from(sequence).expect("small"),
+                    PayloadType::Output,
+                    chunk.to_vec(),
+                )
+                .encode()
+            })
+            .collect();
+        let writer = tokio::spawn(async move {
+            for (n, frame) in frames.into_iter().enumerate() {
+                agent_out.send(Message::binary(frame)).await.expect("send");
+                // Now and then nothing to read, so that the timer wins a round.
+                if n % 4 == 3 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
-        }
+            agent_out
+        });
+        let drainer = tokio::spawn(async move {
+            while agent_in.next().await.is_some() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        let mut received = Vec::new();
+        let mut given_up = 0;
+        // A lost message leaves the channel waiting for ever: bounded, so that it fails.
+        let finished = tokio::time::timeout(Duration::from_secs(30), async {
+            while received.len() < sent.len() {
+                tokio::select! {
+                    frame = client.next_frame() => {
+                        let delivered = client.take(frame).await.expect("take");
+                        received.extend(output_of(&delivered));
+                    }
+                    () = tokio::time::sleep(Duration::from_micros(300)) => given_up += 1,
+                }
+            }
+        })
+        .await;
+        assert!(
+            finished.is_ok(),
+            "{} of {} bytes arrived",
+            received.len(),
+            sent.len()
+        );
         assert_eq!(received, sent);
+        assert!(given_up > 0, "the timer never won: the test proved nothing");
+        drop(writer.await.expect("writer"));
+        drainer.abort();
     }
 }
