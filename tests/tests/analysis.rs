@@ -51,6 +51,25 @@ fn memory_case() -> &'static str {
     })
 }
 
+/// Starts `irf session forward` to `remote_port` on the host; returns it and the local
+/// address it printed.
+fn start_forward(instance_id: &str, remote_port: u16) -> (std::process::Child, String) {
+    let mut forward = std::process::Command::new(irf_e2e::irf_binary())
+        .args(["session", "forward", instance_id, &remote_port.to_string()])
+        .envs(lab_env(lab()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("irf session forward");
+    let mut address = String::new();
+    let mut stdout = forward.stdout.take().expect("stdout");
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).expect("read the address") == 1 && byte[0] != b'\n' {
+        address.push(byte[0] as char);
+    }
+    (forward, address)
+}
+
 fn launch(case_id: &str) -> serde_json::Value {
     irf_json(&["hosts", "launch", "--case", case_id, "--json"])
 }
@@ -545,19 +564,7 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
             handler.join().expect("a connection's handler");
         }
     });
-    let mut forward = std::process::Command::new(irf_e2e::irf_binary())
-        .args(["session", "forward", &instance_id, &remote_port.to_string()])
-        .envs(lab_env(lab()))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("irf session forward");
-    let mut address = String::new();
-    let mut stdout = forward.stdout.take().expect("stdout");
-    let mut byte = [0u8; 1];
-    while stdout.read(&mut byte).expect("read the address") == 1 && byte[0] != b'\n' {
-        address.push(byte[0] as char);
-    }
+    let (mut forward, address) = start_forward(&instance_id, remote_port);
     let connect = || {
         let mut client = std::net::TcpStream::connect(&address).expect("the local port");
         client
@@ -683,18 +690,7 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
         .local_addr()
         .expect("address")
         .port();
-    let mut refused = std::process::Command::new(irf_e2e::irf_binary())
-        .args(["session", "forward", &instance_id, &closed_port.to_string()])
-        .envs(lab_env(lab()))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("irf session forward");
-    let mut address = String::new();
-    let mut stdout = refused.stdout.take().expect("stdout");
-    while stdout.read(&mut byte).expect("read the address") == 1 && byte[0] != b'\n' {
-        address.push(byte[0] as char);
-    }
+    let (refused, address) = start_forward(&instance_id, closed_port);
     let mut client = std::net::TcpStream::connect(&address).expect("the local port");
     client
         .set_read_timeout(Some(Duration::from_secs(15)))
