@@ -30,25 +30,27 @@ fn irf_json(args: &[&str]) -> serde_json::Value {
 /// (memory alone keeps the copies on the hosts small).
 fn memory_case() -> &'static str {
     static CASE: OnceLock<String> = OnceLock::new();
-    CASE.get_or_init(|| {
-        let suspect = suspect(lab());
-        let opened = irf_json(&[
-            "acquire",
-            "--instance",
-            &suspect.id,
-            "--account",
-            suspect.account.as_str(),
-            "--no-disk",
-            "--containment",
-            "never",
-            "--wait",
-            "--json",
-        ]);
-        opened["case_id"]
-            .as_str()
-            .expect("the case carries case_id")
-            .to_owned()
-    })
+    CASE.get_or_init(|| acquire_memory(suspect(lab())))
+}
+
+/// Acquires the memory of `instance` (no disk, no containment) and waits for the case.
+fn acquire_memory(instance: &irf_engine::lab::seed::LabInstance) -> String {
+    let opened = irf_json(&[
+        "acquire",
+        "--instance",
+        &instance.id,
+        "--account",
+        instance.account.as_str(),
+        "--no-disk",
+        "--containment",
+        "never",
+        "--wait",
+        "--json",
+    ]);
+    opened["case_id"]
+        .as_str()
+        .expect("the case carries case_id")
+        .to_owned()
 }
 
 /// Starts `irf session forward` to `remote_port` on the host; returns it and the local
@@ -432,19 +434,7 @@ async fn a_host_gets_the_version_its_manifest_names_after_the_key_is_written_aga
         .iter()
         .find(|i| i.state == "running" && i.name.contains("batch") && i.id != suspect_id)
         .expect("a running batch instance");
-    let opened = irf_json(&[
-        "acquire",
-        "--instance",
-        &other.id,
-        "--account",
-        other.account.as_str(),
-        "--no-disk",
-        "--containment",
-        "never",
-        "--wait",
-        "--json",
-    ]);
-    let case_id = opened["case_id"].as_str().expect("case_id").to_owned();
+    let case_id = acquire_memory(other);
     let case = irf_json(&["case", &case_id, "--json"]);
     let artifact = &case["artifacts"][0];
     let key = artifact["key"].as_str().expect("artifact key");
