@@ -81,6 +81,9 @@ from moto.sts.exceptions import STSClientError
 from moto.securityhub.models import securityhub_backends
 from moto.sts.models import STSBackend
 
+import lab_authz
+import lab_templates
+
 _CREDENTIAL = re.compile(r"Credential=([^/]+)/[0-9]+/([^/]+)/([^/]+)/")
 # Characters XML 1.0 cannot carry raw (tab and line feed can).
 _XML_UNSAFE = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
@@ -1179,6 +1182,126 @@ class _StandIns:
         return [body]
 
 
+class _Authorization:
+    """WSGI middleware that authorizes every signed AWS call (lab_authz) before moto sees it.
+
+    It also serves the lab's deployment of the templates (POST /irf-lab/deploy), the
+    credentials AWS services hand to their roles (POST /irf-lab/service-credentials: a Lambda
+    function's, a task's, an instance's), and the authorizer's state (GET/POST
+    /irf-lab/authorization, GET /irf-lab/denials).
+    """
+
+    def __init__(self, app, authorizer):
+        self.app = app
+        self.authorizer = authorizer
+        self.deployer = lab_templates.Deployer()
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path in ("/irf-lab/deploy", "/irf-lab/service-credentials", "/irf-lab/authorization", "/irf-lab/denials"):
+            return self._control(environ, start_response, path)
+        if path.startswith(("/moto-api", "/irf-lab/")):
+            return self.app(environ, start_response)
+        signed = lab_authz.signer(environ)
+        if signed is None:
+            if self.authorizer.mode == "enforce":
+                status, headers, body = lab_authz.refusal_response(
+                    "s3", "Anonymous requests are not allowed by any of the lab's policies")
+                start_response(status, [*headers, ("Content-Length", str(len(body)))])
+                return [body]
+            return self.app(environ, start_response)
+        access_key, region, service, presigned = signed
+        body = _read_body(environ)
+        request = lab_authz.Request(environ, body, service, region, access_key, presigned)
+        if service == "sts" and request.operation == "GetCallerIdentity":
+            return self.app(environ, start_response)  # AWS never refuses it
+        principal = lab_authz.identify(access_key)
+        if principal is None:
+            message = "The security token included in the request is invalid."
+            if self.authorizer.mode == "enforce":
+                status, headers, body = lab_authz.refusal_response(service, message)
+                start_response(status, [*headers, ("Content-Length", str(len(body)))])
+                return [body]
+            return self.app(environ, start_response)
+        message = self.authorizer.authorize(principal, request)
+        if message is None:
+            return self.app(environ, start_response)
+        status, headers, body = lab_authz.refusal_response(service, message)
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _control(self, environ, start_response, path):
+        method = environ.get("REQUEST_METHOD", "")
+        try:
+            if path == "/irf-lab/deploy" and method == "POST":
+                result = self.deployer.deploy(_json_body(environ))
+            elif path == "/irf-lab/service-credentials" and method == "POST":
+                result = _service_credentials(_json_body(environ))
+            elif path == "/irf-lab/authorization" and method == "GET":
+                result = self.authorizer.status()
+            elif path == "/irf-lab/authorization" and method == "POST":
+                self.authorizer.set_mode(_json_body(environ).get("mode"))
+                result = self.authorizer.status()
+            elif path == "/irf-lab/denials" and method == "GET":
+                result = {"denials": _read_lines(self.authorizer.log_path)}
+            else:
+                raise _Refusal("404 Not Found", "NotFound", f"no lab endpoint {method} {path}")
+        except (lab_templates.TemplateError, ValueError) as err:
+            body = json.dumps({"error": "ValidationException", "message": str(err)}).encode()
+            return _answer(start_response, "400 Bad Request", body, "application/json")
+        except _Refusal as refusal:
+            body = json.dumps({"error": refusal.code, "message": refusal.message}).encode()
+            return _answer(start_response, refusal.status, body, "application/json")
+        return _answer(start_response, "200 OK", json.dumps(result).encode(), "application/json")
+
+
+def _read_lines(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def _service_credentials(request):
+    """Credentials of a role for the AWS service that runs as it, as the service would get them.
+
+    The role's trust policy must let the service assume it (Lambda for a function's role, ECS
+    tasks for a task role, EC2 for an instance profile's role), as AWS requires.
+    """
+    from moto.sts.models import sts_backends
+
+    service, role_arn = request.get("service", ""), request.get("role_arn", "")
+    session_name = request.get("session_name") or service.split(".")[0]
+    if not re.fullmatch(r"[a-z0-9-]+\.amazonaws\.com", service):
+        raise _Refusal("400 Bad Request", "ValidationException",
+                       f"service {service!r} is not a service principal (e.g. lambda.amazonaws.com)")
+    parts = role_arn.split(":")
+    if len(parts) < 6 or not parts[5].startswith("role/"):
+        raise _Refusal("400 Bad Request", "ValidationException", f"{role_arn!r} is not a role ARN")
+    account, name = parts[4], parts[5].split("/")[-1]
+    try:
+        role = iam_backends[account]["aws"].get_role(name)
+    except Exception:
+        raise _Refusal("404 Not Found", "NoSuchEntity", f"no role {role_arn}")
+    trust = json.loads(role.assume_role_policy_document)
+    allowed = any(
+        statement.get("Effect") == "Allow"
+        and "sts:AssumeRole" in ([statement.get("Action")] if isinstance(statement.get("Action"), str) else statement.get("Action", []))
+        and service in ([p] if isinstance(p := (statement.get("Principal") or {}).get("Service", []), str) else p)
+        for statement in trust.get("Statement", [])
+    )
+    if not allowed:
+        raise _Refusal("403 Forbidden", "AccessDenied",
+                       f"the trust policy of {role_arn} does not let {service} assume it")
+    session = sts_backends[account]["aws"].assume_role(
+        region_name="us-east-1", role_session_name=session_name, role_arn=role.arn, policy=None,
+        duration=int(request.get("duration_seconds", 43200)), external_id=None)
+    return {"AccessKeyId": session.access_key_id, "SecretAccessKey": session.secret_access_key,
+            "SessionToken": session.session_token, "Expiration": session.expiration.isoformat(),
+            "Arn": f"arn:aws:sts::{account}:assumed-role/{name}/{session_name}"}
+
+
 class _Latency:
     """WSGI middleware that delays every AWS call by a fixed time and counts the calls.
 
@@ -1231,6 +1354,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--watch-stdin", action="store_true")
+    parser.add_argument("--authorization", choices=("enforce", "audit", "off"), default="enforce")
+    parser.add_argument("--node", default="node", help="the Node.js that runs the policy evaluator")
+    parser.add_argument("--evaluator", help="authorize.js of the installed policy evaluator")
+    parser.add_argument("--denial-log", help="where refused requests are recorded (JSON lines)")
     args = parser.parse_args()
 
     # Step Functions SDK integrations call back into the emulator through this.
@@ -1242,10 +1369,13 @@ def main() -> None:
     _multipart_default_retention()
 
     app = DomainDispatcherApplication(create_backend_app)
+    evaluator = args.evaluator or os.path.join(os.path.dirname(os.path.abspath(__file__)), "authorizer", "authorize.js")
+    denial_log = args.denial_log or os.path.join(os.getcwd(), "denials.jsonl")
+    authorizer = lab_authz.Authorizer(args.authorization, args.node, evaluator, denial_log)
     run_simple(
         args.host,
         args.port,
-        _Latency(_StandIns(app), args.latency_ms / 1000.0),
+        _Latency(_Authorization(_StandIns(app), authorizer), args.latency_ms / 1000.0),
         threaded=True,
         request_handler=MotoRequestHandler,
     )
