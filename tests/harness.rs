@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use irf_engine::aws::AwsContext;
 use irf_engine::lab::seed::SeedOptions;
-use irf_engine::lab::{Lab, LabOptions, LabState};
+use irf_engine::lab::{Authorization, Lab, LabOptions, LabState};
 
 struct SharedLab {
     lab: Lab,
@@ -72,6 +72,7 @@ pub fn lab() -> &'static LabState {
             tie_to_this_process: true,
             seed: shared_seed(),
             runtime_exe: Some(irf_binary()),
+            authorization: authorization(),
         };
         // On a thread and a runtime of its own: the caller may be inside a test's runtime,
         // and each #[tokio::test] runtime ends with its test.
@@ -93,6 +94,19 @@ pub fn lab() -> &'static LabState {
     .state
 }
 
+/// How the test lab authorizes: enforcing, as `irf lab` does, unless `IRF_LAB_AUTHORIZATION`
+/// says otherwise (for diagnosis).
+pub fn authorization() -> Authorization {
+    std::env::var("IRF_LAB_AUTHORIZATION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|err| panic!("IRF_LAB_AUTHORIZATION: {err}"))
+        })
+        .unwrap_or_default()
+}
+
 /// The seeded suspect: the instance whose root volume holds the planted indicators.
 pub fn suspect(state: &LabState) -> &irf_engine::lab::seed::LabInstance {
     let disk = state
@@ -109,18 +123,42 @@ pub fn suspect(state: &LabState) -> &irf_engine::lab::seed::LabInstance {
         .expect("the suspect instance")
 }
 
-/// The environment that points irf (and the AWS CLI) at `state`'s lab as the Security account.
-pub fn lab_env(state: &LabState) -> [(&str, &str); 5] {
+/// The environment that points irf (and the AWS CLI) at `state`'s lab as its operator (template
+/// 3's operator role in the Security account).
+pub fn lab_env(state: &LabState) -> [(&str, &str); 6] {
+    let operator = state
+        .operator
+        .as_ref()
+        .expect("the lab records its operator's session");
     [
         ("AWS_ENDPOINT_URL", state.endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", irf_engine::lab::LAB_ACCESS_KEY),
-        ("AWS_SECRET_ACCESS_KEY", irf_engine::lab::LAB_SECRET_KEY),
+        ("AWS_ACCESS_KEY_ID", operator.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", operator.secret_access_key.as_str()),
+        ("AWS_SESSION_TOKEN", operator.session_token.as_str()),
         ("AWS_REGION", irf_engine::lab::LAB_REGION),
         (
             "IRF_CONFIG",
             state.config_path.to_str().expect("utf-8 config path"),
         ),
     ]
+}
+
+/// A context on the shared lab as the lab's own administrator (the management account's
+/// root, and OrganizationAccountAccessRole in the other accounts): what a test uses to
+/// stage what no irf principal may do (tampering, a second operator).
+pub async fn admin_context() -> Arc<AwsContext> {
+    let state = lab();
+    let mut config = irf_engine::config::Config::load_from(&state.config_path)
+        .expect("the lab's config")
+        .config;
+    config.accounts.member_role = "OrganizationAccountAccessRole".to_owned();
+    Arc::new(
+        AwsContext::connect(
+            Arc::new(config),
+            &irf_engine::lab::connect_options_for(&state.endpoint),
+        )
+        .await,
+    )
 }
 
 /// A fresh engine context on the shared lab, with the lab's configuration.

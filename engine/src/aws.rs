@@ -104,6 +104,8 @@ impl RoleArn {
 pub struct StaticCredentials {
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// The session token of temporary (assumed-role) credentials.
+    pub session_token: Option<String>,
 }
 
 impl std::fmt::Debug for StaticCredentials {
@@ -111,6 +113,10 @@ impl std::fmt::Debug for StaticCredentials {
         f.debug_struct("StaticCredentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"** redacted **")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "** redacted **"),
+            )
             .finish()
     }
 }
@@ -382,7 +388,7 @@ impl AwsContext {
             loader = loader.credentials_provider(Credentials::new(
                 &keys.access_key_id,
                 &keys.secret_access_key,
-                None,
+                keys.session_token.clone(),
                 None,
                 "irf-static",
             ));
@@ -628,10 +634,12 @@ mod tests {
         let keys = StaticCredentials {
             access_key_id: "AKIDEXAMPLE".into(),
             secret_access_key: "wJalrXUtnFEMI".into(),
+            session_token: Some("FwoGZXIvYXdzEXAMPLETOKEN".into()),
         };
         let printed = format!("{keys:?}");
         assert!(printed.contains("AKIDEXAMPLE"));
         assert!(!printed.contains("wJalrXUtnFEMI"));
+        assert!(!printed.contains("EXAMPLETOKEN"), "{printed}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use irf_engine::aws::AwsContext;
 use irf_engine::inventory;
 use irf_engine::lab::control::Control;
 use irf_engine::lab::seed::SeedOptions;
-use irf_engine::lab::{Lab, LabOptions, connect_options_for};
+use irf_engine::lab::{Lab, LabOptions};
 
 const REGIONS: [&str; 4] = ["us-east-1", "eu-west-1", "us-west-2", "ap-southeast-2"];
 
@@ -56,6 +56,7 @@ fn main() {
             tie_to_this_process: true,
             // The sweep needs no workflow runtime.
             runtime_exe: None,
+            authorization: Default::default(),
             seed: SeedOptions {
                 members,
                 regions: REGIONS.map(str::to_owned).to_vec(),
@@ -82,7 +83,7 @@ fn main() {
         let mut found = 0;
         for _ in 0..3 {
             let fresh = Arc::new(
-                AwsContext::connect(Arc::new(context.config().clone()), &connect_options_for(&state.endpoint)).await,
+                AwsContext::connect(Arc::new(context.config().clone()), &state.operator_options().expect("the operator"),).await,
             );
             let (elapsed, instances, failures) = timed_sweep(fresh).await;
             assert_eq!(failures, 0, "the sweep failed somewhere");
@@ -110,13 +111,15 @@ done"#,
                 aws = aws.display(),
                 regions = REGIONS.join(" "),
             );
+            let operator = state.operator.as_ref().expect("the operator");
             let started = Instant::now();
             let out = Command::new("bash")
                 .arg("-c")
                 .arg(&script)
                 .env("AWS_ENDPOINT_URL", &state.endpoint)
-                .env("AWS_ACCESS_KEY_ID", "testing")
-                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_ACCESS_KEY_ID", &operator.access_key_id)
+                .env("AWS_SECRET_ACCESS_KEY", &operator.secret_access_key)
+                .env("AWS_SESSION_TOKEN", &operator.session_token)
                 .env("AWS_DEFAULT_REGION", "us-east-1")
                 .env_remove("AWS_PROFILE")
                 .output()
@@ -135,10 +138,12 @@ done"#,
         }
 
         // Time to first frame: from spawning irf to its header on the terminal.
+        let operator = state.operator.as_ref().expect("the operator");
         let env = [
             ("AWS_ENDPOINT_URL", state.endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_ACCESS_KEY_ID", operator.access_key_id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", operator.secret_access_key.as_str()),
+            ("AWS_SESSION_TOKEN", operator.session_token.as_str()),
             ("AWS_REGION", "us-east-1"),
             ("IRF_CONFIG", state.config_path.to_str().expect("utf-8")),
         ];
@@ -160,7 +165,7 @@ done"#,
         let control = Control::new(&state.endpoint);
         control.set_latency(latency_ms).await.expect("latency");
         let fresh = Arc::new(
-            AwsContext::connect(Arc::new(context.config().clone()), &connect_options_for(&state.endpoint)).await,
+            AwsContext::connect(Arc::new(context.config().clone()), &state.operator_options().expect("the operator"),).await,
         );
         let (elapsed, instances, failures) = timed_sweep(fresh).await;
         let calls = control.calls().await.expect("call count");

@@ -414,10 +414,12 @@ class Authorizer:
         self.log_path = log_path
         self.lock = threading.Lock()
         self.counts = {"allowed": 0, "refused": 0, "unmapped": 0, "evaluations": 0, "seconds": 0.0}
+        self.unmapped_operations = set()
 
     def status(self):
         with self.lock:
-            return {"mode": self.mode, **self.counts, "denial_log": self.log_path}
+            return {"mode": self.mode, **self.counts, "denial_log": self.log_path,
+                    "unmapped_operations": sorted(self.unmapped_operations)}
 
     def set_mode(self, mode):
         if mode not in ("enforce", "audit", "off"):
@@ -491,6 +493,7 @@ class Authorizer:
                 self.counts["evaluations"] += 1
                 if unmapped:
                     self.counts["unmapped"] += 1
+                    self.unmapped_operations.add(f"{request.service}:{request.operation}")
             if answer.get("decision") == "Allowed":
                 continue
             if answer.get("decision") == "Error" and resource == "*" and not unmapped:
@@ -515,6 +518,47 @@ class Authorizer:
         if self.mode != "enforce":
             return None
         return message
+
+
+_READS = ("GetObject", "HeadObject", "GetObjectVersion", "HeadObjectVersion")
+
+
+def hides_missing_key(authorizer, principal, request):
+    """The AccessDenied S3 answers for a missing key to a caller without s3:ListBucket, or None.
+
+    S3 answers 404 for a key that does not exist only to callers allowed to list the bucket;
+    to everyone else it answers 403, so that they learn nothing of what the bucket holds.
+    """
+    if request.service != "s3" or request.operation not in _READS or authorizer.mode == "off":
+        return None
+    from moto.s3.models import s3_backends
+
+    bucket_name, key = request.path_params.get("bucket"), request.path_params.get("key")
+    for account in list(s3_backends.keys()):
+        bucket = s3_backends[account]["aws"].buckets.get(bucket_name)
+        if bucket is None:
+            continue
+        if bucket.keys.get(key) is not None:
+            return None
+        resource = f"arn:aws:s3:::{bucket_name}"
+        answer = authorizer.evaluator.decide({
+            "principal": principal.arn, "action": "s3:ListBucket", "resource": resource,
+            "resourceAccount": bucket.account_id, "context": dict(principal.context),
+            "identityPolicies": principal.identity_policies,
+            **({"resourcePolicy": json.loads(bucket.policy)} if bucket.policy else {}),
+        })
+        if answer.get("decision") == "Allowed":
+            return None
+        message = (f"User: {principal.arn} is not authorized to perform: s3:ListBucket on resource: "
+                   f"{resource} because no policy allows it: S3 answers AccessDenied, not NoSuchKey, for "
+                   f"the missing key {key!r}")
+        authorizer._record({"time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                            "mode": authorizer.mode, "principal": principal.arn,
+                            "operation": f"s3:{request.operation}", "action": "s3:ListBucket",
+                            "resource": resource, "decision": answer.get("decision"), "unmapped": False,
+                            "reasons": "missing key without s3:ListBucket", "message": message})
+        return message if authorizer.mode == "enforce" else None
+    return None
 
 
 def _reason(action, answer, unmapped):

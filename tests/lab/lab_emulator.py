@@ -172,6 +172,24 @@ def _require_existing_role() -> None:
     STSBackend.assume_role = assume_role
 
 
+def _account_access_role_is_admin() -> None:
+    """Organizations gives the role it creates in a new account AdministratorAccess, as in AWS.
+
+    The emulator creates OrganizationAccountAccessRole with its trust only; the lab's deployer
+    reaches member accounts through it, and under authorization it needs the policy AWS gives it.
+    """
+    from moto.organizations.models import FakeAccount
+
+    original = FakeAccount.__init__
+
+    def init(self, organization, **kwargs):
+        original(self, organization, **kwargs)
+        role = kwargs.get("RoleName", "OrganizationAccountAccessRole")
+        lab_templates.attach_aws_managed(self.id, role, "arn:aws:iam::aws:policy/AdministratorAccess")
+
+    FakeAccount.__init__ = init
+
+
 def _interface_groups_replace() -> None:
     """ModifyNetworkInterfaceAttribute replaces an interface's groups, as in AWS.
 
@@ -1223,7 +1241,8 @@ class _Authorization:
                 start_response(status, [*headers, ("Content-Length", str(len(body)))])
                 return [body]
             return self.app(environ, start_response)
-        message = self.authorizer.authorize(principal, request)
+        message = self.authorizer.authorize(principal, request) or lab_authz.hides_missing_key(
+            self.authorizer, principal, request)
         if message is None:
             return self.app(environ, start_response)
         status, headers, body = lab_authz.refusal_response(service, message)
@@ -1252,6 +1271,9 @@ class _Authorization:
         except _Refusal as refusal:
             body = json.dumps({"error": refusal.code, "message": refusal.message}).encode()
             return _answer(start_response, refusal.status, body, "application/json")
+        except Exception as err:  # the emulator refused what a template asked: say what
+            body = json.dumps({"error": type(err).__name__, "message": str(err)}).encode()
+            return _answer(start_response, "500 Internal Server Error", body, "application/json")
         return _answer(start_response, "200 OK", json.dumps(result).encode(), "application/json")
 
 
@@ -1365,6 +1387,7 @@ def main() -> None:
     if args.watch_stdin:
         _exit_when_stdin_closes()
     _require_existing_role()
+    _account_access_role_is_admin()
     _interface_groups_replace()
     _multipart_default_retention()
 

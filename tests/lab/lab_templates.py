@@ -271,6 +271,21 @@ class Stack:
         return outputs
 
 
+def attach_aws_managed(account, role, arn):
+    """Attaches an AWS managed policy (arn:aws:iam::aws:policy/...) to a role of `account`."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    backend = iam_backends[account]["aws"]
+    if arn not in backend.managed_policies:
+        name = arn.rsplit("/", 1)[-1]
+        data = json.loads(aws_managed_policies_data).get(name)
+        if data is None:
+            raise TemplateError(f"{arn} is not an AWS managed policy the emulator knows")
+        backend.managed_policies[arn] = AWSManagedPolicy.from_data(name, account, "us-east-1", data)
+    backend.attach_role_policy(arn, role)
+
+
 def _document(value):
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -298,6 +313,15 @@ class Deployer:
             outcome = handler(stack, logical_id, props)
             (skipped if outcome else created).append(
                 {"logical_id": logical_id, "type": kind, **({"why": outcome} if outcome else {})})
+        for logical_id, kind, props in rendered:
+            if kind != "AWS::IAM::Role" or (only is not None and logical_id not in only):
+                continue
+            role = stack.ref(logical_id)
+            for arn in props.get("ManagedPolicyArns", []):
+                if arn.startswith("arn:aws:iam::aws:policy/"):
+                    attach_aws_managed(stack.account, role, arn)
+                else:
+                    self._iam(stack.account).attach_role_policy(arn, role)
         return {"created": created, "skipped": skipped, "outputs": stack.outputs()}
 
     @staticmethod
@@ -305,18 +329,6 @@ class Deployer:
         from moto.iam.models import iam_backends
 
         return iam_backends[account]["aws"]
-
-    def _attach_managed(self, backend, role, arn):
-        from moto.iam.aws_managed_policies import aws_managed_policies_data
-        from moto.iam.models import AWSManagedPolicy
-
-        if arn not in backend.managed_policies and arn.startswith("arn:aws:iam::aws:policy/"):
-            name = arn.rsplit("/", 1)[-1]
-            data = json.loads(aws_managed_policies_data).get(name)
-            if data is None:
-                raise TemplateError(f"{arn} is not an AWS managed policy the emulator knows")
-            backend.managed_policies[arn] = AWSManagedPolicy.from_data(name, backend.account_id, "us-east-1", data)
-        backend.attach_role_policy(arn, role)
 
     def _AWS_IAM_Role(self, stack, logical_id, props):
         backend = self._iam(stack.account)
@@ -332,10 +344,7 @@ class Deployer:
         )
         for policy in props.get("Policies", []):
             backend.put_role_policy(name, policy["PolicyName"], _document(policy["PolicyDocument"]))
-        for arn in props.get("ManagedPolicyArns", []):
-            if not arn.startswith("arn:aws:iam::aws:policy/"):
-                continue  # a customer managed policy of this stack attaches itself (its Roles)
-            self._attach_managed(backend, name, arn)
+        # Managed policies attach once the stack's own ones exist (see deploy).
         return None
 
     def _AWS_IAM_ManagedPolicy(self, stack, logical_id, props):

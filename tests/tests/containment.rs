@@ -199,24 +199,33 @@ async fn plane() -> (Arc<AwsContext>, Plane) {
     (ctx, plane)
 }
 
+/// The second operator's role: an Identity Center permission set's role of the Security
+/// account (the path and name AWS gives those), with template 3's operator policy, which the
+/// templates trust as operators do.
+const SECOND_OPERATOR: &str = "AWSReservedSSO_IncidentResponder_5e1f0c2a9b7d3e41";
+const SECOND_OPERATOR_PATH: &str = "/aws-reserved/sso.amazonaws.com/us-east-1/";
+
 /// A plane acting as another operator: a role of the Security account, assumed.
 async fn second_operator(four_eyes: bool) -> Plane {
     let state = lab();
-    let (ctx, _) = plane().await;
-    let created = aws_sdk_iam::Client::new(&ctx.base_config(irf_engine::lab::LAB_REGION))
+    let admin = irf_e2e::admin_context().await;
+    let iam = aws_sdk_iam::Client::new(&admin.base_config(irf_engine::lab::LAB_REGION));
+    let created = iam
         .create_role()
-        .role_name("irf-second-operator")
+        .role_name(SECOND_OPERATOR)
+        .path(SECOND_OPERATOR_PATH)
         .assume_role_policy_document(
             serde_json::json!({
                 "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"AWS": state.seeded.security.as_str()}, "Action": "sts:AssumeRole"}]
+                "Statement": [{"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{}:root", state.seeded.security)}, "Action": "sts:AssumeRole"}]
             })
             .to_string(),
         )
         .send()
         .await;
+    let fresh = created.is_ok();
     assert!(
-        created.is_ok()
+        fresh
             || created
                 .as_ref()
                 .err()
@@ -224,6 +233,17 @@ async fn second_operator(four_eyes: bool) -> Plane {
                 .is_some_and(|e| e.is_entity_already_exists_exception()),
         "{created:?}"
     );
+    if fresh {
+        iam.attach_role_policy()
+            .role_name(SECOND_OPERATOR)
+            .policy_arn(format!(
+                "arn:aws:iam::{}:policy/irf-operator",
+                state.seeded.security
+            ))
+            .send()
+            .await
+            .expect("the operator policy attaches");
+    }
     let mut config = irf_engine::config::Config::load_from(&state.config_path)
         .expect("lab config")
         .config;
@@ -231,7 +251,7 @@ async fn second_operator(four_eyes: bool) -> Plane {
     let mut options = irf_engine::lab::connect_options_for(&state.endpoint);
     options.assume_role = Some(
         RoleArn::parse(&format!(
-            "arn:aws:iam::{}:role/irf-second-operator",
+            "arn:aws:iam::{}:role{SECOND_OPERATOR_PATH}{SECOND_OPERATOR}",
             state.seeded.security
         ))
         .expect("role arn"),
@@ -246,7 +266,7 @@ async fn four_eyes_plane() -> Plane {
         .expect("lab config")
         .config;
     config.workflow.four_eyes = true;
-    let options: ConnectOptions = irf_engine::lab::connect_options_for(&state.endpoint);
+    let options: ConnectOptions = state.operator_options().expect("the operator");
     let ctx = Arc::new(AwsContext::connect(Arc::new(config), &options).await);
     Plane::connect(ctx).await.expect("plane")
 }

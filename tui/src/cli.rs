@@ -418,6 +418,10 @@ pub struct LabUpArgs {
     /// The lab's directory (state file, config, log).
     #[arg(long, env = "IRF_LAB_DIR")]
     pub dir: Option<PathBuf>,
+    /// How the lab authorizes requests: enforce (as AWS does, from the templates' policies),
+    /// audit (answer all, record what enforce refuses), or off (diagnosis only).
+    #[arg(long, env = "IRF_LAB_AUTHORIZATION", default_value = "enforce")]
+    pub authorization: irf_engine::lab::Authorization,
 }
 
 #[cfg(test)]

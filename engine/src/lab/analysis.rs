@@ -1,8 +1,8 @@
 //! The lab's Forensics analysis environment, as templates 1 and 2 deploy it: the isolated
 //! Analysis VPC (three private subnets with their own route tables, no internet or NAT
 //! gateway, an S3 gateway endpoint and the Session Manager interface endpoints), the
-//! analysis hosts' security group (HTTPS out only), the analyst role and instance profile,
-//! and the SIFT image pipeline, which the emulator's Image Builder stand-in serves.
+//! analysis hosts' security group (HTTPS out only), and the SIFT image pipeline, which the
+//! emulator's Image Builder stand-in serves. The analyst role is template 1's own.
 
 use aws_sdk_ec2::types::{
     IpPermission, IpRange, ResourceType, Tag, TagSpecification, VpcEndpointType,
@@ -18,6 +18,8 @@ use crate::config::AccountId;
 pub const PIPELINE_NAME: &str = "irf-sift";
 /// The analyst instance profile (template 1 names it `<prefix>-analyst`).
 pub const ANALYST_PROFILE: &str = "irf-analyst";
+/// The Analysis VPC's address range in the lab.
+pub const ANALYSIS_VPC_CIDR: &str = "10.200.0.0/16";
 /// How long a lab image build takes: long enough to watch it pass through its states.
 pub const LAB_BUILD_SECONDS: u32 = 8;
 
@@ -29,6 +31,20 @@ pub struct LabAnalysis {
     pub security_group_id: String,
     pub instance_profile: String,
     pub image_pipeline_arn: String,
+}
+
+impl LabAnalysis {
+    /// The ids template 1's Ref and Fn::GetAtt give for what the lab built by hand.
+    pub fn physical_ids(&self, cidr: &str) -> serde_json::Value {
+        let mut ids = serde_json::json!({
+            "AnalysisVpc": {"ref": self.vpc_id, "attributes": {"CidrBlock": cidr}},
+            "AnalysisHostSecurityGroup": {"ref": self.security_group_id, "attributes": {"GroupId": self.security_group_id}},
+        });
+        for (index, subnet) in self.subnet_ids.iter().enumerate() {
+            ids[format!("AnalysisSubnet{}", index + 1)] = serde_json::json!({"ref": subnet});
+        }
+        ids
+    }
 }
 
 /// The pipeline's ARN in the Forensics account.
@@ -64,11 +80,10 @@ pub async fn create(security: &AwsContext, forensics: &AccountId) -> Result<LabA
         .await
         .map_err(|err| failed("reach the Forensics account")(err.to_string()))?;
     let ec2 = aws_sdk_ec2::Client::new(&config);
-    let iam = aws_sdk_iam::Client::new(&config);
 
     let vpc = ec2
         .create_vpc()
-        .cidr_block("10.200.0.0/16")
+        .cidr_block(ANALYSIS_VPC_CIDR)
         .tag_specifications(tags(ResourceType::Vpc, "irf-analysis"))
         .send()
         .await
@@ -138,7 +153,7 @@ pub async fn create(security: &AwsContext, forensics: &AccountId) -> Result<LabA
     let endpoints_group = endpoints.group_id().unwrap_or_default().to_owned();
     ec2.authorize_security_group_ingress()
         .group_id(&endpoints_group)
-        .ip_permissions(https_from("10.200.0.0/16"))
+        .ip_permissions(https_from(ANALYSIS_VPC_CIDR))
         .send()
         .await
         .map_err(sdk("ec2:AuthorizeSecurityGroupIngress (endpoints)"))?;
@@ -184,28 +199,7 @@ pub async fn create(security: &AwsContext, forensics: &AccountId) -> Result<LabA
         .await
         .map_err(sdk("ec2:AuthorizeSecurityGroupEgress (analysis hosts)"))?;
 
-    let trust = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{ "Effect": "Allow", "Principal": { "Service": "ec2.amazonaws.com" }, "Action": "sts:AssumeRole" }]
-    });
-    iam.create_role()
-        .role_name(ANALYST_PROFILE)
-        .assume_role_policy_document(trust.to_string())
-        .description("irf analysis hosts; SSM sessions and read-only evidence.")
-        .send()
-        .await
-        .map_err(sdk("iam:CreateRole (analyst)"))?;
-    iam.create_instance_profile()
-        .instance_profile_name(ANALYST_PROFILE)
-        .send()
-        .await
-        .map_err(sdk("iam:CreateInstanceProfile (analyst)"))?;
-    iam.add_role_to_instance_profile()
-        .instance_profile_name(ANALYST_PROFILE)
-        .role_name(ANALYST_PROFILE)
-        .send()
-        .await
-        .map_err(sdk("iam:AddRoleToInstanceProfile (analyst)"))?;
+    // The analyst role and instance profile are template 1's, deployed with the others.
     Ok(LabAnalysis {
         vpc_id,
         subnet_ids,

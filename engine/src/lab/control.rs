@@ -169,6 +169,34 @@ impl Control {
         })
     }
 
+    /// Credentials of `role_arn` as the AWS service `service` (`lambda.amazonaws.com`,
+    /// `ecs-tasks.amazonaws.com`, `ec2.amazonaws.com`) gets them for what it runs: refused
+    /// when the role's trust policy does not name the service.
+    pub async fn service_credentials(
+        &self,
+        service: &str,
+        role_arn: &str,
+        session_name: &str,
+    ) -> Result<super::LabCredentials, LabError> {
+        let answer = self
+            .post_for_json(
+                "/irf-lab/service-credentials",
+                &serde_json::json!({
+                    "service": service,
+                    "role_arn": role_arn,
+                    "session_name": session_name,
+                }),
+            )
+            .await?;
+        let field = |name: &str| answer[name].as_str().unwrap_or_default().to_owned();
+        Ok(super::LabCredentials {
+            arn: field("Arn"),
+            access_key_id: field("AccessKeyId"),
+            secret_access_key: field("SecretAccessKey"),
+            session_token: field("SessionToken"),
+        })
+    }
+
     /// Drops every resource of every account.
     pub async fn reset(&self) -> Result<(), LabError> {
         self.call("POST", "/moto-api/reset", None).await.map(drop)

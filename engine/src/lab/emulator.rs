@@ -31,6 +31,49 @@ pub struct EmulatorOptions {
     pub tie_to_this_process: bool,
     /// Where the emulator's output goes.
     pub log_path: PathBuf,
+    /// How the emulator authorizes requests.
+    pub authorization: Authorization,
+    /// Where it records the requests it refuses (or, auditing, would refuse).
+    pub denial_log: PathBuf,
+}
+
+/// How the lab authorizes the requests it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Authorization {
+    /// Refuse what AWS would refuse, from the templates' policies: the lab's default.
+    #[default]
+    Enforce,
+    /// Answer everything, record what enforcing would refuse.
+    Audit,
+    /// Evaluate nothing (for diagnosis only).
+    Off,
+}
+
+impl Authorization {
+    /// The mode's name, as `--authorization` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::Audit => "audit",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for Authorization {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "enforce" => Ok(Self::Enforce),
+            "audit" => Ok(Self::Audit),
+            "off" => Ok(Self::Off),
+            other => Err(format!(
+                "'{other}' is not an authorization mode: use enforce (the default), audit or off"
+            )),
+        }
+    }
 }
 
 /// A started emulator.
@@ -114,6 +157,13 @@ pub async fn start(
         .arg(&launcher)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--latency-ms", &options.latency_ms.to_string()])
+        .args(["--authorization", options.authorization.as_str()])
+        .arg("--node")
+        .arg(super::install::node())
+        .arg("--evaluator")
+        .arg(install.evaluator())
+        .arg("--denial-log")
+        .arg(&options.denial_log)
         // Account selection must come from credentials; this variable would override it
         // for every request.
         .env_remove("MOTO_ACCOUNT_ID")

@@ -14,6 +14,45 @@ pub const REQUIREMENTS: &str = include_str!("../../../tests/lab/requirements.txt
 pub const LAUNCHER: &str = include_str!("../../../tests/lab/lab_emulator.py");
 /// The launcher's file name inside the virtual environment.
 pub const LAUNCHER_FILE: &str = "irf_lab_emulator.py";
+/// The files the launcher runs with, by their path inside the virtual environment: its
+/// modules (authorization, template deployment), the operation table, and the policy
+/// evaluator with its pinned Node.js packages.
+pub const LAB_FILES: &[(&str, &str)] = &[
+    (LAUNCHER_FILE, LAUNCHER),
+    (
+        "lab_authz.py",
+        include_str!("../../../tests/lab/lab_authz.py"),
+    ),
+    (
+        "lab_templates.py",
+        include_str!("../../../tests/lab/lab_templates.py"),
+    ),
+    (
+        "authorization.json",
+        include_str!("../../../tests/lab/authorization.json"),
+    ),
+    (
+        "authorizer/authorize.js",
+        include_str!("../../../tests/lab/authorizer/authorize.js"),
+    ),
+    (
+        "authorizer/package.json",
+        include_str!("../../../tests/lab/authorizer/package.json"),
+    ),
+    (
+        "authorizer/package-lock.json",
+        include_str!("../../../tests/lab/authorizer/package-lock.json"),
+    ),
+];
+/// The evaluator's entry point inside the virtual environment.
+pub const EVALUATOR_FILE: &str = "authorizer/authorize.js";
+/// Environment variable naming the Node.js that runs the policy evaluator.
+pub const NODE_ENV: &str = "IRF_NODE";
+/// The oldest Node.js the evaluator's packages support.
+const MIN_NODE: u32 = 18;
+/// Written into the evaluator's directory once its packages are installed; its content is
+/// the hash of the lock file they were installed from.
+const NODE_MARKER: &str = ".irf-installed";
 /// Environment variable naming the Python interpreter used to create the environment.
 pub const PYTHON_ENV: &str = "IRF_PYTHON";
 /// Environment variable naming the directory that holds the environments (tests share one).
@@ -45,34 +84,157 @@ impl EmulatorInstall {
         self.venv.join("bin").join("cfn-lint")
     }
 
-    /// Writes the launcher next to the interpreter and returns its path.
-    ///
-    /// Labs start concurrently (parallel tests, a second terminal): the file is replaced by
-    /// an atomic rename, never rewritten in place, so no emulator ever reads half of it.
-    pub fn launcher(&self) -> Result<PathBuf, LabError> {
-        let path = self.venv.join(LAUNCHER_FILE);
-        if std::fs::read(&path).is_ok_and(|current| current == LAUNCHER.as_bytes()) {
-            return Ok(path);
-        }
-        let staged = self.venv.join(format!(
-            "{LAUNCHER_FILE}.{}.{}.tmp",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos())
-        ));
-        let failed = |source| LabError::Io {
-            what: "write the emulator launcher",
-            path: path.clone(),
-            source,
-        };
-        std::fs::write(&staged, LAUNCHER).map_err(failed)?;
-        std::fs::rename(&staged, &path).map_err(|source| {
-            let _ = std::fs::remove_file(&staged);
-            failed(source)
-        })?;
-        Ok(path)
+    /// The policy evaluator's entry point.
+    pub fn evaluator(&self) -> PathBuf {
+        self.venv.join(EVALUATOR_FILE)
     }
+
+    /// Writes the launcher and the files it runs with next to the interpreter, installs the
+    /// evaluator's pinned packages when their lock file changed, and returns the launcher's
+    /// path.
+    ///
+    /// Labs start concurrently (parallel tests, a second terminal): each file is replaced by
+    /// an atomic rename, never rewritten in place, so no emulator ever reads half of one, and
+    /// the package install runs under the environment's lock.
+    pub fn launcher(&self) -> Result<PathBuf, LabError> {
+        for (name, content) in LAB_FILES {
+            write_if_changed(&self.venv.join(name), content)?;
+        }
+        self.install_evaluator()?;
+        Ok(self.venv.join(LAUNCHER_FILE))
+    }
+
+    fn install_evaluator(&self) -> Result<(), LabError> {
+        let dir = self.venv.join("authorizer");
+        let wanted = lock_hash();
+        let installed =
+            || std::fs::read_to_string(dir.join(NODE_MARKER)).is_ok_and(|m| m.trim() == wanted);
+        if installed() {
+            return Ok(());
+        }
+        let lock = lock_file(&self.venv.with_extension("evaluator.lock"))?;
+        if installed() {
+            return Ok(());
+        }
+        let npm = npm_of(&node())?;
+        run(
+            Command::new(&npm)
+                .args([
+                    "ci",
+                    "--omit=dev",
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                ])
+                .current_dir(&dir),
+            "install the policy evaluator with npm ci (is the npm registry reachable?)",
+        )?;
+        std::fs::write(dir.join(NODE_MARKER), &wanted).map_err(|source| LabError::Io {
+            what: "mark the policy evaluator installed",
+            path: dir.clone(),
+            source,
+        })?;
+        drop(lock);
+        Ok(())
+    }
+}
+
+/// Writes `content` to `path` unless it already holds it, through a rename.
+fn write_if_changed(path: &Path, content: &str) -> Result<(), LabError> {
+    if std::fs::read(path).is_ok_and(|current| current == content.as_bytes()) {
+        return Ok(());
+    }
+    let failed = |source| LabError::Io {
+        what: "write the lab emulator's files",
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(failed)?;
+    }
+    let staged = path.with_extension(format!(
+        "{}.{}.tmp",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    ));
+    std::fs::write(&staged, content).map_err(failed)?;
+    std::fs::rename(&staged, path).map_err(|source| {
+        let _ = std::fs::remove_file(&staged);
+        failed(source)
+    })
+}
+
+/// Opens and locks `path` (created when missing); the lock holds until the file is dropped.
+fn lock_file(path: &Path) -> Result<File, LabError> {
+    let file = File::create(path).map_err(|source| LabError::Io {
+        what: "create the install lock",
+        path: path.to_owned(),
+        source,
+    })?;
+    file.lock().map_err(|source| LabError::Io {
+        what: "lock",
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(file)
+}
+
+fn lock_hash() -> String {
+    let mut digest = Sha256::new();
+    for (name, content) in LAB_FILES {
+        if name.ends_with("package.json") || name.ends_with("package-lock.json") {
+            digest.update(content.as_bytes());
+        }
+    }
+    crate::hex(&digest.finalize()[..6])
+}
+
+/// The Node.js that runs the policy evaluator: `IRF_NODE`, else `node` on the PATH.
+pub fn node() -> String {
+    std::env::var(NODE_ENV)
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "node".to_owned())
+}
+
+/// Checks that `node` is Node.js 18 or newer and returns the npm beside it.
+fn npm_of(node: &str) -> Result<PathBuf, LabError> {
+    let problem = |problem: String| LabError::Node {
+        node: node.to_owned(),
+        problem,
+    };
+    let output = Command::new(node)
+        .args([
+            "-e",
+            "process.stdout.write(process.versions.node + '\\n' + process.execPath)",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| problem(format!("it cannot be run ({err})")))?;
+    if !output.status.success() {
+        return Err(problem("it does not run JavaScript".to_owned()));
+    }
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut lines = text.lines();
+    let version = lines.next().unwrap_or_default().to_owned();
+    let major = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    if !major.is_some_and(|m| m >= MIN_NODE) {
+        return Err(problem(format!(
+            "it is Node.js {version}; the lab's policy evaluator needs {MIN_NODE} or newer"
+        )));
+    }
+    let exec = PathBuf::from(lines.next().unwrap_or_default());
+    let beside = exec.with_file_name("npm");
+    Ok(if beside.exists() {
+        beside
+    } else {
+        PathBuf::from("npm")
+    })
 }
 
 fn requirements_hash() -> String {
@@ -268,6 +430,35 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("'/nonexistent/python3.99'"), "{text}");
         assert!(text.contains(PYTHON_ENV), "{text}");
+    }
+
+    #[test]
+    fn a_missing_node_is_named() {
+        let err = npm_of("/nonexistent/node").expect_err("cannot run");
+        let text = err.to_string();
+        assert!(text.contains("'/nonexistent/node'"), "{text}");
+        assert!(text.contains(NODE_ENV), "{text}");
+    }
+
+    #[test]
+    fn the_evaluator_is_pinned_by_its_lock_file() {
+        let lock = LAB_FILES
+            .iter()
+            .find(|(name, _)| name.ends_with("package-lock.json"))
+            .expect("the lock file is embedded");
+        let parsed: serde_json::Value =
+            serde_json::from_str(lock.1).expect("the lock file is JSON");
+        let simulate = &parsed["packages"]["node_modules/@cloud-copilot/iam-simulate"];
+        assert_eq!(
+            simulate["version"], "0.1.173",
+            "the evaluator's version is pinned"
+        );
+        assert!(
+            simulate["integrity"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("sha512-")),
+            "npm ci checks the package's integrity"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod install;
 pub mod plane;
 pub mod runtime;
 pub mod seed;
+pub mod templates;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::aws::{AwsContext, ConnectOptions, StaticCredentials};
 use crate::cases::now_rfc3339;
 use crate::config::{CONFIG_ENV, Config};
 use control::Control;
+pub use emulator::Authorization;
 use emulator::{EmulatorOptions, RunningEmulator};
 use seed::{SeedOptions, SeededLab};
 
@@ -33,6 +35,9 @@ pub const LAB_REGION: &str = "us-east-1";
 pub const LAB_ACCESS_KEY: &str = "testing";
 /// See [`LAB_ACCESS_KEY`].
 pub const LAB_SECRET_KEY: &str = "testing";
+/// The file in the lab's directory where the emulator records each request it refuses.
+pub const DENIAL_LOG: &str = "denials.jsonl";
+
 /// Environment variable naming the lab's directory (state file, config, log).
 pub const LAB_DIR_ENV: &str = "IRF_LAB_DIR";
 
@@ -50,8 +55,10 @@ pub enum LabError {
     },
     #[error("the Python interpreter '{python}' cannot host the lab: {problem}\n  install Python 3.9 or newer with its venv module (Debian: apt-get install python3 python3-venv), or point {env} at one", env = install::PYTHON_ENV)]
     Python { python: String, problem: String },
+    #[error("the Node.js '{node}' cannot run the lab's policy evaluator: {problem}\n  install Node.js 18 or newer with npm (Debian: apt-get install nodejs npm), or point {env} at one", env = install::NODE_ENV)]
+    Node { node: String, problem: String },
     #[error(
-        "cannot {what}: {detail}\n  check the network access to PyPI, then run 'irf lab up' again"
+        "cannot {what}: {detail}\n  check the network access to PyPI and the npm registry, then run 'irf lab up' again"
     )]
     Install { what: &'static str, detail: String },
     #[error(
@@ -81,6 +88,10 @@ pub enum LabError {
         "the lab state file '{path}' is damaged ({message}): stop any leftover emulator with 'irf lab down --force' and start again"
     )]
     BadState { path: PathBuf, message: String },
+    #[error(
+        "the lab's state names no operator session (it was started by an older irf): stop it with 'irf lab down' and start it again"
+    )]
+    NoOperator,
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
 }
@@ -111,10 +122,52 @@ pub fn connect_options_for(endpoint: &str) -> ConnectOptions {
         static_credentials: Some(StaticCredentials {
             access_key_id: LAB_ACCESS_KEY.to_owned(),
             secret_access_key: LAB_SECRET_KEY.to_owned(),
+            session_token: None,
         }),
         assume_role: None,
     }
 }
+
+/// Temporary credentials the lab handed out: an operator's session, or those an AWS
+/// service gives the role it runs as.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabCredentials {
+    /// The session's ARN (`arn:aws:sts::<account>:assumed-role/<role>/<session>`).
+    pub arn: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+impl std::fmt::Debug for LabCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabCredentials")
+            .field("arn", &self.arn)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LabCredentials {
+    /// How irf connects to the lab at `endpoint` as this session.
+    pub fn connect_options(&self, endpoint: &str) -> ConnectOptions {
+        ConnectOptions {
+            static_credentials: Some(StaticCredentials {
+                access_key_id: self.access_key_id.clone(),
+                secret_access_key: self.secret_access_key.clone(),
+                session_token: Some(self.session_token.clone()),
+            }),
+            ..connect_options_for(endpoint)
+        }
+    }
+}
+
+/// The operator role of template 3, which the lab's operator acts as.
+pub const OPERATOR_ROLE: &str = "irf-operator";
+/// The operator's session name in the lab.
+pub const OPERATOR_SESSION: &str = "responder";
+/// How long the operator's session lasts: the role's longest (template 3's MaxSessionDuration).
+const OPERATOR_SESSION_SECONDS: i32 = 43_200;
 
 /// What the state file records about a running lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +182,9 @@ pub struct LabState {
     /// The lab runtime beside the emulator (tag events, step queues, SSM agent).
     #[serde(default)]
     pub runtime_pid: Option<u32>,
+    /// The operator's session: template 3's operator role, which irf and the AWS CLI act as.
+    #[serde(default)]
+    pub operator: Option<LabCredentials>,
 }
 
 impl LabState {
@@ -174,20 +230,41 @@ impl LabState {
         emulator::is_our_emulator(self.emulator_pid)
     }
 
-    /// Shell `export` lines that point the AWS CLI, the SDKs and irf at this lab.
+    /// How irf connects to this lab as its operator (template 3's operator role).
+    pub fn operator_options(&self) -> Result<ConnectOptions, LabError> {
+        self.operator
+            .as_ref()
+            .map(|operator| operator.connect_options(&self.endpoint))
+            .ok_or(LabError::NoOperator)
+    }
+
+    /// Shell `export` lines that point the AWS CLI, the SDKs and irf at this lab, acting as
+    /// its operator.
     pub fn env_exports(&self) -> String {
         let quote = |value: &str| format!("'{}'", value.replace('\'', r"'\''"));
+        let (key, secret, token) = match &self.operator {
+            Some(operator) => (
+                operator.access_key_id.as_str(),
+                operator.secret_access_key.as_str(),
+                Some(operator.session_token.as_str()),
+            ),
+            None => (LAB_ACCESS_KEY, LAB_SECRET_KEY, None),
+        };
         let mut lines = vec![
             format!("export AWS_ENDPOINT_URL={}", quote(&self.endpoint)),
-            format!("export AWS_ACCESS_KEY_ID={LAB_ACCESS_KEY}"),
-            format!("export AWS_SECRET_ACCESS_KEY={LAB_SECRET_KEY}"),
+            format!("export AWS_ACCESS_KEY_ID={}", quote(key)),
+            format!("export AWS_SECRET_ACCESS_KEY={}", quote(secret)),
+            match token {
+                Some(token) => format!("export AWS_SESSION_TOKEN={}", quote(token)),
+                None => "unset AWS_SESSION_TOKEN".to_owned(),
+            },
             format!("export AWS_REGION={LAB_REGION}"),
             format!("export AWS_DEFAULT_REGION={LAB_REGION}"),
             format!(
                 "export {CONFIG_ENV}={}",
                 quote(&self.config_path.display().to_string())
             ),
-            "unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN".to_owned(),
+            "unset AWS_PROFILE AWS_SECURITY_TOKEN".to_owned(),
         ];
         lines.push(format!(
             "# irf lab at {} (Security account {}, Forensics {}, {} member accounts)",
@@ -199,11 +276,11 @@ impl LabState {
         lines.join("\n") + "\n"
     }
 
-    /// The context irf uses against this lab, with the lab's configuration.
+    /// The context irf uses against this lab, as its operator, with the lab's configuration.
     pub async fn connect(&self) -> Result<Arc<AwsContext>, LabError> {
         let config = Config::load_from(&self.config_path)?.config;
         Ok(Arc::new(
-            AwsContext::connect(Arc::new(config), &connect_options_for(&self.endpoint)).await,
+            AwsContext::connect(Arc::new(config), &self.operator_options()?).await,
         ))
     }
 }
@@ -221,6 +298,8 @@ pub struct LabOptions {
     /// The `irf` binary that runs the lab runtime (and whose `memcap` the lab's hosts
     /// run). Without it the lab has no runtime: workflows start but nothing runs them.
     pub runtime_exe: Option<PathBuf>,
+    /// How the emulator authorizes requests (enforcing, by default).
+    pub authorization: Authorization,
 }
 
 /// A lab this process brought up.
@@ -255,6 +334,9 @@ impl Lab {
         let install = install::ensure_installed(progress)?;
         progress("starting the emulator");
         let log_path = options.dir.join("emulator.log");
+        let denial_log = options.dir.join(DENIAL_LOG);
+        // Each lab's refusals are its own.
+        let _ = std::fs::remove_file(&denial_log);
         let emulator = emulator::start(
             &install,
             &EmulatorOptions {
@@ -262,11 +344,13 @@ impl Lab {
                 latency_ms: options.latency_ms,
                 tie_to_this_process: options.tie_to_this_process,
                 log_path: log_path.clone(),
+                authorization: options.authorization,
+                denial_log,
             },
         )
         .await?;
         let endpoint = emulator.endpoint();
-        let seeded = match prepare_and_seed(
+        let (seeded, operator) = match prepare_and_seed(
             &options.dir,
             &endpoint,
             &options.seed,
@@ -291,6 +375,7 @@ impl Lab {
             log_path,
             seeded,
             runtime_pid: None,
+            operator: Some(operator),
         };
         let recorded = seed::lab_config(&state.seeded)
             .write_to(&config_path)
@@ -365,7 +450,7 @@ async fn prepare_and_seed(
     seed: &SeedOptions,
     memcap: Option<&Path>,
     progress: &(dyn Fn(&str) + Sync),
-) -> Result<SeededLab, LabError> {
+) -> Result<(SeededLab, LabCredentials), LabError> {
     let control = Control::new(endpoint);
     control.configure().await?;
     control.seed_ids(seed.seed).await?;
@@ -374,7 +459,7 @@ async fn prepare_and_seed(
     );
     // Boxed: seeding's future is the largest of the lab's, and callers' stay small.
     let seeded = Box::pin(seed::apply(
-        security,
+        security.clone(),
         seed,
         &dir.join("volumes"),
         memcap,
@@ -401,7 +486,39 @@ async fn prepare_and_seed(
             }),
         )
         .await?;
-    Ok(seeded)
+    let operator = operator_session(&security, &seeded.security).await?;
+    Ok((seeded, operator))
+}
+
+/// A session of template 3's operator role, as a responder's own identity would assume it.
+async fn operator_session(
+    deployer: &AwsContext,
+    security: &crate::config::AccountId,
+) -> Result<LabCredentials, LabError> {
+    let failed = |message: String| LabError::Seed {
+        step: "sts:AssumeRole (the lab's operator)",
+        message,
+    };
+    let assumed = aws_sdk_sts::Client::new(&deployer.base_config(LAB_REGION))
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{security}:role/{OPERATOR_ROLE}"))
+        .role_session_name(OPERATOR_SESSION)
+        .duration_seconds(OPERATOR_SESSION_SECONDS)
+        .send()
+        .await
+        .map_err(|err| failed(crate::aws::describe_sdk_error(&err)))?;
+    let credentials = assumed
+        .credentials()
+        .ok_or_else(|| failed("the answer holds no credentials".to_owned()))?;
+    Ok(LabCredentials {
+        arn: assumed
+            .assumed_role_user()
+            .map(|user| user.arn().to_owned())
+            .unwrap_or_default(),
+        access_key_id: credentials.access_key_id().to_owned(),
+        secret_access_key: credentials.secret_access_key().to_owned(),
+        session_token: credentials.session_token().to_owned(),
+    })
 }
 
 /// Stops the lab recorded in `dir`. Returns false when none was running.
@@ -433,8 +550,10 @@ pub async fn reset(
     let _ = std::fs::remove_dir_all(dir.join("volumes"));
     let _ = std::fs::remove_dir_all(dir.join("hosts"));
     let memcap = runtime_exe_of(&state);
-    state.seeded =
+    let (seeded, operator) =
         prepare_and_seed(dir, &state.endpoint, &options, memcap.as_deref(), progress).await?;
+    state.seeded = seeded;
+    state.operator = Some(operator);
     seed::lab_config(&state.seeded).write_to(&state.config_path)?;
     state.save(dir)?;
     Ok(state)
@@ -473,6 +592,12 @@ mod tests {
                 analysis: None,
             },
             runtime_pid: None,
+            operator: Some(LabCredentials {
+                arn: "arn:aws:sts::123456789012:assumed-role/irf-operator/responder".into(),
+                access_key_id: "ASIALABOPERATOR".into(),
+                secret_access_key: "lab-operator-secret".into(),
+                session_token: "lab-operator-token".into(),
+            }),
         }
     }
 
@@ -507,7 +632,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let exports = sample_state(dir.path()).env_exports();
         assert!(exports.contains("export AWS_ENDPOINT_URL='http://127.0.0.1:5123'"));
-        assert!(exports.contains("export AWS_ACCESS_KEY_ID=testing"));
+        // The operator's session, never the lab's own deployer key.
+        assert!(exports.contains("export AWS_ACCESS_KEY_ID='ASIALABOPERATOR'"));
+        assert!(exports.contains("export AWS_SESSION_TOKEN='lab-operator-token'"));
+        assert!(!exports.contains(LAB_ACCESS_KEY), "{exports}");
         assert!(exports.contains("IRF_CONFIG='"));
         assert!(
             exports.contains(r"it'\''s config.toml"),

@@ -1,7 +1,7 @@
 //! The lab's workflow resources, as templates 1, 3, 4 and 5 deploy them in AWS: the case
 //! table, step queues with dead-letter queues, notification topic and acquisition state
 //! machine in the Security account; the Object Lock evidence bucket in Forensics; the
-//! memory tooling bucket; the IR instance profile in each member.
+//! memory tooling bucket. Their roles and policies are the templates' own (`templates`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,6 +15,9 @@ use super::{LAB_REGION, LabError};
 use crate::acquisition::{APPROVALS_QUEUE, IMAGING_QUEUE, STEPS_QUEUE};
 use crate::aws::{AwsContext, describe_sdk_error};
 use crate::config::AccountId;
+
+/// The state machine's role, as template 3 names it.
+pub const STATE_MACHINE_ROLE: &str = "irf-acquisition-states";
 
 /// The acquisition state machine, exactly as template 3 deploys it.
 pub const ACQUISITION_ASL: &str =
@@ -56,7 +59,6 @@ pub async fn create(
     security: &AwsContext,
     security_id: &AccountId,
     forensics: &AccountId,
-    members: &[AccountId],
     memcap_launcher: Option<&Path>,
 ) -> Result<LabPlane, LabError> {
     let home = security.base_config(LAB_REGION);
@@ -134,21 +136,8 @@ pub async fn create(
         .unwrap_or_default()
         .to_owned();
 
-    let iam = aws_sdk_iam::Client::new(&home);
-    let trust = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]
-    });
-    let role_arn = iam
-        .create_role()
-        .role_name("irf-acquisition-states")
-        .assume_role_policy_document(trust.to_string())
-        .send()
-        .await
-        .map_err(|err| failed("iam:CreateRole")(describe_sdk_error(&err)))?
-        .role()
-        .map(|r| r.arn().to_owned())
-        .unwrap_or_default();
+    // Template 3's role for the state machine, deployed with the templates' other roles.
+    let role_arn = format!("arn:aws:iam::{security_id}:role/{STATE_MACHINE_ROLE}");
     let sfn = aws_sdk_sfn::Client::new(&home);
     let state_machine_arn = sfn
         .create_state_machine()
@@ -207,14 +196,6 @@ pub async fn create(
         publish_memcap(&tooling, &tooling_bucket, launcher).await?;
     }
 
-    for member in members {
-        let config = security
-            .account_config(member, LAB_REGION)
-            .await
-            .map_err(|err| failed("reach a member account")(err.to_string()))?;
-        create_ir_profiles(&aws_sdk_iam::Client::new(&config)).await?;
-    }
-
     Ok(LabPlane {
         state_machine_arn,
         case_table,
@@ -241,70 +222,6 @@ async fn publish_memcap(s3: &aws_sdk_s3::Client, bucket: &str, irf: &Path) -> Re
         .send()
         .await
         .map_err(|err| failed("s3:PutObject (memory capture tool)")(describe_sdk_error(&err)))?;
-    Ok(())
-}
-
-/// The member's instance profiles template 5 creates: the SSM-only IR profile and the
-/// deny-all isolation profile.
-async fn create_ir_profiles(iam: &aws_sdk_iam::Client) -> Result<(), LabError> {
-    let deny_all = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]
-    });
-    for (name, description, inline) in [
-        (
-            "IRInstanceProfile",
-            "SSM only: lets the IR workflow reach a suspect for memory capture",
-            None,
-        ),
-        (
-            crate::containment::DEFAULT_ISOLATION_PROFILE,
-            "Deny-all role of contained instances",
-            Some(deny_all.to_string()),
-        ),
-    ] {
-        create_profile(iam, name, description, inline).await?;
-    }
-    Ok(())
-}
-
-async fn create_profile(
-    iam: &aws_sdk_iam::Client,
-    name: &str,
-    description: &str,
-    deny_all: Option<String>,
-) -> Result<(), LabError> {
-    let trust = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]
-    });
-    iam.create_role()
-        .role_name(name)
-        .assume_role_policy_document(trust.to_string())
-        .description(description)
-        .send()
-        .await
-        .map_err(|err| failed("iam:CreateRole (IR profile)")(describe_sdk_error(&err)))?;
-    if let Some(document) = deny_all {
-        iam.put_role_policy()
-            .role_name(name)
-            .policy_name("deny-all")
-            .policy_document(document)
-            .send()
-            .await
-            .map_err(|err| failed("iam:PutRolePolicy (deny-all)")(describe_sdk_error(&err)))?;
-    }
-    iam.create_instance_profile()
-        .instance_profile_name(name)
-        .send()
-        .await
-        .map_err(|err| failed("iam:CreateInstanceProfile")(describe_sdk_error(&err)))?;
-    iam.add_role_to_instance_profile()
-        .instance_profile_name(name)
-        .role_name(name)
-        .send()
-        .await
-        .map_err(|err| failed("iam:AddRoleToInstanceProfile")(describe_sdk_error(&err)))?;
     Ok(())
 }
 

@@ -22,8 +22,15 @@ use super::control::Control;
 use super::{LabError, LabState};
 use crate::acquisition::Plane;
 use crate::aws::AwsContext;
-use crate::config::AccountId;
+use crate::config::{AccountId, Config};
 use crate::worker::{self, WorkerOptions};
+
+/// Template 3's worker role, which the lab runtime's worker runs as.
+const WORKER_ROLE: &str = "irf-worker";
+/// Template 5's trigger function role in each member account.
+const TRIGGER_ROLE: &str = "irf-trigger";
+/// Template 3's bridge role, which member triggers act through.
+const BRIDGE_ROLE: &str = "irf-trigger-bridge";
 
 /// The words that mark a lab runtime's command line.
 const RUNTIME_ARGS: [&str; 2] = ["lab", "runtime"];
@@ -148,7 +155,20 @@ struct SequencedEvent {
 /// or (with `watch_stdin`) standard input closes.
 pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
     let state = LabState::load(dir)?.ok_or(LabError::NotRunning)?;
-    let ctx = state.connect().await?;
+    let control = Control::new(&state.endpoint);
+    let config = Config::load_from(&state.config_path)?.config;
+    // The worker runs as template 3's worker role, with the credentials ECS gives a task.
+    let worker_role = format!("arn:aws:iam::{}:role/{WORKER_ROLE}", state.seeded.security);
+    let worker = control
+        .service_credentials("ecs-tasks.amazonaws.com", &worker_role, WORKER_ROLE)
+        .await?;
+    let ctx = Arc::new(
+        AwsContext::connect(
+            Arc::new(config.clone()),
+            &worker.connect_options(&state.endpoint),
+        )
+        .await,
+    );
     let plane = Arc::new(
         Plane::connect(ctx.clone())
             .await
@@ -161,7 +181,24 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
         step: "read the step queues",
         message: err.to_string(),
     })?;
-    let control = Control::new(&state.endpoint);
+    // What EC2 itself knows of an instance (its profile) is read through the lab's own
+    // administrator, never through a role of irf's.
+    let mut ec2_view = config.clone();
+    ec2_view.accounts.member_role = super::seed::ORG_ACCESS_ROLE.to_owned();
+    let ec2_view = Arc::new(
+        AwsContext::connect(
+            Arc::new(ec2_view),
+            &super::connect_options_for(&state.endpoint),
+        )
+        .await,
+    );
+    let triggers = Triggers {
+        control: control.clone(),
+        endpoint: state.endpoint.clone(),
+        security: state.seeded.security.clone(),
+        config: trigger_config(config),
+        planes: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
 
@@ -205,18 +242,14 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
 
     tracing::info!(endpoint = state.endpoint, "lab runtime started");
     let worker = tokio::spawn(worker::run(plane.clone(), options, stop_rx.clone()));
-    let events = tokio::spawn(deliver_events(
-        plane.clone(),
-        control.clone(),
-        stop_rx.clone(),
-    ));
+    let events = tokio::spawn(deliver_events(triggers, control.clone(), stop_rx.clone()));
     let sessions = tokio::spawn(super::agent::serve(
         control.clone(),
         dir.join("hosts"),
         stop_rx.clone(),
     ));
     let agent = tokio::spawn(play_ssm_agent(
-        ctx.clone(),
+        ec2_view,
         control,
         dir.join("hosts"),
         compromised_instances(&state),
@@ -240,7 +273,53 @@ fn compromised_instances(state: &LabState) -> Vec<String> {
         .collect()
 }
 
-async fn deliver_events(plane: Arc<Plane>, control: Control, mut stop: watch::Receiver<bool>) {
+/// The member trigger of each account, as template 5 deploys it: a Lambda function that runs
+/// as the account's `irf-trigger` role and acts in the Security account through the bridge
+/// role, with the trigger's environment (no evidence bucket).
+struct Triggers {
+    control: Control,
+    endpoint: String,
+    security: AccountId,
+    config: Config,
+    planes: tokio::sync::Mutex<std::collections::HashMap<String, Arc<Plane>>>,
+}
+
+/// The configuration template 5 gives the trigger: the workflow's, without the evidence
+/// bucket (its ledger entries are sealed by the workflow's next step).
+fn trigger_config(mut config: Config) -> Config {
+    config.evidence.bucket = None;
+    config
+}
+
+impl Triggers {
+    /// The trigger of the account an event came from; none where template 5 is not deployed.
+    async fn plane_for(&self, account: &str) -> Result<Arc<Plane>, String> {
+        let mut planes = self.planes.lock().await;
+        if let Some(plane) = planes.get(account) {
+            return Ok(plane.clone());
+        }
+        let role = format!("arn:aws:iam::{account}:role/{TRIGGER_ROLE}");
+        let session = self
+            .control
+            .service_credentials("lambda.amazonaws.com", &role, TRIGGER_ROLE)
+            .await
+            .map_err(|err| format!("no member trigger in account {account}: {err}"))?;
+        let bridge = crate::aws::RoleArn::parse(&format!(
+            "arn:aws:iam::{}:role/{BRIDGE_ROLE}",
+            self.security
+        ))?;
+        let options = crate::aws::ConnectOptions {
+            assume_role: Some(bridge),
+            ..session.connect_options(&self.endpoint)
+        };
+        let ctx = Arc::new(AwsContext::connect(Arc::new(self.config.clone()), &options).await);
+        let plane = Arc::new(Plane::connect(ctx).await.map_err(|err| err.to_string())?);
+        planes.insert(account.to_owned(), plane.clone());
+        Ok(plane)
+    }
+}
+
+async fn deliver_events(triggers: Triggers, control: Control, mut stop: watch::Receiver<bool>) {
     // Only events from now on: a restarted runtime does not replay old triggers.
     let mut after = control
         .get_json("/irf-lab/events?after=0")
@@ -257,6 +336,14 @@ async fn deliver_events(plane: Arc<Plane>, control: Control, mut stop: watch::Re
                 Ok(batch) => {
                     for event in batch.events {
                         after = after.max(event.seq);
+                        let account = event.event["account"].as_str().unwrap_or_default();
+                        let plane = match triggers.plane_for(account).await {
+                            Ok(plane) => plane,
+                            Err(err) => {
+                                tracing::info!(error = %err, "tag change not delivered");
+                                continue;
+                            }
+                        };
                         // Boxed: the trigger's future (containment included) is large.
                         let handled = Box::pin(crate::request_ids::recording(
                             crate::trigger::handle_event(&plane, &event.event.to_string()),
@@ -308,6 +395,7 @@ async fn play_ssm_agent(
                         tokio::spawn(async move {
                             let result = run_command(
                                 &ctx,
+                                &control,
                                 &hosts,
                                 &command,
                                 compromised.contains(&command.instance_id),
@@ -342,7 +430,11 @@ struct InstanceView {
     analysis_host: bool,
 }
 
-async fn instance_view(ctx: &AwsContext, command: &PendingCommand) -> Result<InstanceView, String> {
+async fn instance_view(
+    ctx: &AwsContext,
+    control: &Control,
+    command: &PendingCommand,
+) -> Result<InstanceView, String> {
     let mut env = vec![
         ("AWS_DEFAULT_REGION", command.region.clone()),
         ("AWS_REGION", command.region.clone()),
@@ -391,21 +483,15 @@ async fn instance_view(ctx: &AwsContext, command: &PendingCommand) -> Result<Ins
     else {
         return Ok(InstanceView { env, analysis_host });
     };
-    let assumed = aws_sdk_sts::Client::new(&config)
-        .assume_role()
-        .role_arn(&role_arn)
-        .role_session_name(&command.instance_id)
-        .send()
+    // What the instance's metadata service hands out: the role's credentials as EC2 gets
+    // them, which the role's trust policy must allow.
+    let credentials = control
+        .service_credentials("ec2.amazonaws.com", &role_arn, &command.instance_id)
         .await
-        .map_err(|err| crate::aws::describe_sdk_error(&err))?;
-    if let Some(credentials) = assumed.credentials() {
-        env.push(("AWS_ACCESS_KEY_ID", credentials.access_key_id().to_owned()));
-        env.push((
-            "AWS_SECRET_ACCESS_KEY",
-            credentials.secret_access_key().to_owned(),
-        ));
-        env.push(("AWS_SESSION_TOKEN", credentials.session_token().to_owned()));
-    }
+        .map_err(|err| err.to_string())?;
+    env.push(("AWS_ACCESS_KEY_ID", credentials.access_key_id));
+    env.push(("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key));
+    env.push(("AWS_SESSION_TOKEN", credentials.session_token));
     Ok(InstanceView { env, analysis_host })
 }
 
@@ -423,6 +509,7 @@ fn host_path() -> std::ffi::OsString {
 
 async fn run_command(
     ctx: &AwsContext,
+    control: &Control,
     hosts: &Path,
     command: &PendingCommand,
     compromised: bool,
@@ -460,7 +547,7 @@ async fn run_command(
         .and_then(|t| t.parse().ok())
         .or(command.timeout_seconds)
         .unwrap_or(3600);
-    let view = match instance_view(ctx, command).await {
+    let view = match instance_view(ctx, control, command).await {
         Ok(view) => view,
         Err(why) => {
             return report(

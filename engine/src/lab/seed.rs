@@ -20,7 +20,9 @@ use crate::config::{AccountId, Config};
 use crate::inventory::INCIDENT_STATUS_TAG;
 
 /// The role Organizations creates in every account it creates; the seeder acts through it.
-const ORG_ACCESS_ROLE: &str = "OrganizationAccountAccessRole";
+/// The role Organizations creates in every new account, with administrator rights: the
+/// lab's deployer reaches member accounts through it.
+pub(super) const ORG_ACCESS_ROLE: &str = "OrganizationAccountAccessRole";
 
 /// What to seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -500,7 +502,6 @@ pub async fn apply(
         &super::connect_options_for(security.endpoint_url().unwrap_or_default()),
     )
     .await;
-    let member_role = security.config().accounts.member_role.clone();
 
     let mut instances = Vec::with_capacity(plan.instances.len());
     // Where each planned instance landed in `instances`, for stopping and for findings.
@@ -516,9 +517,6 @@ pub async fn apply(
                 .await
                 .map_err(seed_err("reach a member account"))?,
         );
-        if account.managed {
-            create_member_roles(&iam, &account.id, &security_id, &member_role).await?;
-        }
         let profile = create_app_profile(&iam, &account.id).await?;
         for (region_index, region) in plan.regions.iter().enumerate() {
             let ec2 = aws_sdk_ec2::Client::new(
@@ -599,21 +597,26 @@ pub async fn apply(
     let disks = build_disks(&plan, &instances, &created_of_planned, disk_dir).await?;
 
     progress("deploying the acquisition workflow and the evidence bucket");
-    let forensics_iam = aws_sdk_iam::Client::new(
-        &seeder
-            .account_config(&forensics, LAB_REGION)
-            .await
-            .map_err(seed_err("reach the Forensics account"))?,
-    );
-    create_member_roles(&forensics_iam, &forensics, &security_id, &member_role).await?;
     let managed: Vec<AccountId> = members
         .iter()
         .filter(|m| m.managed)
         .map(|m| m.id.clone())
         .collect();
-    let plane = super::plane::create(&seeder, &security_id, &forensics, &managed, memcap).await?;
+    let plane = super::plane::create(&seeder, &security_id, &forensics, memcap).await?;
     progress("building the Analysis VPC and the SIFT image pipeline");
     let analysis = Box::pin(super::analysis::create(&seeder, &forensics)).await?;
+    progress("deploying the templates' roles and policies");
+    super::templates::deploy_all(
+        &super::control::Control::new(security.endpoint_url().unwrap_or_default()),
+        &super::templates::LabAccounts {
+            security: &security_id,
+            forensics: &forensics,
+            organization_id: &organization_id,
+        },
+        &managed,
+        &analysis,
+    )
+    .await?;
 
     progress("importing Security Hub findings");
     let findings = import_findings(
@@ -695,31 +698,6 @@ async fn build_disks(
         }
     }
     Ok(built)
-}
-
-async fn create_member_roles(
-    iam: &aws_sdk_iam::Client,
-    account: &AccountId,
-    security: &AccountId,
-    member_role: &str,
-) -> Result<(), LabError> {
-    let trust = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": { "AWS": format!("arn:aws:iam::{security}:root") },
-            "Action": ["sts:AssumeRole", "sts:TagSession"],
-            "Condition": { "ArnLike": { "aws:PrincipalArn": format!("arn:aws:iam::{security}:role/irf-*") } }
-        }]
-    });
-    iam.create_role()
-        .role_name(member_role)
-        .assume_role_policy_document(trust.to_string())
-        .description("irf incident response automation, assumed from the Security account")
-        .send()
-        .await
-        .map_err(sdk_err("iam:CreateRole", account.as_str(), LAB_REGION))?;
-    Ok(())
 }
 
 async fn create_app_profile(

@@ -1,0 +1,285 @@
+//! The lab's deployments of irf's own CloudFormation templates: each template, with the
+//! parameter file a deployer uses and the lab's account ids, rendered and created by the
+//! emulator (its roles, instance profiles and policies), so that the lab's identities and
+//! policies are exactly the templates'.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::analysis::{ANALYSIS_VPC_CIDR, LabAnalysis};
+use super::control::Control;
+use super::{LAB_REGION, LabError};
+use crate::config::AccountId;
+
+/// One template with its example parameter file.
+#[derive(Debug, Clone, Copy)]
+pub struct Template {
+    /// The stack name the lab gives it.
+    pub name: &'static str,
+    body: &'static str,
+    parameters: &'static str,
+}
+
+macro_rules! template {
+    ($name:literal, $file:literal) => {
+        Template {
+            name: $name,
+            body: include_str!(concat!("../../../cloudformation/", $file, ".yaml")),
+            parameters: include_str!(concat!(
+                "../../../cloudformation/parameters/",
+                $file,
+                ".json"
+            )),
+        }
+    };
+}
+
+/// Template 1: the Forensics account's evidence bucket, key, Analysis VPC and analyst role.
+pub const FORENSIC_ANALYSIS: Template =
+    template!("irf-forensics", "1-forensic-analysis-vpc-and-buckets");
+/// Template 3: the Security account's workflow, automation roles and operator role.
+pub const ACQUISITION: Template = template!("irf-acquisition", "3-security-acquisition-automation");
+/// Template 4: the memory capture tooling bucket.
+pub const MEMORY_TOOLING: Template = template!("irf-memory-tooling", "4-security-memory-tooling");
+/// Template 5: every member account's IRAutomation role, IR profiles and trigger.
+pub const MEMBER: Template = template!("irf-member", "5-member-ir-automation");
+/// Template 6: the evidence bucket's policy.
+pub const EVIDENCE_POLICY: Template =
+    template!("irf-evidence-policy", "6-forensic-evidence-bucket-policies");
+/// The Security Hub custom actions and their trigger.
+pub const SECURITY_HUB_ACTIONS: Template =
+    template!("irf-securityhub-actions", "securityhub-custom-actions");
+
+/// The example account ids of the parameter files, which the lab's own ids replace.
+pub const EXAMPLE_SECURITY: &str = "111111111111";
+/// See [`EXAMPLE_SECURITY`].
+pub const EXAMPLE_FORENSICS: &str = "222222222222";
+
+/// What a deployment created, and what it could not (a policy on a resource the lab lacks).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Deployment {
+    pub created: Vec<DeployedResource>,
+    pub skipped: Vec<DeployedResource>,
+    pub outputs: BTreeMap<String, serde_json::Value>,
+}
+
+/// One resource of a deployment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeployedResource {
+    pub logical_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub why: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ParameterFileEntry {
+    #[serde(rename = "ParameterKey")]
+    key: String,
+    #[serde(rename = "ParameterValue")]
+    value: String,
+}
+
+/// The lab's accounts, which take the place of the parameter files' example ids.
+#[derive(Debug, Clone)]
+pub struct LabAccounts<'a> {
+    pub security: &'a AccountId,
+    pub forensics: &'a AccountId,
+    pub organization_id: &'a str,
+}
+
+impl Template {
+    /// The template's parameter file with the lab's ids in place of the examples, then
+    /// `overrides` on top.
+    pub fn parameters(
+        &self,
+        accounts: &LabAccounts<'_>,
+        overrides: &[(&str, String)],
+    ) -> Result<BTreeMap<String, String>, LabError> {
+        let entries: Vec<ParameterFileEntry> =
+            serde_json::from_str(self.parameters).map_err(|err| LabError::Seed {
+                step: "read a template's parameter file",
+                message: format!("{}: {err}", self.name),
+            })?;
+        let mut values: BTreeMap<String, String> = entries
+            .into_iter()
+            .map(|entry| {
+                let value = entry
+                    .value
+                    .replace(EXAMPLE_SECURITY, accounts.security.as_str())
+                    .replace(EXAMPLE_FORENSICS, accounts.forensics.as_str());
+                (entry.key, value)
+            })
+            .collect();
+        if values.contains_key("OrganizationId") {
+            values.insert(
+                "OrganizationId".to_owned(),
+                accounts.organization_id.to_owned(),
+            );
+        }
+        for (key, value) in overrides {
+            values.insert((*key).to_owned(), value.clone());
+        }
+        Ok(values)
+    }
+
+    /// Renders the template in `account` and creates its policy-bearing resources there.
+    /// `physical` names the ids of resources the lab made itself (`{"AnalysisVpc": {"ref":
+    /// "vpc-..."}}`), which Ref and Fn::GetAtt resolve to.
+    pub async fn deploy(
+        &self,
+        control: &Control,
+        account: &AccountId,
+        region: &str,
+        parameters: &BTreeMap<String, String>,
+        physical: serde_json::Value,
+    ) -> Result<Deployment, LabError> {
+        let answer = control
+            .post_for_json(
+                "/irf-lab/deploy",
+                &serde_json::json!({
+                    "name": self.name,
+                    "template": self.body,
+                    "account": account.as_str(),
+                    "region": region,
+                    "parameters": parameters,
+                    "physical": physical,
+                }),
+            )
+            .await?;
+        let deployment: Deployment =
+            serde_json::from_value(answer).map_err(|err| LabError::Seed {
+                step: "deploy a template",
+                message: format!("{}: the emulator's answer: {err}", self.name),
+            })?;
+        for skipped in &deployment.skipped {
+            tracing::info!(
+                template = self.name,
+                resource = skipped.logical_id,
+                why = skipped.why.as_deref().unwrap_or_default(),
+                "not deployed in the lab"
+            );
+        }
+        Ok(deployment)
+    }
+}
+
+/// Deploys every template the lab needs, in the order a deployer follows: the Security
+/// account's (3, 4, the Security Hub actions), every managed member's and the Forensics
+/// account's member role (5), then the Forensics account's own (1, 6).
+pub async fn deploy_all(
+    control: &Control,
+    accounts: &LabAccounts<'_>,
+    managed_members: &[AccountId],
+    analysis: &LabAnalysis,
+) -> Result<(), LabError> {
+    let trigger_roles = managed_members
+        .iter()
+        .map(|member| format!("arn:aws:iam::{member}:role/irf-trigger"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let region = LAB_REGION;
+    let none = serde_json::json!({});
+    for template in [ACQUISITION, MEMORY_TOOLING, SECURITY_HUB_ACTIONS] {
+        let overrides: &[(&str, String)] = if template.name == ACQUISITION.name {
+            &[("MemberTriggerRoleArns", trigger_roles.clone())]
+        } else {
+            &[]
+        };
+        let parameters = template.parameters(accounts, overrides)?;
+        template
+            .deploy(
+                control,
+                accounts.security,
+                region,
+                &parameters,
+                none.clone(),
+            )
+            .await?;
+    }
+    let member_parameters = MEMBER.parameters(accounts, &[])?;
+    for account in managed_members.iter().chain([accounts.forensics]) {
+        MEMBER
+            .deploy(control, account, region, &member_parameters, none.clone())
+            .await?;
+    }
+    let forensic_parameters = FORENSIC_ANALYSIS.parameters(
+        accounts,
+        &[("AnalysisVpcCidr", ANALYSIS_VPC_CIDR.to_owned())],
+    )?;
+    FORENSIC_ANALYSIS
+        .deploy(
+            control,
+            accounts.forensics,
+            region,
+            &forensic_parameters,
+            analysis.physical_ids(ANALYSIS_VPC_CIDR),
+        )
+        .await?;
+    let evidence_parameters = EVIDENCE_POLICY.parameters(accounts, &[])?;
+    EVIDENCE_POLICY
+        .deploy(
+            control,
+            accounts.forensics,
+            region,
+            &evidence_parameters,
+            none,
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lab_ids_replace_the_examples_and_overrides_win() {
+        let security = AccountId::parse("123456789012").expect("id");
+        let forensics = AccountId::parse("210987654321").expect("id");
+        let accounts = LabAccounts {
+            security: &security,
+            forensics: &forensics,
+            organization_id: "o-labexample01",
+        };
+        let values = MEMBER
+            .parameters(&accounts, &[("WorkflowRegion", "eu-west-1".to_owned())])
+            .expect("parameters");
+        assert_eq!(values["OrganizationId"], "o-labexample01");
+        assert_eq!(values["WorkflowRegion"], "eu-west-1");
+        assert!(
+            values["TriggerBridgeRoleArn"].contains(":123456789012:role/irf-trigger-bridge"),
+            "{}",
+            values["TriggerBridgeRoleArn"]
+        );
+        assert!(
+            values
+                .values()
+                .all(|v| !v.contains(EXAMPLE_SECURITY) && !v.contains(EXAMPLE_FORENSICS)),
+            "an example id is left: {values:?}"
+        );
+    }
+
+    #[test]
+    fn every_embedded_parameter_file_parses() {
+        let security = AccountId::parse("123456789012").expect("id");
+        let accounts = LabAccounts {
+            security: &security,
+            forensics: &security,
+            organization_id: "o-labexample01",
+        };
+        for template in [
+            FORENSIC_ANALYSIS,
+            ACQUISITION,
+            MEMORY_TOOLING,
+            MEMBER,
+            EVIDENCE_POLICY,
+            SECURITY_HUB_ACTIONS,
+        ] {
+            let values = template.parameters(&accounts, &[]).expect("parameters");
+            assert!(!values.is_empty(), "{} has parameters", template.name);
+        }
+    }
+}
