@@ -143,6 +143,13 @@ pub fn lab_env(state: &LabState) -> [(&str, &str); 6] {
     ]
 }
 
+/// What the lab refused so far (its denial log, one JSON line per refusal), for a failing
+/// test to print.
+pub fn denial_log(state: &LabState) -> String {
+    let dir = state.config_path.parent().expect("the lab's directory");
+    std::fs::read_to_string(dir.join(irf_engine::lab::DENIAL_LOG)).unwrap_or_default()
+}
+
 /// A context on the shared lab as the lab's own administrator (the management account's
 /// root, and OrganizationAccountAccessRole in the other accounts): what a test uses to
 /// stage what no irf principal may do (tampering, a second operator).

@@ -130,8 +130,11 @@ def _state_machine_role():
     """Step Functions acts with its state machine's role (the lab has one state machine)."""
     from moto.iam.models import iam_backends
     from moto.stepfunctions.models import stepfunctions_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-    roles = {m.roleArn for b in _all_backends(stepfunctions_backends) for m in b.state_machines}
+    # With its interpreter on, the emulator keeps state machines in the parser's backends.
+    backends = _all_backends(stepfunctions_backends) + _all_backends(stepfunctions_parser_backends)
+    roles = {m.roleArn for b in backends for m in b.state_machines}
     if len(roles) != 1:
         return None
     role_arn = roles.pop()
@@ -431,6 +434,16 @@ class Authorizer:
             with open(self.log_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(entry) + "\n")
 
+    def record_unknown_key(self, access_key, request, message):
+        """Records a request signed with a key no account knows (AWS: InvalidClientTokenId)."""
+        with self.lock:
+            self.counts["refused"] += 1
+        self._record({"time": datetime.datetime.now(datetime.timezone.utc).isoformat(), "mode": self.mode,
+                      "principal": f"unknown access key {access_key}",
+                      "operation": f"{request.service}:{request.operation}", "action": None,
+                      "resource": None, "decision": "InvalidClientTokenId", "unmapped": False,
+                      "reasons": None, "message": message})
+
     def checks(self, principal, request):
         """(action, resource, resource account, resource policy, context) for each evaluation."""
         from moto.iam.models import get_account_id_from
@@ -468,7 +481,12 @@ class Authorizer:
             for resource in resources:
                 policy, owner = _resource_policy(item.get("policy"), resource, request, account)
                 extra = dict(context)
-                extra.update(_resource_context(resource, request))
+                extra.update(_resource_context(resource, request, account))
+                if owner:
+                    extra["aws:ResourceAccount"] = owner
+                    org = organization_of(owner)
+                    if org:
+                        extra["aws:ResourceOrgID"] = org
                 checks.append((item["action"], resource, owner, policy, extra, False))
         return checks
 
@@ -615,15 +633,18 @@ def _resource_policy(kind, resource, request, account):
     return None, owner
 
 
-def _resource_context(resource, request):
-    """Tags of the EC2 resource a check names, as ec2:, aws: and ssm: resource tag keys."""
+def _resource_context(resource, request, account):
+    """Tags of the EC2 resource a check names, as ec2:, aws: and ssm: resource tag keys.
+
+    Snapshot and image ARNs carry no account: they are looked up in the caller's.
+    """
     match = re.match(r"^arn:aws:ec2:([^:]*):([^:]*):([a-z-]+)/(.+)$", resource)
     if not match or "*" in resource:
         return {}
     from moto.ec2.models import ec2_backends
 
-    region, account, _, resource_id = match.groups()
-    backend = ec2_backends[account or "123456789012"][region or request.region]
+    region, owner, _, resource_id = match.groups()
+    backend = ec2_backends[owner or account][region or request.region]
     tags = backend.tags.get(resource_id, {})
     context = {}
     for key, value in tags.items():

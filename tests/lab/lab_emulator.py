@@ -190,6 +190,18 @@ def _account_access_role_is_admin() -> None:
     FakeAccount.__init__ = init
 
 
+def _bucket_policies_are_the_authorizers() -> None:
+    """Bucket policies are evaluated by the lab's authorizer (with their conditions), not by moto.
+
+    The emulator enforces a bucket policy's statements but ignores their conditions, so the
+    evidence bucket's TLS-only deny would refuse every request.
+    """
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    FakeBucket.get_permission = lambda self, action, resource: PermissionResult.NEUTRAL
+
+
 def _interface_groups_replace() -> None:
     """ModifyNetworkInterfaceAttribute replaces an interface's groups, as in AWS.
 
@@ -1236,6 +1248,7 @@ class _Authorization:
         principal = lab_authz.identify(access_key)
         if principal is None:
             message = "The security token included in the request is invalid."
+            self.authorizer.record_unknown_key(access_key, request, message)
             if self.authorizer.mode == "enforce":
                 status, headers, body = lab_authz.refusal_response(service, message)
                 start_response(status, [*headers, ("Content-Length", str(len(body)))])
@@ -1388,6 +1401,7 @@ def main() -> None:
         _exit_when_stdin_closes()
     _require_existing_role()
     _account_access_role_is_admin()
+    _bucket_policies_are_the_authorizers()
     _interface_groups_replace()
     _multipart_default_retention()
 

@@ -935,6 +935,14 @@ async fn keeping_ssm_allows_https_to_the_ssm_endpoints_only() {
     let found = &described.reservations()[0].instances()[0];
     let vpc = found.vpc_id().expect("vpc").to_owned();
     let subnet = found.subnet_id().expect("subnet").to_owned();
+    // The account's network administrator adds the endpoints (irf's role may not).
+    let ec2 = aws_sdk_ec2::Client::new(
+        &irf_e2e::admin_context()
+            .await
+            .account_config(&instance.account, &instance.region)
+            .await
+            .expect("the member as its administrator"),
+    );
     let endpoint_group = ec2
         .create_security_group()
         .group_name(format!("ssm-endpoints-{}", instance.instance_id))

@@ -214,8 +214,11 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     report_holds_every_hash_and_round_trips(&case_id, &detail);
     legal_holds_are_confirmed_recorded_and_listed(&case_id, &detail);
 
+    // The tampering below is done by an administrator of the accounts, not by irf's roles
+    // (the lab refuses those what they may not do).
+    let admin = irf_e2e::admin_context().await;
     let items = LedgerItems {
-        dynamodb: aws_sdk_dynamodb::Client::new(&ctx.base_config(irf_engine::lab::LAB_REGION)),
+        dynamodb: aws_sdk_dynamodb::Client::new(&admin.base_config(irf_engine::lab::LAB_REGION)),
         table: plane.table.name().to_owned(),
         pk: format!("CASE#{case_id}"),
     };
@@ -251,6 +254,12 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
 
     // One byte of the memory image changed, written as a new object version over its key.
     let evidence = plane.evidence().expect("evidence bucket");
+    let forensics_admin = aws_sdk_s3::Client::new(
+        &admin
+            .account_config(&state.seeded.forensics, irf_engine::lab::LAB_REGION)
+            .await
+            .expect("the Forensics account as its administrator"),
+    );
     let memory = detail
         .artifacts
         .iter()
@@ -271,8 +280,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         .into_bytes();
     let mut changed = body.to_vec();
     changed[4096] ^= 0x01;
-    evidence
-        .client()
+    forensics_admin
         .put_object()
         .bucket(&evidence.bucket)
         .key(&memory.key)
@@ -290,8 +298,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         .iter()
         .find(|a| a.kind == ArtifactKind::Disk)
         .expect("disk artifact");
-    evidence
-        .client()
+    forensics_admin
         .delete_object()
         .bucket(&evidence.bucket)
         .key(&disk.key)

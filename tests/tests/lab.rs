@@ -587,7 +587,7 @@ fn irf_lab_opens_the_workstation_and_stops_the_lab_on_exit() {
 #[tokio::test]
 async fn linux_root_volumes_hold_real_filesystems_and_the_suspect_its_indicators() {
     let state = lab();
-    let context = context().await;
+    let admin = irf_e2e::admin_context().await;
     let linux = state.seeded.disks.len();
     assert!(linux >= 20, "most seeded instances run Linux: {linux}");
     for disk in &state.seeded.disks {
@@ -601,9 +601,10 @@ async fn linux_root_volumes_hold_real_filesystems_and_the_suspect_its_indicators
         if instance.account != state.seeded.members[0].id {
             continue;
         }
-        // The image is exactly the size EC2 reports for the volume.
+        // The image is exactly the size EC2 reports for the volume (asked as the account's
+        // administrator: irf itself never describes volumes).
         let ec2 = aws_sdk_ec2::Client::new(
-            &context
+            &admin
                 .account_config(&instance.account, &instance.region)
                 .await
                 .expect("member"),
@@ -731,9 +732,11 @@ async fn a_finding_resolved_from_irf_leaves_the_open_list_with_a_note() {
     use irf_engine::findings::{FindingQuery, FindingRef};
     let state = lab();
     let context = context().await;
-    // A finding of this test's own, so other tests keep the seeded ones as they are.
+    // A finding of this test's own, so other tests keep the seeded ones as they are,
+    // imported as a finding provider does (the account's administrator here).
     let instance = &state.seeded.instances[0];
-    let hub = aws_sdk_securityhub::Client::new(&context.base_config("us-east-1"));
+    let hub =
+        aws_sdk_securityhub::Client::new(&irf_e2e::admin_context().await.base_config("us-east-1"));
     let id = "arn:aws:guardduty:us-east-1:000000000000:detector/test/finding/resolve-me";
     let product = "arn:aws:securityhub:us-east-1::product/aws/guardduty";
     let finding = aws_sdk_securityhub::types::AwsSecurityFinding::builder()
@@ -955,9 +958,10 @@ fn hostile_tag_values_planted_in_the_lab_render_inert() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let context = context().await;
+        // Whoever may tag instances in that account (its administrator here) plants it.
+        let admin = irf_e2e::admin_context().await;
         let ec2 = aws_sdk_ec2::Client::new(
-            &context
+            &admin
                 .account_config(&target.account, &target.region)
                 .await
                 .expect("member"),

@@ -11,7 +11,7 @@
 'use strict';
 
 const readline = require('node:readline');
-const { runSimulation, getDenialReasons } = require('@cloud-copilot/iam-simulate');
+const { runSimulation, runUnsafeSimulation, getDenialReasons } = require('@cloud-copilot/iam-simulate');
 
 async function decide(request) {
   const simulation = {
@@ -30,6 +30,19 @@ async function decide(request) {
   if (request.sessionPolicy) simulation.sessionPolicy = request.sessionPolicy;
 
   const result = await runSimulation(simulation, { simulationMode: 'Strict' });
+  if (
+    result.resultType === 'error' &&
+    result.errors.message === 'no.resource.types' &&
+    /^arn:[^:]+:[^:]+:[^:]*::/.test(request.resource) &&
+    !request.resourcePolicy && !request.sessionPolicy && !request.vpcEndpointPolicies
+  ) {
+    // AWS-owned resources have ARNs without an account (arn:aws:ssm:<region>::document/
+    // AWS-RunShellScript), which the service authorization reference's resource types
+    // (${Account}) do not match; with identity policies alone the unvalidated evaluation is
+    // the same logic, on the literal ARN.
+    const decision = runUnsafeSimulation(simulation, {});
+    return { decision, reasons: [], identityResult: decision };
+  }
   if (result.resultType === 'error') {
     return { decision: 'Error', error: result.errors.message, details: result.errors };
   }

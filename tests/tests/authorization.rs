@@ -1,0 +1,498 @@
+//! Lab authorization, principal by principal: each identity of the framework makes the calls
+//! irf makes as it and is refused one outside its role, as AWS refuses it (AccessDenied
+//! naming the action and the resource, recorded in the lab's denial log); and a statement irf
+//! needs, removed from what the templates deployed, makes the call that needs it fail by name.
+
+use std::sync::Arc;
+
+use irf_e2e::{admin_context, context, denial_log, lab, suspect};
+use irf_engine::aws::AwsContext;
+use irf_engine::lab::LAB_REGION;
+use irf_engine::lab::control::Control;
+use tokio::sync::Mutex;
+
+/// The tests that change the lab's policies take turns, and others wait for them.
+static POLICIES: Mutex<()> = Mutex::const_new(());
+
+/// A context acting as `role` with the credentials the AWS service `service` gives it.
+async fn as_service(service: &str, role: &str, session: &str) -> Arc<AwsContext> {
+    let state = lab();
+    let credentials = Control::new(&state.endpoint)
+        .service_credentials(service, role, session)
+        .await
+        .unwrap_or_else(|err| panic!("{service} credentials for {role}: {err}"));
+    let config = irf_engine::config::Config::load_from(&state.config_path)
+        .expect("the lab's config")
+        .config;
+    Arc::new(
+        AwsContext::connect(
+            Arc::new(config),
+            &credentials.connect_options(&state.endpoint),
+        )
+        .await,
+    )
+}
+
+fn role(account: &impl std::fmt::Display, name: &str) -> String {
+    format!("arn:aws:iam::{account}:role/{name}")
+}
+
+/// The refusal of a call: an AccessDenied whose message names `action` and `resource`, and
+/// the same refusal in the lab's denial log.
+fn refused<T: std::fmt::Debug, E: std::fmt::Debug>(
+    result: Result<T, E>,
+    action: &str,
+    resource: &str,
+) {
+    let err = format!(
+        "{:?}",
+        result.expect_err(&format!("{action} on {resource} is refused"))
+    );
+    assert!(
+        err.contains("AccessDenied") || err.contains("UnauthorizedOperation"),
+        "not an access denial: {err}"
+    );
+    assert!(err.contains(action), "the refusal names {action}: {err}");
+    assert!(
+        err.contains(resource),
+        "the refusal names {resource}: {err}"
+    );
+    let log = denial_log(lab());
+    assert!(
+        log.lines()
+            .any(|line| line.contains(action) && line.contains(resource)),
+        "the denial log records it:\n{log}"
+    );
+}
+
+fn evidence_bucket() -> String {
+    lab()
+        .seeded
+        .plane
+        .as_ref()
+        .expect("the lab's workflow")
+        .evidence_bucket
+        .clone()
+}
+
+async fn s3(ctx: &AwsContext) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::new(&ctx.base_config(LAB_REGION))
+}
+
+#[tokio::test]
+async fn the_operator_reaches_members_and_evidence_but_writes_no_artifact() {
+    let _turn = POLICIES.lock().await;
+    let operator = context().await;
+    let instance = suspect(lab());
+    // Sweeps and containment go through the member role, which trusts the operators.
+    let member = operator
+        .account_config(&instance.account, &instance.region)
+        .await
+        .expect("the operator assumes IRAutomation");
+    let described = aws_sdk_ec2::Client::new(&member)
+        .describe_instances()
+        .instance_ids(&instance.id)
+        .send()
+        .await
+        .expect("the operator describes the suspect");
+    assert_eq!(described.reservations().len(), 1);
+    // The ledger seals of its own decisions are the only evidence it writes.
+    let bucket = evidence_bucket();
+    let client = s3(&operator).await;
+    client
+        .put_object()
+        .bucket(&bucket)
+        .key("cases/authz-operator/ledger/0000000001.json")
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .expect("the operator seals a ledger entry");
+    let image = "cases/authz-operator/111111111111/i-0authz/disk/vol-0authz.raw";
+    refused(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key(image)
+            .body(b"forged".to_vec().into())
+            .send()
+            .await,
+        "s3:PutObject",
+        image,
+    );
+    refused(
+        client
+            .delete_object()
+            .bucket(&bucket)
+            .key("cases/authz-operator/ledger/0000000001.json")
+            .send()
+            .await,
+        "s3:DeleteObject",
+        "cases/authz-operator/ledger/0000000001.json",
+    );
+}
+
+#[tokio::test]
+async fn the_worker_writes_evidence_but_cannot_delete_it() {
+    let _turn = POLICIES.lock().await;
+    let state = lab();
+    let worker = as_service(
+        "ecs-tasks.amazonaws.com",
+        &role(&state.seeded.security, "irf-worker"),
+        "irf-worker",
+    )
+    .await;
+    let client = s3(&worker).await;
+    let bucket = evidence_bucket();
+    let key = "cases/authz-worker/manifest.json";
+    client
+        .put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .expect("the worker writes under cases/");
+    refused(
+        client.delete_object().bucket(&bucket).key(key).send().await,
+        "s3:DeleteObject",
+        key,
+    );
+    refused(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key("outside-cases.txt")
+            .body(b"x".to_vec().into())
+            .send()
+            .await,
+        "s3:PutObject",
+        "outside-cases.txt",
+    );
+}
+
+#[tokio::test]
+async fn a_member_trigger_reaches_only_the_bridge() {
+    let state = lab();
+    let managed: Vec<_> = state.seeded.members.iter().filter(|m| m.managed).collect();
+    let (own, other) = (&managed[0].id, &managed[1].id);
+    let trigger = as_service(
+        "lambda.amazonaws.com",
+        &role(own, "irf-trigger"),
+        "irf-trigger",
+    )
+    .await;
+    let sts = aws_sdk_sts::Client::new(&trigger.base_config(LAB_REGION));
+    sts.assume_role()
+        .role_arn(role(&state.seeded.security, "irf-trigger-bridge"))
+        .role_session_name("authz-trigger")
+        .send()
+        .await
+        .expect("the trigger assumes the bridge");
+    let target = role(other, "IRAutomation");
+    refused(
+        sts.assume_role()
+            .role_arn(&target)
+            .role_session_name("authz-trigger")
+            .send()
+            .await,
+        "sts:AssumeRole",
+        &target,
+    );
+}
+
+#[tokio::test]
+async fn the_analysis_host_reads_evidence_and_writes_none() {
+    let _turn = POLICIES.lock().await;
+    let state = lab();
+    let key = "cases/authz-analyst/memory.lime";
+    let bucket = evidence_bucket();
+    let worker = as_service(
+        "ecs-tasks.amazonaws.com",
+        &role(&state.seeded.security, "irf-worker"),
+        "irf-worker",
+    )
+    .await;
+    s3(&worker)
+        .await
+        .put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(b"memory".to_vec().into())
+        .send()
+        .await
+        .expect("evidence to read");
+    let analyst = as_service(
+        "ec2.amazonaws.com",
+        &role(&state.seeded.forensics, "irf-analyst"),
+        "i-0authzanalyst",
+    )
+    .await;
+    let client = s3(&analyst).await;
+    client
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("the analysis host reads evidence");
+    refused(
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(b"changed".to_vec().into())
+            .send()
+            .await,
+        "s3:PutObject",
+        key,
+    );
+}
+
+#[tokio::test]
+async fn a_suspect_instance_reads_no_evidence_and_no_role_of_irf() {
+    let state = lab();
+    let instance = suspect(state);
+    // The IR profile prepare gives a suspect without one: SSM only.
+    let suspect_role = as_service(
+        "ec2.amazonaws.com",
+        &role(&instance.account, "IRInstanceProfile"),
+        &instance.id,
+    )
+    .await;
+    let key = "cases/authz-analyst/memory.lime";
+    refused(
+        s3(&suspect_role)
+            .await
+            .get_object()
+            .bucket(evidence_bucket())
+            .key(key)
+            .send()
+            .await,
+        "s3:GetObject",
+        key,
+    );
+    let target = role(&instance.account, "IRAutomation");
+    refused(
+        aws_sdk_sts::Client::new(&suspect_role.base_config(LAB_REGION))
+            .assume_role()
+            .role_arn(&target)
+            .role_session_name("escape")
+            .send()
+            .await,
+        "sts:AssumeRole",
+        &target,
+    );
+}
+
+#[tokio::test]
+async fn an_operation_without_a_rule_is_refused_by_name() {
+    let operator = context().await;
+    let instance = suspect(lab());
+    let member = operator
+        .account_config(&instance.account, &instance.region)
+        .await
+        .expect("member");
+    // irf never creates VPCs: the lab's table has no rule for it, and says so.
+    let err = format!(
+        "{:?}",
+        aws_sdk_ec2::Client::new(&member)
+            .create_vpc()
+            .cidr_block("10.99.0.0/16")
+            .send()
+            .await
+            .expect_err("refused")
+    );
+    assert!(err.contains("ec2:CreateVpc"), "{err}");
+    assert!(err.contains("authorization.json"), "{err}");
+}
+
+/// Replaces the statement `sid` of a policy document by nothing, returning the original.
+fn without(document: &str, sid: &str) -> (String, String) {
+    // IAM answers policy documents URL-encoded.
+    let original = percent_encoding::percent_decode_str(document)
+        .decode_utf8()
+        .expect("utf-8 policy")
+        .into_owned();
+    let mut policy: serde_json::Value = serde_json::from_str(&original).expect("policy JSON");
+    let statements = policy["Statement"].as_array_mut().expect("statements");
+    let before = statements.len();
+    statements.retain(|s| s["Sid"] != sid);
+    assert_eq!(
+        statements.len() + 1,
+        before,
+        "the policy has a statement {sid}"
+    );
+    (original, policy.to_string())
+}
+
+#[tokio::test]
+async fn a_needed_statement_removed_from_a_deployed_template_fails_its_call_by_name() {
+    let _turn = POLICIES.lock().await;
+    let state = lab();
+    let admin = admin_context().await;
+    let operator = context().await;
+    let bucket = evidence_bucket();
+
+    // Template 6: the operators' read of evidence.
+    let key = "cases/authz-operator/ledger/0000000002.json";
+    s3(&operator)
+        .await
+        .put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .expect("a sealed entry to read");
+    let forensics_s3 = aws_sdk_s3::Client::new(
+        &admin
+            .account_config(&state.seeded.forensics, LAB_REGION)
+            .await
+            .expect("Forensics as its administrator"),
+    );
+    let policy = forensics_s3
+        .get_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("template 6's bucket policy")
+        .policy()
+        .expect("a policy")
+        .to_owned();
+    let (original, reduced) = without(&policy, "OperatorsReadEvidence");
+    forensics_s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(reduced)
+        .send()
+        .await
+        .expect("remove the statement");
+    let read = s3(&operator)
+        .await
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await;
+    forensics_s3
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(original)
+        .send()
+        .await
+        .expect("put the statement back");
+    refused(read, "s3:GetObject", key);
+
+    // Template 5: the operators in IRAutomation's trust.
+    let instance = suspect(state);
+    let member_iam = aws_sdk_iam::Client::new(
+        &admin
+            .account_config(&instance.account, LAB_REGION)
+            .await
+            .expect("the member as its administrator"),
+    );
+    let trust = member_iam
+        .get_role()
+        .role_name("IRAutomation")
+        .send()
+        .await
+        .expect("IRAutomation")
+        .role()
+        .and_then(|r| r.assume_role_policy_document())
+        .expect("its trust")
+        .to_owned();
+    let (original, reduced) = without(&trust, "Operators");
+    member_iam
+        .update_assume_role_policy()
+        .role_name("IRAutomation")
+        .policy_document(reduced)
+        .send()
+        .await
+        .expect("remove the statement");
+    let target = role(&instance.account, "IRAutomation");
+    let assumed = aws_sdk_sts::Client::new(&operator.base_config(LAB_REGION))
+        .assume_role()
+        .role_arn(&target)
+        .role_session_name("authz-operator")
+        .send()
+        .await;
+    member_iam
+        .update_assume_role_policy()
+        .role_name("IRAutomation")
+        .policy_document(original)
+        .send()
+        .await
+        .expect("put the statement back");
+    refused(assumed, "sts:AssumeRole", &target);
+
+    // Template 3: the automation's right to read the step queues.
+    let queue = state
+        .seeded
+        .plane
+        .as_ref()
+        .expect("workflow")
+        .step_queues
+        .get(irf_engine::acquisition::STEPS_QUEUE)
+        .expect("the steps queue")
+        .clone();
+    let security_iam = aws_sdk_iam::Client::new(&admin.base_config(LAB_REGION));
+    let policy_arn = format!(
+        "arn:aws:iam::{}:policy/irf-automation",
+        state.seeded.security
+    );
+    let current = security_iam
+        .get_policy()
+        .policy_arn(&policy_arn)
+        .send()
+        .await
+        .expect("the automation policy")
+        .policy()
+        .and_then(|p| p.default_version_id())
+        .expect("its version")
+        .to_owned();
+    let document = security_iam
+        .get_policy_version()
+        .policy_arn(&policy_arn)
+        .version_id(&current)
+        .send()
+        .await
+        .expect("its document")
+        .policy_version()
+        .and_then(|v| v.document())
+        .expect("a document")
+        .to_owned();
+    let (_, reduced) = without(&document, "ConsumeStepQueues");
+    security_iam
+        .create_policy_version()
+        .policy_arn(&policy_arn)
+        .policy_document(reduced)
+        .set_as_default(true)
+        .send()
+        .await
+        .expect("remove the statement");
+    let worker = as_service(
+        "ecs-tasks.amazonaws.com",
+        &role(&state.seeded.security, "irf-worker"),
+        "irf-worker",
+    )
+    .await;
+    let received = aws_sdk_sqs::Client::new(&worker.base_config(LAB_REGION))
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(1)
+        .send()
+        .await;
+    security_iam
+        .set_default_policy_version()
+        .policy_arn(&policy_arn)
+        .version_id(&current)
+        .send()
+        .await
+        .expect("put the statement back");
+    let queue_arn = format!(
+        "arn:aws:sqs:{LAB_REGION}:{}:{}",
+        state.seeded.security,
+        queue.rsplit('/').next().unwrap_or_default()
+    );
+    refused(received, "sqs:ReceiveMessage", &queue_arn);
+}
