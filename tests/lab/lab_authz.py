@@ -420,9 +420,18 @@ class Authorizer:
         self.unmapped_operations = set()
 
     def status(self):
+        """The mode, the counts of requests allowed and refused, and where refusals are logged."""
         with self.lock:
             return {"mode": self.mode, **self.counts, "denial_log": self.log_path,
                     "unmapped_operations": sorted(self.unmapped_operations)}
+
+    def write_status(self):
+        """Writes the counts beside the denial log (authorization.json), for a run's figures."""
+        path = os.path.join(os.path.dirname(self.log_path) or ".", "authorization.json")
+        staged = f"{path}.{os.getpid()}.tmp"
+        with open(staged, "w", encoding="utf-8") as f:
+            json.dump(self.status(), f)
+        os.replace(staged, path)
 
     def set_mode(self, mode):
         if mode not in ("enforce", "audit", "off"):
@@ -521,6 +530,9 @@ class Authorizer:
         with self.lock:
             self.counts["seconds"] += time.monotonic() - started
             self.counts["refused" if refusal else "allowed"] += 1
+            decided = self.counts["allowed"] + self.counts["refused"]
+        if decided % 100 == 0:
+            self.write_status()
         if refusal is None:
             return None
         action, resource, answer, unmapped = refusal
@@ -643,10 +655,22 @@ def _resource_context(resource, request, account):
         return {}
     from moto.ec2.models import ec2_backends
 
-    region, owner, _, resource_id = match.groups()
-    backend = ec2_backends[owner or account][region or request.region]
+    region, owner, kind, resource_id = match.groups()
+    region = region or request.region
+    backend = ec2_backends[owner or account][region]
     tags = backend.tags.get(resource_id, {})
     context = {}
+    try:
+        if kind == "image":
+            context["ec2:Owner"] = backend.describe_images(ami_ids=[resource_id])[0].owner_id
+        elif kind == "subnet":
+            vpc = backend.get_subnet(resource_id).vpc_id
+            context["ec2:Vpc"] = f"arn:aws:ec2:{region}:{owner or account}:vpc/{vpc}"
+        elif kind == "security-group":
+            vpc = backend.get_security_group_from_id(resource_id).vpc_id
+            context["ec2:Vpc"] = f"arn:aws:ec2:{region}:{owner or account}:vpc/{vpc}"
+    except Exception:  # a resource that does not exist: EC2 itself answers for it
+        pass
     for key, value in tags.items():
         context[f"aws:ResourceTag/{key}"] = value
         context[f"ec2:ResourceTag/{key}"] = value

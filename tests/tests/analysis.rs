@@ -442,21 +442,29 @@ async fn a_host_gets_the_version_its_manifest_names_after_the_key_is_written_aga
     let key = artifact["key"].as_str().expect("artifact key");
     let expected = artifact["sha256"].as_str().expect("artifact hash");
 
-    // The key written again (a mistaken re-upload, or tampering): a newer version that is
-    // not the evidence.
-    let plane = irf_engine::acquisition::Plane::connect(context().await)
-        .await
-        .expect("plane");
-    let evidence = plane.evidence().expect("evidence bucket");
-    evidence
-        .client()
-        .put_object()
-        .bucket(&evidence.bucket)
-        .key(key)
-        .body(b"not the evidence".to_vec().into())
-        .send()
-        .await
-        .expect("overwrite the key");
+    // The key written again (a mistaken re-upload, or tampering, by someone who may write
+    // there: the Forensics account's administrator): a newer version that is not the evidence.
+    let bucket = lab()
+        .seeded
+        .plane
+        .as_ref()
+        .expect("workflow")
+        .evidence_bucket
+        .clone();
+    aws_sdk_s3::Client::new(
+        &irf_e2e::admin_context()
+            .await
+            .account_config(&lab().seeded.forensics, irf_engine::lab::LAB_REGION)
+            .await
+            .expect("Forensics as its administrator"),
+    )
+    .put_object()
+    .bucket(&bucket)
+    .key(key)
+    .body(b"not the evidence".to_vec().into())
+    .send()
+    .await
+    .expect("overwrite the key");
 
     let launched = launch(&case_id);
     let held = &launched["evidence"][0];
@@ -466,6 +474,9 @@ async fn a_host_gets_the_version_its_manifest_names_after_the_key_is_written_aga
     assert_eq!(irf_engine::hex(&Sha256::digest(&bytes)), expected);
 
     let instance_id = launched["instance_id"].as_str().expect("instance_id");
+    let plane = irf_engine::acquisition::Plane::connect(context().await)
+        .await
+        .expect("plane");
     let analysis = Analysis::connect(context().await).await.expect("analysis");
     irf_engine::analysis::hosts::terminate(&analysis, &plane, instance_id, instance_id)
         .await

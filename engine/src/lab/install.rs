@@ -223,7 +223,7 @@ fn npm_of(node: &str) -> Result<PathBuf, LabError> {
         .split('.')
         .next()
         .and_then(|m| m.parse::<u32>().ok());
-    if !major.is_some_and(|m| m >= MIN_NODE) {
+    if major.is_none_or(|m| m < MIN_NODE) {
         return Err(problem(format!(
             "it is Node.js {version}; the lab's policy evaluator needs {MIN_NODE} or newer"
         )));
