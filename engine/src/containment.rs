@@ -139,6 +139,11 @@ pub struct ContainmentPlan {
     /// Security groups of the VPC's SSM endpoints the isolation group may reach.
     pub ssm_endpoint_groups: Vec<String>,
     pub profile_after: String,
+    /// The role whose sessions on this instance are revoked: the original role, unless there
+    /// is none or it is irf's own IR or isolation role, which irf may not edit (template 5
+    /// denies it, so that the automation can never widen its own roles).
+    #[serde(default)]
+    pub revoked_role: Option<String>,
     pub changes: Vec<PlannedChange>,
     pub warnings: Vec<String>,
 }
@@ -680,7 +685,20 @@ async fn plan_with(
             .as_deref()
             .is_some_and(|a| profile_name(a) == profile_after),
     });
-    if let Some(role) = &original.role_name {
+    let revoked_role = original
+        .role_name
+        .clone()
+        .filter(|role| *role != options.ir_instance_profile && *role != options.isolation_profile);
+    if let Some(role) = original
+        .role_name
+        .as_ref()
+        .filter(|_| revoked_role.is_none())
+    {
+        warnings.push(format!(
+            "the instance's role {role} is irf's own IR role: its sessions on this instance stay valid until they expire (at most 6 hours), with the SSM rights that role has; irf may not edit its own roles"
+        ));
+    }
+    if let Some(role) = &revoked_role {
         changes.push(PlannedChange {
             action: "revoke the role's sessions on this instance".to_owned(),
             resource: format!("role/{role}"),
@@ -718,6 +736,7 @@ async fn plan_with(
         isolation_group_id: group_id,
         ssm_endpoint_groups: ssm_groups,
         profile_after,
+        revoked_role,
         changes,
         warnings,
     };
@@ -1090,7 +1109,7 @@ impl Run<'_> {
             )
             .await?;
         }
-        if let Some(role) = &plan.original.role_name {
+        if let Some(role) = &plan.revoked_role {
             let policy = revoke_policy_name(id);
             if !current.role_policies.contains(&policy) {
                 member

@@ -1029,3 +1029,107 @@ async fn keeping_ssm_allows_https_to_the_ssm_endpoints_only() {
     assert_eq!(restored.interfaces, before.interfaces);
     assert_eq!(restored.profile_arn, before.profile_arn);
 }
+
+/// A suspect without a profile gets irf's IR profile at prepare (so that SSM reaches it);
+/// containing it then must not try to edit that role, which template 5 forbids irf to
+/// touch: the plan says its sessions are not revoked, and apply and rollback succeed.
+#[tokio::test]
+async fn an_instance_on_the_ir_profile_is_contained_without_editing_irf_s_own_role() {
+    let (ctx, plane) = plane().await;
+    let instance = bystander(8);
+    let options = ContainmentOptions::from_config(ctx.config());
+    // What prepare does for a profile-less suspect, staged by the account's administrator.
+    let admin_ec2 = aws_sdk_ec2::Client::new(
+        &irf_e2e::admin_context()
+            .await
+            .account_config(&instance.account, &instance.region)
+            .await
+            .expect("the member as its administrator"),
+    );
+    let ir_profile = aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+        .name(&options.ir_instance_profile)
+        .build();
+    let associations = admin_ec2
+        .describe_iam_instance_profile_associations()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-id")
+                .values(&instance.instance_id)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("associations");
+    match associations
+        .iam_instance_profile_associations()
+        .iter()
+        .find_map(|a| a.association_id())
+    {
+        Some(association) => {
+            admin_ec2
+                .replace_iam_instance_profile_association()
+                .association_id(association)
+                .iam_instance_profile(ir_profile)
+                .send()
+                .await
+                .expect("the IR profile replaces the instance's");
+        }
+        None => {
+            admin_ec2
+                .associate_iam_instance_profile()
+                .instance_id(&instance.instance_id)
+                .iam_instance_profile(ir_profile)
+                .send()
+                .await
+                .expect("the IR profile attached");
+        }
+    }
+    let before = observe(&ctx, &instance).await;
+
+    let plan = containment::plan(&plane, &instance, &options)
+        .await
+        .expect("plan");
+    assert_eq!(plan.revoked_role, None, "{plan:?}");
+    assert!(
+        !plan.changes.iter().any(|c| c.action.contains("revoke")),
+        "{:?}",
+        plan.changes
+    );
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains(&options.ir_instance_profile) && w.contains("stay valid")),
+        "{:?}",
+        plan.warnings
+    );
+    let applied = containment::apply(&plane, &instance, &options, None, false)
+        .await
+        .expect("containment applies under the templates' policies");
+    assert_eq!(applied.record.state, ContainmentState::Contained);
+    let ir_role_policies = aws_sdk_iam::Client::new(
+        &irf_e2e::admin_context()
+            .await
+            .account_config(&instance.account, irf_engine::lab::LAB_REGION)
+            .await
+            .expect("the member as its administrator"),
+    )
+    .list_role_policies()
+    .role_name(&options.ir_instance_profile)
+    .send()
+    .await
+    .expect("the IR role's policies");
+    assert!(
+        !ir_role_policies
+            .policy_names()
+            .iter()
+            .any(|name| name.ends_with(&instance.instance_id)),
+        "irf's own role is left as it was: {:?}",
+        ir_role_policies.policy_names()
+    );
+    containment::rollback(&plane, &instance)
+        .await
+        .expect("rollback");
+    let restored = observe(&ctx, &instance).await;
+    assert_eq!(restored.profile_arn, before.profile_arn);
+    assert_eq!(restored.interfaces, before.interfaces);
+}

@@ -1147,6 +1147,7 @@ fn plan_of(
         isolation_group_id: None,
         ssm_endpoint_groups: vec![],
         profile_after: "IRIsolationProfile".into(),
+        revoked_role: None,
         changes: vec![PlannedChange {
             action: "replace security groups".into(),
             resource: "eni-0a1".into(),
