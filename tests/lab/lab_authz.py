@@ -40,6 +40,10 @@ _QUERY_XML = {"ec2", "iam", "sts", "sns", "autoscaling", "elasticloadbalancing",
 _JSON = {"ssm", "dynamodb", "kms", "states", "sqs", "organizations", "logs", "events"}
 _REST_JSON = {"ebs", "imagebuilder", "securityhub"}
 
+# The tags Session Manager gives each session (aws:ssmmessages:session-id: its starter's user id),
+# by session id; the emulator's session stand-in fills it.
+SESSION_TAGS = {}
+
 _ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
@@ -50,6 +54,8 @@ class Principal:
         self.arn, self.account, self.kind = arn, account, kind
         self.identity_policies, self.context = identity_policies, context
         self.session_policy, self.name = session_policy, name
+        # (region, VPC id) of an instance whose credentials these are, else None.
+        self.vpc = None
 
 
 def _policy_document(policy):
@@ -114,7 +120,13 @@ def identify(access_key):
         arn = f"arn:aws:sts::{role_account}:assumed-role/{role_name}/{session.session_name}"
         context = _principal_context(role.arn, role_account, "AssumedRole", f"{role.id}:{session.session_name}")
         policy = json.loads(session.policy) if session.policy else None
-        return Principal(arn, role_account, "assumed-role", _role_policies(role), context, policy, session.session_name)
+        principal = Principal(arn, role_account, "assumed-role", _role_policies(role), context, policy,
+                              session.session_name)
+        # An instance's credentials (EC2 names the session after the instance): its calls leave
+        # through its VPC, and so through that VPC's endpoints.
+        if re.fullmatch(r"i-[0-9a-f]+", session.session_name or ""):
+            principal.vpc = _instance_vpc(role_account, session.session_name)
+        return principal
     for user in iam_backends[account]["aws"].users.values():
         if any(key.access_key_id == access_key for key in user.access_keys):
             policies = [{"name": f"inline:{n}", "policy": json.loads(d.policy_document if hasattr(d, 'policy_document') else d)}
@@ -123,6 +135,35 @@ def identify(access_key):
             context = _principal_context(user.arn, account, "User", user.id)
             context["aws:username"] = user.name
             return Principal(user.arn, account, "user", policies, context, name=user.name)
+    return None
+
+
+def _instance_vpc(account, instance_id):
+    """(region, VPC id) of an instance of `account`, or None."""
+    from moto.ec2.models import ec2_backends
+
+    for region in list(ec2_backends[account].keys()):
+        backend = ec2_backends[account][region]
+        for reservation in list(backend.reservations.values()):
+            for instance in reservation.instances:
+                if instance.id == instance_id:
+                    return region, instance.vpc_id
+    return None
+
+
+def endpoint_of(principal, service):
+    """(endpoint id, VPC id, policy) of the gateway endpoint an instance's `service` calls pass
+    through, or None when the caller is not an instance in a VPC with one."""
+    if principal.vpc is None:
+        return None
+    from moto.ec2.models import ec2_backends
+
+    region, vpc_id = principal.vpc
+    backend = ec2_backends[principal.account][region]
+    for endpoint in list(backend.vpc_end_points.values()):
+        if endpoint.vpc_id == vpc_id and endpoint.service_name == f"com.amazonaws.{region}.{service}":
+            document = endpoint.policy_document
+            return endpoint.id, vpc_id, json.loads(document) if isinstance(document, str) else document
     return None
 
 
@@ -515,6 +556,11 @@ class Authorizer:
                 simulation["resourcePolicy"] = policy
             if principal.session_policy is not None:
                 simulation["sessionPolicy"] = principal.session_policy
+            endpoint = endpoint_of(principal, request.service)
+            if endpoint is not None:
+                endpoint_id, vpc_id, endpoint_policy = endpoint
+                simulation["vpcEndpointPolicies"] = [{"name": endpoint_id, "policy": endpoint_policy}]
+                simulation["context"].update({"aws:SourceVpce": endpoint_id, "aws:SourceVpc": vpc_id})
             answer = self.evaluator.decide(simulation)
             with self.lock:
                 self.counts["evaluations"] += 1
@@ -600,6 +646,8 @@ def _reason(action, answer, unmapped):
         return f"with an explicit deny in a {kinds[0]}-based policy"
     if answer.get("decision") == "Error":
         return f"because the lab could not evaluate it ({answer.get('error')})"
+    if "vpce" in (answer.get("blockedBy") or []):
+        return f"because no VPC endpoint policy allows the {action} action"
     if answer.get("identityResult") not in (None, "Allowed"):
         return f"because no identity-based policy allows the {action} action"
     return f"because no resource-based policy allows the {action} action"
@@ -648,8 +696,13 @@ def _resource_policy(kind, resource, request, account):
 def _resource_context(resource, request, account):
     """Tags of the EC2 resource a check names, as ec2:, aws: and ssm: resource tag keys.
 
-    Snapshot and image ARNs carry no account: they are looked up in the caller's.
+    Snapshot and image ARNs carry no account: they are looked up in the caller's. A Session
+    Manager session's tags are those the service gave it.
     """
+    session = re.match(r"^arn:aws:ssm:[^:]*:[^:]*:session/(.+)$", resource)
+    if session:
+        tags = SESSION_TAGS.get(session.group(1), {})
+        return {f"ssm:resourceTag/{k}": v for k, v in tags.items()} | {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
     match = re.match(r"^arn:aws:ec2:([^:]*):([^:]*):([a-z-]+)/(.+)$", resource)
     if not match or "*" in resource:
         return {}

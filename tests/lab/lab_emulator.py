@@ -1066,7 +1066,16 @@ class _StandIns:
             handler, content_type = self.commands.list_commands, "application/x-amz-json-1.1"
         elif service == "ssm" and target == "AmazonSSM.StartSession":
             caller = _caller_name(environ, access_key)
-            handler, content_type = (lambda a, r, q: self.sessions.start(a, r, q, caller)), "application/x-amz-json-1.1"
+            starter = lab_authz.identify(access_key)
+            user_id = starter.context.get("aws:userid") if starter is not None else access_key
+
+            def start_session(a, r, q):
+                started = self.sessions.start(a, r, q, caller)
+                # Session Manager tags each session with the user id of whoever started it.
+                lab_authz.SESSION_TAGS[started["SessionId"]] = {"aws:ssmmessages:session-id": user_id}
+                return started
+
+            handler, content_type = start_session, "application/x-amz-json-1.1"
         elif service == "ssm" and target == "AmazonSSM.TerminateSession":
             handler, content_type = self.sessions.terminate, "application/x-amz-json-1.1"
         elif service == "ssm" and target == "AmazonSSM.DescribeSessions":

@@ -200,6 +200,40 @@ async fn a_member_trigger_reaches_only_the_bridge() {
     );
 }
 
+/// An instance in the Analysis VPC with the analyst profile's credentials, as EC2 hands them
+/// to it: its calls to S3 leave through the VPC's gateway endpoint and its policy.
+async fn analysis_host() -> Arc<AwsContext> {
+    let state = lab();
+    let analysis = state.seeded.analysis.as_ref().expect("the Analysis VPC");
+    let admin = admin_context().await;
+    let ec2 = aws_sdk_ec2::Client::new(
+        &admin
+            .account_config(&state.seeded.forensics, LAB_REGION)
+            .await
+            .expect("Forensics as its administrator"),
+    );
+    let launched = ec2
+        .run_instances()
+        .image_id("ami-0a1b2c3d4e5f60718")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&analysis.subnet_ids[0])
+        .send()
+        .await
+        .expect("a host in the Analysis VPC");
+    let instance = launched.instances()[0]
+        .instance_id()
+        .expect("instance id")
+        .to_owned();
+    as_service(
+        "ec2.amazonaws.com",
+        &role(&state.seeded.forensics, "irf-analyst"),
+        &instance,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_analysis_host_reads_evidence_and_writes_none() {
     let _turn = POLICIES.lock().await;
@@ -221,13 +255,7 @@ async fn the_analysis_host_reads_evidence_and_writes_none() {
         .send()
         .await
         .expect("evidence to read");
-    let analyst = as_service(
-        "ec2.amazonaws.com",
-        &role(&state.seeded.forensics, "irf-analyst"),
-        "i-0authzanalyst",
-    )
-    .await;
-    let client = s3(&analyst).await;
+    let client = s3(&*analysis_host().await).await;
     client
         .get_object()
         .bucket(&bucket)
@@ -382,6 +410,66 @@ async fn a_needed_statement_removed_from_a_deployed_template_fails_its_call_by_n
         .await
         .expect("put the statement back");
     refused(read, "s3:GetObject", key);
+
+    // Template 1: the Analysis VPC's S3 endpoint, the only way its hosts reach evidence.
+    let host = s3(&*analysis_host().await).await;
+    host.get_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("the host reads through the endpoint");
+    let forensics_ec2 = aws_sdk_ec2::Client::new(
+        &admin
+            .account_config(&state.seeded.forensics, LAB_REGION)
+            .await
+            .expect("Forensics as its administrator"),
+    );
+    let analysis = state.seeded.analysis.as_ref().expect("the Analysis VPC");
+    let endpoints = forensics_ec2
+        .describe_vpc_endpoints()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(&analysis.vpc_id)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("the VPC's endpoints");
+    let endpoint = endpoints
+        .vpc_endpoints()
+        .iter()
+        .find(|e| e.service_name().is_some_and(|n| n.ends_with(".s3")))
+        .expect("the S3 gateway endpoint");
+    let endpoint_id = endpoint.vpc_endpoint_id().expect("id").to_owned();
+    let (original, reduced) = without(
+        endpoint.policy_document().expect("template 1's policy"),
+        "ReadEvidenceOnly",
+    );
+    // An endpoint policy needs a statement: one that lets nothing of the evidence through.
+    let mut reduced: serde_json::Value = serde_json::from_str(&reduced).expect("JSON");
+    reduced["Statement"] = serde_json::json!([{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:ListAllMyBuckets", "Resource": "*"
+    }]);
+    forensics_ec2
+        .modify_vpc_endpoint()
+        .vpc_endpoint_id(&endpoint_id)
+        .policy_document(reduced.to_string())
+        .send()
+        .await
+        .expect("remove the statement");
+    let read = host.get_object().bucket(&bucket).key(key).send().await;
+    forensics_ec2
+        .modify_vpc_endpoint()
+        .vpc_endpoint_id(&endpoint_id)
+        .policy_document(original)
+        .send()
+        .await
+        .expect("put the statement back");
+    let err = format!("{read:?}");
+    refused(read, "s3:GetObject", key);
+    assert!(err.contains("VPC endpoint policy"), "{err}");
 
     // Template 5: the operators in IRAutomation's trust.
     let instance = suspect(state);
