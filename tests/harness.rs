@@ -88,6 +88,7 @@ pub fn lab() -> &'static LabState {
         .join()
         .expect("the lab thread")
         .unwrap_or_else(|err| panic!("the test lab did not come up: {err}"));
+        print_refusals_on_failure();
         SharedLab { lab, _dir: dir }
     })
     .lab
@@ -141,6 +142,27 @@ pub fn lab_env(state: &LabState) -> [(&str, &str); 6] {
             state.config_path.to_str().expect("utf-8 config path"),
         ),
     ]
+}
+
+/// A failing test prints, after its own message, what the lab refused lately: a call AWS
+/// would refuse shows up there with its action and resource.
+fn print_refusals_on_failure() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        if let Some(shared) = LAB.get() {
+            let log = denial_log(&shared.lab.state);
+            let lines: Vec<&str> = log.lines().collect();
+            let recent = &lines[lines.len().saturating_sub(10)..];
+            if !recent.is_empty() {
+                eprintln!(
+                    "the lab's last refusals ({} in all):\n{}",
+                    lines.len(),
+                    recent.join("\n")
+                );
+            }
+        }
+    }));
 }
 
 /// What the lab refused so far (its denial log, one JSON line per refusal), for a failing

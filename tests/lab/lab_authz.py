@@ -538,7 +538,8 @@ class Authorizer:
                     if org:
                         extra["aws:ResourceOrgID"] = org
                 checks.append((item["action"], resource, owner, policy, extra, False))
-        return checks
+        # S3's own use of the object's key on the caller's behalf comes after S3 allows the call.
+        return checks + _s3_key_checks(request, principal)
 
     def authorize(self, principal, request):
         """None when allowed (or not enforced), else (status, code, message)."""
@@ -556,7 +557,9 @@ class Authorizer:
                 simulation["resourcePolicy"] = policy
             if principal.session_policy is not None:
                 simulation["sessionPolicy"] = principal.session_policy
-            endpoint = endpoint_of(principal, request.service)
+            # The endpoint sees the caller's own calls to its service, not the calls that
+            # service then makes on the caller's behalf (S3 to KMS).
+            endpoint = endpoint_of(principal, request.service) if action.startswith(request.service + ":") else None
             if endpoint is not None:
                 endpoint_id, vpc_id, endpoint_policy = endpoint
                 simulation["vpcEndpointPolicies"] = [{"name": endpoint_id, "policy": endpoint_policy}]
@@ -651,6 +654,60 @@ def _reason(action, answer, unmapped):
     if answer.get("identityResult") not in (None, "Allowed"):
         return f"because no identity-based policy allows the {action} action"
     return f"because no resource-based policy allows the {action} action"
+
+
+# S3 operations that use the object's KMS key on the caller's behalf, and the key actions they
+# need: writes make a data key, multipart uploads also decrypt it for each part and at the end,
+# reads decrypt it (HeadObject reads metadata only).
+_S3_KEY_USE = {
+    "PutObject": ("kms:GenerateDataKey",),
+    "CreateMultipartUpload": ("kms:GenerateDataKey", "kms:Decrypt"),
+    "UploadPart": ("kms:GenerateDataKey", "kms:Decrypt"),
+    "CompleteMultipartUpload": ("kms:Decrypt",),
+    "GetObject": ("kms:Decrypt",),
+    "GetObjectVersion": ("kms:Decrypt",),
+}
+
+
+def _s3_key_checks(request, principal):
+    """The KMS evaluations S3 makes with the caller's identity for an SSE-KMS object: the key
+    named in the request, else the object's, else the bucket's default; with kms:ViaService."""
+    if request.service != "s3" or request.operation not in _S3_KEY_USE:
+        return []
+    from moto.kms.models import kms_backends
+    from moto.s3.models import s3_backends
+
+    bucket_name, object_key = request.path_params.get("bucket"), request.path_params.get("key")
+    bucket = None
+    for acct in list(s3_backends.keys()):
+        bucket = s3_backends[acct]["aws"].buckets.get(bucket_name)
+        if bucket is not None:
+            break
+    if bucket is None:
+        return []
+    key_id = None
+    if (request.header("x-amz-server-side-encryption") or "") == "aws:kms":
+        key_id = request.header("x-amz-server-side-encryption-aws-kms-key-id")
+    if key_id is None and request.operation in ("GetObject", "GetObjectVersion"):
+        stored = bucket.keys.get(object_key)
+        if stored is not None and getattr(stored, "encryption", None) == "aws:kms":
+            key_id = stored.kms_key_id
+    if key_id is None:
+        default = ((bucket.encryption or {}).get("Rule") or {}).get("ApplyServerSideEncryptionByDefault") or {}
+        if default.get("SSEAlgorithm") == "aws:kms":
+            key_id = default.get("KMSMasterKeyID")
+    if not key_id or not key_id.startswith("arn:"):
+        return []  # an AWS managed key (aws/s3): its policy lets the account's principals use it
+    parts = key_id.split(":")
+    region, owner, key_uuid = parts[3], parts[4], parts[5].split("/")[-1]
+    key = kms_backends[owner][region].keys.get(key_uuid)
+    policy = json.loads(key.policy) if key is not None and key.policy else None
+    context = {
+        "kms:ViaService": f"s3.{request.region}.amazonaws.com",
+        "kms:CallerAccount": principal.account,
+        "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{bucket_name}",
+    }
+    return [(action, key_id, owner, policy, dict(context), False) for action in _S3_KEY_USE[request.operation]]
 
 
 def _resource_policy(kind, resource, request, account):

@@ -300,6 +300,7 @@ class Deployer:
         stack = Stack(request["name"], request["template"], request.get("parameters") or {},
                       request["account"], request["region"], request.get("physical") or {})
         only = request.get("only")
+        self._create_keys(stack)
         created, skipped = [], []
         # Roles and managed policies first: profiles, role policies and attachments name them.
         order = {"AWS::IAM::Role": 0, "AWS::IAM::ManagedPolicy": 1}
@@ -421,5 +422,44 @@ class Deployer:
                 return None
         return f"the lab has no {props.get('ServiceName')} endpoint in {props.get('VpcId')!r}"
 
+    @staticmethod
+    def _create_keys(stack):
+        """Creates the stack's KMS keys before anything is rendered: policies name their ARNs,
+        which only KMS chooses. Their key policies are set once rendered (_AWS_KMS_Key)."""
+        from moto.kms.models import kms_backends
+
+        backend = kms_backends[stack.account][stack.region]
+        for logical_id, resource in stack.template.get("Resources", {}).items():
+            if resource.get("Type") != "AWS::KMS::Key" or logical_id in stack.physical_given:
+                continue
+            if not stack.exists(logical_id):
+                continue
+            key = backend.create_key(policy=None, key_usage="ENCRYPT_DECRYPT", key_spec="SYMMETRIC_DEFAULT",
+                                     description=f"{stack.name} {logical_id}", tags=None)
+            stack.physical_given[logical_id] = {"ref": key.id, "attributes": {"Arn": key.arn, "KeyId": key.id}}
+
     def _AWS_KMS_Key(self, stack, logical_id, props):
-        return "the lab encrypts with the emulator's default keys (no customer managed key yet)"
+        from moto.kms.models import kms_backends
+
+        kms_backends[stack.account][stack.region].put_key_policy(
+            stack.ref(logical_id), _document(props["KeyPolicy"]))
+        return None
+
+    def _AWS_S3_Bucket(self, stack, logical_id, props):
+        """A bucket the lab made under the template's name gets the template's encryption."""
+        from moto.s3.models import s3_backends
+
+        backend = s3_backends[stack.account]["aws"]
+        name = stack.ref(logical_id)
+        if name not in backend.buckets:
+            return f"the lab has no bucket {name!r}"
+        for rule in props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", []):
+            default = rule.get("ServerSideEncryptionByDefault", {})
+            backend.put_bucket_encryption(name, {"Rule": {
+                "ApplyServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": default.get("SSEAlgorithm", "AES256"),
+                    **({"KMSMasterKeyID": default["KMSMasterKeyID"]} if "KMSMasterKeyID" in default else {}),
+                },
+                "BucketKeyEnabled": "true" if rule.get("BucketKeyEnabled") else "false",
+            }})
+        return None

@@ -334,6 +334,42 @@ async fn an_operation_without_a_rule_is_refused_by_name() {
     assert!(err.contains("authorization.json"), "{err}");
 }
 
+/// Runs the lab's AWS CLI as the Forensics account's administrator; its standard output.
+async fn forensics_cli(args: &[&str]) -> String {
+    let state = lab();
+    let assumed = aws_sdk_sts::Client::new(&admin_context().await.base_config(LAB_REGION))
+        .assume_role()
+        .role_arn(role(
+            &state.seeded.forensics,
+            "OrganizationAccountAccessRole",
+        ))
+        .role_session_name("key-administrator")
+        .send()
+        .await
+        .expect("the Forensics administrator");
+    let credentials = assumed.credentials().expect("credentials");
+    let aws = irf_engine::lab::install::installed()
+        .expect("the lab's tools")
+        .expect("installed")
+        .aws_cli();
+    let out = std::process::Command::new(aws)
+        .args(args)
+        .env("AWS_ENDPOINT_URL", &state.endpoint)
+        .env("AWS_ACCESS_KEY_ID", credentials.access_key_id())
+        .env("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key())
+        .env("AWS_SESSION_TOKEN", credentials.session_token())
+        .env("AWS_DEFAULT_REGION", LAB_REGION)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run the AWS CLI");
+    assert!(
+        out.status.success(),
+        "aws {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Replaces the statement `sid` of a policy document by nothing, returning the original.
 fn without(document: &str, sid: &str) -> (String, String) {
     // IAM answers policy documents URL-encoded.
@@ -410,6 +446,52 @@ async fn a_needed_statement_removed_from_a_deployed_template_fails_its_call_by_n
         .await
         .expect("put the statement back");
     refused(read, "s3:GetObject", key);
+
+    // Template 1: the evidence key's policy, which lets the operators decrypt through S3.
+    let evidence_key = state
+        .seeded
+        .plane
+        .as_ref()
+        .and_then(|p| p.evidence_kms_key_arn.clone())
+        .expect("template 1's evidence key");
+    // The key's administrator (the Forensics account's) edits its policy with the AWS CLI.
+    let key_policy = forensics_cli(&[
+        "kms",
+        "get-key-policy",
+        "--key-id",
+        &evidence_key,
+        "--policy-name",
+        "default",
+        "--query",
+        "Policy",
+        "--output",
+        "text",
+    ])
+    .await;
+    let (original, reduced) = without(key_policy.trim(), "OperatorsThroughS3");
+    let put_policy = async |policy: &str| {
+        forensics_cli(&[
+            "kms",
+            "put-key-policy",
+            "--key-id",
+            &evidence_key,
+            "--policy-name",
+            "default",
+            "--policy",
+            policy,
+        ])
+        .await
+    };
+    put_policy(&reduced).await;
+    let read = s3(&operator)
+        .await
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await;
+    put_policy(&original).await;
+    refused(read, "kms:Decrypt", &evidence_key);
 
     // Template 1: the Analysis VPC's S3 endpoint, the only way its hosts reach evidence.
     let host = s3(&*analysis_host().await).await;

@@ -32,6 +32,9 @@ pub struct LabPlane {
     pub step_queues: BTreeMap<String, String>,
     pub evidence_bucket: String,
     pub tooling_bucket: String,
+    /// The evidence key template 1 creates (the bucket's default encryption).
+    #[serde(default)]
+    pub evidence_kms_key_arn: Option<String>,
 }
 
 fn failed(step: &'static str) -> impl Fn(String) -> LabError {
@@ -203,6 +206,7 @@ pub async fn create(
         step_queues,
         evidence_bucket,
         tooling_bucket,
+        evidence_kms_key_arn: None,
     })
 }
 

@@ -602,11 +602,11 @@ pub async fn apply(
         .filter(|m| m.managed)
         .map(|m| m.id.clone())
         .collect();
-    let plane = super::plane::create(&seeder, &security_id, &forensics, memcap).await?;
+    let mut plane = super::plane::create(&seeder, &security_id, &forensics, memcap).await?;
     progress("building the Analysis VPC and the SIFT image pipeline");
     let analysis = Box::pin(super::analysis::create(&seeder, &forensics)).await?;
     progress("deploying the templates' roles and policies");
-    super::templates::deploy_all(
+    plane.evidence_kms_key_arn = super::templates::deploy_all(
         &super::control::Control::new(security.endpoint_url().unwrap_or_default()),
         &super::templates::LabAccounts {
             security: &security_id,
@@ -616,7 +616,8 @@ pub async fn apply(
         &managed,
         &analysis,
     )
-    .await?;
+    .await
+    .map(Some)?;
 
     progress("importing Security Hub findings");
     let findings = import_findings(
@@ -1218,7 +1219,7 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
             },
             crate::config::EvidenceConfig {
                 bucket: Some(plane.evidence_bucket.clone()),
-                kms_key_arn: None,
+                kms_key_arn: plane.evidence_kms_key_arn.clone(),
             },
         ),
         None => Default::default(),

@@ -166,29 +166,65 @@ impl Template {
     }
 }
 
-/// Deploys every template the lab needs, in the order a deployer follows: the Security
-/// account's (3, 4, the Security Hub actions), every managed member's and the Forensics
-/// account's member role (5), then the Forensics account's own (1, 6).
+/// Deploys every template the lab needs, in the order a deployer follows: the Forensics
+/// account's member role (5) and its own template (1, whose evidence key the others name), the
+/// Security account's (3, 4, the Security Hub actions), every managed member's member role
+/// (5), and the evidence bucket's policy (6). Returns the evidence key's ARN.
 pub async fn deploy_all(
     control: &Control,
     accounts: &LabAccounts<'_>,
     managed_members: &[AccountId],
     analysis: &LabAnalysis,
-) -> Result<(), LabError> {
+) -> Result<String, LabError> {
+    let region = LAB_REGION;
+    let none = serde_json::json!({});
+    let member_parameters = MEMBER.parameters(accounts, &[])?;
+    MEMBER
+        .deploy(
+            control,
+            accounts.forensics,
+            region,
+            &member_parameters,
+            none.clone(),
+        )
+        .await?;
+    let forensic_parameters = FORENSIC_ANALYSIS.parameters(
+        accounts,
+        &[("AnalysisVpcCidr", ANALYSIS_VPC_CIDR.to_owned())],
+    )?;
+    let forensics = FORENSIC_ANALYSIS
+        .deploy(
+            control,
+            accounts.forensics,
+            region,
+            &forensic_parameters,
+            analysis.physical_ids(ANALYSIS_VPC_CIDR),
+        )
+        .await?;
+    let evidence_key = forensics
+        .outputs
+        .get("EvidenceKmsKeyArn")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| LabError::Seed {
+            step: "deploy template 1",
+            message: "it gave no EvidenceKmsKeyArn".to_owned(),
+        })?
+        .to_owned();
     let trigger_roles = managed_members
         .iter()
         .map(|member| format!("arn:aws:iam::{member}:role/irf-trigger"))
         .collect::<Vec<_>>()
         .join(",");
-    let region = LAB_REGION;
-    let none = serde_json::json!({});
     for template in [ACQUISITION, MEMORY_TOOLING, SECURITY_HUB_ACTIONS] {
-        let overrides: &[(&str, String)] = if template.name == ACQUISITION.name {
-            &[("MemberTriggerRoleArns", trigger_roles.clone())]
+        let overrides: Vec<(&str, String)> = if template.name == ACQUISITION.name {
+            vec![
+                ("MemberTriggerRoleArns", trigger_roles.clone()),
+                ("EvidenceKmsKeyArn", evidence_key.clone()),
+            ]
         } else {
-            &[]
+            Vec::new()
         };
-        let parameters = template.parameters(accounts, overrides)?;
+        let parameters = template.parameters(accounts, &overrides)?;
         template
             .deploy(
                 control,
@@ -199,26 +235,13 @@ pub async fn deploy_all(
             )
             .await?;
     }
-    let member_parameters = MEMBER.parameters(accounts, &[])?;
-    for account in managed_members.iter().chain([accounts.forensics]) {
+    for account in managed_members {
         MEMBER
             .deploy(control, account, region, &member_parameters, none.clone())
             .await?;
     }
-    let forensic_parameters = FORENSIC_ANALYSIS.parameters(
-        accounts,
-        &[("AnalysisVpcCidr", ANALYSIS_VPC_CIDR.to_owned())],
-    )?;
-    FORENSIC_ANALYSIS
-        .deploy(
-            control,
-            accounts.forensics,
-            region,
-            &forensic_parameters,
-            analysis.physical_ids(ANALYSIS_VPC_CIDR),
-        )
-        .await?;
-    let evidence_parameters = EVIDENCE_POLICY.parameters(accounts, &[])?;
+    let evidence_parameters =
+        EVIDENCE_POLICY.parameters(accounts, &[("EvidenceKmsKeyArn", evidence_key.clone())])?;
     EVIDENCE_POLICY
         .deploy(
             control,
@@ -228,7 +251,7 @@ pub async fn deploy_all(
             none,
         )
         .await?;
-    Ok(())
+    Ok(evidence_key)
 }
 
 #[cfg(test)]
