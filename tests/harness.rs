@@ -172,6 +172,25 @@ pub fn denial_log(state: &LabState) -> String {
     std::fs::read_to_string(dir.join(irf_engine::lab::DENIAL_LOG)).unwrap_or_default()
 }
 
+/// A context on the shared lab as template 3's worker role, with the credentials ECS gives a
+/// task: the principal that writes evidence (and so the one a tampering test must borrow to
+/// write evidence encrypted with the evidence key, which no account administrator may use).
+pub async fn automation_context() -> Arc<AwsContext> {
+    let state = lab();
+    let worker = irf_engine::lab::control::Control::new(&state.endpoint)
+        .service_credentials(
+            "ecs-tasks.amazonaws.com",
+            &format!("arn:aws:iam::{}:role/irf-worker", state.seeded.security),
+            "irf-worker",
+        )
+        .await
+        .expect("the worker's credentials");
+    let config = irf_engine::config::Config::load_from(&state.config_path)
+        .expect("the lab's config")
+        .config;
+    Arc::new(AwsContext::connect(Arc::new(config), &worker.connect_options(&state.endpoint)).await)
+}
+
 /// A context on the shared lab as the lab's own administrator (the management account's
 /// root, and OrganizationAccountAccessRole in the other accounts): what a test uses to
 /// stage what no irf principal may do (tampering, a second operator).

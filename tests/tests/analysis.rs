@@ -443,7 +443,7 @@ async fn a_host_gets_the_version_its_manifest_names_after_the_key_is_written_aga
     let expected = artifact["sha256"].as_str().expect("artifact hash");
 
     // The key written again (a mistaken re-upload, or tampering, by someone who may write
-    // there: the Forensics account's administrator): a newer version that is not the evidence.
+    // there: the automation's role): a newer version that is not the evidence.
     let bucket = lab()
         .seeded
         .plane
@@ -452,11 +452,9 @@ async fn a_host_gets_the_version_its_manifest_names_after_the_key_is_written_aga
         .evidence_bucket
         .clone();
     aws_sdk_s3::Client::new(
-        &irf_e2e::admin_context()
+        &irf_e2e::automation_context()
             .await
-            .account_config(&lab().seeded.forensics, irf_engine::lab::LAB_REGION)
-            .await
-            .expect("Forensics as its administrator"),
+            .base_config(irf_engine::lab::LAB_REGION),
     )
     .put_object()
     .bucket(&bucket)

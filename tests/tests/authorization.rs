@@ -79,6 +79,20 @@ async fn s3(ctx: &AwsContext) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::new(&ctx.base_config(LAB_REGION))
 }
 
+/// Writes `body` at `key` of the evidence bucket as `ctx`; the error as AWS answered it.
+async fn put(ctx: &AwsContext, key: &str, body: &[u8]) -> Result<(), String> {
+    s3(ctx)
+        .await
+        .put_object()
+        .bucket(evidence_bucket())
+        .key(key)
+        .body(body.to_vec().into())
+        .send()
+        .await
+        .map(drop)
+        .map_err(|err| format!("{err:?}"))
+}
+
 #[tokio::test]
 async fn the_operator_reaches_members_and_evidence_but_writes_no_artifact() {
     let _turn = POLICIES.lock().await;
@@ -99,23 +113,16 @@ async fn the_operator_reaches_members_and_evidence_but_writes_no_artifact() {
     // The ledger seals of its own decisions are the only evidence it writes.
     let bucket = evidence_bucket();
     let client = s3(&operator).await;
-    client
-        .put_object()
-        .bucket(&bucket)
-        .key("cases/authz-operator/ledger/0000000001.json")
-        .body(b"{}".to_vec().into())
-        .send()
-        .await
-        .expect("the operator seals a ledger entry");
+    put(
+        &operator,
+        "cases/authz-operator/ledger/0000000001.json",
+        b"{}",
+    )
+    .await
+    .expect("the operator seals a ledger entry");
     let image = "cases/authz-operator/111111111111/i-0authz/disk/vol-0authz.raw";
     refused(
-        client
-            .put_object()
-            .bucket(&bucket)
-            .key(image)
-            .body(b"forged".to_vec().into())
-            .send()
-            .await,
+        put(&operator, image, b"forged").await,
         "s3:PutObject",
         image,
     );
@@ -144,12 +151,7 @@ async fn the_worker_writes_evidence_but_cannot_delete_it() {
     let client = s3(&worker).await;
     let bucket = evidence_bucket();
     let key = "cases/authz-worker/manifest.json";
-    client
-        .put_object()
-        .bucket(&bucket)
-        .key(key)
-        .body(b"{}".to_vec().into())
-        .send()
+    put(&worker, key, b"{}")
         .await
         .expect("the worker writes under cases/");
     refused(
@@ -158,13 +160,7 @@ async fn the_worker_writes_evidence_but_cannot_delete_it() {
         key,
     );
     refused(
-        client
-            .put_object()
-            .bucket(&bucket)
-            .key("outside-cases.txt")
-            .body(b"x".to_vec().into())
-            .send()
-            .await,
+        put(&worker, "outside-cases.txt", b"x").await,
         "s3:PutObject",
         "outside-cases.txt",
     );
@@ -200,18 +196,21 @@ async fn a_member_trigger_reaches_only_the_bridge() {
     );
 }
 
+/// The Forensics account as its administrator sees it.
+async fn forensics_admin() -> aws_types::sdk_config::SdkConfig {
+    admin_context()
+        .await
+        .account_config(&lab().seeded.forensics, LAB_REGION)
+        .await
+        .expect("Forensics as its administrator")
+}
+
 /// An instance in the Analysis VPC with the analyst profile's credentials, as EC2 hands them
 /// to it: its calls to S3 leave through the VPC's gateway endpoint and its policy.
 async fn analysis_host() -> Arc<AwsContext> {
     let state = lab();
     let analysis = state.seeded.analysis.as_ref().expect("the Analysis VPC");
-    let admin = admin_context().await;
-    let ec2 = aws_sdk_ec2::Client::new(
-        &admin
-            .account_config(&state.seeded.forensics, LAB_REGION)
-            .await
-            .expect("Forensics as its administrator"),
-    );
+    let ec2 = aws_sdk_ec2::Client::new(&forensics_admin().await);
     let launched = ec2
         .run_instances()
         .image_id("ami-0a1b2c3d4e5f60718")
@@ -246,16 +245,11 @@ async fn the_analysis_host_reads_evidence_and_writes_none() {
         "irf-worker",
     )
     .await;
-    s3(&worker)
-        .await
-        .put_object()
-        .bucket(&bucket)
-        .key(key)
-        .body(b"memory".to_vec().into())
-        .send()
+    put(&worker, key, b"memory")
         .await
         .expect("evidence to read");
-    let client = s3(&*analysis_host().await).await;
+    let host = analysis_host().await;
+    let client = s3(&host).await;
     client
         .get_object()
         .bucket(&bucket)
@@ -263,17 +257,7 @@ async fn the_analysis_host_reads_evidence_and_writes_none() {
         .send()
         .await
         .expect("the analysis host reads evidence");
-    refused(
-        client
-            .put_object()
-            .bucket(&bucket)
-            .key(key)
-            .body(b"changed".to_vec().into())
-            .send()
-            .await,
-        "s3:PutObject",
-        key,
-    );
+    refused(put(&host, key, b"changed").await, "s3:PutObject", key);
 }
 
 #[tokio::test]
@@ -399,21 +383,10 @@ async fn a_needed_statement_removed_from_a_deployed_template_fails_its_call_by_n
 
     // Template 6: the operators' read of evidence.
     let key = "cases/authz-operator/ledger/0000000002.json";
-    s3(&operator)
-        .await
-        .put_object()
-        .bucket(&bucket)
-        .key(key)
-        .body(b"{}".to_vec().into())
-        .send()
+    put(&operator, key, b"{}")
         .await
         .expect("a sealed entry to read");
-    let forensics_s3 = aws_sdk_s3::Client::new(
-        &admin
-            .account_config(&state.seeded.forensics, LAB_REGION)
-            .await
-            .expect("Forensics as its administrator"),
-    );
+    let forensics_s3 = aws_sdk_s3::Client::new(&forensics_admin().await);
     let policy = forensics_s3
         .get_bucket_policy()
         .bucket(&bucket)
@@ -424,13 +397,16 @@ async fn a_needed_statement_removed_from_a_deployed_template_fails_its_call_by_n
         .expect("a policy")
         .to_owned();
     let (original, reduced) = without(&policy, "OperatorsReadEvidence");
-    forensics_s3
-        .put_bucket_policy()
-        .bucket(&bucket)
-        .policy(reduced)
-        .send()
-        .await
-        .expect("remove the statement");
+    let set_bucket_policy = async |document: String| {
+        forensics_s3
+            .put_bucket_policy()
+            .bucket(&bucket)
+            .policy(document)
+            .send()
+            .await
+            .expect("the bucket policy set")
+    };
+    set_bucket_policy(reduced).await;
     let read = s3(&operator)
         .await
         .get_object()
@@ -438,13 +414,7 @@ async fn a_needed_statement_removed_from_a_deployed_template_fails_its_call_by_n
         .key(key)
         .send()
         .await;
-    forensics_s3
-        .put_bucket_policy()
-        .bucket(&bucket)
-        .policy(original)
-        .send()
-        .await
-        .expect("put the statement back");
+    set_bucket_policy(original).await;
     refused(read, "s3:GetObject", key);
 
     // Template 1: the evidence key's policy, which lets the operators decrypt through S3.
@@ -501,12 +471,7 @@ async fn a_needed_statement_removed_from_a_deployed_template_fails_its_call_by_n
         .send()
         .await
         .expect("the host reads through the endpoint");
-    let forensics_ec2 = aws_sdk_ec2::Client::new(
-        &admin
-            .account_config(&state.seeded.forensics, LAB_REGION)
-            .await
-            .expect("Forensics as its administrator"),
-    );
+    let forensics_ec2 = aws_sdk_ec2::Client::new(&forensics_admin().await);
     let analysis = state.seeded.analysis.as_ref().expect("the Analysis VPC");
     let endpoints = forensics_ec2
         .describe_vpc_endpoints()
@@ -534,21 +499,18 @@ async fn a_needed_statement_removed_from_a_deployed_template_fails_its_call_by_n
     reduced["Statement"] = serde_json::json!([{
         "Effect": "Allow", "Principal": "*", "Action": "s3:ListAllMyBuckets", "Resource": "*"
     }]);
-    forensics_ec2
-        .modify_vpc_endpoint()
-        .vpc_endpoint_id(&endpoint_id)
-        .policy_document(reduced.to_string())
-        .send()
-        .await
-        .expect("remove the statement");
+    let set_endpoint_policy = async |document: String| {
+        forensics_ec2
+            .modify_vpc_endpoint()
+            .vpc_endpoint_id(&endpoint_id)
+            .policy_document(document)
+            .send()
+            .await
+            .expect("the endpoint policy set")
+    };
+    set_endpoint_policy(reduced.to_string()).await;
     let read = host.get_object().bucket(&bucket).key(key).send().await;
-    forensics_ec2
-        .modify_vpc_endpoint()
-        .vpc_endpoint_id(&endpoint_id)
-        .policy_document(original)
-        .send()
-        .await
-        .expect("put the statement back");
+    set_endpoint_policy(original).await;
     let err = format!("{read:?}");
     refused(read, "s3:GetObject", key);
     assert!(err.contains("VPC endpoint policy"), "{err}");
@@ -572,13 +534,16 @@ async fn a_needed_statement_removed_from_a_deployed_template_fails_its_call_by_n
         .expect("its trust")
         .to_owned();
     let (original, reduced) = without(&trust, "Operators");
-    member_iam
-        .update_assume_role_policy()
-        .role_name("IRAutomation")
-        .policy_document(reduced)
-        .send()
-        .await
-        .expect("remove the statement");
+    let set_trust = async |document: String| {
+        member_iam
+            .update_assume_role_policy()
+            .role_name("IRAutomation")
+            .policy_document(document)
+            .send()
+            .await
+            .expect("IRAutomation's trust set")
+    };
+    set_trust(reduced).await;
     let target = role(&instance.account, "IRAutomation");
     let assumed = aws_sdk_sts::Client::new(&operator.base_config(LAB_REGION))
         .assume_role()
@@ -586,13 +551,7 @@ async fn a_needed_statement_removed_from_a_deployed_template_fails_its_call_by_n
         .role_session_name("authz-operator")
         .send()
         .await;
-    member_iam
-        .update_assume_role_policy()
-        .role_name("IRAutomation")
-        .policy_document(original)
-        .send()
-        .await
-        .expect("put the statement back");
+    set_trust(original).await;
     refused(assumed, "sts:AssumeRole", &target);
 
     // Template 3: the automation's right to read the step queues.

@@ -280,14 +280,19 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         .into_bytes();
     let mut changed = body.to_vec();
     changed[4096] ^= 0x01;
-    forensics_admin
-        .put_object()
-        .bucket(&evidence.bucket)
-        .key(&memory.key)
-        .body(changed.into())
-        .send()
-        .await
-        .expect("overwrite memory");
+    // Written by the automation's role: the evidence key lets no administrator encrypt.
+    aws_sdk_s3::Client::new(
+        &irf_e2e::automation_context()
+            .await
+            .base_config(irf_engine::lab::LAB_REGION),
+    )
+    .put_object()
+    .bucket(&evidence.bucket)
+    .key(&memory.key)
+    .body(changed.into())
+    .send()
+    .await
+    .expect("overwrite memory");
     verify_fails_naming(&case_id, "a changed memory image", |f| {
         f.starts_with(&format!("{}:", memory.key)) && f.contains("manifest says")
     });
