@@ -422,6 +422,8 @@ done
         reseeded.seeded.instances.len(),
         state.seeded.instances.len()
     );
+    // The tag path works on the new lab: its runtime acts with the new lab's roles.
+    tag_opens_a_case(&reseeded);
 
     let down = run_irf(&["lab", "down"], &env);
     assert!(down.status.success());
@@ -1017,4 +1019,51 @@ fn hostile_tag_values_planted_in_the_lab_render_inert() {
     );
     session.send("q");
     assert!(session.wait_exit(Duration::from_secs(10)));
+}
+
+/// Tags the suspect of `state`'s lab `SecurityIncidentStatus=Analyze` as its operator and
+/// waits for the member trigger to open its case.
+fn tag_opens_a_case(state: &LabState) {
+    let suspect = irf_e2e::suspect(state);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let member = state
+            .connect()
+            .await
+            .expect("the new lab's operator")
+            .account_config(&suspect.account, &suspect.region)
+            .await
+            .expect("the member role");
+        aws_sdk_ec2::Client::new(&member)
+            .create_tags()
+            .resources(&suspect.id)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("SecurityIncidentStatus")
+                    .value("Analyze")
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("the tag");
+    });
+    let env = lab_env(state);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = run_irf(&["cases", "--json"], &env);
+        if String::from_utf8_lossy(&out.stdout).contains(&suspect.id) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no case opened for {} after the reset; runtime log:\n{}",
+            suspect.id,
+            std::fs::read_to_string(state.config_path.with_file_name("runtime.log"))
+                .unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

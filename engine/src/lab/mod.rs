@@ -185,6 +185,11 @@ pub struct LabState {
     /// The operator's session: template 3's operator role, which irf and the AWS CLI act as.
     #[serde(default)]
     pub operator: Option<LabCredentials>,
+    /// The tag events a runtime started on this lab delivers: those after this sequence
+    /// number (set by a reset, so that a tag set right after it is not missed); without it,
+    /// those after the runtime starts.
+    #[serde(default)]
+    pub events_after: Option<u64>,
 }
 
 impl LabState {
@@ -376,6 +381,7 @@ impl Lab {
             seeded,
             runtime_pid: None,
             operator: Some(operator),
+            events_after: None,
         };
         let recorded = seed::lab_config(&state.seeded)
             .write_to(&config_path)
@@ -545,17 +551,40 @@ pub async fn reset(
         .ok_or(LabError::NotRunning)?;
     let options = seed.unwrap_or_else(|| state.seeded.options.clone());
     options.validate()?;
+    // The runtime acts with credentials of the lab it started on (the worker's and the
+    // triggers' roles), which the reset drops: it stops now and starts again on the new lab.
+    let runtime_exe = runtime_exe_of(&state);
+    if let Some(pid) = state.runtime_pid.take() {
+        runtime::stop_pid(pid);
+    }
+    let control = Control::new(&state.endpoint);
+    state.events_after = control
+        .get_json("/irf-lab/events?after=0")
+        .await?
+        .get("last")
+        .and_then(serde_json::Value::as_u64);
     progress("dropping every resource of the lab");
-    Control::new(&state.endpoint).reset().await?;
+    control.reset().await?;
     let _ = std::fs::remove_dir_all(dir.join("volumes"));
     let _ = std::fs::remove_dir_all(dir.join("hosts"));
-    let memcap = runtime_exe_of(&state);
-    let (seeded, operator) =
-        prepare_and_seed(dir, &state.endpoint, &options, memcap.as_deref(), progress).await?;
+    let (seeded, operator) = prepare_and_seed(
+        dir,
+        &state.endpoint,
+        &options,
+        runtime_exe.as_deref(),
+        progress,
+    )
+    .await?;
     state.seeded = seeded;
     state.operator = Some(operator);
     seed::lab_config(&state.seeded).write_to(&state.config_path)?;
     state.save(dir)?;
+    if let Some(exe) = runtime_exe {
+        progress("starting the lab runtime again");
+        let running = runtime::spawn(&exe, dir, &dir.join("runtime.log"), false)?;
+        state.runtime_pid = Some(running.detach());
+        state.save(dir)?;
+    }
     Ok(state)
 }
 
@@ -598,6 +627,7 @@ mod tests {
                 secret_access_key: "lab-operator-secret".into(),
                 session_token: "lab-operator-token".into(),
             }),
+            events_after: None,
         }
     }
 

@@ -242,7 +242,12 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
 
     tracing::info!(endpoint = state.endpoint, "lab runtime started");
     let worker = tokio::spawn(worker::run(plane.clone(), options, stop_rx.clone()));
-    let events = tokio::spawn(deliver_events(triggers, control.clone(), stop_rx.clone()));
+    let events = tokio::spawn(deliver_events(
+        triggers,
+        control.clone(),
+        state.events_after,
+        stop_rx.clone(),
+    ));
     let sessions = tokio::spawn(super::agent::serve(
         control.clone(),
         dir.join("hosts"),
@@ -319,14 +324,23 @@ impl Triggers {
     }
 }
 
-async fn deliver_events(triggers: Triggers, control: Control, mut stop: watch::Receiver<bool>) {
-    // Only events from now on: a restarted runtime does not replay old triggers.
-    let mut after = control
-        .get_json("/irf-lab/events?after=0")
-        .await
-        .ok()
-        .and_then(|v| v["last"].as_u64())
-        .unwrap_or(0);
+async fn deliver_events(
+    triggers: Triggers,
+    control: Control,
+    from: Option<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Only events from now on (or from the reset that started this runtime): a restarted
+    // runtime does not replay old triggers.
+    let mut after = match from {
+        Some(sequence) => sequence,
+        None => control
+            .get_json("/irf-lab/events?after=0")
+            .await
+            .ok()
+            .and_then(|v| v["last"].as_u64())
+            .unwrap_or(0),
+    };
     while !*stop.borrow() {
         match control
             .get_json(&format!("/irf-lab/events?after={after}"))
