@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use irf_engine::aws::AwsContext;
+use irf_engine::config::AccountId;
+use irf_engine::lab::control::ServicePrincipal;
 use irf_engine::lab::seed::SeedOptions;
-use irf_engine::lab::{Authorization, Lab, LabOptions, LabState};
+use irf_engine::lab::{Authorization, Lab, LabOptions, LabState, ORG_ACCESS_ROLE, WORKER_ROLE};
 
 struct SharedLab {
     lab: Lab,
@@ -172,23 +174,77 @@ pub fn denial_log(state: &LabState) -> String {
     std::fs::read_to_string(dir.join(irf_engine::lab::DENIAL_LOG)).unwrap_or_default()
 }
 
+/// A context on the shared lab acting as `role`, with the credentials the AWS service
+/// `service` gives the role it runs as.
+pub async fn service_context(
+    service: ServicePrincipal,
+    role: &str,
+    session: &str,
+) -> Arc<AwsContext> {
+    let state = lab();
+    let credentials = irf_engine::lab::control::Control::new(&state.endpoint)
+        .service_credentials(service, role, session)
+        .await
+        .unwrap_or_else(|err| panic!("{} credentials for {role}: {err}", service.as_str()));
+    let config = irf_engine::config::Config::load_from(&state.config_path)
+        .expect("the lab's config")
+        .config;
+    Arc::new(
+        AwsContext::connect(
+            Arc::new(config),
+            &credentials.connect_options(&state.endpoint),
+        )
+        .await,
+    )
+}
+
 /// A context on the shared lab as template 3's worker role, with the credentials ECS gives a
 /// task: the principal that writes evidence (and so the one a tampering test must borrow to
 /// write evidence encrypted with the evidence key, which no account administrator may use).
 pub async fn automation_context() -> Arc<AwsContext> {
     let state = lab();
-    let worker = irf_engine::lab::control::Control::new(&state.endpoint)
-        .service_credentials(
-            "ecs-tasks.amazonaws.com",
-            &format!("arn:aws:iam::{}:role/irf-worker", state.seeded.security),
-            "irf-worker",
-        )
+    service_context(
+        ServicePrincipal::EcsTasks,
+        &format!("arn:aws:iam::{}:role/{WORKER_ROLE}", state.seeded.security),
+        WORKER_ROLE,
+    )
+    .await
+}
+
+/// The Forensics account as its administrator sees it (`OrganizationAccountAccessRole`).
+pub async fn forensics_admin() -> aws_types::SdkConfig {
+    admin_context()
         .await
-        .expect("the worker's credentials");
-    let config = irf_engine::config::Config::load_from(&state.config_path)
-        .expect("the lab's config")
-        .config;
-    Arc::new(AwsContext::connect(Arc::new(config), &worker.connect_options(&state.endpoint)).await)
+        .account_config(&lab().seeded.forensics, irf_engine::lab::LAB_REGION)
+        .await
+        .expect("Forensics as its administrator")
+}
+
+/// Sets `SecurityIncidentStatus=value` on an instance as `ctx` would through the member role:
+/// the responder's move (the console or the AWS CLI) that the member trigger answers.
+pub async fn set_incident_tag(
+    ctx: &AwsContext,
+    account: &AccountId,
+    region: &str,
+    instance_id: &str,
+    value: &str,
+) {
+    let member = ctx
+        .account_config(account, region)
+        .await
+        .expect("the member role");
+    aws_sdk_ec2::Client::new(&member)
+        .create_tags()
+        .resources(instance_id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("SecurityIncidentStatus")
+                .value(value)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("the incident tag");
 }
 
 /// A context on the shared lab as the lab's own administrator (the management account's
@@ -199,7 +255,7 @@ pub async fn admin_context() -> Arc<AwsContext> {
     let mut config = irf_engine::config::Config::load_from(&state.config_path)
         .expect("the lab's config")
         .config;
-    config.accounts.member_role = "OrganizationAccountAccessRole".to_owned();
+    config.accounts.member_role = ORG_ACCESS_ROLE.to_owned();
     Arc::new(
         AwsContext::connect(
             Arc::new(config),

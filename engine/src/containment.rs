@@ -140,8 +140,8 @@ pub struct ContainmentPlan {
     pub ssm_endpoint_groups: Vec<String>,
     pub profile_after: String,
     /// The role whose sessions on this instance are revoked: the original role, unless there
-    /// is none or it is irf's own IR or isolation role, which irf may not edit (template 5
-    /// denies it, so that the automation can never widen its own roles).
+    /// is none or it is the role of irf's own IR or isolation profile, which irf may not edit
+    /// (template 5 denies it, so that the automation can never widen its own roles).
     #[serde(default)]
     pub revoked_role: Option<String>,
     pub changes: Vec<PlannedChange>,
@@ -685,10 +685,14 @@ async fn plan_with(
             .as_deref()
             .is_some_and(|a| profile_name(a) == profile_after),
     });
-    let revoked_role = original
-        .role_name
-        .clone()
-        .filter(|role| *role != options.ir_instance_profile && *role != options.isolation_profile);
+    let irfs_own_profile = original
+        .profile_arn
+        .as_deref()
+        .map(profile_name)
+        .is_some_and(|name| {
+            name == options.ir_instance_profile || name == options.isolation_profile
+        });
+    let revoked_role = original.role_name.clone().filter(|_| !irfs_own_profile);
     if let Some(role) = original
         .role_name
         .as_ref()

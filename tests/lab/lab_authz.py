@@ -541,30 +541,46 @@ class Authorizer:
         # S3's own use of the object's key on the caller's behalf comes after S3 allows the call.
         return checks + _s3_key_checks(request, principal)
 
+    def evaluate(self, principal, request, action, resource, owner, policy, context):
+        """The evaluator's answer for one action on one resource, with every policy that applies."""
+        simulation = {
+            "principal": principal.arn, "action": action, "resource": resource,
+            "resourceAccount": owner, "context": {**principal.context, **context},
+            "identityPolicies": principal.identity_policies,
+        }
+        if policy is not None:
+            simulation["resourcePolicy"] = policy
+        if principal.session_policy is not None:
+            simulation["sessionPolicy"] = principal.session_policy
+        # The endpoint sees the caller's own calls to its service, not the calls that service
+        # then makes on the caller's behalf (S3 to KMS).
+        endpoint = endpoint_of(principal, request.service) if action.startswith(request.service + ":") else None
+        if endpoint is not None:
+            endpoint_id, vpc_id, endpoint_policy = endpoint
+            simulation["vpcEndpointPolicies"] = [{"name": endpoint_id, "policy": endpoint_policy}]
+            simulation["context"].update({"aws:SourceVpce": endpoint_id, "aws:SourceVpc": vpc_id})
+        return self.evaluator.decide(simulation)
+
+    def refuse(self, principal, request, action, resource, answer, reason, unmapped=False):
+        """Records a refusal in the denial log; the AccessDenied message when enforcing, else None."""
+        message = f"User: {principal.arn} is not authorized to perform: {action} on resource: {resource} {reason}"
+        self._record({
+            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(), "mode": self.mode,
+            "principal": principal.arn, "operation": f"{request.service}:{request.operation}",
+            "action": action, "resource": resource, "decision": answer.get("decision"),
+            "unmapped": unmapped,
+            "reasons": answer.get("reasons") or answer.get("error"), "message": message,
+        })
+        return message if self.mode == "enforce" else None
+
     def authorize(self, principal, request):
-        """None when allowed (or not enforced), else (status, code, message)."""
+        """None when allowed (or not enforced), else the AccessDenied message naming action and resource."""
         if self.mode == "off":
             return None
         started = time.monotonic()
         refusal = None
         for action, resource, owner, policy, context, unmapped in self.checks(principal, request):
-            simulation = {
-                "principal": principal.arn, "action": action, "resource": resource,
-                "resourceAccount": owner, "context": {**principal.context, **context},
-                "identityPolicies": principal.identity_policies,
-            }
-            if policy is not None:
-                simulation["resourcePolicy"] = policy
-            if principal.session_policy is not None:
-                simulation["sessionPolicy"] = principal.session_policy
-            # The endpoint sees the caller's own calls to its service, not the calls that
-            # service then makes on the caller's behalf (S3 to KMS).
-            endpoint = endpoint_of(principal, request.service) if action.startswith(request.service + ":") else None
-            if endpoint is not None:
-                endpoint_id, vpc_id, endpoint_policy = endpoint
-                simulation["vpcEndpointPolicies"] = [{"name": endpoint_id, "policy": endpoint_policy}]
-                simulation["context"].update({"aws:SourceVpce": endpoint_id, "aws:SourceVpc": vpc_id})
-            answer = self.evaluator.decide(simulation)
+            answer = self.evaluate(principal, request, action, resource, owner, policy, context)
             with self.lock:
                 self.counts["evaluations"] += 1
                 if unmapped:
@@ -585,18 +601,7 @@ class Authorizer:
         if refusal is None:
             return None
         action, resource, answer, unmapped = refusal
-        reason = _reason(action, answer, unmapped)
-        message = f"User: {principal.arn} is not authorized to perform: {action} on resource: {resource} {reason}"
-        self._record({
-            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(), "mode": self.mode,
-            "principal": principal.arn, "operation": f"{request.service}:{request.operation}",
-            "action": action, "resource": resource, "decision": answer.get("decision"),
-            "unmapped": unmapped, "reasons": answer.get("reasons") or answer.get("error"),
-            "message": message,
-        })
-        if self.mode != "enforce":
-            return None
-        return message
+        return self.refuse(principal, request, action, resource, answer, _reason(action, answer, unmapped), unmapped)
 
 
 _READS = ("GetObject", "HeadObject", "GetObjectVersion", "HeadObjectVersion")
@@ -610,34 +615,18 @@ def hides_missing_key(authorizer, principal, request):
     """
     if request.service != "s3" or request.operation not in _READS or authorizer.mode == "off":
         return None
-    from moto.s3.models import s3_backends
-
-    bucket_name, key = request.path_params.get("bucket"), request.path_params.get("key")
-    for account in list(s3_backends.keys()):
-        bucket = s3_backends[account]["aws"].buckets.get(bucket_name)
-        if bucket is None:
-            continue
-        if bucket.keys.get(key) is not None:
-            return None
-        resource = f"arn:aws:s3:::{bucket_name}"
-        answer = authorizer.evaluator.decide({
-            "principal": principal.arn, "action": "s3:ListBucket", "resource": resource,
-            "resourceAccount": bucket.account_id, "context": dict(principal.context),
-            "identityPolicies": principal.identity_policies,
-            **({"resourcePolicy": json.loads(bucket.policy)} if bucket.policy else {}),
-        })
-        if answer.get("decision") == "Allowed":
-            return None
-        message = (f"User: {principal.arn} is not authorized to perform: s3:ListBucket on resource: "
-                   f"{resource} because no policy allows it: S3 answers AccessDenied, not NoSuchKey, for "
-                   f"the missing key {key!r}")
-        authorizer._record({"time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                            "mode": authorizer.mode, "principal": principal.arn,
-                            "operation": f"s3:{request.operation}", "action": "s3:ListBucket",
-                            "resource": resource, "decision": answer.get("decision"), "unmapped": False,
-                            "reasons": "missing key without s3:ListBucket", "message": message})
-        return message if authorizer.mode == "enforce" else None
-    return None
+    bucket = find_bucket(request.path_params.get("bucket"))
+    key = request.path_params.get("key")
+    if bucket is None or bucket.keys.get(key) is not None:
+        return None
+    resource = f"arn:aws:s3:::{bucket.name}"
+    answer = authorizer.evaluate(principal, request, "s3:ListBucket", resource, bucket.account_id,
+                                 json.loads(bucket.policy) if bucket.policy else None, {})
+    if answer.get("decision") == "Allowed":
+        return None
+    return authorizer.refuse(principal, request, "s3:ListBucket", resource, answer,
+                             f"because no policy allows it: S3 answers AccessDenied, not NoSuchKey, "
+                             f"for the missing key {key!r}")
 
 
 def _reason(action, answer, unmapped):
@@ -675,14 +664,9 @@ def _s3_key_checks(request, principal):
     if request.service != "s3" or request.operation not in _S3_KEY_USE:
         return []
     from moto.kms.models import kms_backends
-    from moto.s3.models import s3_backends
 
     bucket_name, object_key = request.path_params.get("bucket"), request.path_params.get("key")
-    bucket = None
-    for acct in list(s3_backends.keys()):
-        bucket = s3_backends[acct]["aws"].buckets.get(bucket_name)
-        if bucket is not None:
-            break
+    bucket = find_bucket(bucket_name)
     if bucket is None:
         return []
     key_id = None
@@ -710,18 +694,24 @@ def _s3_key_checks(request, principal):
     return [(action, key_id, owner, policy, dict(context), False) for action in _S3_KEY_USE[request.operation]]
 
 
+def find_bucket(name):
+    """The emulator's bucket `name`, in whichever account owns it, or None."""
+    from moto.s3.models import s3_backends
+
+    for account in list(s3_backends.keys()):
+        bucket = s3_backends[account]["aws"].buckets.get(name)
+        if bucket is not None:
+            return bucket
+    return None
+
+
 def _resource_policy(kind, resource, request, account):
     """(policy document or None, owner account) of the resource a check names."""
     if kind == "bucket":
-        from moto.s3.models import s3_backends
-
-        bucket_name = resource.split(":::", 1)[-1].split("/", 1)[0]
-        for acct in list(s3_backends.keys()):
-            bucket = s3_backends[acct]["aws"].buckets.get(bucket_name)
-            if bucket is not None:
-                policy = json.loads(bucket.policy) if bucket.policy else None
-                return policy, bucket.account_id
-        return None, account
+        bucket = find_bucket(resource.split(":::", 1)[-1].split("/", 1)[0])
+        if bucket is None:
+            return None, account
+        return (json.loads(bucket.policy) if bucket.policy else None), bucket.account_id
     if kind == "trust":
         from moto.iam.models import iam_backends
 

@@ -507,16 +507,6 @@ class _Sessions:
         return {"Sessions": listed}
 
 
-def _caller_name(environ, access_key: str) -> str:
-    """The session name of an assumed role, else the access key: AWS names sessions after the caller."""
-    from moto.sts.models import sts_backends
-
-    for role in sts_backends[get_account_id_from(access_key)]["aws"].assumed_roles:
-        if role.access_key_id == access_key:
-            return role.session_name
-    return access_key
-
-
 def _batch_update_findings(account: str, region: str, request: dict) -> dict:
     hub = securityhub_backends[account][region]
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -1065,8 +1055,9 @@ class _StandIns:
         elif service == "ssm" and target == "AmazonSSM.ListCommands":
             handler, content_type = self.commands.list_commands, "application/x-amz-json-1.1"
         elif service == "ssm" and target == "AmazonSSM.StartSession":
-            caller = _caller_name(environ, access_key)
+            # AWS names a session after its starter and tags it with the starter's user id.
             starter = lab_authz.identify(access_key)
+            caller = (starter.name if starter is not None else None) or access_key
             user_id = starter.context.get("aws:userid") if starter is not None else access_key
 
             def start_session(a, r, q):
@@ -1277,7 +1268,7 @@ class _Authorization:
             if path == "/irf-lab/deploy" and method == "POST":
                 result = self.deployer.deploy(_json_body(environ))
             elif path == "/irf-lab/service-credentials" and method == "POST":
-                result = _service_credentials(_json_body(environ))
+                result = _service_credentials(_json_body(environ), self.authorizer)
             elif path == "/irf-lab/authorization" and method == "GET":
                 result = self.authorizer.status()
             elif path == "/irf-lab/authorization" and method == "POST":
@@ -1307,7 +1298,7 @@ def _read_lines(path):
         return []
 
 
-def _service_credentials(request):
+def _service_credentials(request, authorizer):
     """Credentials of a role for the AWS service that runs as it, as the service would get them.
 
     The role's trust policy must let the service assume it (Lambda for a function's role, ECS
@@ -1328,13 +1319,13 @@ def _service_credentials(request):
         role = iam_backends[account]["aws"].get_role(name)
     except Exception:
         raise _Refusal("404 Not Found", "NoSuchEntity", f"no role {role_arn}")
-    trust = json.loads(role.assume_role_policy_document)
-    allowed = any(
-        statement.get("Effect") == "Allow"
-        and "sts:AssumeRole" in ([statement.get("Action")] if isinstance(statement.get("Action"), str) else statement.get("Action", []))
-        and service in ([p] if isinstance(p := (statement.get("Principal") or {}).get("Service", []), str) else p)
-        for statement in trust.get("Statement", [])
-    )
+    # The service assumes the role as any principal would: its trust policy decides.
+    answer = authorizer.evaluator.decide({
+        "principal": service, "action": "sts:AssumeRole", "resource": role.arn, "resourceAccount": account,
+        "context": {"aws:SourceAccount": account, "aws:SecureTransport": "true"},
+        "identityPolicies": [], "resourcePolicy": json.loads(role.assume_role_policy_document),
+    })
+    allowed = answer.get("decision") == "Allowed"
     if not allowed:
         raise _Refusal("403 Forbidden", "AccessDenied",
                        f"the trust policy of {role_arn} does not let {service} assume it")

@@ -87,22 +87,14 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
     let expected_disk_sha = sha256_file(&disk.image);
 
     // The responder's move: the tag, as the console or the AWS CLI would set it.
-    let member = ctx
-        .account_config(&suspect.account, &suspect.region)
-        .await
-        .expect("member config");
-    aws_sdk_ec2::Client::new(&member)
-        .create_tags()
-        .resources(&suspect.id)
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key("SecurityIncidentStatus")
-                .value("Analyze")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("tag the suspect");
+    irf_e2e::set_incident_tag(
+        &ctx,
+        &suspect.account,
+        &suspect.region,
+        &suspect.id,
+        "Analyze",
+    )
+    .await;
 
     let case = wait_for(
         "the tag to open a case",

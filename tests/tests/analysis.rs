@@ -79,13 +79,7 @@ fn launch(case_id: &str) -> serde_json::Value {
 /// EC2 of the Forensics account as its administrator sees it: what the tests observe, not
 /// what irf's roles may do.
 async fn forensics_ec2() -> aws_sdk_ec2::Client {
-    let ctx = irf_e2e::admin_context().await;
-    let forensics = lab().seeded.forensics.clone();
-    aws_sdk_ec2::Client::new(
-        &ctx.account_config(&forensics, irf_engine::lab::LAB_REGION)
-            .await
-            .expect("the Forensics account"),
-    )
+    aws_sdk_ec2::Client::new(&irf_e2e::forensics_admin().await)
 }
 
 fn ledger_actions(case_id: &str) -> Vec<(String, String)> {

@@ -5,33 +5,14 @@
 
 use std::sync::Arc;
 
-use irf_e2e::{admin_context, context, denial_log, lab, suspect};
+use irf_e2e::{admin_context, context, denial_log, forensics_admin, lab, service_context, suspect};
 use irf_engine::aws::AwsContext;
-use irf_engine::lab::LAB_REGION;
-use irf_engine::lab::control::Control;
+use irf_engine::lab::control::ServicePrincipal;
+use irf_engine::lab::{BRIDGE_ROLE, LAB_REGION, ORG_ACCESS_ROLE, TRIGGER_ROLE, WORKER_ROLE};
 use tokio::sync::Mutex;
 
 /// The tests that change the lab's policies take turns, and others wait for them.
 static POLICIES: Mutex<()> = Mutex::const_new(());
-
-/// A context acting as `role` with the credentials the AWS service `service` gives it.
-async fn as_service(service: &str, role: &str, session: &str) -> Arc<AwsContext> {
-    let state = lab();
-    let credentials = Control::new(&state.endpoint)
-        .service_credentials(service, role, session)
-        .await
-        .unwrap_or_else(|err| panic!("{service} credentials for {role}: {err}"));
-    let config = irf_engine::config::Config::load_from(&state.config_path)
-        .expect("the lab's config")
-        .config;
-    Arc::new(
-        AwsContext::connect(
-            Arc::new(config),
-            &credentials.connect_options(&state.endpoint),
-        )
-        .await,
-    )
-}
 
 fn role(account: &impl std::fmt::Display, name: &str) -> String {
     format!("arn:aws:iam::{account}:role/{name}")
@@ -142,10 +123,10 @@ async fn the_operator_reaches_members_and_evidence_but_writes_no_artifact() {
 async fn the_worker_writes_evidence_but_cannot_delete_it() {
     let _turn = POLICIES.lock().await;
     let state = lab();
-    let worker = as_service(
-        "ecs-tasks.amazonaws.com",
-        &role(&state.seeded.security, "irf-worker"),
-        "irf-worker",
+    let worker = service_context(
+        ServicePrincipal::EcsTasks,
+        &role(&state.seeded.security, WORKER_ROLE),
+        WORKER_ROLE,
     )
     .await;
     let client = s3(&worker).await;
@@ -171,15 +152,15 @@ async fn a_member_trigger_reaches_only_the_bridge() {
     let state = lab();
     let managed: Vec<_> = state.seeded.members.iter().filter(|m| m.managed).collect();
     let (own, other) = (&managed[0].id, &managed[1].id);
-    let trigger = as_service(
-        "lambda.amazonaws.com",
-        &role(own, "irf-trigger"),
-        "irf-trigger",
+    let trigger = service_context(
+        ServicePrincipal::Lambda,
+        &role(own, TRIGGER_ROLE),
+        TRIGGER_ROLE,
     )
     .await;
     let sts = aws_sdk_sts::Client::new(&trigger.base_config(LAB_REGION));
     sts.assume_role()
-        .role_arn(role(&state.seeded.security, "irf-trigger-bridge"))
+        .role_arn(role(&state.seeded.security, BRIDGE_ROLE))
         .role_session_name("authz-trigger")
         .send()
         .await
@@ -194,15 +175,6 @@ async fn a_member_trigger_reaches_only_the_bridge() {
         "sts:AssumeRole",
         &target,
     );
-}
-
-/// The Forensics account as its administrator sees it.
-async fn forensics_admin() -> aws_types::sdk_config::SdkConfig {
-    admin_context()
-        .await
-        .account_config(&lab().seeded.forensics, LAB_REGION)
-        .await
-        .expect("Forensics as its administrator")
 }
 
 /// An instance in the Analysis VPC with the analyst profile's credentials, as EC2 hands them
@@ -225,8 +197,8 @@ async fn analysis_host() -> Arc<AwsContext> {
         .instance_id()
         .expect("instance id")
         .to_owned();
-    as_service(
-        "ec2.amazonaws.com",
+    service_context(
+        ServicePrincipal::Ec2,
         &role(&state.seeded.forensics, "irf-analyst"),
         &instance,
     )
@@ -239,10 +211,10 @@ async fn the_analysis_host_reads_evidence_and_writes_none() {
     let state = lab();
     let key = "cases/authz-analyst/memory.lime";
     let bucket = evidence_bucket();
-    let worker = as_service(
-        "ecs-tasks.amazonaws.com",
-        &role(&state.seeded.security, "irf-worker"),
-        "irf-worker",
+    let worker = service_context(
+        ServicePrincipal::EcsTasks,
+        &role(&state.seeded.security, WORKER_ROLE),
+        WORKER_ROLE,
     )
     .await;
     put(&worker, key, b"memory")
@@ -265,8 +237,8 @@ async fn a_suspect_instance_reads_no_evidence_and_no_role_of_irf() {
     let state = lab();
     let instance = suspect(state);
     // The IR profile prepare gives a suspect without one: SSM only.
-    let suspect_role = as_service(
-        "ec2.amazonaws.com",
+    let suspect_role = service_context(
+        ServicePrincipal::Ec2,
         &role(&instance.account, "IRInstanceProfile"),
         &instance.id,
     )
@@ -323,10 +295,7 @@ async fn forensics_cli(args: &[&str]) -> String {
     let state = lab();
     let assumed = aws_sdk_sts::Client::new(&admin_context().await.base_config(LAB_REGION))
         .assume_role()
-        .role_arn(role(
-            &state.seeded.forensics,
-            "OrganizationAccountAccessRole",
-        ))
+        .role_arn(role(&state.seeded.forensics, ORG_ACCESS_ROLE))
         .role_session_name("key-administrator")
         .send()
         .await
@@ -599,10 +568,10 @@ async fn a_needed_statement_removed_from_a_deployed_template_fails_its_call_by_n
         .send()
         .await
         .expect("remove the statement");
-    let worker = as_service(
-        "ecs-tasks.amazonaws.com",
-        &role(&state.seeded.security, "irf-worker"),
-        "irf-worker",
+    let worker = service_context(
+        ServicePrincipal::EcsTasks,
+        &role(&state.seeded.security, WORKER_ROLE),
+        WORKER_ROLE,
     )
     .await;
     let received = aws_sdk_sqs::Client::new(&worker.base_config(LAB_REGION))

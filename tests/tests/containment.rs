@@ -767,22 +767,14 @@ async fn the_contain_tag_takes_the_same_path() {
     let (ctx, plane) = plane().await;
     let instance = bystander(5);
     let before = observe(&ctx, &instance).await;
-    let member = ctx
-        .account_config(&instance.account, &instance.region)
-        .await
-        .expect("member");
-    aws_sdk_ec2::Client::new(&member)
-        .create_tags()
-        .resources(&instance.instance_id)
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key(STATUS_TAG)
-                .value("Contain")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("tag");
+    irf_e2e::set_incident_tag(
+        &ctx,
+        &instance.account,
+        &instance.region,
+        &instance.instance_id,
+        "Contain",
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let record = loop {
         if let Some(record) = containment::record(&plane, &instance)

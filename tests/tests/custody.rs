@@ -254,12 +254,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
 
     // One byte of the memory image changed, written as a new object version over its key.
     let evidence = plane.evidence().expect("evidence bucket");
-    let forensics_admin = aws_sdk_s3::Client::new(
-        &admin
-            .account_config(&state.seeded.forensics, irf_engine::lab::LAB_REGION)
-            .await
-            .expect("the Forensics account as its administrator"),
-    );
+    let forensics_admin = aws_sdk_s3::Client::new(&irf_e2e::forensics_admin().await);
     let memory = detail
         .artifacts
         .iter()

@@ -1030,25 +1030,15 @@ fn tag_opens_a_case(state: &LabState) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let member = state
-            .connect()
-            .await
-            .expect("the new lab's operator")
-            .account_config(&suspect.account, &suspect.region)
-            .await
-            .expect("the member role");
-        aws_sdk_ec2::Client::new(&member)
-            .create_tags()
-            .resources(&suspect.id)
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key("SecurityIncidentStatus")
-                    .value("Analyze")
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("the tag");
+        let operator = state.connect().await.expect("the new lab's operator");
+        irf_e2e::set_incident_tag(
+            &operator,
+            &suspect.account,
+            &suspect.region,
+            &suspect.id,
+            "Analyze",
+        )
+        .await;
     });
     let env = lab_env(state);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

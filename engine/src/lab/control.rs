@@ -10,6 +10,29 @@ use hyper_util::rt::TokioExecutor;
 
 use super::LabError;
 
+/// The AWS services that run irf's code in AWS, which the lab stands in for when it hands
+/// their roles' credentials out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServicePrincipal {
+    /// An instance's metadata service (instance profiles).
+    Ec2,
+    /// A Lambda function's execution role (the member trigger).
+    Lambda,
+    /// An ECS task's role (the imaging worker).
+    EcsTasks,
+}
+
+impl ServicePrincipal {
+    /// The service principal as trust policies name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ec2 => "ec2.amazonaws.com",
+            Self::Lambda => "lambda.amazonaws.com",
+            Self::EcsTasks => "ecs-tasks.amazonaws.com",
+        }
+    }
+}
+
 /// A control call should answer at once on loopback; anything slower means trouble.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -169,12 +192,11 @@ impl Control {
         })
     }
 
-    /// Credentials of `role_arn` as the AWS service `service` (`lambda.amazonaws.com`,
-    /// `ecs-tasks.amazonaws.com`, `ec2.amazonaws.com`) gets them for what it runs: refused
-    /// when the role's trust policy does not name the service.
+    /// Credentials of `role_arn` as the AWS service `service` gets them for what it runs:
+    /// refused when the role's trust policy does not let the service assume it.
     pub async fn service_credentials(
         &self,
-        service: &str,
+        service: ServicePrincipal,
         role_arn: &str,
         session_name: &str,
     ) -> Result<super::LabCredentials, LabError> {
@@ -182,7 +204,7 @@ impl Control {
             .post_for_json(
                 "/irf-lab/service-credentials",
                 &serde_json::json!({
-                    "service": service,
+                    "service": service.as_str(),
                     "role_arn": role_arn,
                     "session_name": session_name,
                 }),

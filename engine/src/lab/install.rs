@@ -283,16 +283,7 @@ pub fn ensure_installed(progress: &dyn Fn(&str)) -> Result<EmulatorInstall, LabE
         "{}.lock",
         venv.file_name().and_then(|n| n.to_str()).unwrap_or("venv")
     ));
-    let lock = File::create(&lock_path).map_err(|source| LabError::Io {
-        what: "create the install lock",
-        path: lock_path.clone(),
-        source,
-    })?;
-    lock.lock().map_err(|source| LabError::Io {
-        what: "lock",
-        path: lock_path.clone(),
-        source,
-    })?;
+    let _lock = lock_file(&lock_path)?;
     if is_complete(&venv) {
         return Ok(EmulatorInstall { venv });
     }

@@ -162,6 +162,16 @@ impl LabCredentials {
     }
 }
 
+/// Template 3's worker role, which the lab runtime's worker runs as.
+pub const WORKER_ROLE: &str = "irf-worker";
+/// Template 5's trigger function role in each member account.
+pub const TRIGGER_ROLE: &str = "irf-trigger";
+/// Template 3's bridge role, which member triggers act through.
+pub const BRIDGE_ROLE: &str = "irf-trigger-bridge";
+/// The role Organizations creates in every new account, with administrator rights: the
+/// lab's deployer (and a test staging what no irf role may do) reaches accounts through it.
+pub const ORG_ACCESS_ROLE: &str = "OrganizationAccountAccessRole";
+
 /// The operator role of template 3, which the lab's operator acts as.
 pub const OPERATOR_ROLE: &str = "irf-operator";
 /// The operator's session name in the lab.

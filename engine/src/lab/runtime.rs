@@ -18,19 +18,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::control::Control;
-use super::{LabError, LabState};
+use super::control::{Control, ServicePrincipal};
+use super::{BRIDGE_ROLE, LabError, LabState, ORG_ACCESS_ROLE, TRIGGER_ROLE, WORKER_ROLE};
 use crate::acquisition::Plane;
 use crate::aws::AwsContext;
 use crate::config::{AccountId, Config};
 use crate::worker::{self, WorkerOptions};
-
-/// Template 3's worker role, which the lab runtime's worker runs as.
-const WORKER_ROLE: &str = "irf-worker";
-/// Template 5's trigger function role in each member account.
-const TRIGGER_ROLE: &str = "irf-trigger";
-/// Template 3's bridge role, which member triggers act through.
-const BRIDGE_ROLE: &str = "irf-trigger-bridge";
 
 /// The words that mark a lab runtime's command line.
 const RUNTIME_ARGS: [&str; 2] = ["lab", "runtime"];
@@ -160,7 +153,7 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
     // The worker runs as template 3's worker role, with the credentials ECS gives a task.
     let worker_role = format!("arn:aws:iam::{}:role/{WORKER_ROLE}", state.seeded.security);
     let worker = control
-        .service_credentials("ecs-tasks.amazonaws.com", &worker_role, WORKER_ROLE)
+        .service_credentials(ServicePrincipal::EcsTasks, &worker_role, WORKER_ROLE)
         .await?;
     let ctx = Arc::new(
         AwsContext::connect(
@@ -184,7 +177,7 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
     // What EC2 itself knows of an instance (its profile) is read through the lab's own
     // administrator, never through a role of irf's.
     let mut ec2_view = config.clone();
-    ec2_view.accounts.member_role = super::seed::ORG_ACCESS_ROLE.to_owned();
+    ec2_view.accounts.member_role = ORG_ACCESS_ROLE.to_owned();
     let ec2_view = Arc::new(
         AwsContext::connect(
             Arc::new(ec2_view),
@@ -306,7 +299,7 @@ impl Triggers {
         let role = format!("arn:aws:iam::{account}:role/{TRIGGER_ROLE}");
         let session = self
             .control
-            .service_credentials("lambda.amazonaws.com", &role, TRIGGER_ROLE)
+            .service_credentials(ServicePrincipal::Lambda, &role, TRIGGER_ROLE)
             .await
             .map_err(|err| format!("no member trigger in account {account}: {err}"))?;
         let bridge = crate::aws::RoleArn::parse(&format!(
@@ -500,7 +493,7 @@ async fn instance_view(
     // What the instance's metadata service hands out: the role's credentials as EC2 gets
     // them, which the role's trust policy must allow.
     let credentials = control
-        .service_credentials("ec2.amazonaws.com", &role_arn, &command.instance_id)
+        .service_credentials(ServicePrincipal::Ec2, &role_arn, &command.instance_id)
         .await
         .map_err(|err| err.to_string())?;
     env.push(("AWS_ACCESS_KEY_ID", credentials.access_key_id));

@@ -20,9 +20,7 @@ use crate::config::{AccountId, Config};
 use crate::inventory::INCIDENT_STATUS_TAG;
 
 /// The role Organizations creates in every account it creates; the seeder acts through it.
-/// The role Organizations creates in every new account, with administrator rights: the
-/// lab's deployer reaches member accounts through it.
-pub(super) const ORG_ACCESS_ROLE: &str = "OrganizationAccountAccessRole";
+use super::ORG_ACCESS_ROLE;
 
 /// What to seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
