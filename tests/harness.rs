@@ -175,15 +175,16 @@ pub fn denial_log(state: &LabState) -> String {
 }
 
 /// A context on the shared lab acting as `role`, with the credentials the AWS service
-/// `service` gives the role it runs as.
+/// `service` gives the role it runs as for the resource `source_arn`.
 pub async fn service_context(
     service: ServicePrincipal,
     role: &str,
     session: &str,
+    source_arn: &str,
 ) -> Arc<AwsContext> {
     let state = lab();
     let credentials = irf_engine::lab::control::Control::new(&state.endpoint)
-        .service_credentials(service, role, session)
+        .service_credentials(service, role, session, source_arn)
         .await
         .unwrap_or_else(|err| panic!("{} credentials for {role}: {err}", service.as_str()));
     let config = irf_engine::config::Config::load_from(&state.config_path)
@@ -207,6 +208,11 @@ pub async fn automation_context() -> Arc<AwsContext> {
         ServicePrincipal::EcsTasks,
         &format!("arn:aws:iam::{}:role/{WORKER_ROLE}", state.seeded.security),
         WORKER_ROLE,
+        &format!(
+            "arn:aws:ecs:{}:{}:task/irf-acquisition/tests",
+            irf_engine::lab::LAB_REGION,
+            state.seeded.security
+        ),
     )
     .await
 }

@@ -1322,7 +1322,8 @@ def _service_credentials(request, authorizer):
     # The service assumes the role as any principal would: its trust policy decides.
     answer = authorizer.evaluator.decide({
         "principal": service, "action": "sts:AssumeRole", "resource": role.arn, "resourceAccount": account,
-        "context": {"aws:SourceAccount": account, "aws:SecureTransport": "true"},
+        "context": {"aws:SourceAccount": account, "aws:SecureTransport": "true",
+                    **({"aws:SourceArn": request["source_arn"]} if request.get("source_arn") else {})},
         "identityPolicies": [], "resourcePolicy": json.loads(role.assume_role_policy_document),
     })
     allowed = answer.get("decision") == "Allowed"

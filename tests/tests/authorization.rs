@@ -8,7 +8,7 @@ use std::sync::Arc;
 use irf_e2e::{admin_context, context, denial_log, forensics_admin, lab, service_context, suspect};
 use irf_engine::aws::AwsContext;
 use irf_engine::lab::control::ServicePrincipal;
-use irf_engine::lab::{BRIDGE_ROLE, LAB_REGION, ORG_ACCESS_ROLE, TRIGGER_ROLE, WORKER_ROLE};
+use irf_engine::lab::{BRIDGE_ROLE, LAB_REGION, ORG_ACCESS_ROLE, TRIGGER_ROLE};
 use tokio::sync::Mutex;
 
 /// The tests that change the lab's policies take turns, and others wait for them.
@@ -122,13 +122,7 @@ async fn the_operator_reaches_members_and_evidence_but_writes_no_artifact() {
 #[tokio::test]
 async fn the_worker_writes_evidence_but_cannot_delete_it() {
     let _turn = POLICIES.lock().await;
-    let state = lab();
-    let worker = service_context(
-        ServicePrincipal::EcsTasks,
-        &role(&state.seeded.security, WORKER_ROLE),
-        WORKER_ROLE,
-    )
-    .await;
+    let worker = irf_e2e::automation_context().await;
     let client = s3(&worker).await;
     let bucket = evidence_bucket();
     let key = "cases/authz-worker/manifest.json";
@@ -156,6 +150,7 @@ async fn a_member_trigger_reaches_only_the_bridge() {
         ServicePrincipal::Lambda,
         &role(own, TRIGGER_ROLE),
         TRIGGER_ROLE,
+        &format!("arn:aws:lambda:{LAB_REGION}:{own}:function:{TRIGGER_ROLE}"),
     )
     .await;
     let sts = aws_sdk_sts::Client::new(&trigger.base_config(LAB_REGION));
@@ -201,6 +196,10 @@ async fn analysis_host() -> Arc<AwsContext> {
         ServicePrincipal::Ec2,
         &role(&state.seeded.forensics, "irf-analyst"),
         &instance,
+        &format!(
+            "arn:aws:ec2:{LAB_REGION}:{}:instance/{instance}",
+            state.seeded.forensics
+        ),
     )
     .await
 }
@@ -208,15 +207,9 @@ async fn analysis_host() -> Arc<AwsContext> {
 #[tokio::test]
 async fn the_analysis_host_reads_evidence_and_writes_none() {
     let _turn = POLICIES.lock().await;
-    let state = lab();
     let key = "cases/authz-analyst/memory.lime";
     let bucket = evidence_bucket();
-    let worker = service_context(
-        ServicePrincipal::EcsTasks,
-        &role(&state.seeded.security, WORKER_ROLE),
-        WORKER_ROLE,
-    )
-    .await;
+    let worker = irf_e2e::automation_context().await;
     put(&worker, key, b"memory")
         .await
         .expect("evidence to read");
@@ -241,6 +234,10 @@ async fn a_suspect_instance_reads_no_evidence_and_no_role_of_irf() {
         ServicePrincipal::Ec2,
         &role(&instance.account, "IRInstanceProfile"),
         &instance.id,
+        &format!(
+            "arn:aws:ec2:{}:{}:instance/{}",
+            instance.region, instance.account, instance.id
+        ),
     )
     .await;
     let key = "cases/authz-analyst/memory.lime";
@@ -568,12 +565,7 @@ async fn a_needed_statement_removed_from_a_deployed_template_fails_its_call_by_n
         .send()
         .await
         .expect("remove the statement");
-    let worker = service_context(
-        ServicePrincipal::EcsTasks,
-        &role(&state.seeded.security, WORKER_ROLE),
-        WORKER_ROLE,
-    )
-    .await;
+    let worker = irf_e2e::automation_context().await;
     let received = aws_sdk_sqs::Client::new(&worker.base_config(LAB_REGION))
         .receive_message()
         .queue_url(&queue)

@@ -192,13 +192,15 @@ impl Control {
         })
     }
 
-    /// Credentials of `role_arn` as the AWS service `service` gets them for what it runs:
-    /// refused when the role's trust policy does not let the service assume it.
+    /// Credentials of `role_arn` as the AWS service `service` gets them for the resource
+    /// `source_arn` it runs (a task, a function, an instance): refused when the role's trust
+    /// policy does not let the service assume it for that resource.
     pub async fn service_credentials(
         &self,
         service: ServicePrincipal,
         role_arn: &str,
         session_name: &str,
+        source_arn: &str,
     ) -> Result<super::LabCredentials, LabError> {
         let answer = self
             .post_for_json(
@@ -207,6 +209,7 @@ impl Control {
                     "service": service.as_str(),
                     "role_arn": role_arn,
                     "session_name": session_name,
+                    "source_arn": source_arn,
                 }),
             )
             .await?;

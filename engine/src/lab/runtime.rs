@@ -19,7 +19,9 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::control::{Control, ServicePrincipal};
-use super::{BRIDGE_ROLE, LabError, LabState, ORG_ACCESS_ROLE, TRIGGER_ROLE, WORKER_ROLE};
+use super::{
+    BRIDGE_ROLE, LAB_REGION, LabError, LabState, ORG_ACCESS_ROLE, TRIGGER_ROLE, WORKER_ROLE,
+};
 use crate::acquisition::Plane;
 use crate::aws::AwsContext;
 use crate::config::{AccountId, Config};
@@ -153,7 +155,15 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
     // The worker runs as template 3's worker role, with the credentials ECS gives a task.
     let worker_role = format!("arn:aws:iam::{}:role/{WORKER_ROLE}", state.seeded.security);
     let worker = control
-        .service_credentials(ServicePrincipal::EcsTasks, &worker_role, WORKER_ROLE)
+        .service_credentials(
+            ServicePrincipal::EcsTasks,
+            &worker_role,
+            WORKER_ROLE,
+            &format!(
+                "arn:aws:ecs:{LAB_REGION}:{}:task/irf-acquisition/lab-runtime",
+                state.seeded.security
+            ),
+        )
         .await?;
     let ctx = Arc::new(
         AwsContext::connect(
@@ -299,7 +309,12 @@ impl Triggers {
         let role = format!("arn:aws:iam::{account}:role/{TRIGGER_ROLE}");
         let session = self
             .control
-            .service_credentials(ServicePrincipal::Lambda, &role, TRIGGER_ROLE)
+            .service_credentials(
+                ServicePrincipal::Lambda,
+                &role,
+                TRIGGER_ROLE,
+                &format!("arn:aws:lambda:{LAB_REGION}:{account}:function:{TRIGGER_ROLE}"),
+            )
             .await
             .map_err(|err| format!("no member trigger in account {account}: {err}"))?;
         let bridge = crate::aws::RoleArn::parse(&format!(
@@ -493,7 +508,15 @@ async fn instance_view(
     // What the instance's metadata service hands out: the role's credentials as EC2 gets
     // them, which the role's trust policy must allow.
     let credentials = control
-        .service_credentials(ServicePrincipal::Ec2, &role_arn, &command.instance_id)
+        .service_credentials(
+            ServicePrincipal::Ec2,
+            &role_arn,
+            &command.instance_id,
+            &format!(
+                "arn:aws:ec2:{}:{}:instance/{}",
+                command.region, command.account, command.instance_id
+            ),
+        )
         .await
         .map_err(|err| err.to_string())?;
     env.push(("AWS_ACCESS_KEY_ID", credentials.access_key_id));
