@@ -58,6 +58,10 @@ fn remove_dead_test_labs() {
     }
 }
 
+/// The test lab's steps stop at the step function's 900 s divided by this (30 s): what a
+/// function could not finish fails there within the tests' patience.
+pub const TIME_SCALE: u32 = 30;
+
 /// The lab shared by every test of this run. The emulator is tied to this process: it
 /// exits when the test binary does.
 pub fn lab() -> &'static LabState {
@@ -75,6 +79,7 @@ pub fn lab() -> &'static LabState {
             seed: shared_seed(),
             runtime_exe: Some(irf_binary()),
             authorization: authorization(),
+            time_scale: TIME_SCALE,
         };
         // On a thread and a runtime of its own: the caller may be inside a test's runtime,
         // and each #[tokio::test] runtime ends with its test.

@@ -247,6 +247,15 @@ where
     R: std::fmt::Debug + 'static,
 {
     match err {
+        // An answer the SDK could not read has neither: say what it could not read.
+        SdkError::ServiceError(service)
+            if service.err().code().is_none() && service.err().message().is_none() =>
+        {
+            format!(
+                "an answer that could not be read: {}",
+                DisplayErrorContext(err)
+            )
+        }
         SdkError::ServiceError(service) => {
             let inner = service.err();
             let code = inner.code().unwrap_or("UnknownError");

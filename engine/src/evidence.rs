@@ -142,15 +142,21 @@ impl EvidenceBucket {
         Ok(aborted)
     }
 
-    /// Starts a multipart upload with CRC-32 part checksums and the evidence key.
-    pub async fn start_upload(&self, key: &str) -> Result<MultipartUpload, AwsError> {
+    /// Starts a multipart upload under the evidence key, its parts checked as `checks` says.
+    pub async fn start_upload(
+        &self,
+        key: &str,
+        checks: PartChecks,
+    ) -> Result<MultipartUpload, AwsError> {
         let mut request = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .content_type("application/octet-stream");
+        if checks == PartChecks::Crc32 {
+            request = request.checksum_algorithm(ChecksumAlgorithm::Crc32);
+        }
         if let Some(kms) = &self.kms_key_arn {
             request = request
                 .server_side_encryption(ServerSideEncryption::AwsKms)
@@ -234,6 +240,19 @@ impl EvidenceBucket {
 
     /// Streams an object and returns its SHA-256 (lowercase hex), size and version.
     pub async fn hash_object(&self, key: &str) -> Result<ObjectHash, AwsError> {
+        Ok(self.hash_object_with(key, ()).await?.0)
+    }
+
+    /// Streams an object, hashing it and showing every byte to `observe` (on the hashing
+    /// thread, in order), and returns the hash with the observer.
+    pub async fn hash_object_with<F>(
+        &self,
+        key: &str,
+        mut observe: F,
+    ) -> Result<(ObjectHash, F), AwsError>
+    where
+        F: Observe,
+    {
         let out = self
             .client
             .get_object()
@@ -251,8 +270,9 @@ impl EvidenceBucket {
             while let Ok(chunk) = receiver.recv() {
                 size += chunk.len() as u64;
                 hasher.update(&chunk);
+                observe.observe(&chunk);
             }
-            (hex(&hasher.finalize()), size)
+            (hex(&hasher.finalize()), size, observe)
         });
         while let Some(chunk) = body
             .try_next()
@@ -266,15 +286,89 @@ impl EvidenceBucket {
                 .map_err(|_| AwsError::Other("the hashing thread ended early".to_owned()))?;
         }
         drop(sender);
-        let (sha256, size) = tokio::task::spawn_blocking(move || hasher.join())
+        let (sha256, size, observe) = tokio::task::spawn_blocking(move || hasher.join())
             .await
             .map_err(|err| AwsError::Other(err.to_string()))?
             .map_err(|_| AwsError::Other("the hashing thread panicked".to_owned()))?;
-        Ok(ObjectHash {
-            sha256,
-            size,
-            version_id,
-        })
+        Ok((
+            ObjectHash {
+                sha256,
+                size,
+                version_id,
+            },
+            observe,
+        ))
+    }
+
+    /// Makes an archived object readable: template 1's lifecycle moves artifacts to an
+    /// archive class, where GetObject answers InvalidObjectState until a restore is done.
+    /// Asks for the restore (once) and waits for it, telling `waiting` how it stands; an
+    /// object in a readable class returns at once.
+    pub async fn make_readable(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+        mut waiting: impl FnMut(&str),
+    ) -> Result<(), AwsError> {
+        use aws_sdk_s3::types::StorageClass;
+        let started = std::time::Instant::now();
+        let mut asked = false;
+        loop {
+            let head = self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .set_version_id(version_id.map(str::to_owned))
+                .send()
+                .await
+                .map_err(|err| self.site.error("s3:HeadObject", &err))?;
+            let class = match head.storage_class() {
+                Some(class @ (StorageClass::Glacier | StorageClass::DeepArchive)) => class.clone(),
+                _ => return Ok(()),
+            };
+            let restore = head.restore().unwrap_or_default();
+            if restore.contains("ongoing-request=\"false\"") {
+                return Ok(());
+            }
+            if restore.is_empty() && !asked {
+                let request = aws_sdk_s3::types::RestoreRequest::builder()
+                    .days(RESTORED_DAYS)
+                    .glacier_job_parameters(
+                        aws_sdk_s3::types::GlacierJobParameters::builder()
+                            .tier(aws_sdk_s3::types::Tier::Standard)
+                            .build()
+                            .map_err(|err| AwsError::Other(err.to_string()))?,
+                    )
+                    .build();
+                match self
+                    .client
+                    .restore_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .set_version_id(version_id.map(str::to_owned))
+                    .restore_request(request)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    // Another reader asked first: wait for the same restore.
+                    Err(err)
+                        if err
+                            .raw_response()
+                            .is_some_and(|raw| raw.status().as_u16() == 409) => {}
+                    Err(err) => return Err(self.site.error("s3:RestoreObject", &err)),
+                }
+                asked = true;
+            }
+            waiting(&format!(
+                "s3://{}/{key} is archived ({}): restoring it for {RESTORED_DAYS} days, {} s so far (a Standard restore takes hours)",
+                self.bucket,
+                class.as_str(),
+                started.elapsed().as_secs()
+            ));
+            tokio::time::sleep(RESTORE_POLL).await;
+        }
     }
 
     /// Whether an object exists.
@@ -348,6 +442,32 @@ pub struct ObjectHash {
     pub version_id: Option<String>,
 }
 
+/// How long a restored copy of archived evidence stays readable.
+const RESTORED_DAYS: i32 = 7;
+/// How often a restore's progress is asked for.
+const RESTORE_POLL: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What reads an object's bytes beside the hash, in order.
+pub trait Observe: Send + 'static {
+    fn observe(&mut self, bytes: &[u8]);
+}
+
+/// Nothing beside the hash.
+impl Observe for () {
+    fn observe(&mut self, _: &[u8]) {}
+}
+
+/// How the parts of a multipart upload are checked by S3 (which demands one check or the
+/// other on every part with Object Lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartChecks {
+    /// A CRC-32 per part, declared when the upload starts: what irf's own uploads send.
+    Crc32,
+    /// A `Content-MD5` per part and no declared algorithm: what a host sends through
+    /// pre-signed URLs, which cannot carry the SDK's checksum headers.
+    ContentMd5,
+}
+
 /// An open multipart upload of one artifact.
 #[derive(Debug, Clone)]
 pub struct MultipartUpload {
@@ -387,6 +507,35 @@ impl MultipartUpload {
             .await
             .map_err(|err| self.bucket.site.error("s3:CompleteMultipartUpload", &err))?;
         Ok(out.version_id().map(str::to_owned))
+    }
+
+    /// The parts S3 holds for this upload, in order, from ListParts (page by page).
+    pub async fn stored_parts(&self) -> Result<Vec<StoredPart>, AwsError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .bucket
+                .client
+                .list_parts()
+                .bucket(&self.bucket.bucket)
+                .key(&self.key)
+                .upload_id(&self.upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await
+                .map_err(|err| self.bucket.site.error("s3:ListParts", &err))?;
+            parts.extend(out.parts().iter().map(|p| StoredPart {
+                number: p.part_number().unwrap_or_default(),
+                etag: p.e_tag().unwrap_or_default().to_owned(),
+                checksum: p.checksum_crc32().unwrap_or_default().to_owned(),
+                request_id: None,
+            }));
+            match (out.is_truncated(), out.next_part_number_marker()) {
+                (Some(true), Some(next)) => marker = Some(next.to_owned()),
+                _ => return Ok(parts),
+            }
+        }
     }
 
     /// Abandons the upload (its parts are deleted).

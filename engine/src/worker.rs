@@ -20,6 +20,10 @@ pub struct QueueSpec {
     pub url: String,
     /// Steps run at once from this queue.
     pub concurrency: usize,
+    /// How long one step may run before its runtime stops it, as Lambda stops a function
+    /// at its timeout (`None`: the worker, which has no such limit). A stopped step's
+    /// message comes back after its lease; its task stops beating and times out.
+    pub time_limit: Option<Duration>,
 }
 
 /// How the worker runs.
@@ -44,6 +48,7 @@ impl WorkerOptions {
                     name: name.to_owned(),
                     url: url.clone(),
                     concurrency,
+                    time_limit: None,
                 })
                 .ok_or(crate::acquisition::WorkflowError::NotConfigured {
                     setting: match name {
@@ -152,10 +157,33 @@ async fn consume(
             let sqs = sqs.clone();
             let queue = queue.clone();
             tokio::spawn(async move {
-                handle(&plane, &sqs, &queue, message, lease).await;
+                match queue.time_limit {
+                    Some(limit) => {
+                        if tokio::time::timeout(limit, handle(&plane, &sqs, &queue, message, lease))
+                            .await
+                            .is_err()
+                        {
+                            tracing::error!(
+                                queue = queue.name,
+                                limit = ?limit,
+                                "the step ran past its runtime's time limit and was stopped"
+                            );
+                        }
+                    }
+                    None => handle(&plane, &sqs, &queue, message, lease).await,
+                }
                 drop(permit);
             });
         }
+    }
+}
+
+/// A task that ends when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -203,19 +231,20 @@ pub async fn process(
     tracing::info!(step = parsed.step.as_str(), case, "step started");
 
     let (lost_tx, mut lost_rx) = watch::channel(false);
-    let keeper = tokio::spawn(keep_alive(
+    // Stopped with the step, however the step ends (a runtime's time limit drops it).
+    let keeper = AbortOnDrop(tokio::spawn(keep_alive(
         plane.sfn.clone(),
         lease,
         parsed.step.answers().then(|| parsed.token.clone()),
         heartbeat_every,
         lost_tx,
-    ));
+    )));
     let outcome = tokio::select! {
         // Boxed: the handlers' futures are large and would make every caller's as large.
         outcome = Box::pin(crate::request_ids::recording(steps::run(plane, &parsed))) => Some(outcome),
         _ = lost_rx.wait_for(|lost| *lost) => None,
     };
-    keeper.abort();
+    drop(keeper);
     let Some(outcome) = outcome else {
         tracing::warn!(
             step = parsed.step.as_str(),

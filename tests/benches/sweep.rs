@@ -57,6 +57,7 @@ fn main() {
             // The sweep needs no workflow runtime.
             runtime_exe: None,
             authorization: Default::default(),
+            time_scale: 1,
             seed: SeedOptions {
                 members,
                 regions: REGIONS.map(str::to_owned).to_vec(),

@@ -10,8 +10,14 @@ unchanged against it:
 * Security Hub BatchUpdateFindings (moto has no route for it): workflow status and note
   of the named findings are updated in the account's hub.
 * SSM DescribeInstanceInformation (moto raises NotImplementedError): the lab plays the
-  SSM agent of its instances. An instance with an instance profile is a managed instance,
-  Online while it runs and ConnectionLost otherwise; one without is not managed.
+  SSM agent of its instances. An instance with an instance profile is a managed instance
+  (once its agent registers, below), Online while it runs and ConnectionLost otherwise.
+* SSM agent registration takes time: in AWS the agent finds an instance's new credentials
+  only after its back-off, and until then the instance is not managed (SendCommand answers
+  InvalidInstanceId, StartSession TargetNotConnected, DescribeInstanceInformation omits it).
+  moto has no agent; here an instance is managed --registration-seconds (default 8) after it
+  got its profile: after its association (AssociateIamInstanceProfile, timed here; a
+  replacement keeps the time) or, launched with one, after its launch.
 * XML responses carry control characters as character references (&#x1b;), as AWS
   sends them; moto writes them raw, which no XML parser accepts, so one hostile tag
   value would hide a whole account-region from every client.
@@ -42,8 +48,32 @@ unchanged against it:
   NotImplementedError): a session to a managed, running instance gets a token and a stream
   URL on the agent the lab runtime registered (POST /irf-lab/ssm/agent {"stream_url"}); the
   runtime redeems the token (POST /irf-lab/ssm/session/claim {"session_id", "token"}) and
-  reports the end (POST /irf-lab/ssm/session/end {"session_id"}). Without a registered agent
+  reports the end (POST /irf-lab/ssm/session/end {"session_id"}, with what the agent saw:
+  input held back, largest payload; GET /irf-lab/ssm/sessions lists them). Without a registered agent
   the target is not connected, as an instance without its agent is in AWS.
+* S3 Object Lock's checksum rule (moto checks only requests with lock headers or a default
+  retention, and takes x-amz-sdk-checksum-algorithm alone): a PutObject or UploadPart to a
+  bucket with Object Lock, pre-signed too, must carry Content-MD5 or a checksum (header,
+  pre-signed query parameter, or an x-amz-trailer naming one, as the SDKs send aws-chunked
+  bodies), else 400 InvalidRequest "Content-MD5 OR x-amz-checksum- HTTP header is required
+  for Put Object (Put Part) requests with Object Lock parameters".
+* S3 Content-MD5 is checked (moto ignores it): one that does not match the body (aws-chunked
+  bodies decoded) is 400 BadDigest, one that is no MD5 400 InvalidDigest.
+* S3 multipart uploads created with a checksum algorithm (moto only records it): each
+  UploadPart must carry that algorithm's checksum, else 400 InvalidRequest "Checksum Type
+  mismatch occurred, expected checksum Type: crc32, actual checksum Type: null", and
+  CompleteMultipartUpload must list each part's Checksum<ALG>, else 400 InvalidRequest "The
+  upload was created using a crc32 checksum. ... It was missing for part N in the request."
+  ListParts reports each part's checksum (moto's lists none), as a resuming client needs.
+* S3 restores of GLACIER and DEEP_ARCHIVE objects take time (moto restores at once and ignores
+  versionId): RestoreObject answers 202 for a new restore, 409 RestoreAlreadyInProgress while
+  it runs and 200 once done; it ends --restore-seconds (default 5) later, the lab's scale for
+  AWS's hours. Until then GetObject of the version is 403 InvalidObjectState (as moto has it)
+  and HeadObject shows x-amz-restore: ongoing-request="true". Only GetObject refuses an archived
+  object: moto also refused its tags, ACL and legal hold. POST /irf-lab/s3/archive {"bucket",
+  "prefix", "storage_class"} moves every version under the prefix to that class, as the
+  evidence bucket's lifecycle rule does after 90 days, and answers {"archived": N}.
+  lab_s3_fidelity.py holds these S3 behaviours.
 * An optional fixed latency in front of every AWS call (not the /moto-api/ and
   /irf-lab/ control planes), so benchmarks can see what concurrency buys.
 * With --watch-stdin the process exits when its standard input closes, which
@@ -82,6 +112,7 @@ from moto.securityhub.models import securityhub_backends
 from moto.sts.models import STSBackend
 
 import lab_authz
+import lab_s3_fidelity
 import lab_templates
 
 _CREDENTIAL = re.compile(r"Credential=([^/]+)/[0-9]+/([^/]+)/([^/]+)/")
@@ -244,9 +275,34 @@ def _multipart_default_retention() -> None:
     S3Backend.complete_multipart_upload = complete
 
 
-def _associated_instances(backend) -> set:
-    """Instances given an instance profile after launch; with one at launch, they are managed."""
-    return {assoc.instance.id for assoc in getattr(backend, "iam_instance_profile_associations", {}).values()}
+# How long the SSM agent of an instance takes to register once it has a profile (--registration-seconds).
+_registration_seconds = 8.0
+
+
+def _association_times() -> None:
+    """An instance profile association records when it was made (moto's keeps no time).
+
+    The SSM agent registers some time after its instance gets a profile (_is_managed).
+    A replacement changes the association's profile in place, so it keeps the time.
+    """
+    from moto.ec2.models.iam_instance_profile import IamInstanceProfileAssociation
+
+    original = IamInstanceProfileAssociation.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.irf_associated_at = time.time()
+
+    IamInstanceProfileAssociation.__init__ = init
+
+
+def _profile_since(backend, instance) -> float | None:
+    """When the instance got the instance profile it has (epoch seconds); None without one."""
+    association = getattr(backend, "iam_instance_profile_associations", {}).get(instance.id)
+    launched = instance.launch_time.replace(tzinfo=datetime.timezone.utc).timestamp()
+    if association is not None:
+        return getattr(association, "irf_associated_at", launched)
+    return launched if instance.iam_instance_profile else None
 
 
 def _describe_instance_information(account: str, region: str, request: dict) -> dict:
@@ -255,7 +311,7 @@ def _describe_instance_information(account: str, region: str, request: dict) -> 
         if flt.get("Key") in ("InstanceIds", "InstanceIds".lower(), "instanceIds"):
             wanted.update(flt.get("Values", flt.get("valueSet", [])))
     backend = ec2_backends[account][region]
-    associations = _associated_instances(backend)
+    now = time.time()
     items = []
     for reservation in backend.reservations.values():
         for instance in reservation.instances:
@@ -263,7 +319,7 @@ def _describe_instance_information(account: str, region: str, request: dict) -> 
                 continue
             if instance.state == "terminated":
                 continue
-            if not (instance.iam_instance_profile or instance.id in associations):
+            if not _is_managed(backend, instance, now):
                 continue
             tags = backend.tags.get(instance.id, {})
             os_name = tags.get("OS", "Amazon Linux 2023")
@@ -285,8 +341,10 @@ def _describe_instance_information(account: str, region: str, request: dict) -> 
     return {"InstanceInformationList": items}
 
 
-def _is_managed(backend, instance) -> bool:
-    return bool(instance.iam_instance_profile) or instance.id in _associated_instances(backend)
+def _is_managed(backend, instance, now: float | None = None) -> bool:
+    """Whether the instance's SSM agent has registered: it has had a profile long enough."""
+    since = _profile_since(backend, instance)
+    return since is not None and (time.time() if now is None else now) >= since + _registration_seconds
 
 
 def _find_instance(backend, instance_id: str):
@@ -477,7 +535,19 @@ class _Sessions:
             session = self.sessions.get(request.get("session_id", ""))
             if session is not None and session["ended"] is None:
                 session.update(status="Terminated", ended=time.time())
+            if session is not None:
+                # What the agent saw of the client: input it held back before it was ready
+                # (the client had to resend it), and the largest payload the client sent.
+                session["agent"] = {k: request[k] for k in ("held_back", "largest_input") if k in request}
         return {}
+
+    def records(self) -> dict:
+        """Every session with the agent's record of it (GET /irf-lab/ssm/sessions)."""
+        with self.lock:
+            return {"sessions": [
+                {"session_id": session_id, "target": s["target"], "status": s["status"], **s.get("agent", {})}
+                for session_id, s in self.sessions.items()
+            ]}
 
     def terminate(self, account: str, region: str, request: dict) -> dict:
         session_id = request.get("SessionId", "")
@@ -777,12 +847,10 @@ class _RunCommand:
         if not instance_ids or request.get("Targets"):
             return None  # targets by tag: moto's own answer
         backend = ec2_backends[account][region]
-        managed = _associated_instances(backend)
         instances = {i.id: i for r in backend.reservations.values() for i in r.instances}
         invalid = [
             i for i in instance_ids
-            if i not in instances or instances[i].state != "running"
-            or not (instances[i].iam_instance_profile or i in managed)
+            if i not in instances or instances[i].state != "running" or not _is_managed(backend, instances[i])
         ]
         if invalid:
             raise _Refusal("400 Bad Request", "InvalidInstanceId",
@@ -1020,8 +1088,10 @@ class _StandIns:
     It also serves the lab's control endpoints under /irf-lab/ (no signature needed).
     """
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, restore_seconds: float):
+        # S3's checksum rules and restores sit between these stand-ins and moto.
+        self.s3 = lab_s3_fidelity.S3Fidelity(app, _read_body, restore_seconds)
+        self.app = self.s3
         self.images = _VolumeImages()
         self.events = _TagEvents()
         self.commands = _RunCommand()
@@ -1105,14 +1175,26 @@ class _StandIns:
                 result = self.sessions.claim(_json_body(environ))
             elif path == "/irf-lab/ssm/session/end" and method == "POST":
                 result = self.sessions.end(_json_body(environ))
+            elif path == "/irf-lab/ssm/sessions" and method == "GET":
+                result = self.sessions.records()
             elif path == "/irf-lab/imagebuilder/pipelines" and method == "POST":
                 result = self.builder.register(_json_body(environ))
+            elif path == "/irf-lab/s3/archive" and method == "POST":
+                result = self._archive(_json_body(environ))
             else:
                 raise _Refusal("404 Not Found", "NotFound", f"no lab endpoint {method} {path}")
         except _Refusal as refusal:
             body = json.dumps({"error": refusal.code, "message": refusal.message}).encode()
             return _answer(start_response, refusal.status, body, "application/json")
         return _answer(start_response, "200 OK", json.dumps(result).encode(), "application/json")
+
+    def _archive(self, request: dict) -> dict:
+        try:
+            return self.s3.archive(request)
+        except LookupError as err:
+            raise _Refusal("404 Not Found", "NoSuchBucket", str(err))
+        except ValueError as err:
+            raise _Refusal("400 Bad Request", "ValidationException", str(err))
 
     def _imagebuilder(self, environ, start_response, account, region, path, method):
         try:
@@ -1394,6 +1476,10 @@ def main() -> None:
     parser.add_argument("--node", default="node", help="the Node.js that runs the policy evaluator")
     parser.add_argument("--evaluator", help="authorize.js of the installed policy evaluator")
     parser.add_argument("--denial-log", help="where refused requests are recorded (JSON lines)")
+    parser.add_argument("--restore-seconds", type=float, default=5.0,
+                        help="how long an S3 restore of an archived object takes (hours in AWS)")
+    parser.add_argument("--registration-seconds", type=float, default=8.0,
+                        help="how long after it gets an instance profile an instance's SSM agent registers")
     args = parser.parse_args()
 
     # Step Functions SDK integrations call back into the emulator through this.
@@ -1405,6 +1491,12 @@ def main() -> None:
     _bucket_policies_are_the_authorizers()
     _interface_groups_replace()
     _multipart_default_retention()
+    _association_times()
+    lab_s3_fidelity.restores_take_time()
+    lab_s3_fidelity.archived_metadata_is_readable()
+    lab_s3_fidelity.part_checksums_are_listed()
+    global _registration_seconds
+    _registration_seconds = args.registration_seconds
 
     app = DomainDispatcherApplication(create_backend_app)
     evaluator = args.evaluator or os.path.join(os.path.dirname(os.path.abspath(__file__)), "authorizer", "authorize.js")
@@ -1413,7 +1505,7 @@ def main() -> None:
     run_simple(
         args.host,
         args.port,
-        _Latency(_Authorization(_StandIns(app), authorizer), args.latency_ms / 1000.0),
+        _Latency(_Authorization(_StandIns(app, args.restore_seconds), authorizer), args.latency_ms / 1000.0),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

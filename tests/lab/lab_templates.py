@@ -323,7 +323,11 @@ class Deployer:
                     attach_aws_managed(stack.account, role, arn)
                 else:
                     self._iam(stack.account).attach_role_policy(arn, role)
-        return {"created": created, "skipped": skipped, "outputs": stack.outputs()}
+        # What the lab runtime needs to run functions as Lambda would: their time limits.
+        functions = {logical_id: int(props.get("Timeout", 3))
+                     for logical_id, kind, props in rendered if kind == "AWS::Lambda::Function"}
+        return {"created": created, "skipped": skipped, "outputs": stack.outputs(),
+                "functions": functions}
 
     @staticmethod
     def _iam(account):

@@ -305,7 +305,9 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
             .to_string()
             .contains("not waiting for approval")
     );
-    restarted.stop();
+    // The shared lab keeps this runtime for the tests that run after this one: it ends
+    // with the test process, which holds its standard input.
+    std::mem::forget(restarted);
 }
 
 #[tokio::test]
@@ -498,4 +500,72 @@ AWS_ACCESS_KEY_ID=$1 AWS_SECRET_ACCESS_KEY=$2 AWS_SESSION_TOKEN=$3 \
         async || (!runtime::is_our_runtime(runtime_pid)).then_some(()),
     )
     .await;
+}
+
+#[tokio::test]
+async fn memory_is_captured_from_an_instance_that_prepare_just_gave_a_profile() {
+    // A bastion carries no instance profile: prepare gives it irf's IR profile, and its SSM
+    // agent picks the credentials up only after a while (the lab waits seconds, AWS up to
+    // minutes), during which Run Command answers InvalidInstanceId. The capture waits for
+    // the agent instead of failing the case. The lab's bastions also have fragmented RAM:
+    // more ranges than Run Command's 24,000 characters of output could list.
+    let state = lab();
+    let bastion = state
+        .seeded
+        .instances
+        .iter()
+        .find(|i| i.name.contains("-bastion-") && i.state == "running")
+        .expect("a running bastion in the lab");
+    let out = run_irf(
+        &[
+            "acquire",
+            "--instance",
+            &bastion.id,
+            "--account",
+            bastion.account.as_str(),
+            "--no-disk",
+            "--containment",
+            "never",
+            "--wait",
+            "--json",
+        ],
+        &lab_env(state),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opened: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let case_id = opened["case_id"].as_str().expect("case_id");
+    let plane = Plane::connect(context().await).await.expect("plane");
+    let detail = plane
+        .table
+        .detail(&irf_engine::cases::CaseId::parse(case_id).expect("case id"))
+        .await
+        .expect("the case");
+    assert_eq!(detail.case.status, CaseStatus::Succeeded, "{detail:?}");
+    let memory = detail
+        .artifacts
+        .iter()
+        .find(|a| a.kind == ArtifactKind::Memory)
+        .expect("the memory image");
+    let manifest: Manifest = plane
+        .evidence()
+        .expect("evidence")
+        .get_json(&manifest_key(&memory.key))
+        .await
+        .expect("read")
+        .expect("the manifest");
+    let ranges = manifest.details["ranges"].as_array().expect("ranges");
+    assert_eq!(
+        ranges.len() as u64,
+        2 + irf_engine::lab::hosts::FRAGMENTS,
+        "every range, read back from the image's LiME headers"
+    );
+    assert!(
+        manifest.details["ranges"].to_string().len() > 24_000,
+        "more than Run Command's output could have carried"
+    );
 }

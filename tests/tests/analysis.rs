@@ -727,6 +727,194 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
         .expect("terminate");
 }
 
+/// The lab agent's record of a session: input it held back before it was ready, and the
+/// largest payload the client sent.
+async fn agent_record(session_id: &str) -> serde_json::Value {
+    let control = irf_engine::lab::control::Control::new(&lab().endpoint);
+    let sessions = control
+        .get_json("/irf-lab/ssm/sessions")
+        .await
+        .expect("the lab's session records");
+    sessions["sessions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["session_id"] == session_id))
+        .cloned()
+        .unwrap_or_else(|| panic!("no record of {session_id}: {sessions}"))
+}
+
+/// The session ids a forward's closing ledger entry names.
+fn forward_sessions(case_id: &str, remote_port: u16) -> Vec<String> {
+    let case = irf_json(&["case", case_id, "--json"]);
+    let detail = case["ledger"]
+        .as_array()
+        .expect("ledger")
+        .iter()
+        .rev()
+        .find_map(|e| {
+            let detail = e["detail"].as_str()?;
+            (e["action"] == "session closed" && detail.starts_with(&format!("port {remote_port}:")))
+                .then(|| detail.to_owned())
+        })
+        .expect("the forward's closing entry");
+    detail
+        .split_once("; sessions ")
+        .map(|(_, ids)| {
+            ids.split("; ")
+                .next()
+                .unwrap_or_default()
+                .split(", ")
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_gigabyte_crosses_a_forwarded_port_whose_agent_withholds_acknowledgements() {
+    // The agent does not acknowledge input until its dial is done, as the real agent does;
+    // the client must resend, in messages of the reference 1,024 bytes, and keep going
+    // through a gigabyte up and 64 MiB down.
+    const UP: u64 = 1 << 30;
+    const DOWN: usize = 64 << 20;
+    let case_id = memory_case();
+    let instance_id = launch(case_id)["instance_id"]
+        .as_str()
+        .expect("instance_id")
+        .to_owned();
+    let service = std::net::TcpListener::bind("127.0.0.1:0").expect("a service port");
+    let remote_port = service.local_addr().expect("address").port();
+    let served = std::thread::spawn(move || {
+        let (mut stream, _) = service.accept().expect("a forwarded connection");
+        let mut length = [0u8; 8];
+        stream.read_exact(&mut length).expect("the length");
+        let mut left = u64::from_be_bytes(length);
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 1 << 16];
+        while left > 0 {
+            let want = usize::try_from(left.min(buffer.len() as u64)).expect("small");
+            let n = stream.read(&mut buffer[..want]).expect("upload");
+            assert!(n > 0, "the upload stopped with {left} bytes to go");
+            hasher.update(&buffer[..n]);
+            left -= n as u64;
+        }
+        stream
+            .write_all(&hasher.finalize())
+            .expect("the upload's hash");
+        let download: Vec<u8> = (0..DOWN).map(|i| (i % 251) as u8).collect();
+        stream.write_all(&download).expect("download");
+    });
+    let (mut forward, address) = start_forward(&instance_id, remote_port);
+    let started = Instant::now();
+    let mut client = std::net::TcpStream::connect(&address).expect("the local port");
+    client
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    client.write_all(&UP.to_be_bytes()).expect("length");
+    let mut sent = Sha256::new();
+    let block: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    for _ in 0..UP / block.len() as u64 {
+        client
+            .write_all(&block)
+            .expect("upload through the session");
+        sent.update(&block);
+    }
+    let mut hash = [0u8; 32];
+    client
+        .read_exact(&mut hash)
+        .expect("the host's hash of the upload");
+    assert_eq!(
+        hash.as_slice(),
+        sent.finalize().as_slice(),
+        "the upload arrived intact"
+    );
+    let mut download = vec![0u8; DOWN];
+    client.read_exact(&mut download).expect("the download");
+    assert!(
+        download
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == (i % 251) as u8),
+        "the download arrived intact"
+    );
+    let took = started.elapsed();
+    drop(client);
+    served.join().expect("the service");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(forward.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("interrupt the forward");
+    assert!(forward.wait().expect("forward exits").success());
+    eprintln!("1 GiB up and 64 MiB down through the lab agent in {took:.1?}");
+
+    let sessions = forward_sessions(case_id, remote_port);
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let record = agent_record(&sessions[0]).await;
+    assert!(
+        record["held_back"].as_u64().unwrap_or(0) > 0,
+        "the agent withheld the first input, which the client resent: {record}"
+    );
+    assert_eq!(
+        record["largest_input"], 1024,
+        "reference-sized payloads: {record}"
+    );
+}
+
+#[tokio::test]
+async fn an_archived_case_is_restored_before_it_is_verified_or_sent_to_a_host() {
+    // Template 1's lifecycle moves artifacts to Glacier after 90 days, where GetObject
+    // answers InvalidObjectState until a restore is done (the lab restores in seconds).
+    let case_id = acquire_memory(suspect(lab()));
+    let control = irf_engine::lab::control::Control::new(&lab().endpoint);
+    let bucket = lab()
+        .seeded
+        .plane
+        .as_ref()
+        .expect("the lab's plane")
+        .evidence_bucket
+        .clone();
+    let archived = control
+        .post_for_json(
+            "/irf-lab/s3/archive",
+            &serde_json::json!({"bucket": bucket, "prefix": format!("cases/{case_id}/"), "storage_class": "GLACIER"}),
+        )
+        .await
+        .expect("archive the case");
+    assert!(
+        archived["archived"].as_u64().unwrap_or(0) >= 1,
+        "the memory image is archived: {archived}"
+    );
+    let started = Instant::now();
+    let verified = run_irf(&["verify", &case_id, "--json"], &lab_env(lab()));
+    assert!(
+        verified.status.success(),
+        "verify of an archived case: {}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "verify waited for the restore ({:?})",
+        started.elapsed()
+    );
+    let launched = launch(&case_id);
+    assert_eq!(
+        launched["evidence"][0]["sha256"].as_str().map(str::len),
+        Some(64),
+        "the host holds the restored evidence: {launched}"
+    );
+    let analysis = Analysis::connect(context().await).await.expect("analysis");
+    let plane = irf_engine::acquisition::Plane::connect(context().await)
+        .await
+        .expect("plane");
+    let instance_id = launched["instance_id"].as_str().expect("instance_id");
+    irf_engine::analysis::hosts::terminate(&analysis, &plane, instance_id, instance_id)
+        .await
+        .expect("terminate");
+}
+
 #[test]
 fn the_workstation_hands_its_terminal_to_a_session_and_gets_it_back() {
     let case_id = memory_case();

@@ -321,3 +321,45 @@ fn security_hub_actions_reach_the_trigger_with_the_findings_account_region_and_i
         );
     }
 }
+
+#[test]
+fn steps_that_read_every_byte_of_a_case_run_on_the_worker_not_in_the_function() {
+    // Template 3's step function stops at 900 s; imaging and verify read whole volumes and
+    // images, so the state machine hands them to the worker's queue, which has no limit.
+    let definition: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            workspace().join("cloudformation/statemachines/acquisition.asl.json"),
+        )
+        .expect("the state machine definition"),
+    )
+    .expect("JSON");
+    let mut queues = std::collections::BTreeMap::new();
+    fn walk(node: &serde_json::Value, queues: &mut std::collections::BTreeMap<String, String>) {
+        match node {
+            serde_json::Value::Object(map) => {
+                if let (Some(step), Some(queue)) = (
+                    map.get("Parameters")
+                        .and_then(|p| p["MessageBody"]["step"].as_str()),
+                    map.get("Parameters").and_then(|p| p["QueueUrl"].as_str()),
+                ) {
+                    queues.insert(step.to_owned(), queue.to_owned());
+                }
+                map.values().for_each(|v| walk(v, queues));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, queues)),
+            _ => {}
+        }
+    }
+    walk(&definition, &mut queues);
+    for step in ["disk", "memory", "verify"] {
+        assert_eq!(
+            queues.get(step).map(String::as_str),
+            Some("${ImagingQueueUrl}"),
+            "{step}: {queues:?}"
+        );
+    }
+    assert_eq!(
+        queues.get("prepare").map(String::as_str),
+        Some("${StepsQueueUrl}")
+    );
+}

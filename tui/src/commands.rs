@@ -250,6 +250,7 @@ fn lab_options(args: &LabUpArgs, tie_to_this_process: bool) -> anyhow::Result<La
         port: args.port,
         latency_ms: args.latency_ms,
         authorization: args.authorization,
+        time_scale: 1,
         tie_to_this_process,
         // The lab runtime is this very binary, as are the lab hosts' capture tool.
         runtime_exe: std::env::current_exe().ok(),

@@ -14,7 +14,7 @@ use super::imaging::{
 use super::steps::{ArtifactRef, StepError};
 use crate::aws::{AwsError, describe_sdk_error};
 use crate::cases::{ArtifactKind, ArtifactProgress, ArtifactState, Case, now_rfc3339};
-use crate::evidence::{Manifest, artifact_key, manifest_key, tool_version};
+use crate::evidence::{Manifest, PartChecks, artifact_key, manifest_key, tool_version};
 
 /// How often progress goes to the case table.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
@@ -333,7 +333,12 @@ async fn image_snapshot(
             "snapshot {snapshot_id} reports a volume size of 0"
         )));
     }
-    let upload = Arc::new(plane.evidence()?.start_upload(&key).await?);
+    let upload = Arc::new(
+        plane
+            .evidence()?
+            .start_upload(&key, PartChecks::Crc32)
+            .await?,
+    );
     let progress = ProgressReporter::start(
         plane.clone(),
         case.clone(),

@@ -178,22 +178,27 @@ pub struct UploadPlan {
     pub urls: Vec<String>,
 }
 
-/// What the tool prints when it is done: the worker reads it from the command output.
+/// Missing ranges the report lists by value; the rest are counted.
+pub const MISSING_LISTED: usize = 32;
+
+/// What the tool prints when it is done: the worker reads it from the command output,
+/// which Run Command cuts at 24,000 characters, so it stays small whatever the host's
+/// memory: the parts' ETags are read from S3 (ListParts) and the captured ranges from
+/// the image's own LiME headers, not from here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaptureReport {
     pub format: String,
     pub sha256: String,
     pub size: u64,
-    pub parts: Vec<UploadedPart>,
-    pub ranges: Vec<RamRange>,
+    /// Parts uploaded.
+    pub parts: u64,
+    /// RAM ranges captured.
+    pub ranges: u64,
+    /// The first [`MISSING_LISTED`] RAM ranges no segment of the core covered.
     pub missing: Vec<RamRange>,
+    /// How many ranges were missing in all.
+    pub missing_count: u64,
     pub source: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UploadedPart {
-    pub part_number: i32,
-    pub etag: String,
 }
 
 /// Writes parts as they fill: to pre-signed URLs through curl, or anywhere in tests.
@@ -201,7 +206,16 @@ pub trait PartWriter {
     fn write_part(&mut self, number: usize, data: &[u8]) -> Result<String, MemcapError>;
 }
 
-/// Uploads each part with `curl -X PUT` to its pre-signed URL; returns the ETag.
+/// The base64 MD5 of a part, as S3 checks it in `Content-MD5`.
+pub fn content_md5(data: &[u8]) -> String {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
+}
+
+/// Uploads each part with `curl -X PUT` to its pre-signed URL, with the part's
+/// `Content-MD5` (S3 refuses a part to an Object Lock bucket without it, and a
+/// pre-signed URL cannot carry the SDK's checksum headers); returns the ETag.
 #[derive(Debug)]
 pub struct CurlUploader {
     pub urls: Vec<String>,
@@ -226,13 +240,10 @@ impl PartWriter for CurlUploader {
                 "PUT",
                 "-H",
                 "Content-Type:",
-                "--data-binary",
-                "@-",
-                "-D",
-                "-",
-                "-o",
-                "/dev/null",
+                "-H",
             ])
+            .arg(format!("Content-MD5: {}", content_md5(data)))
+            .args(["--data-binary", "@-", "-D", "-", "-o", "/dev/null"])
             .arg(url)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -270,41 +281,36 @@ pub fn capture(
     mapped: &[(RamRange, u64)],
     part_size: u64,
     writer: &mut impl PartWriter,
-) -> Result<(String, u64, Vec<UploadedPart>), std::io::Error> {
+) -> Result<(String, u64, u64), std::io::Error> {
     let part_size = usize::try_from(part_size.max(1)).unwrap_or(usize::MAX);
     let mut hasher = Sha256::new();
     let mut part = Vec::with_capacity(part_size);
-    let mut parts = Vec::new();
+    let mut parts = 0u64;
     let mut size = 0u64;
     let mut chunk = vec![0u8; 1 << 20];
-    let mut flush = |part: &mut Vec<u8>, parts: &mut Vec<UploadedPart>| -> std::io::Result<()> {
-        let number = parts.len() + 1;
-        let etag = writer
-            .write_part(number, part)
+    let mut flush = |part: &mut Vec<u8>, parts: &mut u64| -> std::io::Result<()> {
+        *parts += 1;
+        writer
+            .write_part(usize::try_from(*parts).unwrap_or(usize::MAX), part)
             .map_err(|err| std::io::Error::other(err.to_string()))?;
-        parts.push(UploadedPart {
-            part_number: i32::try_from(number).unwrap_or(i32::MAX),
-            etag,
-        });
         part.clear();
         Ok(())
     };
-    let mut emit =
-        |bytes: &[u8], part: &mut Vec<u8>, parts: &mut Vec<UploadedPart>| -> std::io::Result<()> {
-            hasher.update(bytes);
-            size += bytes.len() as u64;
-            let mut rest = bytes;
-            while !rest.is_empty() {
-                let room = part_size - part.len();
-                let take = room.min(rest.len());
-                part.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                if part.len() == part_size {
-                    flush(part, parts)?;
-                }
+    let mut emit = |bytes: &[u8], part: &mut Vec<u8>, parts: &mut u64| -> std::io::Result<()> {
+        hasher.update(bytes);
+        size += bytes.len() as u64;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let room = part_size - part.len();
+            let take = room.min(rest.len());
+            part.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if part.len() == part_size {
+                flush(part, parts)?;
             }
-            Ok(())
-        };
+        }
+        Ok(())
+    };
     for (range, offset) in mapped {
         emit(&lime_header(*range), &mut part, &mut parts)?;
         core.seek(SeekFrom::Start(*offset))?;
@@ -367,10 +373,96 @@ pub fn run(source: &Path, iomem: &Path, plan: &Path) -> Result<CaptureReport, Me
         sha256,
         size,
         parts,
-        ranges: captured,
-        missing,
+        ranges: captured.len() as u64,
+        missing_count: missing.len() as u64,
+        missing: missing.into_iter().take(MISSING_LISTED).collect(),
         source: source.display().to_string(),
     })
+}
+
+/// The ranges of a LiME image, read from its own range headers as the image streams by
+/// (the worker's check of what a host uploaded, which needs nothing the host says).
+#[derive(Debug, Default)]
+pub struct LimeRanges {
+    /// Bytes of the image seen so far.
+    seen: u64,
+    /// Where the next range header starts.
+    next_header: u64,
+    header: Vec<u8>,
+    ranges: Vec<RamRange>,
+    problem: Option<String>,
+}
+
+impl LimeRanges {
+    /// Takes the next bytes of the image.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && self.problem.is_none() {
+            if self.seen < self.next_header {
+                let skip = usize::try_from(self.next_header - self.seen)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                self.seen += skip as u64;
+                bytes = &bytes[skip..];
+                continue;
+            }
+            let want = LIME_HEADER as usize - self.header.len();
+            let take = want.min(bytes.len());
+            self.header.extend_from_slice(&bytes[..take]);
+            self.seen += take as u64;
+            bytes = &bytes[take..];
+            if self.header.len() == LIME_HEADER as usize {
+                self.read_header();
+            }
+        }
+    }
+
+    fn read_header(&mut self) {
+        let word = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&self.header[at..at + 8]);
+            u64::from_le_bytes(b)
+        };
+        let magic = u32::from_le_bytes([
+            self.header[0],
+            self.header[1],
+            self.header[2],
+            self.header[3],
+        ]);
+        let range = RamRange {
+            start: word(8),
+            end: word(16),
+        };
+        if magic != LIME_MAGIC || range.is_empty() {
+            self.problem = Some(format!(
+                "no LiME range header at byte {}",
+                self.seen - LIME_HEADER
+            ));
+            return;
+        }
+        self.ranges.push(range);
+        self.next_header = self.seen.saturating_add(range.len());
+        self.header.clear();
+    }
+
+    /// The ranges, or where the image stopped being a LiME image.
+    pub fn finish(self) -> Result<Vec<RamRange>, String> {
+        if let Some(problem) = self.problem {
+            return Err(problem);
+        }
+        if !self.header.is_empty() || self.seen != self.next_header {
+            return Err(format!(
+                "the image ends at byte {} inside a range or its header",
+                self.seen
+            ));
+        }
+        Ok(self.ranges)
+    }
+}
+
+impl crate::evidence::Observe for LimeRanges {
+    fn observe(&mut self, bytes: &[u8]) {
+        self.feed(bytes);
+    }
 }
 
 /// Builds an ELF core in the layout of /proc/kcore: one PT_LOAD per RAM range, with the
@@ -428,6 +520,26 @@ mod tests {
     }
 
     #[test]
+    fn content_md5_is_base64_of_the_digest() {
+        assert_eq!(content_md5(b""), "1B2M2Y8AsgTpgAmY7PhCfg==");
+        assert_eq!(content_md5(b"abc"), "kAFQmDzST7DWlj99KOF/cg==");
+    }
+
+    #[test]
+    fn an_image_that_is_not_lime_says_where() {
+        let mut walker = LimeRanges::default();
+        walker.feed(&[0u8; 64]);
+        assert_eq!(
+            walker.finish(),
+            Err("no LiME range header at byte 0".to_owned())
+        );
+        let mut cut = LimeRanges::default();
+        cut.feed(&lime_header(RamRange { start: 0, end: 99 }));
+        cut.feed(&[0u8; 50]);
+        assert!(cut.finish().is_err(), "a range cut short");
+    }
+
+    #[test]
     fn iomem_top_level_ram_only() {
         let ranges = ram_ranges(IOMEM);
         assert_eq!(
@@ -469,7 +581,13 @@ mod tests {
         assert_eq!(size, lime_size(&ranges));
         assert_eq!(image.len() as u64, size);
         assert_eq!(sha, hex(&Sha256::digest(&image)));
-        assert_eq!(uploaded.len(), parts.0.len());
+        assert_eq!(uploaded as usize, parts.0.len());
+        // The worker reads the ranges back from the image's own headers.
+        let mut walker = LimeRanges::default();
+        for chunk in image.chunks(777) {
+            walker.feed(chunk);
+        }
+        assert_eq!(walker.finish(), Ok(ranges.clone()));
         assert!(
             parts.0[..parts.0.len() - 1]
                 .iter()

@@ -11,17 +11,22 @@ use serde_json::{Value, json};
 use super::Plane;
 use super::disk::ProgressReporter;
 use super::imaging::MAX_PARTS;
-use super::memcap::{CaptureReport, LIME_HEADER, UploadPlan};
+use super::memcap::{CaptureReport, LIME_HEADER, LimeRanges, UploadPlan};
 use super::steps::{ArtifactRef, StepError};
-use crate::acquisition::imaging::StoredPart;
 use crate::aws::AwsError;
 use crate::cases::{ArtifactKind, ArtifactState, Case, now_rfc3339};
-use crate::evidence::{Manifest, artifact_key, manifest_key, tool_version};
+use crate::evidence::{Manifest, PartChecks, artifact_key, manifest_key, tool_version};
 
 /// Where the capture tool lives in the tooling bucket, per architecture.
 pub fn tool_key(arch: &str) -> String {
     format!("memcap/linux-{arch}/irf-memcap")
 }
+
+/// How long an instance that was just given an instance profile has for its SSM agent to
+/// pick up the credentials and report Online (the agent retries with a back-off).
+const AGENT_ONLINE_WITHIN: Duration = Duration::from_secs(15 * 60);
+/// How often the agent's status is asked for while waiting.
+const AGENT_POLL: Duration = Duration::from_secs(3);
 
 /// How long pre-signed URLs stay valid: long enough for a large host, short enough to
 /// be useless soon after.
@@ -158,17 +163,35 @@ pub async fn run_script_on(
         region,
         instance_id: id,
     } = *target;
-    let sent = ssm
-        .send_command()
-        .instance_ids(id)
-        .document_name("AWS-RunShellScript")
-        .comment(comment.chars().take(100).collect::<String>())
-        .timeout_seconds(600)
-        .parameters("commands", vec![script.to_owned()])
-        .parameters("executionTimeout", vec![timeout.as_secs().to_string()])
-        .send()
-        .await
-        .map_err(|err| AwsError::from_sdk("ssm:SendCommand", account, region, &err))?;
+    let send = || {
+        ssm.send_command()
+            .instance_ids(id)
+            .document_name("AWS-RunShellScript")
+            .comment(comment.chars().take(100).collect::<String>())
+            .timeout_seconds(600)
+            .parameters("commands", vec![script.to_owned()])
+            .parameters("executionTimeout", vec![timeout.as_secs().to_string()])
+            .send()
+    };
+    // An agent that has just picked up its credentials may not be registered everywhere
+    // yet: InvalidInstanceId is asked again for a while before it is believed.
+    let asked = Instant::now();
+    let sent = loop {
+        match send().await {
+            Ok(sent) => break sent,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_invalid_instance_id())
+                    && asked.elapsed() < AGENT_ONLINE_WITHIN =>
+            {
+                tokio::time::sleep(AGENT_POLL).await;
+            }
+            Err(err) => {
+                return Err(AwsError::from_sdk("ssm:SendCommand", account, region, &err).into());
+            }
+        }
+    };
     let command_id = sent
         .command()
         .and_then(|c| c.command_id())
@@ -222,6 +245,51 @@ pub async fn run_script_on(
                 timeout.as_secs()
             )));
         }
+    }
+}
+
+/// Waits until Systems Manager reports the instance's agent Online: an instance that
+/// prepare just gave a profile is not reachable until its agent has picked up the
+/// credentials.
+pub async fn wait_for_agent(
+    ssm: &aws_sdk_ssm::Client,
+    target: &ScriptTarget<'_>,
+) -> Result<(), StepError> {
+    let started = Instant::now();
+    loop {
+        let filter = aws_sdk_ssm::types::InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .values(target.instance_id)
+            .build()
+            .map_err(|err| StepError::failed(err.to_string()))?;
+        let out = ssm
+            .describe_instance_information()
+            .filters(filter)
+            .send()
+            .await
+            .map_err(|err| {
+                AwsError::from_sdk(
+                    "ssm:DescribeInstanceInformation",
+                    target.account,
+                    target.region,
+                    &err,
+                )
+            })?;
+        let online = out.instance_information_list().iter().any(|i| {
+            i.instance_id() == Some(target.instance_id)
+                && i.ping_status() == Some(&aws_sdk_ssm::types::PingStatus::Online)
+        });
+        if online {
+            return Ok(());
+        }
+        if started.elapsed() >= AGENT_ONLINE_WITHIN {
+            return Err(StepError::failed(format!(
+                "the SSM agent on {} did not report Online within {} minutes; memory capture runs through it: check the agent, its instance profile and its route to Systems Manager",
+                target.instance_id,
+                AGENT_ONLINE_WITHIN.as_secs() / 60
+            )));
+        }
+        tokio::time::sleep(AGENT_POLL).await;
     }
 }
 
@@ -285,6 +353,15 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     let ssm = aws_sdk_ssm::Client::new(&config);
     let id = &case.subject.instance_id;
     let started_at = now_rfc3339();
+    wait_for_agent(
+        &ssm,
+        &ScriptTarget {
+            account: case.subject.account.as_str(),
+            region: &case.subject.region,
+            instance_id: id,
+        },
+    )
+    .await?;
 
     let preflight = run_script(
         &ssm,
@@ -356,7 +433,10 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     let expected = facts.ram_bytes + facts.ram_ranges * LIME_HEADER;
     let part_size = (16u64 << 20).max(expected.div_ceil(MAX_PARTS));
     let parts = expected.div_ceil(part_size) + 1;
-    let upload = plane.evidence()?.start_upload(&key).await?;
+    let upload = plane
+        .evidence()?
+        .start_upload(&key, PartChecks::ContentMd5)
+        .await?;
     let mut urls = Vec::new();
     for number in 1..=parts {
         urls.push(
@@ -470,19 +550,38 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
             return Err(StepError::failed(message));
         }
     };
-    let stored: Vec<StoredPart> = report
-        .parts
-        .iter()
-        .map(|p| StoredPart {
-            number: p.part_number,
-            etag: p.etag.clone(),
-            checksum: String::new(),
-            request_id: None,
-        })
-        .collect();
+    // The parts as S3 holds them (the host's own list would not fit the command output).
+    let stored = upload.stored_parts().await?;
+    if stored.len() as u64 != report.parts {
+        let _ = upload.abort().await;
+        let message = format!(
+            "the host on {id} reported {} parts but S3 holds {}; nothing was kept",
+            report.parts,
+            stored.len()
+        );
+        progress
+            .finish(ArtifactState::Failed, None, Some(message.clone()))
+            .await;
+        return Err(StepError::integrity(message));
+    }
     let version_id = upload.complete(&stored).await?;
-    // The host's hash is only a claim until the bytes in S3 say the same.
-    let read = plane.evidence()?.hash_object(&key).await?;
+    // The host's hash is only a claim until the bytes in S3 say the same; the ranges are
+    // read from the image's own headers.
+    let (read, ranges) = plane
+        .evidence()?
+        .hash_object_with(&key, LimeRanges::default())
+        .await
+        .map(|(read, walker)| (read, walker.finish()))?;
+    let ranges = match ranges {
+        Ok(ranges) => ranges,
+        Err(problem) => {
+            let message = format!("the memory image of {id} in S3 is not a LiME image: {problem}");
+            progress
+                .finish(ArtifactState::Failed, None, Some(message.clone()))
+                .await;
+            return Err(StepError::integrity(message));
+        }
+    };
     if read.sha256 != report.sha256 || read.size != report.size {
         let message = format!(
             "the memory image in S3 ({} bytes, SHA-256 {}) differs from what the host sent ({} bytes, SHA-256 {}); no manifest was written",
@@ -511,7 +610,7 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         allocated_blocks: None,
         bytes_fetched: None,
         blocks_retried: None,
-        parts: report.parts.len(),
+        parts: stored.len(),
         details: json!({
             "format": "lime",
             "method": "/proc/kcore at the System RAM ranges of /proc/iomem, uploaded through pre-signed URLs",
@@ -519,8 +618,9 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
             "arch": facts.arch,
             "lockdown": facts.lockdown,
             "mem_total_kib": facts.mem_total_kib,
-            "ranges": report.ranges,
+            "ranges": ranges,
             "missing_ranges": report.missing,
+            "missing_range_count": report.missing_count,
             "host_sha256": report.sha256,
         }),
         started_at,

@@ -673,6 +673,12 @@ pub async fn launch(
                 instance: "-".to_owned(),
                 why: format!("{} has no manifest in {}", artifact.key, bucket.bucket),
             })?;
+        // Archived evidence is restored before the host asks for it.
+        bucket
+            .make_readable(&artifact.key, manifest.version_id.as_deref(), |status| {
+                tracing::info!(status, "the launch waits");
+            })
+            .await?;
         total_bytes += manifest.size;
         fetches.push(Fetch {
             key: artifact.key.clone(),

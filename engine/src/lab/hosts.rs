@@ -38,18 +38,41 @@ fn io(what: &'static str, path: &Path) -> impl Fn(std::io::Error) -> LabError {
     }
 }
 
-/// The RAM layout of a lab host: low memory below the legacy hole, then the rest.
-pub fn ram_layout() -> Vec<RamRange> {
-    vec![
-        RamRange {
-            start: 0x1000,
-            end: 0x9_fbff,
-        },
-        RamRange {
-            start: 0x10_0000,
-            end: LAB_RAM_BYTES - 1,
-        },
-    ]
+/// How a lab host's physical memory is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RamLayout {
+    /// Low memory below the legacy hole, then the rest in one range.
+    Contiguous,
+    /// Low memory, then [`FRAGMENTS`] small ranges with holes between them (as firmware
+    /// that reserves pages throughout leaves it), then the rest: a host whose capture
+    /// report would not fit Run Command's output if it listed its ranges.
+    Fragmented,
+}
+
+/// Small RAM ranges of a fragmented host.
+pub const FRAGMENTS: u64 = 1200;
+
+/// The RAM ranges of a lab host.
+pub fn ram_layout(layout: RamLayout) -> Vec<RamRange> {
+    let mut ranges = vec![RamRange {
+        start: 0x1000,
+        end: 0x9_fbff,
+    }];
+    let mut next = 0x10_0000;
+    if layout == RamLayout::Fragmented {
+        for _ in 0..FRAGMENTS {
+            ranges.push(RamRange {
+                start: next,
+                end: next + 0x3fff,
+            });
+            next += 0x5000;
+        }
+    }
+    ranges.push(RamRange {
+        start: next,
+        end: LAB_RAM_BYTES - 1,
+    });
+    ranges
 }
 
 /// A lab host's own files: its home directory (where commands and session shells start)
@@ -77,6 +100,7 @@ pub fn host_dirs(
     root: &Path,
     instance_id: &str,
     compromised: bool,
+    layout: RamLayout,
     kernel: &str,
 ) -> Result<HostDirs, LabError> {
     let base = root.join(instance_id);
@@ -101,14 +125,14 @@ pub fn host_dirs(
         security.join("lockdown"),
         "[none] integrity confidentiality\n".to_owned(),
     )?;
-    let ranges = ram_layout();
+    let ranges = ram_layout(layout);
     let mut iomem = String::from("00000000-00000fff : Reserved\n");
     for range in &ranges {
         iomem.push_str(&format!(
             "{:08x}-{:08x} : System RAM\n",
             range.start, range.end
         ));
-        if range.start == 0x10_0000 {
+        if range.start <= 0x100_0000 && 0x1ff_ffff <= range.end {
             iomem.push_str("  01000000-01ffffff : Kernel code\n");
         }
     }
@@ -143,8 +167,7 @@ pub fn host_dirs(
         })
         .collect();
     let mut contents = contents;
-    if compromised {
-        let high = &mut contents[1].1;
+    if compromised && let Some((_, high)) = contents.last_mut() {
         for (i, text) in PLANTED_MEMORY.iter().enumerate() {
             let at = (3 + i * 7) << 20;
             high[at..at + text.len()].copy_from_slice(text.as_bytes());
@@ -168,10 +191,17 @@ mod tests {
     #[test]
     fn a_lab_host_has_a_readable_core_covering_its_ram() {
         let root = tempfile::tempdir().expect("tempdir");
-        let dirs = host_dirs(root.path(), "i-0abc", true, "6.1.0-lab").expect("built");
+        let dirs = host_dirs(
+            root.path(),
+            "i-0abc",
+            true,
+            RamLayout::Contiguous,
+            "6.1.0-lab",
+        )
+        .expect("built");
         let iomem = std::fs::read_to_string(dirs.proc.join("iomem")).expect("iomem");
         let ranges = ram_ranges(&iomem);
-        assert_eq!(ranges, ram_layout());
+        assert_eq!(ranges, ram_layout(RamLayout::Contiguous));
         let kcore = dirs.proc.join("kcore");
         let segments = core_segments(&mut std::fs::File::open(&kcore).expect("open"), &kcore)
             .expect("segments");
@@ -184,7 +214,14 @@ mod tests {
             "planted string in memory"
         );
         // Built once: a second call reuses it.
-        let again = host_dirs(root.path(), "i-0abc", true, "6.1.0-lab").expect("again");
+        let again = host_dirs(
+            root.path(),
+            "i-0abc",
+            true,
+            RamLayout::Contiguous,
+            "6.1.0-lab",
+        )
+        .expect("again");
         assert_eq!(again.proc, dirs.proc);
     }
 }

@@ -24,6 +24,10 @@ pub const LAB_FILES: &[(&str, &str)] = &[
         include_str!("../../../tests/lab/lab_authz.py"),
     ),
     (
+        "lab_s3_fidelity.py",
+        include_str!("../../../tests/lab/lab_s3_fidelity.py"),
+    ),
+    (
         "lab_templates.py",
         include_str!("../../../tests/lab/lab_templates.py"),
     ),

@@ -200,6 +200,9 @@ pub struct LabState {
     /// those after the runtime starts.
     #[serde(default)]
     pub events_after: Option<u64>,
+    /// What the lab divides the step function's time limit by (see [`LabOptions`]).
+    #[serde(default)]
+    pub time_scale: Option<u32>,
 }
 
 impl LabState {
@@ -315,6 +318,10 @@ pub struct LabOptions {
     pub runtime_exe: Option<PathBuf>,
     /// How the emulator authorizes requests (enforcing, by default).
     pub authorization: Authorization,
+    /// The lab runtime runs the steps queue in place of template 3's step function and
+    /// stops a step at the function's time limit divided by this (1: AWS's 900 s), so that
+    /// a test can show what a function could not finish without waiting for it.
+    pub time_scale: u32,
 }
 
 /// A lab this process brought up.
@@ -392,6 +399,7 @@ impl Lab {
             runtime_pid: None,
             operator: Some(operator),
             events_after: None,
+            time_scale: Some(options.time_scale.max(1)),
         };
         let recorded = seed::lab_config(&state.seeded)
             .write_to(&config_path)
@@ -638,6 +646,7 @@ mod tests {
                 session_token: "lab-operator-token".into(),
             }),
             events_after: None,
+            time_scale: None,
         }
     }
 

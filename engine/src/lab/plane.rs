@@ -35,6 +35,10 @@ pub struct LabPlane {
     /// The evidence key template 1 creates (the bucket's default encryption).
     #[serde(default)]
     pub evidence_kms_key_arn: Option<String>,
+    /// Template 3's step function's time limit, which the lab runtime applies to the
+    /// steps queue it consumes in the function's place.
+    #[serde(default)]
+    pub step_function_timeout_secs: Option<u64>,
 }
 
 fn failed(step: &'static str) -> impl Fn(String) -> LabError {
@@ -207,6 +211,7 @@ pub async fn create(
         evidence_bucket,
         tooling_bucket,
         evidence_kms_key_arn: None,
+        step_function_timeout_secs: None,
     })
 }
 

@@ -180,10 +180,24 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
                 message: err.to_string(),
             })?,
     );
-    let options = WorkerOptions::from_config(ctx.config()).map_err(|err| LabError::Seed {
+    let mut options = WorkerOptions::from_config(ctx.config()).map_err(|err| LabError::Seed {
         step: "read the step queues",
         message: err.to_string(),
     })?;
+    // The steps queue is template 3's step function's: its steps stop at its time limit.
+    let step_limit = state
+        .seeded
+        .plane
+        .as_ref()
+        .and_then(|plane| plane.step_function_timeout_secs)
+        .map(|secs| {
+            Duration::from_secs_f64(secs as f64 / f64::from(state.time_scale.unwrap_or(1).max(1)))
+        });
+    for queue in &mut options.queues {
+        if queue.name == crate::acquisition::STEPS_QUEUE {
+            queue.time_limit = step_limit;
+        }
+    }
     // What EC2 itself knows of an instance (its profile) is read through the lab's own
     // administrator, never through a role of irf's.
     let mut ec2_view = config.clone();
@@ -260,7 +274,7 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
         ec2_view,
         control,
         dir.join("hosts"),
-        compromised_instances(&state),
+        HostMemory::of(&state),
         stop_rx.clone(),
     ));
     let _ = worker.await;
@@ -271,14 +285,41 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
     Ok(())
 }
 
-fn compromised_instances(state: &LabState) -> Vec<String> {
-    state
-        .seeded
-        .disks
-        .iter()
-        .filter(|d| !d.planted.is_empty())
-        .map(|d| d.instance_id.clone())
-        .collect()
+/// What the lab's hosts hold in memory: the suspects' planted indicators, and the
+/// bastions' fragmented RAM (more ranges than a capture report could list).
+#[derive(Debug, Clone, Default)]
+struct HostMemory {
+    compromised: Vec<String>,
+    fragmented: Vec<String>,
+}
+
+impl HostMemory {
+    fn of(state: &LabState) -> Self {
+        Self {
+            compromised: state
+                .seeded
+                .disks
+                .iter()
+                .filter(|d| !d.planted.is_empty())
+                .map(|d| d.instance_id.clone())
+                .collect(),
+            fragmented: state
+                .seeded
+                .instances
+                .iter()
+                .filter(|i| i.name.contains("-bastion-"))
+                .map(|i| i.id.clone())
+                .collect(),
+        }
+    }
+
+    fn layout(&self, instance_id: &str) -> super::hosts::RamLayout {
+        if self.fragmented.iter().any(|id| id == instance_id) {
+            super::hosts::RamLayout::Fragmented
+        } else {
+            super::hosts::RamLayout::Contiguous
+        }
+    }
 }
 
 /// The member trigger of each account, as template 5 deploys it: a Lambda function that runs
@@ -401,10 +442,10 @@ async fn play_ssm_agent(
     ctx: Arc<AwsContext>,
     control: Control,
     hosts: PathBuf,
-    compromised: Vec<String>,
+    memory: HostMemory,
     mut stop: watch::Receiver<bool>,
 ) {
-    let compromised = Arc::new(compromised);
+    let memory = Arc::new(memory);
     while !*stop.borrow() {
         match control.get_json("/irf-lab/ssm/pending").await {
             Ok(value) => match PendingCommands::deserialize(&value) {
@@ -412,7 +453,7 @@ async fn play_ssm_agent(
                     for command in pending.commands {
                         let control = control.clone();
                         let hosts = hosts.clone();
-                        let compromised = compromised.clone();
+                        let memory = memory.clone();
                         let ctx = ctx.clone();
                         tokio::spawn(async move {
                             let result = run_command(
@@ -420,7 +461,8 @@ async fn play_ssm_agent(
                                 &control,
                                 &hosts,
                                 &command,
-                                compromised.contains(&command.instance_id),
+                                memory.compromised.contains(&command.instance_id),
+                                memory.layout(&command.instance_id),
                             )
                             .await;
                             if let Err(err) =
@@ -543,6 +585,7 @@ async fn run_command(
     hosts: &Path,
     command: &PendingCommand,
     compromised: bool,
+    layout: super::hosts::RamLayout,
 ) -> serde_json::Value {
     let report = |status: &str, code: i32, stdout: String, stderr: String| {
         serde_json::json!({
@@ -599,7 +642,8 @@ async fn run_command(
         if analysis_host {
             Ok(None)
         } else {
-            super::hosts::host_dirs(&root, &instance, compromised, "6.1.0-irf-lab").map(Some)
+            super::hosts::host_dirs(&root, &instance, compromised, layout, "6.1.0-irf-lab")
+                .map(Some)
         }
     })
     .await

@@ -604,7 +604,7 @@ pub async fn apply(
     progress("building the Analysis VPC and the SIFT image pipeline");
     let analysis = Box::pin(super::analysis::create(&seeder, &forensics)).await?;
     progress("deploying the templates' roles and policies");
-    plane.evidence_kms_key_arn = super::templates::deploy_all(
+    let deployed = super::templates::deploy_all(
         &super::control::Control::new(security.endpoint_url().unwrap_or_default()),
         &super::templates::LabAccounts {
             security: &security_id,
@@ -614,8 +614,9 @@ pub async fn apply(
         &managed,
         &analysis,
     )
-    .await
-    .map(Some)?;
+    .await?;
+    plane.evidence_kms_key_arn = Some(deployed.evidence_key_arn);
+    plane.step_function_timeout_secs = deployed.step_function_timeout_secs;
 
     progress("importing Security Hub findings");
     let findings = import_findings(

@@ -62,6 +62,17 @@ pub struct Deployment {
     pub created: Vec<DeployedResource>,
     pub skipped: Vec<DeployedResource>,
     pub outputs: BTreeMap<String, serde_json::Value>,
+    /// The time limit (seconds) of each Lambda function, by logical id.
+    #[serde(default)]
+    pub functions: BTreeMap<String, u64>,
+}
+
+/// What the deployed templates tell the lab: the evidence key, and the step function's
+/// time limit, which the lab runtime applies to the steps it runs in the function's place.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    pub evidence_key_arn: String,
+    pub step_function_timeout_secs: Option<u64>,
 }
 
 /// One resource of a deployment.
@@ -175,7 +186,7 @@ pub async fn deploy_all(
     accounts: &LabAccounts<'_>,
     managed_members: &[AccountId],
     analysis: &LabAnalysis,
-) -> Result<String, LabError> {
+) -> Result<Deployed, LabError> {
     let region = LAB_REGION;
     let none = serde_json::json!({});
     let member_parameters = MEMBER.parameters(accounts, &[])?;
@@ -215,6 +226,7 @@ pub async fn deploy_all(
         .map(|member| format!("arn:aws:iam::{member}:role/irf-trigger"))
         .collect::<Vec<_>>()
         .join(",");
+    let mut step_function_timeout_secs = None;
     for template in [ACQUISITION, MEMORY_TOOLING, SECURITY_HUB_ACTIONS] {
         let overrides: Vec<(&str, String)> = if template.name == ACQUISITION.name {
             vec![
@@ -225,7 +237,7 @@ pub async fn deploy_all(
             Vec::new()
         };
         let parameters = template.parameters(accounts, &overrides)?;
-        template
+        let deployment = template
             .deploy(
                 control,
                 accounts.security,
@@ -234,6 +246,9 @@ pub async fn deploy_all(
                 none.clone(),
             )
             .await?;
+        if template.name == ACQUISITION.name {
+            step_function_timeout_secs = deployment.functions.get("StepFunction").copied();
+        }
     }
     for account in managed_members {
         MEMBER
@@ -251,7 +266,10 @@ pub async fn deploy_all(
             none,
         )
         .await?;
-    Ok(evidence_key)
+    Ok(Deployed {
+        evidence_key_arn: evidence_key,
+        step_function_timeout_secs,
+    })
 }
 
 #[cfg(test)]
