@@ -244,15 +244,58 @@ pub struct ArtifactProgress {
     pub error: Option<String>,
 }
 
+/// A Step Functions task token: whoever holds it (and `states:SendTaskSuccess`) answers
+/// the wait outside irf, so it is kept in the case table and shown nowhere: its Debug is
+/// redacted and [`PendingApproval`] leaves it out of every JSON irf prints.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct TaskToken(String);
+
+impl TaskToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself, for the one call that answers the wait.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for TaskToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskToken(redacted)")
+    }
+}
+
 /// An approval the case waits on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingApproval {
     pub case_id: CaseId,
-    /// The Step Functions task token that answers the wait. Never printed.
-    pub token: String,
+    /// The task token that answers the wait: read from the table, never written out by
+    /// serialization (the table's record adds it, see [`ApprovalRecord`]).
+    #[serde(skip_serializing, default)]
+    pub token: TaskToken,
     pub requested_at: String,
     #[serde(default)]
     pub decided: Option<ApprovalDecision>,
+}
+
+/// What the table keeps of an approval: the approval and its token.
+#[derive(Serialize)]
+struct ApprovalRecord<'a> {
+    #[serde(flatten)]
+    approval: &'a PendingApproval,
+    token: &'a str,
+}
+
+impl<'a> ApprovalRecord<'a> {
+    fn of(approval: &'a PendingApproval) -> Self {
+        Self {
+            approval,
+            token: approval.token.expose(),
+        }
+    }
 }
 
 /// An approver's answer.
@@ -672,8 +715,12 @@ impl CaseTable {
 
     /// Keeps the task token of the approval wait.
     pub async fn await_approval(&self, approval: &PendingApproval) -> Result<(), CaseError> {
-        self.put(case_pk(&approval.case_id), "APPROVAL".to_owned(), approval)
-            .await?;
+        self.put(
+            case_pk(&approval.case_id),
+            "APPROVAL".to_owned(),
+            &ApprovalRecord::of(approval),
+        )
+        .await?;
         self.set_status(&approval.case_id, CaseStatus::AwaitingApproval)
             .await
     }
@@ -689,8 +736,12 @@ impl CaseTable {
             .await?
             .ok_or_else(|| CaseError::NotFound(case_id.clone()))?;
         approval.decided = Some(decision);
-        self.put(case_pk(case_id), "APPROVAL".to_owned(), &approval)
-            .await?;
+        self.put(
+            case_pk(case_id),
+            "APPROVAL".to_owned(),
+            &ApprovalRecord::of(&approval),
+        )
+        .await?;
         self.set_status(case_id, CaseStatus::Running).await
     }
 
@@ -701,8 +752,12 @@ impl CaseTable {
             .await?
             .ok_or_else(|| CaseError::NotFound(case_id.clone()))?;
         approval.decided = None;
-        self.put(case_pk(case_id), "APPROVAL".to_owned(), &approval)
-            .await?;
+        self.put(
+            case_pk(case_id),
+            "APPROVAL".to_owned(),
+            &ApprovalRecord::of(&approval),
+        )
+        .await?;
         self.set_status(case_id, CaseStatus::AwaitingApproval).await
     }
 }
@@ -906,6 +961,22 @@ fn decode<T: for<'de> Deserialize<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_token_is_stored_but_never_printed() {
+        let approval = PendingApproval {
+            case_id: CaseId::parse("20261128T093015Z-i-0abc").expect("valid"),
+            token: TaskToken::new("AAAA-secret-token"),
+            requested_at: "2026-11-28T09:30:15Z".to_owned(),
+            decided: None,
+        };
+        let printed = serde_json::to_string(&approval).expect("json");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(!format!("{approval:?}").contains("secret"));
+        let stored = serde_json::to_string(&ApprovalRecord::of(&approval)).expect("json");
+        let read: PendingApproval = serde_json::from_str(&stored).expect("read back");
+        assert_eq!(read.token.expose(), "AAAA-secret-token");
+    }
 
     #[test]
     fn case_ids_are_execution_names() {

@@ -509,9 +509,11 @@ impl MultipartUpload {
         Ok(out.version_id().map(str::to_owned))
     }
 
-    /// The parts S3 holds for this upload, in order, from ListParts (page by page).
-    pub async fn stored_parts(&self) -> Result<Vec<StoredPart>, AwsError> {
+    /// The parts S3 holds for this upload, in order, from ListParts (page by page), and
+    /// their bytes in all.
+    pub async fn stored_parts(&self) -> Result<(Vec<StoredPart>, u64), AwsError> {
         let mut parts = Vec::new();
+        let mut bytes = 0u64;
         let mut marker: Option<String> = None;
         loop {
             let out = self
@@ -525,6 +527,11 @@ impl MultipartUpload {
                 .send()
                 .await
                 .map_err(|err| self.bucket.site.error("s3:ListParts", &err))?;
+            bytes += out
+                .parts()
+                .iter()
+                .map(|p| u64::try_from(p.size().unwrap_or(0)).unwrap_or(0))
+                .sum::<u64>();
             parts.extend(out.parts().iter().map(|p| StoredPart {
                 number: p.part_number().unwrap_or_default(),
                 etag: p.e_tag().unwrap_or_default().to_owned(),
@@ -533,7 +540,7 @@ impl MultipartUpload {
             }));
             match (out.is_truncated(), out.next_part_number_marker()) {
                 (Some(true), Some(next)) => marker = Some(next.to_owned()),
-                _ => return Ok(parts),
+                _ => return Ok((parts, bytes)),
             }
         }
     }

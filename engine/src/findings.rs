@@ -216,7 +216,19 @@ impl FindingQuery {
 /// The instance id in an EC2 resource id (an instance ARN or a bare id).
 pub fn instance_id_of(resource_id: &str) -> Option<String> {
     let id = resource_id.rsplit('/').next().unwrap_or(resource_id);
-    id.starts_with("i-").then(|| id.to_owned())
+    is_instance_id(id).then(|| id.to_owned())
+}
+
+/// Whether `id` has the shape EC2 gives instance ids (`i-` and 8 or 17 hexadecimal
+/// digits): a finding's resource is written by whoever imports it, so anything else is
+/// not taken for an instance.
+pub fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("i-").is_some_and(|hex| {
+        (8..=17).contains(&hex.len())
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    })
 }
 
 fn finding_from_sdk(finding: &AwsSecurityFinding) -> Finding {
@@ -546,10 +558,19 @@ mod tests {
     #[test]
     fn instance_ids_from_resources() {
         assert_eq!(
-            instance_id_of("arn:aws:ec2:us-east-1:1:instance/i-0abc").as_deref(),
-            Some("i-0abc")
+            instance_id_of("arn:aws:ec2:us-east-1:1:instance/i-0123456789abcdef0").as_deref(),
+            Some("i-0123456789abcdef0")
         );
-        assert_eq!(instance_id_of("i-0abc").as_deref(), Some("i-0abc"));
+        assert_eq!(instance_id_of("i-0abc1234").as_deref(), Some("i-0abc1234"));
         assert_eq!(instance_id_of("arn:aws:s3:::bucket"), None);
+        // Whoever imports a finding writes its resource: only EC2's shape is an instance.
+        for hostile in [
+            "arn:aws:ec2:us-east-1:1:instance/i-\u{1b}]52;c;cm0gLXJmIH4=\u{7}",
+            "i-0abc",
+            "i-0123456789ABCDEF0",
+            "i-0123456789abcdef01",
+        ] {
+            assert_eq!(instance_id_of(hostile), None, "{hostile:?}");
+        }
     }
 }

@@ -104,15 +104,35 @@ pub async fn build(plane: &Plane, case_id: &CaseId) -> Result<CaseReport, CaseEr
     })
 }
 
-/// Text made safe for a Markdown table cell: control characters escaped, pipes escaped.
+/// Text made inert in Markdown: what could start a link, an image, raw HTML, an
+/// autolink, emphasis, code or a table cell is backslash-escaped (CommonMark lets any
+/// ASCII punctuation be), a URL's `://` and a `www.` lose their power to autolink, and
+/// control characters are escaped. A host's error text or a finding's title can then
+/// never load a beacon or hide a link in a report; times keep their plain colons.
 fn md(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| match c {
-            '|' => vec!['\\', '|'],
-            c if c.is_control() => c.escape_default().collect(),
-            c => vec![c],
-        })
-        .collect()
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    for (at, &c) in chars.iter().enumerate() {
+        let next = |n: usize| chars.get(at + n).copied();
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '<' | '>' | '!' | '#' | '|' | '~'
+            | '&' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ':' if next(1) == Some('/') && next(2) == Some('/') => out.push_str("\\:"),
+            '.' if at >= 3
+                && chars[at - 3..at]
+                    .iter()
+                    .all(|w| w.eq_ignore_ascii_case(&'w')) =>
+            {
+                out.push_str("\\.");
+            }
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Text made safe for HTML: the five special characters as entities, control characters
@@ -405,7 +425,14 @@ mod tests {
 
     #[test]
     fn hostile_text_is_inert_in_every_format() {
-        assert_eq!(md("a|b\u{1b}[2J"), "a\\|b\\u{1b}[2J");
+        assert_eq!(md("a|b\u{1b}[2J"), "a\\|b\\u{1b}\\[2J");
+        let beacon = md(
+            "![x](https://attacker.example/b) <img src=x onerror=alert(1)> [a](b) www.example.com",
+        );
+        for live in ["![", "](", " <img", "https://", "[a]", "www."] {
+            assert!(!beacon.contains(live), "{live} in {beacon}");
+        }
+        assert_eq!(md("2026-11-28T09:30:15Z"), "2026-11-28T09:30:15Z");
         assert_eq!(
             html("<script>alert('x')</script>&\u{7}"),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;\\u{7}"

@@ -152,7 +152,31 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
         },
     )
     .await;
-    assert!(waiting.approval.is_some(), "the task token is kept");
+    let token = waiting
+        .approval
+        .as_ref()
+        .map(|a| a.token.expose().to_owned())
+        .expect("the task token is kept");
+    assert!(token.len() > 16, "a real task token: {token}");
+    // Whoever holds the token (and states:SendTaskSuccess) answers the wait outside irf:
+    // no output of irf's shows it.
+    for args in [
+        vec!["case", case.case_id.as_str(), "--json"],
+        vec!["case", case.case_id.as_str()],
+        vec!["cases", "--json"],
+    ] {
+        let out = run_irf(&args, &lab_env(state));
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "irf {args:?}: {printed}");
+        assert!(
+            !printed.contains(&token),
+            "irf {args:?} printed the task token"
+        );
+    }
     acquisition::decide(
         &plane,
         &case.case_id,
@@ -567,5 +591,69 @@ async fn memory_is_captured_from_an_instance_that_prepare_just_gave_a_profile() 
     assert!(
         manifest.details["ranges"].to_string().len() > 24_000,
         "more than Run Command's output could have carried"
+    );
+}
+
+#[tokio::test]
+async fn a_host_claiming_more_memory_than_its_instance_type_has_is_refused() {
+    // Root on a compromised host controls what its kernel interfaces say. One that claims
+    // 2 TiB of RAM would have irf store, and lock for years, whatever it uploads: the
+    // claim is bounded by the instance type's memory before anything is uploaded.
+    let state = lab();
+    let suspect = irf_e2e::suspect(state);
+    let host = state
+        .seeded
+        .instances
+        .iter()
+        .find(|i| i.name.contains("-db-") && i.state == "running" && i.id != suspect.id)
+        .expect("a running database server in the lab");
+    let hosts = state.config_path.parent().expect("lab dir").join("hosts");
+    let dirs = irf_engine::lab::hosts::host_dirs(
+        &hosts,
+        &host.id,
+        false,
+        irf_engine::lab::hosts::RamLayout::Contiguous,
+        "6.1.0-irf-lab",
+    )
+    .expect("the host's files");
+    std::fs::write(
+        dirs.proc.join("iomem"),
+        "00001000-0009fbff : System RAM\n00100000-200000ffffff : System RAM\n",
+    )
+    .expect("the host lies about its RAM");
+    let out = run_irf(
+        &[
+            "acquire",
+            "--instance",
+            &host.id,
+            "--account",
+            host.account.as_str(),
+            "--no-disk",
+            "--containment",
+            "never",
+            "--wait",
+            "--json",
+        ],
+        &lab_env(state),
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plane = Plane::connect(context().await).await.expect("plane");
+    let case = case_of(&plane, &host.id).await.expect("the case");
+    let detail = plane.table.detail(&case.case_id).await.expect("detail");
+    let recorded = format!("{detail:?}");
+    assert!(
+        recorded.contains("claims") && recorded.contains("instance type"),
+        "the refusal names the claim and the instance type: {said}\n{recorded}"
+    );
+    assert!(
+        detail
+            .artifacts
+            .iter()
+            .all(|a| !matches!(a.state, ArtifactState::Written | ArtifactState::Verified)),
+        "nothing was captured: {recorded}"
     );
 }

@@ -252,6 +252,35 @@ async fn a_suspect_instance_reads_no_evidence_and_no_role_of_irf() {
         "s3:GetObject",
         key,
     );
+    // The account's secrets stay out of reach: the IR profile is the agent's channels only.
+    let admin = admin_context()
+        .await
+        .account_config(&instance.account, &instance.region)
+        .await
+        .expect("the member as its administrator");
+    aws_sdk_ssm::Client::new(&admin)
+        .put_parameter()
+        .name("db-password")
+        .value("hunter2")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .expect("a secret of the member's");
+    let parameter = format!(
+        "arn:aws:ssm:{}:{}:parameter/db-password",
+        instance.region, instance.account
+    );
+    refused(
+        aws_sdk_ssm::Client::new(&suspect_role.base_config(&instance.region))
+            .get_parameter()
+            .name("db-password")
+            .with_decryption(true)
+            .send()
+            .await,
+        "ssm:GetParameter",
+        &parameter,
+    );
     let target = role(&instance.account, "IRAutomation");
     refused(
         aws_sdk_sts::Client::new(&suspect_role.base_config(LAB_REGION))

@@ -1,6 +1,7 @@
 //! The chain of custody in the lab: a completed case verifies, and each kind of tampering
 //! (an edited, removed or reordered ledger entry; an artifact overwritten by a new object
-//! version; an artifact deleted) makes `irf verify` fail and name the item.
+//! version; an artifact deleted) makes `irf verify` fail and name the item; what a finding's
+//! writer planted reaches the responder's terminal as text.
 
 use std::time::{Duration, Instant};
 
@@ -519,5 +520,79 @@ fn the_sealed_key_is_per_case_and_sequence() {
     assert_eq!(
         ledger::sealed_key(&case, 7),
         "cases/20261128T093015Z-i-ad331045abe82ba53/ledger/0000000007.json"
+    );
+}
+
+#[tokio::test]
+async fn a_hostile_finding_reaches_the_terminal_inert() {
+    // Any account that can import a finding writes its resource id and title: an OSC 52
+    // clipboard write and a screen clear there must reach the responder's terminal as text.
+    // (Here, not with the lab's own tests: those count the seeded findings.)
+    let state = lab();
+    let member = state
+        .seeded
+        .members
+        .iter()
+        .find(|m| m.managed)
+        .expect("a managed member");
+    let hub = aws_sdk_securityhub::Client::new(
+        &irf_e2e::admin_context()
+            .await
+            .account_config(&state.seeded.security, "us-east-1")
+            .await
+            .expect("the Security account"),
+    );
+    let stamp = "2026-12-01T00:00:00Z";
+    let hostile_id = "i-\u{1b}]52;c;cm0gLXJmIH4=\u{7}\u{1b}[2J";
+    let finding = aws_sdk_securityhub::types::AwsSecurityFinding::builder()
+        .schema_version("2018-10-08")
+        .id(format!(
+            "arn:aws:guardduty:us-east-1:{}:detector/irflab/finding/hostile",
+            member.id
+        ))
+        .product_arn("arn:aws:securityhub:us-east-1::product/aws/guardduty")
+        .generator_id("hostile")
+        .aws_account_id(member.id.as_str())
+        .region("us-east-1")
+        .types("TTPs/Command and Control")
+        .created_at(stamp)
+        .updated_at(stamp)
+        .severity(
+            aws_sdk_securityhub::types::Severity::builder()
+                .label(aws_sdk_securityhub::types::SeverityLabel::Critical)
+                .normalized(90)
+                .build(),
+        )
+        .title("hostile-title \u{1b}[31mRED\u{1b}]0;owned\u{7}")
+        .description("planted")
+        .resources(
+            aws_sdk_securityhub::types::Resource::builder()
+                .r#type("AwsEc2Instance")
+                .id(format!(
+                    "arn:aws:ec2:us-east-1:{}:instance/{hostile_id}",
+                    member.id
+                ))
+                .build(),
+        )
+        .build();
+    hub.batch_import_findings()
+        .findings(finding)
+        .send()
+        .await
+        .expect("import the hostile finding");
+    let out = run_irf(&["findings"], &lab_env(state));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.contains("hostile-title"),
+        "the finding is listed: {printed}"
+    );
+    assert!(
+        !out.stdout.iter().any(|b| *b == 0x1b || *b == 0x07),
+        "no escape or bell byte reaches the terminal: {printed}"
+    );
+    assert!(
+        printed.contains(r"hostile-title \e[31mRED\e]0;owned\x07"),
+        "{printed}"
     );
 }

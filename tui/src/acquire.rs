@@ -220,9 +220,9 @@ fn print_detail(detail: &CaseDetail) -> anyhow::Result<()> {
     out!("status    {}", case.status.as_str());
     out!(
         "instance  {} (account {}, region {})",
-        case.subject.instance_id,
+        crate::text::escape_untrusted(&case.subject.instance_id),
         case.subject.account,
-        case.subject.region
+        crate::text::escape_untrusted(&case.subject.region)
     );
     out!(
         "opened    {} by {} ({})",
@@ -261,13 +261,16 @@ fn print_detail(detail: &CaseDetail) -> anyhow::Result<()> {
         out!(
             "  {:<7} {:<22} {:>14} / {:<14} {:<9} {}",
             artifact.kind.as_str(),
-            artifact.source,
+            crate::text::escape_untrusted(&artifact.source),
             artifact.bytes_done,
             artifact.bytes_total,
             format!("{:?}", artifact.state).to_lowercase(),
-            artifact.sha256.as_deref().unwrap_or("")
+            crate::text::escape_untrusted(artifact.sha256.as_deref().unwrap_or(""))
         );
-        out!("          s3 key {}", artifact.key);
+        out!(
+            "          s3 key {}",
+            crate::text::escape_untrusted(&artifact.key)
+        );
     }
     Ok(())
 }
@@ -417,11 +420,11 @@ pub async fn evidence(context: Arc<AwsContext>, json: bool) -> anyhow::Result<Ex
         out!(
             "{}  {:<6} {:>14}  {:<9} {}  {}\n    {}",
             item.case_id,
-            item.kind,
+            crate::text::escape_untrusted(&item.kind),
             item.size,
-            item.state,
-            item.sha256.as_deref().unwrap_or("-"),
-            lock,
+            crate::text::escape_untrusted(&item.state),
+            crate::text::escape_untrusted(item.sha256.as_deref().unwrap_or("-")),
+            crate::text::escape_untrusted(&lock),
             crate::text::escape_untrusted(&item.key)
         );
     }

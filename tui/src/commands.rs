@@ -577,10 +577,10 @@ async fn findings(
             out!(
                 "{:<13} {:<12} {:<10} {:<20} {:<9} {}",
                 f.severity.label(),
-                f.account,
-                f.region,
-                f.instance_id.as_deref().unwrap_or("-"),
-                f.workflow_status,
+                crate::text::escape_untrusted(&f.account),
+                crate::text::escape_untrusted(&f.region),
+                crate::text::escape_untrusted(f.instance_id.as_deref().unwrap_or("-")),
+                crate::text::escape_untrusted(&f.workflow_status),
                 crate::text::clip_untrusted(&f.title, 80)
             );
         }

@@ -12,6 +12,19 @@ pub const LOG_ENV: &str = "IRF_LOG";
 pub fn init() -> Option<WorkerGuard> {
     let dir = irf_engine::paths::state_dir()?;
     std::fs::create_dir_all(&dir).ok()?;
+    // The log names accounts, instances and cases: readable by its owner only, whatever
+    // the umask (the appender would create it with the default mode).
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let path = dir.join("irf.log");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .ok()?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).ok()?;
+    }
     let appender = tracing_appender::rolling::never(&dir, "irf.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let filter = EnvFilter::try_from_env(LOG_ENV)

@@ -28,15 +28,22 @@ const AGENT_ONLINE_WITHIN: Duration = Duration::from_secs(15 * 60);
 /// How often the agent's status is asked for while waiting.
 const AGENT_POLL: Duration = Duration::from_secs(3);
 
+/// The architectures a capture tool is published for (template 4); anything else a host
+/// reports is refused before it names a key.
+pub const ARCHITECTURES: &[&str] = &["x86_64", "aarch64"];
+/// RAM ranges a host may report: far above any real machine's, far below what would
+/// make the LiME headers a payload of their own.
+const MAX_RAM_RANGES: u64 = 65_536;
+
 /// How long pre-signed URLs stay valid: long enough for a large host, short enough to
 /// be useless soon after.
 const URL_LIFETIME: Duration = Duration::from_secs(6 * 3600);
 
-/// The preflight script. It reads only; the capture's source directories can be pointed
-/// elsewhere by the host's environment (`IRF_PROC`, `IRF_SYS`), as the lab's hosts do.
+/// The preflight script. It reads only, and only the kernel's own `/proc` and `/sys`: no
+/// setting of the host's can point it elsewhere.
 pub const PREFLIGHT_SCRIPT: &str = r#"# irf memory preflight
 set -u
-proc="${IRF_PROC:-/proc}"; sys="${IRF_SYS:-/sys}"
+proc=/proc; sys=/sys
 kernel="$(cat "$proc/sys/kernel/osrelease" 2>/dev/null || uname -r)"
 arch="$(uname -m)"
 kcore=false; [ -r "$proc/kcore" ] && kcore=true
@@ -87,6 +94,13 @@ impl Preflight {
         if self.ram_bytes == 0 {
             return Some("no System RAM range in /proc/iomem".to_owned());
         }
+        if !ARCHITECTURES.contains(&self.arch.as_str()) {
+            return Some(format!(
+                "the host reports architecture {:?}; capture tools exist for {}",
+                self.arch,
+                ARCHITECTURES.join(" and ")
+            ));
+        }
         if !self.curl {
             return Some(
                 "curl is not installed on the host; the capture uploads with it".to_owned(),
@@ -102,14 +116,13 @@ pub fn capture_script(tool_url: &str, tool_sha256: &str, plan_url: &str) -> Stri
         r#"# irf memory capture
 set -eu
 umask 077
-proc="${{IRF_PROC:-/proc}}"
 work="$(mktemp -d -p /dev/shm irf.XXXXXX 2>/dev/null || mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 curl -fsS --retry 3 -o "$work/irf-memcap" '{tool_url}'
 echo '{tool_sha256}  '"$work/irf-memcap" | sha256sum -c --quiet -
 chmod 0700 "$work/irf-memcap"
 curl -fsS --retry 3 -o "$work/plan.json" '{plan_url}'
-"$work/irf-memcap" memcap --source "$proc/kcore" --iomem "$proc/iomem" --plan "$work/plan.json"
+"$work/irf-memcap" memcap --source /proc/kcore --iomem /proc/iomem --plan "$work/plan.json"
 "#
     )
 }
@@ -246,6 +259,58 @@ pub async fn run_script_on(
             )));
         }
     }
+}
+
+/// The memory of an instance's type, as EC2 describes it.
+#[derive(Debug, Clone)]
+struct TypeMemory {
+    instance_type: String,
+    bytes: u64,
+}
+
+async fn instance_type_memory(
+    config: &aws_types::SdkConfig,
+    case: &Case,
+) -> Result<TypeMemory, StepError> {
+    let (account, region, id) = (
+        case.subject.account.as_str(),
+        case.subject.region.as_str(),
+        case.subject.instance_id.as_str(),
+    );
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let described = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .map_err(|err| AwsError::from_sdk("ec2:DescribeInstances", account, region, &err))?;
+    let instance_type = described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find_map(|i| i.instance_type().cloned())
+        .ok_or_else(|| StepError::failed(format!("EC2 names no instance type for {id}")))?;
+    let types = ec2
+        .describe_instance_types()
+        .instance_types(instance_type.clone())
+        .send()
+        .await
+        .map_err(|err| AwsError::from_sdk("ec2:DescribeInstanceTypes", account, region, &err))?;
+    let mib = types
+        .instance_types()
+        .iter()
+        .find_map(|t| t.memory_info().and_then(|m| m.size_in_mib()))
+        .and_then(|mib| u64::try_from(mib).ok())
+        .ok_or_else(|| {
+            StepError::failed(format!(
+                "EC2 gives no memory size for instance type {}",
+                instance_type.as_str()
+            ))
+        })?;
+    Ok(TypeMemory {
+        instance_type: instance_type.as_str().to_owned(),
+        bytes: mib << 20,
+    })
 }
 
 /// Waits until Systems Manager reports the instance's agent Online: an instance that
@@ -389,6 +454,15 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     if let Some(blocker) = facts.blocker() {
         return Err(StepError::invalid(format!(
             "memory capture on {id} is not possible: {blocker}"
+        )));
+    }
+    // What the host says it holds is bounded by what its instance type has: a host whose
+    // root is compromised cannot make irf store (and lock for years) more than that.
+    let type_memory = instance_type_memory(&config, case).await?;
+    if facts.ram_bytes > type_memory.bytes || facts.ram_ranges > MAX_RAM_RANGES {
+        return Err(StepError::integrity(format!(
+            "the host {id} claims {} bytes of RAM in {} ranges, but its instance type {} has {} bytes: nothing was captured",
+            facts.ram_bytes, facts.ram_ranges, type_memory.instance_type, type_memory.bytes
         )));
     }
 
@@ -551,7 +625,17 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         }
     };
     // The parts as S3 holds them (the host's own list would not fit the command output).
-    let stored = upload.stored_parts().await?;
+    let (stored, stored_bytes) = upload.stored_parts().await?;
+    if stored_bytes > expected {
+        let _ = upload.abort().await;
+        let message = format!(
+            "the host {id} uploaded {stored_bytes} bytes where its RAM makes at most {expected}; the upload was abandoned, nothing was kept"
+        );
+        progress
+            .finish(ArtifactState::Failed, None, Some(message.clone()))
+            .await;
+        return Err(StepError::integrity(message));
+    }
     if stored.len() as u64 != report.parts {
         let _ = upload.abort().await;
         let message = format!(
@@ -582,6 +666,20 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
             return Err(StepError::integrity(message));
         }
     };
+    let captured: u64 = ranges.iter().map(|r| r.len()).sum();
+    if ranges.len() as u64 + report.missing_count != facts.ram_ranges || captured > facts.ram_bytes
+    {
+        let message = format!(
+            "the memory image of {id} holds {} ranges ({captured} bytes) where the preflight found {} ({} bytes)",
+            ranges.len(),
+            facts.ram_ranges,
+            facts.ram_bytes
+        );
+        progress
+            .finish(ArtifactState::Failed, None, Some(message.clone()))
+            .await;
+        return Err(StepError::integrity(message));
+    }
     if read.sha256 != report.sha256 || read.size != report.size {
         let message = format!(
             "the memory image in S3 ({} bytes, SHA-256 {}) differs from what the host sent ({} bytes, SHA-256 {}); no manifest was written",
@@ -622,6 +720,10 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
             "missing_ranges": report.missing,
             "missing_range_count": report.missing_count,
             "host_sha256": report.sha256,
+            // What irf checked is that S3 holds what the host sent, shaped as its preflight
+            // said; the bytes themselves are what the host's kernel gave, which a host whose
+            // root is compromised can forge.
+            "attestation": "host",
         }),
         started_at,
         finished_at: now_rfc3339(),

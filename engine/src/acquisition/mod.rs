@@ -353,7 +353,7 @@ pub async fn decide(
     if let Err(err) = plane
         .sfn
         .send_task_success()
-        .task_token(&pending.token)
+        .task_token(pending.token.expose())
         .output(output)
         .send()
         .await

@@ -565,7 +565,7 @@ async fn approval(plane: &Plane, case: &Case, message: &StepMessage) -> Result<V
         .table
         .await_approval(&PendingApproval {
             case_id: case.case_id.clone(),
-            token: message.token.clone(),
+            token: crate::cases::TaskToken::new(message.token.clone()),
             requested_at: now_rfc3339(),
             decided: None,
         })

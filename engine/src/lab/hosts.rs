@@ -22,7 +22,7 @@ pub const PLANTED_MEMORY: &[&str] = &[
     "<?php @eval($_POST['c']); ?>",
 ];
 
-/// The directories the agent points a script at (`IRF_PROC`, `IRF_SYS`).
+/// The directories the lab mounts over a script's /proc and /sys.
 #[derive(Debug, Clone)]
 pub struct HostDirs {
     pub proc: PathBuf,

@@ -579,6 +579,10 @@ fn host_path() -> std::ffi::OsString {
     std::env::join_paths(dirs).unwrap_or(machine)
 }
 
+/// Mounts a lab host's /proc and /sys (arguments 1 and 2) over the machine's, then runs
+/// the script (argument 3) with bash.
+const HOST_VIEW: &str = r#"mount --bind "$1" /proc && mount --bind "$2" /sys && exec bash -c "$3""#;
+
 async fn run_command(
     ctx: &AwsContext,
     control: &Control,
@@ -656,30 +660,38 @@ async fn run_command(
         Ok(home) => home,
         Err(err) => return report("Failed", 1, String::new(), err.to_string()),
     };
-    let child = tokio::process::Command::new("bash")
-        .arg("-c")
-        .arg(&script)
+    // A suspect's script sees the host's own /proc and /sys where every host keeps them:
+    // the lab mounts its files there in a mount namespace of the script's own, so that
+    // irf's scripts read the fixed paths they read on a real host.
+    let mut command = match &dirs {
+        Some(dirs) => {
+            let mut command = tokio::process::Command::new("unshare");
+            command
+                .args([
+                    "--mount",
+                    "--map-root-user",
+                    "--propagation",
+                    "private",
+                    "--",
+                ])
+                .args(["sh", "-c", HOST_VIEW, "irf-lab-host"])
+                .arg(&dirs.proc)
+                .arg(&dirs.sys)
+                .arg(&script);
+            command
+        }
+        None => {
+            let mut command = tokio::process::Command::new("bash");
+            command.arg("-c").arg(&script);
+            command
+        }
+    };
+    let child = command
         .env_clear()
         .env("PATH", host_path())
         .envs(view.env)
         .env("HOME", &home.home)
         .env("LANG", "C")
-        // An analysis host's are left unbuilt: a capture there fails naming the path,
-        // rather than reading the lab machine's own /proc.
-        .env(
-            "IRF_PROC",
-            dirs.as_ref().map_or_else(
-                || hosts.join(&command.instance_id).join("proc"),
-                |d| d.proc.clone(),
-            ),
-        )
-        .env(
-            "IRF_SYS",
-            dirs.as_ref().map_or_else(
-                || hosts.join(&command.instance_id).join("sys"),
-                |d| d.sys.clone(),
-            ),
-        )
         .env("IRF_EVIDENCE_DIR", &home.evidence)
         .current_dir(&home.home)
         .stdin(Stdio::null())
@@ -694,7 +706,9 @@ async fn run_command(
                 "Failed",
                 1,
                 String::new(),
-                format!("cannot run bash: {err}"),
+                format!(
+                    "cannot run the script (a suspect's needs 'unshare --mount', which plays its /proc): {err}"
+                ),
             );
         }
     };

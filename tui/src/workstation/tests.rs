@@ -1047,7 +1047,7 @@ fn a_case_waiting_for_approval_says_how_to_approve() {
     detail.case.status = CaseStatus::AwaitingApproval;
     detail.approval = Some(PendingApproval {
         case_id: detail.case.case_id.clone(),
-        token: "secret-task-token".into(),
+        token: irf_engine::cases::TaskToken::new("secret-task-token"),
         requested_at: "2026-11-28T09:50:00Z".into(),
         decided: None,
     });

@@ -19,8 +19,9 @@ use super::{Analysis, AnalysisError};
 /// Where the official client can be had, for sessions irf cannot speak itself.
 pub const PLUGIN_HELP: &str = "install the Session Manager plugin (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html) and run 'aws ssm start-session --target";
 
-/// A session the service started: where to connect and with what.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A session the service started: where to connect and with what. Its Debug leaves the
+/// token and the stream URL's query out: they open the session.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StartedSession {
     pub session_id: String,
     pub stream_url: String,
@@ -30,6 +31,19 @@ pub struct StartedSession {
     pub kind: SessionKind,
     /// StartSession's request id, for the ledger.
     pub request_id: Option<String>,
+}
+
+impl std::fmt::Debug for StartedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartedSession")
+            .field("session_id", &self.session_id)
+            .field("stream_url", &redact(&self.stream_url))
+            .field("token", &"redacted")
+            .field("target", &self.target)
+            .field("kind", &self.kind)
+            .field("request_id", &self.request_id)
+            .finish()
+    }
 }
 
 /// What the session is for.

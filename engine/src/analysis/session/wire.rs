@@ -278,8 +278,8 @@ struct AcknowledgeContent<'a> {
     is_sequential_message: bool,
 }
 
-/// The text frame that opens a data channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The text frame that opens a data channel (its Debug leaves the token out).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct OpenDataChannel {
     pub message_schema_version: String,
@@ -287,6 +287,17 @@ pub struct OpenDataChannel {
     pub token_value: String,
     pub client_id: String,
     pub client_version: String,
+}
+
+impl std::fmt::Debug for OpenDataChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenDataChannel")
+            .field("request_id", &self.request_id)
+            .field("token_value", &"redacted")
+            .field("client_id", &self.client_id)
+            .field("client_version", &self.client_version)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the agent asks of the client in its handshake.
