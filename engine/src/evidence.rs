@@ -201,6 +201,72 @@ impl EvidenceBucket {
         Ok(())
     }
 
+    /// Writes a record of custody (a manifest, a ledger seal) once: the write is
+    /// conditional on the key not existing (the bucket policy refuses any other), and
+    /// finding it written already is fine when it holds the same record (a step that runs
+    /// again), an error naming the key when it does not.
+    pub async fn put_json_once<T>(&self, key: &str, value: &T) -> Result<(), AwsError>
+    where
+        T: Serialize + for<'de> Deserialize<'de> + PartialEq,
+    {
+        let body = serde_json::to_vec_pretty(value)
+            .map_err(|err| AwsError::Other(format!("cannot encode {key}: {err}")))?;
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match("*")
+            .content_type("application/json")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(ByteStream::from(body));
+        if let Some(kms) = &self.kms_key_arn {
+            request = request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(kms);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            // 412: written already; 409: another writer's conditional write is under way.
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|raw| matches!(raw.status().as_u16(), 409 | 412)) =>
+            {
+                match self.get_json::<T>(key).await? {
+                    Some(existing) if existing == *value => Ok(()),
+                    _ => Err(AwsError::Other(format!(
+                        "s3://{}/{key} is written already with another record; records of custody are written once",
+                        self.bucket
+                    ))),
+                }
+            }
+            Err(err) => Err(self.site.error("s3:PutObject", &err)),
+        }
+    }
+
+    /// How many versions (delete markers included) the bucket holds of exactly `key`.
+    pub async fn versions_of(&self, key: &str) -> Result<usize, AwsError> {
+        let out = self
+            .client
+            .list_object_versions()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .map_err(|err| self.site.error("s3:ListObjectVersions", &err))?;
+        Ok(out
+            .versions()
+            .iter()
+            .filter(|v| v.key() == Some(key))
+            .count()
+            + out
+                .delete_markers()
+                .iter()
+                .filter(|m| m.key() == Some(key))
+                .count())
+    }
+
     /// Reads a small JSON object; `None` when it does not exist.
     pub async fn get_json<T: for<'de> Deserialize<'de>>(
         &self,

@@ -173,7 +173,7 @@ async fn seal_after(plane: &Plane, case_id: &CaseId, entry: &LedgerEntry) -> Res
     };
     if entry.seq == 1 || evidence.exists(&sealed_key(case_id, entry.seq - 1)).await? {
         evidence
-            .put_json(&sealed_key(case_id, entry.seq), entry)
+            .put_json_once(&sealed_key(case_id, entry.seq), entry)
             .await?;
         Ok(())
     } else {
@@ -198,7 +198,7 @@ pub async fn seal(plane: &Plane, case_id: &CaseId) -> Result<(), CaseError> {
     }
     for entry in unsealed.into_iter().rev() {
         evidence
-            .put_json(&sealed_key(case_id, entry.seq), entry)
+            .put_json_once(&sealed_key(case_id, entry.seq), entry)
             .await?;
     }
     Ok(())
@@ -381,7 +381,13 @@ pub async fn verify_detail(
                 "differs from its sealed copy at {key} (sealed SHA-256 {})",
                 sealed.sha256
             )),
-            Some(_) => None,
+            // A seal is written once: a second version is a rewrite, whatever it says now.
+            Some(_) => match evidence.versions_of(&key).await? {
+                1 => None,
+                written => Some(format!(
+                    "its sealed copy at {key} was written {written} times (a seal is written once)"
+                )),
+            },
         };
         if let Some(problem) = problem {
             items.push(CheckedItem {
@@ -420,8 +426,19 @@ pub async fn verify_detail(
                 continue;
             }
         };
+        let manifest_writes = match manifest {
+            Some(_) => {
+                evidence
+                    .versions_of(&crate::evidence::manifest_key(&artifact.key))
+                    .await?
+            }
+            None => 0,
+        };
         let problem = match (&read, &manifest, recorded) {
             (_, None, _) => Some("has no manifest".to_owned()),
+            (_, Some(_), _) if manifest_writes > 1 => Some(format!(
+                "its manifest was written {manifest_writes} times (a manifest is written once)"
+            )),
             (_, _, None) => Some("the ledger records no hash for it".to_owned()),
             (Some(read), Some(manifest), Some(recorded)) => {
                 if read.sha256 != manifest.sha256 {

@@ -79,6 +79,10 @@ unchanged against it:
 * With --watch-stdin the process exits when its standard input closes, which
   happens when the process that started it dies, even by SIGKILL: a test run
   never leaves an emulator behind.
+* ListObjectVersions of a prefix is answered from moto's records without copying them:
+  moto deep-copies every object of the bucket, data included, on each listing (a verify
+  listing the versions of each seal would copy every disk image dozens of times); AWS
+  touches no data to list versions. Paging, markers and delimiters stay with moto.
 """
 
 import argparse

@@ -192,10 +192,56 @@ class S3Fidelity:
                 status = self._restore(environ, bucket_name, key_name, query)
                 if status is not None:
                     return _respond(start_response, status)
+            elif not key_name and method == "GET" and "versions" in query:
+                listing = self._list_versions(bucket_name, query)
+                if listing is not None:
+                    return _respond(start_response, "200 OK", listing, "application/xml")
         except _S3Error as error:
             self.read_body(environ)  # the whole request is read before the answer
             return _error(start_response, error, f"/{bucket_name}/{key_name}")
         return self.app(environ, start_response)
+
+    def _list_versions(self, bucket_name: str, query: dict) -> bytes | None:
+        """ListObjectVersions of one prefix, answered from moto's records without copying.
+
+        moto deep-copies every object of the bucket, data included, on every listing: a
+        verify that lists the versions of each seal would copy every disk image of the lab
+        dozens of times. AWS lists versions without touching the data; so does the lab.
+        Paging, markers and delimiters are left to moto.
+        """
+        from xml.sax.saxutils import escape
+        from moto.s3.models import FakeDeleteMarker
+
+        if any(name in query for name in ("delimiter", "key-marker", "version-id-marker")):
+            return None
+        bucket = lab_authz.find_bucket(bucket_name)
+        if bucket is None:
+            return None
+        prefix = (query.get("prefix") or [""])[0]
+        max_keys = int((query.get("max-keys") or ["1000"])[0] or 1000)
+        entries = []
+        for name, versions in sorted(bucket.keys.iterlists(), key=lambda item: item[0]):
+            if not name.startswith(prefix):
+                continue
+            newest_first = sorted(versions, key=lambda v: v.last_modified, reverse=True)
+            for n, version in enumerate(newest_first):
+                common = (f"<Key>{escape(name)}</Key><VersionId>{escape(str(version.version_id))}</VersionId>"
+                          f"<IsLatest>{'true' if n == 0 else 'false'}</IsLatest>"
+                          f"<LastModified>{version.last_modified_ISO8601}</LastModified>")
+                if isinstance(version, FakeDeleteMarker):
+                    entries.append(f"<DeleteMarker>{common}</DeleteMarker>")
+                else:
+                    entries.append(f"<Version>{common}<ETag>{escape(version.etag)}</ETag>"
+                                   f"<Size>{version.size}</Size>"
+                                   f"<StorageClass>{escape(version.storage_class)}</StorageClass></Version>")
+        if len(entries) > max_keys:
+            return None
+        return ('<?xml version="1.0" encoding="UTF-8"?>'
+                '<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                f"<Name>{escape(bucket_name)}</Name><Prefix>{escape(prefix)}</Prefix>"
+                f"<KeyMarker></KeyMarker><VersionIdMarker></VersionIdMarker>"
+                f"<MaxKeys>{max_keys}</MaxKeys><IsTruncated>false</IsTruncated>"
+                + "".join(entries) + "</ListVersionsResult>").encode()
 
     def _check_upload(self, environ, bucket_name: str, query: dict) -> None:
         """PutObject and UploadPart: Object Lock's checksum rule, Content-MD5, the upload's algorithm."""

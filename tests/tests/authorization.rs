@@ -61,12 +61,16 @@ async fn s3(ctx: &AwsContext) -> aws_sdk_s3::Client {
 }
 
 /// Writes `body` at `key` of the evidence bucket as `ctx`; the error as AWS answered it.
+/// A record of custody (a ledger seal, a manifest) is written as irf writes it: only if
+/// the key does not exist yet, which template 6 requires.
 async fn put(ctx: &AwsContext, key: &str, body: &[u8]) -> Result<(), String> {
+    let record = key.contains("/ledger/") || key.ends_with(".manifest.json");
     s3(ctx)
         .await
         .put_object()
         .bucket(evidence_bucket())
         .key(key)
+        .set_if_none_match(record.then(|| "*".to_owned()))
         .body(body.to_vec().into())
         .send()
         .await

@@ -321,6 +321,99 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         text.contains(&format!("NOT VERIFIED  {}", memory.key)),
         "{text}"
     );
+
+    // The records of custody are written once. irf's own writer cannot write a seal
+    // again, unconditionally (the bucket policy refuses it) or conditionally (S3 refuses
+    // it: the key exists)...
+    let seal = ledger::sealed_key(&case_id, 1);
+    let worker = aws_sdk_s3::Client::new(
+        &irf_e2e::automation_context()
+            .await
+            .base_config(irf_engine::lab::LAB_REGION),
+    );
+    let plain = worker
+        .put_object()
+        .bucket(&evidence.bucket)
+        .key(&seal)
+        .body(b"{}".to_vec().into())
+        .send()
+        .await;
+    let refusal = format!(
+        "{:?}",
+        plain.expect_err("an unconditional write over a seal is refused")
+    );
+    assert!(
+        refusal.contains("AccessDenied") && refusal.contains("s3:PutObject"),
+        "{refusal}"
+    );
+    let conditional = worker
+        .put_object()
+        .bucket(&evidence.bucket)
+        .key(&seal)
+        .if_none_match("*")
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .expect_err("a conditional write over a seal fails");
+    assert_eq!(
+        conditional.raw_response().map(|r| r.status().as_u16()),
+        Some(412),
+        "{conditional:?}"
+    );
+    // ...and whoever changes the bucket policy first (the Forensics account's
+    // administrator may) lets a writer leave a second version, which verify names even
+    // when it holds the same bytes.
+    let policy = forensics_admin
+        .get_bucket_policy()
+        .bucket(&evidence.bucket)
+        .send()
+        .await
+        .expect("the bucket policy")
+        .policy()
+        .expect("a policy")
+        .to_owned();
+    let mut loosened: serde_json::Value = serde_json::from_str(&policy).expect("policy JSON");
+    loosened["Statement"]
+        .as_array_mut()
+        .expect("statements")
+        .retain(|s| s["Sid"] != "RecordsAreWrittenOnce");
+    forensics_admin
+        .put_bucket_policy()
+        .bucket(&evidence.bucket)
+        .policy(loosened.to_string())
+        .send()
+        .await
+        .expect("loosen the policy");
+    let original = worker
+        .get_object()
+        .bucket(&evidence.bucket)
+        .key(&seal)
+        .send()
+        .await
+        .expect("read the seal")
+        .body
+        .collect()
+        .await
+        .expect("seal body")
+        .into_bytes();
+    let rewritten = worker
+        .put_object()
+        .bucket(&evidence.bucket)
+        .key(&seal)
+        .body(original.to_vec().into())
+        .send()
+        .await;
+    forensics_admin
+        .put_bucket_policy()
+        .bucket(&evidence.bucket)
+        .policy(&policy)
+        .send()
+        .await
+        .expect("restore the policy");
+    rewritten.expect("a second version of the seal");
+    verify_fails_naming(&case_id, "a seal written again", |f| {
+        f.starts_with("ledger entry 1:") && f.contains("written 2 times")
+    });
 }
 
 /// The report of the intact case: its JSON matches the published schema and reads back

@@ -73,7 +73,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::acquire::reject(connect(&global).await?, &case_id, &reason).await
         }
         Some(Command::Contain(command)) => {
-            crate::contain::contain(connect(&global).await?, &global, &command).await
+            Box::pin(crate::contain::contain(
+                connect(&global).await?,
+                &global,
+                &command,
+            ))
+            .await
         }
         Some(Command::Verify { case_id, json }) => {
             crate::acquire::verify(connect(&global).await?, &case_id, json).await

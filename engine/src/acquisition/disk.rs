@@ -463,7 +463,10 @@ pub(super) async fn seal(
     source: String,
 ) -> Result<ArtifactRef, StepError> {
     let manifest_at = manifest_key(&manifest.key);
-    plane.evidence()?.put_json(&manifest_at, manifest).await?;
+    plane
+        .evidence()?
+        .put_json_once(&manifest_at, manifest)
+        .await?;
     crate::ledger::append(
         plane,
         &manifest.case_id,

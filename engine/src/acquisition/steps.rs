@@ -523,6 +523,17 @@ async fn verify(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
             ));
             continue;
         };
+        let writes = plane
+            .evidence()?
+            .versions_of(&artifact.manifest_key)
+            .await?;
+        if writes > 1 {
+            failures.push(format!(
+                "{}: its manifest {} was written {writes} times (a manifest is written once)",
+                artifact.key, artifact.manifest_key
+            ));
+            continue;
+        }
         plane
             .evidence()?
             .make_readable(&artifact.key, None, |status| {
