@@ -169,7 +169,9 @@ pub async fn handle_event(plane: &Plane, body: &str) -> Result<TriggerOutcome, T
                 tracing::info!(why, "Contain tag ignored");
                 return Ok(TriggerOutcome::Ignored(why));
             }
-            if workflow.four_eyes {
+            // Anything that may tag an instance can set this tag: it opens a request that an
+            // operator approves, unless the deployment chose to contain on sight.
+            if workflow.four_eyes || policy != ContainmentPolicy::Auto {
                 let reason = Some(format!("{STATUS_TAG}=Contain tag"));
                 return Ok(TriggerOutcome::Requested(
                     containment::request(plane, &instance, reason, None).await?,

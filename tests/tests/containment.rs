@@ -763,7 +763,9 @@ async fn bad_input_is_refused_by_name_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn the_contain_tag_takes_the_same_path() {
+async fn the_contain_tag_opens_a_request_an_operator_applies() {
+    // Whoever may tag an instance can set the tag: under the default policy (approval) it
+    // opens a containment request, and nothing changes until an operator applies it.
     let (ctx, plane) = plane().await;
     let instance = bystander(5);
     let before = observe(&ctx, &instance).await;
@@ -776,20 +778,39 @@ async fn the_contain_tag_takes_the_same_path() {
     )
     .await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    let record = loop {
+    let requested = loop {
         if let Some(record) = containment::record(&plane, &instance)
             .await
             .expect("record")
-            && record.state == ContainmentState::Contained
+            && record.state == ContainmentState::Requested
         {
             break record;
         }
         assert!(
             Instant::now() < deadline,
-            "the lab runtime did not contain the tagged instance"
+            "the lab runtime opened no request for the tagged instance"
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
+    assert_ne!(
+        requested.requested_by, plane.operator,
+        "the tag's trigger asked"
+    );
+    let untouched = observe(&ctx, &instance).await;
+    assert_eq!(
+        untouched.interfaces, before.interfaces,
+        "nothing changed yet"
+    );
+    assert_eq!(
+        untouched.profile_arn, before.profile_arn,
+        "nothing changed yet"
+    );
+    let options = ContainmentOptions::from_config(ctx.config());
+    let record = containment::apply(&plane, &instance, &options, None, true)
+        .await
+        .expect("an operator applies the request")
+        .record;
+    assert_eq!(record.state, ContainmentState::Contained);
     let group = record.isolation_group_id.clone().expect("group");
     let after = observe(&ctx, &instance).await;
     for (_, groups) in &after.interfaces {
