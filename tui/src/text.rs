@@ -17,8 +17,14 @@ pub fn escape_untrusted(value: &str) -> String {
             c if ('\u{80}'..='\u{9f}').contains(&c) => {
                 out.push_str(&format!("\\u{{{:x}}}", c as u32));
             }
-            // Bidirectional overrides and isolates reorder what follows them on screen.
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' => {
+            // Bidirectional overrides and isolates reorder what follows them on screen;
+            // zero-width characters make two different ids look the same.
+            '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2060}'
+            | '\u{feff}'
+            | '\u{061c}' => {
                 out.push_str(&format!("\\u{{{:x}}}", c as u32));
             }
             c => out.push(c),
@@ -73,6 +79,13 @@ mod tests {
             "first\nhost said \\e[2Jbye\\r"
         );
         assert!(!shown.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn zero_width_characters_cannot_disguise_an_id() {
+        let lookalike = "i-0abc\u{200b}1234\u{feff}\u{2060}\u{061c}";
+        let shown = escape_untrusted(lookalike);
+        assert_eq!(shown, "i-0abc\\u{200b}1234\\u{feff}\\u{2060}\\u{61c}");
     }
 
     #[test]
