@@ -179,6 +179,19 @@ impl EvidenceBucket {
 
     /// Writes a small object (a manifest, a record) with its checksum.
     pub async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), AwsError> {
+        self.json_put(key, value)?
+            .send()
+            .await
+            .map_err(|err| self.site.error("s3:PutObject", &err))?;
+        Ok(())
+    }
+
+    /// The PutObject of a small JSON object: its SHA-256 checksum and the evidence key.
+    fn json_put<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder, AwsError> {
         let body = serde_json::to_vec_pretty(value)
             .map_err(|err| AwsError::Other(format!("cannot encode {key}: {err}")))?;
         let mut request = self
@@ -194,11 +207,7 @@ impl EvidenceBucket {
                 .server_side_encryption(ServerSideEncryption::AwsKms)
                 .ssekms_key_id(kms);
         }
-        request
-            .send()
-            .await
-            .map_err(|err| self.site.error("s3:PutObject", &err))?;
-        Ok(())
+        Ok(request)
     }
 
     /// Writes a record of custody (a manifest, a ledger seal) once: the write is
@@ -209,22 +218,7 @@ impl EvidenceBucket {
     where
         T: Serialize + for<'de> Deserialize<'de> + PartialEq,
     {
-        let body = serde_json::to_vec_pretty(value)
-            .map_err(|err| AwsError::Other(format!("cannot encode {key}: {err}")))?;
-        let mut request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .if_none_match("*")
-            .content_type("application/json")
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .body(ByteStream::from(body));
-        if let Some(kms) = &self.kms_key_arn {
-            request = request
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(kms);
-        }
+        let request = self.json_put(key, value)?.if_none_match("*");
         match request.send().await {
             Ok(_) => Ok(()),
             // 412: written already; 409: another writer's conditional write is under way.
@@ -310,7 +304,8 @@ impl EvidenceBucket {
     }
 
     /// Streams an object, hashing it and showing every byte to `observe` (on the hashing
-    /// thread, in order), and returns the hash with the observer.
+    /// thread, in order), and returns the hash with the observer. An archived object is
+    /// restored first (see [`Self::make_readable`]).
     pub async fn hash_object_with<F>(
         &self,
         key: &str,
@@ -319,14 +314,30 @@ impl EvidenceBucket {
     where
         F: Observe,
     {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|err| self.site.error("s3:GetObject", &err))?;
+        let get = || {
+            self.client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+        };
+        let out = match get().await {
+            Ok(out) => out,
+            // Archived (template 1's lifecycle): restored, then read. Asked only when S3
+            // says so, so that reading what is not archived costs no extra call.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_invalid_object_state()) =>
+            {
+                self.make_readable(key, None, |status| tracing::info!(status, "read waits"))
+                    .await?;
+                get()
+                    .await
+                    .map_err(|err| self.site.error("s3:GetObject", &err))?
+            }
+            Err(err) => return Err(self.site.error("s3:GetObject", &err)),
+        };
         let version_id = out.version_id().map(str::to_owned);
         let mut body = out.body;
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Bytes>(8);

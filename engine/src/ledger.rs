@@ -406,16 +406,7 @@ pub async fn verify_detail(
         let manifest: Option<crate::evidence::Manifest> = evidence
             .get_json(&crate::evidence::manifest_key(&artifact.key))
             .await?;
-        let readable = evidence
-            .make_readable(&artifact.key, None, |status| {
-                tracing::info!(status, "verify waits");
-            })
-            .await;
-        let read = match readable {
-            Err(err) => Err(err),
-            Ok(()) => evidence.hash_object(&artifact.key).await,
-        };
-        let read = match read {
+        let read = match evidence.hash_object(&artifact.key).await {
             Ok(read) => Some(read),
             Err(err) => {
                 items.push(CheckedItem {
