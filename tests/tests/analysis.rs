@@ -11,6 +11,11 @@ use irf_e2e::{TerminalSession, context, lab, lab_env, run_irf, suspect};
 use irf_engine::analysis::Analysis;
 use sha2::{Digest, Sha256};
 
+/// Held by the gigabyte transfer, which keeps both cores busy for a minute or more, and by
+/// the tests that wait on a terminal's screen with a timeout, so that neither runs beside
+/// the other.
+static BUSY_CORES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn irf_json(args: &[&str]) -> serde_json::Value {
     let out = run_irf(args, &lab_env(lab()));
     assert!(
@@ -510,6 +515,7 @@ fn only_analysis_hosts_are_terminated_and_launches_name_what_is_missing() {
 
 #[tokio::test]
 async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
+    let _cores = BUSY_CORES.lock().await;
     let case_id = memory_case();
     let instance_id = launch(case_id)["instance_id"]
         .as_str()
@@ -771,6 +777,7 @@ fn forward_sessions(case_id: &str, remote_port: u16) -> Vec<String> {
 
 #[tokio::test]
 async fn a_gigabyte_crosses_a_forwarded_port_whose_agent_withholds_acknowledgements() {
+    let _cores = BUSY_CORES.lock().await;
     // The agent does not acknowledge input until its dial is done, as the real agent does;
     // the client must resend, in messages of the reference 1,024 bytes, and keep going
     // through a gigabyte up and 64 MiB down.
@@ -917,6 +924,7 @@ async fn an_archived_case_is_restored_before_it_is_verified_or_sent_to_a_host() 
 
 #[test]
 fn the_workstation_hands_its_terminal_to_a_session_and_gets_it_back() {
+    let _cores = BUSY_CORES.blocking_lock();
     let case_id = memory_case();
     let instance_id = launch(case_id)["instance_id"]
         .as_str()
