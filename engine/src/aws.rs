@@ -40,9 +40,6 @@ pub struct ConnectOptions {
     pub endpoint_url: Option<String>,
     /// Fixed credentials instead of the standard chain.
     pub static_credentials: Option<StaticCredentials>,
-    /// A role to act as, assumed with the loaded credentials: a member account's trigger
-    /// acts in the Security account through its bridge role.
-    pub assume_role: Option<RoleArn>,
 }
 
 /// A validated IAM role ARN.
@@ -408,20 +405,6 @@ impl AwsContext {
             // the operator's home region in practice.
             base = base.to_builder().region(Region::new("us-east-1")).build();
         }
-        if let Some(role) = &options.assume_role {
-            let provider = AssumedRoleProvider(Arc::new(AssumedRole {
-                sts: aws_sdk_sts::Client::new(&base),
-                account: role.account().clone(),
-                role_arn: role.as_str().to_owned(),
-                session_name: "irf-bridge".to_owned(),
-                cached: Mutex::new(None),
-            }));
-            base = base
-                .to_builder()
-                .credentials_provider(SharedCredentialsProvider::new(provider))
-                .identity_cache(IdentityCache::no_cache())
-                .build();
-        }
         Self {
             base,
             config,
@@ -653,15 +636,11 @@ mod tests {
 
     #[test]
     fn role_arns_are_checked_by_field() {
-        let role =
-            RoleArn::parse("arn:aws:iam::111122223333:role/irf-trigger-bridge").expect("valid");
+        let role = RoleArn::parse("arn:aws:iam::111122223333:role/irf-trigger").expect("valid");
         assert_eq!(role.account().as_str(), "111122223333");
-        assert_eq!(
-            role.as_str(),
-            "arn:aws:iam::111122223333:role/irf-trigger-bridge"
-        );
+        assert_eq!(role.as_str(), "arn:aws:iam::111122223333:role/irf-trigger");
         for bad in [
-            "irf-trigger-bridge",
+            "irf-trigger",
             "arn:aws:iam::111122223333:user/alice",
             "arn:aws:sts::111122223333:role/x",
             "arn:aws:iam::1111:role/x",

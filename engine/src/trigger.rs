@@ -76,15 +76,20 @@ pub fn parse_event(body: &str, policy: ContainmentPolicy) -> Result<TagRequest, 
         return Ok(TagRequest::Ignore(format!("{STATUS_TAG} did not change")));
     }
     let account = AccountId::parse(&event.account).map_err(|err| err.to_string())?;
-    let instance_id = event
+    let (owner, instance_id) = event
         .resources
         .iter()
         .filter_map(resource_arn)
-        .find_map(|arn| arn.rsplit_once(":instance/").map(|(_, id)| id.to_owned()))
-        .filter(|id| {
-            id.starts_with("i-") && id.len() <= 32 && id[2..].bytes().all(|b| b.is_ascii_hexdigit())
-        })
+        .find_map(instance_of_arn)
         .ok_or_else(|| format!("the event names no instance ARN: {:?}", event.resources))?;
+    // EventBridge sets `account` to the account the event came from; an event about another
+    // account's instance is not that account's to raise.
+    if owner != account.as_str() {
+        return Err(format!(
+            "the event from account {account} names an instance of account {owner:?}: a member \
+             account may only raise incidents on its own instances"
+        ));
+    }
     match event.detail.tags.get(STATUS_TAG).map(String::as_str) {
         Some("Analyze") => Ok(TagRequest::Analyze(CaseSubject {
             account,
@@ -104,6 +109,16 @@ pub fn parse_event(body: &str, policy: ContainmentPolicy) -> Result<TagRequest, 
         ))),
         None => Ok(TagRequest::Ignore(format!("{STATUS_TAG} was removed"))),
     }
+}
+
+/// (account, instance id) of an EC2 instance ARN, `arn:<partition>:ec2:<region>:<account>:instance/<id>`.
+fn instance_of_arn(arn: &str) -> Option<(String, String)> {
+    let fields: Vec<&str> = arn.splitn(6, ':').collect();
+    let [_, _, "ec2", _, owner, resource] = fields.as_slice() else {
+        return None;
+    };
+    let id = resource.strip_prefix("instance/")?;
+    crate::findings::is_instance_id(id).then(|| ((*owner).to_owned(), id.to_owned()))
 }
 
 /// The ARN of one entry of an event's `resources`: a string, or a Security Hub resource
@@ -172,7 +187,10 @@ pub async fn handle_event(plane: &Plane, body: &str) -> Result<TriggerOutcome, T
             // Anything that may tag an instance can set this tag: it opens a request that an
             // operator approves, unless the deployment chose to contain on sight.
             if workflow.four_eyes || policy != ContainmentPolicy::Auto {
-                let reason = Some(format!("{STATUS_TAG}=Contain tag"));
+                let reason = Some(format!(
+                    "{STATUS_TAG}=Contain tag set in account {}",
+                    instance.account
+                ));
                 return Ok(TriggerOutcome::Requested(
                     containment::request(plane, &instance, reason, None).await?,
                 ));
@@ -262,6 +280,15 @@ mod tests {
             parse_event(&hostile, ContainmentPolicy::Auto)
                 .expect_err("bad id")
                 .contains("no instance ARN")
+        );
+        let elsewhere = event(
+            r#"{"SecurityIncidentStatus":"Contain"}"#,
+            "arn:aws:ec2:eu-west-1:444455556666:instance/i-0123456789abcdef0",
+        );
+        let refused = parse_event(&elsewhere, ContainmentPolicy::Auto).expect_err("other account");
+        assert!(
+            refused.contains("111122223333") && refused.contains("444455556666"),
+            "{refused}"
         );
         let foreign = r#"{"detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","account":"111122223333","region":"r","detail":{"service":"ec2","resource-type":"instance"}}"#;
         assert!(

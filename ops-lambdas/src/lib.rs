@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use irf_engine::aws::{AwsContext, ConnectOptions, RoleArn};
+use irf_engine::aws::{AwsContext, ConnectOptions};
 use irf_engine::config::{CONFIG_ENV, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -38,10 +38,6 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("IRF_MEMBER_ROLE", "accounts.member_role"),
     ("IRF_WORKFLOW_REGION", "workflow.region"),
 ];
-
-/// Environment variable naming a role the runtime assumes before anything else: a member
-/// account's trigger acts in the Security account through its bridge role (template 5).
-pub const ROLE_ENV: &str = "IRF_TRIGGER_ROLE_ARN";
 
 /// The configuration of a deployed runtime: the file `IRF_CONFIG` names, if any, then
 /// each variable of [`ENVIRONMENT`] that is set.
@@ -106,28 +102,13 @@ pub fn config_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Config
     Ok(config)
 }
 
-/// How a deployed runtime reaches AWS: its own credentials and region, then the role of
-/// [`ROLE_ENV`] when set.
-pub fn connect_options_from_env(
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<ConnectOptions, String> {
-    let assume_role = lookup(ROLE_ENV)
-        .filter(|v| !v.is_empty())
-        .map(|arn| RoleArn::parse(&arn).map_err(|err| format!("{ROLE_ENV}: {err}")))
-        .transpose()?;
-    Ok(ConnectOptions {
-        assume_role,
-        ..ConnectOptions::default()
-    })
-}
-
 /// Connects a deployed runtime: its own credentials (the Lambda or task role), its region,
 /// the configuration of its environment.
 pub async fn connect() -> Result<Arc<irf_engine::acquisition::Plane>, String> {
     let lookup = |name: &str| std::env::var(name).ok();
     let config = config_from_env(lookup)?;
-    let options = connect_options_from_env(lookup)?;
-    let context = Arc::new(AwsContext::connect(Arc::new(config), &options).await);
+    // Every runtime runs in the Security account as its own role: none assumes another first.
+    let context = Arc::new(AwsContext::connect(Arc::new(config), &ConnectOptions::default()).await);
     irf_engine::acquisition::Plane::connect(context)
         .await
         .map(Arc::new)
@@ -164,30 +145,6 @@ mod tests {
         assert_eq!(config.evidence.bucket.as_deref(), Some("evidence"));
         assert_eq!(config.workflow.containment.as_deref(), Some("never"));
         assert_eq!(config.workflow.region.as_deref(), Some("eu-central-1"));
-    }
-
-    #[test]
-    fn the_bridge_role_is_assumed_when_named_and_checked() {
-        let options = connect_options_from_env(|name| {
-            (name == ROLE_ENV)
-                .then(|| "arn:aws:iam::111122223333:role/irf-trigger-bridge".to_owned())
-        })
-        .expect("valid");
-        assert_eq!(
-            options
-                .assume_role
-                .map(|role| role.account().as_str().to_owned()),
-            Some("111122223333".to_owned())
-        );
-        assert!(
-            connect_options_from_env(|_| None)
-                .expect("none")
-                .assume_role
-                .is_none()
-        );
-        let err = connect_options_from_env(|name| (name == ROLE_ENV).then(|| "bridge".to_owned()))
-            .expect_err("bad");
-        assert!(err.contains(ROLE_ENV) && err.contains("'bridge'"), "{err}");
     }
 
     #[test]

@@ -434,6 +434,10 @@ def _expand(template, request, account):
                 values = [arn for v in values for arn in _role_of_profile(v, account)]
             elif suffix == "instance_of_association":
                 values = [i for v in values for i in _instance_of_association(v, request.region, account)]
+            elif suffix == "table_arn":
+                # DynamoDB takes a table's name or its ARN (another account's table, by ARN).
+                values = [v if v.startswith("arn:") else f"arn:aws:dynamodb:{request.region}:{account}:table/{v}"
+                          for v in values]
             elif suffix == "asg_arn":
                 values = [arn for v in values for arn in _asg_arn(v, request.region, account)]
             elif suffix == "s3_source":

@@ -37,6 +37,7 @@ _NAME_PROPERTY = {
     "AWS::StepFunctions::StateMachine": "StateMachineName",
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::Events::Rule": "Name",
+    "AWS::Events::EventBus": "Name",
 }
 
 
@@ -158,6 +159,7 @@ class Stack:
             "AWS::StepFunctions::StateMachine": f"arn:aws:states:{region}:{account}:stateMachine:{name}",
             "AWS::Logs::LogGroup": f"arn:aws:logs:{region}:{account}:log-group:{name}:*",
             "AWS::Events::Rule": f"arn:aws:events:{region}:{account}:rule/{name}",
+            "AWS::Events::EventBus": f"arn:aws:events:{region}:{account}:event-bus/{name}",
             "AWS::KMS::Key": f"arn:aws:kms:{region}:{account}:key/{logical_id.lower()}",
         }
         ref_is_arn = kind in ("AWS::IAM::ManagedPolicy", "AWS::SNS::Topic", "AWS::StepFunctions::StateMachine")

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use irf_e2e::{admin_context, context, denial_log, forensics_admin, lab, service_context, suspect};
 use irf_engine::aws::AwsContext;
 use irf_engine::lab::control::ServicePrincipal;
-use irf_engine::lab::{BRIDGE_ROLE, LAB_REGION, ORG_ACCESS_ROLE, TRIGGER_ROLE};
+use irf_engine::lab::{FORWARDER_ROLE, LAB_REGION, ORG_ACCESS_ROLE, TRIGGER_ROLE};
 use tokio::sync::Mutex;
 
 /// The tests that change the lab's policies take turns, and others wait for them.
@@ -145,35 +145,158 @@ async fn the_worker_writes_evidence_but_cannot_delete_it() {
     );
 }
 
+/// The roles of `account`, with their trust policies, as its administrator lists them.
+async fn roles_of(account: &irf_engine::config::AccountId) -> Vec<aws_sdk_iam::types::Role> {
+    let admin = admin_context()
+        .await
+        .account_config(account, LAB_REGION)
+        .await
+        .expect("the account's administrator");
+    aws_sdk_iam::Client::new(&admin)
+        .list_roles()
+        .send()
+        .await
+        .expect("its roles")
+        .roles
+}
+
+/// The AWS services a role's trust policy names.
+fn trusted_services(role: &aws_sdk_iam::types::Role) -> Vec<String> {
+    let document = role.assume_role_policy_document().unwrap_or_default();
+    // IAM returns policy documents URL-encoded.
+    let decoded = percent_encoding::percent_decode_str(document).decode_utf8_lossy();
+    let policy: serde_json::Value = serde_json::from_str(&decoded).unwrap_or_default();
+    let statements = match &policy["Statement"] {
+        serde_json::Value::Array(all) => all.clone(),
+        one => vec![one.clone()],
+    };
+    statements
+        .iter()
+        .flat_map(|statement| match &statement["Principal"]["Service"] {
+            serde_json::Value::String(one) => vec![one.clone()],
+            serde_json::Value::Array(all) => all
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// A compromised member account: its administrator, and every role of it that an AWS service
+/// runs as (a Lambda function, an instance, EventBridge's tag forwarder: anything the
+/// administrator can launch), assumes no role of the Security account and no irf role of
+/// another member, starts no execution and writes no case. Its only way in is its own tag
+/// changes, which EventBridge forwards under its own account id (and the trigger refuses an
+/// event about another account's instance: `trigger::tests`).
 #[tokio::test]
-async fn a_member_trigger_reaches_only_the_bridge() {
+async fn a_member_account_opens_and_contains_nothing_of_another() {
     let state = lab();
     let managed: Vec<_> = state.seeded.members.iter().filter(|m| m.managed).collect();
     let (own, other) = (&managed[0].id, &managed[1].id);
-    let trigger = service_context(
-        ServicePrincipal::Lambda,
-        &role(own, TRIGGER_ROLE),
-        TRIGGER_ROLE,
-        &format!("arn:aws:lambda:{LAB_REGION}:{own}:function:{TRIGGER_ROLE}"),
-    )
-    .await;
-    let sts = aws_sdk_sts::Client::new(&trigger.base_config(LAB_REGION));
-    sts.assume_role()
-        .role_arn(role(&state.seeded.security, BRIDGE_ROLE))
-        .role_session_name("authz-trigger")
-        .send()
-        .await
-        .expect("the trigger assumes the bridge");
-    let target = role(other, "IRAutomation");
-    refused(
-        sts.assume_role()
-            .role_arn(&target)
-            .role_session_name("authz-trigger")
-            .send()
-            .await,
-        "sts:AssumeRole",
-        &target,
+    let victim = state
+        .seeded
+        .instances
+        .iter()
+        .find(|i| &i.account == other)
+        .expect("an instance of the other member");
+    let plane = state.seeded.plane.as_ref().expect("the lab's workflow");
+    let mut sessions = vec![(
+        "administrator".to_owned(),
+        admin_context()
+            .await
+            .account_config(own, LAB_REGION)
+            .await
+            .expect("the member's administrator"),
+    )];
+    let control = irf_engine::lab::control::Control::new(&state.endpoint);
+    for role in roles_of(own).await {
+        for service in trusted_services(&role) {
+            let principal = match service.as_str() {
+                "lambda.amazonaws.com" => ServicePrincipal::Lambda,
+                "ec2.amazonaws.com" => ServicePrincipal::Ec2,
+                "ecs-tasks.amazonaws.com" => ServicePrincipal::EcsTasks,
+                "events.amazonaws.com" => ServicePrincipal::Events,
+                _ => continue,
+            };
+            if let Ok(credentials) = control
+                .service_credentials(principal, role.arn(), role.role_name(), "")
+                .await
+            {
+                let ctx = AwsContext::connect(
+                    Arc::new(irf_engine::config::Config::default()),
+                    &credentials.connect_options(&state.endpoint),
+                )
+                .await;
+                sessions.push((role.role_name().to_owned(), ctx.base_config(LAB_REGION)));
+            }
+        }
+    }
+    let names: Vec<&str> = sessions.iter().map(|(name, _)| name.as_str()).collect();
+    assert!(
+        names.contains(&FORWARDER_ROLE),
+        "the forwarder is among the member's roles: {names:?}"
     );
+    let mut targets: Vec<String> = roles_of(&state.seeded.security)
+        .await
+        .iter()
+        .map(|role| role.arn().to_owned())
+        .collect();
+    assert!(
+        targets.contains(&role(&state.seeded.security, TRIGGER_ROLE)),
+        "{targets:?}"
+    );
+    targets.push(role(other, "IRAutomation"));
+    let table_arn = format!(
+        "arn:aws:dynamodb:{LAB_REGION}:{}:table/{}",
+        state.seeded.security, plane.case_table
+    );
+    let input = serde_json::json!({
+        "account": other.as_str(),
+        "region": LAB_REGION,
+        "instance_id": victim.id,
+        "containment": "auto",
+    })
+    .to_string();
+    for (who, config) in &sessions {
+        eprintln!("member {own}'s {who}");
+        let sts = aws_sdk_sts::Client::new(config);
+        for target in &targets {
+            refused(
+                sts.assume_role()
+                    .role_arn(target)
+                    .role_session_name("intruder")
+                    .send()
+                    .await,
+                "sts:AssumeRole",
+                target,
+            );
+        }
+        refused(
+            aws_sdk_sfn::Client::new(config)
+                .start_execution()
+                .state_machine_arn(&plane.state_machine_arn)
+                .name(format!("intruder-{who}"))
+                .input(&input)
+                .send()
+                .await,
+            "states:StartExecution",
+            &plane.state_machine_arn,
+        );
+        refused(
+            aws_sdk_dynamodb::Client::new(config)
+                .put_item()
+                .table_name(&table_arn)
+                .item(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S("CASE#intruder".into()),
+                )
+                .send()
+                .await,
+            "dynamodb:PutItem",
+            &table_arn,
+        );
+    }
 }
 
 /// An instance in the Analysis VPC with the analyst profile's credentials, as EC2 hands them

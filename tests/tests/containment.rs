@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use irf_e2e::{TerminalSession, context, lab, lab_env, run_irf};
 use irf_engine::acquisition::{self, Decision, Plane, WorkflowError};
-use irf_engine::aws::{AwsContext, ConnectOptions, RoleArn};
+use irf_engine::aws::{AwsContext, ConnectOptions};
 use irf_engine::cases::{CaseStatus, CaseSubject, ContainmentPolicy};
 use irf_engine::containment::{
     self, ContainmentError, ContainmentOptions, ContainmentState, InstanceRef, STATUS_TAG,
@@ -248,14 +248,28 @@ async fn second_operator(four_eyes: bool) -> Plane {
         .expect("lab config")
         .config;
     config.workflow.four_eyes = four_eyes;
-    let mut options = irf_engine::lab::connect_options_for(&state.endpoint);
-    options.assume_role = Some(
-        RoleArn::parse(&format!(
+    // The second operator's own session, as `aws sts assume-role` gives it.
+    let lab_options = irf_engine::lab::connect_options_for(&state.endpoint);
+    let deployer = AwsContext::connect(Arc::new(config.clone()), &lab_options).await;
+    let session = aws_sdk_sts::Client::new(&deployer.base_config(irf_engine::lab::LAB_REGION))
+        .assume_role()
+        .role_arn(format!(
             "arn:aws:iam::{}:role{SECOND_OPERATOR_PATH}{SECOND_OPERATOR}",
             state.seeded.security
         ))
-        .expect("role arn"),
-    );
+        .role_session_name("second-operator")
+        .send()
+        .await
+        .expect("the second operator's session");
+    let keys = session.credentials().expect("credentials");
+    let options = ConnectOptions {
+        static_credentials: Some(irf_engine::aws::StaticCredentials {
+            access_key_id: keys.access_key_id().to_owned(),
+            secret_access_key: keys.secret_access_key().to_owned(),
+            session_token: Some(keys.session_token().to_owned()),
+        }),
+        ..lab_options
+    };
     let ctx = Arc::new(AwsContext::connect(Arc::new(config), &options).await);
     Plane::connect(ctx).await.expect("second operator's plane")
 }
@@ -792,9 +806,21 @@ async fn the_contain_tag_opens_a_request_an_operator_applies() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    assert_ne!(
-        requested.requested_by, plane.operator,
-        "the tag's trigger asked"
+    // The Security account's trigger asked, for the member the tag change came from.
+    let trigger = format!(
+        "arn:aws:sts::{}:assumed-role/{}/",
+        lab().seeded.security,
+        irf_engine::lab::TRIGGER_ROLE
+    );
+    assert!(
+        requested.requested_by.starts_with(&trigger),
+        "{} is not the Security account's trigger",
+        requested.requested_by
+    );
+    let reason = requested.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains(&format!("account {}", instance.account)),
+        "the request names the account the tag was set in: {reason}"
     );
     let untouched = observe(&ctx, &instance).await;
     assert_eq!(

@@ -16,8 +16,10 @@ use super::LabError;
 pub enum ServicePrincipal {
     /// An instance's metadata service (instance profiles).
     Ec2,
-    /// A Lambda function's execution role (the member trigger).
+    /// A Lambda function's execution role (the tag trigger).
     Lambda,
+    /// EventBridge, forwarding a member account's events with the role its rule names.
+    Events,
     /// An ECS task's role (the imaging worker).
     EcsTasks,
 }
@@ -28,6 +30,7 @@ impl ServicePrincipal {
         match self {
             Self::Ec2 => "ec2.amazonaws.com",
             Self::Lambda => "lambda.amazonaws.com",
+            Self::Events => "events.amazonaws.com",
             Self::EcsTasks => "ecs-tasks.amazonaws.com",
         }
     }

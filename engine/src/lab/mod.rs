@@ -124,7 +124,6 @@ pub fn connect_options_for(endpoint: &str) -> ConnectOptions {
             secret_access_key: LAB_SECRET_KEY.to_owned(),
             session_token: None,
         }),
-        assume_role: None,
     }
 }
 
@@ -164,10 +163,11 @@ impl LabCredentials {
 
 /// Template 3's worker role, which the lab runtime's worker runs as.
 pub const WORKER_ROLE: &str = "irf-worker";
-/// Template 5's trigger function role in each member account.
+/// Template 3's tag trigger function role, in the Security account.
 pub const TRIGGER_ROLE: &str = "irf-trigger";
-/// Template 3's bridge role, which member triggers act through.
-pub const BRIDGE_ROLE: &str = "irf-trigger-bridge";
+/// Template 5's role in each member account with which EventBridge forwards the account's tag
+/// changes to the Security account's incident bus.
+pub const FORWARDER_ROLE: &str = "irf-tag-forwarder";
 /// The role Organizations creates in every new account, with administrator rights: the
 /// lab's deployer (and a test staging what no irf role may do) reaches accounts through it.
 pub const ORG_ACCESS_ROLE: &str = "OrganizationAccountAccessRole";

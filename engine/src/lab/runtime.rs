@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use super::control::{Control, ServicePrincipal};
 use super::{
-    BRIDGE_ROLE, LAB_REGION, LabError, LabState, ORG_ACCESS_ROLE, TRIGGER_ROLE, WORKER_ROLE,
+    FORWARDER_ROLE, LAB_REGION, LabError, LabState, ORG_ACCESS_ROLE, TRIGGER_ROLE, WORKER_ROLE,
 };
 use crate::acquisition::Plane;
 use crate::aws::AwsContext;
@@ -214,7 +214,8 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
         endpoint: state.endpoint.clone(),
         security: state.seeded.security.clone(),
         config: trigger_config(config),
-        planes: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+        plane: tokio::sync::OnceCell::new(),
+        forwarding: tokio::sync::Mutex::new(std::collections::HashMap::new()),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
@@ -322,18 +323,21 @@ impl HostMemory {
     }
 }
 
-/// The member trigger of each account, as template 5 deploys it: a Lambda function that runs
-/// as the account's `irf-trigger` role and acts in the Security account through the bridge
-/// role, with the trigger's environment (no evidence bucket).
+/// The tag trigger as templates 3 and 5 deploy it: each member account's rule forwards its tag
+/// changes to the Security account's incident bus (as the account's `irf-tag-forwarder` role,
+/// which EventBridge assumes), and one Lambda function there handles them, as the Security
+/// account's `irf-trigger` role, with the trigger's environment (no evidence bucket).
 struct Triggers {
     control: Control,
     endpoint: String,
     security: AccountId,
     config: Config,
-    planes: tokio::sync::Mutex<std::collections::HashMap<String, Arc<Plane>>>,
+    plane: tokio::sync::OnceCell<Arc<Plane>>,
+    /// Whether each account forwards its tag changes (template 5 deployed there).
+    forwarding: tokio::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
 
-/// The configuration template 5 gives the trigger: the workflow's, without the evidence
+/// The configuration template 3 gives the trigger: the workflow's, without the evidence
 /// bucket (its ledger entries are sealed by the workflow's next step).
 fn trigger_config(mut config: Config) -> Config {
     config.evidence.bucket = None;
@@ -341,35 +345,58 @@ fn trigger_config(mut config: Config) -> Config {
 }
 
 impl Triggers {
-    /// The trigger of the account an event came from; none where template 5 is not deployed.
-    async fn plane_for(&self, account: &str) -> Result<Arc<Plane>, String> {
-        let mut planes = self.planes.lock().await;
-        if let Some(plane) = planes.get(account) {
-            return Ok(plane.clone());
+    /// Whether `account`'s tag changes reach the incident bus: EventBridge can act as the
+    /// account's forwarder role only where template 5 created it.
+    async fn forwards(&self, account: &str) -> bool {
+        let mut known = self.forwarding.lock().await;
+        if let Some(answer) = known.get(account) {
+            return *answer;
         }
-        let role = format!("arn:aws:iam::{account}:role/{TRIGGER_ROLE}");
-        let session = self
+        let role = format!("arn:aws:iam::{account}:role/{FORWARDER_ROLE}");
+        let forwarded = self
             .control
             .service_credentials(
-                ServicePrincipal::Lambda,
+                ServicePrincipal::Events,
                 &role,
-                TRIGGER_ROLE,
-                &format!("arn:aws:lambda:{LAB_REGION}:{account}:function:{TRIGGER_ROLE}"),
+                FORWARDER_ROLE,
+                &format!("arn:aws:events:{LAB_REGION}:{account}:rule/{FORWARDER_ROLE}-tag-change"),
             )
+            .await;
+        if let Err(err) = &forwarded {
+            tracing::info!(account, error = %err, "the account forwards no tag changes");
+        }
+        known.insert(account.to_owned(), forwarded.is_ok());
+        forwarded.is_ok()
+    }
+
+    /// The Security account's trigger function.
+    async fn plane(&self) -> Result<Arc<Plane>, String> {
+        self.plane
+            .get_or_try_init(|| async {
+                let role = format!("arn:aws:iam::{}:role/{TRIGGER_ROLE}", self.security);
+                let session = self
+                    .control
+                    .service_credentials(
+                        ServicePrincipal::Lambda,
+                        &role,
+                        TRIGGER_ROLE,
+                        &format!(
+                            "arn:aws:lambda:{LAB_REGION}:{}:function:{TRIGGER_ROLE}",
+                            self.security
+                        ),
+                    )
+                    .await
+                    .map_err(|err| format!("no tag trigger in the Security account: {err}"))?;
+                let options = session.connect_options(&self.endpoint);
+                let ctx =
+                    Arc::new(AwsContext::connect(Arc::new(self.config.clone()), &options).await);
+                Plane::connect(ctx)
+                    .await
+                    .map(Arc::new)
+                    .map_err(|err| err.to_string())
+            })
             .await
-            .map_err(|err| format!("no member trigger in account {account}: {err}"))?;
-        let bridge = crate::aws::RoleArn::parse(&format!(
-            "arn:aws:iam::{}:role/{BRIDGE_ROLE}",
-            self.security
-        ))?;
-        let options = crate::aws::ConnectOptions {
-            assume_role: Some(bridge),
-            ..session.connect_options(&self.endpoint)
-        };
-        let ctx = Arc::new(AwsContext::connect(Arc::new(self.config.clone()), &options).await);
-        let plane = Arc::new(Plane::connect(ctx).await.map_err(|err| err.to_string())?);
-        planes.insert(account.to_owned(), plane.clone());
-        Ok(plane)
+            .cloned()
     }
 }
 
@@ -400,7 +427,10 @@ async fn deliver_events(
                     for event in batch.events {
                         after = after.max(event.seq);
                         let account = event.event["account"].as_str().unwrap_or_default();
-                        let plane = match triggers.plane_for(account).await {
+                        if !triggers.forwards(account).await {
+                            continue;
+                        }
+                        let plane = match triggers.plane().await {
                             Ok(plane) => plane,
                             Err(err) => {
                                 tracing::info!(error = %err, "tag change not delivered");

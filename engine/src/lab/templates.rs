@@ -221,18 +221,10 @@ pub async fn deploy_all(
             message: "it gave no EvidenceKmsKeyArn".to_owned(),
         })?
         .to_owned();
-    let trigger_roles = managed_members
-        .iter()
-        .map(|member| format!("arn:aws:iam::{member}:role/irf-trigger"))
-        .collect::<Vec<_>>()
-        .join(",");
     let mut step_function_timeout_secs = None;
     for template in [ACQUISITION, MEMORY_TOOLING, SECURITY_HUB_ACTIONS] {
         let overrides: Vec<(&str, String)> = if template.name == ACQUISITION.name {
-            vec![
-                ("MemberTriggerRoleArns", trigger_roles.clone()),
-                ("EvidenceKmsKeyArn", evidence_key.clone()),
-            ]
+            vec![("EvidenceKmsKeyArn", evidence_key.clone())]
         } else {
             Vec::new()
         };
@@ -286,14 +278,22 @@ mod tests {
             organization_id: "o-labexample01",
         };
         let values = MEMBER
-            .parameters(&accounts, &[("WorkflowRegion", "eu-west-1".to_owned())])
+            .parameters(
+                &accounts,
+                &[("GlobalResourcesRegion", "eu-west-1".to_owned())],
+            )
             .expect("parameters");
         assert_eq!(values["OrganizationId"], "o-labexample01");
-        assert_eq!(values["WorkflowRegion"], "eu-west-1");
+        assert_eq!(values["GlobalResourcesRegion"], "eu-west-1");
         assert!(
-            values["TriggerBridgeRoleArn"].contains(":123456789012:role/irf-trigger-bridge"),
+            values["IncidentEventBusArn"].contains(":123456789012:event-bus/irf-incidents"),
             "{}",
-            values["TriggerBridgeRoleArn"]
+            values["IncidentEventBusArn"]
+        );
+        assert!(
+            values["AutomationRoleArns"].contains(":123456789012:role/irf-trigger,"),
+            "{}",
+            values["AutomationRoleArns"]
         );
         assert!(
             values

@@ -1,7 +1,8 @@
-//! `irf-trigger`: the Lambda function behind the `SecurityIncidentStatus` tag-change rule of a
-//! member account (template 5) and the Security Hub custom actions (which reshape a finding
-//! into the same event). `Analyze` opens or joins the instance's case in the Security account;
-//! `Contain` contains the instance (or, under the four-eyes rule, asks an approver to).
+//! `irf-trigger`: the Lambda function, in the Security account, behind the incident bus's
+//! tag-change rule (template 3: member accounts forward their `SecurityIncidentStatus` tag
+//! changes there, template 5) and the Security Hub custom actions (which reshape a finding
+//! into the same event). `Analyze` opens or joins the instance's case; `Contain` opens a
+//! containment request (or contains at once, where the deployment's policy is `auto`).
 //!
 //! An event that cannot be handled is returned as an error: the asynchronous invocation is
 //! retried, then sent with its error to the function's on-failure queue, never dropped.
