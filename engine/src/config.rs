@@ -172,6 +172,9 @@ pub struct WorkflowConfig {
 pub struct EvidenceConfig {
     pub bucket: Option<String>,
     pub kms_key_arn: Option<String>,
+    /// The asymmetric KMS key (ECC_NIST_P256, SIGN_VERIFY) that signs every ledger entry
+    /// (template 3 output LedgerSigningKeyArn). Set, every entry must carry its signature.
+    pub ledger_key_arn: Option<String>,
 }
 
 /// The isolated Analysis VPC and the SIFT image pipeline in the Forensics account.

@@ -404,6 +404,7 @@ mod tests {
             artifacts: vec![],
             detail: None,
             prev_sha256: String::new(),
+            signature: None,
             sha256: String::new(),
         }
     }

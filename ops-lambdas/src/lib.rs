@@ -35,6 +35,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("IRF_CONTAINMENT", "workflow.containment"),
     ("IRF_EVIDENCE_BUCKET", "evidence.bucket"),
     ("IRF_EVIDENCE_KMS_KEY_ARN", "evidence.kms_key_arn"),
+    ("IRF_LEDGER_KEY_ARN", "evidence.ledger_key_arn"),
     ("IRF_MEMBER_ROLE", "accounts.member_role"),
     ("IRF_WORKFLOW_REGION", "workflow.region"),
 ];
@@ -92,6 +93,9 @@ pub fn config_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Config
     }
     if let Some(v) = set("IRF_EVIDENCE_KMS_KEY_ARN") {
         config.evidence.kms_key_arn = Some(v);
+    }
+    if let Some(v) = set("IRF_LEDGER_KEY_ARN") {
+        config.evidence.ledger_key_arn = Some(v);
     }
     if let Some(v) = set("IRF_MEMBER_ROLE") {
         config.accounts.member_role = v;

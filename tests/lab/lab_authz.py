@@ -438,6 +438,10 @@ def _expand(template, request, account):
                 # DynamoDB takes a table's name or its ARN (another account's table, by ARN).
                 values = [v if v.startswith("arn:") else f"arn:aws:dynamodb:{request.region}:{account}:table/{v}"
                           for v in values]
+            elif suffix == "kms_key_arn":
+                # A key id or ARN (an alias is not resolved: irf names keys by ARN).
+                values = [v if v.startswith("arn:") else f"arn:aws:kms:{request.region}:{account}:key/{v}"
+                          for v in values]
             elif suffix == "asg_arn":
                 values = [arn for v in values for arn in _asg_arn(v, request.region, account)]
             elif suffix == "s3_source":
@@ -739,6 +743,12 @@ def _resource_policy(kind, resource, request, account):
         parts = resource.split(":")
         topic = sns_backends[parts[4]][parts[3]].topics.get(resource)
         return (json.loads(topic.policy) if topic is not None else None), parts[4]
+    if kind == "key":
+        from moto.kms.models import kms_backends
+
+        parts = resource.split(":")
+        key = kms_backends[parts[4]][parts[3]].keys.get(parts[5].split("/")[-1])
+        return (json.loads(key.policy) if key is not None and key.policy else None), parts[4]
     parts = resource.split(":")
     owner = parts[4] if len(parts) > 4 and parts[4] else account
     return None, owner

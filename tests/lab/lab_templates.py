@@ -440,7 +440,9 @@ class Deployer:
                 continue
             if not stack.exists(logical_id):
                 continue
-            key = backend.create_key(policy=None, key_usage="ENCRYPT_DECRYPT", key_spec="SYMMETRIC_DEFAULT",
+            props = resource.get("Properties", {})
+            key = backend.create_key(policy=None, key_usage=props.get("KeyUsage", "ENCRYPT_DECRYPT"),
+                                     key_spec=props.get("KeySpec", "SYMMETRIC_DEFAULT"),
                                      description=f"{stack.name} {logical_id}", tags=None)
             stack.physical_given[logical_id] = {"ref": key.id, "attributes": {"Arn": key.arn, "KeyId": key.id}}
 

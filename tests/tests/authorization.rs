@@ -299,6 +299,58 @@ async fn a_member_account_opens_and_contains_nothing_of_another() {
     }
 }
 
+/// Signs a ledger digest with `key` as `config`'s principal.
+async fn sign(
+    config: &aws_types::SdkConfig,
+    key: &str,
+) -> Result<aws_sdk_kms::operation::sign::SignOutput, String> {
+    aws_sdk_kms::Client::new(config)
+        .sign()
+        .key_id(key)
+        .message(aws_sdk_kms::primitives::Blob::new("0".repeat(64)))
+        .message_type(aws_sdk_kms::types::MessageType::Raw)
+        .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::EcdsaSha256)
+        .send()
+        .await
+        .map_err(|err| format!("{err:?}"))
+}
+
+/// Only the roles that append to ledgers sign with the ledger key: the worker and the operator
+/// do; the Security account's own administrator and a member's do not, so neither can add a
+/// ledger entry that verifies (`custody` shows what verify says of one).
+#[tokio::test]
+async fn only_the_ledger_writers_sign_with_the_ledger_key() {
+    let state = lab();
+    let key = state
+        .seeded
+        .plane
+        .as_ref()
+        .and_then(|plane| plane.ledger_key_arn.clone())
+        .expect("template 3's ledger key");
+    let worker = irf_e2e::automation_context().await;
+    sign(&worker.base_config(LAB_REGION), &key)
+        .await
+        .expect("the worker signs");
+    sign(&context().await.base_config(LAB_REGION), &key)
+        .await
+        .expect("the operator signs");
+    let admin = admin_context().await;
+    let member = &state
+        .seeded
+        .members
+        .iter()
+        .find(|m| m.managed)
+        .expect("a member")
+        .id;
+    for account in [&state.seeded.security, member] {
+        let administrator = admin
+            .account_config(account, LAB_REGION)
+            .await
+            .expect("the account's administrator");
+        refused(sign(&administrator, &key).await, "kms:Sign", &key);
+    }
+}
+
 /// An instance in the Analysis VPC with the analyst profile's credentials, as EC2 hands them
 /// to it: its calls to S3 leave through the VPC's gateway endpoint and its policy.
 async fn analysis_host() -> Arc<AwsContext> {

@@ -252,9 +252,67 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     items.put(3, &third).await;
     let (ok, verification) = irf_verify(&case_id);
     assert!(ok, "restored: {:?}", failures(&verification));
+    let key_item = verification
+        .items
+        .iter()
+        .find(|i| i.item == "ledger signing key")
+        .expect("verify names the key the entries are signed with");
+    assert!(key_item.detail.contains("ECDSA_SHA_256"), "{key_item:?}");
+    for entry in &detail.ledger {
+        assert!(entry.signature.is_some(), "entry {} is unsigned", entry.seq);
+    }
+
+    // An entry written into the table by someone who may write it but not use the ledger
+    // key (here the account's administrator): chained onto the last entry, its hash its own,
+    // with the signature of the entry before it. The next honest append does not seal it, and
+    // verify names it.
+    let last = plane
+        .table
+        .last_ledger_entry(&case_id)
+        .await
+        .expect("the ledger's tail")
+        .expect("an entry");
+    let mut forged = last.clone();
+    forged.seq = last.seq + 1;
+    forged.action = "memory artifact written".into();
+    forged.detail = Some("an artifact that was never acquired".into());
+    forged.prev_sha256 = last.sha256.clone();
+    forged.sha256 = forged.digest();
+    items
+        .put(
+            forged.seq,
+            &serde_json::to_string(&forged).expect("entry JSON"),
+        )
+        .await;
+    let honest = ledger::append(
+        &plane,
+        &case_id,
+        ledger::NewEntry::new("case note", "the next honest entry"),
+    )
+    .await
+    .expect_err("the next append does not seal a forged entry")
+    .to_string();
+    assert!(
+        honest.contains(&format!("ledger entry {} ", forged.seq)),
+        "{honest}"
+    );
+    let evidence = plane.evidence().expect("evidence bucket");
+    assert!(
+        !evidence
+            .exists(&ledger::sealed_key(&case_id, forged.seq))
+            .await
+            .expect("head the seal"),
+        "the forged entry was sealed"
+    );
+    verify_fails_naming(&case_id, "an entry forged into the table", |f| {
+        f.starts_with(&format!("ledger entry {}:", forged.seq)) && f.contains("signature")
+    });
+    items.delete(forged.seq + 1).await;
+    items.delete(forged.seq).await;
+    let (ok, verification) = irf_verify(&case_id);
+    assert!(ok, "forgery removed: {:?}", failures(&verification));
 
     // One byte of the memory image changed, written as a new object version over its key.
-    let evidence = plane.evidence().expect("evidence bucket");
     let forensics_admin = aws_sdk_s3::Client::new(&irf_e2e::forensics_admin().await);
     let memory = detail
         .artifacts

@@ -73,6 +73,8 @@ pub struct Plane {
     pub evidence: Option<EvidenceBucket>,
     pub tooling_bucket: Option<String>,
     pub ir_instance_profile: String,
+    /// Signs ledger entries and checks them; `None` where the deployment names no key.
+    pub ledger_signer: Option<crate::ledger::LedgerSigner>,
     /// The STS identity this process acts as, written into manifests.
     pub operator: String,
 }
@@ -112,6 +114,11 @@ impl Plane {
                 .ir_instance_profile
                 .clone()
                 .unwrap_or_else(|| "IRInstanceProfile".to_owned()),
+            ledger_signer: config
+                .evidence
+                .ledger_key_arn
+                .clone()
+                .map(|key| crate::ledger::LedgerSigner::new(&base, key)),
             operator: identity.arn,
             ctx,
         })

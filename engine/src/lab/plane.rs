@@ -35,6 +35,9 @@ pub struct LabPlane {
     /// The evidence key template 1 creates (the bucket's default encryption).
     #[serde(default)]
     pub evidence_kms_key_arn: Option<String>,
+    /// The key template 3 creates to sign ledger entries.
+    #[serde(default)]
+    pub ledger_key_arn: Option<String>,
     /// Template 3's step function's time limit, which the lab runtime applies to the
     /// steps queue it consumes in the function's place.
     #[serde(default)]
@@ -211,6 +214,7 @@ pub async fn create(
         evidence_bucket,
         tooling_bucket,
         evidence_kms_key_arn: None,
+        ledger_key_arn: None,
         step_function_timeout_secs: None,
     })
 }

@@ -616,6 +616,7 @@ pub async fn apply(
     )
     .await?;
     plane.evidence_kms_key_arn = Some(deployed.evidence_key_arn);
+    plane.ledger_key_arn = deployed.ledger_key_arn;
     plane.step_function_timeout_secs = deployed.step_function_timeout_secs;
 
     progress("importing Security Hub findings");
@@ -1219,6 +1220,7 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
             crate::config::EvidenceConfig {
                 bucket: Some(plane.evidence_bucket.clone()),
                 kms_key_arn: plane.evidence_kms_key_arn.clone(),
+                ledger_key_arn: plane.ledger_key_arn.clone(),
             },
         ),
         None => Default::default(),

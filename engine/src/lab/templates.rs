@@ -72,6 +72,8 @@ pub struct Deployment {
 #[derive(Debug, Clone)]
 pub struct Deployed {
     pub evidence_key_arn: String,
+    /// Template 3's asymmetric key that signs ledger entries.
+    pub ledger_key_arn: Option<String>,
     pub step_function_timeout_secs: Option<u64>,
 }
 
@@ -222,9 +224,22 @@ pub async fn deploy_all(
         })?
         .to_owned();
     let mut step_function_timeout_secs = None;
+    let mut ledger_key_arn = None;
+    let mut acquisition_outputs: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for template in [ACQUISITION, MEMORY_TOOLING, SECURITY_HUB_ACTIONS] {
         let overrides: Vec<(&str, String)> = if template.name == ACQUISITION.name {
             vec![("EvidenceKmsKeyArn", evidence_key.clone())]
+        } else if template.name == SECURITY_HUB_ACTIONS.name {
+            // The keys template 3 created, not the parameter file's examples.
+            ["CaseTableKmsKeyArn", "LedgerSigningKeyArn"]
+                .into_iter()
+                .filter_map(|name| {
+                    acquisition_outputs
+                        .get(name)
+                        .and_then(|v| v.as_str())
+                        .map(|arn| (name, arn.to_owned()))
+                })
+                .collect()
         } else {
             Vec::new()
         };
@@ -240,6 +255,12 @@ pub async fn deploy_all(
             .await?;
         if template.name == ACQUISITION.name {
             step_function_timeout_secs = deployment.functions.get("StepFunction").copied();
+            ledger_key_arn = deployment
+                .outputs
+                .get("LedgerSigningKeyArn")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            acquisition_outputs = deployment.outputs.clone();
         }
     }
     for account in managed_members {
@@ -260,6 +281,7 @@ pub async fn deploy_all(
         .await?;
     Ok(Deployed {
         evidence_key_arn: evidence_key,
+        ledger_key_arn,
         step_function_timeout_secs,
     })
 }

@@ -1,12 +1,16 @@
 //! The chain of custody: every action on a case becomes a ledger entry that carries the
-//! SHA-256 of the entry before it, kept in the case table and sealed, entry by entry, into the
-//! Object Lock evidence bucket; and the verification of a case against it.
+//! SHA-256 of the entry before it and a signature by the deployment's ledger key, kept in the
+//! case table and sealed, entry by entry, into the Object Lock evidence bucket; and the
+//! verification of a case against it.
+
+pub mod signature;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::acquisition::Plane;
 use crate::cases::{CaseError, CaseId, now_rfc3339};
+pub use signature::{EntrySignature, LedgerSigner};
 
 /// The `prev_sha256` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -40,6 +44,9 @@ pub struct LedgerEntry {
     pub prev_sha256: String,
     /// SHA-256 of the entry's other fields (see [`LedgerEntry::digest`]).
     pub sha256: String,
+    /// The ledger key's signature of `sha256`; absent where the deployment names no key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<EntrySignature>,
 }
 
 /// The fields an entry's hash covers, in a fixed order.
@@ -153,8 +160,12 @@ async fn append_now(
             detail: entry.detail.clone(),
             prev_sha256: prev,
             sha256: String::new(),
+            signature: None,
         };
         next.sha256 = next.digest();
+        if let Some(signer) = &plane.ledger_signer {
+            next.signature = Some(signer.sign(&next.sha256).await?);
+        }
         if plane.table.append_ledger(case_id, &next).await? {
             seal_after(plane, case_id, &next).await?;
             return Ok(next);
@@ -172,6 +183,7 @@ async fn seal_after(plane: &Plane, case_id: &CaseId, entry: &LedgerEntry) -> Res
         return Ok(());
     };
     if entry.seq == 1 || evidence.exists(&sealed_key(case_id, entry.seq - 1)).await? {
+        check_before_sealing(plane, case_id, entry).await?;
         evidence
             .put_json_once(&sealed_key(case_id, entry.seq), entry)
             .await?;
@@ -197,11 +209,39 @@ pub async fn seal(plane: &Plane, case_id: &CaseId) -> Result<(), CaseError> {
         unsealed.push(entry);
     }
     for entry in unsealed.into_iter().rev() {
+        check_before_sealing(plane, case_id, entry).await?;
         evidence
             .put_json_once(&sealed_key(case_id, entry.seq), entry)
             .await?;
     }
     Ok(())
+}
+
+/// Refuses to seal an entry that its own hash or the ledger key's signature does not vouch
+/// for: whoever wrote it into the table without the key must not get it sealed by the next
+/// honest append.
+async fn check_before_sealing(
+    plane: &Plane,
+    case_id: &CaseId,
+    entry: &LedgerEntry,
+) -> Result<(), CaseError> {
+    let problem = if entry.digest() != entry.sha256 {
+        Some("its content does not hash to its recorded SHA-256".to_owned())
+    } else if let Some(signer) = &plane.ledger_signer {
+        signer
+            .check(&entry.sha256, entry.signature.as_ref())
+            .await?
+            .err()
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(CaseError::Aws(crate::aws::AwsError::Other(format!(
+            "ledger entry {} of case {case_id} is not sealed: {problem}. Someone wrote it into the case table outside irf; 'irf verify {case_id}' names it",
+            entry.seq
+        )))),
+    }
 }
 
 /// One artifact across cases, as the evidence view lists it.
@@ -372,6 +412,30 @@ pub async fn verify_detail(
         });
     }
     items.extend(check_chain(&detail.ledger));
+    if let Some(signer) = &plane.ledger_signer {
+        items.push(CheckedItem {
+            item: "ledger signing key".into(),
+            verified: true,
+            detail: format!(
+                "{} ({}; public key SHA-256 {})",
+                signer.key_arn(),
+                signature::ALGORITHM,
+                signer.public_key_sha256().await?
+            ),
+        });
+        for entry in &detail.ledger {
+            if let Err(problem) = signer
+                .check(&entry.sha256, entry.signature.as_ref())
+                .await?
+            {
+                items.push(CheckedItem {
+                    item: format!("ledger entry {}", entry.seq),
+                    verified: false,
+                    detail: problem,
+                });
+            }
+        }
+    }
     for entry in &detail.ledger {
         let key = sealed_key(case_id, entry.seq);
         let sealed: Option<LedgerEntry> = evidence.get_json(&key).await?;
@@ -485,6 +549,7 @@ mod tests {
                     detail: None,
                     prev_sha256: prev.clone(),
                     sha256: String::new(),
+                    signature: None,
                 };
                 entry.sha256 = entry.digest();
                 prev = entry.sha256.clone();
