@@ -1,7 +1,8 @@
 //! The CloudFormation templates: the pinned cfn-lint passes every template with no error and
 //! no warning, with the project's own rules (no admin statements, no unconditioned wildcard
-//! principals, every bucket encrypted, private and TLS-only), each rule refuses its fixture,
-//! and the templates the lab emulator supports deploy into the lab.
+//! principals, every bucket encrypted, private and TLS-only), each rule refuses its fixture;
+//! the pinned checkov fails no check, and every check it is told to skip says why beside the
+//! resource; and the templates the lab emulator supports deploy into the lab.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -103,6 +104,126 @@ fn each_project_rule_refuses_its_fixture() {
         seen += 1;
     }
     assert!(seen >= 3, "a fixture per rule");
+}
+
+/// The pinned checkov (`cloudformation/checkov-requirements.txt`), installed on first use into
+/// a virtual environment of its own: its dependencies would not sit with the lab's.
+fn checkov() -> PathBuf {
+    use sha2::Digest;
+    let requirements = workspace().join("cloudformation/checkov-requirements.txt");
+    let pinned = std::fs::read(&requirements).expect("checkov's pinned requirements");
+    let hash = irf_engine::hex(&sha2::Sha256::digest(&pinned));
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+        .expect("a cache directory (HOME or XDG_CACHE_HOME)")
+        .join("irf");
+    let venv = cache.join(format!("checkov-{}", &hash[..12]));
+    let checkov = venv.join("bin").join("checkov");
+    let marker = venv.join("installed");
+    if marker.exists() {
+        return checkov;
+    }
+    eprintln!(
+        "templates: installing the pinned checkov into {}",
+        venv.display()
+    );
+    // Installed in place (its scripts name their own path); the marker, written last, says
+    // the environment is complete, and an incomplete one is started again.
+    let _ = std::fs::remove_dir_all(&venv);
+    let run = |command: &mut Command, what: &str| {
+        let out = command
+            .output()
+            .unwrap_or_else(|err| panic!("{what}: {err}"));
+        assert!(
+            out.status.success(),
+            "{what} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(
+        Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        "python3 -m venv (Python 3 with venv is needed)",
+    );
+    // Every package is pinned in the file: nothing else may be resolved.
+    run(
+        Command::new(venv.join("bin").join("pip"))
+            .args(["install", "--quiet", "--no-deps", "-r"])
+            .arg(&requirements),
+        "pip install checkov",
+    );
+    std::fs::write(&marker, &hash).expect("mark checkov installed");
+    checkov
+}
+
+#[test]
+fn checkov_fails_no_check_and_every_skip_says_why() {
+    let out = Command::new(checkov())
+        .current_dir(workspace().join("cloudformation"))
+        .args([
+            "-d",
+            ".",
+            "--framework",
+            "cloudformation",
+            // The project rules' fixtures are wrong on purpose.
+            "--skip-path",
+            "rules/fixtures",
+            // Nothing is fetched from checkov's platform: the checks are those of the pin.
+            "--skip-download",
+            "--output",
+            "json",
+        ])
+        .env("BC_SKIP_MAPPING", "TRUE")
+        .output()
+        .expect("run checkov");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "checkov printed no report ({err}):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let summary = &report["summary"];
+    assert_eq!(summary["parsing_errors"], 0, "{summary}");
+    assert!(
+        summary["passed"].as_u64().unwrap_or(0) > 200,
+        "checkov checked the templates: {summary}"
+    );
+    let failed: Vec<String> = report["results"]["failed_checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|check| {
+            format!(
+                "{} {} {} {}",
+                check["check_id"].as_str().unwrap_or_default(),
+                check["check_name"].as_str().unwrap_or_default(),
+                check["file_path"].as_str().unwrap_or_default(),
+                check["resource"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "checkov failed checks: fix the template, or skip the check in the resource's \
+         Metadata (checkov: skip: id, comment) saying why it does not apply:\n{}",
+        failed.join("\n")
+    );
+    for skipped in report["results"]["skipped_checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let why = skipped["check_result"]["suppress_comment"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            why.len() > 40,
+            "{} is skipped on {} without a reason: {why:?}",
+            skipped["check_id"],
+            skipped["resource"]
+        );
+    }
 }
 
 /// Runs the AWS CLI against the shared lab as the Security account.
