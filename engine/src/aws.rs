@@ -360,7 +360,8 @@ pub struct AwsContext {
     base: SdkConfig,
     config: Arc<Config>,
     caller: OnceCell<CallerIdentity>,
-    members: std::sync::Mutex<HashMap<AccountId, Arc<AssumedRole>>>,
+    /// Each (account, role name) assumed so far.
+    members: std::sync::Mutex<HashMap<(AccountId, String), Arc<AssumedRole>>>,
 }
 
 impl AwsContext {
@@ -467,11 +468,31 @@ impl AwsContext {
         account: &AccountId,
         region: &str,
     ) -> Result<SdkConfig, AwsError> {
+        self.account_config_as(account, region, &self.config.accounts.member_role)
+            .await
+    }
+
+    /// SDK configuration acting in `account` through the containment role, in `region`.
+    pub async fn containment_config(
+        &self,
+        account: &AccountId,
+        region: &str,
+    ) -> Result<SdkConfig, AwsError> {
+        self.account_config_as(account, region, &self.config.accounts.containment_role)
+            .await
+    }
+
+    async fn account_config_as(
+        &self,
+        account: &AccountId,
+        region: &str,
+        role_name: &str,
+    ) -> Result<SdkConfig, AwsError> {
         let caller = self.caller_identity().await?;
         if caller.account == account.as_str() {
             return Ok(self.base_config(region));
         }
-        let role = self.assumed_role(account, &self.config.accounts.member_role, &caller);
+        let role = self.assumed_role(account, role_name, &caller);
         Ok(self
             .base
             .to_builder()
@@ -506,7 +527,7 @@ impl AwsContext {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         members
-            .entry(account.clone())
+            .entry((account.clone(), role_name.to_owned()))
             .or_insert_with(|| {
                 let partition = partition_of(&self.home_region());
                 Arc::new(AssumedRole {

@@ -13,6 +13,9 @@ pub const CONFIG_ENV: &str = "IRF_CONFIG";
 
 /// Default name of the role irf assumes in every member account.
 pub const DEFAULT_MEMBER_ROLE: &str = "IRAutomation";
+/// The role containment acts through in member accounts (template 5): changing an instance's
+/// network, profile and role policies is not what capturing it needs.
+pub const DEFAULT_CONTAINMENT_ROLE: &str = "IRContainment";
 
 /// A 12-digit AWS account id, validated on parse.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -106,9 +109,12 @@ pub struct AccountsConfig {
     pub security: Option<AccountId>,
     /// The Forensics account: evidence bucket, Analysis VPC, SIFT pipeline.
     pub forensics: Option<AccountId>,
-    /// The role irf assumes in member accounts.
+    /// The role irf assumes in member accounts to see and capture.
     #[serde(default = "default_member_role")]
     pub member_role: String,
+    /// The role irf assumes in member accounts to contain and roll back.
+    #[serde(default = "default_containment_role")]
+    pub containment_role: String,
     /// Member accounts to sweep. Empty: every active account Organizations lists.
     #[serde(default)]
     pub members: Vec<AccountId>,
@@ -123,6 +129,7 @@ impl Default for AccountsConfig {
             security: None,
             forensics: None,
             member_role: default_member_role(),
+            containment_role: default_containment_role(),
             members: Vec::new(),
             exclude: Vec::new(),
         }
@@ -131,6 +138,10 @@ impl Default for AccountsConfig {
 
 fn default_member_role() -> String {
     DEFAULT_MEMBER_ROLE.to_owned()
+}
+
+fn default_containment_role() -> String {
+    DEFAULT_CONTAINMENT_ROLE.to_owned()
 }
 
 /// The deployed acquisition workflow in the Security account.

@@ -294,9 +294,11 @@ struct Member {
 
 impl Member {
     async fn connect(plane: &Plane, instance: &InstanceRef) -> Result<Self, AwsError> {
+        // The containment role, not the capture role: only it may change an instance's
+        // network, profile and role policies.
         let config = plane
             .ctx
-            .account_config(&instance.account, &instance.region)
+            .containment_config(&instance.account, &instance.region)
             .await?;
         Ok(Self {
             ec2: aws_sdk_ec2::Client::new(&config),

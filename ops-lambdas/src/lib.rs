@@ -37,6 +37,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("IRF_EVIDENCE_KMS_KEY_ARN", "evidence.kms_key_arn"),
     ("IRF_LEDGER_KEY_ARN", "evidence.ledger_key_arn"),
     ("IRF_MEMBER_ROLE", "accounts.member_role"),
+    ("IRF_CONTAINMENT_ROLE", "accounts.containment_role"),
     ("IRF_WORKFLOW_REGION", "workflow.region"),
 ];
 
@@ -99,6 +100,9 @@ pub fn config_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Config
     }
     if let Some(v) = set("IRF_MEMBER_ROLE") {
         config.accounts.member_role = v;
+    }
+    if let Some(v) = set("IRF_CONTAINMENT_ROLE") {
+        config.accounts.containment_role = v;
     }
     if let Some(v) = set("IRF_WORKFLOW_REGION") {
         config.workflow.region = Some(v);

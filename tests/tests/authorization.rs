@@ -299,6 +299,90 @@ async fn a_member_account_opens_and_contains_nothing_of_another() {
     }
 }
 
+/// Capture and containment act through two roles in a member account: the one that runs
+/// commands on instances and reads their disks (IRAutomation) changes no network, profile or
+/// role policy; the one that does (IRContainment) runs no command and takes no snapshot.
+#[tokio::test]
+async fn capture_and_containment_are_separate_roles() {
+    let ctx = context().await;
+    let suspect = suspect(lab());
+    let capture = ctx
+        .account_config(&suspect.account, &suspect.region)
+        .await
+        .expect("IRAutomation");
+    let contain = ctx
+        .containment_config(&suspect.account, &suspect.region)
+        .await
+        .expect("IRContainment");
+    let described = aws_sdk_ec2::Client::new(&capture)
+        .describe_instances()
+        .instance_ids(&suspect.id)
+        .send()
+        .await
+        .expect("the suspect");
+    let instance = described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .next()
+        .expect("the suspect")
+        .clone();
+    let interface = instance.network_interfaces()[0]
+        .network_interface_id()
+        .expect("an interface")
+        .to_owned();
+    let group = instance.security_groups()[0]
+        .group_id()
+        .expect("a group")
+        .to_owned();
+    let role = role(&suspect.account, "app-server");
+    refused(
+        aws_sdk_iam::Client::new(&capture)
+            .put_role_policy()
+            .role_name("app-server")
+            .policy_name("irf-revoke-test")
+            .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#)
+            .send()
+            .await,
+        "iam:PutRolePolicy",
+        &role,
+    );
+    refused(
+        aws_sdk_ec2::Client::new(&capture)
+            .modify_network_interface_attribute()
+            .network_interface_id(&interface)
+            .groups(&group)
+            .send()
+            .await,
+        "ec2:ModifyNetworkInterfaceAttribute",
+        &interface,
+    );
+    let instance_arn = format!(
+        "arn:aws:ec2:{}:{}:instance/{}",
+        suspect.region, suspect.account, suspect.id
+    );
+    refused(
+        aws_sdk_ssm::Client::new(&contain)
+            .send_command()
+            .document_name("AWS-RunShellScript")
+            .instance_ids(&suspect.id)
+            .parameters("commands", vec!["id".to_owned()])
+            .send()
+            .await,
+        "ssm:SendCommand",
+        &instance_arn,
+    );
+    refused(
+        aws_sdk_ec2::Client::new(&contain)
+            .create_snapshot()
+            .volume_id(&suspect.root_volume_id)
+            .send()
+            .await,
+        "ec2:CreateSnapshot",
+        &suspect.root_volume_id,
+    );
+}
+
 /// Signs a ledger digest with `key` as `config`'s principal.
 async fn sign(
     config: &aws_types::SdkConfig,

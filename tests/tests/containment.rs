@@ -30,8 +30,9 @@ struct Observed {
 }
 
 async fn observe(ctx: &AwsContext, instance: &InstanceRef) -> Observed {
+    // Seen through the containment role, which reads what it changes (role policies included).
     let config = ctx
-        .account_config(&instance.account, &instance.region)
+        .containment_config(&instance.account, &instance.region)
         .await
         .expect("member config");
     let ec2 = aws_sdk_ec2::Client::new(&config);
