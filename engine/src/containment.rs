@@ -22,6 +22,12 @@ use crate::config::AccountId;
 
 /// The name of the isolation group irf creates in each VPC it contains an instance in.
 pub const ISOLATION_GROUP: &str = "irf-isolation";
+/// The group every interface passes through on its way to isolation: all traffic in and out,
+/// which makes EC2 stop tracking the interface's connections (a tracked connection outlives a
+/// change of groups; an untracked one is cut as soon as the groups no longer allow it).
+pub const UNTRACKING_GROUP: &str = "irf-untrack";
+/// The tag that marks irf's untracking groups: the only groups the containment role may open.
+const UNTRACKING_TAG: (&str, &str) = ("irf:purpose", "untrack-connections");
 /// The isolation group that still lets the instance reach its VPC's SSM endpoints.
 pub const ISOLATION_SSM_GROUP: &str = "irf-isolation-ssm";
 /// The tag that marks and triggers incident handling on an instance.
@@ -138,6 +144,9 @@ pub struct ContainmentPlan {
     pub isolation_group_id: Option<String>,
     /// Security groups of the VPC's SSM endpoints the isolation group may reach.
     pub ssm_endpoint_groups: Vec<String>,
+    /// The VPC's untracking group; `None` until the first apply in this VPC creates it.
+    #[serde(default)]
+    pub untracking_group_id: Option<String>,
     pub profile_after: String,
     /// The role whose sessions on this instance are revoked: the original role, unless there
     /// is none or it is the role of irf's own IR or isolation profile, which irf may not edit
@@ -662,6 +671,16 @@ async fn plan_with(
             .find(|i| i.interface_id == eni.interface_id)
             .map(|i| i.groups.clone())
             .unwrap_or_default();
+        let isolated = group_id
+            .as_ref()
+            .is_some_and(|g| now_groups == std::slice::from_ref(g));
+        changes.push(PlannedChange {
+            action: "untrack open connections".to_owned(),
+            resource: eni.interface_id.clone(),
+            before: list(&eni.groups),
+            after: format!("{UNTRACKING_GROUP} (all traffic, for one call)"),
+            done: isolated,
+        });
         changes.push(PlannedChange {
             action: "replace security groups".to_owned(),
             resource: eni.interface_id.clone(),
@@ -734,9 +753,16 @@ async fn plan_with(
             original.elastic_ips.join(", ")
         ));
     }
+    if !original.interfaces.is_empty() {
+        warnings.push(format!(
+            "each interface passes through {UNTRACKING_GROUP} (all traffic allowed) for one call before isolation: EC2 keeps connections it tracks open across a change of groups, and only untracked ones are cut"
+        ));
+    }
+    let untracking_group_id = find_group(member, &vpc_id, UNTRACKING_GROUP).await?;
     let plan = ContainmentPlan {
         instance: instance.clone(),
         vpc_id,
+        untracking_group_id,
         original,
         isolation_group_name: group_name.to_owned(),
         isolation_group_id: group_id,
@@ -1070,10 +1096,45 @@ impl Run<'_> {
             }
         };
         self.record.isolation_group_id = Some(group.clone());
+        let isolating = current
+            .state
+            .interfaces
+            .iter()
+            .any(|eni| eni.groups != std::slice::from_ref(&group));
+        let untracking = match &plan.untracking_group_id {
+            Some(untracking) => untracking.clone(),
+            None if isolating => {
+                let untracking = create_untracking_group(member, plan).await?;
+                self.done(
+                    "create untracking group",
+                    format!("{untracking} in {}", plan.vpc_id),
+                )
+                .await?;
+                untracking
+            }
+            None => String::new(),
+        };
         for eni in &current.state.interfaces {
             if eni.groups == std::slice::from_ref(&group) {
                 continue;
             }
+            // All traffic first: EC2 stops tracking the interface's connections, so that the
+            // isolation group that follows cuts them rather than letting them run on.
+            ec2.modify_network_interface_attribute()
+                .network_interface_id(&eni.interface_id)
+                .groups(&untracking)
+                .send()
+                .await
+                .map_err(|err| site.error("ec2:ModifyNetworkInterfaceAttribute", &err))?;
+            self.done(
+                "untrack open connections",
+                format!(
+                    "{}: {} -> {untracking}",
+                    eni.interface_id,
+                    list(&eni.groups)
+                ),
+            )
+            .await?;
             ec2.modify_network_interface_attribute()
                 .network_interface_id(&eni.interface_id)
                 .groups(&group)
@@ -1437,6 +1498,74 @@ fn revoke_document(instance: &InstanceRef) -> serde_json::Value {
             )}}
         }]
     })
+}
+
+/// Creates the VPC's untracking group: all traffic in and out, IPv4 and IPv6, tagged as irf's
+/// (template 5 lets the containment role open no other group).
+async fn create_untracking_group(
+    member: &Member,
+    plan: &ContainmentPlan,
+) -> Result<String, ContainmentError> {
+    use aws_sdk_ec2::types::{
+        IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification,
+    };
+    let site = &member.site;
+    let created = member
+        .ec2
+        .create_security_group()
+        .group_name(UNTRACKING_GROUP)
+        .description(
+            "irf containment: all traffic, for one call, so that EC2 stops tracking connections",
+        )
+        .vpc_id(&plan.vpc_id)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::SecurityGroup)
+                .tags(
+                    Tag::builder()
+                        .key(UNTRACKING_TAG.0)
+                        .value(UNTRACKING_TAG.1)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|err| site.error("ec2:CreateSecurityGroup", &err))?;
+    let id = created
+        .group_id()
+        .ok_or_else(|| AwsError::Other("CreateSecurityGroup returned no id".to_owned()))?
+        .to_owned();
+    let everything = || {
+        IpPermission::builder()
+            .ip_protocol("-1")
+            .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+            .ipv6_ranges(Ipv6Range::builder().cidr_ipv6("::/0").build())
+            .build()
+    };
+    member
+        .ec2
+        .authorize_security_group_ingress()
+        .group_id(&id)
+        .ip_permissions(everything())
+        .send()
+        .await
+        .map_err(|err| site.error("ec2:AuthorizeSecurityGroupIngress", &err))?;
+    // A new group allows all IPv4 egress already; IPv6 is added.
+    member
+        .ec2
+        .authorize_security_group_egress()
+        .group_id(&id)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("-1")
+                .ipv6_ranges(Ipv6Range::builder().cidr_ipv6("::/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|err| site.error("ec2:AuthorizeSecurityGroupEgress", &err))?;
+    Ok(id)
 }
 
 /// Creates the plan's isolation group: no inbound rules; outbound nothing, or HTTPS to the

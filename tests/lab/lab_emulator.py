@@ -74,6 +74,10 @@ unchanged against it:
   "prefix", "storage_class"} moves every version under the prefix to that class, as the
   evidence bucket's lifecycle rule does after 90 days, and answers {"archived": N}.
   lab_s3_fidelity.py holds these S3 behaviours.
+* EC2 security group connection tracking (moto has no connections): POST /irf-lab/ec2/connections
+  opens a connection on an instance when its groups allow it, GET lists them; a change of an
+  interface's groups leaves tracked connections open and cuts untracked ones the new groups do
+  not allow, as EC2 does (lab_ec2_connections.py).
 * An optional fixed latency in front of every AWS call (not the /moto-api/ and
   /irf-lab/ control planes), so benchmarks can see what concurrency buys.
 * With --watch-stdin the process exits when its standard input closes, which
@@ -116,6 +120,7 @@ from moto.securityhub.models import securityhub_backends
 from moto.sts.models import STSBackend
 
 import lab_authz
+import lab_ec2_connections
 import lab_s3_fidelity
 import lab_templates
 
@@ -1101,6 +1106,7 @@ class _StandIns:
         self.commands = _RunCommand()
         self.builder = _ImageBuilder()
         self.sessions = _Sessions()
+        self.connections = lab_ec2_connections.Connections()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -1185,6 +1191,13 @@ class _StandIns:
                 result = self.builder.register(_json_body(environ))
             elif path == "/irf-lab/s3/archive" and method == "POST":
                 result = self._archive(_json_body(environ))
+            elif path == "/irf-lab/ec2/connections" and method == "POST":
+                try:
+                    result = self.connections.open(_json_body(environ))
+                except lab_ec2_connections.Refused as refused:
+                    raise _Refusal("409 Conflict", "ConnectionRefused", str(refused))
+            elif path == "/irf-lab/ec2/connections" and method == "GET":
+                result = {"connections": self.connections.list(query.get("instance_id", [""])[0])}
             else:
                 raise _Refusal("404 Not Found", "NotFound", f"no lab endpoint {method} {path}")
         except _Refusal as refusal:
@@ -1254,6 +1267,9 @@ class _StandIns:
             params.update(parse_qs(body.decode(), keep_blank_values=True))
         except UnicodeDecodeError:
             pass
+        regrouped = self.connections.interfaces_of_call(account, region, params)
+        if regrouped:
+            return self._regroup(environ, start_response, account, region, regrouped)
         call = _tagging_call(params)
         if call is None or _INCIDENT_TAG not in call[1] or not call[0]:
             return self._xml_safe(environ, start_response)
@@ -1272,6 +1288,19 @@ class _StandIns:
                     # moto tags instances that do not exist, where AWS refuses the call.
                     if backend.get_instance_by_id(instance_id) is not None:
                         self.events.record(account, region, instance_id, keys)
+        return chunks
+
+    def _regroup(self, environ, start_response, account, region, interfaces):
+        """A change of interfaces' groups, then EC2's connection tracking on what it changed."""
+        seen = {}
+
+        def watch(status, headers, exc_info=None):
+            seen["status"] = status
+            return start_response(status, headers)
+
+        chunks = self._xml_safe(environ, watch)
+        if seen.get("status", "").startswith("2"):
+            self.connections.groups_changed(account, region, interfaces)
         return chunks
 
     def _xml_safe(self, environ, start_response):

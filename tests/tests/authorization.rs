@@ -301,7 +301,8 @@ async fn a_member_account_opens_and_contains_nothing_of_another() {
 
 /// Capture and containment act through two roles in a member account: the one that runs
 /// commands on instances and reads their disks (IRAutomation) changes no network, profile or
-/// role policy; the one that does (IRContainment) runs no command and takes no snapshot.
+/// role policy; the one that does (IRContainment) runs no command, takes no snapshot and opens
+/// no security group but the untracking group it tagged.
 #[tokio::test]
 async fn capture_and_containment_are_separate_roles() {
     let ctx = context().await;
@@ -356,6 +357,30 @@ async fn capture_and_containment_are_separate_roles() {
             .await,
         "ec2:ModifyNetworkInterfaceAttribute",
         &interface,
+    );
+    // The containment role opens no group but its own untracking group.
+    let group_arn = format!(
+        "arn:aws:ec2:{}:{}:security-group/{group}",
+        suspect.region, suspect.account
+    );
+    refused(
+        aws_sdk_ec2::Client::new(&contain)
+            .authorize_security_group_ingress()
+            .group_id(&group)
+            .ip_permissions(
+                aws_sdk_ec2::types::IpPermission::builder()
+                    .ip_protocol("-1")
+                    .ip_ranges(
+                        aws_sdk_ec2::types::IpRange::builder()
+                            .cidr_ip("0.0.0.0/0")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await,
+        "ec2:AuthorizeSecurityGroupIngress",
+        &group_arn,
     );
     let instance_arn = format!(
         "arn:aws:ec2:{}:{}:instance/{}",

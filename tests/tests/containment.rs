@@ -1173,3 +1173,155 @@ async fn an_instance_on_the_ir_profile_is_contained_without_editing_irf_s_own_ro
     assert_eq!(restored.profile_arn, before.profile_arn);
     assert_eq!(restored.interfaces, before.interfaces);
 }
+
+/// Opens a connection on `instance` in the lab, as its security groups allow it now: an
+/// intruder's reverse shell, outbound TCP to their listener.
+async fn reverse_shell(instance: &InstanceRef) -> serde_json::Value {
+    irf_engine::lab::control::Control::new(&lab().endpoint)
+        .post_for_json(
+            "/irf-lab/ec2/connections",
+            &serde_json::json!({
+                "account": instance.account.as_str(),
+                "region": instance.region,
+                "instance_id": instance.instance_id,
+                "direction": "outbound",
+                "protocol": "tcp",
+                "port": 4444,
+                "peer": "203.0.113.7",
+            }),
+        )
+        .await
+        .expect("the instance's groups allow the connection")
+}
+
+/// The state ("open" or "cut") of the lab connection `id` of `instance`.
+async fn connection_state(instance: &InstanceRef, id: &serde_json::Value) -> String {
+    let listed = irf_engine::lab::control::Control::new(&lab().endpoint)
+        .get_json(&format!(
+            "/irf-lab/ec2/connections?instance_id={}",
+            instance.instance_id
+        ))
+        .await
+        .expect("the instance's connections");
+    listed["connections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| &c["id"] == id)
+        .and_then(|c| c["state"].as_str())
+        .expect("the connection")
+        .to_owned()
+}
+
+/// EC2 keeps a connection it tracks open across a change of security groups (AWS: security
+/// group connection tracking), so swapping an instance straight to a deny-all group leaves an
+/// intruder's open reverse shell running. Containment passes each interface through all-open
+/// groups first, which makes its connections untracked, and the isolation group then cuts them.
+#[tokio::test]
+async fn containment_cuts_a_connection_open_through_the_old_groups() {
+    let (ctx, plane) = plane().await;
+
+    // The lab tracks as EC2 does: a straight swap to a group that allows nothing leaves the
+    // tracked connection open.
+    let swapped = bystander(9);
+    let shell = reverse_shell(&swapped).await;
+    assert_eq!(shell["tracked"], true, "{shell}");
+    let admin = irf_e2e::admin_context()
+        .await
+        .account_config(&swapped.account, &swapped.region)
+        .await
+        .expect("the member's administrator");
+    let ec2 = aws_sdk_ec2::Client::new(&admin);
+    let described = ec2
+        .describe_instances()
+        .instance_ids(&swapped.instance_id)
+        .send()
+        .await
+        .expect("the instance");
+    let found = described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .next()
+        .expect("the instance")
+        .clone();
+    let deny_all = ec2
+        .create_security_group()
+        .group_name(format!("deny-all-{}", swapped.instance_id))
+        .description("allows nothing in; its default egress revoked below")
+        .vpc_id(found.vpc_id().expect("a VPC"))
+        .send()
+        .await
+        .expect("a group")
+        .group_id()
+        .expect("its id")
+        .to_owned();
+    ec2.revoke_security_group_egress()
+        .group_id(&deny_all)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("-1")
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("0.0.0.0/0")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("no egress");
+    ec2.modify_network_interface_attribute()
+        .network_interface_id(
+            found.network_interfaces()[0]
+                .network_interface_id()
+                .expect("an interface"),
+        )
+        .groups(&deny_all)
+        .send()
+        .await
+        .expect("the straight swap");
+    assert_eq!(
+        connection_state(&swapped, &shell["id"]).await,
+        "open",
+        "a tracked connection outlives a straight swap of groups"
+    );
+
+    // irf's containment cuts it, and says how in its plan.
+    let instance = bystander(10);
+    let shell = reverse_shell(&instance).await;
+    let options = ContainmentOptions::from_config(ctx.config());
+    let planned = containment::plan(&plane, &instance, &options)
+        .await
+        .expect("plan");
+    assert!(
+        planned
+            .changes
+            .iter()
+            .any(|c| c.action == "untrack open connections"),
+        "{:?}",
+        planned.changes
+    );
+    assert!(
+        planned.warnings.iter().any(|w| w.contains("untrack")),
+        "{:?}",
+        planned.warnings
+    );
+    let applied = containment::apply(&plane, &instance, &options, None, true)
+        .await
+        .expect("apply");
+    assert_eq!(applied.record.state, ContainmentState::Contained);
+    assert_eq!(
+        connection_state(&instance, &shell["id"]).await,
+        "cut",
+        "containment cuts the connection the old groups let in"
+    );
+    let after = observe(&ctx, &instance).await;
+    let group = applied.record.isolation_group_id.clone().expect("group");
+    for (_, groups) in &after.interfaces {
+        assert_eq!(groups, &vec![group.clone()], "isolated in the end");
+    }
+    containment::rollback(&plane, &instance)
+        .await
+        .expect("rollback");
+}

@@ -24,6 +24,10 @@ pub const LAB_FILES: &[(&str, &str)] = &[
         include_str!("../../../tests/lab/lab_authz.py"),
     ),
     (
+        "lab_ec2_connections.py",
+        include_str!("../../../tests/lab/lab_ec2_connections.py"),
+    ),
+    (
         "lab_s3_fidelity.py",
         include_str!("../../../tests/lab/lab_s3_fidelity.py"),
     ),

@@ -1146,6 +1146,7 @@ fn plan_of(
         isolation_group_name: "irf-isolation".into(),
         isolation_group_id: None,
         ssm_endpoint_groups: vec![],
+        untracking_group_id: None,
         profile_after: "IRIsolationProfile".into(),
         revoked_role: None,
         changes: vec![PlannedChange {
