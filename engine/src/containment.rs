@@ -901,7 +901,7 @@ pub async fn apply(
         && let Some(requested) = existing
             .as_ref()
             .filter(|r| r.state == ContainmentState::Requested)
-        && requested.requested_by == plane.operator
+        && crate::identity::same_person(&requested.requested_by, &plane.operator)
     {
         return Err(ContainmentError::FourEyes {
             operator: plane.operator.clone(),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod containment;
 pub mod evidence;
 pub mod findings;
+pub mod identity;
 pub mod inventory;
 pub mod lab;
 pub mod ledger;

@@ -275,6 +275,50 @@ async fn second_operator(four_eyes: bool) -> Plane {
     Plane::connect(ctx).await.expect("second operator's plane")
 }
 
+/// The lab operator's own role, assumed again under a session name of the caller's choosing.
+async fn operator_under_another_session_name() -> Plane {
+    let state = lab();
+    let mut config = irf_engine::config::Config::load_from(&state.config_path)
+        .expect("lab config")
+        .config;
+    config.workflow.four_eyes = true;
+    let operator: ConnectOptions = state.operator_options().expect("the operator");
+    let own = AwsContext::connect(Arc::new(config.clone()), &operator).await;
+    let role = own
+        .caller_identity()
+        .await
+        .expect("the operator's identity")
+        .arn
+        .replace(":sts::", ":iam::")
+        .replace(":assumed-role/", ":role/");
+    let role = role
+        .rsplit_once('/')
+        .map(|(role, _)| role.to_owned())
+        .expect("a role");
+    let lab_options = irf_engine::lab::connect_options_for(&state.endpoint);
+    let deployer = AwsContext::connect(Arc::new(config.clone()), &lab_options).await;
+    let session = aws_sdk_sts::Client::new(&deployer.base_config(irf_engine::lab::LAB_REGION))
+        .assume_role()
+        .role_arn(&role)
+        .role_session_name("not-the-requester")
+        .send()
+        .await
+        .expect("the operator role under another session name");
+    let keys = session.credentials().expect("credentials");
+    let options = ConnectOptions {
+        static_credentials: Some(irf_engine::aws::StaticCredentials {
+            access_key_id: keys.access_key_id().to_owned(),
+            secret_access_key: keys.secret_access_key().to_owned(),
+            session_token: Some(keys.session_token().to_owned()),
+        }),
+        ..lab_options
+    };
+    let ctx = Arc::new(AwsContext::connect(Arc::new(config), &options).await);
+    Plane::connect(ctx)
+        .await
+        .expect("the renamed operator's plane")
+}
+
 async fn four_eyes_plane() -> Plane {
     let state = lab();
     let mut config = irf_engine::config::Config::load_from(&state.config_path)
@@ -523,6 +567,17 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
     assert!(
         matches!(own, Err(ContainmentError::FourEyes { .. })),
         "{own:?}"
+    );
+    assert_eq!(observe(&ctx, &instance).await, before, "nothing changed");
+    // The same role under a second session name is still the requester.
+    let renamed = operator_under_another_session_name().await;
+    assert_ne!(renamed.operator, requester.operator);
+    let own = containment::apply(&renamed, &instance, &options, None, true).await;
+    assert!(
+        matches!(own, Err(ContainmentError::FourEyes { .. })),
+        "{} approved {}'s request: {own:?}",
+        renamed.operator,
+        requester.operator
     );
     assert_eq!(observe(&ctx, &instance).await, before, "nothing changed");
     let approver = second_operator(true).await;

@@ -10,6 +10,7 @@ use irf_engine::cases::{CaseStatus, ContainmentPolicy};
 use irf_engine::containment::{
     self, ContainmentOptions, ContainmentOutcome, ContainmentPlan, ContainmentState, InstanceRef,
 };
+use irf_engine::identity;
 use serde::Serialize;
 
 use crate::cli::{ContainCommand, ContainTarget, GlobalArgs};
@@ -77,13 +78,14 @@ pub async fn contain(
             let plane = Plane::connect(context).await?;
             let existing = containment::record(&plane, &instance).await?;
             let requested_by_other = existing.as_ref().is_some_and(|r| {
-                r.state == ContainmentState::Requested && r.requested_by != plane.operator
+                r.state == ContainmentState::Requested
+                    && !identity::same_person(&r.requested_by, &plane.operator)
             });
             let begun = existing.as_ref().is_some_and(|r| r.state.holds_originals());
             if four_eyes && !requested_by_other && !begun {
                 let record = containment::request(&plane, &instance, reason.clone(), None).await?;
                 // When someone else's request was already there, this operator approves it.
-                if record.requested_by == plane.operator {
+                if identity::same_person(&record.requested_by, &plane.operator) {
                     if *json {
                         out!("{}", serde_json::to_string_pretty(&record)?);
                     }

@@ -320,7 +320,7 @@ pub async fn decide(
     };
     if decision == Decision::Approve
         && plane.ctx.config().workflow.four_eyes
-        && detail.case.requested_by == plane.operator
+        && crate::identity::same_person(&detail.case.requested_by, &plane.operator)
     {
         return Err(WorkflowError::FourEyes {
             case: case_id.to_string(),
