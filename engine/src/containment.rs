@@ -1120,32 +1120,22 @@ impl Run<'_> {
             }
             // All traffic first: EC2 stops tracking the interface's connections, so that the
             // isolation group that follows cuts them rather than letting them run on.
-            ec2.modify_network_interface_attribute()
-                .network_interface_id(&eni.interface_id)
-                .groups(&untracking)
-                .send()
-                .await
-                .map_err(|err| site.error("ec2:ModifyNetworkInterfaceAttribute", &err))?;
-            self.done(
-                "untrack open connections",
-                format!(
-                    "{}: {} -> {untracking}",
-                    eni.interface_id,
-                    list(&eni.groups)
-                ),
-            )
-            .await?;
-            ec2.modify_network_interface_attribute()
-                .network_interface_id(&eni.interface_id)
-                .groups(&group)
-                .send()
-                .await
-                .map_err(|err| site.error("ec2:ModifyNetworkInterfaceAttribute", &err))?;
-            self.done(
-                "replace security groups",
-                format!("{}: {} -> {group}", eni.interface_id, list(&eni.groups)),
-            )
-            .await?;
+            for (next, action) in [
+                (&untracking, "untrack open connections"),
+                (&group, "replace security groups"),
+            ] {
+                ec2.modify_network_interface_attribute()
+                    .network_interface_id(&eni.interface_id)
+                    .groups(next)
+                    .send()
+                    .await
+                    .map_err(|err| site.error("ec2:ModifyNetworkInterfaceAttribute", &err))?;
+                self.done(
+                    action,
+                    format!("{}: {} -> {next}", eni.interface_id, list(&eni.groups)),
+                )
+                .await?;
+            }
         }
         let current_profile = current.state.profile_arn.as_deref().map(profile_name);
         if current_profile != Some(plan.profile_after.as_str()) {
@@ -1500,15 +1490,26 @@ fn revoke_document(instance: &InstanceRef) -> serde_json::Value {
     })
 }
 
+/// Every protocol and port, to and from any IPv4 address: the rule a new group's egress starts
+/// with, which isolation revokes.
+pub fn all_ipv4_traffic() -> aws_sdk_ec2::types::IpPermission {
+    aws_sdk_ec2::types::IpPermission::builder()
+        .ip_protocol("-1")
+        .ip_ranges(
+            aws_sdk_ec2::types::IpRange::builder()
+                .cidr_ip("0.0.0.0/0")
+                .build(),
+        )
+        .build()
+}
+
 /// Creates the VPC's untracking group: all traffic in and out, IPv4 and IPv6, tagged as irf's
 /// (template 5 lets the containment role open no other group).
 async fn create_untracking_group(
     member: &Member,
     plan: &ContainmentPlan,
 ) -> Result<String, ContainmentError> {
-    use aws_sdk_ec2::types::{
-        IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification,
-    };
+    use aws_sdk_ec2::types::{IpPermission, Ipv6Range, ResourceType, Tag, TagSpecification};
     let site = &member.site;
     let created = member
         .ec2
@@ -1537,11 +1538,9 @@ async fn create_untracking_group(
         .ok_or_else(|| AwsError::Other("CreateSecurityGroup returned no id".to_owned()))?
         .to_owned();
     let everything = || {
-        IpPermission::builder()
-            .ip_protocol("-1")
-            .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-            .ipv6_ranges(Ipv6Range::builder().cidr_ipv6("::/0").build())
-            .build()
+        let mut both = all_ipv4_traffic();
+        both.ipv6_ranges = Some(vec![Ipv6Range::builder().cidr_ipv6("::/0").build()]);
+        both
     };
     member
         .ec2
@@ -1598,16 +1597,7 @@ async fn create_isolation_group(
         .ec2
         .revoke_security_group_egress()
         .group_id(&id)
-        .ip_permissions(
-            aws_sdk_ec2::types::IpPermission::builder()
-                .ip_protocol("-1")
-                .ip_ranges(
-                    aws_sdk_ec2::types::IpRange::builder()
-                        .cidr_ip("0.0.0.0/0")
-                        .build(),
-                )
-                .build(),
-        )
+        .ip_permissions(all_ipv4_traffic())
         .send()
         .await
         .map_err(|err| site.error("ec2:RevokeSecurityGroupEgress", &err))?;

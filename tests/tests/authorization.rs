@@ -367,16 +367,7 @@ async fn capture_and_containment_are_separate_roles() {
         aws_sdk_ec2::Client::new(&contain)
             .authorize_security_group_ingress()
             .group_id(&group)
-            .ip_permissions(
-                aws_sdk_ec2::types::IpPermission::builder()
-                    .ip_protocol("-1")
-                    .ip_ranges(
-                        aws_sdk_ec2::types::IpRange::builder()
-                            .cidr_ip("0.0.0.0/0")
-                            .build(),
-                    )
-                    .build(),
-            )
+            .ip_permissions(irf_engine::containment::all_ipv4_traffic())
             .send()
             .await,
         "ec2:AuthorizeSecurityGroupIngress",

@@ -245,65 +245,29 @@ async fn second_operator(four_eyes: bool) -> Plane {
             .await
             .expect("the operator policy attaches");
     }
-    let mut config = irf_engine::config::Config::load_from(&state.config_path)
-        .expect("lab config")
-        .config;
-    config.workflow.four_eyes = four_eyes;
-    // The second operator's own session, as `aws sts assume-role` gives it.
-    let lab_options = irf_engine::lab::connect_options_for(&state.endpoint);
-    let deployer = AwsContext::connect(Arc::new(config.clone()), &lab_options).await;
-    let session = aws_sdk_sts::Client::new(&deployer.base_config(irf_engine::lab::LAB_REGION))
-        .assume_role()
-        .role_arn(format!(
-            "arn:aws:iam::{}:role{SECOND_OPERATOR_PATH}{SECOND_OPERATOR}",
-            state.seeded.security
-        ))
-        .role_session_name("second-operator")
-        .send()
-        .await
-        .expect("the second operator's session");
-    let keys = session.credentials().expect("credentials");
-    let options = ConnectOptions {
-        static_credentials: Some(irf_engine::aws::StaticCredentials {
-            access_key_id: keys.access_key_id().to_owned(),
-            secret_access_key: keys.secret_access_key().to_owned(),
-            session_token: Some(keys.session_token().to_owned()),
-        }),
-        ..lab_options
-    };
-    let ctx = Arc::new(AwsContext::connect(Arc::new(config), &options).await);
-    Plane::connect(ctx).await.expect("second operator's plane")
+    let role = format!(
+        "arn:aws:iam::{}:role{SECOND_OPERATOR_PATH}{SECOND_OPERATOR}",
+        state.seeded.security
+    );
+    plane_of_session(&role, "second-operator", four_eyes).await
 }
 
-/// The lab operator's own role, assumed again under a session name of the caller's choosing.
-async fn operator_under_another_session_name() -> Plane {
+/// A plane acting as `role` under `session_name`, as `aws sts assume-role` gives it.
+async fn plane_of_session(role: &str, session_name: &str, four_eyes: bool) -> Plane {
     let state = lab();
     let mut config = irf_engine::config::Config::load_from(&state.config_path)
         .expect("lab config")
         .config;
-    config.workflow.four_eyes = true;
-    let operator: ConnectOptions = state.operator_options().expect("the operator");
-    let own = AwsContext::connect(Arc::new(config.clone()), &operator).await;
-    let role = own
-        .caller_identity()
-        .await
-        .expect("the operator's identity")
-        .arn
-        .replace(":sts::", ":iam::")
-        .replace(":assumed-role/", ":role/");
-    let role = role
-        .rsplit_once('/')
-        .map(|(role, _)| role.to_owned())
-        .expect("a role");
+    config.workflow.four_eyes = four_eyes;
     let lab_options = irf_engine::lab::connect_options_for(&state.endpoint);
     let deployer = AwsContext::connect(Arc::new(config.clone()), &lab_options).await;
     let session = aws_sdk_sts::Client::new(&deployer.base_config(irf_engine::lab::LAB_REGION))
         .assume_role()
-        .role_arn(&role)
-        .role_session_name("not-the-requester")
+        .role_arn(role)
+        .role_session_name(session_name)
         .send()
         .await
-        .expect("the operator role under another session name");
+        .unwrap_or_else(|err| panic!("{role} as {session_name}: {err:?}"));
     let keys = session.credentials().expect("credentials");
     let options = ConnectOptions {
         static_credentials: Some(irf_engine::aws::StaticCredentials {
@@ -316,7 +280,21 @@ async fn operator_under_another_session_name() -> Plane {
     let ctx = Arc::new(AwsContext::connect(Arc::new(config), &options).await);
     Plane::connect(ctx)
         .await
-        .expect("the renamed operator's plane")
+        .unwrap_or_else(|err| panic!("the plane of {role} as {session_name}: {err}"))
+}
+
+/// The lab operator's own role, assumed again under a session name of the caller's choosing.
+async fn operator_under_another_session_name() -> Plane {
+    let requester = four_eyes_plane().await;
+    let role = requester
+        .operator
+        .replace(":sts::", ":iam::")
+        .replace(":assumed-role/", ":role/");
+    let role = role
+        .rsplit_once('/')
+        .map(|(role, _)| role.to_owned())
+        .expect("a role");
+    plane_of_session(&role, "not-the-requester", true).await
 }
 
 async fn four_eyes_plane() -> Plane {
@@ -1313,16 +1291,7 @@ async fn containment_cuts_a_connection_open_through_the_old_groups() {
         .to_owned();
     ec2.revoke_security_group_egress()
         .group_id(&deny_all)
-        .ip_permissions(
-            aws_sdk_ec2::types::IpPermission::builder()
-                .ip_protocol("-1")
-                .ip_ranges(
-                    aws_sdk_ec2::types::IpRange::builder()
-                        .cidr_ip("0.0.0.0/0")
-                        .build(),
-                )
-                .build(),
-        )
+        .ip_permissions(containment::all_ipv4_traffic())
         .send()
         .await
         .expect("no egress");
