@@ -148,9 +148,9 @@ pub struct ContainmentPlan {
     #[serde(default)]
     pub untracking_group_id: Option<String>,
     pub profile_after: String,
-    /// The role whose sessions on this instance are revoked: the original role, unless there
-    /// is none or it is the role of irf's own IR or isolation profile, which irf may not edit
-    /// (template 5 denies it, so that the automation can never widen its own roles).
+    /// The role whose sessions on this instance are revoked: the original role (irf's IR role
+    /// included), unless there is none, it is the deny-all isolation role, or the instance
+    /// keeps it.
     #[serde(default)]
     pub revoked_role: Option<String>,
     pub changes: Vec<PlannedChange>,
@@ -706,21 +706,22 @@ async fn plan_with(
             .as_deref()
             .is_some_and(|a| profile_name(a) == profile_after),
     });
-    let irfs_own_profile = original
-        .profile_arn
-        .as_deref()
-        .map(profile_name)
-        .is_some_and(|name| {
-            name == options.ir_instance_profile || name == options.isolation_profile
-        });
-    let revoked_role = original.role_name.clone().filter(|_| !irfs_own_profile);
+    // Sessions are revoked on the instance's own role, irf's IR role included: the Deny names
+    // this instance only, so the role's other instances keep theirs. Not on the deny-all role,
+    // and not on a role the instance keeps (isolation that keeps SSM keeps the IR profile, whose
+    // new sessions must work).
+    let original_profile = original.profile_arn.as_deref().map(profile_name);
+    let revoked_role = original.role_name.clone().filter(|_| {
+        original_profile
+            .is_some_and(|name| name != options.isolation_profile && name != profile_after)
+    });
     if let Some(role) = original
         .role_name
         .as_ref()
-        .filter(|_| revoked_role.is_none())
+        .filter(|_| revoked_role.is_none() && original_profile == Some(profile_after.as_str()))
     {
         warnings.push(format!(
-            "the instance's role {role} is irf's own IR role: its sessions on this instance stay valid until they expire (at most 6 hours), with the SSM rights that role has; irf may not edit its own roles"
+            "the instance keeps its profile ({profile_after}, role {role}) so that SSM still reaches it: that role's sessions on this instance stay valid"
         ));
     }
     if let Some(role) = &revoked_role {

@@ -1107,7 +1107,7 @@ async fn keeping_ssm_allows_https_to_the_ssm_endpoints_only() {
 /// containing it then must not try to edit that role, which template 5 forbids irf to
 /// touch: the plan says its sessions are not revoked, and apply and rollback succeed.
 #[tokio::test]
-async fn an_instance_on_the_ir_profile_is_contained_without_editing_irf_s_own_role() {
+async fn an_instance_on_the_ir_profile_loses_its_ir_sessions_and_only_its_own() {
     let (ctx, plane) = plane().await;
     let instance = bystander(8);
     let options = ContainmentOptions::from_config(ctx.config());
@@ -1162,42 +1162,58 @@ async fn an_instance_on_the_ir_profile_is_contained_without_editing_irf_s_own_ro
     let plan = containment::plan(&plane, &instance, &options)
         .await
         .expect("plan");
-    assert_eq!(plan.revoked_role, None, "{plan:?}");
-    assert!(
-        !plan.changes.iter().any(|c| c.action.contains("revoke")),
-        "{:?}",
-        plan.changes
+    // The IR role's sessions on this instance are revoked like any role's: the Deny names
+    // this instance only, so other suspects on the IR profile keep theirs.
+    assert_eq!(
+        plan.revoked_role.as_deref(),
+        Some(options.ir_instance_profile.as_str()),
+        "{plan:?}"
     );
     assert!(
-        plan.warnings
-            .iter()
-            .any(|w| w.contains(&options.ir_instance_profile) && w.contains("stay valid")),
+        plan.changes.iter().any(|c| c.action.contains("revoke")),
         "{:?}",
-        plan.warnings
+        plan.changes
     );
     let applied = containment::apply(&plane, &instance, &options, None, false)
         .await
         .expect("containment applies under the templates' policies");
     assert_eq!(applied.record.state, ContainmentState::Contained);
-    let ir_role_policies = aws_sdk_iam::Client::new(
+    let admin_iam = aws_sdk_iam::Client::new(
         &irf_e2e::admin_context()
             .await
             .account_config(&instance.account, irf_engine::lab::LAB_REGION)
             .await
             .expect("the member as its administrator"),
-    )
-    .list_role_policies()
-    .role_name(&options.ir_instance_profile)
-    .send()
-    .await
-    .expect("the IR role's policies");
-    assert!(
-        !ir_role_policies
-            .policy_names()
+    );
+    let revocations = |names: &[String]| -> Vec<String> {
+        names
             .iter()
-            .any(|name| name.ends_with(&instance.instance_id)),
-        "irf's own role is left as it was: {:?}",
-        ir_role_policies.policy_names()
+            .filter(|name| name.ends_with(&instance.instance_id))
+            .cloned()
+            .collect()
+    };
+    let ir_role_policies = admin_iam
+        .list_role_policies()
+        .role_name(&options.ir_instance_profile)
+        .send()
+        .await
+        .expect("the IR role's policies");
+    let revoked = revocations(ir_role_policies.policy_names());
+    assert_eq!(revoked.len(), 1, "{:?}", ir_role_policies.policy_names());
+    let document = admin_iam
+        .get_role_policy()
+        .role_name(&options.ir_instance_profile)
+        .policy_name(&revoked[0])
+        .send()
+        .await
+        .expect("the revocation")
+        .policy_document()
+        .to_owned();
+    let document = percent_encoding::percent_decode_str(&document).decode_utf8_lossy();
+    assert!(
+        document.contains(&format!("instance/{}", instance.instance_id))
+            && document.contains("ec2:SourceInstanceARN"),
+        "scoped to this instance: {document}"
     );
     containment::rollback(&plane, &instance)
         .await
@@ -1205,6 +1221,17 @@ async fn an_instance_on_the_ir_profile_is_contained_without_editing_irf_s_own_ro
     let restored = observe(&ctx, &instance).await;
     assert_eq!(restored.profile_arn, before.profile_arn);
     assert_eq!(restored.interfaces, before.interfaces);
+    let after_rollback = admin_iam
+        .list_role_policies()
+        .role_name(&options.ir_instance_profile)
+        .send()
+        .await
+        .expect("the IR role's policies");
+    assert!(
+        revocations(after_rollback.policy_names()).is_empty(),
+        "rollback takes the revocation off: {:?}",
+        after_rollback.policy_names()
+    );
 }
 
 /// Opens a connection on `instance` in the lab, as its security groups allow it now: an
