@@ -281,6 +281,26 @@ pub async fn context() -> Arc<AwsContext> {
     lab().connect().await.expect("connect to the test lab")
 }
 
+/// `irf acquire --wait --json` of `instance`'s memory only, with no containment, on the
+/// shared lab.
+pub fn acquire_memory_only(instance: &irf_engine::lab::seed::LabInstance) -> Output {
+    run_irf(
+        &[
+            "acquire",
+            "--instance",
+            &instance.id,
+            "--account",
+            instance.account.as_str(),
+            "--no-disk",
+            "--containment",
+            "never",
+            "--wait",
+            "--json",
+        ],
+        &lab_env(lab()),
+    )
+}
+
 /// The `irf` binary of this build: beside the test binary's `deps` directory.
 pub fn irf_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");

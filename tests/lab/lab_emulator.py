@@ -1274,15 +1274,9 @@ class _StandIns:
         if call is None or _INCIDENT_TAG not in call[1] or not call[0]:
             return self._xml_safe(environ, start_response)
         instance_ids, keys = call
-        seen = {}
-
-        def watch(status, headers, exc_info=None):
-            seen["status"] = status
-            return start_response(status, headers)
-
         with self.events.tagging:
-            chunks = self._xml_safe(environ, watch)
-            if seen.get("status", "").startswith("2"):
+            chunks, succeeded = self._answered(environ, start_response)
+            if succeeded:
                 backend = ec2_backends[account][region]
                 for instance_id in instance_ids:
                     # moto tags instances that do not exist, where AWS refuses the call.
@@ -1292,6 +1286,13 @@ class _StandIns:
 
     def _regroup(self, environ, start_response, account, region, interfaces):
         """A change of interfaces' groups, then EC2's connection tracking on what it changed."""
+        chunks, succeeded = self._answered(environ, start_response)
+        if succeeded:
+            self.connections.groups_changed(account, region, interfaces)
+        return chunks
+
+    def _answered(self, environ, start_response):
+        """moto's answer to an EC2 call, and whether it succeeded."""
         seen = {}
 
         def watch(status, headers, exc_info=None):
@@ -1299,9 +1300,7 @@ class _StandIns:
             return start_response(status, headers)
 
         chunks = self._xml_safe(environ, watch)
-        if seen.get("status", "").startswith("2"):
-            self.connections.groups_changed(account, region, interfaces)
-        return chunks
+        return chunks, seen.get("status", "").startswith("2")
 
     def _xml_safe(self, environ, start_response):
         captured = {}

@@ -55,25 +55,6 @@ async fn case_of(plane: &Plane, instance: &str) -> Option<Case> {
         .find(|c| c.subject.instance_id == instance)
 }
 
-/// `irf acquire --wait --json` of `instance`'s memory only, with no containment.
-fn acquire_memory_only(instance: &irf_engine::lab::seed::LabInstance) -> std::process::Output {
-    run_irf(
-        &[
-            "acquire",
-            "--instance",
-            &instance.id,
-            "--account",
-            instance.account.as_str(),
-            "--no-disk",
-            "--containment",
-            "never",
-            "--wait",
-            "--json",
-        ],
-        &lab_env(lab()),
-    )
-}
-
 fn kill_group(pid: u32) {
     let status = Command::new("kill")
         .args(["-KILL", "--", &format!("-{pid}")])
@@ -559,7 +540,7 @@ async fn memory_is_captured_from_an_instance_that_prepare_just_gave_a_profile() 
         .iter()
         .find(|i| i.name.contains("-bastion-") && i.state == "running")
         .expect("a running bastion in the lab");
-    let out = acquire_memory_only(bastion);
+    let out = irf_e2e::acquire_memory_only(bastion);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -626,7 +607,7 @@ async fn a_host_claiming_more_memory_than_its_instance_type_has_is_refused() {
         "00001000-0009fbff : System RAM\n00100000-200000ffffff : System RAM\n",
     )
     .expect("the host lies about its RAM");
-    let out = acquire_memory_only(host);
+    let out = irf_e2e::acquire_memory_only(host);
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -17,15 +17,19 @@ use sha2::{Digest, Sha256};
 static BUSY_CORES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn irf_json(args: &[&str]) -> serde_json::Value {
-    let out = run_irf(args, &lab_env(lab()));
+    json_of(&format!("irf {args:?}"), &run_irf(args, &lab_env(lab())))
+}
+
+/// The JSON a successful irf run printed.
+fn json_of(what: &str, out: &std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),
-        "irf {args:?} failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
         panic!(
-            "irf {args:?} printed no JSON ({err}): {}",
+            "{what} printed no JSON ({err}): {}",
             String::from_utf8_lossy(&out.stdout)
         )
     })
@@ -40,18 +44,10 @@ fn memory_case() -> &'static str {
 
 /// Acquires the memory of `instance` (no disk, no containment) and waits for the case.
 fn acquire_memory(instance: &irf_engine::lab::seed::LabInstance) -> String {
-    let opened = irf_json(&[
-        "acquire",
-        "--instance",
-        &instance.id,
-        "--account",
-        instance.account.as_str(),
-        "--no-disk",
-        "--containment",
-        "never",
-        "--wait",
-        "--json",
-    ]);
+    let opened = json_of(
+        "irf acquire (memory only)",
+        &irf_e2e::acquire_memory_only(instance),
+    );
     opened["case_id"]
         .as_str()
         .expect("the case carries case_id")
