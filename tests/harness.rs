@@ -21,10 +21,14 @@ struct SharedLab {
 
 static LAB: OnceLock<SharedLab> = OnceLock::new();
 
-/// The seed options of the shared lab: the defaults `irf lab` uses, so that what the
-/// tests see is what a new user sees.
+/// The seed options of the shared lab: the Organization `irf lab` seeds by default, so that
+/// what the tests see is what a new user sees, deployed with four eyes required as template
+/// 3 is by default (`irf lab up --four-eyes`).
 pub fn shared_seed() -> SeedOptions {
-    SeedOptions::default()
+    SeedOptions {
+        four_eyes: true,
+        ..SeedOptions::default()
+    }
 }
 
 /// Removes the directories earlier test runs left (the shared lab is never dropped, so its

@@ -888,6 +888,26 @@ impl CaseTable {
     }
 }
 
+fn desk_pk(id: &str) -> String {
+    format!("DESK#{id}")
+}
+
+impl CaseTable {
+    /// The desk's answer to decision `id`, once taken.
+    pub async fn desk_answer(&self, id: &str) -> Result<Option<crate::desk::Answer>, CaseError> {
+        self.get(desk_pk(id), "ANSWER".to_owned()).await
+    }
+
+    /// Records the desk's answer to decision `id` (the automation's write alone).
+    pub async fn save_desk_answer(
+        &self,
+        id: &str,
+        answer: &crate::desk::Answer,
+    ) -> Result<(), CaseError> {
+        self.put(desk_pk(id), "ANSWER".to_owned(), answer).await
+    }
+}
+
 fn containment_pk(instance: &crate::containment::InstanceRef) -> String {
     format!(
         "CONTAINMENT#{}#{}#{}",

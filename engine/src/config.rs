@@ -172,7 +172,10 @@ pub struct WorkflowConfig {
     /// the SSM-only IR profile instead of deny-all.
     #[serde(default)]
     pub isolation_keeps_ssm: bool,
-    /// Containment needs two operators: whoever asked for it cannot approve it.
+    /// Containment needs two people: whoever asked for it cannot approve it. The deployment's
+    /// rule (template 3's FourEyes, `IRF_FOUR_EYES`), read by the Security account's desk
+    /// (see `irf_engine::desk`), which takes every such decision; an operator's own setting
+    /// changes nothing.
     #[serde(default)]
     pub four_eyes: bool,
 }

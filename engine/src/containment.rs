@@ -302,20 +302,34 @@ struct Member {
 }
 
 impl Member {
+    /// The containment role, not the capture role: only it may change an instance's network,
+    /// profile and role policies (and only the Security account's automation assumes it).
     async fn connect(plane: &Plane, instance: &InstanceRef) -> Result<Self, AwsError> {
-        // The containment role, not the capture role: only it may change an instance's
-        // network, profile and role policies.
         let config = plane
             .ctx
             .containment_config(&instance.account, &instance.region)
             .await?;
-        Ok(Self {
-            ec2: aws_sdk_ec2::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            autoscaling: aws_sdk_autoscaling::Client::new(&config),
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
-            site: CallSite::new(&config, instance.account.as_str()),
-        })
+        Ok(Self::with(&config, instance))
+    }
+
+    /// The member role, which reads all a plan needs and changes none of it: operators plan
+    /// and ask with it.
+    async fn reader(plane: &Plane, instance: &InstanceRef) -> Result<Self, AwsError> {
+        let config = plane
+            .ctx
+            .account_config(&instance.account, &instance.region)
+            .await?;
+        Ok(Self::with(&config, instance))
+    }
+
+    fn with(config: &aws_types::SdkConfig, instance: &InstanceRef) -> Self {
+        Self {
+            ec2: aws_sdk_ec2::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
+            autoscaling: aws_sdk_autoscaling::Client::new(config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
+            site: CallSite::new(config, instance.account.as_str()),
+        }
     }
 }
 
@@ -782,7 +796,7 @@ pub async fn plan(
     instance: &InstanceRef,
     options: &ContainmentOptions,
 ) -> Result<ContainmentPlan, ContainmentError> {
-    let member = Member::connect(plane, instance).await?;
+    let member = Member::reader(plane, instance).await?;
     let record = plane.table.containment(instance).await?;
     Ok(plan_with(&member, instance, options, record.as_ref())
         .await?
@@ -794,7 +808,7 @@ pub async fn carries_contain_tag(
     plane: &Plane,
     instance: &InstanceRef,
 ) -> Result<bool, ContainmentError> {
-    let member = Member::connect(plane, instance).await?;
+    let member = Member::reader(plane, instance).await?;
     let found = crate::acquisition::find_instance(&member.ec2, instance)
         .await?
         .ok_or_else(|| ContainmentError::UnknownInstance(instance.clone()))?;
@@ -834,7 +848,7 @@ pub async fn request(
     reason: Option<String>,
     case_id: Option<&CaseId>,
 ) -> Result<ContainmentRecord, ContainmentError> {
-    let member = Member::connect(plane, instance).await?;
+    let member = Member::reader(plane, instance).await?;
     read_current(&member, instance).await?;
     if let Some(existing) = plane.table.containment(instance).await?
         && matches!(

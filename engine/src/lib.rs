@@ -6,6 +6,7 @@ pub mod aws;
 pub mod cases;
 pub mod config;
 pub mod containment;
+pub mod desk;
 pub mod evidence;
 pub mod findings;
 pub mod identity;

@@ -1,4 +1,5 @@
-//! The step worker: consumes the step queues, runs each step's handler, keeps the message
+//! The step worker: consumes the step queues (and hands the decisions queue to the desk,
+//! [`crate::desk`]), runs each step's handler, keeps the message
 //! and the task alive while it works (visibility and Step Functions heartbeats), and
 //! answers the task. A worker killed mid-step loses nothing: its message comes back when
 //! its lease runs out and another worker starts the step again from a clean state.
@@ -54,6 +55,7 @@ impl WorkerOptions {
                     setting: match name {
                         crate::acquisition::STEPS_QUEUE => "workflow.step_queues.steps",
                         crate::acquisition::IMAGING_QUEUE => "workflow.step_queues.imaging",
+                        crate::desk::DECISIONS_QUEUE => "workflow.step_queues.decisions",
                         _ => "workflow.step_queues.approvals",
                     },
                     template: "3-security-acquisition-automation.yaml",
@@ -64,6 +66,7 @@ impl WorkerOptions {
                 queue(crate::acquisition::STEPS_QUEUE, 8)?,
                 queue(crate::acquisition::IMAGING_QUEUE, 2)?,
                 queue(crate::acquisition::APPROVALS_QUEUE, 4)?,
+                queue(crate::desk::DECISIONS_QUEUE, 2)?,
             ],
             lease: Duration::from_secs(config.workflow.lease_secs.unwrap_or(120).max(6)),
         })
@@ -132,6 +135,8 @@ async fn consume(
                 .receive_message()
                 .queue_url(&queue.url)
                 .max_number_of_messages(i32::try_from(free).unwrap_or(1))
+                // Who sent a decision, as SQS saw it (the desk checks it).
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::SenderId)
                 .wait_time_seconds(2)
                 .visibility_timeout(i32::try_from(lease.as_secs()).unwrap_or(120))
                 .send() => received,
@@ -310,6 +315,16 @@ async fn handle(
         return;
     };
     let body = message.body().unwrap_or_default();
+    if queue.name == crate::desk::DECISIONS_QUEUE {
+        let sender = message
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SenderId))
+            .map(String::as_str);
+        if Box::pin(crate::desk::take(plane, body, sender)).await {
+            delete(sqs, queue, &receipt).await;
+        }
+        return;
+    }
     let renewal = Lease {
         sqs: sqs.clone(),
         queue_url: queue.url.clone(),

@@ -30,6 +30,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("IRF_STEPS_QUEUE_URL", "workflow.step_queues.steps"),
     ("IRF_IMAGING_QUEUE_URL", "workflow.step_queues.imaging"),
     ("IRF_APPROVALS_QUEUE_URL", "workflow.step_queues.approvals"),
+    ("IRF_DECISIONS_QUEUE_URL", "workflow.step_queues.decisions"),
+    ("IRF_FOUR_EYES", "workflow.four_eyes"),
     ("IRF_TOOLING_BUCKET", "workflow.tooling_bucket"),
     ("IRF_IR_INSTANCE_PROFILE", "workflow.ir_instance_profile"),
     ("IRF_CONTAINMENT", "workflow.containment"),
@@ -73,10 +75,22 @@ pub fn config_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Config
             "IRF_APPROVALS_QUEUE_URL",
             irf_engine::acquisition::APPROVALS_QUEUE,
         ),
+        ("IRF_DECISIONS_QUEUE_URL", irf_engine::desk::DECISIONS_QUEUE),
     ] {
         if let Some(v) = set(name) {
             workflow.step_queues.insert(queue.to_owned(), v);
         }
+    }
+    if let Some(v) = set("IRF_FOUR_EYES") {
+        workflow.four_eyes = match v.as_str() {
+            "required" => true,
+            "off" => false,
+            other => {
+                return Err(format!(
+                    "IRF_FOUR_EYES: '{other}' is neither 'required' nor 'off' (template 3's FourEyes parameter)"
+                ));
+            }
+        };
     }
     if let Some(v) = set("IRF_TOOLING_BUCKET") {
         workflow.tooling_bucket = Some(v);
@@ -161,5 +175,19 @@ mod tests {
             config_from_env(|name| (name == "IRF_CONTAINMENT").then(|| "sometimes".to_owned()))
                 .expect_err("bad");
         assert!(err.contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn four_eyes_is_the_deployments_word() {
+        let required =
+            config_from_env(|name| (name == "IRF_FOUR_EYES").then(|| "required".to_owned()))
+                .expect("valid");
+        assert!(required.workflow.four_eyes);
+        let off = config_from_env(|name| (name == "IRF_FOUR_EYES").then(|| "off".to_owned()))
+            .expect("valid");
+        assert!(!off.workflow.four_eyes);
+        let err = config_from_env(|name| (name == "IRF_FOUR_EYES").then(|| "maybe".to_owned()))
+            .expect_err("bad");
+        assert!(err.contains("'maybe'") && err.contains("FourEyes"), "{err}");
     }
 }

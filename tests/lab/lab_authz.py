@@ -403,6 +403,29 @@ def _instance_of_association(association_id, region, account):
     return [association.instance.id] if association is not None else []
 
 
+def _partition_key(item_json, request, account):
+    """The partition key's value of a DynamoDB Item or Key (what dynamodb:LeadingKeys holds)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    try:
+        item = json.loads(item_json)
+    except ValueError:
+        return []
+    for table_name in request.values("TableName"):
+        table_account, region, name = account, request.region, table_name
+        if table_name.startswith("arn:"):
+            parts = table_name.split(":")
+            table_account, region, name = parts[4], parts[3], parts[5].split("/", 1)[-1]
+        try:
+            table = dynamodb_backends[table_account][region].get_table(name)
+        except Exception:
+            return []
+        value = item.get(table.hash_key_attr) if isinstance(item, dict) else None
+        if isinstance(value, dict) and value:
+            return [str(next(iter(value.values())))]
+    return []
+
+
 def _asg_arn(name, region, account):
     from moto.autoscaling.models import autoscaling_backends
 
@@ -444,6 +467,8 @@ def _expand(template, request, account):
                           for v in values]
             elif suffix == "asg_arn":
                 values = [arn for v in values for arn in _asg_arn(v, request.region, account)]
+            elif suffix == "partition_key":
+                values = [k for v in values for k in _partition_key(v, request, account)]
             elif suffix == "s3_source":
                 values = ["arn:aws:s3:::" + unquote(v).lstrip("/").split("?", 1)[0] for v in values]
         if not values:

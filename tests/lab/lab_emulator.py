@@ -242,6 +242,27 @@ def _bucket_policies_are_the_authorizers() -> None:
     FakeBucket.get_permission = lambda self, action, resource: PermissionResult.NEUTRAL
 
 
+# The user id of the caller whose request this thread serves (set by _Authorization).
+_CALLER = threading.local()
+
+
+def _senders_are_stamped() -> None:
+    """SQS stamps a message with its sender's user id (the SenderId attribute): a role
+    session's `<role id>:<session name>`, a user's id. The emulator stamps one constant."""
+    from moto.sqs.models import SQSBackend
+
+    original = SQSBackend.send_message
+
+    def send_message(self, *args, **kwargs):
+        message = original(self, *args, **kwargs)
+        user_id = getattr(_CALLER, "user_id", None)
+        if user_id:
+            message.sender_id = user_id
+        return message
+
+    SQSBackend.send_message = send_message
+
+
 def _interface_groups_replace() -> None:
     """ModifyNetworkInterfaceAttribute replaces an interface's groups, as in AWS.
 
@@ -1360,6 +1381,7 @@ class _Authorization:
         if service == "sts" and request.operation == "GetCallerIdentity":
             return self.app(environ, start_response)  # AWS never refuses it
         principal = lab_authz.identify(access_key)
+        _CALLER.user_id = principal.context.get("aws:userid") if principal is not None else None
         if principal is None:
             message = "The security token included in the request is invalid."
             self.authorizer.record_unknown_key(access_key, request, message)
@@ -1522,6 +1544,7 @@ def main() -> None:
     _account_access_role_is_admin()
     _bucket_policies_are_the_authorizers()
     _interface_groups_replace()
+    _senders_are_stamped()
     _multipart_default_retention()
     _association_times()
     lab_s3_fidelity.restores_take_time()

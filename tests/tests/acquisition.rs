@@ -177,7 +177,7 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
             "irf {args:?} printed the task token"
         );
     }
-    acquisition::decide(
+    irf_engine::desk::client::decide_case(
         &plane,
         &case.case_id,
         Decision::Reject {
@@ -322,7 +322,8 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
     assert_eq!(json["artifacts"].as_array().map(Vec::len), Some(2));
 
     // An approval cannot be answered twice.
-    let again = acquisition::decide(&plane, &case.case_id, Decision::Approve).await;
+    let again =
+        irf_engine::desk::client::decide_case(&plane, &case.case_id, Decision::Approve).await;
     assert!(
         again
             .expect_err("not waiting")

@@ -311,7 +311,9 @@ async fn capture_and_containment_are_separate_roles() {
         .account_config(&suspect.account, &suspect.region)
         .await
         .expect("IRAutomation");
-    let contain = ctx
+    // The containment role is the Security account's automation's (the decision desk's).
+    let contain = irf_e2e::automation_context()
+        .await
         .containment_config(&suspect.account, &suspect.region)
         .await
         .expect("IRContainment");

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use irf_e2e::{TerminalSession, context, lab, lab_env, run_irf};
-use irf_engine::acquisition::{self, Decision, Plane, WorkflowError};
+use irf_engine::acquisition::{self, Decision, Plane};
 use irf_engine::aws::{AwsContext, ConnectOptions};
 use irf_engine::cases::{CaseStatus, CaseSubject, ContainmentPolicy};
 use irf_engine::containment::{
     self, ContainmentError, ContainmentOptions, ContainmentState, InstanceRef, STATUS_TAG,
 };
+use irf_engine::desk::client::{self, Containing};
+use irf_engine::desk::{DeskError, Refusal};
 use irf_engine::lab::seed::LabInstance;
 
 /// What containment touches on an instance, read straight from the services.
@@ -194,8 +196,10 @@ fn suspect() -> InstanceRef {
     instance_ref(irf_e2e::suspect(lab()))
 }
 
+/// The Security account's automation (template 3's worker role): what the decision desk
+/// contains and rolls back with. Operators cannot: they ask the desk.
 async fn plane() -> (Arc<AwsContext>, Plane) {
-    let ctx = context().await;
+    let ctx = irf_e2e::automation_context().await;
     let plane = Plane::connect(ctx.clone()).await.expect("plane");
     (ctx, plane)
 }
@@ -207,7 +211,7 @@ const SECOND_OPERATOR: &str = "AWSReservedSSO_IncidentResponder_5e1f0c2a9b7d3e41
 const SECOND_OPERATOR_PATH: &str = "/aws-reserved/sso.amazonaws.com/us-east-1/";
 
 /// A plane acting as another operator: a role of the Security account, assumed.
-async fn second_operator(four_eyes: bool) -> Plane {
+async fn second_operator() -> Plane {
     let state = lab();
     let admin = irf_e2e::admin_context().await;
     let iam = aws_sdk_iam::Client::new(&admin.base_config(irf_engine::lab::LAB_REGION));
@@ -249,16 +253,15 @@ async fn second_operator(four_eyes: bool) -> Plane {
         "arn:aws:iam::{}:role{SECOND_OPERATOR_PATH}{SECOND_OPERATOR}",
         state.seeded.security
     );
-    plane_of_session(&role, "second-operator", four_eyes).await
+    plane_of_session(&role, "second-operator").await
 }
 
 /// A plane acting as `role` under `session_name`, as `aws sts assume-role` gives it.
-async fn plane_of_session(role: &str, session_name: &str, four_eyes: bool) -> Plane {
+async fn plane_of_session(role: &str, session_name: &str) -> Plane {
     let state = lab();
-    let mut config = irf_engine::config::Config::load_from(&state.config_path)
+    let config = irf_engine::config::Config::load_from(&state.config_path)
         .expect("lab config")
         .config;
-    config.workflow.four_eyes = four_eyes;
     let lab_options = irf_engine::lab::connect_options_for(&state.endpoint);
     let deployer = AwsContext::connect(Arc::new(config.clone()), &lab_options).await;
     let session = aws_sdk_sts::Client::new(&deployer.base_config(irf_engine::lab::LAB_REGION))
@@ -285,7 +288,7 @@ async fn plane_of_session(role: &str, session_name: &str, four_eyes: bool) -> Pl
 
 /// The lab operator's own role, assumed again under a session name of the caller's choosing.
 async fn operator_under_another_session_name() -> Plane {
-    let requester = four_eyes_plane().await;
+    let requester = operator().await;
     let role = requester
         .operator
         .replace(":sts::", ":iam::")
@@ -294,17 +297,18 @@ async fn operator_under_another_session_name() -> Plane {
         .rsplit_once('/')
         .map(|(role, _)| role.to_owned())
         .expect("a role");
-    plane_of_session(&role, "not-the-requester", true).await
+    plane_of_session(&role, "not-the-requester").await
 }
 
-async fn four_eyes_plane() -> Plane {
+/// The lab's operator (template 3's operator role), as irf's CLI and workstation act.
+async fn operator() -> Plane {
     let state = lab();
-    let mut config = irf_engine::config::Config::load_from(&state.config_path)
-        .expect("lab config")
-        .config;
-    config.workflow.four_eyes = true;
-    let options: ConnectOptions = state.operator_options().expect("the operator");
-    let ctx = Arc::new(AwsContext::connect(Arc::new(config), &options).await);
+    let ctx = context().await;
+    assert_eq!(
+        ctx.caller_identity().await.expect("identity").arn,
+        state.operator.as_ref().expect("the lab's operator").arn,
+        "the test context acts as the lab's operator"
+    );
     Plane::connect(ctx).await.expect("plane")
 }
 
@@ -531,45 +535,56 @@ async fn a_run_stopped_halfway_is_undone_by_rollback_or_finished_by_a_rerun() {
 
 #[tokio::test]
 async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
+    // The test lab is deployed as template 3 is by default: four eyes required, taken by the
+    // decision desk in the Security account.
     let (ctx, _) = plane().await;
-    // A direct request: its requester cannot apply it; another operator can.
     let instance = bystander(2);
     let before = observe(&ctx, &instance).await;
-    let requester = four_eyes_plane().await;
-    let options = ContainmentOptions::from_config(ctx.config());
-    let request = containment::request(&requester, &instance, Some("miner".to_owned()), None)
+    let requester = operator().await;
+    let asked = client::contain(&requester, &instance, Some("miner".to_owned()))
         .await
-        .expect("request");
+        .expect("the desk records the request");
+    let Containing::Requested(request) = asked else {
+        panic!("one person contained alone: {asked:?}");
+    };
     assert_eq!(request.state, ContainmentState::Requested);
-    let own = containment::apply(&requester, &instance, &options, None, true).await;
-    assert!(
-        matches!(own, Err(ContainmentError::FourEyes { .. })),
-        "{own:?}"
-    );
+    assert_eq!(request.requested_by, requester.operator);
+    // The requester asking again is still a request, however often.
+    let again = client::contain(&requester, &instance, None)
+        .await
+        .expect("asked again");
+    assert!(matches!(again, Containing::Requested(_)), "{again:?}");
     assert_eq!(observe(&ctx, &instance).await, before, "nothing changed");
     // The same role under a second session name is still the requester.
     let renamed = operator_under_another_session_name().await;
     assert_ne!(renamed.operator, requester.operator);
-    let own = containment::apply(&renamed, &instance, &options, None, true).await;
+    let own = client::contain(&renamed, &instance, None)
+        .await
+        .expect("asked under another name");
     assert!(
-        matches!(own, Err(ContainmentError::FourEyes { .. })),
+        matches!(own, Containing::Requested(_)),
         "{} approved {}'s request: {own:?}",
         renamed.operator,
         requester.operator
     );
     assert_eq!(observe(&ctx, &instance).await, before, "nothing changed");
-    let approver = second_operator(true).await;
+    let approver = second_operator().await;
     assert_ne!(approver.operator, requester.operator);
-    let applied = containment::apply(&approver, &instance, &options, None, true)
+    let Containing::Contained(applied) = client::contain(&approver, &instance, None)
         .await
-        .expect("a second operator applies it");
+        .expect("a second person approves it")
+    else {
+        panic!("the second person's approval was not applied");
+    };
     assert_eq!(applied.record.state, ContainmentState::Contained);
     assert_eq!(applied.record.requested_by, requester.operator);
-    containment::rollback(&approver, &instance)
+    assert_ne!(observe(&ctx, &instance).await, before, "contained");
+    client::roll_back(&approver, &instance)
         .await
         .expect("rollback");
+    assert_eq!(observe(&ctx, &instance).await.interfaces, before.interfaces);
     // A second request, refused from the CLI with a reason: recorded, nothing changed.
-    containment::request(&requester, &instance, None, None)
+    client::contain(&requester, &instance, None)
         .await
         .expect("second request");
     let refused = run_irf(
@@ -591,17 +606,9 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
         .expect("record")
         .expect("the request's record");
     assert_eq!(record.state, ContainmentState::Rejected);
-    assert!(
-        record
-            .actions
-            .iter()
-            .any(|a| a.action == "reject request" && a.detail == "false positive: a scheduled job")
-    );
-    assert_eq!(
-        observe(&ctx, &instance).await,
-        before,
-        "a refusal changes nothing"
-    );
+    assert!(record.actions.iter().any(|a| a.action == "reject request"
+        && a.detail == "false positive: a scheduled job"
+        && a.by == requester.operator));
 
     // A case waiting for approval: its opener cannot approve it.
     let case_instance = bystander(3);
@@ -621,22 +628,15 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
     .await
     .expect("open a case");
     let case_id = opened.case().case_id.clone();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let case = requester.table.case(&case_id).await.expect("case");
-        if case.status == CaseStatus::AwaitingApproval {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline && case.status.is_open(),
-            "case never waited for approval: {:#?}",
-            requester.table.detail(&case_id).await.expect("detail")
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let own = acquisition::decide(&requester, &case_id, Decision::Approve).await;
+    wait_for_status(&requester, &case_id, CaseStatus::AwaitingApproval).await;
+    let own = client::decide_case(&requester, &case_id, Decision::Approve).await;
     assert!(
-        matches!(own, Err(WorkflowError::FourEyes { .. })),
+        matches!(own, Err(DeskError::Refused(Refusal::FourEyes { .. }))),
+        "{own:?}"
+    );
+    let own = client::decide_case(&renamed, &case_id, Decision::Approve).await;
+    assert!(
+        matches!(own, Err(DeskError::Refused(Refusal::FourEyes { .. }))),
         "{own:?}"
     );
     let case = requester.table.case(&case_id).await.expect("case");
@@ -645,7 +645,7 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
         CaseStatus::AwaitingApproval,
         "the case still waits"
     );
-    acquisition::decide(
+    client::decide_case(
         &requester,
         &case_id,
         Decision::Reject {
@@ -653,10 +653,10 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
         },
     )
     .await
-    .expect("reject");
-    let late = acquisition::decide(&requester, &case_id, Decision::Approve).await;
+    .expect("the requester may refuse");
+    let late = client::decide_case(&approver, &case_id, Decision::Approve).await;
     assert!(
-        matches!(&late, Err(WorkflowError::NotAwaitingApproval { case, .. }) if case == case_id.as_str()),
+        matches!(&late, Err(DeskError::Refused(Refusal::Failed { message })) if message.contains("not waiting for approval")),
         "{late:?}"
     );
     let state = lab();
@@ -675,6 +675,106 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
         stderr.contains(case_id.as_str()) && stderr.contains("not waiting for approval"),
         "{stderr}"
     );
+}
+
+/// Whatever an operator runs, the rule holds: AWS refuses them the task answer, the member
+/// containment role and the desk's records, and the desk refuses a decision that claims
+/// someone else's identity.
+#[tokio::test]
+async fn operators_cannot_step_around_the_desk() {
+    let (ctx, automation) = plane().await;
+    let operator = operator().await;
+    let approver = second_operator().await;
+    let instance = bystander(11);
+    let before = observe(&ctx, &instance).await;
+
+    // The containment role is the automation's alone.
+    let options = ContainmentOptions::from_config(ctx.config());
+    let direct = containment::apply(&operator, &instance, &options, None, false).await;
+    let refused = format!("{direct:?}");
+    assert!(
+        matches!(direct, Err(ContainmentError::Aws(_))) && refused.contains("AccessDenied"),
+        "{refused}"
+    );
+    assert_eq!(observe(&ctx, &instance).await, before, "nothing changed");
+
+    // Containment records are the desk's to write: a forged request by the approver is refused.
+    let forged = containment::request(&operator, &instance, None, None).await;
+    let refused = format!("{forged:?}");
+    assert!(
+        matches!(forged, Err(ContainmentError::Case(_))) && refused.contains("AccessDenied"),
+        "{refused}"
+    );
+    assert_eq!(
+        containment::record(&automation, &instance)
+            .await
+            .expect("record"),
+        None,
+        "no record was written"
+    );
+
+    // A decision claiming the second operator's identity, sent by the first: SQS names the
+    // real sender, and the desk refuses it.
+    let queue = operator
+        .ctx
+        .config()
+        .workflow
+        .step_queues
+        .get(irf_engine::desk::DECISIONS_QUEUE)
+        .cloned()
+        .expect("the decisions queue");
+    let message = irf_engine::desk::DeskMessage {
+        id: format!("forged-{}", instance.instance_id),
+        sender: approver.operator.clone(),
+        ask: irf_engine::desk::Ask::Contain {
+            instance: instance.clone(),
+            reason: None,
+        },
+    };
+    aws_sdk_sqs::Client::new(&operator.ctx.base_config(&operator.region))
+        .send_message()
+        .queue_url(&queue)
+        .message_body(serde_json::to_string(&message).expect("encode"))
+        .send()
+        .await
+        .expect("operators may send decisions");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let answer = loop {
+        if let Some(answer) = automation
+            .table
+            .desk_answer(&message.id)
+            .await
+            .expect("answer")
+        {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "the desk never answered");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    match &answer {
+        irf_engine::desk::Answer::Refused {
+            refusal: Refusal::Sender { claimed, sender_id },
+        } => {
+            assert_eq!(claimed, &approver.operator);
+            assert!(
+                sender_id.ends_with(":responder"),
+                "SQS names the real session: {sender_id}"
+            );
+        }
+        other => panic!("a forged decision was taken: {other:?}"),
+    }
+    assert_eq!(observe(&ctx, &instance).await, before, "nothing changed");
+
+    // Nor may the operator answer a workflow's task itself, whatever token it holds.
+    let sfn = aws_sdk_sfn::Client::new(&operator.ctx.base_config(&operator.region));
+    let answered = sfn
+        .send_task_success()
+        .task_token("AAAAKgAAAAIAAAAAAAAAAQ-a-task-token")
+        .output("{}")
+        .send()
+        .await;
+    let refused = format!("{answered:?}");
+    assert!(refused.contains("AccessDenied"), "{refused}");
 }
 
 #[tokio::test]
@@ -865,11 +965,15 @@ async fn the_contain_tag_opens_a_request_an_operator_applies() {
         untouched.profile_arn, before.profile_arn,
         "nothing changed yet"
     );
-    let options = ContainmentOptions::from_config(ctx.config());
-    let record = containment::apply(&plane, &instance, &options, None, true)
+    // The trigger asked, so one operator's approval applies it.
+    let operator = operator().await;
+    let Containing::Contained(outcome) = client::contain(&operator, &instance, None)
         .await
-        .expect("an operator applies the request")
-        .record;
+        .expect("an operator approves the request")
+    else {
+        panic!("the trigger's request was not applied");
+    };
+    let record = outcome.record;
     assert_eq!(record.state, ContainmentState::Contained);
     let group = record.isolation_group_id.clone().expect("group");
     let after = observe(&ctx, &instance).await;
@@ -880,7 +984,7 @@ async fn the_contain_tag_opens_a_request_an_operator_applies() {
         record.original.as_ref().map(|o| o.interfaces.len()),
         Some(before.interfaces.len())
     );
-    containment::rollback(&plane, &instance)
+    client::roll_back(&operator, &instance)
         .await
         .expect("rollback");
     let restored = observe(&ctx, &instance).await;
@@ -916,8 +1020,10 @@ async fn the_keyboard_approves_a_waiting_case_and_the_workflow_contains() {
     let (ctx, plane) = plane().await;
     let instance = bystander(6);
     let before = observe(&ctx, &instance).await;
+    // Opened by a colleague: the lab's operator is a second person, and may approve.
+    let colleague = second_operator().await;
     let opened = acquisition::start(
-        &plane,
+        &colleague,
         CaseSubject {
             account: instance.account.clone(),
             region: instance.region.clone(),

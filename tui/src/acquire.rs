@@ -291,7 +291,7 @@ pub async fn approve(
             case.subject.instance_id
         );
     }
-    acquisition::decide(&plane, &case_id, acquisition::Decision::Approve).await?;
+    irf_engine::desk::client::decide_case(&plane, &case_id, acquisition::Decision::Approve).await?;
     eprintln!(
         "irf: approved containment of {} for case {case_id}",
         case.subject.instance_id
@@ -312,7 +312,7 @@ pub async fn reject(
         );
     }
     let plane = Plane::connect(context).await?;
-    acquisition::decide(
+    irf_engine::desk::client::decide_case(
         &plane,
         &case_id,
         acquisition::Decision::Reject {

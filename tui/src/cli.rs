@@ -415,6 +415,10 @@ pub struct LabUpArgs {
     /// Delay added to every AWS call, in milliseconds, to feel real latency.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u32,
+    /// Deploy with four eyes required (template 3's FourEyes): whoever asks for a containment
+    /// cannot approve it. Off by default: the lab has one responder.
+    #[arg(long)]
+    pub four_eyes: bool,
     /// The lab's directory (state file, config, log).
     #[arg(long, env = "IRF_LAB_DIR")]
     pub dir: Option<PathBuf>,

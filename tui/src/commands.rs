@@ -266,6 +266,7 @@ fn lab_options(args: &LabUpArgs, tie_to_this_process: bool) -> anyhow::Result<La
             instances: args.instances,
             findings: args.findings,
             unmanaged_account: true,
+            four_eyes: args.four_eyes,
         },
     })
 }

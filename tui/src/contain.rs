@@ -10,7 +10,7 @@ use irf_engine::cases::{CaseStatus, ContainmentPolicy};
 use irf_engine::containment::{
     self, ContainmentOptions, ContainmentOutcome, ContainmentPlan, ContainmentState, InstanceRef,
 };
-use irf_engine::identity;
+use irf_engine::desk::{self, client::Containing};
 use serde::Serialize;
 
 use crate::cli::{ContainCommand, ContainTarget, GlobalArgs};
@@ -74,30 +74,19 @@ pub async fn contain(
             containment::check_confirmation(&at.instance, confirm)?;
             refuse_read_only(global, "irf contain apply")?;
             let instance = target(&context, global, at).await?;
-            let four_eyes = context.config().workflow.four_eyes;
             let plane = Plane::connect(context).await?;
-            let existing = containment::record(&plane, &instance).await?;
-            let requested_by_other = existing.as_ref().is_some_and(|r| {
-                r.state == ContainmentState::Requested
-                    && !identity::same_person(&r.requested_by, &plane.operator)
-            });
-            let begun = existing.as_ref().is_some_and(|r| r.state.holds_originals());
-            if four_eyes && !requested_by_other && !begun {
-                let record = containment::request(&plane, &instance, reason.clone(), None).await?;
-                // When someone else's request was already there, this operator approves it.
-                if identity::same_person(&record.requested_by, &plane.operator) {
+            match desk::client::contain(&plane, &instance, reason.clone()).await? {
+                Containing::Requested(record) => {
                     if *json {
                         out!("{}", serde_json::to_string_pretty(&record)?);
                     }
                     eprintln!(
-                        "irf: four-eyes: containment of {instance} is requested by {}; another operator approves it with 'irf contain apply {} --confirm {}'",
+                        "irf: four-eyes: containment of {instance} is requested by {}; another person approves it with 'irf contain apply {} --confirm {}'",
                         record.requested_by, instance.instance_id, instance.instance_id
                     );
-                    return Ok(ExitCode::SUCCESS);
                 }
+                Containing::Contained(outcome) => report(&outcome, *json, "contained")?,
             }
-            let outcome = containment::apply(&plane, &instance, &options, None, four_eyes).await?;
-            report(&outcome, *json, "contained")?;
             Ok(ExitCode::SUCCESS)
         }
         ContainCommand::Rollback {
@@ -109,7 +98,7 @@ pub async fn contain(
             refuse_read_only(global, "irf contain rollback")?;
             let instance = target(&context, global, at).await?;
             let plane = Plane::connect(context).await?;
-            let outcome = containment::rollback(&plane, &instance).await?;
+            let outcome = desk::client::roll_back(&plane, &instance).await?;
             report(&outcome, *json, "rolled back")?;
             Ok(ExitCode::SUCCESS)
         }
@@ -266,7 +255,7 @@ pub async fn reject_request(
     };
     let instance = target(&context, global, &at).await?;
     let plane = Plane::connect(context).await?;
-    containment::reject_request(&plane, &instance, reason).await?;
+    desk::client::reject_containment(&plane, &instance, reason).await?;
     eprintln!("irf: refused the containment request for {instance}");
     Ok(ExitCode::SUCCESS)
 }

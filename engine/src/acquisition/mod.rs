@@ -291,14 +291,17 @@ pub fn subject_target(subject: &CaseSubject) -> String {
 }
 
 /// An approver's answer to a case waiting for containment approval.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     Approve,
     Reject { reason: String },
 }
 
 /// Answers the approval wait of `case_id`: the workflow contains (approve) or closes
-/// without containment (reject). The decision and the approver are recorded.
+/// without containment (reject). The decision and the approver (`plane.operator`) are
+/// recorded. The desk ([`crate::desk`]) calls it in the Security account with the sender it
+/// checked; operators ask the desk.
 pub async fn decide(
     plane: &Plane,
     case_id: &crate::cases::CaseId,

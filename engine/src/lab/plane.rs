@@ -109,7 +109,12 @@ pub async fn create(
 
     let sqs = aws_sdk_sqs::Client::new(&home);
     let mut step_queues = BTreeMap::new();
-    for name in [STEPS_QUEUE, IMAGING_QUEUE, APPROVALS_QUEUE] {
+    for name in [
+        STEPS_QUEUE,
+        IMAGING_QUEUE,
+        APPROVALS_QUEUE,
+        crate::desk::DECISIONS_QUEUE,
+    ] {
         let dlq = sqs
             .create_queue()
             .queue_name(format!("irf-{name}-dlq"))

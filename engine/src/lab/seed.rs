@@ -37,6 +37,10 @@ pub struct SeedOptions {
     pub findings: usize,
     /// Add one member account that was never onboarded (no IR role), as real Organizations have.
     pub unmanaged_account: bool,
+    /// The deployment's four-eyes rule (template 3's FourEyes): off unless asked, since the
+    /// lab has one responder.
+    #[serde(default)]
+    pub four_eyes: bool,
 }
 
 impl Default for SeedOptions {
@@ -48,6 +52,7 @@ impl Default for SeedOptions {
             instances: 36,
             findings: 24,
             unmanaged_account: true,
+            four_eyes: false,
         }
     }
 }
@@ -613,6 +618,7 @@ pub async fn apply(
         },
         &managed,
         &analysis,
+        options.four_eyes,
     )
     .await?;
     plane.evidence_kms_key_arn = Some(deployed.evidence_key_arn);
@@ -1215,7 +1221,7 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
                 lease_secs: Some(15),
                 isolation_profile: Some(crate::containment::DEFAULT_ISOLATION_PROFILE.to_owned()),
                 isolation_keeps_ssm: false,
-                four_eyes: false,
+                four_eyes: seeded.options.four_eyes,
             },
             crate::config::EvidenceConfig {
                 bucket: Some(plane.evidence_bucket.clone()),

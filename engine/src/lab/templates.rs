@@ -188,6 +188,7 @@ pub async fn deploy_all(
     accounts: &LabAccounts<'_>,
     managed_members: &[AccountId],
     analysis: &LabAnalysis,
+    four_eyes: bool,
 ) -> Result<Deployed, LabError> {
     let region = LAB_REGION;
     let none = serde_json::json!({});
@@ -228,7 +229,13 @@ pub async fn deploy_all(
     let mut acquisition_outputs: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for template in [ACQUISITION, MEMORY_TOOLING, SECURITY_HUB_ACTIONS] {
         let overrides: Vec<(&str, String)> = if template.name == ACQUISITION.name {
-            vec![("EvidenceKmsKeyArn", evidence_key.clone())]
+            vec![
+                ("EvidenceKmsKeyArn", evidence_key.clone()),
+                (
+                    "FourEyes",
+                    if four_eyes { "required" } else { "off" }.to_owned(),
+                ),
+            ]
         } else if template.name == SECURITY_HUB_ACTIONS.name {
             // The keys template 3 created, not the parameter file's examples.
             ["CaseTableKmsKeyArn", "LedgerSigningKeyArn"]

@@ -1,6 +1,7 @@
-//! `irf-step`: the Lambda function behind the `steps` and `approvals` queues (SQS event
-//! source mapping with ReportBatchItemFailures). Each record is one callback task; a record
-//! whose task could not be answered is reported failed so that SQS delivers it again.
+//! `irf-step`: the Lambda function behind the `steps`, `approvals` and `decisions` queues
+//! (SQS event source mappings with ReportBatchItemFailures). A step record is one callback
+//! task; a decision record goes to the desk with the sender SQS saw. A record that could not
+//! be answered is reported failed so that SQS delivers it again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,22 @@ struct SqsRecord {
     message_id: String,
     #[serde(default)]
     body: String,
+    #[serde(rename = "eventSourceARN", default)]
+    event_source_arn: String,
+    #[serde(default)]
+    attributes: SqsAttributes,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SqsAttributes {
+    #[serde(rename = "SenderId")]
+    sender_id: Option<String>,
+}
+
+/// Whether a record came from the queue at `queue_url` (its ARN ends in the queue's name).
+fn from_queue(record: &SqsRecord, queue_url: Option<&String>) -> bool {
+    let name = queue_url.and_then(|url| url.rsplit('/').next());
+    name.is_some_and(|name| record.event_source_arn.rsplit(':').next() == Some(name))
 }
 
 #[derive(Debug, Serialize)]
@@ -38,7 +55,23 @@ struct ItemFailure {
 
 async fn handle(plane: Arc<Plane>, event: LambdaEvent<SqsEvent>) -> Result<BatchResponse, Error> {
     let mut failures = Vec::new();
+    let decisions = plane
+        .ctx
+        .config()
+        .workflow
+        .step_queues
+        .get(irf_engine::desk::DECISIONS_QUEUE)
+        .cloned();
     for record in event.payload.records {
+        if from_queue(&record, decisions.as_ref()) {
+            let sender = record.attributes.sender_id.as_deref();
+            if !irf_engine::desk::take(&plane, &record.body, sender).await {
+                failures.push(ItemFailure {
+                    item_identifier: record.message_id,
+                });
+            }
+            continue;
+        }
         // Heartbeats well inside the state machine's HeartbeatSeconds.
         if process(&plane, &record.body, None, Duration::from_secs(30)).await == Disposition::Keep {
             failures.push(ItemFailure {

@@ -622,9 +622,7 @@ async fn carry_out(
     decision: TypedDecision,
     answer: String,
 ) -> Result<String, String> {
-    use irf_engine::containment::{self, ContainmentOptions};
-    let config = plane.ctx.config();
-    let options = ContainmentOptions::from_config(config);
+    use irf_engine::desk::client::{self, Containing};
     let changes = |n: usize| match n {
         0 => "nothing needed changing".to_owned(),
         1 => "1 change".to_owned(),
@@ -632,7 +630,7 @@ async fn carry_out(
     };
     match decision {
         TypedDecision::ApproveCase(case) => {
-            acquisition::decide(plane, &case, acquisition::Decision::Approve)
+            client::decide_case(plane, &case, acquisition::Decision::Approve)
                 .await
                 .map_err(|err| err.to_string())?;
             Ok(format!(
@@ -640,7 +638,7 @@ async fn carry_out(
             ))
         }
         TypedDecision::RejectCase(case) => {
-            acquisition::decide(
+            client::decide_case(
                 plane,
                 &case,
                 acquisition::Decision::Reject { reason: answer },
@@ -652,17 +650,22 @@ async fn carry_out(
             ))
         }
         TypedDecision::ApplyRequest(instance) => {
-            let outcome =
-                containment::apply(plane, &instance, &options, None, config.workflow.four_eyes)
-                    .await
-                    .map_err(|err| err.to_string())?;
-            Ok(format!(
-                "contained {instance}: {}",
-                changes(outcome.changed.len())
-            ))
+            match client::contain(plane, &instance, None)
+                .await
+                .map_err(|err| err.to_string())?
+            {
+                Containing::Contained(outcome) => Ok(format!(
+                    "contained {instance}: {}",
+                    changes(outcome.changed.len())
+                )),
+                Containing::Requested(record) => Err(format!(
+                    "four-eyes: {} asked for the containment of {instance}; another person approves it",
+                    record.requested_by
+                )),
+            }
         }
         TypedDecision::RejectRequest(instance) => {
-            containment::reject_request(plane, &instance, &answer)
+            client::reject_containment(plane, &instance, &answer)
                 .await
                 .map_err(|err| err.to_string())?;
             Ok(format!("refused the containment request for {instance}"))
@@ -672,7 +675,7 @@ async fn carry_out(
             "{instance_id}: terminate is carried out by the analysis side"
         )),
         TypedDecision::Rollback(instance) => {
-            let outcome = containment::rollback(plane, &instance)
+            let outcome = client::roll_back(plane, &instance)
                 .await
                 .map_err(|err| err.to_string())?;
             Ok(format!(
