@@ -359,7 +359,8 @@ pub struct CaseTable {
 }
 
 /// The outcome of opening a case for an instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "opened", content = "case", rename_all = "snake_case")]
 pub enum Opened {
     /// A new case was recorded.
     New(Case),

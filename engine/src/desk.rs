@@ -1,7 +1,7 @@
 //! The decision desk: the decisions the four-eyes rule governs are taken in the Security
-//! account, not on an operator's machine. An operator sends what they decide (approve or
-//! reject a case's containment; contain an instance, refuse a containment request, roll one
-//! back) to the Security account's decisions queue; the automation takes it under the
+//! account, not on an operator's machine. An operator sends what they decide (open a case;
+//! approve or reject a case's containment; contain an instance, refuse a containment request,
+//! roll one back) to the Security account's decisions queue; the automation takes it under the
 //! deployment's rule and writes the answer where the operator reads it.
 //!
 //! Why a queue: SQS stamps every message with its sender's user id (`SenderId`: the role's
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acquisition::{Decision, Plane, WorkflowError};
 use crate::aws::{AwsError, describe_sdk_error};
-use crate::cases::CaseId;
+use crate::cases::{CaseId, CaseSubject, Opened};
 use crate::containment::{
     self, ContainmentError, ContainmentOptions, ContainmentOutcome, ContainmentRecord,
     ContainmentState, InstanceRef,
@@ -33,6 +33,9 @@ const POLL_EVERY: Duration = Duration::from_millis(400);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Ask {
+    /// Open a case for an instance (or join its open one) and start its execution: the
+    /// execution's input names the sender as requester, which the four-eyes rule reads.
+    OpenCase { subject: CaseSubject },
     /// Answer the containment approval a case's workflow waits for.
     DecideCase { case_id: CaseId, decision: Decision },
     /// Contain an instance: applied at once, or recorded as a request a second person
@@ -64,6 +67,9 @@ pub struct DeskMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum Answer {
+    Opened {
+        opened: Opened,
+    },
     /// The case's decision is recorded and its workflow told.
     Decided {
         case_id: CaseId,
@@ -197,8 +203,12 @@ pub async fn take(plane: &Plane, body: &str, sender_id: Option<&str>) -> bool {
                 operator: message.sender.clone(),
                 ..plane.clone()
             };
-            // Boxed: containment's future is large.
-            Box::pin(decide(&acting, message.ask.clone())).await
+            // Its ledger entries name the AWS requests behind them, as a step's do.
+            Box::pin(crate::request_ids::recording(decide(
+                &acting,
+                message.ask.clone(),
+            )))
+            .await
         }
         Err(refusal) => Answer::Refused { refusal },
     };
@@ -324,6 +334,10 @@ impl SenderArn {
 async fn decide(acting: &Plane, ask: Ask) -> Answer {
     let four_eyes = acting.ctx.config().workflow.four_eyes;
     let result: Result<Answer, Refusal> = match ask {
+        Ask::OpenCase { subject } => crate::acquisition::start(acting, subject, "operator")
+            .await
+            .map(|opened| Answer::Opened { opened })
+            .map_err(Refusal::from),
         Ask::DecideCase { case_id, decision } => {
             crate::acquisition::decide(acting, &case_id, decision)
                 .await
@@ -417,6 +431,17 @@ pub mod client {
         DeskError::Refused(Refusal::Failed {
             message: format!("the desk answered with something else than asked: {answer:?}"),
         })
+    }
+
+    /// Opens a case for `subject` (or joins its open one).
+    pub async fn open_case(
+        plane: &Plane,
+        subject: crate::cases::CaseSubject,
+    ) -> Result<crate::cases::Opened, DeskError> {
+        match super::ask(plane, Ask::OpenCase { subject }).await? {
+            Answer::Opened { opened } => Ok(opened),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Approves or rejects the containment a case waits for.

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use irf_e2e::{context, irf_binary, lab, lab_env, run_irf};
-use irf_engine::acquisition::{self, Decision, Plane};
+use irf_engine::acquisition::{Decision, Plane};
 use irf_engine::cases::{ArtifactKind, ArtifactState, Case, CaseDetail, CaseStatus};
 use irf_engine::evidence::{Manifest, manifest_key};
 use irf_engine::lab::control::Control;
@@ -349,7 +349,8 @@ async fn acquire_refuses_an_unknown_instance_by_name_and_records_nothing() {
         disk: true,
         containment: irf_engine::cases::ContainmentPolicy::Never,
     };
-    let err = acquisition::start(&plane, subject, "operator")
+    // Asked as the CLI and the workstation ask: the desk's refusal names the instance.
+    let err = irf_engine::desk::client::open_case(&plane, subject)
         .await
         .expect_err("unknown");
     let text = err.to_string();

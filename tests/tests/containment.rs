@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use irf_e2e::{TerminalSession, context, lab, lab_env, run_irf};
-use irf_engine::acquisition::{self, Decision, Plane};
+use irf_engine::acquisition::{Decision, Plane};
 use irf_engine::aws::{AwsContext, ConnectOptions};
 use irf_engine::cases::{CaseStatus, CaseSubject, ContainmentPolicy};
 use irf_engine::containment::{
@@ -612,7 +612,7 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
 
     // A case waiting for approval: its opener cannot approve it.
     let case_instance = bystander(3);
-    let opened = acquisition::start(
+    let opened = client::open_case(
         &requester,
         CaseSubject {
             account: case_instance.account.clone(),
@@ -623,7 +623,6 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
             disk: false,
             containment: ContainmentPolicy::Approval,
         },
-        "operator",
     )
     .await
     .expect("open a case");
@@ -635,6 +634,20 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
         "{own:?}"
     );
     let own = client::decide_case(&renamed, &case_id, Decision::Approve).await;
+    assert!(
+        matches!(own, Err(DeskError::Refused(Refusal::FourEyes { .. }))),
+        "{own:?}"
+    );
+    // Rewriting the case item in a colleague's name changes nothing: the desk reads who opened
+    // the case from its execution, which only the Security account's automation starts.
+    let mut forged = requester.table.case(&case_id).await.expect("case");
+    forged.requested_by = approver.operator.clone();
+    requester
+        .table
+        .save_case(&forged)
+        .await
+        .expect("operators write case items (their ledger entries share the partition)");
+    let own = client::decide_case(&requester, &case_id, Decision::Approve).await;
     assert!(
         matches!(own, Err(DeskError::Refused(Refusal::FourEyes { .. }))),
         "{own:?}"
@@ -764,6 +777,25 @@ async fn operators_cannot_step_around_the_desk() {
         other => panic!("a forged decision was taken: {other:?}"),
     }
     assert_eq!(observe(&ctx, &instance).await, before, "nothing changed");
+
+    // Nor may the operator start an execution, whose input would name the requester.
+    let started = aws_sdk_sfn::Client::new(&operator.ctx.base_config(&operator.region))
+        .start_execution()
+        .state_machine_arn(
+            operator
+                .ctx
+                .config()
+                .workflow
+                .state_machine_arn
+                .clone()
+                .expect("the state machine"),
+        )
+        .name("forged-requester")
+        .input("{}")
+        .send()
+        .await;
+    let refused = format!("{started:?}");
+    assert!(refused.contains("AccessDenied"), "{refused}");
 
     // Nor may the operator answer a workflow's task itself, whatever token it holds.
     let sfn = aws_sdk_sfn::Client::new(&operator.ctx.base_config(&operator.region));
@@ -1022,7 +1054,7 @@ async fn the_keyboard_approves_a_waiting_case_and_the_workflow_contains() {
     let before = observe(&ctx, &instance).await;
     // Opened by a colleague: the lab's operator is a second person, and may approve.
     let colleague = second_operator().await;
-    let opened = acquisition::start(
+    let opened = client::open_case(
         &colleague,
         CaseSubject {
             account: instance.account.clone(),
@@ -1032,7 +1064,6 @@ async fn the_keyboard_approves_a_waiting_case_and_the_workflow_contains() {
             disk: false,
             containment: ContainmentPolicy::Approval,
         },
-        "operator",
     )
     .await
     .expect("open a case");

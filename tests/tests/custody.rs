@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use irf_e2e::{context, lab, lab_env, run_irf};
-use irf_engine::acquisition::{self, Plane};
+use irf_engine::acquisition::Plane;
 use irf_engine::cases::{ArtifactKind, CaseId, CaseStatus, CaseSubject, ContainmentPolicy};
 use irf_engine::ledger::{self, Verification};
 
@@ -98,8 +98,9 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     let ctx = context().await;
     let plane = Plane::connect(ctx.clone()).await.expect("plane");
     let suspect = irf_e2e::suspect(state);
-    // Recorded as the CLI and the workstation record: the entry carries the calls' request ids.
-    let opened = irf_engine::request_ids::recording(acquisition::start(
+    // Opened as the CLI and the workstation open cases, through the decision desk, whose entry
+    // carries the request ids of its calls.
+    let opened = irf_engine::request_ids::recording(irf_engine::desk::client::open_case(
         &plane,
         CaseSubject {
             account: suspect.account.clone(),
@@ -109,7 +110,6 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
             disk: true,
             containment: ContainmentPolicy::Never,
         },
-        "operator",
     ))
     .await
     .expect("open the case");

@@ -91,7 +91,7 @@ pub async fn acquire(
         disk: !args.no_disk,
         containment,
     };
-    let opened = acquisition::start(&plane, subject, "operator").await?;
+    let opened = irf_engine::desk::client::open_case(&plane, subject).await?;
     let joined = matches!(opened, Opened::Joined(_));
     let case_id = opened.case().case_id.clone();
     if !args.json {

@@ -52,6 +52,8 @@ pub enum WorkflowError {
     Answer { case: String, message: String },
     #[error("starting the execution of case {case} failed: {message}")]
     Start { case: String, message: String },
+    #[error("cannot read who opened case {case} from its execution: {message}")]
+    Requester { case: String, message: String },
     #[error(transparent)]
     Case(#[from] CaseError),
     #[error(transparent)]
@@ -221,6 +223,41 @@ pub async fn start(
     }
 }
 
+/// Who opened `case_id`, as its execution's input says. Only the Security account's automation
+/// starts executions (the desk for operators, and the triggers), so no operator wrote it, where
+/// the case item's `requested_by` shares a partition operators write ledger entries to.
+async fn requester(plane: &Plane, case_id: &crate::cases::CaseId) -> Result<String, WorkflowError> {
+    let failed = |message: String| WorkflowError::Requester {
+        case: case_id.to_string(),
+        message,
+    };
+    let execution = execution_arn(plane.state_machine()?, case_id);
+    let described = plane
+        .sfn
+        .describe_execution()
+        .execution_arn(&execution)
+        .send()
+        .await
+        .map_err(|err| failed(describe_sdk_error(&err)))?;
+    let input: ExecutionInput = serde_json::from_str(described.input().unwrap_or_default())
+        .map_err(|err| failed(format!("its input is not a case: {err}")))?;
+    if &input.case.case_id != case_id {
+        return Err(failed(format!(
+            "execution {execution} is case {}",
+            input.case.case_id
+        )));
+    }
+    Ok(input.case.requested_by)
+}
+
+/// The execution of `case_id`: executions are named after their case.
+fn execution_arn(state_machine_arn: &str, case_id: &crate::cases::CaseId) -> String {
+    format!(
+        "{}:{case_id}",
+        state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+    )
+}
+
 /// The case's instance as EC2 describes it now; `None` when EC2 does not know it (an id
 /// that never existed, a malformed one, or one terminated long ago).
 pub async fn find_instance(
@@ -323,7 +360,7 @@ pub async fn decide(
     };
     if decision == Decision::Approve
         && plane.ctx.config().workflow.four_eyes
-        && crate::identity::same_person(&detail.case.requested_by, &plane.operator)
+        && crate::identity::same_person(&requester(plane, case_id).await?, &plane.operator)
     {
         return Err(WorkflowError::FourEyes {
             case: case_id.to_string(),
@@ -376,4 +413,21 @@ pub async fn decide(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cases_execution_is_named_after_it() {
+        let case = crate::cases::CaseId::parse("20261206T190000Z-i-0123456789abcdef0").expect("id");
+        assert_eq!(
+            execution_arn(
+                "arn:aws:states:us-east-1:111122223333:stateMachine:irf-acquisition",
+                &case
+            ),
+            "arn:aws:states:us-east-1:111122223333:execution:irf-acquisition:20261206T190000Z-i-0123456789abcdef0"
+        );
+    }
 }

@@ -446,7 +446,7 @@ fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
                     "starting an acquisition from the workstation"
                 );
                 let result = match plane(&context, &cell).await {
-                    Ok(plane) => acquisition::start(plane, subject, "operator")
+                    Ok(plane) => irf_engine::desk::client::open_case(plane, subject)
                         .await
                         .map(Box::new)
                         .map_err(|err| err.to_string()),
