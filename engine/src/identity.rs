@@ -3,8 +3,10 @@
 
 /// The person an STS caller ARN stands for.
 ///
-/// - An Identity Center session (`assumed-role/AWSReservedSSO_<set>_<id>/<user>`): the role and
-///   the session name, which Identity Center sets to the user's name and the user cannot choose.
+/// - An Identity Center session (`assumed-role/AWSReservedSSO_<set>_<id>/<user>`): the user,
+///   whose name Identity Center sets as the session name and the user cannot choose. One user
+///   is one person whatever permission set and account the session is of: otherwise a user
+///   with two permission sets asks with one and approves with the other.
 /// - Any other assumed role: the role alone. Whoever may assume it picks any session name, so two
 ///   sessions of one role are one person: otherwise a requester approves their own request by
 ///   assuming the role again under another name.
@@ -19,7 +21,7 @@ pub fn person(caller_arn: &str) -> String {
     };
     let (role, session_name) = session.split_once('/').unwrap_or((session, ""));
     if role.starts_with("AWSReservedSSO_") {
-        format!("arn:{partition}:sts::{account}:assumed-role/{role}/{session_name}")
+        format!("identity-center user {session_name} ({partition})")
     } else {
         format!("arn:{partition}:sts::{account}:assumed-role/{role}")
     }
@@ -60,6 +62,18 @@ mod tests {
         assert!(same_person(
             &format!("{role}/alice@example.com"),
             &format!("{role}/alice@example.com")
+        ));
+    }
+
+    #[test]
+    fn an_identity_center_user_is_one_person_in_every_permission_set_and_account() {
+        assert!(same_person(
+            "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_IncidentResponder_5e1f0c2a9b7d3e41/alice@example.com",
+            "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_AdministratorAccess_0a1b2c3d4e5f6a7b/alice@example.com",
+        ));
+        assert!(same_person(
+            "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_IncidentResponder_5e1f0c2a9b7d3e41/alice@example.com",
+            "arn:aws:sts::444455556666:assumed-role/AWSReservedSSO_ReadOnly_9f8e7d6c5b4a3921/alice@example.com",
         ));
     }
 

@@ -29,10 +29,11 @@ unchanged against it:
   sparse), with block tokens, paging and SHA-256 checksums. POST /irf-lab/faults
   {"corrupt_blocks": N} makes the next N blocks served carry a flipped byte under the true
   checksum, as a damaged transfer would; GET /irf-lab/faults reports the counters.
-* EventBridge "Tag Change on Resource" events (source aws.tag), which moto never emits:
-  each successful EC2 CreateTags / DeleteTags naming the SecurityIncidentStatus key logs
-  one event per instance, with the instance's tags after the change. GET
-  /irf-lab/events?after=N gives the events with a sequence number above N.
+* EventBridge's "AWS API Call via CloudTrail" events (source aws.ec2), which moto never
+  emits: each EC2 CreateTags setting the SecurityIncidentStatus key logs CloudTrail's record
+  of the call, with its caller (userIdentity) and, when it was refused, its errorCode, as
+  CloudTrail records refused calls too. GET /irf-lab/events?after=N gives the events with a
+  sequence number above N.
 * SSM Run Command with InstanceIds: moto runs nothing, reports Success at once and sends
   to every instance of the region. Here SendCommand checks the instances as AWS does
   (existing, running, managed) and leaves the invocations Pending; the lab runtime plays
@@ -137,6 +138,7 @@ _BLOCK_TOKEN_LIFETIME = 7 * 24 * 3600
 # The tag whose changes open incidents, and the form fields that name tags and resources.
 _INCIDENT_TAG = "SecurityIncidentStatus"
 _TAG_KEY_FIELD = re.compile(r"^Tag\.([0-9]+)\.Key$")
+_TAG_VALUE_FIELD = re.compile(r"^Tag\.([0-9]+)\.Value$")
 _RESOURCE_FIELD = re.compile(r"^ResourceId\.([0-9]+)$")
 _EVENTS_PER_ANSWER = 1000
 
@@ -782,7 +784,8 @@ class _VolumeImages:
 
 
 class _TagEvents:
-    """The "Tag Change on Resource" events EventBridge would deliver, in order.
+    """CloudTrail's records of CreateTags calls that set the incident tag, as EventBridge
+    delivers them ("AWS API Call via CloudTrail"), in order.
 
     Sequence numbers start at 1 and have no gaps, so an event's place in the log is its
     number minus one.
@@ -790,34 +793,57 @@ class _TagEvents:
 
     def __init__(self):
         self.lock = threading.Lock()
-        # Held over a tagging call and its event, so that events come in the order of the
-        # changes and each carries the tags its own change left.
+        # Held over a tagging call and its event, so that events come in the order of the calls.
         self.tagging = threading.Lock()
         self.log = []
-        self.versions = {}
 
-    def record(self, account: str, region: str, instance_id: str, changed: list) -> None:
-        tags = dict(ec2_backends[account][region].tags.get(instance_id, {}))
-        with self.lock:
-            key = (account, region, instance_id)
-            self.versions[key] = self.versions.get(key, 0) + 1
-            event = {
-                "version": "0",
-                "id": str(uuid.uuid4()),
-                "detail-type": "Tag Change on Resource",
-                "source": "aws.tag",
-                "account": account,
-                "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "region": region,
-                "resources": [f"arn:aws:ec2:{region}:{account}:instance/{instance_id}"],
-                "detail": {
-                    "changed-tag-keys": changed,
-                    "service": "ec2",
-                    "resource-type": "instance",
-                    "version": self.versions[key],
-                    "tags": tags,
-                },
+    def record(self, account: str, region: str, caller, instance_ids: list, tags: list,
+               error_code: str | None) -> None:
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        identity = {"type": "Unknown", "accountId": account}
+        if caller is not None:
+            kinds = {"assumed-role": "AssumedRole", "user": "IAMUser", "root": "Root"}
+            identity = {
+                "type": kinds.get(caller.kind, caller.kind),
+                "principalId": caller.context.get("aws:userid"),
+                "arn": caller.arn,
+                "accountId": caller.account,
             }
+        detail = {
+            "eventVersion": "1.09",
+            "userIdentity": identity,
+            "eventTime": now,
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "CreateTags",
+            "awsRegion": region,
+            "requestParameters": {
+                "resourcesSet": {"items": [{"resourceId": i} for i in instance_ids]},
+                "tagSet": {"items": [{"key": k, "value": v} for k, v in tags]},
+            },
+            "requestID": str(uuid.uuid4()),
+            "eventID": str(uuid.uuid4()),
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": account,
+            "eventCategory": "Management",
+        }
+        if error_code:
+            detail["errorCode"] = error_code
+            detail["errorMessage"] = "You are not authorized to perform this operation."
+        else:
+            detail["responseElements"] = {"_return": True}
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.ec2",
+            "account": account,
+            "time": now,
+            "region": region,
+            "resources": [],
+            "detail": detail,
+        }
+        with self.lock:
             self.log.append({"seq": len(self.log) + 1, "event": event})
 
     def after(self, query: dict) -> dict:
@@ -827,6 +853,18 @@ class _TagEvents:
         with self.lock:
             # "last" is the newest event of all, where a reader that wants only new ones starts.
             return {"events": self.log[int(text):int(text) + _EVENTS_PER_ANSWER], "last": len(self.log)}
+
+
+def _create_tags_call(params: dict):
+    """(instance ids, [(key, value)]) of an EC2 CreateTags form, or None for any other call."""
+    if params.get("Action", [""])[0] != "CreateTags":
+        return None
+    call = _tagging_call(params)
+    values = {int(m.group(1)): v[0] for name, v in params.items()
+              if (m := _TAG_VALUE_FIELD.match(name))}
+    keys = sorted((int(m.group(1)), v[0]) for name, v in params.items()
+                  if (m := _TAG_KEY_FIELD.match(name)))
+    return call[0], [(key, values.get(n, "")) for n, key in keys]
 
 
 def _tagging_call(params: dict):
@@ -1139,7 +1177,7 @@ class _StandIns:
         access_key, region, service = match.groups()
         account = get_account_id_from(access_key)
         if service == "ec2":
-            return self._ec2(environ, start_response, account, region)
+            return self._ec2(environ, start_response, account, region, access_key)
         if service == "ebs":
             return self._ebs(environ, start_response, account, region, path)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -1280,7 +1318,7 @@ class _StandIns:
                            [("x-amzn-ErrorType", refusal.code)])
         return self._xml_safe(environ, start_response)
 
-    def _ec2(self, environ, start_response, account, region):
+    def _ec2(self, environ, start_response, account, region, access_key):
         # The Query protocol puts the action in the form body (or, for GET, the query string).
         body = _read_body(environ)
         params = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
@@ -1291,29 +1329,33 @@ class _StandIns:
         regrouped = self.connections.interfaces_of_call(account, region, params)
         if regrouped:
             return self._regroup(environ, start_response, account, region, regrouped)
-        call = _tagging_call(params)
-        if call is None or _INCIDENT_TAG not in call[1] or not call[0]:
+        call = _create_tags_call(params)
+        if call is None or _INCIDENT_TAG not in dict(call[1]) or not call[0]:
             return self._xml_safe(environ, start_response)
-        instance_ids, keys = call
+        instance_ids, tags = call
         with self.events.tagging:
-            chunks, succeeded = self._answered(environ, start_response)
-            if succeeded:
-                backend = ec2_backends[account][region]
-                for instance_id in instance_ids:
-                    # moto tags instances that do not exist, where AWS refuses the call.
-                    if backend.get_instance_by_id(instance_id) is not None:
-                        self.events.record(account, region, instance_id, keys)
+            chunks, status = self._answered(environ, start_response)
+            backend = ec2_backends[account][region]
+            # moto tags instances that do not exist, where AWS refuses the call.
+            existing = [i for i in instance_ids if backend.get_instance_by_id(i) is not None]
+            refused = None
+            if not status.startswith("2"):
+                code = re.search(rb"<Code>([^<]+)</Code>", b"".join(chunks))
+                refused = "Client." + (code.group(1).decode() if code else "Unknown")
+            if existing:
+                caller = lab_authz.identify(access_key)
+                self.events.record(account, region, caller, existing, tags, refused)
         return chunks
 
     def _regroup(self, environ, start_response, account, region, interfaces):
         """A change of interfaces' groups, then EC2's connection tracking on what it changed."""
-        chunks, succeeded = self._answered(environ, start_response)
-        if succeeded:
+        chunks, status = self._answered(environ, start_response)
+        if status.startswith("2"):
             self.connections.groups_changed(account, region, interfaces)
         return chunks
 
     def _answered(self, environ, start_response):
-        """moto's answer to an EC2 call, and whether it succeeded."""
+        """moto's answer to an EC2 call, and its HTTP status."""
         seen = {}
 
         def watch(status, headers, exc_info=None):
@@ -1321,7 +1363,7 @@ class _StandIns:
             return start_response(status, headers)
 
         chunks = self._xml_safe(environ, watch)
-        return chunks, seen.get("status", "").startswith("2")
+        return chunks, seen.get("status", "")
 
     def _xml_safe(self, environ, start_response):
         captured = {}

@@ -405,9 +405,10 @@ fn security_hub_actions_reach_the_trigger_with_the_findings_account_region_and_i
     let rule = &template["Resources"]["AcquireRule"]["Properties"];
     let transformer = &rule["Targets"][0]["InputTransformer"];
     let delivered = transform(transformer, &finding_event);
-    let TagRequest::Analyze(subject) =
-        parse_event(&delivered, ContainmentPolicy::Approval).expect("the trigger accepts it")
-    else {
+    let event =
+        parse_event(&delivered, ContainmentPolicy::Approval).expect("the trigger accepts it");
+    assert_eq!(event.requests.len(), 1, "{event:?}");
+    let Some(TagRequest::Analyze(subject)) = event.requests.into_iter().next() else {
         panic!("'Acquire evidence' must start an acquisition: {delivered}");
     };
     // The finding's account and region, not the administrator's or the aggregation region;

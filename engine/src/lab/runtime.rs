@@ -286,6 +286,22 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
     Ok(())
 }
 
+fn log_outcome(outcome: &crate::trigger::TriggerOutcome) {
+    use crate::trigger::TriggerOutcome;
+    match outcome {
+        TriggerOutcome::Opened(opened) => {
+            tracing::info!(case = %opened.case().case_id, "tag change: case opened or joined");
+        }
+        TriggerOutcome::Contained(outcome) => {
+            tracing::info!(instance = %outcome.record.instance, changes = outcome.changed.len(), "tag change: contained");
+        }
+        TriggerOutcome::Requested(record) => {
+            tracing::info!(instance = %record.instance, "tag change: containment requested");
+        }
+        TriggerOutcome::Ignored(_) => {}
+    }
+}
+
 /// What the lab's hosts hold in memory: the suspects' planted indicators, and the
 /// bastions' fragmented RAM (more ranges than a capture report could list).
 #[derive(Debug, Clone, Default)]
@@ -443,16 +459,7 @@ async fn deliver_events(
                         ))
                         .await;
                         match handled {
-                            Ok(crate::trigger::TriggerOutcome::Opened(opened)) => {
-                                tracing::info!(case = %opened.case().case_id, "tag change: case opened or joined");
-                            }
-                            Ok(crate::trigger::TriggerOutcome::Contained(outcome)) => {
-                                tracing::info!(instance = %outcome.record.instance, changes = outcome.changed.len(), "tag change: contained");
-                            }
-                            Ok(crate::trigger::TriggerOutcome::Requested(record)) => {
-                                tracing::info!(instance = %record.instance, "tag change: containment requested");
-                            }
-                            Ok(crate::trigger::TriggerOutcome::Ignored(_)) => {}
+                            Ok(outcomes) => outcomes.iter().for_each(log_outcome),
                             Err(err) => tracing::warn!(error = %err, "tag change not handled"),
                         }
                     }
