@@ -245,9 +245,10 @@ pub struct ArtifactProgress {
 }
 
 /// A Step Functions task token: whoever holds it (and `states:SendTaskSuccess`) answers
-/// the wait outside irf, so it is kept in the case table and shown nowhere: its Debug is
-/// redacted and [`PendingApproval`] leaves it out of every JSON irf prints.
-#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+/// the wait outside irf, so it is kept apart in the case table, where only the Security
+/// account's automation writes (the desk's partition), and shown nowhere: its Debug is
+/// redacted and no JSON irf prints carries it.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TaskToken(String);
 
@@ -268,34 +269,25 @@ impl std::fmt::Debug for TaskToken {
     }
 }
 
-/// An approval the case waits on.
+/// An approval the case waits on. Its task token is kept apart (see
+/// [`CaseTable::approval_token`]): the case's partition is one operators write ledger entries
+/// to, and a token put there by one of them would answer another case's wait.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingApproval {
     pub case_id: CaseId,
-    /// The task token that answers the wait: read from the table, never written out by
-    /// serialization (the table's record adds it, see [`ApprovalRecord`]).
-    #[serde(skip_serializing, default)]
-    pub token: TaskToken,
     pub requested_at: String,
     #[serde(default)]
     pub decided: Option<ApprovalDecision>,
 }
 
-/// What the table keeps of an approval: the approval and its token.
-#[derive(Serialize)]
-struct ApprovalRecord<'a> {
-    #[serde(flatten)]
-    approval: &'a PendingApproval,
-    token: &'a str,
+/// The task token of a case's approval wait, where only the automation writes.
+#[derive(Serialize, Deserialize)]
+struct ApprovalToken {
+    token: TaskToken,
 }
 
-impl<'a> ApprovalRecord<'a> {
-    fn of(approval: &'a PendingApproval) -> Self {
-        Self {
-            approval,
-            token: approval.token.expose(),
-        }
-    }
+fn approval_token_pk(case_id: &CaseId) -> String {
+    format!("DESK#APPROVAL#{case_id}")
 }
 
 /// An approver's answer.
@@ -714,15 +706,50 @@ impl CaseTable {
         .await
     }
 
-    /// Keeps the task token of the approval wait.
-    pub async fn await_approval(&self, approval: &PendingApproval) -> Result<(), CaseError> {
+    /// Records the approval wait, and keeps its task token in the desk's partition.
+    pub async fn await_approval(
+        &self,
+        approval: &PendingApproval,
+        token: &TaskToken,
+    ) -> Result<(), CaseError> {
         self.put(
-            case_pk(&approval.case_id),
-            "APPROVAL".to_owned(),
-            &ApprovalRecord::of(approval),
+            approval_token_pk(&approval.case_id),
+            "TOKEN".to_owned(),
+            &ApprovalToken {
+                token: token.clone(),
+            },
         )
         .await?;
+        self.put(case_pk(&approval.case_id), "APPROVAL".to_owned(), approval)
+            .await?;
         self.set_status(&approval.case_id, CaseStatus::AwaitingApproval)
+            .await
+    }
+
+    /// The task token of `case_id`'s approval wait, as the approval step kept it.
+    pub async fn approval_token(&self, case_id: &CaseId) -> Result<Option<TaskToken>, CaseError> {
+        Ok(self
+            .get::<ApprovalToken>(approval_token_pk(case_id), "TOKEN".to_owned())
+            .await?
+            .map(|kept| kept.token))
+    }
+
+    /// The first of the two approvals a case opened by a Security Hub action needs.
+    pub async fn first_approval(
+        &self,
+        case_id: &CaseId,
+    ) -> Result<Option<ApprovalDecision>, CaseError> {
+        self.get(approval_token_pk(case_id), "FIRST".to_owned())
+            .await
+    }
+
+    /// Records the first of two approvals, where only the automation writes.
+    pub async fn save_first_approval(
+        &self,
+        case_id: &CaseId,
+        first: &ApprovalDecision,
+    ) -> Result<(), CaseError> {
+        self.put(approval_token_pk(case_id), "FIRST".to_owned(), first)
             .await
     }
 
@@ -737,12 +764,8 @@ impl CaseTable {
             .await?
             .ok_or_else(|| CaseError::NotFound(case_id.clone()))?;
         approval.decided = Some(decision);
-        self.put(
-            case_pk(case_id),
-            "APPROVAL".to_owned(),
-            &ApprovalRecord::of(&approval),
-        )
-        .await?;
+        self.put(case_pk(case_id), "APPROVAL".to_owned(), &approval)
+            .await?;
         self.set_status(case_id, CaseStatus::Running).await
     }
 
@@ -753,12 +776,8 @@ impl CaseTable {
             .await?
             .ok_or_else(|| CaseError::NotFound(case_id.clone()))?;
         approval.decided = None;
-        self.put(
-            case_pk(case_id),
-            "APPROVAL".to_owned(),
-            &ApprovalRecord::of(&approval),
-        )
-        .await?;
+        self.put(case_pk(case_id), "APPROVAL".to_owned(), &approval)
+            .await?;
         self.set_status(case_id, CaseStatus::AwaitingApproval).await
     }
 }
@@ -985,18 +1004,16 @@ mod tests {
 
     #[test]
     fn a_task_token_is_stored_but_never_printed() {
-        let approval = PendingApproval {
-            case_id: CaseId::parse("20261128T093015Z-i-0abc").expect("valid"),
+        let kept = ApprovalToken {
             token: TaskToken::new("AAAA-secret-token"),
-            requested_at: "2026-11-28T09:30:15Z".to_owned(),
-            decided: None,
         };
-        let printed = serde_json::to_string(&approval).expect("json");
-        assert!(!printed.contains("secret"), "{printed}");
-        assert!(!format!("{approval:?}").contains("secret"));
-        let stored = serde_json::to_string(&ApprovalRecord::of(&approval)).expect("json");
-        let read: PendingApproval = serde_json::from_str(&stored).expect("read back");
+        assert!(!format!("{:?}", kept.token).contains("secret"));
+        let stored = serde_json::to_string(&kept).expect("json");
+        let read: ApprovalToken = serde_json::from_str(&stored).expect("read back");
         assert_eq!(read.token.expose(), "AAAA-secret-token");
+        // Kept in the desk's partition, which operators may not write.
+        let case = CaseId::parse("20261128T093015Z-i-0abc").expect("valid");
+        assert!(approval_token_pk(&case).starts_with("DESK#"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::acquisition::{Decision, Plane, WorkflowError};
+use crate::acquisition::{Decided, Decision, Plane, WorkflowError};
 use crate::aws::{AwsError, describe_sdk_error};
 use crate::cases::{CaseId, CaseSubject, Opened};
 use crate::containment::{
@@ -70,9 +70,10 @@ pub enum Answer {
     Opened {
         opened: Opened,
     },
-    /// The case's decision is recorded and its workflow told.
+    /// The case's decision is recorded, and its workflow told or a second approval awaited.
     Decided {
         case_id: CaseId,
+        decided: Decided,
     },
     /// The containment waits for a second person's approval.
     Requested {
@@ -341,7 +342,7 @@ async fn decide(acting: &Plane, ask: Ask) -> Answer {
         Ask::DecideCase { case_id, decision } => {
             crate::acquisition::decide(acting, &case_id, decision)
                 .await
-                .map(|()| Answer::Decided { case_id })
+                .map(|decided| Answer::Decided { case_id, decided })
                 .map_err(Refusal::from)
         }
         Ask::Contain { instance, reason } => contain(acting, &instance, reason, four_eyes)
@@ -449,13 +450,13 @@ pub mod client {
         plane: &Plane,
         case_id: &CaseId,
         decision: Decision,
-    ) -> Result<(), DeskError> {
+    ) -> Result<crate::acquisition::Decided, DeskError> {
         let ask = Ask::DecideCase {
             case_id: case_id.clone(),
             decision,
         };
         match super::ask(plane, ask).await? {
-            Answer::Decided { .. } => Ok(()),
+            Answer::Decided { decided, .. } => Ok(decided),
             other => Err(unexpected(&other)),
         }
     }

@@ -26,20 +26,36 @@ pub enum TagRequest {
     Ignore(String),
 }
 
-/// An event read: what it asks for, and who set the tag where the event says so.
+/// An event read: where it came from, and what it asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagEvent {
-    /// The ARN of whoever called `CreateTags` (CloudTrail's `userIdentity`); `None` for a
-    /// Security Hub action, whose event names no one.
-    pub set_by: Option<String>,
+    pub origin: Origin,
     pub requests: Vec<TagRequest>,
 }
 
+/// Where an event came from, and so who asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A member's `CreateTags` call; `caller` is CloudTrail's `userIdentity` ARN.
+    CreateTags { caller: String },
+    /// A Security Hub custom action, whose event names no one.
+    SecurityHubAction,
+}
+
 impl TagEvent {
-    fn one(request: TagRequest) -> Self {
-        Self {
-            set_by: None,
-            requests: vec![request],
+    /// Whoever set the tag, where the event says.
+    pub fn set_by(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::CreateTags { caller } => Some(caller),
+            Origin::SecurityHubAction => None,
+        }
+    }
+
+    /// The case's trigger, as recorded.
+    fn trigger(&self) -> &'static str {
+        match self.origin {
+            Origin::CreateTags { .. } => "tag",
+            Origin::SecurityHubAction => crate::acquisition::SECURITY_HUB_TRIGGER,
         }
     }
 }
@@ -132,7 +148,12 @@ pub fn parse_event(body: &str, policy: ContainmentPolicy) -> Result<TagEvent, St
     })?;
     match (event.source.as_str(), event.detail_type.as_str()) {
         ("aws.ec2", "AWS API Call via CloudTrail") => parse_api_call(event, policy),
-        ("aws.tag", "Tag Change on Resource") => parse_tag_change(event, policy).map(TagEvent::one),
+        ("aws.tag", "Tag Change on Resource") => {
+            parse_tag_change(event, policy).map(|request| TagEvent {
+                origin: Origin::SecurityHubAction,
+                requests: vec![request],
+            })
+        }
         _ => Err(format!(
             "unexpected event '{}' from '{}': the trigger handles EC2's CreateTags calls (CloudTrail) and Security Hub actions",
             event.detail_type, event.source
@@ -162,7 +183,12 @@ fn request_of(value: Option<&str>, instance: InstanceRef, policy: ContainmentPol
 fn parse_api_call(event: Event, policy: ContainmentPolicy) -> Result<TagEvent, String> {
     let call: ApiCall = serde_json::from_value(event.detail)
         .map_err(|err| format!("not a CloudTrail API call ({err})"))?;
-    let ignore = |why: String| TagEvent::one(TagRequest::Ignore(why));
+    let ignore = |why: String| TagEvent {
+        origin: Origin::CreateTags {
+            caller: String::new(),
+        },
+        requests: vec![TagRequest::Ignore(why)],
+    };
     if call.event_source != "ec2.amazonaws.com" || call.event_name != "CreateTags" {
         return Ok(ignore(format!(
             "{} {} is not EC2's CreateTags",
@@ -208,14 +234,14 @@ fn parse_api_call(event: Event, policy: ContainmentPolicy) -> Result<TagEvent, S
     if instances.is_empty() {
         return Ok(ignore("the call tagged no instance".to_owned()));
     }
-    let set_by = call.user_identity.arn.unwrap_or_else(|| {
+    let caller = call.user_identity.arn.unwrap_or_else(|| {
         format!(
             "an identity of type {} in account {account}",
             call.user_identity.kind.as_deref().unwrap_or("unknown")
         )
     });
     Ok(TagEvent {
-        set_by: Some(set_by),
+        origin: Origin::CreateTags { caller },
         requests: instances
             .into_iter()
             .map(|instance_id| {
@@ -318,22 +344,16 @@ pub async fn handle_event(plane: &Plane, body: &str) -> Result<Vec<TriggerOutcom
     let event = parse_event(body, policy).map_err(TriggerError::Invalid)?;
     // The trigger acts with its own role, and records the tagger as the one who asked: the
     // four-eyes rule keeps them from approving what they asked for.
-    let acting = match &event.set_by {
+    let acting = match event.set_by() {
         Some(arn) => Plane {
-            operator: arn.clone(),
+            operator: arn.to_owned(),
             ..plane.clone()
         },
         None => plane.clone(),
     };
     let mut outcomes = Vec::with_capacity(event.requests.len());
-    for request in event.requests {
-        let outcome = Box::pin(handle_request(
-            &acting,
-            request,
-            event.set_by.as_deref(),
-            policy,
-        ))
-        .await?;
+    for request in event.requests.clone() {
+        let outcome = Box::pin(handle_request(&acting, request, &event, policy)).await?;
         outcomes.push(outcome);
     }
     Ok(outcomes)
@@ -342,14 +362,14 @@ pub async fn handle_event(plane: &Plane, body: &str) -> Result<Vec<TriggerOutcom
 async fn handle_request(
     plane: &Plane,
     request: TagRequest,
-    set_by: Option<&str>,
+    event: &TagEvent,
     policy: ContainmentPolicy,
 ) -> Result<TriggerOutcome, TriggerError> {
     let workflow = &plane.ctx.config().workflow;
     match request {
-        TagRequest::Analyze(subject) => {
-            Ok(TriggerOutcome::Opened(start(plane, subject, "tag").await?))
-        }
+        TagRequest::Analyze(subject) => Ok(TriggerOutcome::Opened(
+            start(plane, subject, event.trigger()).await?,
+        )),
         TagRequest::Contain(instance) => {
             // irf's own containment sets this tag too, and an event can arrive late: an
             // instance whose containment irf is running, finished or undoing is left alone.
@@ -377,7 +397,7 @@ async fn handle_request(
             // Anything that may tag an instance can set this tag: it opens a request that an
             // operator approves, unless the deployment chose to contain on sight.
             if workflow.four_eyes || policy != ContainmentPolicy::Auto {
-                let reason = Some(match set_by {
+                let reason = Some(match event.set_by() {
                     Some(who) => format!(
                         "{STATUS_TAG}=Contain tag set in account {} by {who}",
                         instance.account
@@ -461,7 +481,7 @@ mod tests {
             ContainmentPolicy::Approval,
         )
         .expect("valid");
-        assert_eq!(event.set_by.as_deref(), Some(CALLER));
+        assert_eq!(event.set_by(), Some(CALLER));
         let ids: Vec<&str> = event
             .requests
             .iter()
@@ -526,7 +546,12 @@ mod tests {
             "arn:aws:ec2:eu-west-1:111122223333:instance/i-0123456789abcdef0",
         );
         let event = parse_event(&body, ContainmentPolicy::Approval).expect("valid");
-        assert_eq!(event.set_by, None, "a Security Hub action names no one");
+        assert_eq!(
+            event.origin,
+            Origin::SecurityHubAction,
+            "its event names no one"
+        );
+        assert_eq!(event.trigger(), crate::acquisition::SECURITY_HUB_TRIGGER);
         let TagRequest::Analyze(subject) = only(Ok(event)).expect("valid") else {
             panic!("expected an acquisition");
         };

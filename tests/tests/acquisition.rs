@@ -152,10 +152,16 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
         },
     )
     .await;
-    let token = waiting
-        .approval
-        .as_ref()
-        .map(|a| a.token.expose().to_owned())
+    assert!(
+        waiting.approval.is_some(),
+        "the case shows its approval wait"
+    );
+    let token = plane
+        .table
+        .approval_token(&case.case_id)
+        .await
+        .expect("read the token")
+        .map(|t| t.expose().to_owned())
         .expect("the task token is kept");
     assert!(token.len() > 16, "a real task token: {token}");
     // Whoever holds the token (and states:SendTaskSuccess) answers the wait outside irf:

@@ -726,6 +726,25 @@ async fn operators_cannot_step_around_the_desk() {
         "no record was written"
     );
 
+    // Nor may they plant a first approval, or the task token an approval answers: both are
+    // kept in the desk's partition.
+    let case = irf_engine::cases::CaseId::parse("20261206T000000Z-i-0123456789abcdef0")
+        .expect("a case id");
+    let planted = operator
+        .table
+        .save_first_approval(
+            &case,
+            &irf_engine::cases::ApprovalDecision {
+                decision: "approved".to_owned(),
+                by: approver.operator.clone(),
+                at: irf_engine::cases::now_rfc3339(),
+                reason: None,
+            },
+        )
+        .await;
+    let refused = format!("{planted:?}");
+    assert!(refused.contains("AccessDenied"), "{refused}");
+
     // A decision claiming the second operator's identity, sent by the first: SQS names the
     // real sender, and the desk refuses it.
     let queue = operator
@@ -1517,6 +1536,86 @@ async fn containment_cuts_a_connection_open_through_the_old_groups() {
         assert_eq!(groups, &vec![group.clone()], "isolated in the end");
     }
     containment::rollback(&plane, &instance)
+        .await
+        .expect("rollback");
+}
+
+/// A case a Security Hub action opened names no one who asked (Security Hub's event does
+/// not say who pressed the action): under four eyes, two people approve its containment.
+#[tokio::test]
+async fn a_security_hub_case_needs_two_approvers() {
+    let state = lab();
+    let (_, automation) = plane().await;
+    let trigger_role = format!(
+        "arn:aws:iam::{}:role/irf-securityhub-trigger",
+        state.seeded.security
+    );
+    let security_hub = irf_e2e::service_context(
+        irf_engine::lab::control::ServicePrincipal::Lambda,
+        &trigger_role,
+        "irf-securityhub-trigger",
+        &format!(
+            "arn:aws:lambda:{}:{}:function:irf-securityhub-trigger",
+            irf_engine::lab::LAB_REGION,
+            state.seeded.security
+        ),
+    )
+    .await;
+    // As its function runs: its environment names no evidence bucket (it only opens cases).
+    let security_hub = Plane {
+        evidence: None,
+        ..Plane::connect(security_hub).await.expect("plane")
+    };
+    let instance = bystander(12);
+    // As the trigger opens it for the action, memory only so that it waits for approval soon.
+    let opened = irf_engine::acquisition::start(
+        &security_hub,
+        CaseSubject {
+            account: instance.account.clone(),
+            region: instance.region.clone(),
+            instance_id: instance.instance_id.clone(),
+            memory: true,
+            disk: false,
+            containment: ContainmentPolicy::Approval,
+        },
+        irf_engine::acquisition::SECURITY_HUB_TRIGGER,
+    )
+    .await
+    .expect("open a case");
+    let case_id = opened.case().case_id.clone();
+    wait_for_status(&automation, &case_id, CaseStatus::AwaitingApproval).await;
+
+    let first = operator().await;
+    let decided = client::decide_case(&first, &case_id, Decision::Approve)
+        .await
+        .expect("a first approval");
+    assert_eq!(
+        decided,
+        irf_engine::acquisition::Decided::AwaitsSecondApproval
+    );
+    assert_eq!(
+        automation.table.case(&case_id).await.expect("case").status,
+        CaseStatus::AwaitingApproval,
+        "one approval does not contain"
+    );
+    let again = client::decide_case(&first, &case_id, Decision::Approve).await;
+    assert!(
+        matches!(again, Err(DeskError::Refused(Refusal::FourEyes { .. }))),
+        "{again:?}"
+    );
+    let second = second_operator().await;
+    let decided = client::decide_case(&second, &case_id, Decision::Approve)
+        .await
+        .expect("a second person's approval");
+    assert_eq!(decided, irf_engine::acquisition::Decided::Answered);
+    wait_for_status(&automation, &case_id, CaseStatus::Succeeded).await;
+    let ledger = automation.table.ledger(&case_id).await.expect("ledger");
+    let first_entry = ledger
+        .iter()
+        .find(|e| e.action == "containment approved (first of two)")
+        .expect("the first approval is in the ledger");
+    assert_eq!(first_entry.actor, first.operator);
+    client::roll_back(&second, &instance)
         .await
         .expect("rollback");
 }

@@ -291,11 +291,20 @@ pub async fn approve(
             case.subject.instance_id
         );
     }
-    irf_engine::desk::client::decide_case(&plane, &case_id, acquisition::Decision::Approve).await?;
-    eprintln!(
-        "irf: approved containment of {} for case {case_id}",
-        case.subject.instance_id
-    );
+    let decided =
+        irf_engine::desk::client::decide_case(&plane, &case_id, acquisition::Decision::Approve)
+            .await?;
+    if decided == acquisition::Decided::AwaitsSecondApproval {
+        eprintln!(
+            "irf: first approval of the containment of {} for case {case_id} recorded: a Security Hub action opened the case, so a second person approves with the same command",
+            case.subject.instance_id
+        );
+    } else {
+        eprintln!(
+            "irf: approved containment of {} for case {case_id}",
+            case.subject.instance_id
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -22,6 +22,10 @@ pub const STEPS_QUEUE: &str = "steps";
 pub const IMAGING_QUEUE: &str = "imaging";
 pub const APPROVALS_QUEUE: &str = "approvals";
 
+/// The trigger of cases a Security Hub custom action opens. Security Hub's event names no one,
+/// so under four eyes such a case's containment needs two approvers.
+pub const SECURITY_HUB_TRIGGER: &str = "securityhub-action";
+
 /// Why the workflow cannot do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
@@ -223,10 +227,10 @@ pub async fn start(
     }
 }
 
-/// Who opened `case_id`, as its execution's input says. Only the Security account's automation
+/// `case_id` as it was opened (who opened it, and how), as its execution's input says. Only the Security account's automation
 /// starts executions (the desk for operators, and the triggers), so no operator wrote it, where
 /// the case item's `requested_by` shares a partition operators write ledger entries to.
-async fn requester(plane: &Plane, case_id: &crate::cases::CaseId) -> Result<String, WorkflowError> {
+async fn opened_case(plane: &Plane, case_id: &crate::cases::CaseId) -> Result<Case, WorkflowError> {
     let failed = |message: String| WorkflowError::Requester {
         case: case_id.to_string(),
         message,
@@ -247,7 +251,7 @@ async fn requester(plane: &Plane, case_id: &crate::cases::CaseId) -> Result<Stri
             input.case.case_id
         )));
     }
-    Ok(input.case.requested_by)
+    Ok(input.case)
 }
 
 /// The execution of `case_id`: executions are named after their case.
@@ -343,29 +347,64 @@ pub async fn decide(
     plane: &Plane,
     case_id: &crate::cases::CaseId,
     decision: Decision,
-) -> Result<(), WorkflowError> {
+) -> Result<Decided, WorkflowError> {
     let detail = plane.table.detail(case_id).await?;
-    let pending = match &detail.approval {
-        Some(pending)
-            if pending.decided.is_none() && detail.case.status == CaseStatus::AwaitingApproval =>
-        {
-            pending
-        }
-        _ => {
-            return Err(WorkflowError::NotAwaitingApproval {
+    let not_waiting = || WorkflowError::NotAwaitingApproval {
+        case: case_id.to_string(),
+        status: detail.case.status.as_str().to_owned(),
+    };
+    let waiting = detail.case.status == CaseStatus::AwaitingApproval
+        && detail
+            .approval
+            .as_ref()
+            .is_some_and(|p| p.decided.is_none());
+    if !waiting {
+        return Err(not_waiting());
+    }
+    // The token as the approval step kept it, where operators cannot write.
+    let token = plane
+        .table
+        .approval_token(case_id)
+        .await?
+        .ok_or_else(not_waiting)?;
+    if decision == Decision::Approve && plane.ctx.config().workflow.four_eyes {
+        let opened = opened_case(plane, case_id).await?;
+        if crate::identity::same_person(&opened.requested_by, &plane.operator) {
+            return Err(WorkflowError::FourEyes {
                 case: case_id.to_string(),
-                status: detail.case.status.as_str().to_owned(),
+                operator: plane.operator.clone(),
             });
         }
-    };
-    if decision == Decision::Approve
-        && plane.ctx.config().workflow.four_eyes
-        && crate::identity::same_person(&requester(plane, case_id).await?, &plane.operator)
-    {
-        return Err(WorkflowError::FourEyes {
-            case: case_id.to_string(),
-            operator: plane.operator.clone(),
-        });
+        // No one is known to have asked: two people approve.
+        if opened.trigger == SECURITY_HUB_TRIGGER {
+            match plane.table.first_approval(case_id).await? {
+                None => {
+                    let first = crate::cases::ApprovalDecision {
+                        decision: "approved".to_owned(),
+                        by: plane.operator.clone(),
+                        at: crate::cases::now_rfc3339(),
+                        reason: None,
+                    };
+                    plane.table.save_first_approval(case_id, &first).await?;
+                    let mut entry = crate::ledger::NewEntry::new(
+                        "containment approved (first of two)",
+                        subject_target(&detail.case.subject),
+                    );
+                    entry.detail = Some(
+                        "a Security Hub action opened the case and its event names no one: a second person approves".to_owned(),
+                    );
+                    crate::ledger::append(plane, case_id, entry).await?;
+                    return Ok(Decided::AwaitsSecondApproval);
+                }
+                Some(first) if crate::identity::same_person(&first.by, &plane.operator) => {
+                    return Err(WorkflowError::FourEyes {
+                        case: case_id.to_string(),
+                        operator: plane.operator.clone(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
     }
     let (word, reason) = match &decision {
         Decision::Approve => ("approved", None),
@@ -400,7 +439,7 @@ pub async fn decide(
     if let Err(err) = plane
         .sfn
         .send_task_success()
-        .task_token(pending.token.expose())
+        .task_token(token.expose())
         .output(output)
         .send()
         .await
@@ -412,7 +451,17 @@ pub async fn decide(
             message: describe_sdk_error(&err),
         });
     }
-    Ok(())
+    Ok(Decided::Answered)
+}
+
+/// What a decision on a case's approval led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decided {
+    /// The workflow has its answer.
+    Answered,
+    /// A first approval of a case no one is known to have asked for: a second person approves.
+    AwaitsSecondApproval,
 }
 
 #[cfg(test)]

@@ -568,12 +568,14 @@ async fn verify(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
 async fn approval(plane: &Plane, case: &Case, message: &StepMessage) -> Result<Value, StepError> {
     plane
         .table
-        .await_approval(&PendingApproval {
-            case_id: case.case_id.clone(),
-            token: crate::cases::TaskToken::new(message.token.clone()),
-            requested_at: now_rfc3339(),
-            decided: None,
-        })
+        .await_approval(
+            &PendingApproval {
+                case_id: case.case_id.clone(),
+                requested_at: now_rfc3339(),
+                decided: None,
+            },
+            &crate::cases::TaskToken::new(message.token.clone()),
+        )
         .await?;
     plane
         .table

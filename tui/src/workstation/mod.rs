@@ -630,12 +630,16 @@ async fn carry_out(
     };
     match decision {
         TypedDecision::ApproveCase(case) => {
-            client::decide_case(plane, &case, acquisition::Decision::Approve)
+            let decided = client::decide_case(plane, &case, acquisition::Decision::Approve)
                 .await
                 .map_err(|err| err.to_string())?;
-            Ok(format!(
-                "approved containment for case {case}: the workflow contains the instance"
-            ))
+            Ok(if decided == acquisition::Decided::AwaitsSecondApproval {
+                format!(
+                    "first approval for case {case} recorded: a Security Hub action opened it, so a second person approves"
+                )
+            } else {
+                format!("approved containment for case {case}: the workflow contains the instance")
+            })
         }
         TypedDecision::RejectCase(case) => {
             client::decide_case(
