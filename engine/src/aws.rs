@@ -291,6 +291,8 @@ struct AssumedRole {
     account: AccountId,
     role_arn: String,
     session_name: String,
+    /// Set on the session, where role chaining carries it into every account after.
+    source_identity: Option<String>,
     cached: Mutex<Option<Credentials>>,
 }
 
@@ -310,6 +312,7 @@ impl AssumedRole {
             .assume_role()
             .role_arn(&self.role_arn)
             .role_session_name(&self.session_name)
+            .set_source_identity(self.source_identity.clone())
             .duration_seconds(SESSION_DURATION_SECS)
             .send()
             .await
@@ -351,6 +354,60 @@ impl ProvideCredentials for AssumedRoleProvider {
                 .map_err(CredentialsError::provider_error)
         })
     }
+}
+
+/// Credentials that could not be had, and why: every call fails with the reason.
+#[derive(Debug)]
+struct Unavailable(String);
+
+impl ProvideCredentials for Unavailable {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::ready(Err(CredentialsError::provider_error(self.0.clone())))
+    }
+}
+
+/// `accounts.operator_role`: template 3's OperatorRole, assumed from the operator's own IAM
+/// user credentials under the user's name as session name and source identity, as its trust
+/// requires (the four-eyes rule tells its sessions apart by that name).
+async fn operator_role(base: &SdkConfig, role_arn: &str) -> Result<Arc<AssumedRole>, AwsError> {
+    let role = RoleArn::parse(role_arn)
+        .map_err(|why| AwsError::Other(format!("accounts.operator_role: {why}")))?;
+    let sts = aws_sdk_sts::Client::new(base);
+    let me = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|err| AwsError::from_sdk("sts:GetCallerIdentity", "-", "-", &err))?;
+    let arn = me.arn().unwrap_or_default();
+    let name = iam_user_name(arn).ok_or_else(|| {
+        AwsError::Other(format!(
+            "accounts.operator_role: irf assumes {role_arn} from your IAM user's own credentials, under your user name, and {arn} is not an IAM user: use your IAM user's profile, or sign in with Identity Center and remove operator_role"
+        ))
+    })?;
+    Ok(Arc::new(AssumedRole {
+        sts,
+        account: role.account.clone(),
+        role_arn: role_arn.to_owned(),
+        session_name: name.clone(),
+        source_identity: Some(name),
+        cached: Mutex::new(None),
+    }))
+}
+
+/// The user name of an IAM user ARN (`arn:<partition>:iam::<account>:user/<path/>name`).
+fn iam_user_name(arn: &str) -> Option<String> {
+    let fields: Vec<&str> = arn.splitn(6, ':').collect();
+    let [_, _, "iam", _, _, resource] = fields.as_slice() else {
+        return None;
+    };
+    resource
+        .strip_prefix("user/")
+        .and_then(|path| path.rsplit('/').next())
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
 }
 
 /// Access to AWS for one operator session: base configuration plus a cache of
@@ -405,6 +462,18 @@ impl AwsContext {
             // Global calls (STS, Organizations) need some region; the first configured one is
             // the operator's home region in practice.
             base = base.to_builder().region(Region::new("us-east-1")).build();
+        }
+        if let Some(role) = &config.accounts.operator_role {
+            let provider = match operator_role(&base, role).await {
+                Ok(assumed) => SharedCredentialsProvider::new(AssumedRoleProvider(assumed)),
+                // Said at the first call, as any credentials failure is.
+                Err(err) => SharedCredentialsProvider::new(Unavailable(err.to_string())),
+            };
+            base = base
+                .to_builder()
+                .credentials_provider(provider)
+                .identity_cache(IdentityCache::no_cache())
+                .build();
         }
         Self {
             base,
@@ -535,6 +604,7 @@ impl AwsContext {
                     account: account.clone(),
                     role_arn: format!("arn:{partition}:iam::{account}:role/{role_name}"),
                     session_name: role_session_name(&caller.arn),
+                    source_identity: None,
                     cached: Mutex::new(None),
                 })
             })
@@ -608,6 +678,26 @@ pub fn partition_of(region: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_operator_role_is_assumed_from_an_iam_user_under_its_name() {
+        assert_eq!(
+            iam_user_name("arn:aws:iam::111122223333:user/responders/alice").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            iam_user_name("arn:aws:iam::111122223333:user/bob").as_deref(),
+            Some("bob")
+        );
+        for not_a_user in [
+            "arn:aws:sts::111122223333:assumed-role/irf-operator/alice",
+            "arn:aws:iam::111122223333:root",
+            "arn:aws:iam::111122223333:user/",
+            "alice",
+        ] {
+            assert_eq!(iam_user_name(not_a_user), None, "{not_a_user}");
+        }
+    }
 
     #[test]
     fn member_role_sessions_are_named_after_the_operator() {

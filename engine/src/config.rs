@@ -121,6 +121,11 @@ pub struct AccountsConfig {
     /// Accounts never swept (for example the management account).
     #[serde(default)]
     pub exclude: Vec<AccountId>,
+    /// Template 3's OperatorRole (output OperatorRoleArn), for responders without Identity
+    /// Center: irf assumes it from the IAM user's own credentials, under the user's name as
+    /// session name and source identity, as the role's trust requires.
+    #[serde(default)]
+    pub operator_role: Option<String>,
 }
 
 impl Default for AccountsConfig {
@@ -132,6 +137,7 @@ impl Default for AccountsConfig {
             containment_role: default_containment_role(),
             members: Vec::new(),
             exclude: Vec::new(),
+            operator_role: None,
         }
     }
 }
@@ -178,6 +184,11 @@ pub struct WorkflowConfig {
     /// changes nothing.
     #[serde(default)]
     pub four_eyes: bool,
+    /// Roles whose trust policy names each session after the IAM user who assumes it (template
+    /// 3's OperatorRole; `IRF_NAMED_SESSION_ROLES`): the four-eyes rule tells their sessions
+    /// apart by name, where any other role's sessions are one person.
+    #[serde(default)]
+    pub named_session_roles: Vec<String>,
 }
 
 /// Evidence storage in the Forensics account.

@@ -916,7 +916,8 @@ pub async fn apply(
         && let Some(requested) = existing
             .as_ref()
             .filter(|r| r.state == ContainmentState::Requested)
-        && crate::identity::same_person(&requested.requested_by, &plane.operator)
+        && crate::identity::People::of(plane.ctx.config())
+            .same(&requested.requested_by, &plane.operator)
     {
         return Err(ContainmentError::FourEyes {
             operator: plane.operator.clone(),

@@ -131,16 +131,20 @@ pub enum DeskError {
     Aws(#[from] AwsError),
 }
 
-/// Sends `ask` to the desk as this plane's operator and waits for its answer.
-pub async fn ask(plane: &Plane, ask: Ask) -> Result<Answer, DeskError> {
-    let queue = plane
-        .ctx
-        .config()
+/// The decisions queue's URL, as the configuration names it.
+pub fn queue_url(config: &crate::config::Config) -> Option<&str> {
+    config
         .workflow
         .step_queues
         .get(DECISIONS_QUEUE)
-        .cloned()
-        .ok_or(DeskError::NotConfigured)?;
+        .map(String::as_str)
+}
+
+/// Sends `ask` to the desk as this plane's operator and waits for its answer.
+pub async fn ask(plane: &Plane, ask: Ask) -> Result<Answer, DeskError> {
+    let queue = queue_url(plane.ctx.config())
+        .ok_or(DeskError::NotConfigured)?
+        .to_owned();
     let id = message_id();
     let message = DeskMessage {
         id: id.clone(),
@@ -371,14 +375,14 @@ async fn contain(
     four_eyes: bool,
 ) -> Result<Answer, ContainmentError> {
     let existing = containment::record(acting, instance).await?;
+    let people = crate::identity::People::of(acting.ctx.config());
     let requested_by_other = existing.as_ref().is_some_and(|r| {
-        r.state == ContainmentState::Requested
-            && !crate::identity::same_person(&r.requested_by, &acting.operator)
+        r.state == ContainmentState::Requested && !people.same(&r.requested_by, &acting.operator)
     });
     let begun = existing.as_ref().is_some_and(|r| r.state.holds_originals());
     if four_eyes && !requested_by_other && !begun {
         let record = containment::request(acting, instance, reason, None).await?;
-        if crate::identity::same_person(&record.requested_by, &acting.operator) {
+        if people.same(&record.requested_by, &acting.operator) {
             return Ok(Answer::Requested { record });
         }
     }

@@ -32,6 +32,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("IRF_APPROVALS_QUEUE_URL", "workflow.step_queues.approvals"),
     ("IRF_DECISIONS_QUEUE_URL", "workflow.step_queues.decisions"),
     ("IRF_FOUR_EYES", "workflow.four_eyes"),
+    ("IRF_NAMED_SESSION_ROLES", "workflow.named_session_roles"),
     ("IRF_TOOLING_BUCKET", "workflow.tooling_bucket"),
     ("IRF_IR_INSTANCE_PROFILE", "workflow.ir_instance_profile"),
     ("IRF_CONTAINMENT", "workflow.containment"),
@@ -91,6 +92,14 @@ pub fn config_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Config
                 ));
             }
         };
+    }
+    if let Some(v) = set("IRF_NAMED_SESSION_ROLES") {
+        workflow.named_session_roles = v
+            .split(',')
+            .map(str::trim)
+            .filter(|arn| !arn.is_empty())
+            .map(str::to_owned)
+            .collect();
     }
     if let Some(v) = set("IRF_TOOLING_BUCKET") {
         workflow.tooling_bucket = Some(v);

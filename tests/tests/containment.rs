@@ -286,18 +286,26 @@ async fn plane_of_session(role: &str, session_name: &str) -> Plane {
         .unwrap_or_else(|err| panic!("the plane of {role} as {session_name}: {err}"))
 }
 
-/// The lab operator's own role, assumed again under a session name of the caller's choosing.
-async fn operator_under_another_session_name() -> Plane {
-    let requester = operator().await;
-    let role = requester
-        .operator
-        .replace(":sts::", ":iam::")
-        .replace(":assumed-role/", ":role/");
-    let role = role
-        .rsplit_once('/')
-        .map(|(role, _)| role.to_owned())
-        .expect("a role");
-    plane_of_session(&role, "not-the-requester").await
+/// The lab operator's role, assumed under a session name of the caller's choosing by the
+/// Security account's own administrator: what the role's trust refuses.
+async fn assume_operator_role_as(session_name: &str) -> String {
+    let state = lab();
+    let config = irf_engine::config::Config::load_from(&state.config_path)
+        .expect("lab config")
+        .config;
+    let lab_options = irf_engine::lab::connect_options_for(&state.endpoint);
+    let deployer = AwsContext::connect(Arc::new(config), &lab_options).await;
+    let assumed = aws_sdk_sts::Client::new(&deployer.base_config(irf_engine::lab::LAB_REGION))
+        .assume_role()
+        .role_arn(format!(
+            "arn:aws:iam::{}:role/{}",
+            state.seeded.security,
+            irf_engine::lab::OPERATOR_ROLE
+        ))
+        .role_session_name(session_name)
+        .send()
+        .await;
+    format!("{assumed:?}")
 }
 
 /// The lab's operator (template 3's operator role), as irf's CLI and workstation act.
@@ -555,19 +563,10 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
         .expect("asked again");
     assert!(matches!(again, Containing::Requested(_)), "{again:?}");
     assert_eq!(observe(&ctx, &instance).await, before, "nothing changed");
-    // The same role under a second session name is still the requester.
-    let renamed = operator_under_another_session_name().await;
-    assert_ne!(renamed.operator, requester.operator);
-    let own = client::contain(&renamed, &instance, None)
-        .await
-        .expect("asked under another name");
-    assert!(
-        matches!(own, Containing::Requested(_)),
-        "{} approved {}'s request: {own:?}",
-        renamed.operator,
-        requester.operator
-    );
-    assert_eq!(observe(&ctx, &instance).await, before, "nothing changed");
+    // Nor can the requester become someone else under a second session name: the operator
+    // role's trust requires each session to carry its user's own name.
+    let renamed = assume_operator_role_as("not-the-requester").await;
+    assert!(renamed.contains("AccessDenied"), "{renamed}");
     let approver = second_operator().await;
     assert_ne!(approver.operator, requester.operator);
     let Containing::Contained(applied) = client::contain(&approver, &instance, None)
@@ -612,28 +611,12 @@ async fn four_eyes_refuses_the_requesters_own_approval_and_changes_nothing() {
 
     // A case waiting for approval: its opener cannot approve it.
     let case_instance = bystander(3);
-    let opened = client::open_case(
-        &requester,
-        CaseSubject {
-            account: case_instance.account.clone(),
-            region: case_instance.region.clone(),
-            instance_id: case_instance.instance_id.clone(),
-            // Memory only (the lab hosts' 64 MiB), so that the case reaches approval soon.
-            memory: true,
-            disk: false,
-            containment: ContainmentPolicy::Approval,
-        },
-    )
-    .await
-    .expect("open a case");
+    let opened = client::open_case(&requester, waiting_for_approval_soon(&case_instance))
+        .await
+        .expect("open a case");
     let case_id = opened.case().case_id.clone();
     wait_for_status(&requester, &case_id, CaseStatus::AwaitingApproval).await;
     let own = client::decide_case(&requester, &case_id, Decision::Approve).await;
-    assert!(
-        matches!(own, Err(DeskError::Refused(Refusal::FourEyes { .. }))),
-        "{own:?}"
-    );
-    let own = client::decide_case(&renamed, &case_id, Decision::Approve).await;
     assert!(
         matches!(own, Err(DeskError::Refused(Refusal::FourEyes { .. }))),
         "{own:?}"
@@ -747,14 +730,9 @@ async fn operators_cannot_step_around_the_desk() {
 
     // A decision claiming the second operator's identity, sent by the first: SQS names the
     // real sender, and the desk refuses it.
-    let queue = operator
-        .ctx
-        .config()
-        .workflow
-        .step_queues
-        .get(irf_engine::desk::DECISIONS_QUEUE)
-        .cloned()
-        .expect("the decisions queue");
+    let queue = irf_engine::desk::queue_url(operator.ctx.config())
+        .expect("the decisions queue")
+        .to_owned();
     let message = irf_engine::desk::DeskMessage {
         id: format!("forged-{}", instance.instance_id),
         sender: approver.operator.clone(),
@@ -1056,6 +1034,19 @@ async fn the_contain_tag_opens_a_request_an_operator_applies() {
     );
 }
 
+/// A case of `instance` that reaches its approval wait soon: memory only (the lab hosts'
+/// 64 MiB), containment on approval.
+fn waiting_for_approval_soon(instance: &InstanceRef) -> CaseSubject {
+    CaseSubject {
+        account: instance.account.clone(),
+        region: instance.region.clone(),
+        instance_id: instance.instance_id.clone(),
+        memory: true,
+        disk: false,
+        containment: ContainmentPolicy::Approval,
+    }
+}
+
 async fn wait_for_status(plane: &Plane, case_id: &irf_engine::cases::CaseId, wanted: CaseStatus) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -1080,19 +1071,9 @@ async fn the_keyboard_approves_a_waiting_case_and_the_workflow_contains() {
     let before = observe(&ctx, &instance).await;
     // Opened by a colleague: the lab's operator is a second person, and may approve.
     let colleague = second_operator().await;
-    let opened = client::open_case(
-        &colleague,
-        CaseSubject {
-            account: instance.account.clone(),
-            region: instance.region.clone(),
-            instance_id: instance.instance_id.clone(),
-            memory: true,
-            disk: false,
-            containment: ContainmentPolicy::Approval,
-        },
-    )
-    .await
-    .expect("open a case");
+    let opened = client::open_case(&colleague, waiting_for_approval_soon(&instance))
+        .await
+        .expect("open a case");
     let case_id = opened.case().case_id.clone();
     wait_for_status(&plane, &case_id, CaseStatus::AwaitingApproval).await;
 
@@ -1570,14 +1551,7 @@ async fn a_security_hub_case_needs_two_approvers() {
     // As the trigger opens it for the action, memory only so that it waits for approval soon.
     let opened = irf_engine::acquisition::start(
         &security_hub,
-        CaseSubject {
-            account: instance.account.clone(),
-            region: instance.region.clone(),
-            instance_id: instance.instance_id.clone(),
-            memory: true,
-            disk: false,
-            containment: ContainmentPolicy::Approval,
-        },
+        waiting_for_approval_soon(&instance),
         irf_engine::acquisition::SECURITY_HUB_TRIGGER,
     )
     .await
@@ -1618,4 +1592,121 @@ async fn a_security_hub_case_needs_two_approvers() {
     client::roll_back(&second, &instance)
         .await
         .expect("rollback");
+}
+
+/// The Security account's IAM user `user`, allowed to assume template 3's operator role
+/// (created if need be), and its access key.
+async fn operator_user(user: &str) -> irf_engine::aws::StaticCredentials {
+    let state = lab();
+    let admin = irf_e2e::admin_context().await;
+    let iam = aws_sdk_iam::Client::new(&admin.base_config(irf_engine::lab::LAB_REGION));
+    let created = iam.create_user().user_name(user).send().await;
+    assert!(
+        created.is_ok()
+            || created
+                .as_ref()
+                .err()
+                .and_then(|e| e.as_service_error())
+                .is_some_and(|e| e.is_entity_already_exists_exception()),
+        "{created:?}"
+    );
+    iam.put_user_policy()
+        .user_name(user)
+        .policy_name("assume-the-operator-role")
+        .policy_document(
+            serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"], "Resource": operator_role_arn(state)}]
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("the user's policy");
+    let key = iam
+        .create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .expect("an access key");
+    let key = key.access_key().expect("the key");
+    irf_engine::aws::StaticCredentials {
+        access_key_id: key.access_key_id().to_owned(),
+        secret_access_key: key.secret_access_key().to_owned(),
+        session_token: None,
+    }
+}
+
+fn operator_role_arn(state: &irf_engine::lab::LabState) -> String {
+    format!(
+        "arn:aws:iam::{}:role/{}",
+        state.seeded.security,
+        irf_engine::lab::OPERATOR_ROLE
+    )
+}
+
+/// Without Identity Center, each responder is an IAM user who assumes the operator role under
+/// their own name: two of them are two people, and neither can take the other's name.
+#[tokio::test]
+async fn two_users_of_the_operator_role_are_two_people() {
+    let state = lab();
+    let (ctx, _) = plane().await;
+    let instance = bystander(13);
+    let before = observe(&ctx, &instance).await;
+    let keys = operator_user("colleague").await;
+    let lab_options = irf_engine::lab::connect_options_for(&state.endpoint);
+    let mut config = irf_engine::config::Config::load_from(&state.config_path)
+        .expect("lab config")
+        .config;
+    // The user cannot take another's name: the role's trust refuses it.
+    let as_user = ConnectOptions {
+        static_credentials: Some(keys),
+        ..lab_options
+    };
+    let user = AwsContext::connect(Arc::new(config.clone()), &as_user).await;
+    let taken = aws_sdk_sts::Client::new(&user.base_config(irf_engine::lab::LAB_REGION))
+        .assume_role()
+        .role_arn(operator_role_arn(state))
+        .role_session_name("responder")
+        .source_identity("responder")
+        .send()
+        .await;
+    let refused = format!("{taken:?}");
+    assert!(refused.contains("AccessDenied"), "{refused}");
+    // irf assumes it as the configuration says, under the user's own name.
+    config.accounts.operator_role = Some(operator_role_arn(state));
+    let colleague = Plane::connect(Arc::new(
+        AwsContext::connect(Arc::new(config), &as_user).await,
+    ))
+    .await
+    .expect("the colleague's plane");
+    assert_eq!(
+        colleague.operator,
+        format!(
+            "arn:aws:sts::{}:assumed-role/{}/colleague",
+            state.seeded.security,
+            irf_engine::lab::OPERATOR_ROLE
+        )
+    );
+    let requester = operator().await;
+    let asked = client::contain(&requester, &instance, Some("beaconing".to_owned()))
+        .await
+        .expect("the request");
+    assert!(matches!(asked, Containing::Requested(_)), "{asked:?}");
+    assert_eq!(
+        observe(&ctx, &instance).await,
+        before,
+        "nothing changed yet"
+    );
+    let Containing::Contained(applied) = client::contain(&colleague, &instance, None)
+        .await
+        .expect("the colleague approves")
+    else {
+        panic!("another user of the same role could not approve");
+    };
+    assert_eq!(applied.record.requested_by, requester.operator);
+    client::roll_back(&colleague, &instance)
+        .await
+        .expect("rollback");
+    assert_eq!(observe(&ctx, &instance).await.interfaces, before.interfaces);
 }

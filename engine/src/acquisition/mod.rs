@@ -369,7 +369,8 @@ pub async fn decide(
         .ok_or_else(not_waiting)?;
     if decision == Decision::Approve && plane.ctx.config().workflow.four_eyes {
         let opened = opened_case(plane, case_id).await?;
-        if crate::identity::same_person(&opened.requested_by, &plane.operator) {
+        let people = crate::identity::People::of(plane.ctx.config());
+        if people.same(&opened.requested_by, &plane.operator) {
             return Err(WorkflowError::FourEyes {
                 case: case_id.to_string(),
                 operator: plane.operator.clone(),
@@ -396,7 +397,7 @@ pub async fn decide(
                     crate::ledger::append(plane, case_id, entry).await?;
                     return Ok(Decided::AwaitsSecondApproval);
                 }
-                Some(first) if crate::identity::same_person(&first.by, &plane.operator) => {
+                Some(first) if people.same(&first.by, &plane.operator) => {
                     return Err(WorkflowError::FourEyes {
                         case: case_id.to_string(),
                         operator: plane.operator.clone(),

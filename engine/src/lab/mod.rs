@@ -514,7 +514,9 @@ async fn prepare_and_seed(
     Ok((seeded, operator))
 }
 
-/// A session of template 3's operator role, as a responder's own identity would assume it.
+/// A session of template 3's operator role, as a responder assumes it: an IAM user of the
+/// Security account (`responder`), under its own name as session name and source identity,
+/// which the role's trust policy requires.
 async fn operator_session(
     deployer: &AwsContext,
     security: &crate::config::AccountId,
@@ -523,10 +525,59 @@ async fn operator_session(
         step: "sts:AssumeRole (the lab's operator)",
         message,
     };
-    let assumed = aws_sdk_sts::Client::new(&deployer.base_config(LAB_REGION))
+    let role = format!("arn:aws:iam::{security}:role/{OPERATOR_ROLE}");
+    let base = deployer.base_config(LAB_REGION);
+    let iam = aws_sdk_iam::Client::new(&base);
+    if let Err(err) = iam.create_user().user_name(OPERATOR_SESSION).send().await
+        && !err
+            .as_service_error()
+            .is_some_and(|e| e.is_entity_already_exists_exception())
+    {
+        return Err(failed(crate::aws::describe_sdk_error(&err)));
+    }
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+            "Resource": role,
+        }]
+    });
+    iam.put_user_policy()
+        .user_name(OPERATOR_SESSION)
+        .policy_name("assume-the-operator-role")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .map_err(|err| failed(crate::aws::describe_sdk_error(&err)))?;
+    let key = iam
+        .create_access_key()
+        .user_name(OPERATOR_SESSION)
+        .send()
+        .await
+        .map_err(|err| failed(crate::aws::describe_sdk_error(&err)))?;
+    let key = key
+        .access_key()
+        .ok_or_else(|| failed("the answer holds no access key".to_owned()))?;
+    let user = base
+        .to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    key.access_key_id(),
+                    key.secret_access_key(),
+                    None,
+                    None,
+                    "lab-operator-user",
+                ),
+            ),
+        )
+        .build();
+    let assumed = aws_sdk_sts::Client::new(&user)
         .assume_role()
-        .role_arn(format!("arn:aws:iam::{security}:role/{OPERATOR_ROLE}"))
+        .role_arn(&role)
         .role_session_name(OPERATOR_SESSION)
+        .source_identity(OPERATOR_SESSION)
         .duration_seconds(OPERATOR_SESSION_SECONDS)
         .send()
         .await

@@ -1222,6 +1222,12 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
                 isolation_profile: Some(crate::containment::DEFAULT_ISOLATION_PROFILE.to_owned()),
                 isolation_keeps_ssm: false,
                 four_eyes: seeded.options.four_eyes,
+                // Template 3's OperatorRole names its sessions after their users.
+                named_session_roles: vec![format!(
+                    "arn:aws:iam::{}:role/{}",
+                    seeded.security,
+                    super::OPERATOR_ROLE
+                )],
             },
             crate::config::EvidenceConfig {
                 bucket: Some(plane.evidence_bucket.clone()),

@@ -36,7 +36,7 @@ struct SqsAttributes {
 }
 
 /// Whether a record came from the queue at `queue_url` (its ARN ends in the queue's name).
-fn from_queue(record: &SqsRecord, queue_url: Option<&String>) -> bool {
+fn from_queue(record: &SqsRecord, queue_url: Option<&str>) -> bool {
     let name = queue_url.and_then(|url| url.rsplit('/').next());
     name.is_some_and(|name| record.event_source_arn.rsplit(':').next() == Some(name))
 }
@@ -55,15 +55,9 @@ struct ItemFailure {
 
 async fn handle(plane: Arc<Plane>, event: LambdaEvent<SqsEvent>) -> Result<BatchResponse, Error> {
     let mut failures = Vec::new();
-    let decisions = plane
-        .ctx
-        .config()
-        .workflow
-        .step_queues
-        .get(irf_engine::desk::DECISIONS_QUEUE)
-        .cloned();
+    let decisions = irf_engine::desk::queue_url(plane.ctx.config());
     for record in event.payload.records {
-        if from_queue(&record, decisions.as_ref()) {
+        if from_queue(&record, decisions) {
             let sender = record.attributes.sender_id.as_deref();
             if !irf_engine::desk::take(&plane, &record.body, sender).await {
                 failures.push(ItemFailure {
