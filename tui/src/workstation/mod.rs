@@ -168,6 +168,11 @@ async fn hand_over(
     // A fresh stream is not read until polled; dropping the old one stops its reader.
     drop(std::mem::replace(input, EventStream::new()));
     tokio::time::sleep(crate::analysis::HANDOVER_SETTLE).await;
+    // Dropping a stream wakes crossterm's shared reader; a wake nobody took is still pending,
+    // and the first poll after the session would see it beside the first key typed, report
+    // only the wake, and lose the key's (edge-triggered) readiness: the first key after a
+    // session would vanish. Take the wake now, while no key is meant for anyone.
+    let _ = crossterm::event::poll(Duration::ZERO);
     let mut stdout = std::io::stdout();
     let _ = crossterm::execute!(
         stdout,
