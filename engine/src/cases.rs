@@ -913,16 +913,19 @@ fn desk_pk(id: &str) -> String {
 }
 
 impl CaseTable {
-    /// The desk's answer to decision `id`, once taken.
-    pub async fn desk_answer(&self, id: &str) -> Result<Option<crate::desk::Answer>, CaseError> {
+    /// The desk's answer to decision `id`, once taken (its type is the desk's).
+    pub async fn desk_answer<T: for<'de> Deserialize<'de>>(
+        &self,
+        id: &str,
+    ) -> Result<Option<T>, CaseError> {
         self.get(desk_pk(id), "ANSWER".to_owned()).await
     }
 
     /// Records the desk's answer to decision `id` (the automation's write alone).
-    pub async fn save_desk_answer(
+    pub async fn save_desk_answer<T: Serialize>(
         &self,
         id: &str,
-        answer: &crate::desk::Answer,
+        answer: &T,
     ) -> Result<(), CaseError> {
         self.put(desk_pk(id), "ANSWER".to_owned(), answer).await
     }

@@ -165,7 +165,7 @@ pub async fn ask(plane: &Plane, ask: Ask) -> Result<Answer, DeskError> {
         })?;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        if let Some(answer) = plane.table.desk_answer(&id).await? {
+        if let Some(answer) = plane.table.desk_answer::<Answer>(&id).await? {
             return match answer {
                 Answer::Refused { refusal } => Err(DeskError::Refused(refusal)),
                 answer => Ok(answer),

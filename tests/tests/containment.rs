@@ -752,7 +752,7 @@ async fn operators_cannot_step_around_the_desk() {
     let answer = loop {
         if let Some(answer) = automation
             .table
-            .desk_answer(&message.id)
+            .desk_answer::<irf_engine::desk::Answer>(&message.id)
             .await
             .expect("answer")
         {
