@@ -637,3 +637,22 @@ async fn a_host_claiming_more_memory_than_its_instance_type_has_is_refused() {
         "nothing was captured: {recorded}"
     );
 }
+
+/// A value that cannot be an instance id is refused by name before irf asks AWS anything, by
+/// every command that places an instance.
+#[test]
+fn a_malformed_instance_id_is_refused_by_name() {
+    let env = lab_env(lab());
+    for args in [
+        vec!["acquire", "--instance", "not-an-id"],
+        vec!["contain", "plan", "not-an-id"],
+    ] {
+        let out = run_irf(&args, &env);
+        assert!(!out.status.success(), "irf {args:?} succeeded");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains("'not-an-id' is not an EC2 instance id"),
+            "irf {args:?}: {said}"
+        );
+    }
+}

@@ -43,6 +43,14 @@ pub(crate) async fn place_instance(
     account: Option<&str>,
     region: Option<&str>,
 ) -> anyhow::Result<(AccountId, String)> {
+    // Checked before anything is asked of AWS: a sweep of the Organization for an id that
+    // cannot exist would only delay the answer.
+    if !irf_engine::findings::is_instance_id(instance) {
+        anyhow::bail!(
+            "'{}' is not an EC2 instance id (i- and 8 to 17 lowercase hex digits): 'irf instances' lists them",
+            crate::text::escape_untrusted(instance)
+        );
+    }
     Ok(match (account, region) {
         (Some(account), Some(region)) => (AccountId::parse(account)?, region.to_owned()),
         (Some(account), None) => {
