@@ -286,7 +286,7 @@ struct ApprovalToken {
     token: TaskToken,
 }
 
-fn approval_token_pk(case_id: &CaseId) -> String {
+fn desk_approval_pk(case_id: &CaseId) -> String {
     format!("DESK#APPROVAL#{case_id}")
 }
 
@@ -713,7 +713,7 @@ impl CaseTable {
         token: &TaskToken,
     ) -> Result<(), CaseError> {
         self.put(
-            approval_token_pk(&approval.case_id),
+            desk_approval_pk(&approval.case_id),
             "TOKEN".to_owned(),
             &ApprovalToken {
                 token: token.clone(),
@@ -729,7 +729,7 @@ impl CaseTable {
     /// The task token of `case_id`'s approval wait, as the approval step kept it.
     pub async fn approval_token(&self, case_id: &CaseId) -> Result<Option<TaskToken>, CaseError> {
         Ok(self
-            .get::<ApprovalToken>(approval_token_pk(case_id), "TOKEN".to_owned())
+            .get::<ApprovalToken>(desk_approval_pk(case_id), "TOKEN".to_owned())
             .await?
             .map(|kept| kept.token))
     }
@@ -739,7 +739,7 @@ impl CaseTable {
         &self,
         case_id: &CaseId,
     ) -> Result<Option<ApprovalDecision>, CaseError> {
-        self.get(approval_token_pk(case_id), "FIRST".to_owned())
+        self.get(desk_approval_pk(case_id), "FIRST".to_owned())
             .await
     }
 
@@ -749,7 +749,7 @@ impl CaseTable {
         case_id: &CaseId,
         first: &ApprovalDecision,
     ) -> Result<(), CaseError> {
-        self.put(approval_token_pk(case_id), "FIRST".to_owned(), first)
+        self.put(desk_approval_pk(case_id), "FIRST".to_owned(), first)
             .await
     }
 
@@ -1016,7 +1016,7 @@ mod tests {
         assert_eq!(read.token.expose(), "AAAA-secret-token");
         // Kept in the desk's partition, which operators may not write.
         let case = CaseId::parse("20261128T093015Z-i-0abc").expect("valid");
-        assert!(approval_token_pk(&case).starts_with("DESK#"));
+        assert!(desk_approval_pk(&case).starts_with("DESK#"));
     }
 
     #[test]

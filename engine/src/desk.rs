@@ -204,10 +204,7 @@ pub async fn take(plane: &Plane, body: &str, sender_id: Option<&str>) -> bool {
     let answer = match verify_sender(plane, &message.sender, sender_id).await {
         Ok(()) => {
             // The desk acts with the automation's credentials, and records the sender.
-            let acting = Plane {
-                operator: message.sender.clone(),
-                ..plane.clone()
-            };
+            let acting = plane.acting_for(&message.sender);
             // Its ledger entries name the AWS requests behind them, as a step's do.
             Box::pin(crate::request_ids::recording(decide(
                 &acting,

@@ -183,9 +183,16 @@ fn request_of(value: Option<&str>, instance: InstanceRef, policy: ContainmentPol
 fn parse_api_call(event: Event, policy: ContainmentPolicy) -> Result<TagEvent, String> {
     let call: ApiCall = serde_json::from_value(event.detail)
         .map_err(|err| format!("not a CloudTrail API call ({err})"))?;
+    let caller = call.user_identity.arn.clone().unwrap_or_else(|| {
+        format!(
+            "an identity of type {} in account {}",
+            call.user_identity.kind.as_deref().unwrap_or("unknown"),
+            event.account
+        )
+    });
     let ignore = |why: String| TagEvent {
         origin: Origin::CreateTags {
-            caller: String::new(),
+            caller: caller.clone(),
         },
         requests: vec![TagRequest::Ignore(why)],
     };
@@ -234,12 +241,6 @@ fn parse_api_call(event: Event, policy: ContainmentPolicy) -> Result<TagEvent, S
     if instances.is_empty() {
         return Ok(ignore("the call tagged no instance".to_owned()));
     }
-    let caller = call.user_identity.arn.unwrap_or_else(|| {
-        format!(
-            "an identity of type {} in account {account}",
-            call.user_identity.kind.as_deref().unwrap_or("unknown")
-        )
-    });
     Ok(TagEvent {
         origin: Origin::CreateTags { caller },
         requests: instances
@@ -345,10 +346,7 @@ pub async fn handle_event(plane: &Plane, body: &str) -> Result<Vec<TriggerOutcom
     // The trigger acts with its own role, and records the tagger as the one who asked: the
     // four-eyes rule keeps them from approving what they asked for.
     let acting = match event.set_by() {
-        Some(arn) => Plane {
-            operator: arn.to_owned(),
-            ..plane.clone()
-        },
+        Some(arn) => plane.acting_for(arn),
         None => plane.clone(),
     };
     let mut outcomes = Vec::with_capacity(event.requests.len());

@@ -859,25 +859,15 @@ def _create_tags_call(params: dict):
     """(instance ids, [(key, value)]) of an EC2 CreateTags form, or None for any other call."""
     if params.get("Action", [""])[0] != "CreateTags":
         return None
-    call = _tagging_call(params)
-    values = {int(m.group(1)): v[0] for name, v in params.items()
-              if (m := _TAG_VALUE_FIELD.match(name))}
-    keys = sorted((int(m.group(1)), v[0]) for name, v in params.items()
-                  if (m := _TAG_KEY_FIELD.match(name)))
-    return call[0], [(key, values.get(n, "")) for n, key in keys]
-
-
-def _tagging_call(params: dict):
-    """(instance ids, tag keys) of an EC2 CreateTags/DeleteTags form, or None for any other call."""
-    if params.get("Action", [""])[0] not in ("CreateTags", "DeleteTags"):
-        return None
 
     def numbered(pattern):
-        found = sorted((int(m.group(1)), values[0]) for name, values in params.items()
-                       if (m := pattern.match(name)))
-        return list(dict.fromkeys(value for _, value in found))
+        return {int(m.group(1)): v[0] for name, v in params.items() if (m := pattern.match(name))}
 
-    return [r for r in numbered(_RESOURCE_FIELD) if r.startswith("i-")], numbered(_TAG_KEY_FIELD)
+    resources = [r for _, r in sorted(numbered(_RESOURCE_FIELD).items())]
+    instances = [r for r in dict.fromkeys(resources) if r.startswith("i-")]
+    values = numbered(_TAG_VALUE_FIELD)
+    tags = [(key, values.get(n, "")) for n, key in sorted(numbered(_TAG_KEY_FIELD).items())]
+    return instances, tags
 
 
 class _RunCommand:

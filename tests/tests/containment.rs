@@ -1594,49 +1594,6 @@ async fn a_security_hub_case_needs_two_approvers() {
         .expect("rollback");
 }
 
-/// The Security account's IAM user `user`, allowed to assume template 3's operator role
-/// (created if need be), and its access key.
-async fn operator_user(user: &str) -> irf_engine::aws::StaticCredentials {
-    let state = lab();
-    let admin = irf_e2e::admin_context().await;
-    let iam = aws_sdk_iam::Client::new(&admin.base_config(irf_engine::lab::LAB_REGION));
-    let created = iam.create_user().user_name(user).send().await;
-    assert!(
-        created.is_ok()
-            || created
-                .as_ref()
-                .err()
-                .and_then(|e| e.as_service_error())
-                .is_some_and(|e| e.is_entity_already_exists_exception()),
-        "{created:?}"
-    );
-    iam.put_user_policy()
-        .user_name(user)
-        .policy_name("assume-the-operator-role")
-        .policy_document(
-            serde_json::json!({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"], "Resource": operator_role_arn(state)}]
-            })
-            .to_string(),
-        )
-        .send()
-        .await
-        .expect("the user's policy");
-    let key = iam
-        .create_access_key()
-        .user_name(user)
-        .send()
-        .await
-        .expect("an access key");
-    let key = key.access_key().expect("the key");
-    irf_engine::aws::StaticCredentials {
-        access_key_id: key.access_key_id().to_owned(),
-        secret_access_key: key.secret_access_key().to_owned(),
-        session_token: None,
-    }
-}
-
 fn operator_role_arn(state: &irf_engine::lab::LabState) -> String {
     format!(
         "arn:aws:iam::{}:role/{}",
@@ -1653,7 +1610,13 @@ async fn two_users_of_the_operator_role_are_two_people() {
     let (ctx, _) = plane().await;
     let instance = bystander(13);
     let before = observe(&ctx, &instance).await;
-    let keys = operator_user("colleague").await;
+    let keys = irf_engine::lab::operator_user(
+        &*irf_e2e::admin_context().await,
+        &state.seeded.security,
+        "colleague",
+    )
+    .await
+    .expect("the colleague's IAM user");
     let lab_options = irf_engine::lab::connect_options_for(&state.endpoint);
     let mut config = irf_engine::config::Config::load_from(&state.config_path)
         .expect("lab config")

@@ -130,6 +130,15 @@ impl Plane {
         })
     }
 
+    /// This plane acting for `operator`: the same credentials, with `operator` recorded as
+    /// whoever asked (the desk for a checked sender, the trigger for whoever set the tag).
+    pub fn acting_for(&self, operator: &str) -> Self {
+        Self {
+            operator: operator.to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// The evidence bucket, which every step that writes or reads evidence needs.
     pub fn evidence(&self) -> Result<&EvidenceBucket, steps::StepError> {
         self.evidence.as_ref().ok_or_else(|| {

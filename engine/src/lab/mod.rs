@@ -514,21 +514,20 @@ async fn prepare_and_seed(
     Ok((seeded, operator))
 }
 
-/// A session of template 3's operator role, as a responder assumes it: an IAM user of the
-/// Security account (`responder`), under its own name as session name and source identity,
-/// which the role's trust policy requires.
-async fn operator_session(
+/// An IAM user `name` of the Security account (created if need be) allowed to assume template
+/// 3's operator role, and a new access key of it: a responder without Identity Center.
+pub async fn operator_user(
     deployer: &AwsContext,
     security: &crate::config::AccountId,
-) -> Result<LabCredentials, LabError> {
+    name: &str,
+) -> Result<StaticCredentials, LabError> {
     let failed = |message: String| LabError::Seed {
-        step: "sts:AssumeRole (the lab's operator)",
+        step: "iam (the lab's operator user)",
         message,
     };
     let role = format!("arn:aws:iam::{security}:role/{OPERATOR_ROLE}");
-    let base = deployer.base_config(LAB_REGION);
-    let iam = aws_sdk_iam::Client::new(&base);
-    if let Err(err) = iam.create_user().user_name(OPERATOR_SESSION).send().await
+    let iam = aws_sdk_iam::Client::new(&deployer.base_config(LAB_REGION));
+    if let Err(err) = iam.create_user().user_name(name).send().await
         && !err
             .as_service_error()
             .is_some_and(|e| e.is_entity_already_exists_exception())
@@ -544,28 +543,49 @@ async fn operator_session(
         }]
     });
     iam.put_user_policy()
-        .user_name(OPERATOR_SESSION)
+        .user_name(name)
         .policy_name("assume-the-operator-role")
         .policy_document(policy.to_string())
         .send()
         .await
         .map_err(|err| failed(crate::aws::describe_sdk_error(&err)))?;
-    let key = iam
+    let created = iam
         .create_access_key()
-        .user_name(OPERATOR_SESSION)
+        .user_name(name)
         .send()
         .await
         .map_err(|err| failed(crate::aws::describe_sdk_error(&err)))?;
-    let key = key
+    let key = created
         .access_key()
         .ok_or_else(|| failed("the answer holds no access key".to_owned()))?;
-    let user = base
+    Ok(StaticCredentials {
+        access_key_id: key.access_key_id().to_owned(),
+        secret_access_key: key.secret_access_key().to_owned(),
+        session_token: None,
+    })
+}
+
+/// A session of template 3's operator role, as a responder assumes it: an IAM user of the
+/// Security account (`responder`), under its own name as session name and source identity,
+/// which the role's trust policy requires.
+async fn operator_session(
+    deployer: &AwsContext,
+    security: &crate::config::AccountId,
+) -> Result<LabCredentials, LabError> {
+    let failed = |message: String| LabError::Seed {
+        step: "sts:AssumeRole (the lab's operator)",
+        message,
+    };
+    let role = format!("arn:aws:iam::{security}:role/{OPERATOR_ROLE}");
+    let keys = operator_user(deployer, security, OPERATOR_SESSION).await?;
+    let user = deployer
+        .base_config(LAB_REGION)
         .to_builder()
         .credentials_provider(
             aws_credential_types::provider::SharedCredentialsProvider::new(
                 aws_credential_types::Credentials::new(
-                    key.access_key_id(),
-                    key.secret_access_key(),
+                    keys.access_key_id,
+                    keys.secret_access_key,
                     None,
                     None,
                     "lab-operator-user",
