@@ -1,4 +1,5 @@
-"""S3 behaviours of the lab emulator that moto lacks: upload checksums and archived objects.
+"""S3 behaviours of the lab emulator that moto lacks: upload checksums, archived objects, and
+objects kept on disk rather than in memory.
 
 Part of the lab emulator, kept apart so that lab_emulator.py stays readable; its module
 docstring lists each behaviour with the others. S3Fidelity is a WSGI middleware in front of
@@ -8,8 +9,11 @@ reads them.
 """
 
 import base64
+import codecs
 import datetime
 import hashlib
+import os
+import tempfile
 import threading
 import time
 import uuid
@@ -457,3 +461,162 @@ def part_checksums_are_listed() -> None:
 
     S3Response.upload_part = keep_checksum
     S3Response.list_parts = list_as_aws
+
+
+# Objects are copied in chunks of this size; a chunk of zeros is left a hole in the object's
+# file, so a volume image takes the disk space of the data it holds.
+_CHUNK = 1 << 20
+_ZEROS = bytes(_CHUNK)
+# Set while moto answers a GetObject: an object's value is then a window on its file.
+_answering_get = threading.local()
+
+
+def _write_sparse(destination, source, size: int) -> None:
+    """Copies `size` bytes read from `source` (a file, or a buffer) to `destination` at its
+    current position, leaving a hole for each chunk of zeros. The destination is a file
+    already (not memory): a hole in memory would be zeros allocated."""
+    start = destination.tell()
+    view = memoryview(source) if not hasattr(source, "read") else None
+    copied = 0
+    while copied < size:
+        length = min(_CHUNK, size - copied)
+        chunk = view[copied:copied + length] if view is not None else source.read(length)
+        if len(chunk) != length:
+            raise OSError(f"object data ended at {copied + len(chunk)} of {size} bytes")
+        if chunk != _ZEROS[:length]:
+            destination.seek(start + copied)
+            destination.write(chunk)
+        copied += length
+    destination.truncate(start + size)
+    destination.seek(start + size)
+
+
+class _ObjectWindow:
+    """A byte range of an object's file, read a chunk at a time when iterated.
+
+    What moto's GetObject answers with (its body, or the part a Range names): werkzeug
+    streams any iterable body, so reading a 30 GiB image costs one chunk of memory.
+    """
+
+    def __init__(self, key, start: int, end: int):
+        self.key, self.start, self.end = key, start, end
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __bool__(self) -> bool:
+        return self.end > self.start
+
+    def __getitem__(self, window):
+        if not isinstance(window, slice) or window.step not in (None, 1):
+            raise TypeError("an object is read by contiguous ranges only")
+        first, stop, _ = window.indices(len(self))
+        return _ObjectWindow(self.key, self.start + first, self.start + max(first, stop))
+
+    def __iter__(self):
+        position = self.start
+        while position < self.end:
+            with self.key.lock:
+                self.key._value_buffer.seek(position)
+                chunk = self.key._value_buffer.read(min(_CHUNK, self.end - position))
+            if not chunk:
+                raise OSError(f"object {self.key.name} ended at {position} of {self.end} bytes")
+            position += len(chunk)
+            yield chunk
+
+
+class _AssembledObject:
+    """A completed multipart upload's data, already in its own file, for FakeKey to adopt."""
+
+    def __init__(self, file, size: int):
+        self.file, self.size = file, size
+
+
+def objects_live_on_disk(directory: str | None) -> None:
+    """Object data is kept in files under `directory` and never held whole in memory.
+
+    moto keeps each object in a spooled file but completes a multipart upload by joining
+    every part in memory twice (an 8 GiB volume image took the emulator to 16.5 GB and the
+    kernel ended it), and answers each GetObject, ranged too, by reading the whole object.
+    Here a completed upload streams its parts into the object's file, a GetObject reads its
+    range from the file as it is sent, and zeros are left as holes. The files are unlinked
+    at creation (Python's temporary files), so they go with the emulator.
+    """
+    from moto.s3.models import FakeKey, FakeMultipart, MultipartChecksumBuilder
+    from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
+    from moto.s3.responses import S3Response
+    from moto.s3.models import S3_UPLOAD_PART_MIN_SIZE
+    from moto.utilities.utils import md5_hash
+
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        tempfile.tempdir = directory
+
+    read_value, write_value = FakeKey.value.fget, FakeKey.value.fset
+
+    def value(self):
+        if getattr(_answering_get, "active", False):
+            return _ObjectWindow(self, 0, self.size)
+        return read_value(self)
+
+    def store(self, new_value):
+        if isinstance(new_value, _AssembledObject):
+            self._value_buffer.close()
+            self._value_buffer, self.contentsize = new_value.file, new_value.size
+            return
+        if not isinstance(new_value, (bytes, bytearray)) or len(new_value) <= self._max_buffer_size:
+            return write_value(self, new_value)
+        self._value_buffer.seek(0)
+        self._value_buffer.truncate()
+        self._value_buffer.rollover()
+        _write_sparse(self._value_buffer, new_value, len(new_value))
+        self.contentsize = len(new_value)
+
+    FakeKey.value = property(value, store)
+
+    def complete(self, body):
+        # moto's checks and answers, with the data streamed to a file instead of joined.
+        checksums = MultipartChecksumBuilder(self.metadata.get("x-amz-checksum-algorithm"),
+                                             self.metadata.get("x-amz-checksum-type"))
+        assembled = tempfile.SpooledTemporaryFile(0)
+        assembled.rollover()
+        md5s, size, count, last = bytearray(), 0, 0, None
+        try:
+            for number, etag in body:
+                part = self.parts.get(number)
+                part_etag = part.etag.replace('"', "") if part is not None else None
+                if part is None or part_etag != etag.replace('"', ""):
+                    raise InvalidPart()
+                if last is not None and last.contentsize < S3_UPLOAD_PART_MIN_SIZE:
+                    raise EntityTooSmall()
+                md5s.extend(codecs.decode(part_etag, "hex"))
+                with part.lock:
+                    part._value_buffer.seek(0)
+                    checksums.addPart(part._value_buffer.read())
+                    part._value_buffer.seek(0)
+                    _write_sparse(assembled, part._value_buffer, part.contentsize)
+                size += part.contentsize
+                last, count = part, count + 1
+            if count == 0:
+                raise MalformedXML()
+        except BaseException:
+            assembled.close()
+            raise
+        for part in self.parts.values():
+            part.dispose()  # the object holds the data now; ListParts ends with the upload
+        etag = md5_hash()
+        etag.update(bytes(md5s))
+        return _AssembledObject(assembled, size), f"{etag.hexdigest()}-{count}", checksums.build()
+
+    FakeMultipart.complete = complete
+
+    get_object = S3Response.get_object
+
+    def answer_get(self, *args, **kwargs):
+        _answering_get.active = True
+        try:
+            return get_object(self, *args, **kwargs)
+        finally:
+            _answering_get.active = False
+
+    S3Response.get_object = answer_get

@@ -35,6 +35,9 @@ pub struct EmulatorOptions {
     pub authorization: Authorization,
     /// Where it records the requests it refuses (or, auditing, would refuse).
     pub denial_log: PathBuf,
+    /// Where the data of its S3 objects lives (unlinked files, sparse): on disk, so that a
+    /// volume image costs no memory.
+    pub object_dir: PathBuf,
 }
 
 /// How the lab authorizes the requests it answers.
@@ -164,6 +167,8 @@ pub async fn start(
         .arg(install.evaluator())
         .arg("--denial-log")
         .arg(&options.denial_log)
+        .arg("--object-dir")
+        .arg(&options.object_dir)
         // Account selection must come from credentials; this variable would override it
         // for every request.
         .env_remove("MOTO_ACCOUNT_ID")

@@ -368,6 +368,7 @@ impl Lab {
                 log_path: log_path.clone(),
                 authorization: options.authorization,
                 denial_log,
+                object_dir: options.dir.join("objects"),
             },
         )
         .await?;
