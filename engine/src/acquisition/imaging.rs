@@ -1,5 +1,6 @@
 //! The disk imaging pipeline: allocated blocks fetched in parallel and checked against their
-//! checksums, zero blocks synthesised, the whole image hashed in order, and the image cut
+//! checksums, the whole raw image hashed in order (zeros included) along with the list of its
+//! blocks' hashes, and the stored image (raw, or QCOW2 holding the allocated blocks only) cut
 //! into parts that upload while later blocks are still being fetched.
 //!
 //! The pipeline knows nothing of AWS: a [`BlockSource`] (EBS direct APIs in production) and
@@ -67,9 +68,23 @@ pub trait PartSink: Send + Sync {
     ) -> impl Future<Output = Result<StoredPart, ImagingError>> + Send;
 }
 
+/// How the stored image lays the volume out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// Every byte of the volume, zeros included.
+    #[default]
+    Raw,
+    /// QCOW2 holding the allocated blocks only ([`super::qcow2`]): bytes stored and uploaded
+    /// in proportion to the data.
+    Qcow2,
+}
+
 /// How the pipeline runs.
 #[derive(Debug, Clone, Copy)]
 pub struct ImagingOptions {
+    /// The stored image's format.
+    pub format: ImageFormat,
     /// Blocks fetched at once, to hide each call's latency.
     pub fetch_concurrency: usize,
     /// Fetches started per second at most (retries included). EBS allows 1,000
@@ -87,6 +102,7 @@ pub struct ImagingOptions {
 impl Default for ImagingOptions {
     fn default() -> Self {
         Self {
+            format: ImageFormat::Raw,
             fetch_concurrency: 64,
             max_fetches_per_second: Some(1_000),
             upload_concurrency: 4,
@@ -111,9 +127,16 @@ pub struct ImagingProgress {
 /// The finished image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSummary {
-    /// Lowercase hex SHA-256 of the whole image, computed in order.
+    /// Lowercase hex SHA-256 of the whole raw image (what `sha256sum` prints over it),
+    /// computed in order.
     pub sha256: String,
+    /// The volume's size: the raw image's length.
     pub size: u64,
+    pub format: ImageFormat,
+    /// The stored image's length (the raw image's for [`ImageFormat::Raw`]).
+    pub stored_size: u64,
+    /// [`super::qcow2::BlockListHash`] of the raw image, in `block_size` blocks.
+    pub blocks_sha256: String,
     pub block_size: u64,
     pub allocated_blocks: u64,
     pub bytes_fetched: u64,
@@ -123,7 +146,7 @@ pub struct ImageSummary {
     pub parts: Vec<StoredPart>,
 }
 
-/// The bytes of the image one part holds, with the part's CRC-32 as S3 checked it on upload
+/// The bytes of the stored image one part holds, with the part's CRC-32 as S3 checked it on upload
 /// (the whole image's SHA-256 is the manifest's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartRange {
@@ -145,11 +168,11 @@ impl ImageSummary {
             .iter()
             .map(|part| {
                 let index = u64::try_from(part.number.max(1) - 1).unwrap_or(0);
-                let start = (index * self.part_size).min(self.size);
+                let start = (index * self.part_size).min(self.stored_size);
                 PartRange {
                     number: part.number,
                     start,
-                    end: (start + self.part_size).min(self.size),
+                    end: (start + self.part_size).min(self.stored_size),
                     crc32: part.checksum.clone(),
                     request_id: part.request_id.clone(),
                 }
@@ -229,6 +252,13 @@ impl Pacer {
     }
 }
 
+/// A fetched block checked against its checksum, with its SHA-256.
+struct VerifiedBlock {
+    index: u64,
+    data: Bytes,
+    digest: [u8; 32],
+}
+
 /// Fetches one block, retrying failures and checksum mismatches.
 async fn fetch_verified<S: BlockSource>(
     source: &S,
@@ -236,7 +266,7 @@ async fn fetch_verified<S: BlockSource>(
     attempts: u32,
     retried: &AtomicU64,
     pacer: Option<&Pacer>,
-) -> Result<(u64, Bytes), ImagingError> {
+) -> Result<VerifiedBlock, ImagingError> {
     let want = source.block_size();
     let mut last = None;
     for attempt in 1..=attempts.max(1) {
@@ -256,16 +286,29 @@ async fn fetch_verified<S: BlockSource>(
                         want,
                     });
                 }
-                let Some(expected) = fetched.checksum else {
-                    return Ok((block.index, fetched.data));
-                };
                 let data = fetched.data;
-                let (actual, data) =
-                    tokio::task::spawn_blocking(move || (checksum_b64(&data), data))
-                        .await
-                        .map_err(|err| ImagingError::Hasher(err.to_string()))?;
+                // The digest serves the block list hash, and the service's checksum is the
+                // same SHA-256 in base64.
+                let (digest, data) = tokio::task::spawn_blocking(move || {
+                    let digest: [u8; 32] = Sha256::digest(&data).into();
+                    (digest, data)
+                })
+                .await
+                .map_err(|err| ImagingError::Hasher(err.to_string()))?;
+                let Some(expected) = fetched.checksum else {
+                    return Ok(VerifiedBlock {
+                        index: block.index,
+                        data,
+                        digest,
+                    });
+                };
+                let actual = aws_smithy_types::base64::encode(digest);
                 if actual == expected {
-                    return Ok((block.index, data));
+                    return Ok(VerifiedBlock {
+                        index: block.index,
+                        data,
+                        digest,
+                    });
                 }
                 tracing::warn!(
                     block = block.index,
@@ -291,19 +334,36 @@ async fn fetch_verified<S: BlockSource>(
 /// The in-order whole-image hash, on its own thread so that the async workers never wait
 /// on it and the part checksums run beside it on the other core.
 struct OrderedHasher {
-    sender: Option<std::sync::mpsc::SyncSender<Bytes>>,
+    sender: Option<std::sync::mpsc::SyncSender<RawBytes>>,
     thread: Option<std::thread::JoinHandle<[u8; 32]>>,
+}
+
+/// The next bytes of the raw image, for its hash.
+enum RawBytes {
+    Data(Bytes),
+    /// This many zero bytes: a stretch no block of the allocation covers.
+    Zeros(u64),
 }
 
 impl OrderedHasher {
     fn start() -> Result<Self, ImagingError> {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Bytes>(2);
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<RawBytes>(2);
         let thread = std::thread::Builder::new()
             .name("irf-image-hash".to_owned())
             .spawn(move || {
                 let mut hasher = Sha256::new();
-                while let Ok(chunk) = receiver.recv() {
-                    hasher.update(&chunk);
+                let zeros = vec![0u8; 1 << 20];
+                while let Ok(next) = receiver.recv() {
+                    match next {
+                        RawBytes::Data(chunk) => hasher.update(&chunk),
+                        RawBytes::Zeros(mut count) => {
+                            while count > 0 {
+                                let take = count.min(zeros.len() as u64);
+                                hasher.update(&zeros[..usize::try_from(take).unwrap_or(0)]);
+                                count -= take;
+                            }
+                        }
+                    }
                 }
                 hasher.finalize().into()
             })
@@ -314,7 +374,7 @@ impl OrderedHasher {
         })
     }
 
-    async fn push(&self, chunk: Bytes) -> Result<(), ImagingError> {
+    async fn push(&self, chunk: RawBytes) -> Result<(), ImagingError> {
         let sender = self
             .sender
             .clone()
@@ -337,6 +397,100 @@ impl OrderedHasher {
             .map_err(|err| ImagingError::Hasher(err.to_string()))?
             .map_err(|_| ImagingError::Hasher("the hashing thread panicked".to_owned()))?;
         Ok(hex(&digest))
+    }
+}
+
+/// Cuts the stored image into parts and uploads them, a few at a time.
+struct PartWriter<K> {
+    sink: Arc<K>,
+    part_size: u64,
+    stored_size: u64,
+    upload_concurrency: usize,
+    part: BytesMut,
+    part_number: i32,
+    uploads: FuturesUnordered<tokio::task::JoinHandle<Result<(StoredPart, u64), ImagingError>>>,
+    parts: Vec<StoredPart>,
+    bytes_done: u64,
+    /// The raw image's hasher, when the stored bytes are the raw image.
+    raw_hasher: Option<Arc<OrderedHasher>>,
+}
+
+impl<K: PartSink + 'static> PartWriter<K> {
+    /// Appends stored bytes; `progress` hears of every part stored meanwhile.
+    async fn append(
+        &mut self,
+        mut bytes: &[u8],
+        progress: &mut impl FnMut(u64),
+    ) -> Result<(), ImagingError> {
+        while !bytes.is_empty() {
+            let room = usize::try_from(self.part_size)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(self.part.len());
+            let (now, later) = bytes.split_at(room.min(bytes.len()));
+            self.part.extend_from_slice(now);
+            bytes = later;
+            if self.part.len() as u64 >= self.part_size {
+                self.cut(progress).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn cut(&mut self, progress: &mut impl FnMut(u64)) -> Result<(), ImagingError> {
+        if self.part.is_empty() {
+            return Ok(());
+        }
+        self.part_number += 1;
+        let capacity = usize::try_from(self.part_size).unwrap_or(0);
+        let data = std::mem::replace(&mut self.part, BytesMut::with_capacity(capacity)).freeze();
+        if let Some(hasher) = &self.raw_hasher {
+            hasher.push(RawBytes::Data(data.clone())).await?;
+        }
+        while self.uploads.len() >= self.upload_concurrency.max(1) {
+            self.collect_one(progress).await?;
+        }
+        let sink = self.sink.clone();
+        let number = self.part_number;
+        self.uploads.push(tokio::spawn(async move {
+            let len = data.len() as u64;
+            let checksum = part_checksum(&data);
+            let stored = sink.store(number, data, checksum).await?;
+            Ok((stored, len))
+        }));
+        Ok(())
+    }
+
+    async fn collect_one(&mut self, progress: &mut impl FnMut(u64)) -> Result<(), ImagingError> {
+        let Some(stored) = self.uploads.next().await else {
+            return Ok(());
+        };
+        let (stored, len) = stored.map_err(|err| ImagingError::Store {
+            number: self.part_number,
+            message: format!("upload task ended: {err}"),
+        })??;
+        self.bytes_done += len;
+        self.parts.push(stored);
+        progress(self.bytes_done);
+        Ok(())
+    }
+
+    /// Stores the last part and waits for every upload.
+    async fn finish(
+        mut self,
+        progress: &mut impl FnMut(u64),
+    ) -> Result<Vec<StoredPart>, ImagingError> {
+        self.cut(progress).await?;
+        while !self.uploads.is_empty() {
+            self.collect_one(progress).await?;
+        }
+        if self.bytes_done != self.stored_size {
+            return Err(ImagingError::Fetch(format!(
+                "{} bytes stored where the image is {}",
+                self.bytes_done, self.stored_size
+            )));
+        }
+        self.parts.sort_by_key(|p| p.number);
+        Ok(self.parts)
     }
 }
 
@@ -366,7 +520,19 @@ where
         });
     }
     let allocated = blocks.len() as u64;
-    let part_size = part_size_for(volume_size, block_size, options.min_part_size);
+    let layout = match options.format {
+        ImageFormat::Raw => None,
+        ImageFormat::Qcow2 => Some(
+            super::qcow2::Qcow2Layout::new(
+                volume_size,
+                block_size,
+                blocks.iter().map(|b| b.index).collect(),
+            )
+            .map_err(|err| ImagingError::Fetch(format!("no QCOW2 layout for the volume: {err}")))?,
+        ),
+    };
+    let stored_size = layout.as_ref().map_or(volume_size, |l| l.image_len());
+    let part_size = part_size_for(stored_size, block_size, options.min_part_size);
     let retried = Arc::new(AtomicU64::new(0));
 
     let pacer = options
@@ -400,90 +566,88 @@ where
     };
     let mut fetches = std::pin::pin!(fetches);
 
-    let zero_block = Bytes::from(vec![0u8; usize::try_from(block_size).unwrap_or(usize::MAX)]);
-    let hasher = OrderedHasher::start()?;
-    let mut uploads = FuturesUnordered::new();
-    let mut parts = Vec::new();
-    let mut part = BytesMut::with_capacity(usize::try_from(part_size).unwrap_or(0));
-    let mut part_number = 0i32;
-    let mut bytes_done = 0u64;
-    let mut next_fetched = fetches.next().await.transpose()?;
-    let mut offset = 0u64;
-
-    while offset < volume_size {
-        let index = offset / block_size;
-        let take = block_size.min(volume_size - offset);
-        let chunk = match &next_fetched {
-            Some((fetched_index, _)) if *fetched_index == index => {
-                let (_, data) = next_fetched
-                    .take()
-                    .ok_or_else(|| ImagingError::Fetch("lost a block".into()))?;
-                next_fetched = fetches.next().await.transpose()?;
-                data
-            }
-            _ => zero_block.clone(),
-        };
-        part.extend_from_slice(&chunk[..usize::try_from(take).unwrap_or(chunk.len())]);
-        offset += take;
-
-        if part.len() as u64 >= part_size || offset >= volume_size {
-            part_number += 1;
-            let data = std::mem::replace(
-                &mut part,
-                BytesMut::with_capacity(usize::try_from(part_size).unwrap_or(0)),
-            )
-            .freeze();
-            hasher.push(data.clone()).await?;
-            while uploads.len() >= options.upload_concurrency.max(1) {
-                if let Some(stored) = uploads.next().await {
-                    let (stored, len): (StoredPart, u64) = stored?;
-                    bytes_done += len;
-                    parts.push(stored);
-                    progress(ImagingProgress {
-                        bytes_done,
-                        bytes_total: volume_size,
-                        blocks_fetched: allocated,
-                        blocks_retried: retried.load(Ordering::Relaxed),
-                    });
-                }
-            }
-            let sink = sink.clone();
-            let number = part_number;
-            let upload = tokio::spawn(async move {
-                let len = data.len() as u64;
-                let checksum = part_checksum(&data);
-                let stored = sink.store(number, data, checksum).await?;
-                Ok::<_, ImagingError>((stored, len))
-            });
-            uploads.push(async move {
-                upload.await.map_err(|err| ImagingError::Store {
-                    number,
-                    message: format!("upload task ended: {err}"),
-                })?
-            });
-        }
-    }
-    if next_fetched.is_some() {
-        return Err(ImagingError::Fetch(
-            "a block was left over after the end of the volume".to_owned(),
-        ));
-    }
-    while let Some(stored) = uploads.next().await {
-        let (stored, len) = stored?;
-        bytes_done += len;
-        parts.push(stored);
+    let hasher = Arc::new(OrderedHasher::start()?);
+    let mut block_list = super::qcow2::BlockListHash::new(block_size);
+    let mut writer = PartWriter {
+        sink,
+        part_size,
+        stored_size,
+        upload_concurrency: options.upload_concurrency,
+        part: BytesMut::with_capacity(usize::try_from(part_size).unwrap_or(0)),
+        part_number: 0,
+        uploads: FuturesUnordered::new(),
+        parts: Vec::new(),
+        bytes_done: 0,
+        raw_hasher: layout.is_none().then(|| hasher.clone()),
+    };
+    let mut report = |bytes_done| {
         progress(ImagingProgress {
             bytes_done,
-            bytes_total: volume_size,
+            bytes_total: stored_size,
             blocks_fetched: allocated,
             blocks_retried: retried.load(Ordering::Relaxed),
         });
+    };
+    if let Some(layout) = &layout {
+        let mut metadata = Vec::new();
+        layout.write_metadata(|cluster| metadata.push(cluster));
+        for cluster in metadata {
+            writer.append(&cluster, &mut report).await?;
+        }
     }
-    parts.sort_by_key(|p| p.number);
+
+    let zero_block = vec![0u8; usize::try_from(block_size).unwrap_or(usize::MAX)];
+    // The raw image's next offset: everything before it is stored (raw) or hashed (QCOW2).
+    let mut offset = 0u64;
+    while let Some(block) = fetches.next().await.transpose()? {
+        let start = block.index * block_size;
+        let take = usize::try_from(block_size.min(volume_size - start)).unwrap_or(0);
+        match &layout {
+            None => {
+                while offset < start {
+                    let gap = usize::try_from((start - offset).min(block_size)).unwrap_or(0);
+                    writer.append(&zero_block[..gap], &mut report).await?;
+                    offset += gap as u64;
+                }
+                writer.append(&block.data[..take], &mut report).await?;
+            }
+            Some(_) => {
+                if offset < start {
+                    hasher.push(RawBytes::Zeros(start - offset)).await?;
+                }
+                hasher
+                    .push(RawBytes::Data(block.data.slice(..take)))
+                    .await?;
+                // A cluster is whole in the image, the volume's last one included.
+                writer.append(&block.data, &mut report).await?;
+            }
+        }
+        block_list.add(block.index, &block.digest);
+        offset = start + take as u64;
+    }
+    match &layout {
+        None => {
+            while offset < volume_size {
+                let gap = usize::try_from((volume_size - offset).min(block_size)).unwrap_or(0);
+                writer.append(&zero_block[..gap], &mut report).await?;
+                offset += gap as u64;
+            }
+        }
+        Some(_) if offset < volume_size => {
+            hasher.push(RawBytes::Zeros(volume_size - offset)).await?;
+        }
+        Some(_) => {}
+    }
+    let parts = writer.finish(&mut report).await?;
+    let hasher = Arc::into_inner(hasher)
+        .ok_or_else(|| ImagingError::Hasher("the hasher is still shared".to_owned()))?;
     let sha256 = hasher.finish().await?;
     Ok(ImageSummary {
         sha256,
         size: volume_size,
+        format: options.format,
+        stored_size,
+        blocks_sha256: block_list.finish(total_blocks),
         block_size,
         allocated_blocks: allocated,
         bytes_fetched: allocated * block_size,
@@ -658,6 +822,7 @@ mod tests {
 
     fn options() -> ImagingOptions {
         ImagingOptions {
+            format: ImageFormat::Raw,
             fetch_concurrency: 8,
             max_fetches_per_second: Some(1_000),
             upload_concurrency: 2,
@@ -696,6 +861,125 @@ mod tests {
                 .windows(2)
                 .all(|w| w[0].bytes_done < w[1].bytes_done)
         );
+    }
+
+    /// The raw image a QCOW2 image stands for, read back through its mapping.
+    async fn expanded(qcow2: &[u8]) -> Vec<u8> {
+        let map = super::super::qcow2::Qcow2Map::read(|offset, len| {
+            let start = usize::try_from(offset).expect("fits");
+            let end = (start + usize::try_from(len).expect("fits")).min(qcow2.len());
+            let bytes = qcow2
+                .get(start..end)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            async move { Ok::<_, std::convert::Infallible>(bytes) }
+        })
+        .await
+        .expect("a readable image");
+        let mut raw = vec![0u8; usize::try_from(map.virtual_size).expect("fits")];
+        let cluster = usize::try_from(map.cluster_size).expect("fits");
+        for (index, host) in map.clusters {
+            let at = usize::try_from(index).expect("fits") * cluster;
+            let host = usize::try_from(host).expect("fits");
+            let len = cluster.min(raw.len() - at);
+            raw[at..at + len].copy_from_slice(&qcow2[host..host + len]);
+        }
+        raw
+    }
+
+    fn block_list_hash_of(raw: &[u8], block_size: usize) -> String {
+        let mut hasher = Sha256::new();
+        for block in raw.chunks(block_size) {
+            let mut block = block.to_vec();
+            block.resize(block_size, 0);
+            hasher.update(Sha256::digest(&block));
+        }
+        hex(&hasher.finalize())
+    }
+
+    #[tokio::test]
+    async fn a_qcow2_image_stores_only_the_data_and_hashes_as_the_raw_image() {
+        // 64 blocks, five holding data, the last one cut short by the volume's end.
+        let mut raw = sparse_image(64, 65536, &[0, 3, 4, 17, 62]).to_vec();
+        raw.truncate(63 * 65536 + 4096);
+        let raw = Bytes::from(raw);
+        let source = Arc::new(InMemoryVolume::new(raw.clone(), 65536));
+        let sink = Arc::new(InMemoryParts::default());
+        let mut reports = Vec::new();
+        let qcow2 = ImagingOptions {
+            format: ImageFormat::Qcow2,
+            ..options()
+        };
+        let summary = image(source.clone(), sink.clone(), qcow2, |p| reports.push(p))
+            .await
+            .expect("imaged");
+        let stored = sink.assembled();
+        assert_eq!(summary.format, ImageFormat::Qcow2);
+        assert_eq!(summary.stored_size, stored.len() as u64);
+        assert!(
+            stored.len() < raw.len() / 4,
+            "{} bytes stored for {} of raw image",
+            stored.len(),
+            raw.len()
+        );
+        assert_eq!(expanded(&stored).await, raw.to_vec());
+        assert_eq!(summary.sha256, hex(&Sha256::digest(&raw)));
+        assert_eq!(summary.blocks_sha256, block_list_hash_of(&raw, 65536));
+        assert_eq!(
+            reports.last().map(|r| (r.bytes_done, r.bytes_total)),
+            Some((stored.len() as u64, stored.len() as u64))
+        );
+        // The raw format's hashes are the same.
+        let raw_summary = image(
+            source,
+            Arc::new(InMemoryParts::default()),
+            options(),
+            |_| {},
+        )
+        .await
+        .expect("imaged raw");
+        assert_eq!(raw_summary.sha256, summary.sha256);
+        assert_eq!(raw_summary.blocks_sha256, summary.blocks_sha256);
+    }
+
+    /// qemu's own tools open what the pipeline writes and find the raw image in it.
+    #[tokio::test]
+    async fn qemu_img_reads_the_pipelines_qcow2_as_the_raw_image() {
+        let raw = sparse_image(48, 512 << 10, &[1, 2, 30, 47]);
+        let source = Arc::new(InMemoryVolume::new(raw.clone(), 512 << 10));
+        let sink = Arc::new(InMemoryParts::default());
+        let qcow2 = ImagingOptions {
+            format: ImageFormat::Qcow2,
+            min_part_size: 1 << 20,
+            ..options()
+        };
+        image(source, sink.clone(), qcow2, |_| {})
+            .await
+            .expect("imaged");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stored = dir.path().join("volume.qcow2");
+        let converted = dir.path().join("volume.raw");
+        std::fs::write(&stored, sink.assembled()).expect("written");
+        let qemu_img = |args: &[&std::ffi::OsStr]| {
+            let out = std::process::Command::new("qemu-img")
+                .args(args)
+                .output()
+                .expect("qemu-img runs: install qemu-utils (.ci/run does)");
+            assert!(
+                out.status.success(),
+                "qemu-img {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        qemu_img(&["check".as_ref(), stored.as_os_str()]);
+        qemu_img(&[
+            "convert".as_ref(),
+            "-O".as_ref(),
+            "raw".as_ref(),
+            stored.as_os_str(),
+            converted.as_os_str(),
+        ]);
+        assert_eq!(std::fs::read(&converted).expect("converted"), raw.to_vec());
     }
 
     async fn image_volume(
@@ -792,6 +1076,9 @@ mod tests {
         let summary = ImageSummary {
             sha256: String::new(),
             size: 40,
+            format: ImageFormat::Raw,
+            stored_size: 40,
+            blocks_sha256: String::new(),
             block_size: 4,
             allocated_blocks: 10,
             bytes_fetched: 40,

@@ -6,6 +6,7 @@ pub mod disk;
 pub mod imaging;
 pub mod memcap;
 pub mod memory;
+pub mod qcow2;
 pub mod steps;
 
 use std::sync::Arc;
