@@ -436,6 +436,23 @@ impl<K: PartSink + 'static> PartWriter<K> {
         Ok(())
     }
 
+    /// Appends `count` zero bytes, a `zeros` buffer at a time.
+    async fn append_zeros(
+        &mut self,
+        mut count: u64,
+        zeros: &[u8],
+        progress: &mut impl FnMut(u64),
+    ) -> Result<(), ImagingError> {
+        while count > 0 {
+            let take = usize::try_from(count)
+                .unwrap_or(usize::MAX)
+                .min(zeros.len());
+            self.append(&zeros[..take], progress).await?;
+            count -= take as u64;
+        }
+        Ok(())
+    }
+
     async fn cut(&mut self, progress: &mut impl FnMut(u64)) -> Result<(), ImagingError> {
         if self.part.is_empty() {
             return Ok(());
@@ -604,11 +621,9 @@ where
         let take = usize::try_from(block_size.min(volume_size - start)).unwrap_or(0);
         match &layout {
             None => {
-                while offset < start {
-                    let gap = usize::try_from((start - offset).min(block_size)).unwrap_or(0);
-                    writer.append(&zero_block[..gap], &mut report).await?;
-                    offset += gap as u64;
-                }
+                writer
+                    .append_zeros(start - offset, &zero_block, &mut report)
+                    .await?;
                 writer.append(&block.data[..take], &mut report).await?;
             }
             Some(_) => {
@@ -627,11 +642,9 @@ where
     }
     match &layout {
         None => {
-            while offset < volume_size {
-                let gap = usize::try_from((volume_size - offset).min(block_size)).unwrap_or(0);
-                writer.append(&zero_block[..gap], &mut report).await?;
-                offset += gap as u64;
-            }
+            writer
+                .append_zeros(volume_size - offset, &zero_block, &mut report)
+                .await?;
         }
         Some(_) if offset < volume_size => {
             hasher.push(RawBytes::Zeros(volume_size - offset)).await?;
@@ -865,17 +878,9 @@ mod tests {
 
     /// The raw image a QCOW2 image stands for, read back through its mapping.
     async fn expanded(qcow2: &[u8]) -> Vec<u8> {
-        let map = super::super::qcow2::Qcow2Map::read(|offset, len| {
-            let start = usize::try_from(offset).expect("fits");
-            let end = (start + usize::try_from(len).expect("fits")).min(qcow2.len());
-            let bytes = qcow2
-                .get(start..end)
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default();
-            async move { Ok::<_, std::convert::Infallible>(bytes) }
-        })
-        .await
-        .expect("a readable image");
+        let map = super::super::qcow2::Qcow2Map::of_bytes(qcow2)
+            .await
+            .expect("a readable image");
         let mut raw = vec![0u8; usize::try_from(map.virtual_size).expect("fits")];
         let cluster = usize::try_from(map.cluster_size).expect("fits");
         for (index, host) in map.clusters {

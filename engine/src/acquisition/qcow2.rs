@@ -406,6 +406,22 @@ impl Qcow2Map {
     }
 }
 
+impl Qcow2Map {
+    /// The mapping of an image held in memory.
+    pub async fn of_bytes(image: &[u8]) -> Result<Self, Qcow2Error> {
+        Self::read(|offset, len| {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+            let bytes = image
+                .get(start..end.min(image.len()))
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            async move { Ok::<_, std::convert::Infallible>(bytes) }
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,16 +458,7 @@ mod tests {
     }
 
     async fn map_of(image: &[u8]) -> Result<Qcow2Map, Qcow2Error> {
-        Qcow2Map::read(|offset, len| {
-            let start = offset as usize;
-            let end = (start + len as usize).min(image.len());
-            let bytes = image
-                .get(start..end)
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default();
-            async move { Ok::<_, std::convert::Infallible>(bytes) }
-        })
-        .await
+        Qcow2Map::of_bytes(image).await
     }
 
     #[tokio::test]
