@@ -279,6 +279,20 @@ fn lab_cli_lifecycle_as_a_user_drives_it() {
 
     let status = run_irf(&["lab", "status"], &env);
     assert_eq!(status.status.code(), Some(3), "no lab yet");
+    // Without a terminal the workstation is refused at once, with what to do, before a lab
+    // is started (ratatui panicked there, after seeding one).
+    let attached = run_irf(&["lab", "up"], &env);
+    let said = String::from_utf8_lossy(&attached.stderr);
+    assert_eq!(attached.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("needs a terminal") && said.contains("irf lab up --detach"),
+        "{said}"
+    );
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(
+        LabState::load(dir.path()).expect("readable").is_none(),
+        "no lab was started"
+    );
     let no_env = run_irf(&["lab", "env"], &env);
     assert!(!no_env.status.success());
     assert!(

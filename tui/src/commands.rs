@@ -276,10 +276,13 @@ fn progress(message: &str) {
 }
 
 async fn lab_attached(args: &LabUpArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    // Before the lab is seeded: a lab no one can see would be started and thrown away.
+    workstation::require_terminal()?;
     let options = lab_options(args, true)?;
     let lab = Lab::up(&options, &progress).await?;
     eprintln!(
-        "irf lab: ready at {}; opening the workstation (q quits and stops the lab)",
+        "irf lab: ready at {}; opening the workstation (q quits and stops the lab, dropping \
+         its cases and evidence; 'irf lab up --detach' keeps a lab until 'irf lab down')",
         lab.state.endpoint
     );
     let context = lab.state.connect().await?;
@@ -289,7 +292,7 @@ async fn lab_attached(args: &LabUpArgs, global: &GlobalArgs) -> anyhow::Result<E
     };
     lab.down(&options.dir);
     result?;
-    eprintln!("irf lab: stopped");
+    eprintln!("irf lab: stopped; its cases and evidence are gone");
     Ok(ExitCode::SUCCESS)
 }
 

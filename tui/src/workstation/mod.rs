@@ -43,11 +43,33 @@ pub struct Settings {
     pub keymap: Keymap,
 }
 
+/// Refuses, with what to do instead, to open the workstation where there is no terminal
+/// (a pipe, a script, a CI job): ratatui would panic there.
+pub fn require_terminal() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let not_terminal = match (
+        std::io::stdin().is_terminal(),
+        std::io::stdout().is_terminal(),
+    ) {
+        (true, true) => return Ok(()),
+        (false, true) => "standard input is",
+        (true, false) => "standard output is",
+        (false, false) => "standard input and output are",
+    };
+    anyhow::bail!(
+        "the workstation needs a terminal, and {not_terminal} not one: run irf in a terminal, \
+         script with its commands (irf --help), or start the lab without the workstation \
+         (irf lab up --detach)"
+    )
+}
+
 /// Runs the workstation until the operator quits; the terminal is restored on every exit
 /// path, panics included (ratatui's hook).
 pub async fn run(context: Arc<AwsContext>, settings: Settings) -> anyhow::Result<()> {
+    require_terminal()?;
     let refresh = Duration::from_secs(context.config().ui.refresh_interval_secs.max(5));
-    let mut terminal = ratatui::init();
+    let mut terminal = ratatui::try_init()
+        .map_err(|err| anyhow::anyhow!("cannot open the workstation on this terminal: {err}"))?;
     let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
     let result = event_loop(&mut terminal, context, settings, refresh).await;
     let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
