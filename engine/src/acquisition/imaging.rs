@@ -965,17 +965,7 @@ mod tests {
         let stored = dir.path().join("volume.qcow2");
         let converted = dir.path().join("volume.raw");
         std::fs::write(&stored, sink.assembled()).expect("written");
-        let qemu_img = |args: &[&std::ffi::OsStr]| {
-            let out = std::process::Command::new("qemu-img")
-                .args(args)
-                .output()
-                .expect("qemu-img runs: install qemu-utils (.ci/run does)");
-            assert!(
-                out.status.success(),
-                "qemu-img {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let qemu_img = super::super::qcow2::qemu_img;
         qemu_img(&["check".as_ref(), stored.as_os_str()]);
         qemu_img(&[
             "convert".as_ref(),

@@ -422,6 +422,22 @@ impl Qcow2Map {
     }
 }
 
+/// Runs qemu-img (Debian's qemu-utils, which `.ci/run` installs) and fails the test with its
+/// output when it refuses.
+#[cfg(test)]
+pub(crate) fn qemu_img(args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .expect("qemu-img runs: install qemu-utils (.ci/run does)");
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,7 +574,6 @@ mod tests {
     /// the content against the raw image.
     #[test]
     fn qemu_img_checks_and_compares_the_image() {
-        let qemu_img = "qemu-img";
         let dir = tempfile::tempdir().expect("tempdir");
         for (size, cluster, data) in [
             (8u64 << 20, 64u64 << 10, vec![0u64, 1, 5, 127]),
@@ -572,25 +587,13 @@ mod tests {
             let qcow2 = dir.path().join("volume.qcow2");
             std::fs::write(&raw, &volume).expect("raw");
             std::fs::write(&qcow2, &image).expect("qcow2");
-            let run = |args: &[&std::ffi::OsStr]| {
-                let out = std::process::Command::new(qemu_img)
-                    .args(args)
-                    .output()
-                    .expect("qemu-img runs: install qemu-utils (.ci/run does)");
-                assert!(
-                    out.status.success(),
-                    "qemu-img {args:?}: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            };
-            run(&[
+            qemu_img(&[
                 "check".as_ref(),
                 "-f".as_ref(),
                 "qcow2".as_ref(),
                 qcow2.as_os_str(),
             ]);
-            run(&[
+            qemu_img(&[
                 "compare".as_ref(),
                 "-f".as_ref(),
                 "qcow2".as_ref(),
