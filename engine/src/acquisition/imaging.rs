@@ -69,8 +69,7 @@ pub trait PartSink: Send + Sync {
 }
 
 /// How the stored image lays the volume out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ImageFormat {
     /// Every byte of the volume, zeros included.
     #[default]
@@ -199,6 +198,12 @@ pub enum ImagingError {
     OutOfRange { index: u64, blocks: u64 },
     #[error("fetching blocks failed: {0}")]
     Fetch(String),
+    #[error("a block source of {0}-byte blocks: a block holds at least one byte")]
+    BlockSize(u64),
+    #[error("no QCOW2 image can hold the volume: {0}")]
+    Layout(#[from] super::qcow2::Qcow2Error),
+    #[error("{stored} bytes of the image were stored where it is {expected}: parts were lost")]
+    StoredSize { stored: u64, expected: u64 },
     #[error("storing part {number} failed: {message}")]
     Store { number: i32, message: String },
     #[error("the hashing thread stopped: {0}")]
@@ -501,10 +506,10 @@ impl<K: PartSink + 'static> PartWriter<K> {
             self.collect_one(progress).await?;
         }
         if self.bytes_done != self.stored_size {
-            return Err(ImagingError::Fetch(format!(
-                "{} bytes stored where the image is {}",
-                self.bytes_done, self.stored_size
-            )));
+            return Err(ImagingError::StoredSize {
+                stored: self.bytes_done,
+                expected: self.stored_size,
+            });
         }
         self.parts.sort_by_key(|p| p.number);
         Ok(self.parts)
@@ -523,6 +528,9 @@ where
     K: PartSink + 'static,
 {
     let block_size = source.block_size();
+    if block_size == 0 {
+        return Err(ImagingError::BlockSize(block_size));
+    }
     let volume_size = source.volume_size();
     let total_blocks = volume_size.div_ceil(block_size);
     let mut blocks = source.list().await?;
@@ -539,14 +547,11 @@ where
     let allocated = blocks.len() as u64;
     let layout = match options.format {
         ImageFormat::Raw => None,
-        ImageFormat::Qcow2 => Some(
-            super::qcow2::Qcow2Layout::new(
-                volume_size,
-                block_size,
-                blocks.iter().map(|b| b.index).collect(),
-            )
-            .map_err(|err| ImagingError::Fetch(format!("no QCOW2 layout for the volume: {err}")))?,
-        ),
+        ImageFormat::Qcow2 => Some(super::qcow2::Qcow2Layout::new(
+            volume_size,
+            block_size,
+            blocks.iter().map(|b| b.index).collect(),
+        )?),
     };
     let stored_size = layout.as_ref().map_or(volume_size, |l| l.image_len());
     let part_size = part_size_for(stored_size, block_size, options.min_part_size);
@@ -606,9 +611,7 @@ where
         });
     };
     if let Some(layout) = &layout {
-        let mut metadata = Vec::new();
-        layout.write_metadata(|cluster| metadata.push(cluster));
-        for cluster in metadata {
+        for cluster in layout.metadata() {
             writer.append(&cluster, &mut report).await?;
         }
     }

@@ -115,10 +115,6 @@ impl Qcow2Layout {
         1 << self.cluster_bits
     }
 
-    pub fn virtual_size(&self) -> u64 {
-        self.virtual_size
-    }
-
     /// Volume clusters holding data, in the order the image stores them.
     pub fn data_clusters(&self) -> &[u64] {
         &self.data_clusters
@@ -159,100 +155,104 @@ impl Qcow2Layout {
         self.metadata_len() + (n << self.cluster_bits)
     }
 
-    /// The metadata, cluster by cluster, in image order: `emit` is called once per
-    /// cluster, so that an image of a 16 TiB volume never holds all its tables at once.
-    pub fn write_metadata(&self, mut emit: impl FnMut(Vec<u8>)) {
-        let size = usize::try_from(self.cluster_size()).unwrap_or(usize::MAX);
-        let cluster = |index: u64| index << self.cluster_bits;
-        let refcount_table_at = 1;
-        let refcount_blocks_at = refcount_table_at + self.refcount_table_clusters;
+    /// The metadata, cluster by cluster, in image order, each made when it is asked for, so
+    /// that an image of a 16 TiB volume never holds all its tables at once.
+    pub fn metadata(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        let refcount_blocks_at = 1 + self.refcount_table_clusters;
         let l1_at = refcount_blocks_at + self.refcount_blocks;
         let l2_at = l1_at + self.l1_clusters();
+        let data_at = self.metadata_clusters();
+        let entries = self.cluster_size() / 8;
+        // Table `table` of a run of tables of 8-byte entries, entry `n` overall given by `entry`.
+        let table = move |table: u64, entry: &dyn Fn(u64) -> u64| {
+            let mut bytes = self.empty_cluster();
+            for slot in 0..entries {
+                let value = entry(table * entries + slot);
+                if value != 0 {
+                    let at = usize::try_from(slot * 8).unwrap_or(usize::MAX);
+                    bytes[at..at + 8].copy_from_slice(&value.to_be_bytes());
+                }
+            }
+            bytes
+        };
+        let refcount_table = (0..self.refcount_table_clusters).map(move |n| {
+            table(n, &|block| {
+                if block < self.refcount_blocks {
+                    self.offset_of(refcount_blocks_at + block)
+                } else {
+                    0
+                }
+            })
+        });
+        let per_block = self.refcounts_per_block();
+        let refcount_blocks = (0..self.refcount_blocks).map(move |block| {
+            let mut bytes = self.empty_cluster();
+            let used = self
+                .host_clusters()
+                .saturating_sub(block * per_block)
+                .min(per_block);
+            for slot in 0..used {
+                let at = usize::try_from(slot * 2).unwrap_or(usize::MAX);
+                bytes[at..at + 2].copy_from_slice(&1u16.to_be_bytes());
+            }
+            bytes
+        });
+        let l1 = (0..self.l1_clusters()).map(move |n| {
+            table(n, &|index| match self.l2_tables.binary_search(&index) {
+                Ok(position) => self.offset_of(l2_at + position as u64) | COPIED,
+                Err(_) => 0,
+            })
+        });
+        let l2 = self.l2_tables.iter().map(move |&l1_index| {
+            let mut bytes = self.empty_cluster();
+            // The data clusters this table maps, and where the first of them is stored.
+            let first = self
+                .data_clusters
+                .partition_point(|&c| c < l1_index * entries);
+            let last = self
+                .data_clusters
+                .partition_point(|&c| c < (l1_index + 1) * entries);
+            for (n, &index) in (first..last).zip(&self.data_clusters[first..last]) {
+                let at = usize::try_from((index % entries) * 8).unwrap_or(usize::MAX);
+                let entry = self.offset_of(data_at + n as u64) | COPIED;
+                bytes[at..at + 8].copy_from_slice(&entry.to_be_bytes());
+            }
+            bytes
+        });
+        std::iter::once(self.header(l1_at))
+            .chain(refcount_table)
+            .chain(refcount_blocks)
+            .chain(l1)
+            .chain(l2)
+    }
 
-        let mut header = vec![0u8; size];
+    fn empty_cluster(&self) -> Vec<u8> {
+        vec![0u8; usize::try_from(self.cluster_size()).unwrap_or(usize::MAX)]
+    }
+
+    /// The byte offset of host cluster `index`.
+    fn offset_of(&self, index: u64) -> u64 {
+        index << self.cluster_bits
+    }
+
+    /// The header cluster; its header extension area, all zeros, is its end marker.
+    fn header(&self, l1_at: u64) -> Vec<u8> {
+        let mut header = self.empty_cluster();
         let mut put = |at: usize, bytes: &[u8]| header[at..at + bytes.len()].copy_from_slice(bytes);
         put(0, &MAGIC.to_be_bytes());
         put(4, &3u32.to_be_bytes());
         put(20, &self.cluster_bits.to_be_bytes());
         put(24, &self.virtual_size.to_be_bytes());
-        put(
-            36,
-            &u32::try_from(self.l1_entries)
-                .unwrap_or(u32::MAX)
-                .to_be_bytes(),
-        );
-        put(40, &cluster(l1_at).to_be_bytes());
-        put(48, &cluster(refcount_table_at).to_be_bytes());
+        let l1_entries = u32::try_from(self.l1_entries).unwrap_or(u32::MAX);
+        put(36, &l1_entries.to_be_bytes());
+        put(40, &self.offset_of(l1_at).to_be_bytes());
+        // The refcount table is the cluster after the header.
+        put(48, &self.offset_of(1).to_be_bytes());
         let table_clusters = u32::try_from(self.refcount_table_clusters).unwrap_or(u32::MAX);
         put(56, &table_clusters.to_be_bytes());
         put(96, &REFCOUNT_ORDER.to_be_bytes());
         put(100, &HEADER_LENGTH.to_be_bytes());
-        // The header extension area that follows is all zeros: its end marker.
-        emit(header);
-
-        let entries = self.cluster_size() / 8;
-        let tables =
-            |first: u64, count: u64, entry: &dyn Fn(u64) -> u64, emit: &mut dyn FnMut(Vec<u8>)| {
-                for table in 0..count {
-                    let mut bytes = vec![0u8; size];
-                    for slot in 0..entries {
-                        let value = entry(first + table * entries + slot);
-                        if value != 0 {
-                            let at = usize::try_from(slot * 8).unwrap_or(usize::MAX);
-                            bytes[at..at + 8].copy_from_slice(&value.to_be_bytes());
-                        }
-                    }
-                    emit(bytes);
-                }
-            };
-        tables(
-            0,
-            self.refcount_table_clusters,
-            &|block| {
-                if block < self.refcount_blocks {
-                    cluster(refcount_blocks_at + block)
-                } else {
-                    0
-                }
-            },
-            &mut emit,
-        );
-        let per_block = self.refcounts_per_block();
-        let host_clusters = self.host_clusters();
-        for block in 0..self.refcount_blocks {
-            let mut bytes = vec![0u8; size];
-            let first = block * per_block;
-            let used = host_clusters.saturating_sub(first).min(per_block);
-            for slot in 0..used {
-                let at = usize::try_from(slot * 2).unwrap_or(usize::MAX);
-                bytes[at..at + 2].copy_from_slice(&1u16.to_be_bytes());
-            }
-            emit(bytes);
-        }
-        tables(
-            0,
-            self.l1_clusters(),
-            &|index| match self.l2_tables.binary_search(&index) {
-                Ok(position) => cluster(l2_at + position as u64) | COPIED,
-                Err(_) => 0,
-            },
-            &mut emit,
-        );
-        let data_at = self.metadata_clusters();
-        let mut next = 0usize;
-        for &table in &self.l2_tables {
-            let mut bytes = vec![0u8; size];
-            while let Some(&index) = self.data_clusters.get(next) {
-                if index / entries != table {
-                    break;
-                }
-                let at = usize::try_from((index % entries) * 8).unwrap_or(usize::MAX);
-                let entry = cluster(data_at + next as u64) | COPIED;
-                bytes[at..at + 8].copy_from_slice(&entry.to_be_bytes());
-                next += 1;
-            }
-            emit(bytes);
-        }
+        header
     }
 }
 
@@ -447,7 +447,9 @@ mod tests {
     fn image_of(volume: &[u8], cluster_size: u64, data: Vec<u64>) -> (Qcow2Layout, Vec<u8>) {
         let layout = Qcow2Layout::new(volume.len() as u64, cluster_size, data).expect("layout");
         let mut image = Vec::new();
-        layout.write_metadata(|cluster| image.extend_from_slice(&cluster));
+        for cluster in layout.metadata() {
+            image.extend_from_slice(&cluster);
+        }
         assert_eq!(image.len() as u64, layout.metadata_len());
         for &index in layout.data_clusters() {
             let start = (index * cluster_size) as usize;
