@@ -9,7 +9,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::acquisition::imaging::{ImagingError, PartSink, StoredPart};
+use crate::acquisition::imaging::{ImageFormat, ImagingError, PartSink, StoredPart};
+use crate::acquisition::qcow2::Qcow2Reader;
 use crate::aws::{AwsError, CallSite};
 use crate::cases::{ArtifactKind, CaseId};
 use crate::hex;
@@ -58,9 +59,24 @@ pub struct Manifest {
     pub snapshot_id: Option<String>,
     #[serde(default)]
     pub device: Option<String>,
-    /// Lowercase hex SHA-256 of the whole artifact.
+    /// Lowercase hex SHA-256 of the whole artifact; for a disk, of the raw image (what
+    /// `sha256sum` prints over it), whatever the stored format.
     pub sha256: String,
+    /// The artifact's length; for a disk, the volume's (the raw image's).
     pub size: u64,
+    /// How a disk image is stored; raw when absent (memory images, and every disk image
+    /// written before QCOW2).
+    #[serde(default)]
+    pub format: ImageFormat,
+    /// The stored object's length and SHA-256, where it is not the raw image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_sha256: Option<String>,
+    /// The block list hash of the raw image ([`crate::acquisition::qcow2::BlockListHash`],
+    /// in `block_size` blocks): checked from the stored data alone, never its zeros.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks_sha256: Option<String>,
     #[serde(default)]
     pub block_size: Option<u64>,
     #[serde(default)]
@@ -77,6 +93,106 @@ pub struct Manifest {
     pub finished_at: String,
     pub tool: String,
     pub operator: String,
+}
+
+impl Manifest {
+    /// The SHA-256 of the object S3 holds.
+    pub fn stored_sha256(&self) -> &str {
+        self.stored_sha256.as_deref().unwrap_or(&self.sha256)
+    }
+
+    /// The length of the object S3 holds.
+    pub fn stored_size(&self) -> u64 {
+        self.stored_size.unwrap_or(self.size)
+    }
+}
+
+/// What reading an artifact back against its manifest found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactCheck {
+    /// The stored object as read.
+    pub read: ObjectHash,
+    /// What differs from the manifest, in words that name both values; `None` when the
+    /// object is the one the manifest describes.
+    pub problem: Option<String>,
+}
+
+/// An artifact copied out of the bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    pub path: std::path::PathBuf,
+    /// The file's length (a raw image's apparent length; its holes take no space).
+    pub size: u64,
+    /// What `sha256sum` prints over the file: the manifest's hash of the same bytes.
+    pub sha256: String,
+}
+
+/// Why an export left nothing behind.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0} exists; irf never replaces a file with evidence: name another")]
+    Exists(std::path::PathBuf),
+    #[error("writing {path}: {err}")]
+    Io {
+        path: std::path::PathBuf,
+        err: std::io::Error,
+    },
+    #[error("{0}")]
+    Aws(#[from] AwsError),
+    #[error("{0}")]
+    Case(#[from] crate::cases::CaseError),
+    #[error(
+        "the artifact read from the bucket is not the one its manifest describes ({0}); nothing was written"
+    )]
+    Check(String),
+}
+
+/// What reads an artifact beside its hash: the QCOW2 reader of a QCOW2 image, and a copy.
+struct ArtifactRead {
+    reader: Option<Qcow2Reader>,
+    copy: Option<StoredCopy>,
+}
+
+/// Where a copy of the stored bytes goes, and the first write that failed.
+struct StoredCopy {
+    /// The stored bytes, in order.
+    file: Option<std::fs::File>,
+    failed: Option<std::io::Error>,
+    /// The failure of a write of the raw image's clusters.
+    cluster_failed: Option<FailedWrite>,
+}
+
+/// The first failed write of the clusters of a raw image, kept for the end.
+#[derive(Debug, Clone, Default)]
+struct FailedWrite(std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>);
+
+impl FailedWrite {
+    fn record(&self, result: std::io::Result<()>) {
+        if let Err(err) = result
+            && let Ok(mut slot) = self.0.lock()
+        {
+            slot.get_or_insert(err);
+        }
+    }
+
+    fn take(&self) -> Option<std::io::Error> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+impl Observe for ArtifactRead {
+    fn observe(&mut self, bytes: &[u8]) {
+        if let Some(reader) = &mut self.reader {
+            reader.push(bytes);
+        }
+        if let Some(copy) = &mut self.copy
+            && copy.failed.is_none()
+            && let Some(file) = &mut copy.file
+            && let Err(err) = std::io::Write::write_all(file, bytes)
+        {
+            copy.failed = Some(err);
+        }
+    }
 }
 
 /// The tool and version written into manifests.
@@ -296,6 +412,169 @@ impl EvidenceBucket {
                     self.bucket
                 ))
             })
+    }
+
+    /// Reads the artifact a manifest describes back from the bucket and checks it by its
+    /// format: the stored object's SHA-256 and length; for a QCOW2 disk image also that it
+    /// is exactly the image irf writes for its mapping, of the manifest's volume, and that
+    /// its data makes the manifest's block list hash. The zeros a sparse image stands for
+    /// are never read, so the check costs what the image stores.
+    pub async fn check_artifact(&self, manifest: &Manifest) -> Result<ArtifactCheck, AwsError> {
+        let reader = match manifest.format {
+            ImageFormat::Raw => None,
+            ImageFormat::Qcow2 => Some(Qcow2Reader::default()),
+        };
+        // Boxed: the read's state is large, and callers hold it across their own loops.
+        Box::pin(self.read_artifact(manifest, ArtifactRead { reader, copy: None }))
+            .await
+            .map(|(check, _)| check)
+    }
+
+    async fn read_artifact(
+        &self,
+        manifest: &Manifest,
+        read: ArtifactRead,
+    ) -> Result<(ArtifactCheck, Option<std::io::Error>), AwsError> {
+        let (read, observed) = self.hash_object_with(&manifest.key, read).await?;
+        let reading = observed.reader.map(Qcow2Reader::finish);
+        let (want_sha256, want_size) = (manifest.stored_sha256(), manifest.stored_size());
+        let stored = match manifest.format {
+            ImageFormat::Raw => "",
+            ImageFormat::Qcow2 => " for the stored QCOW2 image",
+        };
+        // Every finding is named: a changed byte of data shows as both the stored hash and
+        // the block list hash, a changed mapping as the stored hash and the layout.
+        let mut problems = Vec::new();
+        if read.sha256 != want_sha256 || read.size != want_size {
+            problems.push(format!(
+                "read back SHA-256 {} ({} bytes), manifest says {want_sha256} ({want_size} bytes){stored}",
+                read.sha256, read.size
+            ));
+        }
+        match reading {
+            None => {}
+            Some(Err(err)) => problems.push(err.to_string()),
+            Some(Ok(reading)) => {
+                if reading.virtual_size != manifest.size {
+                    problems.push(format!(
+                        "the image holds a volume of {} bytes, manifest says {}",
+                        reading.virtual_size, manifest.size
+                    ));
+                }
+                if Some(&reading.blocks_sha256) != manifest.blocks_sha256.as_ref() {
+                    problems.push(format!(
+                        "its data makes block list hash {}, manifest says {}",
+                        reading.blocks_sha256,
+                        manifest.blocks_sha256.as_deref().unwrap_or("none")
+                    ));
+                }
+            }
+        }
+        let problem = (!problems.is_empty()).then(|| problems.join("; "));
+        let written = observed.copy.and_then(|copy| {
+            copy.failed
+                .or_else(|| copy.cluster_failed.and_then(|failed| failed.take()))
+        });
+        Ok((ArtifactCheck { read, problem }, written))
+    }
+
+    /// Copies an artifact out of the bucket to `to`, as stored or (`raw`) as the raw image
+    /// a QCOW2 disk image stands for, written sparse so that it takes the disk space of the
+    /// data. The copy is checked as [`Self::check_artifact`] checks, on the bytes it is
+    /// made of; it is written beside `to` and put in place only when it checks, so that a
+    /// failed export leaves nothing that could be taken for the evidence. An existing file
+    /// is never replaced.
+    pub async fn export_artifact(
+        &self,
+        manifest: &Manifest,
+        to: &std::path::Path,
+        raw: bool,
+    ) -> Result<Exported, ExportError> {
+        let io = |err: std::io::Error| ExportError::Io {
+            path: to.to_owned(),
+            err,
+        };
+        if to.exists() {
+            return Err(ExportError::Exists(to.to_owned()));
+        }
+        let mut part = to.as_os_str().to_owned();
+        part.push(".part");
+        let part = std::path::PathBuf::from(part);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&part)
+            .map_err(|err| ExportError::Io {
+                path: part.clone(),
+                err,
+            })?;
+        let expand = raw && manifest.format == ImageFormat::Qcow2;
+        let synced = file.try_clone().map_err(io)?;
+        let read = if expand {
+            // The raw image's length first: the clusters land at their offsets, and what
+            // no cluster covers stays a hole.
+            file.set_len(manifest.size).map_err(io)?;
+            let (cluster_file, failed) = (file.try_clone().map_err(io)?, FailedWrite::default());
+            let cluster_failed = failed.clone();
+            let reader = Qcow2Reader::with_data(move |at, bytes| {
+                cluster_failed.record(std::os::unix::fs::FileExt::write_all_at(
+                    &cluster_file,
+                    bytes,
+                    at,
+                ));
+            });
+            ArtifactRead {
+                reader: Some(reader),
+                copy: Some(StoredCopy {
+                    file: None,
+                    failed: None,
+                    cluster_failed: Some(failed),
+                }),
+            }
+        } else {
+            ArtifactRead {
+                reader: (manifest.format == ImageFormat::Qcow2).then(Qcow2Reader::default),
+                copy: Some(StoredCopy {
+                    file: Some(file),
+                    failed: None,
+                    cluster_failed: None,
+                }),
+            }
+        };
+        let outcome = self.read_artifact(manifest, read).await;
+        let failed = |why: ExportError| {
+            let _ = std::fs::remove_file(&part);
+            Err(why)
+        };
+        let (check, written) = match outcome {
+            Ok(done) => done,
+            Err(err) => return failed(ExportError::Aws(err)),
+        };
+        if let Some(err) = written.or_else(|| synced.sync_all().err()) {
+            return failed(ExportError::Io {
+                path: part.clone(),
+                err,
+            });
+        }
+        if let Some(problem) = check.problem {
+            return failed(ExportError::Check(problem));
+        }
+        if let Err(err) = std::fs::rename(&part, to) {
+            return failed(io(err));
+        }
+        Ok(Exported {
+            path: to.to_owned(),
+            size: if expand {
+                manifest.size
+            } else {
+                check.read.size
+            },
+            sha256: if expand || manifest.format == ImageFormat::Raw {
+                manifest.sha256.clone()
+            } else {
+                check.read.sha256
+            },
+        })
     }
 
     /// Streams an object and returns its SHA-256 (lowercase hex), size and version.
@@ -713,5 +992,38 @@ mod tests {
             "cases/20261128T093015Z-i-1/111122223333/i-1/disk/vol-1.raw"
         );
         assert_eq!(manifest_key(&key), format!("{key}.manifest.json"));
+    }
+
+    /// A manifest written before QCOW2 (no format, no stored hash) is a raw image whose
+    /// stored object is the artifact: it still verifies as it did.
+    #[test]
+    fn a_manifest_from_before_qcow2_reads_as_raw() {
+        let old = serde_json::json!({
+            "case_id": "20261128T093015Z-i-1", "kind": "disk", "bucket": "b",
+            "key": "cases/20261128T093015Z-i-1/111122223333/i-1/disk/vol-1.raw",
+            "source_account": "111122223333", "region": "eu-west-1", "instance_id": "i-1",
+            "sha256": "ab".repeat(32), "size": 1024, "parts": 1,
+            "started_at": "2026-11-28T09:30:15Z", "finished_at": "2026-11-28T09:31:15Z",
+            "tool": "irf 0.1.0", "operator": "arn:aws:sts::111122223333:assumed-role/r/s"
+        });
+        let manifest: Manifest = serde_json::from_value(old).expect("an old manifest reads");
+        assert_eq!(manifest.format, ImageFormat::Raw);
+        assert_eq!(manifest.stored_sha256(), "ab".repeat(32));
+        assert_eq!(manifest.stored_size(), 1024);
+        // A QCOW2 manifest names its format and its stored object apart from the raw image.
+        let qcow2 = Manifest {
+            format: ImageFormat::Qcow2,
+            stored_size: Some(300),
+            stored_sha256: Some("cd".repeat(32)),
+            ..manifest
+        };
+        let written = serde_json::to_value(&qcow2).expect("json");
+        assert_eq!(written["format"], "qcow2");
+        assert_eq!(written["sha256"], "ab".repeat(32));
+        let read: Manifest = serde_json::from_value(written).expect("round trip");
+        assert_eq!(
+            (read.stored_sha256(), read.stored_size()),
+            ("cd".repeat(32).as_str(), 300)
+        );
     }
 }

@@ -238,17 +238,6 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
         .expect("disk artifact");
     assert_eq!(disk_artifact.key, imaging.key);
     assert_eq!(disk_artifact.state, ArtifactState::Verified);
-    let read_back = plane
-        .evidence()
-        .expect("evidence bucket")
-        .hash_object(&disk_artifact.key)
-        .await
-        .expect("hash disk");
-    assert_eq!(
-        read_back.sha256, expected_disk_sha,
-        "image equals the seeded volume"
-    );
-    assert_eq!(read_back.size, disk.size_bytes);
     let disk_manifest: Manifest = plane
         .evidence()
         .expect("evidence bucket")
@@ -257,6 +246,34 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
         .expect("read manifest")
         .expect("disk manifest");
     assert_eq!(disk_manifest.sha256, expected_disk_sha);
+    assert_eq!(disk_manifest.size, disk.size_bytes);
+    // Stored as QCOW2, holding the data only; its raw image is the seeded volume.
+    let read_back = plane
+        .evidence()
+        .expect("evidence bucket")
+        .hash_object(&disk_artifact.key)
+        .await
+        .expect("hash disk");
+    assert_eq!(
+        (read_back.sha256.as_str(), read_back.size),
+        (disk_manifest.stored_sha256(), disk_manifest.stored_size())
+    );
+    assert!(read_back.size < disk.size_bytes / 2, "{read_back:?}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = dir.path().join("disk.raw");
+    plane
+        .evidence()
+        .expect("evidence bucket")
+        .export_artifact(&disk_manifest, &raw, true)
+        .await
+        .expect("the raw image exported");
+    let raw_bytes = std::fs::read(&raw).expect("the raw image");
+    assert_eq!(raw_bytes.len() as u64, disk.size_bytes);
+    assert_eq!(
+        irf_engine::hex(&Sha256::digest(&raw_bytes)),
+        expected_disk_sha,
+        "the raw image equals the seeded volume"
+    );
     assert_eq!(
         disk_manifest.volume_id.as_deref(),
         Some(disk.volume_id.as_str())

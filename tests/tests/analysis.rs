@@ -476,6 +476,94 @@ async fn a_host_gets_the_version_its_manifest_names_after_the_key_is_written_aga
         .expect("terminate");
 }
 
+/// A disk image reaches a host as the QCOW2 image S3 holds, checked there, with a sparse
+/// raw image beside it that hashes to the manifest's raw SHA-256; the host's record of the
+/// image in the ledger names the same bytes as its writer's, so the case still verifies.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disk_image_lands_on_a_host_with_its_raw_image_and_the_case_still_verifies() {
+    // An instance no other test here acquires: a case is joined while one is open.
+    let suspect_id = suspect(lab()).id.clone();
+    let instance = lab()
+        .seeded
+        .instances
+        .iter()
+        .find(|i| i.state == "running" && i.id != suspect_id && !i.name.contains("batch"))
+        .expect("a running instance");
+    let opened = json_of(
+        "irf acquire (disk only)",
+        &run_irf(
+            &[
+                "acquire",
+                "--instance",
+                &instance.id,
+                "--account",
+                instance.account.as_str(),
+                "--no-memory",
+                "--containment",
+                "never",
+                "--wait",
+                "--json",
+            ],
+            &lab_env(lab()),
+        ),
+    );
+    let case_id = opened["case_id"].as_str().expect("case_id").to_owned();
+    let case = irf_json(&["case", &case_id, "--json"]);
+    let artifact = &case["artifacts"][0];
+    let raw_sha256 = artifact["sha256"].as_str().expect("the raw image's hash");
+
+    let launched = launch(&case_id);
+    let held = &launched["evidence"][0];
+    let image = std::path::PathBuf::from(held["path"].as_str().expect("path on the host"));
+    assert_eq!(
+        image.extension().and_then(|e| e.to_str()),
+        Some("qcow2"),
+        "{launched}"
+    );
+    let stored = std::fs::read(&image).expect("the image on the host");
+    assert_eq!(
+        held["sha256"].as_str(),
+        Some(irf_engine::hex(&Sha256::digest(&stored)).as_str())
+    );
+    let raw = image.with_extension("raw");
+    // Read a megabyte at a time: the volume is up to 30 GiB, mostly holes.
+    let mut file = std::fs::File::open(&raw).expect("the raw image beside it");
+    let (mut hasher, mut buffer) = (Sha256::new(), vec![0u8; 1 << 20]);
+    loop {
+        let read = file.read(&mut buffer).expect("read the raw image");
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    assert_eq!(irf_engine::hex(&hasher.finalize()), raw_sha256);
+    let meta = std::fs::metadata(&raw).expect("raw image metadata");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(meta.permissions().mode() & 0o777, 0o444);
+    assert!(
+        meta.blocks() * 512 <= stored.len() as u64 + (1 << 20),
+        "sparse: {} bytes on disk for {} of data stored",
+        meta.blocks() * 512,
+        stored.len()
+    );
+    drop(stored);
+
+    let verified = run_irf(&["verify", &case_id], &lab_env(lab()));
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    let instance_id = launched["instance_id"].as_str().expect("instance_id");
+    let plane = irf_engine::acquisition::Plane::connect(context().await)
+        .await
+        .expect("plane");
+    let analysis = Analysis::connect(context().await).await.expect("analysis");
+    irf_engine::analysis::hosts::terminate(&analysis, &plane, instance_id, instance_id)
+        .await
+        .expect("terminate");
+}
+
 #[test]
 fn only_analysis_hosts_are_terminated_and_launches_name_what_is_missing() {
     // The suspect is not an analysis host: terminate refuses it by name, whatever is typed.

@@ -1,6 +1,6 @@
 //! The chain of custody in the lab: a completed case verifies, and each kind of tampering
 //! (an edited, removed or reordered ledger entry; an artifact overwritten by a new object
-//! version; an artifact deleted) makes `irf verify` fail and name the item; what a finding's
+//! version; a byte of a disk image's data or mapping changed; an artifact deleted) makes `irf verify` fail and name the item; what a finding's
 //! writer planted reaches the responder's terminal as text.
 
 use std::time::{Duration, Instant};
@@ -167,7 +167,12 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
             .flat_map(|e| &e.artifacts)
             .find(|a| a.key == artifact.key)
             .expect("the ledger records every artifact");
-        assert_eq!(Some(&recorded.sha256), artifact.sha256.as_ref());
+        // The ledger names the stored object; a QCOW2 disk image's raw hash beside it.
+        let raw = match artifact.kind {
+            ArtifactKind::Disk => recorded.raw_sha256.as_ref(),
+            _ => Some(&recorded.sha256),
+        };
+        assert_eq!(raw, artifact.sha256.as_ref(), "{recorded:?}");
     }
 
     // The disk's block ranges are recorded part by part, covering the volume once, in order.
@@ -213,6 +218,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     assert!(entries >= 5);
 
     report_holds_every_hash_and_round_trips(&case_id, &detail);
+    disk_image_exports_as_qemu_reads_it(&case_id, &detail);
     legal_holds_are_confirmed_recorded_and_listed(&case_id, &detail);
 
     // The tampering below is done by an administrator of the accounts, not by irf's roles
@@ -335,28 +341,106 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     let mut changed = body.to_vec();
     changed[4096] ^= 0x01;
     // Written by the automation's role: the evidence key lets no administrator encrypt.
-    aws_sdk_s3::Client::new(
+    let worker_s3 = aws_sdk_s3::Client::new(
         &irf_e2e::automation_context()
             .await
             .base_config(irf_engine::lab::LAB_REGION),
-    )
-    .put_object()
-    .bucket(&evidence.bucket)
-    .key(&memory.key)
-    .body(changed.into())
-    .send()
-    .await
-    .expect("overwrite memory");
+    );
+    worker_s3
+        .put_object()
+        .bucket(&evidence.bucket)
+        .key(&memory.key)
+        .body(changed.into())
+        .send()
+        .await
+        .expect("overwrite memory");
     verify_fails_naming(&case_id, "a changed memory image", |f| {
         f.starts_with(&format!("{}:", memory.key)) && f.contains("manifest says")
     });
 
-    // The disk image deleted.
+    // The disk image is QCOW2: verify reads what it stores, never the zeros it stands for.
     let disk = detail
         .artifacts
         .iter()
         .find(|a| a.kind == ArtifactKind::Disk)
         .expect("disk artifact");
+    let stored = evidence
+        .client()
+        .get_object()
+        .bucket(&evidence.bucket)
+        .key(&disk.key)
+        .send()
+        .await
+        .expect("read the disk image")
+        .body
+        .collect()
+        .await
+        .expect("disk body")
+        .into_bytes()
+        .to_vec();
+    let manifest: irf_engine::evidence::Manifest = evidence
+        .get_json(&irf_engine::evidence::manifest_key(&disk.key))
+        .await
+        .expect("read the manifest")
+        .expect("a manifest");
+    assert_eq!(manifest.stored_size, Some(stored.len() as u64));
+    assert!(
+        (stored.len() as u64) < manifest.size / 4,
+        "{} bytes stored for a {}-byte volume",
+        stored.len(),
+        manifest.size
+    );
+    let overwrite = async |bytes: Vec<u8>| {
+        worker_s3
+            .put_object()
+            .bucket(&evidence.bucket)
+            .key(&disk.key)
+            .body(bytes.into())
+            .send()
+            .await
+            .expect("overwrite the disk image");
+    };
+    // A flipped byte in the last data cluster: the stored hash and the block list hash
+    // name it.
+    let mut changed = stored.clone();
+    let last = changed.len() - 100;
+    changed[last] ^= 0x01;
+    overwrite(changed).await;
+    verify_fails_naming(&case_id, "a changed byte of disk data", |f| {
+        f.starts_with(&format!("{}:", disk.key))
+            && f.contains("for the stored QCOW2 image")
+            && f.contains("its data makes block list hash")
+    });
+    // A cluster of zeros made to read as data: a free entry of the first L2 table pointed
+    // at the header. qemu would open it; the mapping is not the one irf wrote.
+    let mut changed = stored.clone();
+    let word = |at: usize| u64::from_be_bytes(changed[at..at + 8].try_into().expect("8 bytes"));
+    let cluster = 1usize << u32::from_be_bytes(changed[20..24].try_into().expect("4 bytes"));
+    let l1_at = usize::try_from(word(40)).expect("offset");
+    let l2_at = usize::try_from(word(l1_at) & 0x00ff_ffff_ffff_fe00).expect("offset");
+    let free = (0..cluster / 8)
+        .map(|slot| l2_at + slot * 8)
+        .find(|&at| word(at) == 0)
+        .expect("a zero cluster in the first table");
+    changed[free..free + 8].copy_from_slice(&(1u64 << 63).to_be_bytes());
+    overwrite(changed).await;
+    verify_fails_naming(&case_id, "a zero region made to read as data", |f| {
+        f.starts_with(&format!("{}:", disk.key)) && f.contains("not the QCOW2 image irf wrote")
+    });
+    // The original bytes, written back, verify again (the memory image stays changed).
+    overwrite(stored.clone()).await;
+    let (ok, verification) = irf_verify(&case_id);
+    let disk_item = verification
+        .items
+        .iter()
+        .find(|i| i.item == disk.key)
+        .expect("the disk is verified");
+    assert!(
+        !ok && disk_item.verified && disk_item.detail.contains("block list hash"),
+        "the original bytes restored verify again: {disk_item:?}"
+    );
+
+    // The disk image deleted.
     forensics_admin
         .delete_object()
         .bucket(&evidence.bucket)
@@ -472,6 +556,91 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     verify_fails_naming(&case_id, "a seal written again", |f| {
         f.starts_with("ledger entry 1:") && f.contains("written 2 times")
     });
+}
+
+/// The disk image copied out as stored (QCOW2, which qemu-img checks) and as its raw image
+/// (sparse, hashing to the manifest's raw SHA-256), each copy in the ledger; an existing
+/// file is never replaced.
+fn disk_image_exports_as_qemu_reads_it(case_id: &CaseId, detail: &irf_engine::cases::CaseDetail) {
+    use sha2::{Digest, Sha256};
+    let disk = detail
+        .artifacts
+        .iter()
+        .find(|a| a.kind == ArtifactKind::Disk)
+        .expect("disk artifact");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stored = dir.path().join("disk.qcow2");
+    let raw = dir.path().join("disk.raw");
+    let env = lab_env(lab());
+    for (path, extra) in [(&stored, None), (&raw, Some("--raw"))] {
+        let path = path.to_str().expect("utf-8 path");
+        let mut args = vec!["evidence", "export", disk.key.as_str(), "-o", path];
+        args.extend(extra);
+        let out = run_irf(&args, &env);
+        assert!(
+            out.status.success(),
+            "irf {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let qemu_img = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new("qemu-img")
+            .args(args)
+            .output()
+            .expect("qemu-img runs (.ci/run installs qemu-utils)");
+        assert!(out.status.success(), "qemu-img {args:?}: {out:?}");
+    };
+    qemu_img(&[
+        "check".as_ref(),
+        "-f".as_ref(),
+        "qcow2".as_ref(),
+        stored.as_os_str(),
+    ]);
+    qemu_img(&[
+        "compare".as_ref(),
+        "-f".as_ref(),
+        "qcow2".as_ref(),
+        "-F".as_ref(),
+        "raw".as_ref(),
+        stored.as_os_str(),
+        raw.as_os_str(),
+    ]);
+    let raw_bytes = std::fs::read(&raw).expect("the raw image");
+    assert_eq!(
+        Some(irf_engine::hex(&Sha256::digest(&raw_bytes))),
+        disk.sha256,
+        "the raw image hashes to the manifest's raw SHA-256"
+    );
+    let on_disk =
+        std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&raw).expect("meta")) * 512;
+    let stored_len = std::fs::metadata(&stored).expect("meta").len();
+    assert!(
+        on_disk <= stored_len + (1 << 20),
+        "the raw image is sparse: {on_disk} bytes on disk for {stored_len} stored"
+    );
+    let again = run_irf(
+        &[
+            "evidence",
+            "export",
+            disk.key.as_str(),
+            "-o",
+            raw.to_str().expect("utf-8"),
+        ],
+        &env,
+    );
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("exists; irf never replaces a file"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let exported = run_irf(&["case", case_id.as_str(), "--json"], &env);
+    let text = String::from_utf8_lossy(&exported.stdout);
+    assert_eq!(
+        text.matches("artifact exported").count(),
+        2,
+        "both copies are in the ledger: {text}"
+    );
 }
 
 /// The report of the intact case: its JSON matches the published schema and reads back

@@ -448,6 +448,26 @@ pub async fn evidence(context: Arc<AwsContext>, json: bool) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
+/// `irf evidence export`: the artifact copied out, checked, and the copy recorded.
+pub async fn export(
+    context: Arc<AwsContext>,
+    key: &str,
+    output: &std::path::Path,
+    raw: bool,
+) -> anyhow::Result<ExitCode> {
+    let plane = Plane::connect(context).await?;
+    let (exported, entry) = irf_engine::ledger::export_artifact(&plane, key, output, raw).await?;
+    out!(
+        "{}  {}\n    {} bytes; sha256sum prints the manifest's {}",
+        crate::text::escape_untrusted(key),
+        exported.path.display(),
+        exported.size,
+        exported.sha256
+    );
+    eprintln!("irf: {} (ledger entry {})", entry.action, entry.seq);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `irf legal-hold`: the typed case id must be the case's, or nothing happens.
 pub async fn legal_hold(
     context: Arc<AwsContext>,

@@ -116,8 +116,11 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Every artifact of every case: size, SHA-256, state, Object Lock retention, legal hold.
+    /// Every artifact of every case: size, SHA-256, state, Object Lock retention, legal hold;
+    /// or (`export`) one artifact copied out, checked against its manifest.
     Evidence {
+        #[command(subcommand)]
+        command: Option<EvidenceCommand>,
         #[arg(long)]
         json: bool,
     },
@@ -205,6 +208,24 @@ pub enum Command {
         /// The workstation's filter language, applied after the flags.
         #[arg(long)]
         filter: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Copy an artifact out of the evidence bucket, checked against its manifest on the way
+    /// and recorded in its case's ledger. A disk image is QCOW2 as stored; `--raw` writes
+    /// the raw image it stands for (sparse, so it takes the disk space of the data), whose
+    /// `sha256sum` is the manifest's `sha256`.
+    Export {
+        /// The artifact's key ('irf evidence' lists them).
+        key: String,
+        /// The file to write; an existing file is never replaced.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Write a disk image as its raw image.
+        #[arg(long)]
+        raw: bool,
     },
 }
 

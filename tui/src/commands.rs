@@ -17,8 +17,8 @@ use crate::theme::Theme;
 use irf_engine::findings::FindingQuery;
 
 use crate::cli::{
-    Cli, Command, ConfigCommand, GlobalArgs, HostsCommand, ImagesCommand, LabCommand, LabUpArgs,
-    SessionCommand,
+    Cli, Command, ConfigCommand, EvidenceCommand, GlobalArgs, HostsCommand, ImagesCommand,
+    LabCommand, LabUpArgs, SessionCommand,
 };
 use crate::workstation;
 
@@ -96,9 +96,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Some(Command::Evidence { json }) => {
-            crate::acquire::evidence(connect(&global).await?, json).await
-        }
+        Some(Command::Evidence { command, json }) => match command {
+            None => crate::acquire::evidence(connect(&global).await?, json).await,
+            Some(EvidenceCommand::Export { key, output, raw }) => {
+                // The copy is recorded in the case's ledger: a write.
+                crate::contain::refuse_read_only(&global, "irf evidence export")?;
+                crate::acquire::export(connect(&global).await?, &key, &output, raw).await
+            }
+        },
         Some(Command::LegalHold {
             case_id,
             key,

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::Plane;
 use super::imaging::{
-    BlockRef, BlockSource, FetchedBlock, ImageSummary, ImagingError, ImagingOptions,
+    BlockRef, BlockSource, FetchedBlock, ImageFormat, ImageSummary, ImagingError, ImagingOptions,
     ImagingProgress, image,
 };
 use super::steps::{ArtifactRef, StepError};
@@ -307,7 +307,7 @@ async fn image_snapshot(
         account,
         &case.subject.instance_id,
         ArtifactKind::Disk,
-        &format!("{}.raw", volume.volume_id),
+        &format!("{}.qcow2", volume.volume_id),
     );
     let manifest_at = manifest_key(&key);
     // A manifest is written only after its image is complete: a retried step keeps it.
@@ -350,7 +350,10 @@ async fn image_snapshot(
     let outcome = image(
         source.clone(),
         upload.clone(),
-        ImagingOptions::default(),
+        ImagingOptions {
+            format: ImageFormat::Qcow2,
+            ..ImagingOptions::default()
+        },
         progress.sink(),
     )
     .await;
@@ -390,12 +393,19 @@ async fn image_snapshot(
         device: Some(volume.device.clone()),
         sha256: summary.sha256.clone(),
         size: summary.size,
+        format: summary.format,
+        stored_size: Some(summary.stored_size),
+        stored_sha256: Some(summary.stored_sha256.clone()),
+        blocks_sha256: Some(summary.blocks_sha256.clone()),
         block_size: Some(summary.block_size),
         allocated_blocks: Some(summary.allocated_blocks),
         bytes_fetched: Some(summary.bytes_fetched),
         blocks_retried: Some(summary.blocks_retried),
         parts: summary.parts.len(),
-        details: json!({"format": "raw", "method": "EBS direct APIs (ListSnapshotBlocks, GetSnapshotBlock)"}),
+        details: json!({
+            "method": "EBS direct APIs (ListSnapshotBlocks, GetSnapshotBlock)",
+            "raw_image": "qemu-img convert -O raw <image> <raw>, or irf evidence export --raw",
+        }),
         started_at,
         finished_at: now_rfc3339(),
         tool: tool_version(),
@@ -477,8 +487,9 @@ pub(super) async fn seal(
         .detail(format!("s3://{}/{}", manifest.bucket, manifest.key))
         .artifact(crate::ledger::ArtifactHash {
             key: manifest.key.clone(),
-            sha256: manifest.sha256.clone(),
-            size: manifest.size,
+            sha256: manifest.stored_sha256().to_owned(),
+            size: manifest.stored_size(),
+            raw_sha256: (manifest.format == ImageFormat::Qcow2).then(|| manifest.sha256.clone()),
         }),
     )
     .await?;

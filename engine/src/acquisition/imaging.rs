@@ -68,8 +68,10 @@ pub trait PartSink: Send + Sync {
     ) -> impl Future<Output = Result<StoredPart, ImagingError>> + Send;
 }
 
-/// How the stored image lays the volume out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the stored image lays the volume out. A manifest without one is raw: every
+/// artifact written before QCOW2 was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
     /// Every byte of the volume, zeros included.
     #[default]
@@ -134,6 +136,9 @@ pub struct ImageSummary {
     pub format: ImageFormat,
     /// The stored image's length (the raw image's for [`ImageFormat::Raw`]).
     pub stored_size: u64,
+    /// Lowercase hex SHA-256 of the stored image (the raw image's for [`ImageFormat::Raw`]):
+    /// what S3 holds, so what a read-back checks.
+    pub stored_sha256: String,
     /// [`super::qcow2::BlockListHash`] of the raw image, in `block_size` blocks.
     pub blocks_sha256: String,
     pub block_size: u64,
@@ -416,8 +421,8 @@ struct PartWriter<K> {
     uploads: FuturesUnordered<tokio::task::JoinHandle<Result<(StoredPart, u64), ImagingError>>>,
     parts: Vec<StoredPart>,
     bytes_done: u64,
-    /// The raw image's hasher, when the stored bytes are the raw image.
-    raw_hasher: Option<Arc<OrderedHasher>>,
+    /// The stored image's hasher (the raw image's too when the format is raw).
+    stored_hasher: Arc<OrderedHasher>,
 }
 
 impl<K: PartSink + 'static> PartWriter<K> {
@@ -465,9 +470,9 @@ impl<K: PartSink + 'static> PartWriter<K> {
         self.part_number += 1;
         let capacity = usize::try_from(self.part_size).unwrap_or(0);
         let data = std::mem::replace(&mut self.part, BytesMut::with_capacity(capacity)).freeze();
-        if let Some(hasher) = &self.raw_hasher {
-            hasher.push(RawBytes::Data(data.clone())).await?;
-        }
+        self.stored_hasher
+            .push(RawBytes::Data(data.clone()))
+            .await?;
         while self.uploads.len() >= self.upload_concurrency.max(1) {
             self.collect_one(progress).await?;
         }
@@ -588,7 +593,12 @@ where
     };
     let mut fetches = std::pin::pin!(fetches);
 
-    let hasher = Arc::new(OrderedHasher::start()?);
+    let stored_hasher = Arc::new(OrderedHasher::start()?);
+    // QCOW2 stores other bytes than the raw image: the raw image is hashed on its own.
+    let raw_hasher = match &layout {
+        Some(_) => Some(OrderedHasher::start()?),
+        None => None,
+    };
     let mut block_list = super::qcow2::BlockListHash::new(block_size);
     let mut writer = PartWriter {
         sink,
@@ -600,7 +610,7 @@ where
         uploads: FuturesUnordered::new(),
         parts: Vec::new(),
         bytes_done: 0,
-        raw_hasher: layout.is_none().then(|| hasher.clone()),
+        stored_hasher: stored_hasher.clone(),
     };
     let mut report = |bytes_done| {
         progress(ImagingProgress {
@@ -630,12 +640,14 @@ where
                 writer.append(&block.data[..take], &mut report).await?;
             }
             Some(_) => {
-                if offset < start {
-                    hasher.push(RawBytes::Zeros(start - offset)).await?;
+                if let Some(hasher) = &raw_hasher {
+                    if offset < start {
+                        hasher.push(RawBytes::Zeros(start - offset)).await?;
+                    }
+                    hasher
+                        .push(RawBytes::Data(block.data.slice(..take)))
+                        .await?;
                 }
-                hasher
-                    .push(RawBytes::Data(block.data.slice(..take)))
-                    .await?;
                 // A cluster is whole in the image, the volume's last one included.
                 writer.append(&block.data, &mut report).await?;
             }
@@ -649,17 +661,26 @@ where
                 .append_zeros(volume_size - offset, &zero_block, &mut report)
                 .await?;
         }
-        Some(_) if offset < volume_size => {
-            hasher.push(RawBytes::Zeros(volume_size - offset)).await?;
+        Some(_) => {
+            if let Some(hasher) = &raw_hasher
+                && offset < volume_size
+            {
+                hasher.push(RawBytes::Zeros(volume_size - offset)).await?;
+            }
         }
-        Some(_) => {}
     }
     let parts = writer.finish(&mut report).await?;
-    let hasher = Arc::into_inner(hasher)
-        .ok_or_else(|| ImagingError::Hasher("the hasher is still shared".to_owned()))?;
-    let sha256 = hasher.finish().await?;
+    let stored_sha256 = Arc::into_inner(stored_hasher)
+        .ok_or_else(|| ImagingError::Hasher("the hasher is still shared".to_owned()))?
+        .finish()
+        .await?;
+    let sha256 = match raw_hasher {
+        Some(hasher) => hasher.finish().await?,
+        None => stored_sha256.clone(),
+    };
     Ok(ImageSummary {
         sha256,
+        stored_sha256,
         size: volume_size,
         format: options.format,
         stored_size,
@@ -879,30 +900,11 @@ mod tests {
         );
     }
 
-    /// The raw image a QCOW2 image stands for, read back through its mapping.
-    async fn expanded(qcow2: &[u8]) -> Vec<u8> {
-        let map = super::super::qcow2::Qcow2Map::of_bytes(qcow2)
-            .await
-            .expect("a readable image");
-        let mut raw = vec![0u8; usize::try_from(map.virtual_size).expect("fits")];
-        let cluster = usize::try_from(map.cluster_size).expect("fits");
-        for (index, host) in map.clusters {
-            let at = usize::try_from(index).expect("fits") * cluster;
-            let host = usize::try_from(host).expect("fits");
-            let len = cluster.min(raw.len() - at);
-            raw[at..at + len].copy_from_slice(&qcow2[host..host + len]);
-        }
-        raw
-    }
-
-    fn block_list_hash_of(raw: &[u8], block_size: usize) -> String {
-        let mut hasher = Sha256::new();
-        for block in raw.chunks(block_size) {
-            let mut block = block.to_vec();
-            block.resize(block_size, 0);
-            hasher.update(Sha256::digest(&block));
-        }
-        hex(&hasher.finalize())
+    /// The raw image of `len` bytes a QCOW2 image stands for.
+    fn expanded(qcow2: &[u8], len: usize) -> Vec<u8> {
+        super::super::qcow2::tests::expand(qcow2, len)
+            .expect("a readable image")
+            .0
     }
 
     #[tokio::test]
@@ -930,9 +932,13 @@ mod tests {
             stored.len(),
             raw.len()
         );
-        assert_eq!(expanded(&stored).await, raw.to_vec());
+        assert_eq!(expanded(&stored, raw.len()), raw.to_vec());
         assert_eq!(summary.sha256, hex(&Sha256::digest(&raw)));
-        assert_eq!(summary.blocks_sha256, block_list_hash_of(&raw, 65536));
+        assert_eq!(summary.stored_sha256, hex(&Sha256::digest(&stored)));
+        assert_eq!(
+            summary.blocks_sha256,
+            super::super::qcow2::tests::block_list_hash_of(&raw, 65536)
+        );
         assert_eq!(
             reports.last().map(|r| (r.bytes_done, r.bytes_total)),
             Some((stored.len() as u64, stored.len() as u64))
@@ -947,6 +953,7 @@ mod tests {
         .await
         .expect("imaged raw");
         assert_eq!(raw_summary.sha256, summary.sha256);
+        assert_eq!(raw_summary.stored_sha256, raw_summary.sha256);
         assert_eq!(raw_summary.blocks_sha256, summary.blocks_sha256);
     }
 
@@ -1076,6 +1083,7 @@ mod tests {
             size: 40,
             format: ImageFormat::Raw,
             stored_size: 40,
+            stored_sha256: String::new(),
             blocks_sha256: String::new(),
             block_size: 4,
             allocated_blocks: 10,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::Plane;
 use super::disk::ProgressReporter;
-use super::imaging::MAX_PARTS;
+use super::imaging::{ImageFormat, MAX_PARTS};
 use super::memcap::{CaptureReport, LIME_HEADER, LimeRanges, UploadPlan};
 use super::steps::{ArtifactRef, StepError};
 use crate::aws::AwsError;
@@ -704,6 +704,11 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         device: None,
         sha256: report.sha256.clone(),
         size: report.size,
+        // The object is the LiME image itself.
+        format: ImageFormat::Raw,
+        stored_size: None,
+        stored_sha256: None,
+        blocks_sha256: None,
         block_size: None,
         allocated_blocks: None,
         bytes_fetched: None,

@@ -9,8 +9,6 @@
 //! write through a seekable file), so the layout is computed here, in a page of code, and
 //! every layout is checked against `qemu-img check` in the tests.
 
-use std::future::Future;
-
 use sha2::{Digest, Sha256};
 
 /// The QCOW2 magic: "QFI" and 0xfb.
@@ -43,6 +41,8 @@ pub enum Qcow2Error {
     OutOfRange { index: u64, clusters: u64 },
     #[error("not a QCOW2 image irf can read: {0}")]
     Unreadable(String),
+    #[error("not the QCOW2 image irf wrote: {0}")]
+    Edited(String),
 }
 
 /// Where everything of one image goes, computed from the volume size and its allocation.
@@ -309,39 +309,64 @@ impl BlockListHash {
     }
 }
 
-/// The mapping of an image read back: which host offset holds each data cluster.
+/// What reading an image through found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Qcow2Map {
+pub struct Qcow2Reading {
     pub virtual_size: u64,
     pub cluster_size: u64,
-    /// (volume cluster, host offset), ascending by volume cluster.
-    pub clusters: Vec<(u64, u64)>,
+    /// Volume clusters stored as data.
+    pub data_clusters: u64,
+    /// The [`BlockListHash`] of the raw image the image stands for.
+    pub blocks_sha256: String,
 }
 
-impl Qcow2Map {
-    /// Reads the mapping of the image that `read` returns ranges of (`read(offset, len)`),
-    /// refusing what irf never writes: backing files, encryption, compression, snapshots,
-    /// external data files.
-    pub async fn read<F, Fut, E>(mut read: F) -> Result<Self, Qcow2Error>
-    where
-        F: FnMut(u64, u64) -> Fut,
-        Fut: Future<Output = Result<Vec<u8>, E>>,
-        E: std::fmt::Display,
-    {
+/// Where each data cluster goes as it passes: its offset in the volume and its bytes.
+type DataSink = Box<dyn FnMut(u64, &[u8]) + Send>;
+
+/// Reads an image front to back as it streams (from S3, or a file), checking that it is
+/// exactly the image [`Qcow2Layout`] makes for the mapping its own tables name, and hashing
+/// its data clusters into the block list hash as they pass: an image is verified in one
+/// read of what it stores, never of the zeros it stands for. Any other image is refused by
+/// name: one with a backing file, encryption, snapshots or compression, one whose tables
+/// come after what they map, and one whose header, refcounts or tables differ in a single
+/// byte from those irf writes (an edited mapping is an edited image even where qemu would
+/// still open it).
+pub struct Qcow2Reader {
+    /// The bytes of the cluster being read.
+    pending: Vec<u8>,
+    header: Option<Header>,
+    /// The next host cluster to complete.
+    host_cluster: u64,
+    l1: Vec<u64>,
+    /// Host cluster of each L2 table, with its L1 index; known once the L1 table is read.
+    l2_tables: std::collections::BTreeMap<u64, u64>,
+    /// Volume clusters, in the order the tables map them.
+    mapped: Vec<u64>,
+    /// The first data cluster, once the L1 table is read.
+    data_from: Option<u64>,
+    metadata: Sha256,
+    blocks: Option<BlockListHash>,
+    data: Option<DataSink>,
+    error: Option<Qcow2Error>,
+}
+
+/// The fields of a version 3 header irf reads.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    cluster_bits: u32,
+    virtual_size: u64,
+    l1_entries: u64,
+    l1_cluster: u64,
+    l1_clusters: u64,
+}
+
+impl Header {
+    fn cluster_size(&self) -> u64 {
+        1 << self.cluster_bits
+    }
+
+    fn parse(header: &[u8]) -> Result<Self, Qcow2Error> {
         let unreadable = |why: String| Qcow2Error::Unreadable(why);
-        let mut fetch = async |offset: u64, len: u64| {
-            let bytes = read(offset, len)
-                .await
-                .map_err(|err| unreadable(format!("reading {len} bytes at {offset}: {err}")))?;
-            if bytes.len() as u64 != len {
-                return Err(unreadable(format!(
-                    "{len} bytes at {offset} asked, {} read: the image is cut short",
-                    bytes.len()
-                )));
-            }
-            Ok(bytes)
-        };
-        let header = fetch(0, u64::from(HEADER_LENGTH)).await?;
         let u32_at = |at: usize| {
             u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
         };
@@ -365,60 +390,235 @@ impl Qcow2Map {
         let virtual_size = u64_at(24);
         let l1_entries = u64::from(u32_at(36));
         let l1_at = u64_at(40);
-        let l2_entries = cluster_size / 8;
-        if l1_entries < virtual_size.div_ceil(cluster_size).div_ceil(l2_entries) {
+        if l1_entries
+            < virtual_size
+                .div_ceil(cluster_size)
+                .div_ceil(cluster_size / 8)
+        {
             return Err(unreadable(format!(
                 "its L1 table ({l1_entries} entries) does not cover {virtual_size} bytes"
             )));
         }
-        let l1 = fetch(l1_at, l1_entries * 8).await?;
-        let mut clusters = Vec::new();
-        for (l1_index, entry) in l1.chunks_exact(8).enumerate() {
-            let entry = u64::from_be_bytes(entry.try_into().unwrap_or([0; 8]));
-            let l2_at = entry & OFFSET_MASK;
-            if l2_at == 0 {
-                continue;
-            }
-            let l2 = fetch(l2_at, cluster_size).await?;
-            for (slot, entry) in l2.chunks_exact(8).enumerate() {
-                let entry = u64::from_be_bytes(entry.try_into().unwrap_or([0; 8]));
-                if entry & COMPRESSED != 0 {
-                    return Err(unreadable("it holds compressed clusters".into()));
-                }
-                let host = entry & OFFSET_MASK;
-                if host == 0 || entry & ZERO_FLAG != 0 {
-                    continue;
-                }
-                let volume_cluster = l1_index as u64 * l2_entries + slot as u64;
-                if volume_cluster << cluster_bits >= virtual_size {
-                    return Err(unreadable(format!(
-                        "cluster {volume_cluster} is mapped past the volume's end"
-                    )));
-                }
-                clusters.push((volume_cluster, host));
-            }
+        if !l1_at.is_multiple_of(cluster_size) || l1_at == 0 {
+            return Err(unreadable(format!(
+                "its L1 table is at {l1_at}, not on a cluster after the header"
+            )));
         }
         Ok(Self {
+            cluster_bits,
             virtual_size,
-            cluster_size,
-            clusters,
+            l1_entries,
+            l1_cluster: l1_at >> cluster_bits,
+            l1_clusters: (l1_entries * 8).div_ceil(cluster_size),
         })
     }
 }
 
-impl Qcow2Map {
-    /// The mapping of an image held in memory.
-    pub async fn of_bytes(image: &[u8]) -> Result<Self, Qcow2Error> {
-        Self::read(|offset, len| {
-            let start = usize::try_from(offset).unwrap_or(usize::MAX);
-            let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
-            let bytes = image
-                .get(start..end.min(image.len()))
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default();
-            async move { Ok::<_, std::convert::Infallible>(bytes) }
+impl Default for Qcow2Reader {
+    fn default() -> Self {
+        Self {
+            pending: Vec::new(),
+            header: None,
+            host_cluster: 0,
+            l1: Vec::new(),
+            l2_tables: std::collections::BTreeMap::new(),
+            mapped: Vec::new(),
+            data_from: None,
+            metadata: Sha256::new(),
+            blocks: None,
+            data: None,
+            error: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Qcow2Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Qcow2Reader")
+            .field("host_cluster", &self.host_cluster)
+            .field("mapped", &self.mapped.len())
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Qcow2Reader {
+    /// A reader that also hands every data cluster to `data`, with its byte offset in the
+    /// volume, in the order of the volume (an export writes them where they belong); the
+    /// volume's last cluster is cut at the volume's end.
+    pub fn with_data(data: impl FnMut(u64, &[u8]) + Send + 'static) -> Self {
+        Self {
+            data: Some(Box::new(data)),
+            ..Self::default()
+        }
+    }
+
+    /// Reads the image's next bytes.
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && self.error.is_none() {
+            let want = match &self.header {
+                Some(header) => header.cluster_size(),
+                None => u64::from(HEADER_LENGTH),
+            };
+            let room = usize::try_from(want)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(self.pending.len());
+            let (now, later) = bytes.split_at(room.min(bytes.len()));
+            self.pending.extend_from_slice(now);
+            bytes = later;
+            if self.pending.len() as u64 == want
+                && let Err(err) = self.complete()
+            {
+                self.error = Some(err);
+            }
+        }
+    }
+
+    /// Takes the completed cluster (or, first, the header's fixed fields).
+    fn complete(&mut self) -> Result<(), Qcow2Error> {
+        let Some(header) = self.header else {
+            let header = Header::parse(&self.pending)?;
+            self.header = Some(header);
+            self.blocks = Some(BlockListHash::new(header.cluster_size()));
+            // The rest of the header cluster follows.
+            return Ok(());
+        };
+        let cluster = std::mem::take(&mut self.pending);
+        let host = self.host_cluster;
+        self.host_cluster += 1;
+        let is_data = self.data_from.is_some_and(|from| host >= from);
+        if !is_data {
+            self.metadata.update(&cluster);
+        }
+        let l1_end = header.l1_cluster + header.l1_clusters;
+        if (header.l1_cluster..l1_end).contains(&host) {
+            self.l1.extend(
+                cluster
+                    .chunks_exact(8)
+                    .map(|e| u64::from_be_bytes(e.try_into().unwrap_or([0; 8]))),
+            );
+            if host + 1 == l1_end {
+                self.l1
+                    .truncate(usize::try_from(header.l1_entries).unwrap_or(usize::MAX));
+                self.tables_known(header, host)?;
+            }
+        } else if let Some(l1_index) = self.l2_tables.get(&host).copied() {
+            let entries = header.cluster_size() / 8;
+            for (slot, entry) in cluster.chunks_exact(8).enumerate() {
+                let entry = u64::from_be_bytes(entry.try_into().unwrap_or([0; 8]));
+                if entry & COMPRESSED != 0 {
+                    return Err(Qcow2Error::Unreadable(
+                        "it holds compressed clusters".into(),
+                    ));
+                }
+                if entry & OFFSET_MASK != 0 && entry & ZERO_FLAG == 0 {
+                    self.mapped.push(l1_index * entries + slot as u64);
+                }
+            }
+        } else if is_data {
+            let n = usize::try_from(host - self.data_from.unwrap_or(host)).unwrap_or(usize::MAX);
+            let Some(&volume_cluster) = self.mapped.get(n) else {
+                return Err(Qcow2Error::Edited(format!(
+                    "it stores more clusters than its tables map ({})",
+                    self.mapped.len()
+                )));
+            };
+            if let Some(blocks) = &mut self.blocks {
+                blocks.add(volume_cluster, &Sha256::digest(&cluster).into());
+            }
+            if let Some(data) = &mut self.data {
+                let start = volume_cluster << header.cluster_bits;
+                let len = header
+                    .cluster_size()
+                    .min(header.virtual_size.saturating_sub(start));
+                data(start, &cluster[..usize::try_from(len).unwrap_or(0)]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The L1 table is read (it ended at host cluster `host`): where each L2 table is, and
+    /// so where the data begins.
+    fn tables_known(&mut self, header: Header, host: u64) -> Result<(), Qcow2Error> {
+        for (l1_index, entry) in self.l1.iter().enumerate() {
+            let at = entry & OFFSET_MASK;
+            if at == 0 {
+                continue;
+            }
+            let table = at >> header.cluster_bits;
+            if !at.is_multiple_of(header.cluster_size()) || table <= host {
+                return Err(Qcow2Error::Edited(format!(
+                    "L1 entry {l1_index} puts its L2 table at {at}, not after the L1 table"
+                )));
+            }
+            if self.l2_tables.insert(table, l1_index as u64).is_some() {
+                return Err(Qcow2Error::Edited(format!(
+                    "two L1 entries share the L2 table at {at}"
+                )));
+            }
+        }
+        self.data_from = Some(
+            self.l2_tables
+                .last_key_value()
+                .map_or(host + 1, |(table, _)| table + 1),
+        );
+        Ok(())
+    }
+
+    /// The reading of the whole image, once its last byte is pushed.
+    pub fn finish(self) -> Result<Qcow2Reading, Qcow2Error> {
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        let Some(header) = self.header else {
+            return Err(Qcow2Error::Unreadable("it ends inside its header".into()));
+        };
+        if !self.pending.is_empty() {
+            return Err(Qcow2Error::Unreadable(format!(
+                "it ends {} bytes into a cluster of {}",
+                self.pending.len(),
+                header.cluster_size()
+            )));
+        }
+        let Some(data_from) = self.data_from else {
+            return Err(Qcow2Error::Unreadable("it ends before its L1 table".into()));
+        };
+        let layout = Qcow2Layout::new(header.virtual_size, header.cluster_size(), self.mapped)
+            .map_err(|err| Qcow2Error::Edited(format!("its tables map {err}")))?;
+        let stored = self.host_cluster << header.cluster_bits;
+        if layout.metadata_len() != data_from << header.cluster_bits || layout.image_len() != stored
+        {
+            return Err(Qcow2Error::Edited(format!(
+                "it is {stored} bytes with data from {}, where the image of its mapping is {} bytes with data from {}",
+                data_from << header.cluster_bits,
+                layout.image_len(),
+                layout.metadata_len()
+            )));
+        }
+        let mut written = Sha256::new();
+        for cluster in layout.metadata() {
+            written.update(&cluster);
+        }
+        if written.finalize() != self.metadata.finalize() {
+            return Err(Qcow2Error::Edited(
+                "its header, refcounts or mapping tables differ from those irf writes for the clusters they map"
+                    .into(),
+            ));
+        }
+        let blocks = header.virtual_size.div_ceil(header.cluster_size());
+        Ok(Qcow2Reading {
+            virtual_size: header.virtual_size,
+            cluster_size: header.cluster_size(),
+            data_clusters: layout.data_clusters().len() as u64,
+            blocks_sha256: self.blocks.map(|b| b.finish(blocks)).unwrap_or_default(),
         })
-        .await
+    }
+
+    /// Reads a whole image held in memory.
+    pub fn read_all(image: &[u8]) -> Result<Qcow2Reading, Qcow2Error> {
+        let mut reader = Self::default();
+        reader.push(image);
+        reader.finish()
     }
 }
 
@@ -439,12 +639,16 @@ pub(crate) fn qemu_img(args: &[&std::ffi::OsStr]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The image of `volume` (a raw image) with the given clusters as data, assembled in
     /// memory the way the pipeline streams it.
-    fn image_of(volume: &[u8], cluster_size: u64, data: Vec<u64>) -> (Qcow2Layout, Vec<u8>) {
+    pub(crate) fn image_of(
+        volume: &[u8],
+        cluster_size: u64,
+        data: Vec<u64>,
+    ) -> (Qcow2Layout, Vec<u8>) {
         let layout = Qcow2Layout::new(volume.len() as u64, cluster_size, data).expect("layout");
         let mut image = Vec::new();
         for cluster in layout.metadata() {
@@ -461,7 +665,7 @@ mod tests {
         (layout, image)
     }
 
-    fn sample_volume(size: usize, cluster: usize, data: &[u64]) -> Vec<u8> {
+    pub(crate) fn sample_volume(size: usize, cluster: usize, data: &[u64]) -> Vec<u8> {
         let mut volume = vec![0u8; size];
         for &index in data {
             let start = index as usize * cluster;
@@ -475,28 +679,132 @@ mod tests {
         volume
     }
 
-    async fn map_of(image: &[u8]) -> Result<Qcow2Map, Qcow2Error> {
-        Qcow2Map::of_bytes(image).await
+    /// The raw image an image stands for, and the reading, through the streaming reader fed
+    /// in uneven pieces.
+    pub(crate) fn expand(
+        image: &[u8],
+        volume_len: usize,
+    ) -> Result<(Vec<u8>, Qcow2Reading), Qcow2Error> {
+        let raw = std::sync::Arc::new(std::sync::Mutex::new(vec![0u8; volume_len]));
+        let sink = raw.clone();
+        let mut reader = Qcow2Reader::with_data(move |at, bytes| {
+            let mut raw = sink.lock().expect("raw");
+            let at = at as usize;
+            raw[at..at + bytes.len()].copy_from_slice(bytes);
+        });
+        for piece in image.chunks(1000) {
+            reader.push(piece);
+        }
+        let reading = reader.finish()?;
+        let raw = raw.lock().expect("raw").clone();
+        Ok((raw, reading))
     }
 
-    #[tokio::test]
-    async fn an_image_maps_back_to_the_clusters_it_was_written_with() {
+    pub(crate) fn block_list_hash_of(volume: &[u8], cluster: usize) -> String {
+        let mut hasher = Sha256::new();
+        for block in volume.chunks(cluster) {
+            let mut block = block.to_vec();
+            block.resize(cluster, 0);
+            hasher.update(Sha256::digest(&block));
+        }
+        crate::hex(&hasher.finalize())
+    }
+
+    #[test]
+    fn an_image_reads_back_as_the_volume_it_was_written_from() {
         let cluster = 4096u64;
         // Clusters in two L2 tables (512 entries of 8 bytes each per 4 KiB table).
         let data = vec![0, 3, 511, 512, 700];
         let volume = sample_volume(800 * cluster as usize, cluster as usize, &data);
-        let (layout, image) = image_of(&volume, cluster, data.clone());
-        let map = map_of(&image).await.expect("readable");
-        assert_eq!(map.virtual_size, volume.len() as u64);
-        assert_eq!(map.cluster_size, cluster);
-        let mapped: Vec<u64> = map.clusters.iter().map(|(c, _)| *c).collect();
-        assert_eq!(mapped, data);
-        for (n, (index, host)) in map.clusters.iter().enumerate() {
-            assert_eq!(*host, layout.data_offset(n as u64));
-            let stored = &image[*host as usize..(*host + cluster) as usize];
-            let original = &volume[(*index * cluster) as usize..((*index + 1) * cluster) as usize];
-            assert_eq!(stored, original, "cluster {index}");
-        }
+        let (_, image) = image_of(&volume, cluster, data.clone());
+        let (raw, reading) = expand(&image, volume.len()).expect("readable");
+        assert_eq!(raw, volume);
+        assert_eq!(
+            reading,
+            Qcow2Reading {
+                virtual_size: volume.len() as u64,
+                cluster_size: cluster,
+                data_clusters: data.len() as u64,
+                blocks_sha256: block_list_hash_of(&volume, cluster as usize),
+            }
+        );
+        // No data at all.
+        let (_, empty) = image_of(&[0u8; 8192], 4096, vec![]);
+        let reading = Qcow2Reader::read_all(&empty).expect("an empty image");
+        assert_eq!(reading.data_clusters, 0);
+        assert_eq!(
+            reading.blocks_sha256,
+            block_list_hash_of(&[0u8; 8192], 4096)
+        );
+    }
+
+    /// Every kind of change to a stored image is caught: in the data by the block list
+    /// hash (which the manifest holds), anywhere else by the reader itself, by name.
+    #[test]
+    fn a_changed_image_is_named() {
+        let cluster = 4096usize;
+        let data = vec![1u64, 2, 600];
+        let volume = sample_volume(800 * cluster, cluster, &data);
+        let (layout, image) = image_of(&volume, cluster as u64, data);
+        let honest = Qcow2Reader::read_all(&image).expect("readable");
+        let l1_at = usize::try_from(u64::from_be_bytes(image[40..48].try_into().expect("8")))
+            .expect("fits");
+        let first_l2 = l1_at + cluster;
+        let first_data = usize::try_from(layout.data_offset(0)).expect("fits");
+
+        // A flipped bit in a data cluster: still a well-formed image, of other blocks.
+        let mut changed = image.clone();
+        changed[first_data + 17] ^= 1;
+        let reading = Qcow2Reader::read_all(&changed).expect("well formed");
+        assert_ne!(reading.blocks_sha256, honest.blocks_sha256);
+
+        // A zero cluster made to read as data: an L2 entry pointed at a stored cluster.
+        let mut changed = image.clone();
+        let entry = (layout.data_offset(0) | COPIED).to_be_bytes();
+        changed[first_l2 + 5 * 8..first_l2 + 6 * 8].copy_from_slice(&entry);
+        let err = Qcow2Reader::read_all(&changed).expect_err("an edited mapping");
+        assert!(matches!(err, Qcow2Error::Edited(_)), "{err}");
+
+        // Two data clusters swapped in the mapping.
+        let mut changed = image.clone();
+        let (a, b) = (first_l2 + 8, first_l2 + 16);
+        let (one, two) = (changed[a..a + 8].to_vec(), changed[b..b + 8].to_vec());
+        changed[a..a + 8].copy_from_slice(&two);
+        changed[b..b + 8].copy_from_slice(&one);
+        let err = Qcow2Reader::read_all(&changed).expect_err("swapped clusters");
+        assert!(matches!(err, Qcow2Error::Edited(_)), "{err}");
+
+        // A byte in the header cluster's padding, which qemu ignores.
+        let mut changed = image.clone();
+        changed[cluster - 1] = 1;
+        let err = Qcow2Reader::read_all(&changed).expect_err("edited padding");
+        assert!(
+            err.to_string().contains("differ from those irf writes"),
+            "{err}"
+        );
+
+        // A refcount.
+        let mut changed = image.clone();
+        changed[2 * cluster + 1] = 2;
+        let err = Qcow2Reader::read_all(&changed).expect_err("edited refcount");
+        assert!(matches!(err, Qcow2Error::Edited(_)), "{err}");
+
+        // A cluster appended, or the last one cut.
+        let mut longer = image.clone();
+        longer.extend_from_slice(&vec![0u8; cluster]);
+        let err = Qcow2Reader::read_all(&longer).expect_err("appended");
+        assert!(
+            err.to_string()
+                .contains("more clusters than its tables map"),
+            "{err}"
+        );
+        let err = Qcow2Reader::read_all(&image[..image.len() - cluster]).expect_err("cut");
+        assert!(matches!(err, Qcow2Error::Edited(_)), "{err}");
+        let err = Qcow2Reader::read_all(&image[..image.len() - 1]).expect_err("cut short");
+        assert!(
+            err.to_string().contains("ends 4095 bytes into a cluster"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -539,16 +847,17 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn what_irf_never_writes_is_refused() {
+    #[test]
+    fn what_irf_never_writes_is_refused() {
         let (_, mut image) = image_of(&[0u8; 8192], 4096, vec![]);
         image[8..16].copy_from_slice(&4096u64.to_be_bytes()); // a backing file
-        let err = map_of(&image).await.expect_err("backing file");
+        let err = Qcow2Reader::read_all(&image).expect_err("backing file");
         assert!(err.to_string().contains("backing file"), "{err}");
-        let err = map_of(b"not an image at all, far too short ....")
-            .await
-            .expect_err("short");
+        let err =
+            Qcow2Reader::read_all(b"not an image at all, far too short ....").expect_err("short");
         assert!(matches!(err, Qcow2Error::Unreadable(_)), "{err}");
+        let err = Qcow2Reader::read_all(&[0u8; 200]).expect_err("no magic");
+        assert!(err.to_string().contains("magic"), "{err}");
     }
 
     #[test]

@@ -534,17 +534,26 @@ async fn verify(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
             ));
             continue;
         }
-        let read = plane.evidence()?.hash_object(&artifact.key).await?;
-        let ok = read.sha256 == manifest.sha256
-            && read.sha256 == artifact.sha256
-            && read.size == manifest.size;
-        if ok {
-            verified.push(json!({"key": artifact.key, "sha256": read.sha256, "size": read.size, "version_id": read.version_id}));
-        } else {
-            failures.push(format!(
-                "{}: read back SHA-256 {} ({} bytes), manifest says {} ({} bytes)",
-                artifact.key, read.sha256, read.size, manifest.sha256, manifest.size
-            ));
+        let check = plane.evidence()?.check_artifact(&manifest).await?;
+        let problem = check.problem.or_else(|| {
+            (manifest.sha256 != artifact.sha256).then(|| {
+                format!(
+                    "its manifest says SHA-256 {}, the branch reported {}",
+                    manifest.sha256, artifact.sha256
+                )
+            })
+        });
+        let ok = problem.is_none();
+        match problem {
+            None => verified.push(json!({
+                "key": artifact.key,
+                "sha256": manifest.sha256,
+                "size": manifest.size,
+                "stored_sha256": check.read.sha256,
+                "stored_size": check.read.size,
+                "version_id": check.read.version_id,
+            })),
+            Some(problem) => failures.push(format!("{}: {problem}", artifact.key)),
         }
         if let Some(progress) = recorded.iter_mut().find(|p| p.key == artifact.key) {
             progress.state = if ok {

@@ -455,7 +455,8 @@ const NO_CLI_STATUS: i32 = 4;
 /// connection), with `get-object --version-id` in one stream once the key has been written
 /// again. Either way the hash on the host decides. It prints
 /// `irf-evidence <sha256> <size> <path>` per artifact; a mismatch stops it with status 3,
-/// a missing AWS CLI with status 4.
+/// a missing AWS CLI with status 4. A QCOW2 disk image gets a sparse raw image beside it
+/// (`irf-evidence-raw <path>`) where the host has `qemu-img`.
 pub fn evidence_script(
     case_id: &CaseId,
     source: &EvidenceSource<'_>,
@@ -513,6 +514,20 @@ fetch() {{
   mv -f "$dir/$3.part" "$dir/$3"
   chmod 0444 "$dir/$3"
   echo "irf-evidence $4 $(stat -c %s "$dir/$3") $dir/$3"
+  case "$3" in
+    *.qcow2)
+      # A raw image beside it for the tools that read only raw, sparse: it takes the disk
+      # space of the data. Its SHA-256 is the manifest's raw one.
+      if command -v qemu-img >/dev/null 2>&1; then
+        qemu-img convert -q -f qcow2 -O raw -S 4k "$dir/$3" "$dir/${{3%.qcow2}}.raw.part"
+        mv -f "$dir/${{3%.qcow2}}.raw.part" "$dir/${{3%.qcow2}}.raw"
+        chmod 0444 "$dir/${{3%.qcow2}}.raw"
+        echo "irf-evidence-raw $dir/${{3%.qcow2}}.raw"
+      else
+        echo "irf-evidence-no-qemu-img: $3 stays QCOW2 only; install qemu-utils for a raw image beside it" >&2
+      fi
+      ;;
+  esac
 }}
 "#,
         region = source.region,
@@ -679,11 +694,13 @@ pub async fn launch(
                 tracing::info!(status, "the launch waits");
             })
             .await?;
-        total_bytes += manifest.size;
+        // What S3 holds is what lands; a QCOW2 image's raw twin is sparse, about as large
+        // again, which the root volume's margin for analysis covers.
+        total_bytes += manifest.stored_size();
         fetches.push(Fetch {
             key: artifact.key.clone(),
             version_id: manifest.version_id.clone(),
-            sha256: manifest.sha256.clone(),
+            sha256: manifest.stored_sha256().to_owned(),
         });
     }
     let source = EvidenceSource {
@@ -888,6 +905,7 @@ pub async fn launch(
             key: artifact.key.clone(),
             sha256: artifact.sha256.clone(),
             size: artifact.size,
+            raw_sha256: None,
         });
     }
     ledger::append(plane, case_id, entry).await?;
@@ -1126,6 +1144,77 @@ mod tests {
         assert_eq!(
             host_path_of(&case, "cases/other/a b;rm -rf"),
             "cases/other/a_b_rm_-rf"
+        );
+    }
+
+    /// The script run as the host runs it, with a stand-in `aws` that serves one object
+    /// from a file: a QCOW2 image lands checked and read-only, with a sparse raw image
+    /// beside it that is the volume.
+    #[test]
+    fn a_qcow2_image_lands_with_its_raw_image_beside_it() {
+        use sha2::{Digest, Sha256};
+        let case = CaseId::parse(CASE).expect("case id");
+        let cluster = 64usize << 10;
+        let data = vec![2u64, 3, 90];
+        let volume = crate::acquisition::qcow2::tests::sample_volume(128 * cluster, cluster, &data);
+        let (_, image) = crate::acquisition::qcow2::tests::image_of(&volume, cluster as u64, data);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let object = dir.path().join("object");
+        std::fs::write(&object, &image).expect("object");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin");
+        let aws = bin.join("aws");
+        std::fs::write(
+            &aws,
+            "#!/bin/sh\nif [ \"$2\" = head-object ]; then echo v1; exit 0; fi\nfor last; do :; done\ncp \"$IRF_TEST_OBJECT\" \"$last\"\n",
+        )
+        .expect("aws");
+        std::fs::set_permissions(&aws, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("executable");
+        let mut wanted = fetch(
+            "111111111111/i-1/disk/vol-1.qcow2",
+            &crate::hex(&Sha256::digest(&image)),
+        );
+        wanted.version_id = Some("v1".to_owned());
+        let script =
+            evidence_script(&case, &SOURCE, std::slice::from_ref(&wanted)).expect("script");
+        let evidence = dir.path().join("evidence");
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("IRF_EVIDENCE_DIR", &evidence)
+            .env("IRF_TEST_OBJECT", &object)
+            .output()
+            .expect("bash runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let held = parse_evidence_report(&case, &[wanted], &stdout).expect("reported");
+        assert_eq!(std::fs::read(&held[0].path).expect("the image"), image);
+        let raw = evidence.join(CASE).join("111111111111/i-1/disk/vol-1.raw");
+        assert!(
+            stdout.contains(&format!("irf-evidence-raw {}", raw.display())),
+            "{stdout}"
+        );
+        assert_eq!(std::fs::read(&raw).expect("the raw image"), volume);
+        let meta = std::fs::metadata(&raw).expect("raw metadata");
+        assert!(meta.permissions().readonly());
+        // Sparse: the disk space of its three clusters of data, not of its 128.
+        let allocated = std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
+        assert!(
+            allocated < 16 * cluster as u64,
+            "{allocated} bytes allocated"
         );
     }
 

@@ -17,12 +17,20 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// How often an append retries when other writers take the next sequence first.
 const APPEND_ATTEMPTS: usize = 8;
 
-/// An artifact's identity as the ledger records it.
+/// An artifact's identity as the ledger records it: the object S3 holds, whoever hashed it
+/// (the worker that wrote it, an analysis host that fetched it), so that every record of
+/// one artifact names the same bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactHash {
     pub key: String,
+    /// SHA-256 of the stored object (for a raw image or a memory image, the artifact).
     pub sha256: String,
+    /// The stored object's length.
     pub size: u64,
+    /// A QCOW2 disk image's raw image SHA-256, as its writer computed it. Absent in every
+    /// other record, and so in every entry written before QCOW2: their hashes stay theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_sha256: Option<String>,
 }
 
 /// One entry of a case's chain of custody.
@@ -326,6 +334,63 @@ pub async fn set_legal_hold(
     .await
 }
 
+/// Copies one of a case's artifacts out of the evidence bucket to `to` (as stored, or with
+/// `raw` as the raw image a QCOW2 disk image stands for), checked on the way against its
+/// manifest, and records the copy in the case's ledger: who took which artifact where.
+pub async fn export_artifact(
+    plane: &Plane,
+    key: &str,
+    to: &std::path::Path,
+    raw: bool,
+) -> Result<(crate::evidence::Exported, LedgerEntry), crate::evidence::ExportError> {
+    use crate::evidence::{ExportError, Manifest, manifest_key};
+    let bucket = plane.evidence.as_ref().ok_or_else(|| {
+        crate::aws::AwsError::Other(
+            "evidence.bucket is not set: artifacts are exported from the evidence bucket".into(),
+        )
+    })?;
+    let manifest: Manifest = bucket.get_json(&manifest_key(key)).await?.ok_or_else(|| {
+        crate::aws::AwsError::Other(format!(
+            "'{}' has no manifest in {}: 'irf evidence' lists the artifacts",
+            key.escape_debug(),
+            bucket.bucket
+        ))
+    })?;
+    let detail = plane.table.detail(&manifest.case_id).await?;
+    let Some(artifact) = detail.artifacts.iter().find(|a| a.key == key) else {
+        return Err(ExportError::Aws(crate::aws::AwsError::Other(format!(
+            "'{}' is not an artifact of case {}: 'irf evidence' lists them",
+            key.escape_debug(),
+            manifest.case_id
+        ))));
+    };
+    let exported = bucket.export_artifact(&manifest, to, raw).await?;
+    let subject = &detail.case.subject;
+    let form = if raw && manifest.format == crate::acquisition::imaging::ImageFormat::Qcow2 {
+        "as its raw image"
+    } else {
+        "as stored"
+    };
+    let entry = append(
+        plane,
+        &manifest.case_id,
+        NewEntry::new(
+            "artifact exported",
+            format!("{}/{}/{}", subject.account, subject.region, artifact.source),
+        )
+        .detail(format!(
+            "s3://{}/{} {form} to {} ({} bytes, SHA-256 {})",
+            bucket.bucket,
+            key,
+            exported.path.display(),
+            exported.size,
+            exported.sha256
+        )),
+    )
+    .await?;
+    Ok((exported, entry))
+}
+
 /// One checked item of a verification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckedItem {
@@ -470,8 +535,19 @@ pub async fn verify_detail(
         let manifest: Option<crate::evidence::Manifest> = evidence
             .get_json(&crate::evidence::manifest_key(&artifact.key))
             .await?;
-        let read = match evidence.hash_object(&artifact.key).await {
-            Ok(read) => Some(read),
+        let Some(manifest) = manifest else {
+            items.push(CheckedItem {
+                item: artifact.key.clone(),
+                verified: false,
+                detail: "has no manifest".to_owned(),
+            });
+            continue;
+        };
+        let manifest_writes = evidence
+            .versions_of(&crate::evidence::manifest_key(&artifact.key))
+            .await?;
+        let check = match evidence.check_artifact(&manifest).await {
+            Ok(check) => check,
             Err(err) => {
                 items.push(CheckedItem {
                     item: artifact.key.clone(),
@@ -481,46 +557,51 @@ pub async fn verify_detail(
                 continue;
             }
         };
-        let manifest_writes = match manifest {
-            Some(_) => {
-                evidence
-                    .versions_of(&crate::evidence::manifest_key(&artifact.key))
-                    .await?
-            }
-            None => 0,
-        };
-        let problem = match (&read, &manifest, recorded) {
-            (_, None, _) => Some("has no manifest".to_owned()),
-            (_, Some(_), _) if manifest_writes > 1 => Some(format!(
+        let problem = if manifest_writes > 1 {
+            Some(format!(
                 "its manifest was written {manifest_writes} times (a manifest is written once)"
-            )),
-            (_, _, None) => Some("the ledger records no hash for it".to_owned()),
-            (Some(read), Some(manifest), Some(recorded)) => {
-                if read.sha256 != manifest.sha256 {
+            ))
+        } else if let Some(problem) = check.problem {
+            Some(problem)
+        } else {
+            match recorded {
+                None => Some("the ledger records no hash for it".to_owned()),
+                Some(recorded) if recorded.sha256 != check.read.sha256 => Some(format!(
+                    "hashes to {} now, the ledger recorded {}",
+                    check.read.sha256, recorded.sha256
+                )),
+                Some(recorded)
+                    if recorded
+                        .raw_sha256
+                        .as_ref()
+                        .is_some_and(|raw| *raw != manifest.sha256) =>
+                {
                     Some(format!(
-                        "hashes to {} now, its manifest says {}",
-                        read.sha256, manifest.sha256
+                        "its manifest says raw image SHA-256 {}, the ledger recorded {}",
+                        manifest.sha256,
+                        recorded.raw_sha256.as_deref().unwrap_or_default()
                     ))
-                } else if read.sha256 != recorded.sha256 {
-                    Some(format!(
-                        "hashes to {} now, the ledger recorded {}",
-                        read.sha256, recorded.sha256
-                    ))
-                } else {
-                    None
                 }
+                Some(_) => None,
             }
-            (None, _, _) => Some("cannot be read".to_owned()),
         };
+        let detail = problem.clone().unwrap_or_else(|| match manifest.format {
+            crate::acquisition::imaging::ImageFormat::Raw => format!(
+                "SHA-256 {} matches its manifest and the ledger",
+                manifest.sha256
+            ),
+            crate::acquisition::imaging::ImageFormat::Qcow2 => format!(
+                "QCOW2 image (SHA-256 {}, {} bytes) and its block list hash {} match its manifest and the ledger; raw image SHA-256 {}",
+                check.read.sha256,
+                check.read.size,
+                manifest.blocks_sha256.as_deref().unwrap_or_default(),
+                manifest.sha256
+            ),
+        });
         items.push(CheckedItem {
             item: artifact.key.clone(),
             verified: problem.is_none(),
-            detail: problem.unwrap_or_else(|| {
-                format!(
-                    "SHA-256 {} matches its manifest and the ledger",
-                    read.map(|r| r.sha256).unwrap_or_default()
-                )
-            }),
+            detail,
         });
     }
     Ok(Verification {
