@@ -314,6 +314,39 @@ pub struct CaseDetail {
     pub ledger: Vec<crate::ledger::LedgerEntry>,
 }
 
+/// An artifact's SHA-256 as an examiner expects it (for a disk, the raw image's), and where
+/// it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactSha256<'a> {
+    Known(&'a str),
+    /// A disk image whose raw hash was left for later at acquisition, not yet computed.
+    LeftForLater,
+    /// Not written yet, or failed.
+    None,
+}
+
+impl CaseDetail {
+    /// `artifact`'s SHA-256: its writer's, or for a disk image whose raw hash was left for
+    /// later, the first one the ledger records (an export computed it).
+    pub fn sha256_of<'a>(&'a self, artifact: &'a ArtifactProgress) -> ArtifactSha256<'a> {
+        if let Some(sha256) = &artifact.sha256 {
+            return ArtifactSha256::Known(sha256);
+        }
+        if !matches!(
+            artifact.state,
+            ArtifactState::Written | ArtifactState::Verified
+        ) {
+            return ArtifactSha256::None;
+        }
+        self.ledger
+            .iter()
+            .flat_map(|entry| &entry.artifacts)
+            .filter(|recorded| recorded.key == artifact.key)
+            .find_map(|recorded| recorded.raw_sha256.as_deref())
+            .map_or(ArtifactSha256::LeftForLater, ArtifactSha256::Known)
+    }
+}
+
 /// Errors about cases, each naming the bad value.
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {

@@ -171,6 +171,12 @@ pub struct WorkflowConfig {
     /// How long a worker holds a step message before another worker may take it over,
     /// in seconds; the worker renews it while it works.
     pub lease_secs: Option<u64>,
+    /// The most GiB of zeros a disk image's raw SHA-256 hashes while the disk is imaged
+    /// (64 when unset: under a minute of one core); a volume emptier than that has its raw
+    /// hash left for the first export of its raw image, so that its acquisition costs
+    /// what it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_hash_inline_max_gib: Option<u64>,
     /// The deny-all instance profile of contained instances (template 5's
     /// IsolationProfileName; `IRIsolationProfile` when unset).
     pub isolation_profile: Option<String>,

@@ -60,8 +60,11 @@ pub struct Manifest {
     #[serde(default)]
     pub device: Option<String>,
     /// Lowercase hex SHA-256 of the whole artifact; for a disk, of the raw image (what
-    /// `sha256sum` prints over it), whatever the stored format.
-    pub sha256: String,
+    /// `sha256sum` prints over it), whatever the stored format. Absent where a QCOW2 image's
+    /// raw hash was left for later (a large, mostly empty volume): the first export of its
+    /// raw image computes it and records it in the case's ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// The artifact's length; for a disk, the volume's (the raw image's).
     pub size: u64,
     /// How a disk image is stored; raw when absent (memory images, and every disk image
@@ -98,7 +101,10 @@ pub struct Manifest {
 impl Manifest {
     /// The SHA-256 of the object S3 holds.
     pub fn stored_sha256(&self) -> &str {
-        self.stored_sha256.as_deref().unwrap_or(&self.sha256)
+        self.stored_sha256
+            .as_deref()
+            .or(self.sha256.as_deref())
+            .unwrap_or_default()
     }
 
     /// The length of the object S3 holds.
@@ -123,8 +129,13 @@ pub struct Exported {
     pub path: std::path::PathBuf,
     /// The file's length (a raw image's apparent length; its holes take no space).
     pub size: u64,
-    /// What `sha256sum` prints over the file: the manifest's hash of the same bytes.
+    /// What `sha256sum` prints over the file, computed from the bytes read (for a raw
+    /// image, the manifest's raw hash when it has one, which the export checks).
     pub sha256: String,
+    /// The manifest left the raw image's hash for later: this export computed it.
+    pub raw_hash_was_deferred: bool,
+    /// The stored object the copy was made from, as read.
+    pub stored: ObjectHash,
 }
 
 /// Why an export left nothing behind.
@@ -158,26 +169,19 @@ struct StoredCopy {
     /// The stored bytes, in order.
     file: Option<std::fs::File>,
     failed: Option<std::io::Error>,
-    /// The failure of a write of the raw image's clusters.
-    cluster_failed: Option<FailedWrite>,
+    /// The raw image written from a QCOW2 image's clusters instead.
+    raw: Option<SharedRawExport>,
 }
 
-/// The first failed write of the clusters of a raw image, kept for the end.
-#[derive(Debug, Clone, Default)]
-struct FailedWrite(std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>);
+/// The raw image being written from a QCOW2 image's clusters, shared with the reader that
+/// hands them over: its hash as they pass (zeros between included) and the first write
+/// that failed.
+type SharedRawExport = std::sync::Arc<std::sync::Mutex<RawExport>>;
 
-impl FailedWrite {
-    fn record(&self, result: std::io::Result<()>) {
-        if let Err(err) = result
-            && let Ok(mut slot) = self.0.lock()
-        {
-            slot.get_or_insert(err);
-        }
-    }
-
-    fn take(&self) -> Option<std::io::Error> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
-    }
+#[derive(Debug, Default)]
+struct RawExport {
+    hash: crate::acquisition::qcow2::RawImageHash,
+    failed: Option<std::io::Error>,
 }
 
 impl Observe for ArtifactRead {
@@ -472,8 +476,10 @@ impl EvidenceBucket {
         }
         let problem = (!problems.is_empty()).then(|| problems.join("; "));
         let written = observed.copy.and_then(|copy| {
-            copy.failed
-                .or_else(|| copy.cluster_failed.and_then(|failed| failed.take()))
+            copy.failed.or_else(|| {
+                copy.raw
+                    .and_then(|raw| raw.lock().ok().and_then(|mut raw| raw.failed.take()))
+            })
         });
         Ok((ArtifactCheck { read, problem }, written))
     }
@@ -510,25 +516,27 @@ impl EvidenceBucket {
             })?;
         let expand = raw && manifest.format == ImageFormat::Qcow2;
         let synced = file.try_clone().map_err(io)?;
+        let raw_export = SharedRawExport::default();
         let read = if expand {
             // The raw image's length first: the clusters land at their offsets, and what
             // no cluster covers stays a hole.
             file.set_len(manifest.size).map_err(io)?;
-            let (cluster_file, failed) = (file.try_clone().map_err(io)?, FailedWrite::default());
-            let cluster_failed = failed.clone();
+            let clusters = raw_export.clone();
             let reader = Qcow2Reader::with_data(move |at, bytes| {
-                cluster_failed.record(std::os::unix::fs::FileExt::write_all_at(
-                    &cluster_file,
-                    bytes,
-                    at,
-                ));
+                let written = std::os::unix::fs::FileExt::write_all_at(&file, bytes, at);
+                if let Ok(mut raw) = clusters.lock() {
+                    raw.hash.data(at, bytes);
+                    if let Err(err) = written {
+                        raw.failed.get_or_insert(err);
+                    }
+                }
             });
             ArtifactRead {
                 reader: Some(reader),
                 copy: Some(StoredCopy {
                     file: None,
                     failed: None,
-                    cluster_failed: Some(failed),
+                    raw: Some(raw_export.clone()),
                 }),
             }
         } else {
@@ -537,11 +545,11 @@ impl EvidenceBucket {
                 copy: Some(StoredCopy {
                     file: Some(file),
                     failed: None,
-                    cluster_failed: None,
+                    raw: None,
                 }),
             }
         };
-        let outcome = self.read_artifact(manifest, read).await;
+        let outcome = Box::pin(self.read_artifact(manifest, read)).await;
         let failed = |why: ExportError| {
             let _ = std::fs::remove_file(&part);
             Err(why)
@@ -559,21 +567,43 @@ impl EvidenceBucket {
         if let Some(problem) = check.problem {
             return failed(ExportError::Check(problem));
         }
+        let (size, sha256) = if expand {
+            let hash = match raw_export.lock() {
+                Ok(mut raw) => std::mem::take(&mut raw.hash),
+                Err(_) => {
+                    return failed(ExportError::Check("the raw image's hash was lost".into()));
+                }
+            };
+            // Every zero of the volume is hashed here: the one cost that follows the
+            // volume's size, paid where the raw image is wanted.
+            let volume_size = manifest.size;
+            let sha256 = tokio::task::spawn_blocking(move || hash.finish(volume_size))
+                .await
+                .map_err(|err| ExportError::Check(err.to_string()));
+            let sha256 = match sha256 {
+                Ok(sha256) => sha256,
+                Err(err) => return failed(err),
+            };
+            if let Some(written) = &manifest.sha256
+                && *written != sha256
+            {
+                return failed(ExportError::Check(format!(
+                    "its raw image hashes to {sha256}, manifest says {written}"
+                )));
+            }
+            (manifest.size, sha256)
+        } else {
+            (check.read.size, check.read.sha256.clone())
+        };
         if let Err(err) = std::fs::rename(&part, to) {
             return failed(io(err));
         }
         Ok(Exported {
             path: to.to_owned(),
-            size: if expand {
-                manifest.size
-            } else {
-                check.read.size
-            },
-            sha256: if expand || manifest.format == ImageFormat::Raw {
-                manifest.sha256.clone()
-            } else {
-                check.read.sha256
-            },
+            size,
+            sha256,
+            raw_hash_was_deferred: expand && manifest.sha256.is_none(),
+            stored: check.read,
         })
     }
 

@@ -78,23 +78,27 @@ pub struct CaseReport {
 pub async fn build(plane: &Plane, case_id: &CaseId) -> Result<CaseReport, CaseError> {
     let detail = plane.table.detail(case_id).await?;
     let verification = crate::ledger::verify_detail(plane, &detail).await?;
+    let artifacts = detail
+        .artifacts
+        .iter()
+        .map(|a| ReportArtifact {
+            key: a.key.clone(),
+            kind: a.kind.as_str().to_owned(),
+            source: a.source.clone(),
+            state: format!("{:?}", a.state).to_lowercase(),
+            size: a.bytes_total,
+            sha256: match detail.sha256_of(a) {
+                crate::cases::ArtifactSha256::Known(sha256) => Some(sha256.to_owned()),
+                _ => None,
+            },
+        })
+        .collect();
     Ok(CaseReport {
         report_version: REPORT_VERSION,
         generated_at: now_rfc3339(),
         generated_by: plane.operator.clone(),
         timeline: detail.steps,
-        artifacts: detail
-            .artifacts
-            .iter()
-            .map(|a| ReportArtifact {
-                key: a.key.clone(),
-                kind: a.kind.as_str().to_owned(),
-                source: a.source.clone(),
-                state: format!("{:?}", a.state).to_lowercase(),
-                size: a.bytes_total,
-                sha256: a.sha256.clone(),
-            })
-            .collect(),
+        artifacts,
         approval: detail.approval.and_then(|a| a.decided),
         containment: detail.containment,
         analysis: analysis_activity(&detail.ledger),

@@ -26,7 +26,8 @@ unchanged against it:
   the raw image of each volume (POST /irf-lab/volume-images {"volumes": {"vol-..": path}}),
   and ListSnapshotBlocks / GetSnapshotBlock of a snapshot of such a volume answer from the
   image in AWS's 512 KiB blocks, listing only the blocks that hold data (the images are
-  sparse), with block tokens, paging and SHA-256 checksums. POST /irf-lab/faults
+  sparse), with block tokens, paging and SHA-256 checksums; a lab volume with no image was
+  never written, and its snapshots list no block. POST /irf-lab/faults
   {"corrupt_blocks": N} makes the next N blocks served carry a flipped byte under the true
   checksum, as a damaged transfer would; GET /irf-lab/faults reports the counters.
 * EventBridge's "AWS API Call via CloudTrail" events (source aws.ec2), which moto never
@@ -707,12 +708,16 @@ class _VolumeImages:
             return {"corrupt_blocks": self.corrupt_next, "corrupted": self.corrupted}
 
     def _image_of(self, account: str, region: str, snapshot_id: str):
-        """(image path, volume size in GiB) of a snapshot of a registered volume, or None."""
+        """(image path, volume size in GiB) of a snapshot of a lab volume, or None for a
+        snapshot that is not of an EC2 volume (moto's own EBS snapshots). A volume with no
+        registered image was never written: its path is None, and it has no blocks."""
         snapshot = ec2_backends[account][region].snapshots.get(snapshot_id)
         volume = getattr(snapshot, "volume", None)
+        if volume is None:
+            return None
         with self.lock:
             path = self.images.get(getattr(volume, "id", None))
-        return (path, int(volume.size)) if path else None
+        return (path, int(volume.size))
 
     def _listing(self, path: str, volume_gib: int) -> list:
         # Keyed by the file's identity too: a lab seeded again may reuse a path.
@@ -749,7 +754,7 @@ class _VolumeImages:
             start = number("pageToken", 0, 0, 2**31 - 1, "INVALID_PAGE_TOKEN")
         else:
             start = number("startingBlockIndex", 0, 0, 2**31 - 1, "INVALID_PARAMETER_VALUE")
-        blocks = self._listing(path, volume_gib)
+        blocks = self._listing(path, volume_gib) if path else []
         first = bisect.bisect_left(blocks, start)
         page = blocks[first:first + limit]
         answer = {
@@ -768,7 +773,9 @@ class _VolumeImages:
         if image is None:
             return None
         token = query.get("blockToken", [""])[0]
-        if not index.isdigit() or not hmac.compare_digest(token, self._token(snapshot_id, int(index))):
+        # A never-written volume lists no block, so no token of it is valid.
+        if (image[0] is None or not index.isdigit()
+                or not hmac.compare_digest(token, self._token(snapshot_id, int(index)))):
             raise _Refusal("400 Bad Request", "ValidationException",
                            f"The block token is not valid for block {index} of {snapshot_id}.",
                            "INVALID_BLOCK_TOKEN")

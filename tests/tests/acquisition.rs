@@ -245,7 +245,7 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
         .await
         .expect("read manifest")
         .expect("disk manifest");
-    assert_eq!(disk_manifest.sha256, expected_disk_sha);
+    assert_eq!(disk_manifest.sha256.as_ref(), Some(&expected_disk_sha));
     assert_eq!(disk_manifest.size, disk.size_bytes);
     // Stored as QCOW2, holding the data only; its raw image is the seeded volume.
     let read_back = plane
@@ -323,7 +323,7 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
         .expect("read memory image")
         .into_bytes();
     let memory_sha = irf_engine::hex(&Sha256::digest(&object));
-    assert_eq!(memory_sha, memory_manifest.sha256);
+    assert_eq!(Some(&memory_sha), memory_manifest.sha256.as_ref());
     assert_eq!(memory_manifest.details["host_sha256"], memory_sha);
     assert_eq!(&object[..4], &0x4C69_4D45u32.to_le_bytes(), "LiME magic");
     let planted = irf_engine::lab::hosts::PLANTED_MEMORY[0].as_bytes();

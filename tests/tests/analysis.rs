@@ -11,9 +11,9 @@ use irf_e2e::{TerminalSession, context, lab, lab_env, run_irf, suspect};
 use irf_engine::analysis::Analysis;
 use sha2::{Digest, Sha256};
 
-/// Held by the gigabyte transfer, which keeps both cores busy for a minute or more, and by
-/// the tests that wait on a terminal's screen with a timeout, so that neither runs beside
-/// the other.
+/// Held by the gigabyte transfer and the 30 GiB raw image's hashing, which keep both cores
+/// busy for a minute or more, and by the tests that wait on a terminal's screen with a
+/// timeout, so that neither runs beside the other.
 static BUSY_CORES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn irf_json(args: &[&str]) -> serde_json::Value {
@@ -477,18 +477,42 @@ async fn a_host_gets_the_version_its_manifest_names_after_the_key_is_written_aga
 }
 
 /// A disk image reaches a host as the QCOW2 image S3 holds, checked there, with a sparse
-/// raw image beside it that hashes to the manifest's raw SHA-256; the host's record of the
-/// image in the ledger names the same bytes as its writer's, so the case still verifies.
+/// raw image beside it. The volume is one of the lab's 30 GiB ones, mostly empty, so its
+/// raw hash was left for later: the case says so until the first raw export computes it
+/// and records it, and the raw image on the host hashes to it. The host's record of the
+/// image names the same bytes as its writer's, so the case verifies throughout.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_disk_image_lands_on_a_host_with_its_raw_image_and_the_case_still_verifies() {
-    // An instance no other test here acquires: a case is joined while one is open.
+async fn a_disk_image_lands_on_a_host_with_its_raw_image_and_its_raw_hash_comes_later() {
+    // An instance no other test here acquires (a case is joined while one is open), whose
+    // root volume is past the lab's bound for hashing zeros while imaging.
     let suspect_id = suspect(lab()).id.clone();
-    let instance = lab()
+    let admin = irf_e2e::admin_context().await;
+    let mut chosen = None;
+    for instance in lab()
         .seeded
         .instances
         .iter()
-        .find(|i| i.state == "running" && i.id != suspect_id && !i.name.contains("batch"))
-        .expect("a running instance");
+        .filter(|i| i.state == "running" && i.id != suspect_id && !i.name.contains("batch"))
+    {
+        let config = admin
+            .account_config(&instance.account, &instance.region)
+            .await
+            .expect("the member account as its administrator");
+        let size = aws_sdk_ec2::Client::new(&config)
+            .describe_volumes()
+            .volume_ids(&instance.root_volume_id)
+            .send()
+            .await
+            .expect("describe the root volume")
+            .volumes()
+            .first()
+            .and_then(|v| v.size());
+        if size == Some(30) {
+            chosen = Some(instance);
+            break;
+        }
+    }
+    let instance = chosen.expect("a running instance with a 30 GiB root volume");
     let opened = json_of(
         "irf acquire (disk only)",
         &run_irf(
@@ -510,7 +534,27 @@ async fn a_disk_image_lands_on_a_host_with_its_raw_image_and_the_case_still_veri
     let case_id = opened["case_id"].as_str().expect("case_id").to_owned();
     let case = irf_json(&["case", &case_id, "--json"]);
     let artifact = &case["artifacts"][0];
-    let raw_sha256 = artifact["sha256"].as_str().expect("the raw image's hash");
+    let key = artifact["key"].as_str().expect("artifact key").to_owned();
+    assert_eq!(
+        artifact["sha256"],
+        serde_json::Value::Null,
+        "left for later: {case}"
+    );
+    let verified = irf_json(&["verify", &case_id, "--json"]);
+    let item = verified["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["item"] == key.as_str())
+        .expect("the image is verified")
+        .clone();
+    assert_eq!(item["verified"], true, "{item}");
+    assert!(
+        item["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("raw image SHA-256 not yet computed")),
+        "{item}"
+    );
 
     let launched = launch(&case_id);
     let held = &launched["evidence"][0];
@@ -526,8 +570,52 @@ async fn a_disk_image_lands_on_a_host_with_its_raw_image_and_the_case_still_veri
         Some(irf_engine::hex(&Sha256::digest(&stored)).as_str())
     );
     let raw = image.with_extension("raw");
-    // Read a megabyte at a time: the volume is up to 30 GiB, mostly holes.
-    let mut file = std::fs::File::open(&raw).expect("the raw image beside it");
+    let meta = std::fs::metadata(&raw).expect("the raw image beside it");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(meta.permissions().mode() & 0o777, 0o444);
+    assert_eq!(meta.len(), 30 << 30);
+    assert!(
+        meta.blocks() * 512 <= stored.len() as u64 + (1 << 20),
+        "sparse: {} bytes on disk for {} of data stored",
+        meta.blocks() * 512,
+        stored.len()
+    );
+    drop(stored);
+
+    // The first raw export computes the raw hash and records it. It and the hash below
+    // read 30 GiB each: both cores, kept from the tests that wait on a screen.
+    let _cores = BUSY_CORES.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exported_to = dir.path().join("disk.raw");
+    let out = run_irf(
+        &[
+            "evidence",
+            "export",
+            &key,
+            "-o",
+            exported_to.to_str().expect("utf-8"),
+            "--raw",
+        ],
+        &lab_env(lab()),
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw_sha256 = printed
+        .split_whitespace()
+        .find(|word| word.len() == 64 && word.bytes().all(|b| b.is_ascii_hexdigit()))
+        .expect("the export prints the raw image's hash")
+        .to_owned();
+    assert!(
+        printed.contains("left for later at acquisition: now in the ledger"),
+        "{printed}"
+    );
+    drop(dir);
+    // The raw image on the host is the same volume: a megabyte at a time, 30 GiB of it.
+    let mut file = std::fs::File::open(&raw).expect("the raw image");
     let (mut hasher, mut buffer) = (Sha256::new(), vec![0u8; 1 << 20]);
     loop {
         let read = file.read(&mut buffer).expect("read the raw image");
@@ -537,22 +625,19 @@ async fn a_disk_image_lands_on_a_host_with_its_raw_image_and_the_case_still_veri
         hasher.update(&buffer[..read]);
     }
     assert_eq!(irf_engine::hex(&hasher.finalize()), raw_sha256);
-    let meta = std::fs::metadata(&raw).expect("raw image metadata");
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    assert_eq!(meta.permissions().mode() & 0o777, 0o444);
-    assert!(
-        meta.blocks() * 512 <= stored.len() as u64 + (1 << 20),
-        "sparse: {} bytes on disk for {} of data stored",
-        meta.blocks() * 512,
-        stored.len()
-    );
-    drop(stored);
 
-    let verified = run_irf(&["verify", &case_id], &lab_env(lab()));
+    let verified = irf_json(&["verify", &case_id, "--json"]);
+    let items = verified["items"].as_array().expect("items");
+    assert!(items.iter().all(|i| i["verified"] == true), "{verified}");
+    let item = items
+        .iter()
+        .find(|i| i["item"] == key.as_str())
+        .expect("the image");
     assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stdout)
+        item["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("raw image SHA-256 {raw_sha256}"))),
+        "{item}"
     );
     let instance_id = launched["instance_id"].as_str().expect("instance_id");
     let plane = irf_engine::acquisition::Plane::connect(context().await)

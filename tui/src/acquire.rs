@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use irf_engine::acquisition::{self, Plane};
 use irf_engine::aws::AwsContext;
-use irf_engine::cases::{CaseDetail, CaseId, CaseStatus, CaseSubject, ContainmentPolicy, Opened};
+use irf_engine::cases::{
+    ArtifactSha256, CaseDetail, CaseId, CaseStatus, CaseSubject, ContainmentPolicy, Opened,
+};
 use irf_engine::config::AccountId;
 
 use crate::cli::{AcquireArgs, GlobalArgs};
@@ -273,7 +275,11 @@ fn print_detail(detail: &CaseDetail) -> anyhow::Result<()> {
             artifact.bytes_done,
             artifact.bytes_total,
             format!("{:?}", artifact.state).to_lowercase(),
-            crate::text::escape_untrusted(artifact.sha256.as_deref().unwrap_or(""))
+            match detail.sha256_of(artifact) {
+                ArtifactSha256::Known(sha256) => crate::text::escape_untrusted(sha256),
+                ArtifactSha256::LeftForLater => LEFT_FOR_LATER.into(),
+                ArtifactSha256::None => String::new(),
+            }
         );
         out!(
             "          s3 key {}",
@@ -448,6 +454,10 @@ pub async fn evidence(context: Arc<AwsContext>, json: bool) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a disk image whose raw hash was left for later shows where its hash would be.
+pub(crate) const LEFT_FOR_LATER: &str =
+    "raw SHA-256 left for later: 'irf evidence export <key> -o FILE --raw' computes it";
+
 /// `irf evidence export`: the artifact copied out, checked, and the copy recorded.
 pub async fn export(
     context: Arc<AwsContext>,
@@ -458,11 +468,16 @@ pub async fn export(
     let plane = Plane::connect(context).await?;
     let (exported, entry) = irf_engine::ledger::export_artifact(&plane, key, output, raw).await?;
     out!(
-        "{}  {}\n    {} bytes; sha256sum prints the manifest's {}",
+        "{}  {}\n    {} bytes; sha256sum prints {}{}",
         crate::text::escape_untrusted(key),
         exported.path.display(),
         exported.size,
-        exported.sha256
+        exported.sha256,
+        if exported.raw_hash_was_deferred {
+            " (the raw image's hash, left for later at acquisition: now in the ledger)"
+        } else {
+            ""
+        }
     );
     eprintln!("irf: {} (ledger entry {})", entry.action, entry.seq);
     Ok(ExitCode::SUCCESS)

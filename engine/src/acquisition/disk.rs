@@ -18,6 +18,9 @@ use crate::evidence::{Manifest, PartChecks, artifact_key, manifest_key, tool_ver
 
 /// How often progress goes to the case table.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
+/// The most GiB of zeros the raw image's SHA-256 hashes while imaging, unless the
+/// configuration says otherwise (`workflow.raw_hash_inline_max_gib`).
+const RAW_HASH_INLINE_MAX_GIB: u64 = 64;
 /// How long a snapshot may take to complete before the step gives up.
 const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(6 * 3600);
 
@@ -317,8 +320,8 @@ async fn image_snapshot(
         return Ok(ArtifactRef {
             key,
             manifest_key: manifest_at,
-            sha256: done.sha256,
-            size: done.size,
+            sha256: done.stored_sha256().to_owned(),
+            size: done.stored_size(),
             source: volume.volume_id.clone(),
         });
     }
@@ -352,6 +355,15 @@ async fn image_snapshot(
         upload.clone(),
         ImagingOptions {
             format: ImageFormat::Qcow2,
+            inline_raw_hash_zeros: Some(
+                plane
+                    .ctx
+                    .config()
+                    .workflow
+                    .raw_hash_inline_max_gib
+                    .unwrap_or(RAW_HASH_INLINE_MAX_GIB)
+                    .saturating_mul(1 << 30),
+            ),
             ..ImagingOptions::default()
         },
         progress.sink(),
@@ -489,18 +501,21 @@ pub(super) async fn seal(
             key: manifest.key.clone(),
             sha256: manifest.stored_sha256().to_owned(),
             size: manifest.stored_size(),
-            raw_sha256: (manifest.format == ImageFormat::Qcow2).then(|| manifest.sha256.clone()),
+            raw_sha256: match manifest.format {
+                ImageFormat::Qcow2 => manifest.sha256.clone(),
+                ImageFormat::Raw => None,
+            },
         }),
     )
     .await?;
     progress
-        .finish(ArtifactState::Written, Some(manifest.sha256.clone()), None)
+        .finish(ArtifactState::Written, manifest.sha256.clone(), None)
         .await;
     Ok(ArtifactRef {
         key: manifest.key.clone(),
         manifest_key: manifest_at,
-        sha256: manifest.sha256.clone(),
-        size: manifest.size,
+        sha256: manifest.stored_sha256().to_owned(),
+        size: manifest.stored_size(),
         source,
     })
 }

@@ -98,6 +98,11 @@ pub struct ImagingOptions {
     pub min_part_size: u64,
     /// Attempts per block when a fetch fails or its checksum does not match.
     pub block_attempts: u32,
+    /// For QCOW2, the most zero bytes the raw image's SHA-256 may hash while imaging (it
+    /// reads every zero of the volume, at one core's speed); past it the raw hash is left
+    /// for later ([`ImageSummary::sha256`] is `None`) and the image costs what it stores.
+    /// `None`: always hashed while imaging.
+    pub inline_raw_hash_zeros: Option<u64>,
 }
 
 impl Default for ImagingOptions {
@@ -109,6 +114,7 @@ impl Default for ImagingOptions {
             upload_concurrency: 4,
             min_part_size: 16 << 20,
             block_attempts: 4,
+            inline_raw_hash_zeros: None,
         }
     }
 }
@@ -129,8 +135,9 @@ pub struct ImagingProgress {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSummary {
     /// Lowercase hex SHA-256 of the whole raw image (what `sha256sum` prints over it),
-    /// computed in order.
-    pub sha256: String,
+    /// computed in order; `None` where [`ImagingOptions::inline_raw_hash_zeros`] left it
+    /// for later.
+    pub sha256: Option<String>,
     /// The volume's size: the raw image's length.
     pub size: u64,
     pub format: ImageFormat,
@@ -362,17 +369,10 @@ impl OrderedHasher {
             .name("irf-image-hash".to_owned())
             .spawn(move || {
                 let mut hasher = Sha256::new();
-                let zeros = vec![0u8; 1 << 20];
                 while let Ok(next) = receiver.recv() {
                     match next {
                         RawBytes::Data(chunk) => hasher.update(&chunk),
-                        RawBytes::Zeros(mut count) => {
-                            while count > 0 {
-                                let take = count.min(zeros.len() as u64);
-                                hasher.update(&zeros[..usize::try_from(take).unwrap_or(0)]);
-                                count -= take;
-                            }
-                        }
+                        RawBytes::Zeros(count) => super::qcow2::hash_zeros(&mut hasher, count),
                     }
                 }
                 hasher.finalize().into()
@@ -594,10 +594,15 @@ where
     let mut fetches = std::pin::pin!(fetches);
 
     let stored_hasher = Arc::new(OrderedHasher::start()?);
-    // QCOW2 stores other bytes than the raw image: the raw image is hashed on its own.
+    // QCOW2 stores other bytes than the raw image: the raw image is hashed on its own,
+    // unless its zeros would cost more than the image.
+    let zeros = volume_size.saturating_sub(allocated * block_size);
+    let raw_inline = options
+        .inline_raw_hash_zeros
+        .is_none_or(|most| zeros <= most);
     let raw_hasher = match &layout {
-        Some(_) => Some(OrderedHasher::start()?),
-        None => None,
+        Some(_) if raw_inline => Some(OrderedHasher::start()?),
+        _ => None,
     };
     let mut block_list = super::qcow2::BlockListHash::new(block_size);
     let mut writer = PartWriter {
@@ -674,9 +679,10 @@ where
         .ok_or_else(|| ImagingError::Hasher("the hasher is still shared".to_owned()))?
         .finish()
         .await?;
-    let sha256 = match raw_hasher {
-        Some(hasher) => hasher.finish().await?,
-        None => stored_sha256.clone(),
+    let sha256 = match (&layout, raw_hasher) {
+        (None, _) => Some(stored_sha256.clone()),
+        (Some(_), Some(hasher)) => Some(hasher.finish().await?),
+        (Some(_), None) => None,
     };
     Ok(ImageSummary {
         sha256,
@@ -865,6 +871,7 @@ mod tests {
             upload_concurrency: 2,
             min_part_size: 4 * 65536,
             block_attempts: 3,
+            inline_raw_hash_zeros: None,
         }
     }
 
@@ -878,7 +885,7 @@ mod tests {
             .await
             .expect("imaged");
         assert_eq!(sink.assembled(), image.to_vec());
-        assert_eq!(summary.sha256, hex(&Sha256::digest(&image)));
+        assert_eq!(summary.sha256, Some(hex(&Sha256::digest(&image))));
         assert_eq!(summary.allocated_blocks, 5);
         assert_eq!(summary.bytes_fetched, 5 * 65536);
         assert_eq!(summary.parts.len(), 10);
@@ -933,7 +940,7 @@ mod tests {
             raw.len()
         );
         assert_eq!(expanded(&stored, raw.len()), raw.to_vec());
-        assert_eq!(summary.sha256, hex(&Sha256::digest(&raw)));
+        assert_eq!(summary.sha256, Some(hex(&Sha256::digest(&raw))));
         assert_eq!(summary.stored_sha256, hex(&Sha256::digest(&stored)));
         assert_eq!(
             summary.blocks_sha256,
@@ -953,8 +960,48 @@ mod tests {
         .await
         .expect("imaged raw");
         assert_eq!(raw_summary.sha256, summary.sha256);
-        assert_eq!(raw_summary.stored_sha256, raw_summary.sha256);
+        assert_eq!(
+            Some(&raw_summary.stored_sha256),
+            raw_summary.sha256.as_ref()
+        );
         assert_eq!(raw_summary.blocks_sha256, summary.blocks_sha256);
+    }
+
+    /// Past the bound on zeros, the raw image's hash is left for later: the image stores,
+    /// hashes and proves the same data, in time that follows the data.
+    #[tokio::test]
+    async fn a_sparse_image_past_the_bound_leaves_its_raw_hash_for_later() {
+        let raw = sparse_image(64, 65536, &[5, 40]);
+        let source = Arc::new(InMemoryVolume::new(raw.clone(), 65536));
+        let qcow2 = |most| ImagingOptions {
+            format: ImageFormat::Qcow2,
+            inline_raw_hash_zeros: Some(most),
+            ..options()
+        };
+        let zeros = 62 * 65536;
+        let sink = Arc::new(InMemoryParts::default());
+        let deferred = image(source.clone(), sink.clone(), qcow2(zeros - 1), |_| {})
+            .await
+            .expect("imaged");
+        assert_eq!(deferred.sha256, None);
+        assert_eq!(
+            deferred.stored_sha256,
+            hex(&Sha256::digest(sink.assembled()))
+        );
+        assert_eq!(
+            deferred.blocks_sha256,
+            super::super::qcow2::tests::block_list_hash_of(&raw, 65536)
+        );
+        let inline = image(
+            source,
+            Arc::new(InMemoryParts::default()),
+            qcow2(zeros),
+            |_| {},
+        )
+        .await
+        .expect("imaged");
+        assert_eq!(inline.sha256, Some(hex(&Sha256::digest(&raw))));
+        assert_eq!(inline.stored_sha256, deferred.stored_sha256);
     }
 
     /// qemu's own tools open what the pipeline writes and find the raw image in it.
@@ -1079,7 +1126,7 @@ mod tests {
             request_id: None,
         };
         let summary = ImageSummary {
-            sha256: String::new(),
+            sha256: None,
             size: 40,
             format: ImageFormat::Raw,
             stored_size: 40,

@@ -499,7 +499,7 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     if let Some(done) = plane.evidence()?.get_json::<Manifest>(&manifest_at).await? {
         return Ok(
             json!({"kind": "memory", "status": "succeeded", "artifacts": [ArtifactRef {
-                key, manifest_key: manifest_at, sha256: done.sha256, size: done.size, source: id.clone(),
+                key, manifest_key: manifest_at, sha256: done.stored_sha256().to_owned(), size: done.stored_size(), source: id.clone(),
             }]}),
         );
     }
@@ -702,7 +702,7 @@ pub async fn capture(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         volume_id: None,
         snapshot_id: None,
         device: None,
-        sha256: report.sha256.clone(),
+        sha256: Some(report.sha256.clone()),
         size: report.size,
         // The object is the LiME image itself.
         format: ImageFormat::Raw,

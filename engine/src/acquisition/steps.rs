@@ -455,12 +455,14 @@ async fn prepare(plane: &Plane, case: &Case) -> Result<Value, StepError> {
     }))
 }
 
-/// One artifact as a branch reports it.
+/// One artifact as a branch reports it: the object it wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactRef {
     pub key: String,
     pub manifest_key: String,
+    /// SHA-256 of the stored object.
     pub sha256: String,
+    /// The stored object's length.
     pub size: u64,
     pub source: String,
 }
@@ -536,10 +538,10 @@ async fn verify(plane: &Plane, case: &Case, state: &Value) -> Result<Value, Step
         }
         let check = plane.evidence()?.check_artifact(&manifest).await?;
         let problem = check.problem.or_else(|| {
-            (manifest.sha256 != artifact.sha256).then(|| {
+            (check.read.sha256 != artifact.sha256).then(|| {
                 format!(
-                    "its manifest says SHA-256 {}, the branch reported {}",
-                    manifest.sha256, artifact.sha256
+                    "hashes to {} now, the branch reported {}",
+                    check.read.sha256, artifact.sha256
                 )
             })
         });

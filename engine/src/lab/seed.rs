@@ -1219,6 +1219,9 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
                 containment: None,
                 // Short, so that a step whose worker died comes back within seconds.
                 lease_secs: Some(15),
+                // Below the lab's largest volumes (30 GiB, mostly empty), so that their raw
+                // hash is left for later as a large volume's is in an Organization.
+                raw_hash_inline_max_gib: Some(16),
                 isolation_profile: Some(crate::containment::DEFAULT_ISOLATION_PROFILE.to_owned()),
                 isolation_keeps_ssm: false,
                 four_eyes: seeded.options.four_eyes,

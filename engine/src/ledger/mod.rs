@@ -366,11 +366,23 @@ pub async fn export_artifact(
     };
     let exported = bucket.export_artifact(&manifest, to, raw).await?;
     let subject = &detail.case.subject;
-    let form = if raw && manifest.format == crate::acquisition::imaging::ImageFormat::Qcow2 {
+    let expanded = raw && manifest.format == crate::acquisition::imaging::ImageFormat::Qcow2;
+    let form = if expanded {
         "as its raw image"
     } else {
         "as stored"
     };
+    let mut what = format!(
+        "s3://{}/{} {form} to {} ({} bytes, SHA-256 {})",
+        bucket.bucket,
+        key,
+        exported.path.display(),
+        exported.size,
+        exported.sha256
+    );
+    if exported.raw_hash_was_deferred {
+        what.push_str("; the raw image's SHA-256, left for later at acquisition, computed here");
+    }
     let entry = append(
         plane,
         &manifest.case_id,
@@ -378,17 +390,43 @@ pub async fn export_artifact(
             "artifact exported",
             format!("{}/{}/{}", subject.account, subject.region, artifact.source),
         )
-        .detail(format!(
-            "s3://{}/{} {form} to {} ({} bytes, SHA-256 {})",
-            bucket.bucket,
-            key,
-            exported.path.display(),
-            exported.size,
-            exported.sha256
-        )),
+        .detail(what)
+        // The bytes the copy was made from, and the raw image's hash where it was made.
+        .artifact(ArtifactHash {
+            key: key.to_owned(),
+            sha256: exported.stored.sha256.clone(),
+            size: exported.stored.size,
+            raw_sha256: expanded.then(|| exported.sha256.clone()),
+        }),
     )
     .await?;
     Ok((exported, entry))
+}
+
+/// What a case says of a disk image whose raw hash was left for later, until it is done.
+pub const RAW_HASH_PENDING: &str = "raw image SHA-256 not yet computed (left for later at acquisition: the volume is mostly empty; 'irf evidence export <key> -o FILE --raw' computes it and records it in the ledger)";
+
+/// A disk image's raw image SHA-256 as its records give it: the manifest's (when the
+/// image's writer computed it) and every ledger record of one (the writer's, and an
+/// export's that computed one left for later), in ledger order. They must all agree:
+/// `Ok(None)` while none has it, the problem in words when two differ.
+fn raw_hash_of<'a>(
+    manifest: Option<&'a str>,
+    recorded: impl Iterator<Item = &'a str>,
+) -> Result<Option<String>, String> {
+    let mut known: Option<(&str, &str)> = manifest.map(|hash| (hash, "its manifest"));
+    for hash in recorded {
+        match known {
+            None => known = Some((hash, "the ledger's first record")),
+            Some((first, source)) if first != hash => {
+                return Err(format!(
+                    "{source} says raw image SHA-256 {first}, the ledger recorded {hash}"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(known.map(|(hash, _)| hash.to_owned()))
 }
 
 /// One checked item of a verification.
@@ -557,6 +595,15 @@ pub async fn verify_detail(
                 continue;
             }
         };
+        let raw_hash = raw_hash_of(
+            manifest.sha256.as_deref(),
+            detail
+                .ledger
+                .iter()
+                .flat_map(|e| &e.artifacts)
+                .filter(|a| a.key == artifact.key)
+                .filter_map(|a| a.raw_sha256.as_deref()),
+        );
         let problem = if manifest_writes > 1 {
             Some(format!(
                 "its manifest was written {manifest_writes} times (a manifest is written once)"
@@ -570,32 +617,23 @@ pub async fn verify_detail(
                     "hashes to {} now, the ledger recorded {}",
                     check.read.sha256, recorded.sha256
                 )),
-                Some(recorded)
-                    if recorded
-                        .raw_sha256
-                        .as_ref()
-                        .is_some_and(|raw| *raw != manifest.sha256) =>
-                {
-                    Some(format!(
-                        "its manifest says raw image SHA-256 {}, the ledger recorded {}",
-                        manifest.sha256,
-                        recorded.raw_sha256.as_deref().unwrap_or_default()
-                    ))
-                }
-                Some(_) => None,
+                Some(_) => raw_hash.as_ref().err().cloned(),
             }
         };
         let detail = problem.clone().unwrap_or_else(|| match manifest.format {
             crate::acquisition::imaging::ImageFormat::Raw => format!(
                 "SHA-256 {} matches its manifest and the ledger",
-                manifest.sha256
+                check.read.sha256
             ),
             crate::acquisition::imaging::ImageFormat::Qcow2 => format!(
-                "QCOW2 image (SHA-256 {}, {} bytes) and its block list hash {} match its manifest and the ledger; raw image SHA-256 {}",
+                "QCOW2 image (SHA-256 {}, {} bytes) and its block list hash {} match its manifest and the ledger; {}",
                 check.read.sha256,
                 check.read.size,
                 manifest.blocks_sha256.as_deref().unwrap_or_default(),
-                manifest.sha256
+                match raw_hash {
+                    Ok(Some(raw)) => format!("raw image SHA-256 {raw}"),
+                    _ => RAW_HASH_PENDING.to_owned(),
+                }
             ),
         });
         items.push(CheckedItem {
@@ -614,6 +652,32 @@ pub async fn verify_detail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_record_of_a_raw_hash_must_agree() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        assert_eq!(raw_hash_of(None, std::iter::empty()), Ok(None));
+        assert_eq!(
+            raw_hash_of(Some(&a), std::iter::empty()),
+            Ok(Some(a.clone()))
+        );
+        // Left for later, then computed by an export and again by another.
+        assert_eq!(
+            raw_hash_of(None, [a.as_str(), a.as_str()].into_iter()),
+            Ok(Some(a.clone()))
+        );
+        let err = raw_hash_of(None, [a.as_str(), b.as_str()].into_iter()).expect_err("differ");
+        assert!(
+            err.contains("the ledger's first record says raw image SHA-256 aaaa")
+                && err.contains("the ledger recorded bbbb"),
+            "{err}"
+        );
+        let err = raw_hash_of(Some(&a), [b.as_str()].into_iter()).expect_err("differ");
+        assert!(
+            err.starts_with("its manifest says raw image SHA-256 aaaa"),
+            "{err}"
+        );
+    }
 
     fn chain(n: u64) -> Vec<LedgerEntry> {
         let mut prev = GENESIS.to_owned();

@@ -13,7 +13,9 @@ use crate::text::{clip_untrusted, escape_untrusted};
 use crate::theme::Theme;
 use unicode_width::UnicodeWidthChar;
 
-use irf_engine::cases::{ArtifactProgress, ArtifactState, ContainmentPolicy, StepStatus};
+use irf_engine::cases::{
+    ArtifactProgress, ArtifactSha256, ArtifactState, ContainmentPolicy, StepStatus,
+};
 
 /// Failed verification items shown under the summary; `irf verify` lists them all.
 const VERIFY_LINES: usize = 4;
@@ -426,7 +428,13 @@ fn draw_steps(frame: &mut Frame, area: Rect, screen: &CaseScreen, theme: &Theme)
     );
 }
 
-fn draw_artifact(frame: &mut Frame, area: Rect, artifact: &ArtifactProgress, theme: &Theme) {
+fn draw_artifact(
+    frame: &mut Frame,
+    area: Rect,
+    artifact: &ArtifactProgress,
+    sha256: ArtifactSha256<'_>,
+    theme: &Theme,
+) {
     let [what, bar, proof] = Layout::vertical([Constraint::Length(1); 3]).areas(area);
     let width = usize::from(area.width);
     let (state, role) = artifact_state(artifact.state);
@@ -467,10 +475,11 @@ fn draw_artifact(frame: &mut Frame, area: Rect, artifact: &ArtifactProgress, the
             .unfilled_style(theme.style("text.dim")),
         bar,
     );
-    let (label, value, value_role) = match (&artifact.state, &artifact.sha256, &artifact.error) {
+    let (label, value, value_role) = match (&artifact.state, sha256, &artifact.error) {
         (ArtifactState::Failed, _, Some(error)) => ("error", error.as_str(), "status.error"),
-        (ArtifactState::Written | ArtifactState::Verified, Some(sha256), _) => {
-            ("sha256", sha256.as_str(), "text")
+        (_, ArtifactSha256::Known(sha256), _) => ("sha256", sha256, "text"),
+        (_, ArtifactSha256::LeftForLater, _) => {
+            ("sha256", crate::acquire::LEFT_FOR_LATER, "status.info")
         }
         _ => ("key", artifact.key.as_str(), "text.dim"),
     };
@@ -509,7 +518,7 @@ fn draw_artifacts(frame: &mut Frame, area: Rect, screen: &CaseScreen, theme: &Th
     frame.render_widget(Line::styled(title, theme.style("table.header")), heading);
     let rows = Layout::vertical(vec![Constraint::Length(ARTIFACT_HEIGHT); fits]).split(list);
     for (artifact, row) in shown.zip(rows.iter()) {
-        draw_artifact(frame, *row, artifact, theme);
+        draw_artifact(frame, *row, artifact, detail.sha256_of(artifact), theme);
     }
 }
 
