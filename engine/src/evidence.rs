@@ -828,6 +828,8 @@ pub struct ObjectHash {
     pub version_id: Option<String>,
 }
 
+/// How long CompleteMultipartUpload may take to assemble an object.
+const COMPLETE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 /// How long a restored copy of archived evidence stays readable.
 const RESTORED_DAYS: i32 = 7;
 /// How often a restore's progress is asked for.
@@ -881,6 +883,15 @@ impl MultipartUpload {
                     .collect(),
             ))
             .build();
+        // S3 may take minutes to assemble a large object ("Processing of a Complete
+        // Multipart Upload request could take several minutes"): the API timeouts that suit
+        // every other call would abandon a complete image at its last step.
+        let assembling = aws_sdk_s3::config::Builder::default().timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(COMPLETE_TIMEOUT)
+                .operation_attempt_timeout(COMPLETE_TIMEOUT)
+                .build(),
+        );
         let out = self
             .bucket
             .client
@@ -889,6 +900,8 @@ impl MultipartUpload {
             .key(&self.key)
             .upload_id(&self.upload_id)
             .multipart_upload(completed)
+            .customize()
+            .config_override(assembling)
             .send()
             .await
             .map_err(|err| self.bucket.site.error("s3:CompleteMultipartUpload", &err))?;
