@@ -314,6 +314,10 @@ pub struct CaseDetail {
     pub ledger: Vec<crate::ledger::LedgerEntry>,
 }
 
+/// What a case and `irf verify` say of a disk image whose raw hash was left for later, until
+/// an export computes it.
+pub const RAW_HASH_LEFT_FOR_LATER: &str = "raw image SHA-256 not yet computed (left for later at acquisition: the volume is mostly empty; 'irf evidence export <key> -o FILE --raw' computes it and records it in the ledger)";
+
 /// An artifact's SHA-256 as an examiner expects it (for a disk, the raw image's), and where
 /// it stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -141,6 +141,12 @@ pub struct Exported {
 /// Why an export left nothing behind.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    #[error("evidence.bucket is not set: artifacts are exported from the evidence bucket")]
+    NoEvidenceBucket,
+    #[error("'{}' has no manifest in {bucket}: 'irf evidence' lists the artifacts", key.escape_debug())]
+    NoManifest { key: String, bucket: String },
+    #[error("'{}' is not an artifact of case {case}: 'irf evidence' lists them", key.escape_debug())]
+    NotAnArtifact { key: String, case: CaseId },
     #[error("{0} exists; irf never replaces a file with evidence: name another")]
     Exists(std::path::PathBuf),
     #[error("writing {path}: {err}")]

@@ -10,6 +10,7 @@ use irf_engine::acquisition::{self, Plane};
 use irf_engine::aws::AwsContext;
 use irf_engine::cases::{
     ArtifactSha256, CaseDetail, CaseId, CaseStatus, CaseSubject, ContainmentPolicy, Opened,
+    RAW_HASH_LEFT_FOR_LATER,
 };
 use irf_engine::config::AccountId;
 
@@ -277,7 +278,7 @@ fn print_detail(detail: &CaseDetail) -> anyhow::Result<()> {
             format!("{:?}", artifact.state).to_lowercase(),
             match detail.sha256_of(artifact) {
                 ArtifactSha256::Known(sha256) => crate::text::escape_untrusted(sha256),
-                ArtifactSha256::LeftForLater => LEFT_FOR_LATER.into(),
+                ArtifactSha256::LeftForLater => RAW_HASH_LEFT_FOR_LATER.into(),
                 ArtifactSha256::None => String::new(),
             }
         );
@@ -453,10 +454,6 @@ pub async fn evidence(context: Arc<AwsContext>, json: bool) -> anyhow::Result<Ex
     }
     Ok(ExitCode::SUCCESS)
 }
-
-/// What a disk image whose raw hash was left for later shows where its hash would be.
-pub(crate) const LEFT_FOR_LATER: &str =
-    "raw SHA-256 left for later: 'irf evidence export <key> -o FILE --raw' computes it";
 
 /// `irf evidence export`: the artifact copied out, checked, and the copy recorded.
 pub async fn export(

@@ -344,25 +344,24 @@ pub async fn export_artifact(
     raw: bool,
 ) -> Result<(crate::evidence::Exported, LedgerEntry), crate::evidence::ExportError> {
     use crate::evidence::{ExportError, Manifest, manifest_key};
-    let bucket = plane.evidence.as_ref().ok_or_else(|| {
-        crate::aws::AwsError::Other(
-            "evidence.bucket is not set: artifacts are exported from the evidence bucket".into(),
-        )
-    })?;
-    let manifest: Manifest = bucket.get_json(&manifest_key(key)).await?.ok_or_else(|| {
-        crate::aws::AwsError::Other(format!(
-            "'{}' has no manifest in {}: 'irf evidence' lists the artifacts",
-            key.escape_debug(),
-            bucket.bucket
-        ))
-    })?;
+    let bucket = plane
+        .evidence
+        .as_ref()
+        .ok_or(ExportError::NoEvidenceBucket)?;
+    let manifest: Manifest =
+        bucket
+            .get_json(&manifest_key(key))
+            .await?
+            .ok_or_else(|| ExportError::NoManifest {
+                key: key.to_owned(),
+                bucket: bucket.bucket.clone(),
+            })?;
     let detail = plane.table.detail(&manifest.case_id).await?;
     let Some(artifact) = detail.artifacts.iter().find(|a| a.key == key) else {
-        return Err(ExportError::Aws(crate::aws::AwsError::Other(format!(
-            "'{}' is not an artifact of case {}: 'irf evidence' lists them",
-            key.escape_debug(),
-            manifest.case_id
-        ))));
+        return Err(ExportError::NotAnArtifact {
+            key: key.to_owned(),
+            case: manifest.case_id,
+        });
     };
     let exported = bucket.export_artifact(&manifest, to, raw).await?;
     let subject = &detail.case.subject;
@@ -402,9 +401,6 @@ pub async fn export_artifact(
     .await?;
     Ok((exported, entry))
 }
-
-/// What a case says of a disk image whose raw hash was left for later, until it is done.
-pub const RAW_HASH_PENDING: &str = "raw image SHA-256 not yet computed (left for later at acquisition: the volume is mostly empty; 'irf evidence export <key> -o FILE --raw' computes it and records it in the ledger)";
 
 /// A disk image's raw image SHA-256 as its records give it: the manifest's (when the
 /// image's writer computed it) and every ledger record of one (the writer's, and an
@@ -632,7 +628,7 @@ pub async fn verify_detail(
                 manifest.blocks_sha256.as_deref().unwrap_or_default(),
                 match raw_hash {
                     Ok(Some(raw)) => format!("raw image SHA-256 {raw}"),
-                    _ => RAW_HASH_PENDING.to_owned(),
+                    _ => crate::cases::RAW_HASH_LEFT_FOR_LATER.to_owned(),
                 }
             ),
         });

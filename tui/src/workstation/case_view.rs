@@ -478,9 +478,11 @@ fn draw_artifact(
     let (label, value, value_role) = match (&artifact.state, sha256, &artifact.error) {
         (ArtifactState::Failed, _, Some(error)) => ("error", error.as_str(), "status.error"),
         (_, ArtifactSha256::Known(sha256), _) => ("sha256", sha256, "text"),
-        (_, ArtifactSha256::LeftForLater, _) => {
-            ("sha256", crate::acquire::LEFT_FOR_LATER, "status.info")
-        }
+        (_, ArtifactSha256::LeftForLater, _) => (
+            "sha256",
+            irf_engine::cases::RAW_HASH_LEFT_FOR_LATER,
+            "status.info",
+        ),
         _ => ("key", artifact.key.as_str(), "text.dim"),
     };
     frame.render_widget(
