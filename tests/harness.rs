@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use irf_engine::aws::AwsContext;
 use irf_engine::config::AccountId;
-use irf_engine::lab::control::ServicePrincipal;
-use irf_engine::lab::seed::SeedOptions;
-use irf_engine::lab::{Authorization, Lab, LabOptions, LabState, ORG_ACCESS_ROLE, WORKER_ROLE};
+use irf_lab::control::ServicePrincipal;
+use irf_lab::seed::SeedOptions;
+use irf_lab::{Authorization, Lab, LabOptions, LabState, ORG_ACCESS_ROLE, WORKER_ROLE};
 
 struct SharedLab {
     lab: Lab,
@@ -120,7 +120,7 @@ pub fn authorization() -> Authorization {
 }
 
 /// The seeded suspect: the instance whose root volume holds the planted indicators.
-pub fn suspect(state: &LabState) -> &irf_engine::lab::seed::LabInstance {
+pub fn suspect(state: &LabState) -> &irf_lab::seed::LabInstance {
     let disk = state
         .seeded
         .disks
@@ -147,7 +147,7 @@ pub fn lab_env(state: &LabState) -> [(&str, &str); 6] {
         ("AWS_ACCESS_KEY_ID", operator.access_key_id.as_str()),
         ("AWS_SECRET_ACCESS_KEY", operator.secret_access_key.as_str()),
         ("AWS_SESSION_TOKEN", operator.session_token.as_str()),
-        ("AWS_REGION", irf_engine::lab::LAB_REGION),
+        ("AWS_REGION", irf_lab::LAB_REGION),
         (
             "IRF_CONFIG",
             state.config_path.to_str().expect("utf-8 config path"),
@@ -180,7 +180,7 @@ fn print_refusals_on_failure() {
 /// test to print.
 pub fn denial_log(state: &LabState) -> String {
     let dir = state.config_path.parent().expect("the lab's directory");
-    std::fs::read_to_string(dir.join(irf_engine::lab::DENIAL_LOG)).unwrap_or_default()
+    std::fs::read_to_string(dir.join(irf_lab::DENIAL_LOG)).unwrap_or_default()
 }
 
 /// A context on the shared lab acting as `role`, with the credentials the AWS service
@@ -192,7 +192,7 @@ pub async fn service_context(
     source_arn: &str,
 ) -> Arc<AwsContext> {
     let state = lab();
-    let credentials = irf_engine::lab::control::Control::new(&state.endpoint)
+    let credentials = irf_lab::control::Control::new(&state.endpoint)
         .service_credentials(service, role, session, source_arn)
         .await
         .unwrap_or_else(|err| panic!("{} credentials for {role}: {err}", service.as_str()));
@@ -219,7 +219,7 @@ pub async fn automation_context() -> Arc<AwsContext> {
         WORKER_ROLE,
         &format!(
             "arn:aws:ecs:{}:{}:task/irf-acquisition/tests",
-            irf_engine::lab::LAB_REGION,
+            irf_lab::LAB_REGION,
             state.seeded.security
         ),
     )
@@ -230,7 +230,7 @@ pub async fn automation_context() -> Arc<AwsContext> {
 pub async fn forensics_admin() -> aws_types::SdkConfig {
     admin_context()
         .await
-        .account_config(&lab().seeded.forensics, irf_engine::lab::LAB_REGION)
+        .account_config(&lab().seeded.forensics, irf_lab::LAB_REGION)
         .await
         .expect("Forensics as its administrator")
 }
@@ -274,7 +274,7 @@ pub async fn admin_context() -> Arc<AwsContext> {
     Arc::new(
         AwsContext::connect(
             Arc::new(config),
-            &irf_engine::lab::connect_options_for(&state.endpoint),
+            &irf_lab::connect_options_for(&state.endpoint),
         )
         .await,
     )
@@ -287,7 +287,7 @@ pub async fn context() -> Arc<AwsContext> {
 
 /// `irf acquire --wait --json` of `instance`'s memory only, with no containment, on the
 /// shared lab.
-pub fn acquire_memory_only(instance: &irf_engine::lab::seed::LabInstance) -> Output {
+pub fn acquire_memory_only(instance: &irf_lab::seed::LabInstance) -> Output {
     run_irf(
         &[
             "acquire",

@@ -11,7 +11,6 @@ pub mod evidence;
 pub mod findings;
 pub mod identity;
 pub mod inventory;
-pub mod lab;
 pub mod ledger;
 pub mod organization;
 pub mod paths;

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use irf_engine::aws::AwsContext;
 use irf_engine::inventory;
-use irf_engine::lab::control::Control;
-use irf_engine::lab::seed::SeedOptions;
-use irf_engine::lab::{Lab, LabOptions};
+use irf_lab::control::Control;
+use irf_lab::seed::SeedOptions;
+use irf_lab::{Lab, LabOptions};
 
 const REGIONS: [&str; 4] = ["us-east-1", "eu-west-1", "us-west-2", "ap-southeast-2"];
 
@@ -96,7 +96,7 @@ fn main() {
         println!("irf sweep (median of 3, fresh credentials each): {:.3} s, {found} instances", engine.as_secs_f64());
 
         if std::env::var("IRF_BENCH_SKIP_CLI").is_err() {
-            let aws = irf_engine::lab::install::installed().expect("venv").expect("installed").aws_cli();
+            let aws = irf_lab::install::installed().expect("venv").expect("installed").aws_cli();
             let accounts: Vec<String> = state.seeded.members.iter().map(|m| m.id.to_string()).collect();
             let script = format!(
                 r#"set -e

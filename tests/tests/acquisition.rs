@@ -12,8 +12,8 @@ use irf_e2e::{context, irf_binary, lab, lab_env, run_irf};
 use irf_engine::acquisition::{Decision, Plane};
 use irf_engine::cases::{ArtifactKind, ArtifactState, Case, CaseDetail, CaseStatus};
 use irf_engine::evidence::{Manifest, manifest_key};
-use irf_engine::lab::control::Control;
-use irf_engine::lab::runtime;
+use irf_lab::control::Control;
+use irf_lab::runtime;
 use sha2::{Digest, Sha256};
 
 fn sha256_file(path: &Path) -> String {
@@ -326,7 +326,7 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
     assert_eq!(Some(&memory_sha), memory_manifest.sha256.as_ref());
     assert_eq!(memory_manifest.details["host_sha256"], memory_sha);
     assert_eq!(&object[..4], &0x4C69_4D45u32.to_le_bytes(), "LiME magic");
-    let planted = irf_engine::lab::hosts::PLANTED_MEMORY[0].as_bytes();
+    let planted = irf_lab::hosts::PLANTED_MEMORY[0].as_bytes();
     assert!(
         object.windows(planted.len()).any(|w| w == planted),
         "the miner is in memory"
@@ -400,7 +400,7 @@ async fn a_tag_set_with_the_aws_cli_on_a_detached_lab_acquires_with_no_irf_proce
         "lab up failed: {}",
         String::from_utf8_lossy(&up.stderr)
     );
-    let state = irf_engine::lab::LabState::load(dir.path())
+    let state = irf_lab::LabState::load(dir.path())
         .expect("state")
         .expect("running");
     let runtime_pid = state
@@ -423,7 +423,7 @@ async fn a_tag_set_with_the_aws_cli_on_a_detached_lab_acquires_with_no_irf_proce
         .find(|i| i.id == disk.instance_id)
         .expect("suspect");
 
-    let aws = irf_engine::lab::install::installed()
+    let aws = irf_lab::install::installed()
         .expect("venv")
         .expect("installed")
         .aws_cli();
@@ -596,7 +596,7 @@ async fn memory_is_captured_from_an_instance_that_prepare_just_gave_a_profile() 
     let ranges = manifest.details["ranges"].as_array().expect("ranges");
     assert_eq!(
         ranges.len() as u64,
-        2 + irf_engine::lab::hosts::FRAGMENTS,
+        2 + irf_lab::hosts::FRAGMENTS,
         "every range, read back from the image's LiME headers"
     );
     assert!(
@@ -619,11 +619,11 @@ async fn a_host_claiming_more_memory_than_its_instance_type_has_is_refused() {
         .find(|i| i.name.contains("-db-") && i.state == "running" && i.id != suspect.id)
         .expect("a running database server in the lab");
     let hosts = state.config_path.parent().expect("lab dir").join("hosts");
-    let dirs = irf_engine::lab::hosts::host_dirs(
+    let dirs = irf_lab::hosts::host_dirs(
         &hosts,
         &host.id,
         false,
-        irf_engine::lab::hosts::RamLayout::Contiguous,
+        irf_lab::hosts::RamLayout::Contiguous,
         "6.1.0-irf-lab",
     )
     .expect("the host's files");

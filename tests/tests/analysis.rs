@@ -43,7 +43,7 @@ fn memory_case() -> &'static str {
 }
 
 /// Acquires the memory of `instance` (no disk, no containment) and waits for the case.
-fn acquire_memory(instance: &irf_engine::lab::seed::LabInstance) -> String {
+fn acquire_memory(instance: &irf_lab::seed::LabInstance) -> String {
     let opened = json_of(
         "irf acquire (memory only)",
         &irf_e2e::acquire_memory_only(instance),
@@ -327,7 +327,7 @@ async fn a_launched_host_is_isolated_holds_verified_evidence_and_terminates() {
     let host_target = format!(
         "{}/{}/{instance_id}",
         lab().seeded.forensics,
-        irf_engine::lab::LAB_REGION
+        irf_lab::LAB_REGION
     );
     for wanted in ["analysis host launched", "analysis host evidence verified"] {
         assert!(
@@ -449,7 +449,7 @@ async fn a_host_gets_the_version_its_manifest_names_after_the_key_is_written_aga
     aws_sdk_s3::Client::new(
         &irf_e2e::automation_context()
             .await
-            .base_config(irf_engine::lab::LAB_REGION),
+            .base_config(irf_lab::LAB_REGION),
     )
     .put_object()
     .bucket(&bucket)
@@ -905,7 +905,7 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
 /// The lab agent's record of a session: input it held back before it was ready, and the
 /// largest payload the client sent.
 async fn agent_record(session_id: &str) -> serde_json::Value {
-    let control = irf_engine::lab::control::Control::new(&lab().endpoint);
+    let control = irf_lab::control::Control::new(&lab().endpoint);
     let sessions = control
         .get_json("/irf-lab/ssm/sessions")
         .await
@@ -1043,7 +1043,7 @@ async fn an_archived_case_is_restored_before_it_is_verified_or_sent_to_a_host() 
     // Template 1's lifecycle moves artifacts to Glacier after 90 days, where GetObject
     // answers InvalidObjectState until a restore is done (the lab restores in seconds).
     let case_id = acquire_memory(suspect(lab()));
-    let control = irf_engine::lab::control::Control::new(&lab().endpoint);
+    let control = irf_lab::control::Control::new(&lab().endpoint);
     let bucket = lab()
         .seeded
         .plane

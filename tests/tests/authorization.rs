@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use irf_e2e::{admin_context, context, denial_log, forensics_admin, lab, service_context, suspect};
 use irf_engine::aws::AwsContext;
-use irf_engine::lab::control::ServicePrincipal;
-use irf_engine::lab::{FORWARDER_ROLE, LAB_REGION, ORG_ACCESS_ROLE, TRIGGER_ROLE};
+use irf_lab::control::ServicePrincipal;
+use irf_lab::{FORWARDER_ROLE, LAB_REGION, ORG_ACCESS_ROLE, TRIGGER_ROLE};
 use tokio::sync::Mutex;
 
 /// The tests that change the lab's policies take turns, and others wait for them.
@@ -209,7 +209,7 @@ async fn a_member_account_opens_and_contains_nothing_of_another() {
             .await
             .expect("the member's administrator"),
     )];
-    let control = irf_engine::lab::control::Control::new(&state.endpoint);
+    let control = irf_lab::control::Control::new(&state.endpoint);
     for role in roles_of(own).await {
         for service in trusted_services(&role) {
             let principal = match service.as_str() {
@@ -608,7 +608,7 @@ async fn forensics_cli(args: &[&str]) -> String {
         .await
         .expect("the Forensics administrator");
     let credentials = assumed.credentials().expect("credentials");
-    let aws = irf_engine::lab::install::installed()
+    let aws = irf_lab::install::installed()
         .expect("the lab's tools")
         .expect("installed")
         .aws_cli();

@@ -17,7 +17,7 @@ use irf_engine::containment::{
 };
 use irf_engine::desk::client::{self, Containing};
 use irf_engine::desk::{DeskError, Refusal};
-use irf_engine::lab::seed::LabInstance;
+use irf_lab::seed::LabInstance;
 
 /// What containment touches on an instance, read straight from the services.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +214,7 @@ const SECOND_OPERATOR_PATH: &str = "/aws-reserved/sso.amazonaws.com/us-east-1/";
 async fn second_operator() -> Plane {
     let state = lab();
     let admin = irf_e2e::admin_context().await;
-    let iam = aws_sdk_iam::Client::new(&admin.base_config(irf_engine::lab::LAB_REGION));
+    let iam = aws_sdk_iam::Client::new(&admin.base_config(irf_lab::LAB_REGION));
     let created = iam
         .create_role()
         .role_name(SECOND_OPERATOR)
@@ -262,9 +262,9 @@ async fn plane_of_session(role: &str, session_name: &str) -> Plane {
     let config = irf_engine::config::Config::load_from(&state.config_path)
         .expect("lab config")
         .config;
-    let lab_options = irf_engine::lab::connect_options_for(&state.endpoint);
+    let lab_options = irf_lab::connect_options_for(&state.endpoint);
     let deployer = AwsContext::connect(Arc::new(config.clone()), &lab_options).await;
-    let session = aws_sdk_sts::Client::new(&deployer.base_config(irf_engine::lab::LAB_REGION))
+    let session = aws_sdk_sts::Client::new(&deployer.base_config(irf_lab::LAB_REGION))
         .assume_role()
         .role_arn(role)
         .role_session_name(session_name)
@@ -293,14 +293,14 @@ async fn assume_operator_role_as(session_name: &str) -> String {
     let config = irf_engine::config::Config::load_from(&state.config_path)
         .expect("lab config")
         .config;
-    let lab_options = irf_engine::lab::connect_options_for(&state.endpoint);
+    let lab_options = irf_lab::connect_options_for(&state.endpoint);
     let deployer = AwsContext::connect(Arc::new(config), &lab_options).await;
-    let assumed = aws_sdk_sts::Client::new(&deployer.base_config(irf_engine::lab::LAB_REGION))
+    let assumed = aws_sdk_sts::Client::new(&deployer.base_config(irf_lab::LAB_REGION))
         .assume_role()
         .role_arn(format!(
             "arn:aws:iam::{}:role/{}",
             state.seeded.security,
-            irf_engine::lab::OPERATOR_ROLE
+            irf_lab::OPERATOR_ROLE
         ))
         .role_session_name(session_name)
         .send()
@@ -1325,7 +1325,7 @@ async fn an_instance_on_the_ir_profile_loses_its_ir_sessions_and_only_its_own() 
     let admin_iam = aws_sdk_iam::Client::new(
         &irf_e2e::admin_context()
             .await
-            .account_config(&instance.account, irf_engine::lab::LAB_REGION)
+            .account_config(&instance.account, irf_lab::LAB_REGION)
             .await
             .expect("the member as its administrator"),
     );
@@ -1381,7 +1381,7 @@ async fn an_instance_on_the_ir_profile_loses_its_ir_sessions_and_only_its_own() 
 /// Opens a connection on `instance` in the lab, as its security groups allow it now: an
 /// intruder's reverse shell, outbound TCP to their listener.
 async fn reverse_shell(instance: &InstanceRef) -> serde_json::Value {
-    irf_engine::lab::control::Control::new(&lab().endpoint)
+    irf_lab::control::Control::new(&lab().endpoint)
         .post_for_json(
             "/irf-lab/ec2/connections",
             &serde_json::json!({
@@ -1400,7 +1400,7 @@ async fn reverse_shell(instance: &InstanceRef) -> serde_json::Value {
 
 /// The state ("open" or "cut") of the lab connection `id` of `instance`.
 async fn connection_state(instance: &InstanceRef, id: &serde_json::Value) -> String {
-    let listed = irf_engine::lab::control::Control::new(&lab().endpoint)
+    let listed = irf_lab::control::Control::new(&lab().endpoint)
         .get_json(&format!(
             "/irf-lab/ec2/connections?instance_id={}",
             instance.instance_id
@@ -1532,12 +1532,12 @@ async fn a_security_hub_case_needs_two_approvers() {
         state.seeded.security
     );
     let security_hub = irf_e2e::service_context(
-        irf_engine::lab::control::ServicePrincipal::Lambda,
+        irf_lab::control::ServicePrincipal::Lambda,
         &trigger_role,
         "irf-securityhub-trigger",
         &format!(
             "arn:aws:lambda:{}:{}:function:irf-securityhub-trigger",
-            irf_engine::lab::LAB_REGION,
+            irf_lab::LAB_REGION,
             state.seeded.security
         ),
     )
@@ -1594,11 +1594,11 @@ async fn a_security_hub_case_needs_two_approvers() {
         .expect("rollback");
 }
 
-fn operator_role_arn(state: &irf_engine::lab::LabState) -> String {
+fn operator_role_arn(state: &irf_lab::LabState) -> String {
     format!(
         "arn:aws:iam::{}:role/{}",
         state.seeded.security,
-        irf_engine::lab::OPERATOR_ROLE
+        irf_lab::OPERATOR_ROLE
     )
 }
 
@@ -1610,14 +1610,14 @@ async fn two_users_of_the_operator_role_are_two_people() {
     let (ctx, _) = plane().await;
     let instance = bystander(13);
     let before = observe(&ctx, &instance).await;
-    let keys = irf_engine::lab::operator_user(
+    let keys = irf_lab::operator_user(
         &*irf_e2e::admin_context().await,
         &state.seeded.security,
         "colleague",
     )
     .await
     .expect("the colleague's IAM user");
-    let lab_options = irf_engine::lab::connect_options_for(&state.endpoint);
+    let lab_options = irf_lab::connect_options_for(&state.endpoint);
     let mut config = irf_engine::config::Config::load_from(&state.config_path)
         .expect("lab config")
         .config;
@@ -1627,7 +1627,7 @@ async fn two_users_of_the_operator_role_are_two_people() {
         ..lab_options
     };
     let user = AwsContext::connect(Arc::new(config.clone()), &as_user).await;
-    let taken = aws_sdk_sts::Client::new(&user.base_config(irf_engine::lab::LAB_REGION))
+    let taken = aws_sdk_sts::Client::new(&user.base_config(irf_lab::LAB_REGION))
         .assume_role()
         .role_arn(operator_role_arn(state))
         .role_session_name("responder")
@@ -1648,7 +1648,7 @@ async fn two_users_of_the_operator_role_are_two_people() {
         format!(
             "arn:aws:sts::{}:assumed-role/{}/colleague",
             state.seeded.security,
-            irf_engine::lab::OPERATOR_ROLE
+            irf_lab::OPERATOR_ROLE
         )
     );
     let requester = operator().await;

@@ -225,7 +225,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     // (the lab refuses those what they may not do).
     let admin = irf_e2e::admin_context().await;
     let items = LedgerItems {
-        dynamodb: aws_sdk_dynamodb::Client::new(&admin.base_config(irf_engine::lab::LAB_REGION)),
+        dynamodb: aws_sdk_dynamodb::Client::new(&admin.base_config(irf_lab::LAB_REGION)),
         table: plane.table.name().to_owned(),
         pk: format!("CASE#{case_id}"),
     };
@@ -344,7 +344,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     let worker_s3 = aws_sdk_s3::Client::new(
         &irf_e2e::automation_context()
             .await
-            .base_config(irf_engine::lab::LAB_REGION),
+            .base_config(irf_lab::LAB_REGION),
     );
     worker_s3
         .put_object()
@@ -471,7 +471,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     let worker = aws_sdk_s3::Client::new(
         &irf_e2e::automation_context()
             .await
-            .base_config(irf_engine::lab::LAB_REGION),
+            .base_config(irf_lab::LAB_REGION),
     );
     let plain = worker
         .put_object()
@@ -683,7 +683,7 @@ fn report_holds_every_hash_and_round_trips(
     );
     assert!(report.verification.all_verified());
     assert_eq!(report.ledger, detail.ledger);
-    let install = irf_engine::lab::install::installed()
+    let install = irf_lab::install::installed()
         .expect("install state")
         .expect("the lab's tools are installed");
     let schema =

@@ -9,9 +9,9 @@ use irf_e2e::{TerminalSession, context, emulator_stops, irf_binary, lab, lab_env
 use irf_engine::aws::{AwsContext, AwsError};
 use irf_engine::config::{AccountId, Config};
 use irf_engine::inventory::{self, INCIDENT_STATUS_TAG};
-use irf_engine::lab::{LabState, connect_options_for};
+use irf_lab::{LabState, connect_options_for};
 
-fn managed_members(state: &LabState) -> Vec<&irf_engine::lab::seed::LabAccount> {
+fn managed_members(state: &LabState) -> Vec<&irf_lab::seed::LabAccount> {
     state.seeded.members.iter().filter(|m| m.managed).collect()
 }
 
@@ -344,7 +344,7 @@ fn lab_cli_lifecycle_as_a_user_drives_it() {
     // member accounts through assumed roles, and the findings.
     let exports = run_irf(&["lab", "env"], &env);
     assert!(exports.status.success());
-    let aws = irf_engine::lab::install::installed()
+    let aws = irf_lab::install::installed()
         .expect("venv")
         .expect("installed")
         .aws_cli();

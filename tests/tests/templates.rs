@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use irf_e2e::lab;
-use irf_engine::lab::install::{self, EmulatorInstall};
+use irf_lab::install::{self, EmulatorInstall};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -236,9 +236,9 @@ fn aws(args: &[&str]) -> Output {
         .current_dir(workspace())
         .env_remove("AWS_PROFILE")
         .env("AWS_ENDPOINT_URL", &state.endpoint)
-        .env("AWS_ACCESS_KEY_ID", irf_engine::lab::LAB_ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", irf_engine::lab::LAB_SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", irf_engine::lab::LAB_REGION);
+        .env("AWS_ACCESS_KEY_ID", irf_lab::LAB_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", irf_lab::LAB_SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", irf_lab::LAB_REGION);
     command.output().expect("run the AWS CLI")
 }
 

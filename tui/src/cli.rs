@@ -446,7 +446,7 @@ pub struct LabUpArgs {
     /// How the lab authorizes requests: enforce (as AWS does, from the templates' policies),
     /// audit (answer all, record what enforce refuses), or off (diagnosis only).
     #[arg(long, env = "IRF_LAB_AUTHORIZATION", default_value = "enforce")]
-    pub authorization: irf_engine::lab::Authorization,
+    pub authorization: irf_lab::Authorization,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use anyhow::Context;
 use irf_engine::aws::{AwsContext, ConnectOptions};
 use irf_engine::config::Config;
 use irf_engine::inventory;
-use irf_engine::lab::{self, Lab, LabOptions, LabState, seed::SeedOptions};
+use irf_lab::{self as lab, Lab, LabOptions, LabState, seed::SeedOptions};
 
 use crate::filter::Filter;
 use crate::keymap::Keymap;

@@ -8,18 +8,7 @@ use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 
 /// The themes shipped in the binary, by name.
-pub const SHIPPED: [(&str, &str); 4] = [
-    (
-        "default-dark",
-        include_str!("../../themes/default-dark.toml"),
-    ),
-    ("light", include_str!("../../themes/light.toml")),
-    (
-        "high-contrast",
-        include_str!("../../themes/high-contrast.toml"),
-    ),
-    ("colorblind", include_str!("../../themes/colorblind.toml")),
-];
+pub use irf_themes::SHIPPED;
 
 /// Errors loading a theme, naming the theme and the bad value.
 #[derive(Debug, thiserror::Error)]

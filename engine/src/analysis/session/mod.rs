@@ -3,7 +3,6 @@
 //! end), for an interactive shell or one forwarded port.
 
 pub mod channel;
-#[cfg(test)]
 pub mod upstream_frames;
 pub mod wire;
 

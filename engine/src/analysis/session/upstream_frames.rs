@@ -1,6 +1,7 @@
 //! Frames of the data channel computed by hand from the upstream definition, for
-//! byte-exact tests of both ends (irf's client and the lab's agent), which share no
-//! encoder.
+//! byte-exact tests of both ends (irf's client and the lab's agent, a crate of its own),
+//! which share no encoder. Compiled always, as reference data, so both crates' tests read
+//! the one copy.
 
 /// Frames computed by hand from the upstream layout (amazon-ssm-agent @1c217c89,
 /// agent/session/contracts/agentmessage.go: offsets L80-105, Serialize L182-259,
@@ -15,6 +16,7 @@ pub const UPSTREAM_OUTPUT_FRAME: &[&str] = &[
     "a508b5f073f31b16dd01e56bff48483ee5b111ba26d5bb1cc89d8a3d74fad4cf",
     "1ebd5701c29877969c322b456d0784a300000001000000022420",
 ];
+/// See [`UPSTREAM_OUTPUT_FRAME`].
 pub const UPSTREAM_ACK_FRAME: &[&str] = &[
     "0000007461636b6e6f776c656467652020202020202020202020202020202020",
     "20202020000000010000018bcfe5680100000000000000000000000000000003",
@@ -28,10 +30,13 @@ pub const UPSTREAM_ACK_FRAME: &[&str] = &[
     "65223a747275657d",
 ];
 
+/// The bytes of a frame written as lines of hex; a pair that is not hex reads as no byte,
+/// so a mistyped frame fails the byte-exact comparison it feeds.
 pub fn unhex(lines: &[&str]) -> Vec<u8> {
     let text: String = lines.concat();
     (0..text.len())
         .step_by(2)
-        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
+        .filter_map(|at| text.get(at..at + 2))
+        .filter_map(|pair| u8::from_str_radix(pair, 16).ok())
         .collect()
 }

@@ -12,16 +12,15 @@ use aws_sdk_dynamodb::types::{
 use serde::{Deserialize, Serialize};
 
 use super::{LAB_REGION, LabError};
-use crate::acquisition::{APPROVALS_QUEUE, IMAGING_QUEUE, STEPS_QUEUE};
-use crate::aws::{AwsContext, describe_sdk_error};
-use crate::config::AccountId;
+use irf_engine::acquisition::{APPROVALS_QUEUE, IMAGING_QUEUE, STEPS_QUEUE};
+use irf_engine::aws::{AwsContext, describe_sdk_error};
+use irf_engine::config::AccountId;
 
 /// The state machine's role, as template 3 names it.
 pub const STATE_MACHINE_ROLE: &str = "irf-acquisition-states";
 
 /// The acquisition state machine, exactly as template 3 deploys it.
-pub const ACQUISITION_ASL: &str =
-    include_str!("../../../cloudformation/statemachines/acquisition.asl.json");
+pub const ACQUISITION_ASL: &str = irf_templates::ACQUISITION_ASL;
 
 /// The workflow resources of a seeded lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +112,7 @@ pub async fn create(
         STEPS_QUEUE,
         IMAGING_QUEUE,
         APPROVALS_QUEUE,
-        crate::desk::DECISIONS_QUEUE,
+        irf_engine::desk::DECISIONS_QUEUE,
     ] {
         let dlq = sqs
             .create_queue()
@@ -229,10 +228,12 @@ pub async fn create(
 async fn publish_memcap(s3: &aws_sdk_s3::Client, bucket: &str, irf: &Path) -> Result<(), LabError> {
     let quoted = irf.display().to_string().replace('\'', r"'\''");
     let launcher = format!("#!/bin/sh\nexec '{quoted}' \"$@\"\n");
-    let sha256 = crate::hex(&<sha2::Sha256 as sha2::Digest>::digest(launcher.as_bytes()));
+    let sha256 = irf_engine::hex(&<sha2::Sha256 as sha2::Digest>::digest(launcher.as_bytes()));
     s3.put_object()
         .bucket(bucket)
-        .key(crate::acquisition::memory::tool_key(std::env::consts::ARCH))
+        .key(irf_engine::acquisition::memory::tool_key(
+            std::env::consts::ARCH,
+        ))
         .metadata("sha256", sha256)
         .body(aws_sdk_s3::primitives::ByteStream::from(
             launcher.into_bytes(),

@@ -22,10 +22,10 @@ use super::control::{Control, ServicePrincipal};
 use super::{
     FORWARDER_ROLE, LAB_REGION, LabError, LabState, ORG_ACCESS_ROLE, TRIGGER_ROLE, WORKER_ROLE,
 };
-use crate::acquisition::Plane;
-use crate::aws::AwsContext;
-use crate::config::{AccountId, Config};
-use crate::worker::{self, WorkerOptions};
+use irf_engine::acquisition::Plane;
+use irf_engine::aws::AwsContext;
+use irf_engine::config::{AccountId, Config};
+use irf_engine::worker::{self, WorkerOptions};
 
 /// The words that mark a lab runtime's command line.
 const RUNTIME_ARGS: [&str; 2] = ["lab", "runtime"];
@@ -194,7 +194,7 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
             Duration::from_secs_f64(secs as f64 / f64::from(state.time_scale.unwrap_or(1).max(1)))
         });
     for queue in &mut options.queues {
-        if queue.name == crate::acquisition::STEPS_QUEUE {
+        if queue.name == irf_engine::acquisition::STEPS_QUEUE {
             queue.time_limit = step_limit;
         }
     }
@@ -286,8 +286,8 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
     Ok(())
 }
 
-fn log_outcome(outcome: &crate::trigger::TriggerOutcome) {
-    use crate::trigger::TriggerOutcome;
+fn log_outcome(outcome: &irf_engine::trigger::TriggerOutcome) {
+    use irf_engine::trigger::TriggerOutcome;
     match outcome {
         TriggerOutcome::Opened(opened) => {
             tracing::info!(case = %opened.case().case_id, "tag change: case opened or joined");
@@ -454,8 +454,8 @@ async fn deliver_events(
                             }
                         };
                         // Boxed: the trigger's future (containment included) is large.
-                        let handled = Box::pin(crate::request_ids::recording(
-                            crate::trigger::handle_event(&plane, &event.event.to_string()),
+                        let handled = Box::pin(irf_engine::request_ids::recording(
+                            irf_engine::trigger::handle_event(&plane, &event.event.to_string()),
                         ))
                         .await;
                         match handled {
@@ -554,7 +554,7 @@ async fn instance_view(
         .instance_ids(&command.instance_id)
         .send()
         .await
-        .map_err(|err| crate::aws::describe_sdk_error(&err))?;
+        .map_err(|err| irf_engine::aws::describe_sdk_error(&err))?;
     let instance = described
         .reservations()
         .iter()
@@ -562,8 +562,8 @@ async fn instance_view(
         .find(|i| i.instance_id() == Some(command.instance_id.as_str()));
     let analysis_host = instance.is_some_and(|i| {
         i.tags().iter().any(|t| {
-            t.key() == Some(crate::analysis::hosts::ROLE_TAG)
-                && t.value() == Some(crate::analysis::hosts::ROLE_VALUE)
+            t.key() == Some(irf_engine::analysis::hosts::ROLE_TAG)
+                && t.value() == Some(irf_engine::analysis::hosts::ROLE_VALUE)
         })
     });
     let Some(profile_arn) = instance.and_then(|i| i.iam_instance_profile().and_then(|p| p.arn()))
@@ -576,7 +576,7 @@ async fn instance_view(
         .instance_profile_name(profile_name)
         .send()
         .await
-        .map_err(|err| crate::aws::describe_sdk_error(&err))?;
+        .map_err(|err| irf_engine::aws::describe_sdk_error(&err))?;
     let Some(role_arn) = profile
         .instance_profile()
         .and_then(|p| p.roles().first())

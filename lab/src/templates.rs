@@ -10,9 +10,9 @@ use serde::Deserialize;
 use super::analysis::{ANALYSIS_VPC_CIDR, LabAnalysis};
 use super::control::Control;
 use super::{LAB_REGION, LabError};
-use crate::config::AccountId;
+use irf_engine::config::AccountId;
 
-/// One template with its example parameter file.
+/// One template with its example parameter file, under the stack name the lab gives it.
 #[derive(Debug, Clone, Copy)]
 pub struct Template {
     /// The stack name the lab gives it.
@@ -21,35 +21,29 @@ pub struct Template {
     parameters: &'static str,
 }
 
-macro_rules! template {
-    ($name:literal, $file:literal) => {
-        Template {
-            name: $name,
-            body: include_str!(concat!("../../../cloudformation/", $file, ".yaml")),
-            parameters: include_str!(concat!(
-                "../../../cloudformation/parameters/",
-                $file,
-                ".json"
-            )),
-        }
-    };
+const fn stack(name: &'static str, template: irf_templates::Template) -> Template {
+    Template {
+        name,
+        body: template.body,
+        parameters: template.parameters,
+    }
 }
 
 /// Template 1: the Forensics account's evidence bucket, key, Analysis VPC and analyst role.
-pub const FORENSIC_ANALYSIS: Template =
-    template!("irf-forensics", "1-forensic-analysis-vpc-and-buckets");
+pub const FORENSIC_ANALYSIS: Template = stack("irf-forensics", irf_templates::FORENSIC_ANALYSIS);
 /// Template 3: the Security account's workflow, automation roles and operator role.
-pub const ACQUISITION: Template = template!("irf-acquisition", "3-security-acquisition-automation");
+pub const ACQUISITION: Template = stack("irf-acquisition", irf_templates::ACQUISITION);
 /// Template 4: the memory capture tooling bucket.
-pub const MEMORY_TOOLING: Template = template!("irf-memory-tooling", "4-security-memory-tooling");
+pub const MEMORY_TOOLING: Template = stack("irf-memory-tooling", irf_templates::MEMORY_TOOLING);
 /// Template 5: every member account's IRAutomation role, IR profiles and trigger.
-pub const MEMBER: Template = template!("irf-member", "5-member-ir-automation");
+pub const MEMBER: Template = stack("irf-member", irf_templates::MEMBER);
 /// Template 6: the evidence bucket's policy.
-pub const EVIDENCE_POLICY: Template =
-    template!("irf-evidence-policy", "6-forensic-evidence-bucket-policies");
+pub const EVIDENCE_POLICY: Template = stack("irf-evidence-policy", irf_templates::EVIDENCE_POLICY);
 /// The Security Hub custom actions and their trigger.
-pub const SECURITY_HUB_ACTIONS: Template =
-    template!("irf-securityhub-actions", "securityhub-custom-actions");
+pub const SECURITY_HUB_ACTIONS: Template = stack(
+    "irf-securityhub-actions",
+    irf_templates::SECURITY_HUB_ACTIONS,
+);
 
 /// The example account ids of the parameter files, which the lab's own ids replace.
 pub const EXAMPLE_SECURITY: &str = "111111111111";

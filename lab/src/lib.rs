@@ -21,12 +21,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aws::{AwsContext, ConnectOptions, StaticCredentials};
-use crate::cases::now_rfc3339;
-use crate::config::{CONFIG_ENV, Config};
 use control::Control;
 pub use emulator::Authorization;
 use emulator::{EmulatorOptions, RunningEmulator};
+use irf_engine::aws::{AwsContext, ConnectOptions, StaticCredentials};
+use irf_engine::cases::now_rfc3339;
+use irf_engine::config::{CONFIG_ENV, Config};
 use seed::{SeedOptions, SeededLab};
 
 /// The lab's home region: Security Hub aggregation, Organizations, the workflow.
@@ -93,7 +93,7 @@ pub enum LabError {
     )]
     NoOperator,
     #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] irf_engine::config::ConfigError),
 }
 
 /// The last `count` lines of `text`, for error messages that quote a tool's output.
@@ -106,7 +106,7 @@ pub(crate) fn last_lines(text: &str, count: usize) -> String {
 pub fn lab_dir() -> Result<PathBuf, LabError> {
     match std::env::var_os(LAB_DIR_ENV).filter(|v| !v.is_empty()) {
         Some(dir) => Ok(PathBuf::from(dir)),
-        None => Ok(crate::paths::state_dir()
+        None => Ok(irf_engine::paths::state_dir()
             .ok_or(LabError::NoHomeDirs)?
             .join("lab")),
     }
@@ -519,7 +519,7 @@ async fn prepare_and_seed(
 /// 3's operator role, and a new access key of it: a responder without Identity Center.
 pub async fn operator_user(
     deployer: &AwsContext,
-    security: &crate::config::AccountId,
+    security: &irf_engine::config::AccountId,
     name: &str,
 ) -> Result<StaticCredentials, LabError> {
     let failed = |message: String| LabError::Seed {
@@ -533,7 +533,7 @@ pub async fn operator_user(
             .as_service_error()
             .is_some_and(|e| e.is_entity_already_exists_exception())
     {
-        return Err(failed(crate::aws::describe_sdk_error(&err)));
+        return Err(failed(irf_engine::aws::describe_sdk_error(&err)));
     }
     let policy = serde_json::json!({
         "Version": "2012-10-17",
@@ -549,13 +549,13 @@ pub async fn operator_user(
         .policy_document(policy.to_string())
         .send()
         .await
-        .map_err(|err| failed(crate::aws::describe_sdk_error(&err)))?;
+        .map_err(|err| failed(irf_engine::aws::describe_sdk_error(&err)))?;
     let created = iam
         .create_access_key()
         .user_name(name)
         .send()
         .await
-        .map_err(|err| failed(crate::aws::describe_sdk_error(&err)))?;
+        .map_err(|err| failed(irf_engine::aws::describe_sdk_error(&err)))?;
     let key = created
         .access_key()
         .ok_or_else(|| failed("the answer holds no access key".to_owned()))?;
@@ -571,7 +571,7 @@ pub async fn operator_user(
 /// which the role's trust policy requires.
 async fn operator_session(
     deployer: &AwsContext,
-    security: &crate::config::AccountId,
+    security: &irf_engine::config::AccountId,
 ) -> Result<LabCredentials, LabError> {
     let failed = |message: String| LabError::Seed {
         step: "sts:AssumeRole (the lab's operator)",
@@ -602,7 +602,7 @@ async fn operator_session(
         .duration_seconds(OPERATOR_SESSION_SECONDS)
         .send()
         .await
-        .map_err(|err| failed(crate::aws::describe_sdk_error(&err)))?;
+        .map_err(|err| failed(irf_engine::aws::describe_sdk_error(&err)))?;
     let credentials = assumed
         .credentials()
         .ok_or_else(|| failed("the answer holds no credentials".to_owned()))?;
@@ -701,8 +701,8 @@ mod tests {
             seeded: SeededLab {
                 options: SeedOptions::default(),
                 organization_id: "o-example".into(),
-                security: crate::config::AccountId::parse("123456789012").expect("valid"),
-                forensics: crate::config::AccountId::parse("210987654321").expect("valid"),
+                security: irf_engine::config::AccountId::parse("123456789012").expect("valid"),
+                forensics: irf_engine::config::AccountId::parse("210987654321").expect("valid"),
                 members: vec![],
                 instances: vec![],
                 findings: 0,

@@ -224,7 +224,7 @@ fn mke2fs() -> Result<PathBuf, LabError> {
 /// A UUID-shaped value derived from `text`, for reproducible filesystem ids.
 fn stable_uuid(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
-    let hex = crate::hex(&digest[..16]);
+    let hex = irf_engine::hex(&digest[..16]);
     format!(
         "{}-{}-4{}-8{}-{}",
         &hex[0..8],

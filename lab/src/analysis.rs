@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::seed::https_from;
 use super::{LAB_REGION, LabError};
-use crate::aws::{AwsContext, describe_sdk_error};
-use crate::config::AccountId;
+use irf_engine::aws::{AwsContext, describe_sdk_error};
+use irf_engine::config::AccountId;
 
 /// The name of the lab's SIFT pipeline.
 pub const PIPELINE_NAME: &str = "irf-sift";

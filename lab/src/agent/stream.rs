@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn frames_match_the_upstream_layout_byte_for_byte() {
-        use crate::analysis::session::upstream_frames::{
+        use irf_engine::analysis::session::upstream_frames::{
             UPSTREAM_ACK_FRAME, UPSTREAM_OUTPUT_FRAME, unhex,
         };
         let output = write_frame(

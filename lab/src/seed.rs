@@ -15,9 +15,9 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::{LAB_REGION, LabError};
-use crate::aws::{AwsContext, AwsError};
-use crate::config::{AccountId, Config};
-use crate::inventory::INCIDENT_STATUS_TAG;
+use irf_engine::aws::{AwsContext, AwsError};
+use irf_engine::config::{AccountId, Config};
+use irf_engine::inventory::INCIDENT_STATUS_TAG;
 
 /// The role Organizations creates in every account it creates; the seeder acts through it.
 use super::ORG_ACCESS_ROLE;
@@ -1085,7 +1085,7 @@ async fn front_web_server(
 fn image_for(os: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(os.as_bytes());
-    let hex = crate::hex(&digest[..9]);
+    let hex = irf_engine::hex(&digest[..9]);
     format!("ami-{}", &hex[..17])
 }
 
@@ -1208,7 +1208,7 @@ fn normalized(label: &SeverityLabel) -> i32 {
 pub fn lab_config(seeded: &SeededLab) -> Config {
     let (workflow, evidence) = match &seeded.plane {
         Some(plane) => (
-            crate::config::WorkflowConfig {
+            irf_engine::config::WorkflowConfig {
                 region: Some(LAB_REGION.to_owned()),
                 state_machine_arn: Some(plane.state_machine_arn.clone()),
                 case_table: Some(plane.case_table.clone()),
@@ -1222,7 +1222,9 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
                 // Below the lab's largest volumes (30 GiB, mostly empty), so that their raw
                 // hash is left for later as a large volume's is in an Organization.
                 raw_hash_inline_max_gib: Some(16),
-                isolation_profile: Some(crate::containment::DEFAULT_ISOLATION_PROFILE.to_owned()),
+                isolation_profile: Some(
+                    irf_engine::containment::DEFAULT_ISOLATION_PROFILE.to_owned(),
+                ),
                 isolation_keeps_ssm: false,
                 four_eyes: seeded.options.four_eyes,
                 // Template 3's OperatorRole names its sessions after their users.
@@ -1232,7 +1234,7 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
                     super::OPERATOR_ROLE
                 )],
             },
-            crate::config::EvidenceConfig {
+            irf_engine::config::EvidenceConfig {
                 bucket: Some(plane.evidence_bucket.clone()),
                 kms_key_arn: plane.evidence_kms_key_arn.clone(),
                 ledger_key_arn: plane.ledger_key_arn.clone(),
@@ -1242,7 +1244,7 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
     };
     Config {
         regions: seeded.options.regions.clone(),
-        accounts: crate::config::AccountsConfig {
+        accounts: irf_engine::config::AccountsConfig {
             security: Some(seeded.security.clone()),
             forensics: Some(seeded.forensics.clone()),
             ..Default::default()
@@ -1252,7 +1254,7 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
         analysis: seeded
             .analysis
             .as_ref()
-            .map(|a| crate::config::AnalysisConfig {
+            .map(|a| irf_engine::config::AnalysisConfig {
                 vpc_id: Some(a.vpc_id.clone()),
                 subnet_ids: a.subnet_ids.clone(),
                 instance_profile: Some(a.instance_profile.clone()),

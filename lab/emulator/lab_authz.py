@@ -665,7 +665,7 @@ def hides_missing_key(authorizer, principal, request):
 def _reason(action, answer, unmapped):
     if unmapped:
         return (f"because the lab has no authorization rule for this operation "
-                f"(add it to tests/lab/authorization.json)")
+                f"(add it to lab/emulator/authorization.json)")
     if answer.get("decision") == "ExplicitlyDenied":
         kinds = sorted({r.get("policyType", "identity") for r in answer.get("reasons") or []}) or ["identity"]
         return f"with an explicit deny in a {kinds[0]}-based policy"

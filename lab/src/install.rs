@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 use super::LabError;
 
 /// The emulator's pinned requirements, embedded so the binary installs them anywhere.
-pub const REQUIREMENTS: &str = include_str!("../../../tests/lab/requirements.txt");
+pub const REQUIREMENTS: &str = include_str!("../emulator/requirements.txt");
 /// The launcher that adds the lab's stand-ins to the emulator.
-pub const LAUNCHER: &str = include_str!("../../../tests/lab/lab_emulator.py");
+pub const LAUNCHER: &str = include_str!("../emulator/lab_emulator.py");
 /// The launcher's file name inside the virtual environment.
 pub const LAUNCHER_FILE: &str = "irf_lab_emulator.py";
 /// The files the launcher runs with, by their path inside the virtual environment: its
@@ -19,37 +19,34 @@ pub const LAUNCHER_FILE: &str = "irf_lab_emulator.py";
 /// evaluator with its pinned Node.js packages.
 pub const LAB_FILES: &[(&str, &str)] = &[
     (LAUNCHER_FILE, LAUNCHER),
-    (
-        "lab_authz.py",
-        include_str!("../../../tests/lab/lab_authz.py"),
-    ),
+    ("lab_authz.py", include_str!("../emulator/lab_authz.py")),
     (
         "lab_ec2_connections.py",
-        include_str!("../../../tests/lab/lab_ec2_connections.py"),
+        include_str!("../emulator/lab_ec2_connections.py"),
     ),
     (
         "lab_s3_fidelity.py",
-        include_str!("../../../tests/lab/lab_s3_fidelity.py"),
+        include_str!("../emulator/lab_s3_fidelity.py"),
     ),
     (
         "lab_templates.py",
-        include_str!("../../../tests/lab/lab_templates.py"),
+        include_str!("../emulator/lab_templates.py"),
     ),
     (
         "authorization.json",
-        include_str!("../../../tests/lab/authorization.json"),
+        include_str!("../emulator/authorization.json"),
     ),
     (
         "authorizer/authorize.js",
-        include_str!("../../../tests/lab/authorizer/authorize.js"),
+        include_str!("../emulator/authorizer/authorize.js"),
     ),
     (
         "authorizer/package.json",
-        include_str!("../../../tests/lab/authorizer/package.json"),
+        include_str!("../emulator/authorizer/package.json"),
     ),
     (
         "authorizer/package-lock.json",
-        include_str!("../../../tests/lab/authorizer/package-lock.json"),
+        include_str!("../emulator/authorizer/package-lock.json"),
     ),
 ];
 /// The evaluator's entry point inside the virtual environment.
@@ -196,7 +193,7 @@ fn lock_hash() -> String {
             digest.update(content.as_bytes());
         }
     }
-    crate::hex(&digest.finalize()[..6])
+    irf_engine::hex(&digest.finalize()[..6])
 }
 
 /// The Node.js that runs the policy evaluator: `IRF_NODE`, else `node` on the PATH.
@@ -247,14 +244,14 @@ fn npm_of(node: &str) -> Result<PathBuf, LabError> {
 
 fn requirements_hash() -> String {
     let digest = Sha256::digest(REQUIREMENTS.as_bytes());
-    crate::hex(&digest[..6])
+    irf_engine::hex(&digest[..6])
 }
 
 /// The environment's directory: one per set of pinned requirements.
 pub fn venv_dir() -> Result<PathBuf, LabError> {
     let root = match std::env::var_os(VENV_ROOT_ENV).filter(|v| !v.is_empty()) {
         Some(root) => PathBuf::from(root),
-        None => crate::paths::cache_dir()
+        None => irf_engine::paths::cache_dir()
             .ok_or(LabError::NoHomeDirs)?
             .join("lab"),
     };
