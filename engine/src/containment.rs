@@ -12,13 +12,19 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::acquisition::Plane;
-use crate::acquisition::steps::InterfaceGroups;
+use crate::model::containment::InterfaceGroups;
+use crate::plane::Plane;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::aws::{AwsError, CallSite};
-use crate::cases::{CaseError, CaseId, now_rfc3339};
 use crate::config::AccountId;
+use crate::ec2::{profile_association, set_termination_protection, termination_protection};
+use crate::model::case::{CaseId, now_rfc3339};
+use crate::model::containment::{
+    ContainmentPlan, ContainmentRecord, ContainmentState, InstanceRef, Original, PlannedChange,
+    RecordedAction, TargetRegistration,
+};
+use crate::store::case_table::CaseError;
 
 /// The name of the isolation group irf creates in each VPC it contains an instance in.
 pub const ISOLATION_GROUP: &str = "irf-isolation";
@@ -38,34 +44,6 @@ pub const DEFAULT_ISOLATION_PROFILE: &str = "IRIsolationProfile";
 const REVOKE_POLICY_PREFIX: &str = "irf-revoke-";
 /// The interface endpoints the SSM agent needs.
 const SSM_SERVICES: [&str; 3] = ["ssm", "ssmmessages", "ec2messages"];
-
-/// An instance, where it is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct InstanceRef {
-    pub account: AccountId,
-    pub region: String,
-    pub instance_id: String,
-}
-
-impl std::fmt::Display for InstanceRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} (account {}, {})",
-            self.instance_id, self.account, self.region
-        )
-    }
-}
-
-impl From<&crate::cases::CaseSubject> for InstanceRef {
-    fn from(subject: &crate::cases::CaseSubject) -> Self {
-        Self {
-            account: subject.account.clone(),
-            region: subject.region.clone(),
-            instance_id: subject.instance_id.clone(),
-        }
-    }
-}
 
 /// What containment uses, from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,157 +72,6 @@ impl ContainmentOptions {
                 .unwrap_or_else(|| "IRInstanceProfile".to_owned()),
         }
     }
-}
-
-/// An instance's registration in a load-balancer target group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TargetRegistration {
-    pub target_group_arn: String,
-    pub port: Option<i32>,
-}
-
-/// The instance as it stood before containment: what a rollback restores.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Original {
-    pub interfaces: Vec<InterfaceGroups>,
-    /// The instance profile's ARN, `None` when it had none.
-    pub profile_arn: Option<String>,
-    /// The role of that profile, whose sessions on this instance are revoked.
-    pub role_name: Option<String>,
-    pub autoscaling_group: Option<String>,
-    pub target_registrations: Vec<TargetRegistration>,
-    pub termination_protection: bool,
-    /// The `SecurityIncidentStatus` value, `None` when the tag was absent.
-    pub status_tag: Option<String>,
-    /// Public addresses (Elastic IPs stay associated: the isolation group already drops
-    /// their traffic, and releasing one could lose it for good).
-    pub elastic_ips: Vec<String>,
-}
-
-/// One change of a plan: what, on which resource, from what to what, and whether the
-/// instance already stands that way.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlannedChange {
-    pub action: String,
-    pub resource: String,
-    pub before: String,
-    pub after: String,
-    pub done: bool,
-}
-
-/// What containment of an instance will change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainmentPlan {
-    pub instance: InstanceRef,
-    pub vpc_id: String,
-    /// The state a rollback restores (from the record when containment already began).
-    pub original: Original,
-    pub isolation_group_name: String,
-    /// `None` until the group is created by the first apply in this VPC.
-    pub isolation_group_id: Option<String>,
-    /// Security groups of the VPC's SSM endpoints the isolation group may reach.
-    pub ssm_endpoint_groups: Vec<String>,
-    /// The VPC's untracking group; `None` until the first apply in this VPC creates it.
-    #[serde(default)]
-    pub untracking_group_id: Option<String>,
-    pub profile_after: String,
-    /// The role whose sessions on this instance are revoked: the original role (irf's IR role
-    /// included), unless there is none, it is the deny-all isolation role, or the instance
-    /// keeps it.
-    #[serde(default)]
-    pub revoked_role: Option<String>,
-    pub changes: Vec<PlannedChange>,
-    pub warnings: Vec<String>,
-}
-
-impl ContainmentPlan {
-    /// True when the instance already stands contained: applying changes nothing.
-    pub fn is_done(&self) -> bool {
-        self.changes.iter().all(|change| change.done)
-    }
-}
-
-/// Where a containment record stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ContainmentState {
-    /// Asked for under the four-eyes rule; waits for a second approver.
-    Requested,
-    /// Begun: the originals are recorded, some changes may be made.
-    Applying,
-    Contained,
-    RollingBack,
-    RolledBack,
-    /// A request refused by an approver.
-    Rejected,
-}
-
-impl ContainmentState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Requested => "requested",
-            Self::Applying => "applying",
-            Self::Contained => "contained",
-            Self::RollingBack => "rolling_back",
-            Self::RolledBack => "rolled_back",
-            Self::Rejected => "rejected",
-        }
-    }
-
-    /// States whose record holds originals a rollback must restore.
-    pub fn holds_originals(self) -> bool {
-        matches!(self, Self::Applying | Self::Contained | Self::RollingBack)
-    }
-}
-
-impl ContainmentRecord {
-    /// One line for people: where it stands and what was last done.
-    pub fn summary(&self) -> String {
-        let last = self
-            .actions
-            .last()
-            .map(|a| format!("; last: {} at {} by {}", a.action, a.at, a.by))
-            .unwrap_or_default();
-        let count = match self.actions.len() {
-            1 => "1 change".to_owned(),
-            n => format!("{n} changes"),
-        };
-        format!("{} ({count} recorded{last})", self.state.as_str())
-    }
-}
-
-/// A change made to the instance, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordedAction {
-    pub at: String,
-    pub by: String,
-    pub action: String,
-    pub detail: String,
-}
-
-/// The record of an instance's containment, kept in the case table: the originals are
-/// written before the first change, each change after it is made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainmentRecord {
-    pub instance: InstanceRef,
-    pub state: ContainmentState,
-    /// The case it belongs to, when it came from one.
-    #[serde(default)]
-    pub case_id: Option<CaseId>,
-    pub original: Option<Original>,
-    #[serde(default)]
-    pub isolation_group_id: Option<String>,
-    #[serde(default)]
-    pub profile_after: Option<String>,
-    /// Whether detaching lowered the group's desired capacity (so that attaching restores it).
-    #[serde(default)]
-    pub asg_decremented: bool,
-    pub requested_by: String,
-    pub requested_at: String,
-    #[serde(default)]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub actions: Vec<RecordedAction>,
 }
 
 /// Why containment could not be planned, applied or rolled back.
@@ -369,7 +196,7 @@ async fn read_current(
     member: &Member,
     instance: &InstanceRef,
 ) -> Result<Current, ContainmentError> {
-    let found = crate::acquisition::find_instance(&member.ec2, instance)
+    let found = crate::ec2::find_instance(&member.ec2, instance)
         .await?
         .ok_or_else(|| ContainmentError::UnknownInstance(instance.clone()))?;
     let id = &instance.instance_id;
@@ -809,7 +636,7 @@ pub async fn carries_contain_tag(
     instance: &InstanceRef,
 ) -> Result<bool, ContainmentError> {
     let member = Member::reader(plane, instance).await?;
-    let found = crate::acquisition::find_instance(&member.ec2, instance)
+    let found = crate::ec2::find_instance(&member.ec2, instance)
         .await?
         .ok_or_else(|| ContainmentError::UnknownInstance(instance.clone()))?;
     Ok(found
@@ -1026,7 +853,7 @@ impl Run<'_> {
             crate::ledger::append(
                 self.plane,
                 case_id,
-                crate::ledger::NewEntry::new(
+                crate::model::ledger::NewEntry::new(
                     format!("containment: {}", entry.action),
                     format!(
                         "{}/{}/{}",
@@ -1375,44 +1202,6 @@ impl Run<'_> {
     }
 }
 
-/// The instance's current instance-profile association, if it has one.
-pub(crate) async fn profile_association(
-    ec2: &aws_sdk_ec2::Client,
-    site: &CallSite,
-    instance_id: &str,
-) -> Result<Option<aws_sdk_ec2::types::IamInstanceProfileAssociation>, AwsError> {
-    use aws_sdk_ec2::types::IamInstanceProfileAssociationState as State;
-    let out = ec2
-        .describe_iam_instance_profile_associations()
-        .filters(filter("instance-id", instance_id))
-        .send()
-        .await
-        .map_err(|err| site.error("ec2:DescribeIamInstanceProfileAssociations", &err))?;
-    Ok(out
-        .iam_instance_profile_associations()
-        .iter()
-        .find(|a| matches!(a.state(), Some(State::Associated | State::Associating)))
-        .cloned())
-}
-
-/// Whether termination protection of `instance_id` is on.
-pub(crate) async fn termination_protection(
-    ec2: &aws_sdk_ec2::Client,
-    site: &CallSite,
-    instance_id: &str,
-) -> Result<bool, AwsError> {
-    Ok(ec2
-        .describe_instance_attribute()
-        .instance_id(instance_id)
-        .attribute(aws_sdk_ec2::types::InstanceAttributeName::DisableApiTermination)
-        .send()
-        .await
-        .map_err(|err| site.error("ec2:DescribeInstanceAttribute", &err))?
-        .disable_api_termination()
-        .and_then(|v| v.value())
-        .unwrap_or(false))
-}
-
 /// Gives the instance `spec` as its profile: replaces its association, or associates one.
 /// A failure carries EC2's error code, so the caller can name a missing profile.
 async fn set_profile(
@@ -1455,26 +1244,6 @@ async fn set_profile(
             .map(drop)
             .map_err(|err| coded(site, "ec2:AssociateIamInstanceProfile", err)),
     }
-}
-
-/// Turns termination protection of `instance_id` on or off.
-pub(crate) async fn set_termination_protection(
-    ec2: &aws_sdk_ec2::Client,
-    site: &CallSite,
-    instance_id: &str,
-    on: bool,
-) -> Result<(), AwsError> {
-    ec2.modify_instance_attribute()
-        .instance_id(instance_id)
-        .disable_api_termination(
-            aws_sdk_ec2::types::AttributeBooleanValue::builder()
-                .value(on)
-                .build(),
-        )
-        .send()
-        .await
-        .map(drop)
-        .map_err(|err| site.error("ec2:ModifyInstanceAttribute", &err))
 }
 
 fn target(

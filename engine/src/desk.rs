@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::acquisition::{Decided, Decision, Plane, WorkflowError};
+use crate::acquisition::{Decided, Decision, WorkflowError};
+
 use crate::aws::{AwsError, describe_sdk_error};
-use crate::cases::{CaseId, CaseSubject, Opened};
-use crate::containment::{
-    self, ContainmentError, ContainmentOptions, ContainmentOutcome, ContainmentRecord,
-    ContainmentState, InstanceRef,
-};
+use crate::containment::{self, ContainmentError, ContainmentOptions, ContainmentOutcome};
+use crate::model::case::{CaseId, CaseSubject};
+use crate::model::containment::{ContainmentRecord, ContainmentState, InstanceRef};
+use crate::plane::Plane;
+use crate::store::case_table::Opened;
 
 /// The decisions queue, by the name the configuration uses (`workflow.step_queues`).
 pub const DECISIONS_QUEUE: &str = "decisions";
@@ -126,7 +127,7 @@ pub enum DeskError {
     #[error(transparent)]
     Refused(#[from] Refusal),
     #[error(transparent)]
-    Case(#[from] crate::cases::CaseError),
+    Case(#[from] crate::store::case_table::CaseError),
     #[error(transparent)]
     Aws(#[from] AwsError),
 }
@@ -417,9 +418,11 @@ impl From<ContainmentError> for Refusal {
 /// The operator's side of each decision.
 pub mod client {
     use super::{Answer, Ask, DeskError, Refusal};
-    use crate::acquisition::{Decision, Plane};
-    use crate::cases::CaseId;
-    use crate::containment::{ContainmentOutcome, ContainmentRecord, InstanceRef};
+    use crate::acquisition::Decision;
+    use crate::containment::ContainmentOutcome;
+    use crate::model::case::CaseId;
+    use crate::model::containment::{ContainmentRecord, InstanceRef};
+    use crate::plane::Plane;
 
     /// What asking to contain an instance led to.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -438,8 +441,8 @@ pub mod client {
     /// Opens a case for `subject` (or joins its open one).
     pub async fn open_case(
         plane: &Plane,
-        subject: crate::cases::CaseSubject,
-    ) -> Result<crate::cases::Opened, DeskError> {
+        subject: crate::model::case::CaseSubject,
+    ) -> Result<crate::store::case_table::Opened, DeskError> {
         match super::ask(plane, Ask::OpenCase { subject }).await? {
             Answer::Opened { opened } => Ok(opened),
             other => Err(unexpected(&other)),

@@ -3,19 +3,21 @@
 pub mod acquisition;
 pub mod analysis;
 pub mod aws;
-pub mod cases;
 pub mod config;
 pub mod containment;
 pub mod desk;
-pub mod evidence;
+pub mod ec2;
 pub mod findings;
 pub mod identity;
 pub mod inventory;
 pub mod ledger;
+pub mod model;
 pub mod organization;
 pub mod paths;
+pub mod plane;
 pub mod report;
 pub mod request_ids;
+pub mod store;
 pub mod trigger;
 pub mod worker;
 

@@ -5,10 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::acquisition::Plane;
-use crate::cases::{ApprovalDecision, Case, CaseError, CaseId, StepRecord, now_rfc3339};
-use crate::containment::ContainmentRecord;
-use crate::ledger::{LedgerEntry, Verification};
+use crate::ledger::Verification;
+use crate::model::case::{ApprovalDecision, Case, CaseId, StepRecord, now_rfc3339};
+use crate::model::containment::ContainmentRecord;
+use crate::model::ledger::LedgerEntry;
+use crate::plane::Plane;
+use crate::store::case_table::CaseError;
 
 /// The report's format version, raised on any incompatible change of its JSON.
 pub const REPORT_VERSION: u32 = 2;
@@ -88,7 +90,7 @@ pub async fn build(plane: &Plane, case_id: &CaseId) -> Result<CaseReport, CaseEr
             state: format!("{:?}", a.state).to_lowercase(),
             size: a.bytes_total,
             sha256: match detail.sha256_of(a) {
-                crate::cases::ArtifactSha256::Known(sha256) => Some(sha256.to_owned()),
+                crate::model::case_detail::ArtifactSha256::Known(sha256) => Some(sha256.to_owned()),
                 _ => None,
             },
         })

@@ -7,13 +7,16 @@
 
 use serde::Deserialize;
 
-use crate::acquisition::{Plane, WorkflowError, start};
-use crate::cases::{CaseSubject, ContainmentPolicy, Opened};
+use crate::acquisition::{WorkflowError, start};
+
 use crate::config::AccountId;
 use crate::containment::{
-    self, ContainmentError, ContainmentOptions, ContainmentOutcome, ContainmentRecord,
-    ContainmentState, InstanceRef, STATUS_TAG,
+    self, ContainmentError, ContainmentOptions, ContainmentOutcome, STATUS_TAG,
 };
+use crate::model::case::{CaseSubject, ContainmentPolicy};
+use crate::model::containment::{ContainmentRecord, ContainmentState, InstanceRef};
+use crate::plane::Plane;
+use crate::store::case_table::Opened;
 
 /// What a tag-change event asks for, for one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]

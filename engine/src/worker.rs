@@ -10,9 +10,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 
-use crate::acquisition::Plane;
-use crate::acquisition::steps::{self, StepError, StepMessage};
+use crate::acquisition::steps::{self, StepMessage};
+use crate::acquisition::task::StepError;
 use crate::aws::describe_sdk_error;
+use crate::plane::Plane;
 
 /// A queue the worker consumes.
 #[derive(Debug, Clone)]
@@ -37,9 +38,7 @@ pub struct WorkerOptions {
 
 impl WorkerOptions {
     /// The queues and lease the configuration names.
-    pub fn from_config(
-        config: &crate::config::Config,
-    ) -> Result<Self, crate::acquisition::WorkflowError> {
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::plane::PlaneError> {
         let queue = |name: &'static str, concurrency| {
             config
                 .workflow
@@ -51,7 +50,7 @@ impl WorkerOptions {
                     concurrency,
                     time_limit: None,
                 })
-                .ok_or(crate::acquisition::WorkflowError::NotConfigured {
+                .ok_or(crate::plane::PlaneError::NotConfigured {
                     setting: match name {
                         crate::acquisition::STEPS_QUEUE => "workflow.step_queues.steps",
                         crate::acquisition::IMAGING_QUEUE => "workflow.step_queues.imaging",

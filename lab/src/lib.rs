@@ -25,8 +25,8 @@ use control::Control;
 pub use emulator::Authorization;
 use emulator::{EmulatorOptions, RunningEmulator};
 use irf_engine::aws::{AwsContext, ConnectOptions, StaticCredentials};
-use irf_engine::cases::now_rfc3339;
 use irf_engine::config::{CONFIG_ENV, Config};
+use irf_engine::model::case::now_rfc3339;
 use seed::{SeedOptions, SeededLab};
 
 /// The lab's home region: Security Hub aggregation, Organizations, the workflow.

@@ -22,9 +22,9 @@ use super::control::{Control, ServicePrincipal};
 use super::{
     FORWARDER_ROLE, LAB_REGION, LabError, LabState, ORG_ACCESS_ROLE, TRIGGER_ROLE, WORKER_ROLE,
 };
-use irf_engine::acquisition::Plane;
 use irf_engine::aws::AwsContext;
 use irf_engine::config::{AccountId, Config};
+use irf_engine::plane::Plane;
 use irf_engine::worker::{self, WorkerOptions};
 
 /// The words that mark a lab runtime's command line.

@@ -108,7 +108,7 @@ pub fn config_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Config
         workflow.ir_instance_profile = Some(v);
     }
     if let Some(v) = set("IRF_CONTAINMENT") {
-        irf_engine::cases::ContainmentPolicy::parse(&v)
+        irf_engine::model::case::ContainmentPolicy::parse(&v)
             .map_err(|err| format!("IRF_CONTAINMENT: {err}"))?;
         workflow.containment = Some(v);
     }
@@ -135,12 +135,12 @@ pub fn config_from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Config
 
 /// Connects a deployed runtime: its own credentials (the Lambda or task role), its region,
 /// the configuration of its environment.
-pub async fn connect() -> Result<Arc<irf_engine::acquisition::Plane>, String> {
+pub async fn connect() -> Result<Arc<irf_engine::plane::Plane>, String> {
     let lookup = |name: &str| std::env::var(name).ok();
     let config = config_from_env(lookup)?;
     // Every runtime runs in the Security account as its own role: none assumes another first.
     let context = Arc::new(AwsContext::connect(Arc::new(config), &ConnectOptions::default()).await);
-    irf_engine::acquisition::Plane::connect(context)
+    irf_engine::plane::Plane::connect(context)
         .await
         .map(Arc::new)
         .map_err(|err| {

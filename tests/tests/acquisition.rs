@@ -9,9 +9,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use irf_e2e::{context, irf_binary, lab, lab_env, run_irf};
-use irf_engine::acquisition::{Decision, Plane};
-use irf_engine::cases::{ArtifactKind, ArtifactState, Case, CaseDetail, CaseStatus};
-use irf_engine::evidence::{Manifest, manifest_key};
+use irf_engine::acquisition::Decision;
+use irf_engine::model::case::{ArtifactKind, ArtifactState, Case, CaseStatus};
+use irf_engine::model::case_detail::CaseDetail;
+use irf_engine::model::manifest::{Manifest, manifest_key};
+use irf_engine::plane::Plane;
 use irf_lab::control::Control;
 use irf_lab::runtime;
 use sha2::{Digest, Sha256};
@@ -364,13 +366,13 @@ async fn acquire_refuses_an_unknown_instance_by_name_and_records_nothing() {
     let ctx = context().await;
     let plane = Plane::connect(ctx).await.expect("workflow");
     let member = &state.seeded.members[0];
-    let subject = irf_engine::cases::CaseSubject {
+    let subject = irf_engine::model::case::CaseSubject {
         account: member.id.clone(),
         region: "us-east-1".into(),
         instance_id: "i-0000000000000dead".into(),
         memory: true,
         disk: true,
-        containment: irf_engine::cases::ContainmentPolicy::Never,
+        containment: irf_engine::model::case::ContainmentPolicy::Never,
     };
     // Asked as the CLI and the workstation ask: the desk's refusal names the instance.
     let err = irf_engine::desk::client::open_case(&plane, subject)
@@ -577,7 +579,7 @@ async fn memory_is_captured_from_an_instance_that_prepare_just_gave_a_profile() 
     let plane = Plane::connect(context().await).await.expect("plane");
     let detail = plane
         .table
-        .detail(&irf_engine::cases::CaseId::parse(case_id).expect("case id"))
+        .detail(&irf_engine::model::case::CaseId::parse(case_id).expect("case id"))
         .await
         .expect("the case");
     assert_eq!(detail.case.status, CaseStatus::Succeeded, "{detail:?}");

@@ -467,7 +467,7 @@ async fn a_host_gets_the_version_its_manifest_names_after_the_key_is_written_aga
     assert_eq!(irf_engine::hex(&Sha256::digest(&bytes)), expected);
 
     let instance_id = launched["instance_id"].as_str().expect("instance_id");
-    let plane = irf_engine::acquisition::Plane::connect(context().await)
+    let plane = irf_engine::plane::Plane::connect(context().await)
         .await
         .expect("plane");
     let analysis = Analysis::connect(context().await).await.expect("analysis");
@@ -640,7 +640,7 @@ async fn a_disk_image_lands_on_a_host_with_its_raw_image_and_its_raw_hash_comes_
         "{item}"
     );
     let instance_id = launched["instance_id"].as_str().expect("instance_id");
-    let plane = irf_engine::acquisition::Plane::connect(context().await)
+    let plane = irf_engine::plane::Plane::connect(context().await)
         .await
         .expect("plane");
     let analysis = Analysis::connect(context().await).await.expect("analysis");
@@ -894,7 +894,7 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
     );
 
     let analysis = Analysis::connect(context().await).await.expect("analysis");
-    let plane = irf_engine::acquisition::Plane::connect(context().await)
+    let plane = irf_engine::plane::Plane::connect(context().await)
         .await
         .expect("plane");
     irf_engine::analysis::hosts::terminate(&analysis, &plane, &instance_id, &instance_id)
@@ -1082,7 +1082,7 @@ async fn an_archived_case_is_restored_before_it_is_verified_or_sent_to_a_host() 
         "the host holds the restored evidence: {launched}"
     );
     let analysis = Analysis::connect(context().await).await.expect("analysis");
-    let plane = irf_engine::acquisition::Plane::connect(context().await)
+    let plane = irf_engine::plane::Plane::connect(context().await)
         .await
         .expect("plane");
     let instance_id = launched["instance_id"].as_str().expect("instance_id");

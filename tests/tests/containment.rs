@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use irf_e2e::{TerminalSession, context, lab, lab_env, run_irf};
-use irf_engine::acquisition::{Decision, Plane};
+use irf_engine::acquisition::Decision;
 use irf_engine::aws::{AwsContext, ConnectOptions};
-use irf_engine::cases::{CaseStatus, CaseSubject, ContainmentPolicy};
-use irf_engine::containment::{
-    self, ContainmentError, ContainmentOptions, ContainmentState, InstanceRef, STATUS_TAG,
-};
+use irf_engine::containment::{self, ContainmentError, ContainmentOptions, STATUS_TAG};
 use irf_engine::desk::client::{self, Containing};
 use irf_engine::desk::{DeskError, Refusal};
+use irf_engine::model::case::{CaseStatus, CaseSubject, ContainmentPolicy};
+use irf_engine::model::containment::{ContainmentState, InstanceRef};
+use irf_engine::plane::Plane;
 use irf_lab::seed::LabInstance;
 
 /// What containment touches on an instance, read straight from the services.
@@ -711,16 +711,16 @@ async fn operators_cannot_step_around_the_desk() {
 
     // Nor may they plant a first approval, or the task token an approval answers: both are
     // kept in the desk's partition.
-    let case = irf_engine::cases::CaseId::parse("20261206T000000Z-i-0123456789abcdef0")
+    let case = irf_engine::model::case::CaseId::parse("20261206T000000Z-i-0123456789abcdef0")
         .expect("a case id");
     let planted = operator
         .table
         .save_first_approval(
             &case,
-            &irf_engine::cases::ApprovalDecision {
+            &irf_engine::model::case::ApprovalDecision {
                 decision: "approved".to_owned(),
                 by: approver.operator.clone(),
-                at: irf_engine::cases::now_rfc3339(),
+                at: irf_engine::model::case::now_rfc3339(),
                 reason: None,
             },
         )
@@ -1047,7 +1047,11 @@ fn waiting_for_approval_soon(instance: &InstanceRef) -> CaseSubject {
     }
 }
 
-async fn wait_for_status(plane: &Plane, case_id: &irf_engine::cases::CaseId, wanted: CaseStatus) {
+async fn wait_for_status(
+    plane: &Plane,
+    case_id: &irf_engine::model::case::CaseId,
+    wanted: CaseStatus,
+) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let case = plane.table.case(case_id).await.expect("case");

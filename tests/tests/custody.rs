@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use irf_e2e::{context, lab, lab_env, run_irf};
-use irf_engine::acquisition::Plane;
-use irf_engine::cases::{ArtifactKind, CaseId, CaseStatus, CaseSubject, ContainmentPolicy};
 use irf_engine::ledger::{self, Verification};
+use irf_engine::model::case::{ArtifactKind, CaseId, CaseStatus, CaseSubject, ContainmentPolicy};
+use irf_engine::plane::Plane;
 
 fn irf_verify(case_id: &CaseId) -> (bool, Verification) {
     let out = run_irf(&["verify", case_id.as_str(), "--json"], &lab_env(lab()));
@@ -293,7 +293,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     let honest = ledger::append(
         &plane,
         &case_id,
-        ledger::NewEntry::new("case note", "the next honest entry"),
+        irf_engine::model::ledger::NewEntry::new("case note", "the next honest entry"),
     )
     .await
     .expect_err("the next append does not seal a forged entry")
@@ -305,7 +305,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     let evidence = plane.evidence().expect("evidence bucket");
     assert!(
         !evidence
-            .exists(&ledger::sealed_key(&case_id, forged.seq))
+            .exists(&irf_engine::model::ledger::sealed_key(&case_id, forged.seq))
             .await
             .expect("head the seal"),
         "the forged entry was sealed"
@@ -378,8 +378,8 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
         .expect("disk body")
         .into_bytes()
         .to_vec();
-    let manifest: irf_engine::evidence::Manifest = evidence
-        .get_json(&irf_engine::evidence::manifest_key(&disk.key))
+    let manifest: irf_engine::model::manifest::Manifest = evidence
+        .get_json(&irf_engine::model::manifest::manifest_key(&disk.key))
         .await
         .expect("read the manifest")
         .expect("a manifest");
@@ -467,7 +467,7 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     // The records of custody are written once. irf's own writer cannot write a seal
     // again, unconditionally (the bucket policy refuses it) or conditionally (S3 refuses
     // it: the key exists)...
-    let seal = ledger::sealed_key(&case_id, 1);
+    let seal = irf_engine::model::ledger::sealed_key(&case_id, 1);
     let worker = aws_sdk_s3::Client::new(
         &irf_e2e::automation_context()
             .await
@@ -561,7 +561,10 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
 /// The disk image copied out as stored (QCOW2, which qemu-img checks) and as its raw image
 /// (sparse, hashing to the manifest's raw SHA-256), each copy in the ledger; an existing
 /// file is never replaced.
-fn disk_image_exports_as_qemu_reads_it(case_id: &CaseId, detail: &irf_engine::cases::CaseDetail) {
+fn disk_image_exports_as_qemu_reads_it(
+    case_id: &CaseId,
+    detail: &irf_engine::model::case_detail::CaseDetail,
+) {
     use sha2::{Digest, Sha256};
     let disk = detail
         .artifacts
@@ -647,7 +650,7 @@ fn disk_image_exports_as_qemu_reads_it(case_id: &CaseId, detail: &irf_engine::ca
 /// into the same report; every format carries every artifact hash and every ledger entry.
 fn report_holds_every_hash_and_round_trips(
     case_id: &CaseId,
-    detail: &irf_engine::cases::CaseDetail,
+    detail: &irf_engine::model::case_detail::CaseDetail,
 ) {
     let dir = tempfile::tempdir().expect("tempdir");
     let env = lab_env(lab());
@@ -734,7 +737,7 @@ fn evidence_of(case_id: &CaseId) -> Vec<ledger::EvidenceItem> {
 /// typed again, and placing and removing it are ledger entries that keep the chain whole.
 fn legal_holds_are_confirmed_recorded_and_listed(
     case_id: &CaseId,
-    detail: &irf_engine::cases::CaseDetail,
+    detail: &irf_engine::model::case_detail::CaseDetail,
 ) {
     let env = lab_env(lab());
     let listed = evidence_of(case_id);
@@ -829,7 +832,7 @@ fn legal_holds_are_confirmed_recorded_and_listed(
 }
 
 /// The stored form of entry `seq` as the case detail read it.
-fn items_doc_of(detail: &irf_engine::cases::CaseDetail, seq: u64) -> String {
+fn items_doc_of(detail: &irf_engine::model::case_detail::CaseDetail, seq: u64) -> String {
     let entry = detail.ledger.iter().find(|e| e.seq == seq).expect("entry");
     serde_json::to_string(entry).expect("entry JSON")
 }
@@ -838,7 +841,7 @@ fn items_doc_of(detail: &irf_engine::cases::CaseDetail, seq: u64) -> String {
 fn the_sealed_key_is_per_case_and_sequence() {
     let case = CaseId::parse("20261128T093015Z-i-ad331045abe82ba53").expect("case id");
     assert_eq!(
-        ledger::sealed_key(&case, 7),
+        irf_engine::model::ledger::sealed_key(&case, 7),
         "cases/20261128T093015Z-i-ad331045abe82ba53/ledger/0000000007.json"
     );
 }

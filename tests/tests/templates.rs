@@ -392,7 +392,7 @@ fn transform(transformer: &serde_json::Value, event: &serde_json::Value) -> Stri
 
 #[test]
 fn security_hub_actions_reach_the_trigger_with_the_findings_account_region_and_instance() {
-    use irf_engine::cases::ContainmentPolicy;
+    use irf_engine::model::case::ContainmentPolicy;
     use irf_engine::trigger::{TagRequest, parse_event};
 
     let install = tools();

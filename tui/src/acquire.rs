@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use irf_engine::acquisition::{self, Plane};
+use irf_engine::acquisition;
 use irf_engine::aws::AwsContext;
-use irf_engine::cases::{
-    ArtifactSha256, CaseDetail, CaseId, CaseStatus, CaseSubject, ContainmentPolicy, Opened,
-    RAW_HASH_LEFT_FOR_LATER,
-};
 use irf_engine::config::AccountId;
+use irf_engine::model::case::{CaseId, CaseStatus, CaseSubject, ContainmentPolicy};
+use irf_engine::model::case_detail::{ArtifactSha256, CaseDetail, RAW_HASH_LEFT_FOR_LATER};
+use irf_engine::plane::Plane;
+use irf_engine::store::case_table::Opened;
 
 use crate::cli::{AcquireArgs, GlobalArgs};
 
@@ -157,7 +157,7 @@ fn progress_line(detail: &CaseDetail) -> String {
     let running: Vec<&str> = detail
         .steps
         .iter()
-        .filter(|s| s.status == irf_engine::cases::StepStatus::Running)
+        .filter(|s| s.status == irf_engine::model::case::StepStatus::Running)
         .map(|s| s.step.as_str())
         .collect();
     let artifacts: Vec<String> = detail

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use irf_engine::acquisition::Plane;
 use irf_engine::analysis::hosts::{self, AnalysisHost, LaunchRequest};
 use irf_engine::analysis::session::{self, DataChannel, SessionEnd, SessionKind};
 use irf_engine::analysis::{Analysis, AnalysisError, images};
 use irf_engine::aws::AwsContext;
-use irf_engine::cases::CaseId;
-use irf_engine::ledger::{self, NewEntry};
+use irf_engine::ledger;
+use irf_engine::model::case::CaseId;
+use irf_engine::model::ledger::NewEntry;
+use irf_engine::plane::Plane;
 use tokio::sync::mpsc;
 
 use crate::text::escape_untrusted;

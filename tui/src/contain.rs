@@ -4,13 +4,12 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use irf_engine::acquisition::Plane;
 use irf_engine::aws::AwsContext;
-use irf_engine::cases::{CaseStatus, ContainmentPolicy};
-use irf_engine::containment::{
-    self, ContainmentOptions, ContainmentOutcome, ContainmentPlan, ContainmentState, InstanceRef,
-};
+use irf_engine::containment::{self, ContainmentOptions, ContainmentOutcome};
 use irf_engine::desk::{self, client::Containing};
+use irf_engine::model::case::{CaseStatus, ContainmentPolicy};
+use irf_engine::model::containment::{ContainmentPlan, ContainmentState, InstanceRef};
+use irf_engine::plane::Plane;
 use serde::Serialize;
 
 use crate::cli::{ContainCommand, ContainTarget, GlobalArgs};

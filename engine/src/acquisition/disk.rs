@@ -6,15 +6,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::Plane;
 use super::imaging::{
     BlockRef, BlockSource, FetchedBlock, ImageFormat, ImageSummary, ImagingError, ImagingOptions,
     ImagingProgress, image,
 };
-use super::steps::{ArtifactRef, StepError};
+use super::task::{ArtifactRef, StepError};
 use crate::aws::{AwsError, describe_sdk_error};
-use crate::cases::{ArtifactKind, ArtifactProgress, ArtifactState, Case, now_rfc3339};
-use crate::evidence::{Manifest, PartChecks, artifact_key, manifest_key, tool_version};
+use crate::model::case::{ArtifactKind, ArtifactProgress, ArtifactState, Case, now_rfc3339};
+use crate::model::manifest::{Manifest, artifact_key, manifest_key, tool_version};
+use crate::plane::Plane;
+use crate::store::evidence_bucket::PartChecks;
 
 /// How often progress goes to the case table.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
@@ -133,7 +134,7 @@ async fn snapshot(
     crate::ledger::append(
         plane,
         &case.case_id,
-        crate::ledger::NewEntry {
+        crate::model::ledger::NewEntry {
             action: "snapshot created".into(),
             target: format!("{account}/{region}/{}", volume.volume_id),
             request_ids: out.request_id().map(str::to_owned).into_iter().collect(),
@@ -459,7 +460,8 @@ async fn record_ranges(
             first.number,
             last.number
         );
-        let mut entry = crate::ledger::NewEntry::new("disk block range imaged", target.clone());
+        let mut entry =
+            crate::model::ledger::NewEntry::new("disk block range imaged", target.clone());
         for range in chunk {
             detail.push_str(&format!(
                 "\n{}: {}-{} {}",
@@ -492,12 +494,12 @@ pub(super) async fn seal(
     crate::ledger::append(
         plane,
         &manifest.case_id,
-        crate::ledger::NewEntry::new(
+        crate::model::ledger::NewEntry::new(
             format!("{} artifact written", manifest.kind.as_str()),
             format!("{}/{}/{}", manifest.source_account, manifest.region, source),
         )
         .detail(format!("s3://{}/{}", manifest.bucket, manifest.key))
-        .artifact(crate::ledger::ArtifactHash {
+        .artifact(crate::model::ledger::ArtifactHash {
             key: manifest.key.clone(),
             sha256: manifest.stored_sha256().to_owned(),
             size: manifest.stored_size(),

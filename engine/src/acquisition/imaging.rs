@@ -31,6 +31,16 @@ pub struct FetchedBlock {
     pub checksum: Option<String>,
 }
 
+/// What reads an object's bytes beside the hash, in order.
+pub trait Observe: Send + 'static {
+    fn observe(&mut self, bytes: &[u8]);
+}
+
+/// Nothing beside the hash.
+impl Observe for () {
+    fn observe(&mut self, _: &[u8]) {}
+}
+
 /// Where blocks come from.
 pub trait BlockSource: Send + Sync {
     /// Bytes per block.

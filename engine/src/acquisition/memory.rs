@@ -8,14 +8,15 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::Plane;
 use super::disk::ProgressReporter;
 use super::imaging::{ImageFormat, MAX_PARTS};
 use super::memcap::{CaptureReport, LIME_HEADER, LimeRanges, UploadPlan};
-use super::steps::{ArtifactRef, StepError};
+use super::task::{ArtifactRef, StepError};
 use crate::aws::AwsError;
-use crate::cases::{ArtifactKind, ArtifactState, Case, now_rfc3339};
-use crate::evidence::{Manifest, PartChecks, artifact_key, manifest_key, tool_version};
+use crate::model::case::{ArtifactKind, ArtifactState, Case, now_rfc3339};
+use crate::model::manifest::{Manifest, artifact_key, manifest_key, tool_version};
+use crate::plane::Plane;
+use crate::store::evidence_bucket::PartChecks;
 
 /// Where the capture tool lives in the tooling bucket, per architecture.
 pub fn tool_key(arch: &str) -> String {

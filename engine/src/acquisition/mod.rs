@@ -8,15 +8,16 @@ pub mod memcap;
 pub mod memory;
 pub mod qcow2;
 pub mod steps;
-
-use std::sync::Arc;
+pub mod task;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aws::{AwsContext, AwsError, describe_sdk_error};
-use crate::cases::{Case, CaseError, CaseStatus, CaseSubject, CaseTable, Opened};
+use crate::aws::{AwsError, describe_sdk_error};
 use crate::config::AccountId;
-use crate::evidence::EvidenceBucket;
+use crate::ec2::find_instance;
+use crate::model::case::{Case, CaseStatus, CaseSubject};
+use crate::plane::{Plane, PlaneError};
+use crate::store::case_table::{CaseError, Opened};
 
 /// The step queues, by the name the configuration and the state machine use.
 pub const STEPS_QUEUE: &str = "steps";
@@ -30,13 +31,8 @@ pub const SECURITY_HUB_TRIGGER: &str = "securityhub-action";
 /// Why the workflow cannot do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
-    #[error(
-        "{setting} is not set in the configuration: deploy {template} and put its outputs in the config (see 'irf config path'), or run 'irf lab' to use the local lab"
-    )]
-    NotConfigured {
-        setting: &'static str,
-        template: &'static str,
-    },
+    #[error(transparent)]
+    Plane(#[from] PlaneError),
     #[error(
         "instance {instance} was not found in account {account}, region {region}: check the id, account and region ('irf instances' lists them)"
     )]
@@ -63,111 +59,6 @@ pub enum WorkflowError {
     Case(#[from] CaseError),
     #[error(transparent)]
     Aws(#[from] AwsError),
-}
-
-/// Everything the workflow runs against: the Security account's case table, state
-/// machine and topic, the Forensics evidence bucket, and per-account credentials.
-#[derive(Debug, Clone)]
-pub struct Plane {
-    pub ctx: Arc<AwsContext>,
-    pub region: String,
-    pub table: CaseTable,
-    pub sfn: aws_sdk_sfn::Client,
-    pub state_machine_arn: Option<String>,
-    pub sns: aws_sdk_sns::Client,
-    pub topic_arn: Option<String>,
-    /// The evidence bucket; `None` for a plane that only opens cases (the triggers).
-    pub evidence: Option<EvidenceBucket>,
-    pub tooling_bucket: Option<String>,
-    pub ir_instance_profile: String,
-    /// Signs ledger entries and checks them; `None` where the deployment names no key.
-    pub ledger_signer: Option<crate::ledger::LedgerSigner>,
-    /// The STS identity this process acts as, written into manifests.
-    pub operator: String,
-}
-
-impl Plane {
-    /// Connects to the workflow the configuration names.
-    pub async fn connect(ctx: Arc<AwsContext>) -> Result<Self, WorkflowError> {
-        let config = ctx.config().clone();
-        let workflow = &config.workflow;
-        let region = workflow.region.clone().unwrap_or_else(|| ctx.home_region());
-        let table = workflow
-            .case_table
-            .clone()
-            .ok_or(WorkflowError::NotConfigured {
-                setting: "workflow.case_table",
-                template: "3-security-acquisition-automation.yaml",
-            })?;
-        let identity = ctx.caller_identity().await?;
-        let base = ctx.base_config(&region);
-        Ok(Self {
-            region: region.clone(),
-            table: CaseTable::new(&base, table, identity.account.clone()),
-            sfn: aws_sdk_sfn::Client::new(&base),
-            state_machine_arn: workflow.state_machine_arn.clone(),
-            sns: aws_sdk_sns::Client::new(&base),
-            topic_arn: workflow.notification_topic_arn.clone(),
-            evidence: config.evidence.bucket.clone().map(|bucket| {
-                EvidenceBucket::new(
-                    &base,
-                    bucket,
-                    config.evidence.kms_key_arn.clone(),
-                    identity.account.clone(),
-                )
-            }),
-            tooling_bucket: workflow.tooling_bucket.clone(),
-            ir_instance_profile: workflow
-                .ir_instance_profile
-                .clone()
-                .unwrap_or_else(|| "IRInstanceProfile".to_owned()),
-            ledger_signer: config
-                .evidence
-                .ledger_key_arn
-                .clone()
-                .map(|key| crate::ledger::LedgerSigner::new(&base, key)),
-            operator: identity.arn,
-            ctx,
-        })
-    }
-
-    /// This plane acting for `operator`: the same credentials, with `operator` recorded as
-    /// whoever asked (the desk for a checked sender, the trigger for whoever set the tag).
-    pub fn acting_for(&self, operator: &str) -> Self {
-        Self {
-            operator: operator.to_owned(),
-            ..self.clone()
-        }
-    }
-
-    /// The evidence bucket, which every step that writes or reads evidence needs.
-    pub fn evidence(&self) -> Result<&EvidenceBucket, steps::StepError> {
-        self.evidence.as_ref().ok_or_else(|| {
-            steps::StepError::invalid(
-                WorkflowError::NotConfigured {
-                    setting: "evidence.bucket (IRF_EVIDENCE_BUCKET)",
-                    template: "1-forensic-analysis-vpc-and-buckets.yaml",
-                }
-                .to_string(),
-            )
-        })
-    }
-
-    fn state_machine(&self) -> Result<&str, WorkflowError> {
-        self.state_machine_arn
-            .as_deref()
-            .ok_or(WorkflowError::NotConfigured {
-                setting: "workflow.state_machine_arn",
-                template: "3-security-acquisition-automation.yaml",
-            })
-    }
-
-    /// SDK configuration in the case's member account and region.
-    pub async fn member_config(&self, case: &Case) -> Result<aws_types::SdkConfig, AwsError> {
-        self.ctx
-            .account_config(&case.subject.account, &case.subject.region)
-            .await
-    }
 }
 
 /// What the execution receives: `{"case": {...}}`; handlers add their results beside it.
@@ -209,15 +100,14 @@ pub async fn start(
             crate::ledger::append(
                 plane,
                 &case.case_id,
-                crate::ledger::NewEntry::new("case opened", subject_target(&case.subject)).detail(
-                    format!(
+                crate::model::ledger::NewEntry::new("case opened", case.subject.ledger_target())
+                    .detail(format!(
                         "trigger {trigger}; memory {}, disk {}, containment {}; execution {}",
                         case.subject.memory,
                         case.subject.disk,
                         case.subject.containment.as_str(),
                         out.execution_arn()
-                    ),
-                ),
+                    )),
             )
             .await?;
             Ok(Opened::New(case))
@@ -240,7 +130,10 @@ pub async fn start(
 /// `case_id` as it was opened (who opened it, and how), as its execution's input says. Only the Security account's automation
 /// starts executions (the desk for operators, and the triggers), so no operator wrote it, where
 /// the case item's `requested_by` shares a partition operators write ledger entries to.
-async fn opened_case(plane: &Plane, case_id: &crate::cases::CaseId) -> Result<Case, WorkflowError> {
+async fn opened_case(
+    plane: &Plane,
+    case_id: &crate::model::case::CaseId,
+) -> Result<Case, WorkflowError> {
     let failed = |message: String| WorkflowError::Requester {
         case: case_id.to_string(),
         message,
@@ -265,52 +158,20 @@ async fn opened_case(plane: &Plane, case_id: &crate::cases::CaseId) -> Result<Ca
 }
 
 /// The execution of `case_id`: executions are named after their case.
-fn execution_arn(state_machine_arn: &str, case_id: &crate::cases::CaseId) -> String {
+fn execution_arn(state_machine_arn: &str, case_id: &crate::model::case::CaseId) -> String {
     format!(
         "{}:{case_id}",
         state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
     )
 }
 
-/// The case's instance as EC2 describes it now; `None` when EC2 does not know it (an id
-/// that never existed, a malformed one, or one terminated long ago).
-pub async fn find_instance(
-    ec2: &aws_sdk_ec2::Client,
-    subject: &crate::containment::InstanceRef,
-) -> Result<Option<aws_sdk_ec2::types::Instance>, AwsError> {
-    use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-    let id = &subject.instance_id;
-    match ec2.describe_instances().instance_ids(id).send().await {
-        Ok(out) => Ok(out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .find(|i| i.instance_id() == Some(id.as_str()))
-            .cloned()),
-        Err(err)
-            if matches!(
-                err.as_service_error().and_then(ProvideErrorMetadata::code),
-                Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed")
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(err) => Err(AwsError::from_sdk(
-            "ec2:DescribeInstances",
-            subject.account.as_str(),
-            &subject.region,
-            &err,
-        )),
-    }
-}
-
 /// [`find_instance`] for a step: an instance that is gone is an invalid step.
 pub async fn describe_instance(
     ec2: &aws_sdk_ec2::Client,
     subject: &CaseSubject,
-) -> Result<aws_sdk_ec2::types::Instance, steps::StepError> {
+) -> Result<aws_sdk_ec2::types::Instance, task::StepError> {
     find_instance(ec2, &subject.into()).await?.ok_or_else(|| {
-        steps::StepError::invalid(format!(
+        task::StepError::invalid(format!(
             "instance {} no longer exists in account {}, region {}",
             subject.instance_id, subject.account, subject.region
         ))
@@ -333,14 +194,6 @@ async fn check_instance(plane: &Plane, subject: &CaseSubject) -> Result<(), Work
     }
 }
 
-/// A case's instance as a ledger target: `account/region/instance`.
-pub fn subject_target(subject: &CaseSubject) -> String {
-    format!(
-        "{}/{}/{}",
-        subject.account, subject.region, subject.instance_id
-    )
-}
-
 /// An approver's answer to a case waiting for containment approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
@@ -355,7 +208,7 @@ pub enum Decision {
 /// checked; operators ask the desk.
 pub async fn decide(
     plane: &Plane,
-    case_id: &crate::cases::CaseId,
+    case_id: &crate::model::case::CaseId,
     decision: Decision,
 ) -> Result<Decided, WorkflowError> {
     let detail = plane.table.detail(case_id).await?;
@@ -390,16 +243,16 @@ pub async fn decide(
         if opened.trigger == SECURITY_HUB_TRIGGER {
             match plane.table.first_approval(case_id).await? {
                 None => {
-                    let first = crate::cases::ApprovalDecision {
+                    let first = crate::model::case::ApprovalDecision {
                         decision: "approved".to_owned(),
                         by: plane.operator.clone(),
-                        at: crate::cases::now_rfc3339(),
+                        at: crate::model::case::now_rfc3339(),
                         reason: None,
                     };
                     plane.table.save_first_approval(case_id, &first).await?;
-                    let mut entry = crate::ledger::NewEntry::new(
+                    let mut entry = crate::model::ledger::NewEntry::new(
                         "containment approved (first of two)",
-                        subject_target(&detail.case.subject),
+                        detail.case.subject.ledger_target(),
                     );
                     entry.detail = Some(
                         "a Security Hub action opened the case and its event names no one: a second person approves".to_owned(),
@@ -421,19 +274,19 @@ pub async fn decide(
         Decision::Approve => ("approved", None),
         Decision::Reject { reason } => ("rejected", Some(reason.clone())),
     };
-    let answer = crate::cases::ApprovalDecision {
+    let answer = crate::model::case::ApprovalDecision {
         decision: word.to_owned(),
         by: plane.operator.clone(),
-        at: crate::cases::now_rfc3339(),
+        at: crate::model::case::now_rfc3339(),
         reason,
     };
     let output = serde_json::to_string(&answer)
         .map_err(|err| AwsError::Other(format!("cannot encode the decision: {err}")))?;
     // Recorded before the workflow hears of it: the closing step may run at once, and
     // must find the decision already there.
-    let mut entry = crate::ledger::NewEntry::new(
+    let mut entry = crate::model::ledger::NewEntry::new(
         format!("containment {word}"),
-        subject_target(&detail.case.subject),
+        detail.case.subject.ledger_target(),
     );
     entry.detail = answer.reason.clone();
     plane.table.decide(case_id, answer).await?;
@@ -443,7 +296,7 @@ pub async fn decide(
         .record_step(
             case_id,
             "approval",
-            crate::cases::StepStatus::Succeeded,
+            crate::model::case::StepStatus::Succeeded,
             Some(format!("{word} by {}", plane.operator)),
         )
         .await?;
@@ -481,7 +334,8 @@ mod tests {
 
     #[test]
     fn a_cases_execution_is_named_after_it() {
-        let case = crate::cases::CaseId::parse("20261206T190000Z-i-0123456789abcdef0").expect("id");
+        let case =
+            crate::model::case::CaseId::parse("20261206T190000Z-i-0123456789abcdef0").expect("id");
         assert_eq!(
             execution_arn(
                 "arn:aws:states:us-east-1:111122223333:stateMachine:irf-acquisition",

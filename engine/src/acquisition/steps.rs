@@ -4,12 +4,15 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ExecutionInput, Plane};
+use super::ExecutionInput;
+use crate::acquisition::task::{ArtifactRef, StepError};
 use crate::aws::AwsError;
-use crate::cases::{
-    ArtifactState, Case, CaseError, CaseStatus, PendingApproval, StepStatus, now_rfc3339,
+use crate::model::case::{
+    ArtifactState, Case, CaseStatus, PendingApproval, StepStatus, now_rfc3339,
 };
-use crate::evidence::Manifest;
+use crate::model::containment::InterfaceGroups;
+use crate::model::manifest::Manifest;
+use crate::plane::Plane;
 
 /// A step of the state machine that runs project code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,84 +80,6 @@ impl StepMessage {
     }
 }
 
-/// A step's failure, with the error code the state machine sees.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct StepError {
-    /// `irf.Throttled` and `irf.Transient` are retried by the state machine; the others end
-    /// the step.
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl StepError {
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self {
-            code: "irf.Invalid",
-            message: message.into(),
-        }
-    }
-
-    pub fn integrity(message: impl Into<String>) -> Self {
-        Self {
-            code: "irf.Integrity",
-            message: message.into(),
-        }
-    }
-
-    pub fn failed(message: impl Into<String>) -> Self {
-        Self {
-            code: "irf.Failed",
-            message: message.into(),
-        }
-    }
-}
-
-impl From<AwsError> for StepError {
-    fn from(err: AwsError) -> Self {
-        let message = err.to_string();
-        let code = match &err {
-            AwsError::AssumeRole { .. } => "irf.MissingRole",
-            AwsError::Credentials { .. } => "irf.Credentials",
-            _ if message.contains("Throttl")
-                || message.contains("RequestLimitExceeded")
-                || message.contains("SlowDown") =>
-            {
-                "irf.Throttled"
-            }
-            _ if message.contains("timed out")
-                || message.contains("InternalError")
-                || message.contains("ServiceUnavailable")
-                || message.contains("dispatch failure") =>
-            {
-                "irf.Transient"
-            }
-            _ => "irf.Failed",
-        };
-        Self { code, message }
-    }
-}
-
-impl From<CaseError> for StepError {
-    fn from(err: CaseError) -> Self {
-        match err {
-            CaseError::Aws(aws) => aws.into(),
-            other => Self::failed(other.to_string()),
-        }
-    }
-}
-
-impl From<crate::containment::ContainmentError> for StepError {
-    fn from(err: crate::containment::ContainmentError) -> Self {
-        use crate::containment::ContainmentError;
-        match err {
-            ContainmentError::Aws(aws) => aws.into(),
-            ContainmentError::Case(case) => case.into(),
-            other => Self::invalid(other.to_string()),
-        }
-    }
-}
-
 /// Runs one step for `message`; `Ok` carries the task's output.
 pub async fn run(plane: &Plane, message: &StepMessage) -> Result<Value, StepError> {
     let case = message.case()?;
@@ -181,7 +106,7 @@ pub async fn run(plane: &Plane, message: &StepMessage) -> Result<Value, StepErro
             Ok(_) => (StepStatus::Succeeded, None),
             Err(err) => (StepStatus::Failed, Some(err.to_string())),
         };
-        let entry = crate::ledger::NewEntry {
+        let entry = crate::model::ledger::NewEntry {
             action: format!(
                 "step {} {}",
                 step.as_str(),
@@ -191,7 +116,7 @@ pub async fn run(plane: &Plane, message: &StepMessage) -> Result<Value, StepErro
                     "failed"
                 }
             ),
-            target: super::subject_target(&case.subject),
+            target: case.subject.ledger_target(),
             detail: detail.clone(),
             ..Default::default()
         };
@@ -289,12 +214,6 @@ pub struct PreIncidentState {
     pub recorded_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InterfaceGroups {
-    pub interface_id: String,
-    pub groups: Vec<String>,
-}
-
 /// Reads the pre-incident state of the case's instance.
 pub async fn pre_incident_state(
     ec2: &aws_sdk_ec2::Client,
@@ -309,7 +228,7 @@ pub async fn pre_incident_state(
         account: account.to_owned(),
         region: region.to_owned(),
     };
-    let protection = crate::containment::termination_protection(ec2, &site, id).await?;
+    let protection = crate::ec2::termination_protection(ec2, &site, id).await?;
     let addresses = ec2
         .describe_addresses()
         .filters(
@@ -321,7 +240,7 @@ pub async fn pre_incident_state(
         .send()
         .await
         .map_err(|err| AwsError::from_sdk("ec2:DescribeAddresses", account, region, &err))?;
-    let association = crate::containment::profile_association(ec2, &site, id).await?;
+    let association = crate::ec2::profile_association(ec2, &site, id).await?;
     let association = association.as_ref();
     let tags: std::collections::BTreeMap<String, String> = instance
         .tags()
@@ -419,7 +338,7 @@ async fn prepare(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         plane.evidence()?.put_json(&key, &state).await?;
     }
     let site = crate::aws::CallSite::new(&config, account);
-    crate::containment::set_termination_protection(&ec2, &site, id, true).await?;
+    crate::ec2::set_termination_protection(&ec2, &site, id, true).await?;
     let mut warnings = Vec::new();
     if case.subject.memory && !state.ssm_managed {
         if state.instance_profile_arn.is_none() {
@@ -453,18 +372,6 @@ async fn prepare(plane: &Plane, case: &Case) -> Result<Value, StepError> {
         "ssm_managed": state.ssm_managed,
         "warnings": warnings,
     }))
-}
-
-/// One artifact as a branch reports it: the object it wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArtifactRef {
-    pub key: String,
-    pub manifest_key: String,
-    /// SHA-256 of the stored object.
-    pub sha256: String,
-    /// The stored object's length.
-    pub size: u64,
-    pub source: String,
 }
 
 /// A branch's result: `kind`, `status` (`succeeded`, `failed`, `skipped`) and artifacts.
@@ -585,7 +492,7 @@ async fn approval(plane: &Plane, case: &Case, message: &StepMessage) -> Result<V
                 requested_at: now_rfc3339(),
                 decided: None,
             },
-            &crate::cases::TaskToken::new(message.token.clone()),
+            &crate::model::case::TaskToken::new(message.token.clone()),
         )
         .await?;
     plane
@@ -605,7 +512,8 @@ async fn approval(plane: &Plane, case: &Case, message: &StepMessage) -> Result<V
 }
 
 async fn contain(plane: &Plane, case: &Case) -> Result<Value, StepError> {
-    use crate::containment::{ContainmentOptions, InstanceRef, apply};
+    use crate::containment::{ContainmentOptions, apply};
+    use crate::model::containment::InstanceRef;
     let instance = InstanceRef::from(&case.subject);
     let options = ContainmentOptions::from_config(plane.ctx.config());
     // The approval wait (with its four-eyes rule) was the decision; `auto` needs none.

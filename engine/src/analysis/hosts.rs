@@ -14,11 +14,12 @@ use aws_types::request_id::RequestId;
 use serde::{Deserialize, Serialize};
 
 use super::{Analysis, AnalysisError, images};
-use crate::acquisition::Plane;
 use crate::acquisition::memory::{ScriptTarget, run_script_on};
-use crate::cases::{ArtifactState, CaseId};
-use crate::evidence::{Manifest, manifest_key};
-use crate::ledger::{self, ArtifactHash, NewEntry};
+use crate::ledger;
+use crate::model::case::{ArtifactState, CaseId};
+use crate::model::ledger::{ArtifactHash, NewEntry};
+use crate::model::manifest::{Manifest, manifest_key};
+use crate::plane::Plane;
 
 /// The tag that marks an instance as an irf analysis host.
 pub const ROLE_TAG: &str = "irf:role";
@@ -675,7 +676,7 @@ pub async fn launch(
     let bucket = plane.evidence().map_err(|err| AnalysisError::Evidence {
         case: case_id.to_string(),
         instance: "-".to_owned(),
-        why: err.message,
+        why: err.to_string(),
     })?;
     let mut fetches = Vec::new();
     let mut total_bytes = 0u64;
@@ -750,7 +751,7 @@ pub async fn launch(
             .tags(
                 Tag::builder()
                     .key("irf:subject")
-                    .value(crate::acquisition::subject_target(&detail.case.subject))
+                    .value(detail.case.subject.ledger_target())
                     .build(),
             )
             .tags(

@@ -9,8 +9,8 @@ pub mod session;
 use std::sync::Arc;
 
 use crate::aws::{AwsContext, AwsError};
-use crate::cases::CaseError;
 use crate::config::{AccountId, AnalysisConfig};
+use crate::store::case_table::CaseError;
 
 /// Where analysis happens: the Forensics account, in the workflow's region.
 #[derive(Debug, Clone)]

@@ -6,125 +6,15 @@
 pub mod signature;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::acquisition::Plane;
-use crate::cases::{CaseError, CaseId, now_rfc3339};
-pub use signature::{EntrySignature, LedgerSigner};
+use crate::model::case::{CaseId, now_rfc3339};
+use crate::model::ledger::{ArtifactHash, GENESIS, LedgerEntry, NewEntry, sealed_key};
+use crate::plane::Plane;
+use crate::store::case_table::CaseError;
+pub use signature::LedgerSigner;
 
-/// The `prev_sha256` of the first entry.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// How often an append retries when other writers take the next sequence first.
 const APPEND_ATTEMPTS: usize = 8;
-
-/// An artifact's identity as the ledger records it: the object S3 holds, whoever hashed it
-/// (the worker that wrote it, an analysis host that fetched it), so that every record of
-/// one artifact names the same bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArtifactHash {
-    pub key: String,
-    /// SHA-256 of the stored object (for a raw image or a memory image, the artifact).
-    pub sha256: String,
-    /// The stored object's length.
-    pub size: u64,
-    /// A QCOW2 disk image's raw image SHA-256, as its writer computed it. Absent in every
-    /// other record, and so in every entry written before QCOW2: their hashes stay theirs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw_sha256: Option<String>,
-}
-
-/// One entry of a case's chain of custody.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LedgerEntry {
-    pub seq: u64,
-    pub at: String,
-    /// The STS identity (ARN) that acted.
-    pub actor: String,
-    pub action: String,
-    /// `account/region/resource`.
-    pub target: String,
-    #[serde(default)]
-    pub request_ids: Vec<String>,
-    #[serde(default)]
-    pub artifacts: Vec<ArtifactHash>,
-    #[serde(default)]
-    pub detail: Option<String>,
-    pub prev_sha256: String,
-    /// SHA-256 of the entry's other fields (see [`LedgerEntry::digest`]).
-    pub sha256: String,
-    /// The ledger key's signature of `sha256`; absent where the deployment names no key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<EntrySignature>,
-}
-
-/// The fields an entry's hash covers, in a fixed order.
-#[derive(Serialize)]
-struct Hashed<'a> {
-    seq: u64,
-    at: &'a str,
-    actor: &'a str,
-    action: &'a str,
-    target: &'a str,
-    request_ids: &'a [String],
-    artifacts: &'a [ArtifactHash],
-    detail: Option<&'a str>,
-    prev_sha256: &'a str,
-}
-
-impl LedgerEntry {
-    /// The SHA-256 of every field but `sha256`, as compact JSON in declaration order.
-    pub fn digest(&self) -> String {
-        let hashed = Hashed {
-            seq: self.seq,
-            at: &self.at,
-            actor: &self.actor,
-            action: &self.action,
-            target: &self.target,
-            request_ids: &self.request_ids,
-            artifacts: &self.artifacts,
-            detail: self.detail.as_deref(),
-            prev_sha256: &self.prev_sha256,
-        };
-        // Serialising plain strings, numbers and vectors of them cannot fail.
-        let bytes = serde_json::to_vec(&hashed).unwrap_or_default();
-        crate::hex(&Sha256::digest(&bytes))
-    }
-}
-
-/// What an action adds to the ledger; the sequence, time, actor and chain are filled in.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NewEntry {
-    pub action: String,
-    pub target: String,
-    pub request_ids: Vec<String>,
-    pub artifacts: Vec<ArtifactHash>,
-    pub detail: Option<String>,
-}
-
-impl NewEntry {
-    pub fn new(action: impl Into<String>, target: impl Into<String>) -> Self {
-        Self {
-            action: action.into(),
-            target: target.into(),
-            ..Self::default()
-        }
-    }
-
-    pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
-        self
-    }
-
-    pub fn artifact(mut self, artifact: ArtifactHash) -> Self {
-        self.artifacts.push(artifact);
-        self
-    }
-}
-
-/// The evidence key an entry is sealed at.
-pub fn sealed_key(case_id: &CaseId, seq: u64) -> String {
-    format!("cases/{case_id}/ledger/{seq:010}.json")
-}
 
 /// Appends an entry to the case's ledger and seals what is not sealed yet. Concurrent
 /// writers (the steps of one case run in parallel) each get their own sequence. The entry
@@ -263,7 +153,7 @@ pub struct EvidenceItem {
     /// The workflow's verification state of the artifact.
     pub state: String,
     /// `None` when the object is gone from the bucket.
-    pub lock: Option<crate::evidence::LockState>,
+    pub lock: Option<crate::store::evidence_bucket::LockState>,
 }
 
 /// Every artifact of every case, newest case first, with its Object Lock state.
@@ -342,8 +232,12 @@ pub async fn export_artifact(
     key: &str,
     to: &std::path::Path,
     raw: bool,
-) -> Result<(crate::evidence::Exported, LedgerEntry), crate::evidence::ExportError> {
-    use crate::evidence::{ExportError, Manifest, manifest_key};
+) -> Result<
+    (crate::store::evidence_bucket::Exported, LedgerEntry),
+    crate::store::evidence_bucket::ExportError,
+> {
+    use crate::model::manifest::{Manifest, manifest_key};
+    use crate::store::evidence_bucket::ExportError;
     let bucket = plane
         .evidence
         .as_ref()
@@ -494,7 +388,7 @@ pub async fn verify(plane: &Plane, case_id: &CaseId) -> Result<Verification, Cas
 /// [`verify`] of a case detail already read.
 pub async fn verify_detail(
     plane: &Plane,
-    detail: &crate::cases::CaseDetail,
+    detail: &crate::model::case_detail::CaseDetail,
 ) -> Result<Verification, CaseError> {
     let case_id = &detail.case.case_id;
     let evidence = plane.evidence.as_ref().ok_or_else(|| {
@@ -518,7 +412,7 @@ pub async fn verify_detail(
             detail: format!(
                 "{} ({}; public key SHA-256 {})",
                 signer.key_arn(),
-                signature::ALGORITHM,
+                crate::model::ledger::ALGORITHM,
                 signer.public_key_sha256().await?
             ),
         });
@@ -566,8 +460,8 @@ pub async fn verify_detail(
             .iter()
             .flat_map(|e| &e.artifacts)
             .rfind(|a| a.key == artifact.key);
-        let manifest: Option<crate::evidence::Manifest> = evidence
-            .get_json(&crate::evidence::manifest_key(&artifact.key))
+        let manifest: Option<crate::model::manifest::Manifest> = evidence
+            .get_json(&crate::model::manifest::manifest_key(&artifact.key))
             .await?;
         let Some(manifest) = manifest else {
             items.push(CheckedItem {
@@ -578,7 +472,7 @@ pub async fn verify_detail(
             continue;
         };
         let manifest_writes = evidence
-            .versions_of(&crate::evidence::manifest_key(&artifact.key))
+            .versions_of(&crate::model::manifest::manifest_key(&artifact.key))
             .await?;
         let check = match evidence.check_artifact(&manifest).await {
             Ok(check) => check,
@@ -628,7 +522,7 @@ pub async fn verify_detail(
                 manifest.blocks_sha256.as_deref().unwrap_or_default(),
                 match raw_hash {
                     Ok(Some(raw)) => format!("raw image SHA-256 {raw}"),
-                    _ => crate::cases::RAW_HASH_LEFT_FOR_LATER.to_owned(),
+                    _ => crate::model::case_detail::RAW_HASH_LEFT_FOR_LATER.to_owned(),
                 }
             ),
         });

@@ -9,26 +9,11 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use aws_types::SdkConfig;
 use aws_types::region::Region;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use crate::aws::AwsError;
-
-/// The only signing algorithm irf asks KMS for: ECDSA over SHA-256 on an `ECC_NIST_P256` key.
-pub const ALGORITHM: &str = "ECDSA_SHA_256";
-
-/// An entry's signature, as the entry carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EntrySignature {
-    /// The KMS key that signed.
-    pub key_arn: String,
-    /// KMS's name of the algorithm ([`ALGORITHM`]).
-    pub algorithm: String,
-    /// The DER-encoded ECDSA signature of the entry's `sha256` (its 64 hex characters, as
-    /// KMS's RAW message: KMS hashes them with SHA-256 and signs), base64.
-    pub value: String,
-}
+use crate::model::ledger::{ALGORITHM, EntrySignature};
 
 /// Signs entries with the deployment's key and checks them against its public key.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use irf_engine::acquisition::Plane;
+use irf_engine::plane::Plane;
 use irf_engine::worker::{Disposition, process};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde::{Deserialize, Serialize};

@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use irf_engine::acquisition::Plane;
-use irf_engine::cases::Opened;
+use irf_engine::plane::Plane;
+use irf_engine::store::case_table::Opened;
 use irf_engine::trigger::{TriggerOutcome, handle_event};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};

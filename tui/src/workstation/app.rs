@@ -3,11 +3,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use irf_engine::cases::{Case, CaseDetail, CaseId, CaseSubject, ContainmentPolicy, Opened};
+use irf_engine::model::case::{Case, CaseId, CaseSubject, ContainmentPolicy};
+
+use irf_engine::model::case_detail::CaseDetail;
+
 use irf_engine::config::{AccountId, Config};
 use irf_engine::findings::{Finding, FindingRef, summarize_by_instance};
 use irf_engine::inventory::{Instance, SsmReachability, SweepEvent};
 use irf_engine::organization::{Scope, WhoAmI};
+use irf_engine::store::case_table::Opened;
 
 use super::rows::{
     ACCOUNT_COLUMNS, APPROVAL_COLUMNS, AccountRow, ApprovalRow, CASE_COLUMNS, CaseRow,
@@ -20,8 +24,8 @@ use crate::filter::Filter;
 use crate::keymap::{Key, KeyAction, KeyName, Keymap};
 use irf_engine::analysis::hosts::{AnalysisHost, LaunchOutcome};
 use irf_engine::analysis::images::{PipelineImages, PipelineSummary};
-use irf_engine::cases::CaseStatus;
-use irf_engine::containment::{ContainmentPlan, InstanceRef};
+use irf_engine::model::case::CaseStatus;
+use irf_engine::model::containment::{ContainmentPlan, InstanceRef};
 
 /// Something slow that was asked for, and how it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

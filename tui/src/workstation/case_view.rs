@@ -13,9 +13,9 @@ use crate::text::{clip_untrusted, escape_untrusted};
 use crate::theme::Theme;
 use unicode_width::UnicodeWidthChar;
 
-use irf_engine::cases::{
-    ArtifactProgress, ArtifactSha256, ArtifactState, ContainmentPolicy, StepStatus,
-};
+use irf_engine::model::case::{ArtifactProgress, ArtifactState, ContainmentPolicy, StepStatus};
+
+use irf_engine::model::case_detail::ArtifactSha256;
 
 /// Failed verification items shown under the summary; `irf verify` lists them all.
 const VERIFY_LINES: usize = 4;
@@ -480,7 +480,7 @@ fn draw_artifact(
         (_, ArtifactSha256::Known(sha256), _) => ("sha256", sha256, "text"),
         (_, ArtifactSha256::LeftForLater, _) => (
             "sha256",
-            irf_engine::cases::RAW_HASH_LEFT_FOR_LATER,
+            irf_engine::model::case_detail::RAW_HASH_LEFT_FOR_LATER,
             "status.info",
         ),
         _ => ("key", artifact.key.as_str(), "text.dim"),

@@ -18,11 +18,12 @@ use crossterm::event::{
     MouseEventKind,
 };
 use futures::StreamExt;
-use irf_engine::acquisition::{self, Plane};
+use irf_engine::acquisition;
 use irf_engine::analysis::Analysis;
 use irf_engine::aws::AwsContext;
 use irf_engine::findings::FindingQuery;
 use irf_engine::inventory;
+use irf_engine::plane::Plane;
 use tokio::sync::{OnceCell, mpsc};
 use tokio::time::MissedTickBehavior;
 
@@ -631,11 +632,8 @@ async fn record_finding_update(
     irf_engine::ledger::append(
         plane,
         &case.case_id,
-        irf_engine::ledger::NewEntry::new(
-            "finding updated",
-            acquisition::subject_target(&case.subject),
-        )
-        .detail(format!("{finding_id}: workflow status RESOLVED")),
+        irf_engine::model::ledger::NewEntry::new("finding updated", case.subject.ledger_target())
+            .detail(format!("{finding_id}: workflow status RESOLVED")),
     )
     .await
     .map(drop)

@@ -3,9 +3,9 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use irf_engine::cases::Case;
 use irf_engine::findings::{Finding, Severity};
 use irf_engine::inventory::Instance;
+use irf_engine::model::case::Case;
 
 use crate::filter::{Field, Filterable};
 

@@ -2,14 +2,16 @@
 //! every view and dialog rendered on a test backend and compared with reviewed snapshots.
 
 use irf_engine::aws::CallerIdentity;
-use irf_engine::cases::{
-    ApprovalDecision, ArtifactKind, ArtifactProgress, ArtifactState, Case, CaseDetail, CaseId,
-    CaseStatus, CaseSubject, ContainmentPolicy, Opened, PendingApproval, StepRecord, StepStatus,
-};
 use irf_engine::config::AccountId;
 use irf_engine::findings::Finding;
 use irf_engine::inventory::{Instance, SweepEvent};
+use irf_engine::model::case::{
+    ApprovalDecision, ArtifactKind, ArtifactProgress, ArtifactState, Case, CaseId, CaseStatus,
+    CaseSubject, ContainmentPolicy, PendingApproval, StepRecord, StepStatus,
+};
+use irf_engine::model::case_detail::CaseDetail;
 use irf_engine::organization::{MemberAccount, Organization, Scope, WhoAmI};
+use irf_engine::store::case_table::Opened;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use rstest::rstest;
@@ -1108,7 +1110,7 @@ fn waiting(kind: &'static str, id: &str, instance_id: &str) -> crate::contain::P
     crate::contain::PendingDecision {
         kind,
         id: id.into(),
-        instance: irf_engine::containment::InstanceRef {
+        instance: irf_engine::model::containment::InstanceRef {
             account: AccountId::parse("165667010651").expect("id"),
             region: "us-east-1".into(),
             instance_id: instance_id.into(),
@@ -1121,9 +1123,9 @@ fn waiting(kind: &'static str, id: &str, instance_id: &str) -> crate::contain::P
 }
 
 fn plan_of(
-    instance: &irf_engine::containment::InstanceRef,
-) -> irf_engine::containment::ContainmentPlan {
-    use irf_engine::containment::{ContainmentPlan, Original, PlannedChange};
+    instance: &irf_engine::model::containment::InstanceRef,
+) -> irf_engine::model::containment::ContainmentPlan {
+    use irf_engine::model::containment::{ContainmentPlan, Original, PlannedChange};
     ContainmentPlan {
         instance: instance.clone(),
         vpc_id: "vpc-1".into(),
@@ -1299,7 +1301,7 @@ fn rollback_from_the_case_view_takes_the_typed_instance_id() {
 
 #[test]
 fn the_case_view_shows_the_instances_containment() {
-    use irf_engine::containment::{
+    use irf_engine::model::containment::{
         ContainmentRecord, ContainmentState, InstanceRef, RecordedAction,
     };
     let mut detail = running_detail();
@@ -1340,7 +1342,7 @@ fn evidence_item(key: &str, held: bool) -> irf_engine::ledger::EvidenceItem {
         size: 1 << 30,
         sha256: Some("9c8e604d066559f21f40a1c5e7d30c903a54ace884534d7c77de74870cde48fd".into()),
         state: "verified".into(),
-        lock: Some(irf_engine::evidence::LockState {
+        lock: Some(irf_engine::store::evidence_bucket::LockState {
             mode: Some("COMPLIANCE".into()),
             retain_until: Some("2027-11-28T09:40:00Z".into()),
             legal_hold: held,

@@ -14,9 +14,9 @@ use super::rows::{
 };
 use crate::text::{clip_untrusted, escape_untrusted};
 use crate::theme::Theme;
-use irf_engine::cases::CaseStatus;
 use irf_engine::findings::Severity;
 use irf_engine::inventory::{Instance, SsmReachability};
+use irf_engine::model::case::CaseStatus;
 
 const HEADER_HEIGHT: u16 = 5;
 /// The most lines an error takes at the foot of the screen: enough to read why an

@@ -1,0 +1,133 @@
+//! The chain of custody's entries: what each records (action, actor, target, artifacts'
+//! hashes, request ids), the hash that chains it to the one before, and its signature.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::case::CaseId;
+
+/// The `prev_sha256` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The only signing algorithm irf asks KMS for: ECDSA over SHA-256 on an `ECC_NIST_P256` key.
+pub const ALGORITHM: &str = "ECDSA_SHA_256";
+
+/// An entry's signature, as the entry carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntrySignature {
+    /// The KMS key that signed.
+    pub key_arn: String,
+    /// KMS's name of the algorithm ([`ALGORITHM`]).
+    pub algorithm: String,
+    /// The DER-encoded ECDSA signature of the entry's `sha256` (its 64 hex characters, as
+    /// KMS's RAW message: KMS hashes them with SHA-256 and signs), base64.
+    pub value: String,
+}
+
+/// An artifact's identity as the ledger records it: the object S3 holds, whoever hashed it
+/// (the worker that wrote it, an analysis host that fetched it), so that every record of
+/// one artifact names the same bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactHash {
+    pub key: String,
+    /// SHA-256 of the stored object (for a raw image or a memory image, the artifact).
+    pub sha256: String,
+    /// The stored object's length.
+    pub size: u64,
+    /// A QCOW2 disk image's raw image SHA-256, as its writer computed it. Absent in every
+    /// other record, and so in every entry written before QCOW2: their hashes stay theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_sha256: Option<String>,
+}
+
+/// One entry of a case's chain of custody.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub seq: u64,
+    pub at: String,
+    /// The STS identity (ARN) that acted.
+    pub actor: String,
+    pub action: String,
+    /// `account/region/resource`.
+    pub target: String,
+    #[serde(default)]
+    pub request_ids: Vec<String>,
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactHash>,
+    #[serde(default)]
+    pub detail: Option<String>,
+    pub prev_sha256: String,
+    /// SHA-256 of the entry's other fields (see [`LedgerEntry::digest`]).
+    pub sha256: String,
+    /// The ledger key's signature of `sha256`; absent where the deployment names no key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<EntrySignature>,
+}
+
+/// The fields an entry's hash covers, in a fixed order.
+#[derive(Serialize)]
+struct Hashed<'a> {
+    seq: u64,
+    at: &'a str,
+    actor: &'a str,
+    action: &'a str,
+    target: &'a str,
+    request_ids: &'a [String],
+    artifacts: &'a [ArtifactHash],
+    detail: Option<&'a str>,
+    prev_sha256: &'a str,
+}
+
+impl LedgerEntry {
+    /// The SHA-256 of every field but `sha256`, as compact JSON in declaration order.
+    pub fn digest(&self) -> String {
+        let hashed = Hashed {
+            seq: self.seq,
+            at: &self.at,
+            actor: &self.actor,
+            action: &self.action,
+            target: &self.target,
+            request_ids: &self.request_ids,
+            artifacts: &self.artifacts,
+            detail: self.detail.as_deref(),
+            prev_sha256: &self.prev_sha256,
+        };
+        // Serialising plain strings, numbers and vectors of them cannot fail.
+        let bytes = serde_json::to_vec(&hashed).unwrap_or_default();
+        crate::hex(&Sha256::digest(&bytes))
+    }
+}
+
+/// What an action adds to the ledger; the sequence, time, actor and chain are filled in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewEntry {
+    pub action: String,
+    pub target: String,
+    pub request_ids: Vec<String>,
+    pub artifacts: Vec<ArtifactHash>,
+    pub detail: Option<String>,
+}
+
+impl NewEntry {
+    pub fn new(action: impl Into<String>, target: impl Into<String>) -> Self {
+        Self {
+            action: action.into(),
+            target: target.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn artifact(mut self, artifact: ArtifactHash) -> Self {
+        self.artifacts.push(artifact);
+        self
+    }
+}
+
+/// The evidence key an entry is sealed at.
+pub fn sealed_key(case_id: &CaseId, seq: u64) -> String {
+    format!("cases/{case_id}/ledger/{seq:010}.json")
+}
