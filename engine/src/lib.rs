@@ -21,13 +21,5 @@ pub mod store;
 pub mod trigger;
 pub mod worker;
 
-/// Lowercase hex of bytes: digests in manifests, ids derived from hashes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
-            let _ = write!(text, "{byte:02x}");
-            text
-        })
-}
+/// Lowercase hex of bytes, as the forensic tools write digests.
+pub use irf_forensics::hex;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
 
-use irf_engine::acquisition::memcap::{RamRange, write_core};
+use irf_forensics::memcap::{RamRange, write_core};
 
 use super::LabError;
 
@@ -186,7 +186,7 @@ pub fn host_dirs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use irf_engine::acquisition::memcap::{core_segments, map_ranges, ram_ranges};
+    use irf_forensics::memcap::{core_segments, map_ranges, ram_ranges};
 
     #[test]
     fn a_lab_host_has_a_readable_core_covering_its_ram() {

@@ -513,7 +513,7 @@ pub fn memcap(
     iomem: &std::path::Path,
     plan: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
-    let report = acquisition::memcap::run(source, iomem, plan)?;
+    let report = irf_forensics::memcap::run(source, iomem, plan)?;
     out!("{}", serde_json::to_string(&report)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -6,16 +6,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::imaging::{
-    BlockRef, BlockSource, FetchedBlock, ImageFormat, ImageSummary, ImagingError, ImagingOptions,
-    ImagingProgress, image,
-};
 use super::task::{ArtifactRef, StepError};
 use crate::aws::{AwsError, describe_sdk_error};
 use crate::model::case::{ArtifactKind, ArtifactProgress, ArtifactState, Case, now_rfc3339};
 use crate::model::manifest::{Manifest, artifact_key, manifest_key, tool_version};
 use crate::plane::Plane;
 use crate::store::evidence_bucket::PartChecks;
+use irf_forensics::imaging::{
+    BlockRef, BlockSource, FetchedBlock, ImageFormat, ImageSummary, ImagingError, ImagingOptions,
+    ImagingProgress, image,
+};
 
 /// How often progress goes to the case table.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);

@@ -9,14 +9,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::disk::ProgressReporter;
-use super::imaging::{ImageFormat, MAX_PARTS};
-use super::memcap::{CaptureReport, LIME_HEADER, LimeRanges, UploadPlan};
 use super::task::{ArtifactRef, StepError};
 use crate::aws::AwsError;
 use crate::model::case::{ArtifactKind, ArtifactState, Case, now_rfc3339};
 use crate::model::manifest::{Manifest, artifact_key, manifest_key, tool_version};
 use crate::plane::Plane;
 use crate::store::evidence_bucket::PartChecks;
+use irf_forensics::imaging::{ImageFormat, MAX_PARTS};
+use irf_forensics::memcap::{CaptureReport, LIME_HEADER, LimeRanges, UploadPlan};
 
 /// Where the capture tool lives in the tooling bucket, per architecture.
 pub fn tool_key(arch: &str) -> String {
@@ -366,7 +366,7 @@ pub struct UploadWatch<'a> {
     key: &'a str,
     upload_id: &'a str,
     expected: u64,
-    report: Box<dyn FnMut(super::imaging::ImagingProgress) + Send + 'a>,
+    report: Box<dyn FnMut(irf_forensics::imaging::ImagingProgress) + Send + 'a>,
 }
 
 impl std::fmt::Debug for UploadWatch<'_> {
@@ -395,7 +395,7 @@ impl UploadWatch<'_> {
                 .iter()
                 .map(|p| u64::try_from(p.size().unwrap_or(0)).unwrap_or(0))
                 .sum();
-            (self.report)(super::imaging::ImagingProgress {
+            (self.report)(irf_forensics::imaging::ImagingProgress {
                 bytes_done: done,
                 bytes_total: self.expected,
                 blocks_fetched: 0,

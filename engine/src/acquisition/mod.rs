@@ -3,10 +3,7 @@
 //! the opening and closing notifications.
 
 pub mod disk;
-pub mod imaging;
-pub mod memcap;
 pub mod memory;
-pub mod qcow2;
 pub mod steps;
 pub mod task;
 

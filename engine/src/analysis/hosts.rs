@@ -1157,8 +1157,12 @@ mod tests {
         let case = CaseId::parse(CASE).expect("case id");
         let cluster = 64usize << 10;
         let data = vec![2u64, 3, 90];
-        let volume = crate::acquisition::qcow2::tests::sample_volume(128 * cluster, cluster, &data);
-        let (_, image) = crate::acquisition::qcow2::tests::image_of(&volume, cluster as u64, data);
+        let mut volume = vec![0u8; 128 * cluster];
+        for &index in &data {
+            let start = index as usize * cluster;
+            volume[start..start + cluster].fill(index as u8 | 1);
+        }
+        let image = irf_forensics::qcow2::image_of(&volume, cluster as u64, data).expect("image");
         let dir = tempfile::tempdir().expect("tempdir");
         let object = dir.path().join("object");
         std::fs::write(&object, &image).expect("object");

@@ -259,7 +259,7 @@ pub async fn export_artifact(
     };
     let exported = bucket.export_artifact(&manifest, to, raw).await?;
     let subject = &detail.case.subject;
-    let expanded = raw && manifest.format == crate::acquisition::imaging::ImageFormat::Qcow2;
+    let expanded = raw && manifest.format == irf_forensics::imaging::ImageFormat::Qcow2;
     let form = if expanded {
         "as its raw image"
     } else {
@@ -511,11 +511,11 @@ pub async fn verify_detail(
             }
         };
         let detail = problem.clone().unwrap_or_else(|| match manifest.format {
-            crate::acquisition::imaging::ImageFormat::Raw => format!(
+            irf_forensics::imaging::ImageFormat::Raw => format!(
                 "SHA-256 {} matches its manifest and the ledger",
                 check.read.sha256
             ),
-            crate::acquisition::imaging::ImageFormat::Qcow2 => format!(
+            irf_forensics::imaging::ImageFormat::Qcow2 => format!(
                 "QCOW2 image (SHA-256 {}, {} bytes) and its block list hash {} match its manifest and the ledger; {}",
                 check.read.sha256,
                 check.read.size,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::case::{ArtifactKind, CaseId};
-use crate::acquisition::imaging::ImageFormat;
+use irf_forensics::imaging::ImageFormat;
 
 /// The key of an artifact: `cases/<case>/<account>/<instance>/<kind>/<name>`.
 pub fn artifact_key(
@@ -58,7 +58,7 @@ pub struct Manifest {
     pub stored_size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_sha256: Option<String>,
-    /// The block list hash of the raw image ([`crate::acquisition::qcow2::BlockListHash`],
+    /// The block list hash of the raw image ([`irf_forensics::qcow2::BlockListHash`],
     /// in `block_size` blocks): checked from the stored data alone, never its zeros.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks_sha256: Option<String>,

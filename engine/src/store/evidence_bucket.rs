@@ -10,12 +10,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::acquisition::imaging::{ImageFormat, ImagingError, Observe, PartSink, StoredPart};
-use crate::acquisition::qcow2::Qcow2Reader;
 use crate::aws::{AwsError, CallSite};
 use crate::hex;
 use crate::model::case::CaseId;
 use crate::model::manifest::Manifest;
+use irf_forensics::imaging::{ImageFormat, ImagingError, Observe, PartSink, StoredPart};
+use irf_forensics::qcow2::Qcow2Reader;
 
 /// The evidence bucket, as the Security account's workers write to it.
 #[derive(Debug, Clone)]
@@ -99,7 +99,7 @@ type SharedRawExport = std::sync::Arc<std::sync::Mutex<RawExport>>;
 
 #[derive(Debug, Default)]
 struct RawExport {
-    hash: crate::acquisition::qcow2::RawImageHash,
+    hash: irf_forensics::qcow2::RawImageHash,
     failed: Option<std::io::Error>,
 }
 

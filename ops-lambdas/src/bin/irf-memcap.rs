@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         eprintln!("irf-memcap: --plan FILE is required (the upload plan the workflow sends)");
         return ExitCode::from(2);
     };
-    match irf_engine::acquisition::memcap::run(&source, &iomem, &plan) {
+    match irf_forensics::memcap::run(&source, &iomem, &plan) {
         Ok(report) => match serde_json::to_string(&report) {
             Ok(line) => {
                 println!("{line}");

@@ -656,6 +656,26 @@ impl Qcow2Reader {
     }
 }
 
+/// The whole image of `volume`, a raw image held in memory, with the clusters `data` as data:
+/// the bytes the pipeline would stream for it, for fixtures small enough to hold.
+pub fn image_of(volume: &[u8], cluster_size: u64, data: Vec<u64>) -> Result<Vec<u8>, Qcow2Error> {
+    let layout = Qcow2Layout::new(volume.len() as u64, cluster_size, data)?;
+    let mut image = Vec::with_capacity(usize::try_from(layout.image_len()).unwrap_or_default());
+    for cluster in layout.metadata() {
+        image.extend_from_slice(&cluster);
+    }
+    let cluster = usize::try_from(cluster_size).unwrap_or(usize::MAX);
+    for &index in layout.data_clusters() {
+        let start = usize::try_from(index)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(cluster);
+        let end = start.saturating_add(cluster).min(volume.len());
+        image.extend_from_slice(volume.get(start..end).unwrap_or_default());
+        image.resize(image.len().next_multiple_of(cluster), 0);
+    }
+    Ok(image)
+}
+
 /// Runs qemu-img (Debian's qemu-utils, which `.ci/run` installs) and fails the test with its
 /// output when it refuses.
 #[cfg(test)]
@@ -683,18 +703,9 @@ pub(crate) mod tests {
         cluster_size: u64,
         data: Vec<u64>,
     ) -> (Qcow2Layout, Vec<u8>) {
-        let layout = Qcow2Layout::new(volume.len() as u64, cluster_size, data).expect("layout");
-        let mut image = Vec::new();
-        for cluster in layout.metadata() {
-            image.extend_from_slice(&cluster);
-        }
-        assert_eq!(image.len() as u64, layout.metadata_len());
-        for &index in layout.data_clusters() {
-            let start = (index * cluster_size) as usize;
-            let end = (start + cluster_size as usize).min(volume.len());
-            image.extend_from_slice(&volume[start..end]);
-            image.resize(image.len().next_multiple_of(cluster_size as usize), 0);
-        }
+        let layout =
+            Qcow2Layout::new(volume.len() as u64, cluster_size, data.clone()).expect("layout");
+        let image = super::image_of(volume, cluster_size, data).expect("image");
         assert_eq!(image.len() as u64, layout.image_len());
         (layout, image)
     }

@@ -13,7 +13,7 @@
 //! * the original framework's `dd bs=512 | tee >(gzip) >(md5sum) | sha256sum` pipeline
 //!   (the bar: irf at least 20x faster).
 //!
-//! Run with `cargo bench -p irf-engine --bench imaging`; `IRF_BENCH_IMAGE_GIB` sets the image
+//! Run with `cargo bench -p irf-forensics --bench imaging`; `IRF_BENCH_IMAGE_GIB` sets the image
 //! size (default 2) and `IRF_BENCH_ALLOCATED_PERCENT` how much of it holds data (default 20).
 
 use std::os::unix::fs::FileExt;
@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use irf_engine::acquisition::imaging::memory_source::DiscardParts;
-use irf_engine::acquisition::imaging::{
+use irf_forensics::imaging::memory_source::DiscardParts;
+use irf_forensics::imaging::{
     BlockRef, BlockSource, FetchedBlock, ImageFormat, ImagingError, ImagingOptions, checksum_b64,
     image,
 };

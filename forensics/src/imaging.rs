@@ -156,7 +156,7 @@ pub struct ImageSummary {
     /// Lowercase hex SHA-256 of the stored image (the raw image's for [`ImageFormat::Raw`]):
     /// what S3 holds, so what a read-back checks.
     pub stored_sha256: String,
-    /// [`super::qcow2::BlockListHash`] of the raw image, in `block_size` blocks.
+    /// [`crate::qcow2::BlockListHash`] of the raw image, in `block_size` blocks.
     pub blocks_sha256: String,
     pub block_size: u64,
     pub allocated_blocks: u64,
@@ -223,7 +223,7 @@ pub enum ImagingError {
     #[error("a block source of {0}-byte blocks: a block holds at least one byte")]
     BlockSize(u64),
     #[error("no QCOW2 image can hold the volume: {0}")]
-    Layout(#[from] super::qcow2::Qcow2Error),
+    Layout(#[from] crate::qcow2::Qcow2Error),
     #[error("{stored} bytes of the image were stored where it is {expected}: parts were lost")]
     StoredSize { stored: u64, expected: u64 },
     #[error("storing part {number} failed: {message}")]
@@ -232,16 +232,22 @@ pub enum ImagingError {
     Hasher(String),
 }
 
+/// Standard base64 with padding, as EBS and S3 write checksums.
+fn base64_encode(bytes: impl AsRef<[u8]>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// The base64 SHA-256 of `data`, as EBS and S3 express checksums.
 pub fn checksum_b64(data: &[u8]) -> String {
-    aws_smithy_types::base64::encode(Sha256::digest(data))
+    base64_encode(Sha256::digest(data))
 }
 
 /// The transport checksum of a part: base64 of its CRC-32, big-endian, as S3 takes it.
 /// Each part travels with it; the evidence hash is the whole image's SHA-256. CRC-32 runs at
 /// memory speed, so checking parts costs the second core nothing the block checks need.
 pub fn part_checksum(data: &[u8]) -> String {
-    aws_smithy_types::base64::encode(crc32fast::hash(data).to_be_bytes())
+    base64_encode(crc32fast::hash(data).to_be_bytes())
 }
 
 /// The part size for a volume: at least `min`, a whole number of blocks, and few enough
@@ -329,7 +335,7 @@ async fn fetch_verified<S: BlockSource>(
                         digest,
                     });
                 };
-                let actual = aws_smithy_types::base64::encode(digest);
+                let actual = base64_encode(digest);
                 if actual == expected {
                     return Ok(VerifiedBlock {
                         index: block.index,
@@ -382,7 +388,7 @@ impl OrderedHasher {
                 while let Ok(next) = receiver.recv() {
                     match next {
                         RawBytes::Data(chunk) => hasher.update(&chunk),
-                        RawBytes::Zeros(count) => super::qcow2::hash_zeros(&mut hasher, count),
+                        RawBytes::Zeros(count) => crate::qcow2::hash_zeros(&mut hasher, count),
                     }
                 }
                 hasher.finalize().into()
@@ -562,7 +568,7 @@ where
     let allocated = blocks.len() as u64;
     let layout = match options.format {
         ImageFormat::Raw => None,
-        ImageFormat::Qcow2 => Some(super::qcow2::Qcow2Layout::new(
+        ImageFormat::Qcow2 => Some(crate::qcow2::Qcow2Layout::new(
             volume_size,
             block_size,
             blocks.iter().map(|b| b.index).collect(),
@@ -614,7 +620,7 @@ where
         Some(_) if raw_inline => Some(OrderedHasher::start()?),
         _ => None,
     };
-    let mut block_list = super::qcow2::BlockListHash::new(block_size);
+    let mut block_list = crate::qcow2::BlockListHash::new(block_size);
     let mut writer = PartWriter {
         sink,
         part_size,
@@ -919,7 +925,7 @@ mod tests {
 
     /// The raw image of `len` bytes a QCOW2 image stands for.
     fn expanded(qcow2: &[u8], len: usize) -> Vec<u8> {
-        super::super::qcow2::tests::expand(qcow2, len)
+        crate::qcow2::tests::expand(qcow2, len)
             .expect("a readable image")
             .0
     }
@@ -954,7 +960,7 @@ mod tests {
         assert_eq!(summary.stored_sha256, hex(&Sha256::digest(&stored)));
         assert_eq!(
             summary.blocks_sha256,
-            super::super::qcow2::tests::block_list_hash_of(&raw, 65536)
+            crate::qcow2::tests::block_list_hash_of(&raw, 65536)
         );
         assert_eq!(
             reports.last().map(|r| (r.bytes_done, r.bytes_total)),
@@ -1000,7 +1006,7 @@ mod tests {
         );
         assert_eq!(
             deferred.blocks_sha256,
-            super::super::qcow2::tests::block_list_hash_of(&raw, 65536)
+            crate::qcow2::tests::block_list_hash_of(&raw, 65536)
         );
         let inline = image(
             source,
@@ -1032,7 +1038,7 @@ mod tests {
         let stored = dir.path().join("volume.qcow2");
         let converted = dir.path().join("volume.raw");
         std::fs::write(&stored, sink.assembled()).expect("written");
-        let qemu_img = super::super::qcow2::qemu_img;
+        let qemu_img = crate::qcow2::qemu_img;
         qemu_img(&["check".as_ref(), stored.as_os_str()]);
         qemu_img(&[
             "convert".as_ref(),

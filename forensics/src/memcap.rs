@@ -459,7 +459,7 @@ impl LimeRanges {
     }
 }
 
-impl crate::acquisition::imaging::Observe for LimeRanges {
+impl crate::imaging::Observe for LimeRanges {
     fn observe(&mut self, bytes: &[u8]) {
         self.feed(bytes);
     }
