@@ -9,7 +9,6 @@ use aws_sdk_ec2::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::seed::https_from;
 use super::{LAB_REGION, LabError};
 use irf_engine::aws::{AwsContext, describe_sdk_error};
 use irf_engine::config::AccountId;
@@ -207,4 +206,14 @@ pub async fn create(security: &AwsContext, forensics: &AccountId) -> Result<LabA
         instance_profile: ANALYST_PROFILE.to_owned(),
         image_pipeline_arn: pipeline_arn(forensics),
     })
+}
+
+/// HTTPS (TCP 443) from or to `cidr`, as the lab's security groups allow it.
+pub(crate) fn https_from(cidr: &str) -> IpPermission {
+    IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(443)
+        .to_port(443)
+        .ip_ranges(IpRange::builder().cidr_ip(cidr).build())
+        .build()
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, InstanceType,
-    IpPermission, IpRange, ResourceType, Tag, TagSpecification, VolumeType,
+    ResourceType, Tag, TagSpecification, VolumeType,
 };
 use aws_sdk_securityhub::types::{
     AwsSecurityFinding, RecordState, Resource, Severity, SeverityLabel,
@@ -21,6 +21,7 @@ use irf_engine::inventory::INCIDENT_STATUS_TAG;
 
 /// The role Organizations creates in every account it creates; the seeder acts through it.
 use super::ORG_ACCESS_ROLE;
+use super::analysis::https_from;
 
 /// What to seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -410,16 +411,6 @@ where
         step,
         message: AwsError::from_sdk(step, &account, &region, &err).to_string(),
     }
-}
-
-/// HTTPS (TCP 443) from or to `cidr`, as the lab's security groups allow it.
-pub(super) fn https_from(cidr: &str) -> IpPermission {
-    IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(443)
-        .to_port(443)
-        .ip_ranges(IpRange::builder().cidr_ip(cidr).build())
-        .build()
 }
 
 fn tag(key: &str, value: &str) -> Tag {

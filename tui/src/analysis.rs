@@ -18,7 +18,7 @@ use irf_engine::plane::Plane;
 use tokio::sync::mpsc;
 
 use crate::text::escape_untrusted;
-use crate::workstation::case_view::human_age as age;
+use crate::workstation::format::human_age as age;
 
 /// `irf images [--json]`.
 pub async fn list_images(context: Arc<AwsContext>, json: bool) -> anyhow::Result<ExitCode> {

@@ -543,7 +543,7 @@ impl App {
 
     /// Rows of the table area that show data (for paging and clicks).
     pub fn page_rows(&self) -> usize {
-        usize::from(super::ui::table_body(self).height).max(1)
+        usize::from(self.areas().table_body().height).max(1)
     }
 
     /// Applies one input.
@@ -559,7 +559,7 @@ impl App {
             Input::ScrollUp => self.command(KeyAction::Up),
             Input::ScrollDown => self.command(KeyAction::Down),
             Input::Click { column, row } => {
-                let body = super::ui::table_body(self);
+                let body = self.areas().table_body();
                 if matches!(self.mode, Mode::Normal)
                     && self.view.is_table()
                     && column >= body.x
@@ -567,7 +567,8 @@ impl App {
                     && row >= body.y
                     && row < body.y + body.height
                 {
-                    let offset = super::ui::window_start(self.current_cursor(), self.page_rows());
+                    let offset =
+                        super::layout::window_start(self.current_cursor(), self.page_rows());
                     self.select_position(offset + usize::from(row - body.y));
                 }
                 vec![]
@@ -823,6 +824,22 @@ impl App {
 
     /// Whether the details panel is on screen: only table views beside the cases have one
     /// (Enter opens a case instead).
+    /// Where the screen's parts are, as this state shows them.
+    pub fn areas(&self) -> super::layout::Areas {
+        super::layout::Areas::of(self.size, self.detail_shown(), self.footer_error())
+    }
+
+    /// The error the footer shows: the status's, while no dialog of its own is up.
+    pub fn footer_error(&self) -> Option<&str> {
+        match (&self.mode, &self.status) {
+            (
+                Mode::Normal | Mode::Help { .. } | Mode::Confirm(_) | Mode::Typed(_),
+                Some(Status::Error(message)),
+            ) => Some(message),
+            _ => None,
+        }
+    }
+
     pub fn detail_shown(&self) -> bool {
         self.detail_open && matches!(self.view, View::Instances | View::Findings | View::Accounts)
     }

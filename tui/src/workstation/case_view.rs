@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, LineGauge, Paragraph, Row, Table};
 
 use super::app::{App, CaseScreen};
-use super::ui::{case_status_style, short_time};
+use super::format::{case_status_style, eta, human_bytes, rate_text, short_time};
 use crate::text::{clip_untrusted, escape_untrusted};
 use crate::theme::Theme;
 use unicode_width::UnicodeWidthChar;
@@ -53,57 +53,6 @@ pub fn wrap_untrusted(value: &str, width: usize, max_lines: usize) -> Vec<String
         }
     }
     lines
-}
-
-/// How long something has run, in its two largest units (`42m`, `3h07m`, `2d04h`).
-pub fn human_age(secs: Option<u64>) -> String {
-    match secs {
-        None => "-".to_owned(),
-        Some(s) if s < 3600 => format!("{}m", s / 60),
-        Some(s) if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        Some(s) => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
-    }
-}
-
-/// Bytes in binary units, as disk and memory sizes are read.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.2} {}", UNITS[unit])
-}
-
-/// A transfer rate in MiB/s; a rate the table cannot vouch for (none yet, or not a
-/// number) shows as a dash.
-pub fn rate_text(bytes_per_second: f64) -> String {
-    if bytes_per_second.is_finite() && bytes_per_second > 0.0 {
-        format!("{:.1} MiB/s", bytes_per_second / (1024.0 * 1024.0))
-    } else {
-        "- MiB/s".to_owned()
-    }
-}
-
-/// Time left at the current rate, or nothing when there is no rate to go by.
-pub fn eta(bytes_done: u64, bytes_total: u64, bytes_per_second: f64) -> Option<String> {
-    if !(bytes_per_second.is_finite() && bytes_per_second > 0.0) || bytes_total == 0 {
-        return None;
-    }
-    let remaining = bytes_total.saturating_sub(bytes_done) as f64;
-    // Float to integer casts saturate: a rate of one byte a year cannot overflow.
-    let seconds = (remaining / bytes_per_second).ceil() as u64;
-    Some(match seconds {
-        0..60 => format!("{seconds}s"),
-        60..3600 => format!("{}m {:02}s", seconds / 60, seconds % 60),
-        3600..86_400 => format!("{}h {:02}m", seconds / 3600, seconds % 3600 / 60),
-        _ => format!("{}d {:02}h", seconds / 86_400, seconds % 86_400 / 3600),
-    })
 }
 
 /// How far an artifact is, from 0 to 1. Always in range: the gauge panics outside it, and

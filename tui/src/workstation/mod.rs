@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod case_view;
+pub mod format;
+pub mod layout;
 pub mod rows;
 pub mod table;
 pub mod ui;

@@ -393,7 +393,7 @@ fn read_only_mode_has_no_mutating_binding_and_refuses_the_command() {
 #[test]
 fn a_click_selects_the_row_under_the_mouse() {
     let mut app = loaded_app(false);
-    let body = super::ui::table_body(&app);
+    let body = app.areas().table_body();
     app.handle(Input::Click {
         column: body.x + 3,
         row: body.y + 4,
@@ -955,7 +955,8 @@ fn the_case_view_polls_its_open_case_and_esc_goes_back() {
 
 #[test]
 fn progress_is_shown_in_human_units() {
-    use super::case_view::{eta, human_bytes, progress_ratio, rate_text};
+    use super::case_view::progress_ratio;
+    use super::format::{eta, human_bytes, rate_text};
     assert_eq!(human_bytes(512), "512 B");
     assert_eq!(human_bytes(12 * GIB), "12.00 GiB");
     assert_eq!(human_bytes(1536 * 1024), "1.50 MiB");

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
 use super::app::{App, Load, Mode, Status, View};
+use super::format::{case_status_style, first_line, short_time};
 use super::rows::{
     ACCOUNT_COLUMNS, APPROVAL_COLUMNS, CASE_COLUMNS, EVIDENCE_COLUMNS, FINDING_COLUMNS,
     HOST_COLUMNS, IMAGE_COLUMNS, INSTANCE_COLUMNS,
@@ -18,87 +19,9 @@ use irf_engine::findings::Severity;
 use irf_engine::inventory::{Instance, SsmReachability};
 use irf_engine::model::case::CaseStatus;
 
-const HEADER_HEIGHT: u16 = 5;
-/// The most lines an error takes at the foot of the screen: enough to read why an
-/// acquisition could not start, never so many that the table disappears.
-const MAX_ERROR_LINES: usize = 3;
-
-struct Areas {
-    header: Rect,
-    table: Rect,
-    detail: Option<Rect>,
-    footer: Rect,
-}
-
-fn areas(app: &App) -> Areas {
-    let screen = Rect::new(0, 0, app.size.0, app.size.1);
-    let [header, body, footer] = Layout::vertical([
-        Constraint::Length(HEADER_HEIGHT),
-        Constraint::Min(3),
-        Constraint::Length(footer_height(app)),
-    ])
-    .areas(screen);
-    if app.detail_shown() {
-        let [table, detail] =
-            Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
-                .areas(body);
-        Areas {
-            header,
-            table,
-            detail: Some(detail),
-            footer,
-        }
-    } else {
-        Areas {
-            header,
-            table: body,
-            detail: None,
-            footer,
-        }
-    }
-}
-
-/// The status line's error, as shown: escaped, its first line only.
-fn footer_error(app: &App) -> Option<String> {
-    match (&app.mode, &app.status) {
-        (
-            Mode::Normal | Mode::Help { .. } | Mode::Confirm(_) | Mode::Typed(_),
-            Some(Status::Error(message)),
-        ) => Some(escape_untrusted(first_line(message))),
-        _ => None,
-    }
-}
-
-/// The footer is one line, or a few for an error too long for one (an error is read in
-/// full: it says what to do next).
-fn footer_height(app: &App) -> u16 {
-    let width = usize::from(app.size.0.max(1));
-    let lines = footer_error(app).map_or(1, |error| {
-        unicode_width::UnicodeWidthStr::width(error.as_str()).div_ceil(width)
-    });
-    lines.clamp(1, MAX_ERROR_LINES) as u16
-}
-
-/// Where the table's data rows are on screen (inside the border, below the column titles).
-pub fn table_body(app: &App) -> Rect {
-    let table = areas(app).table;
-    Rect::new(
-        table.x + 1,
-        table.y + 2,
-        table.width.saturating_sub(2),
-        table.height.saturating_sub(3),
-    )
-}
-
-/// The first shown row of the page that holds `cursor`: the table scrolls a page at a time,
-/// so a click maps to a row without remembering where the view was.
-pub fn window_start(cursor: usize, page: usize) -> usize {
-    (cursor / page.max(1)) * page.max(1)
-}
-
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
-    let areas = areas(app);
+    let areas = app.areas();
     draw_header(frame, areas.header, app, theme);
     if app.view == View::Case {
         super::case_view::draw_case(frame, areas.table, app, theme);
@@ -117,10 +40,6 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
         Mode::Typed(prompt) => draw_typed(frame, prompt, theme),
         _ => {}
     }
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
 }
 
 fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
@@ -430,23 +349,6 @@ fn accounts_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSp
     )
 }
 
-/// The style of a case's status: open cases stand out, and one waiting for a person most.
-pub fn case_status_style(theme: &Theme, status: CaseStatus) -> Style {
-    theme.style(match status {
-        CaseStatus::Opening | CaseStatus::Running => "state.other",
-        CaseStatus::AwaitingApproval => "state.incident",
-        CaseStatus::Succeeded => "status.ok",
-        CaseStatus::Failed => "status.error",
-    })
-}
-
-/// An RFC 3339 time from the case table as people read it: date and time to the second.
-pub fn short_time(rfc3339: &str) -> String {
-    rfc3339
-        .get(..19)
-        .map_or_else(|| rfc3339.to_owned(), |t| t.replacen('T', " ", 1))
-}
-
 fn cases_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec {
     let model = &app.cases;
     let text = theme.style("text");
@@ -666,10 +568,7 @@ fn hosts_spec(app: &App, theme: &Theme, start: usize, page: usize) -> TableSpec 
                 ),
                 (evidence, theme.style(evidence_role)),
                 (host.ssm.as_str().to_owned(), theme.style(ssm_role)),
-                (
-                    crate::workstation::case_view::human_age(host.age_secs),
-                    text,
-                ),
+                (super::format::human_age(host.age_secs), text),
                 (
                     host.cost_usd
                         .map_or_else(|| "?".to_owned(), |c| format!("${c:.2}")),
@@ -783,9 +682,9 @@ fn cases_placeholder(app: &App) -> (String, &'static str) {
 /// Lays the table out and draws it: column widths are solved for the space there is, and
 /// every value is escaped and cut to its column with an ellipsis.
 fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let body = table_body(app);
+    let body = app.areas().table_body();
     let page = usize::from(body.height);
-    let start = window_start(app.current_cursor(), page);
+    let start = super::layout::window_start(app.current_cursor(), page);
     let spec = match app.view {
         View::Instances => instances_spec(app, theme, start, page),
         View::Findings => findings_spec(app, theme, start, page),
@@ -1034,7 +933,10 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         }
         _ => match &app.status {
             Some(Status::Error(_)) => {
-                let error = footer_error(app).unwrap_or_default();
+                let error = app
+                    .footer_error()
+                    .map(|error| escape_untrusted(first_line(error)))
+                    .unwrap_or_default();
                 // Already escaped; cut to the lines the footer has.
                 let shown = clip_untrusted(&error, width * usize::from(area.height.max(1)));
                 frame.render_widget(

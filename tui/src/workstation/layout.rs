@@ -1,0 +1,82 @@
+//! Where each part of the workstation's screen goes, from the terminal's size and what the
+//! mode shows (a detail panel, an error at the foot): the draw lays out with it and the update
+//! hit-tests clicks with it, so both agree without either asking the other.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+
+use super::format::first_line;
+use crate::text::escape_untrusted;
+
+const HEADER_HEIGHT: u16 = 5;
+/// The most lines an error takes at the foot of the screen: enough to read why an
+/// acquisition could not start, never so many that the table disappears.
+const MAX_ERROR_LINES: usize = 3;
+
+/// The screen's parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Areas {
+    pub header: Rect,
+    pub table: Rect,
+    pub detail: Option<Rect>,
+    pub footer: Rect,
+}
+
+impl Areas {
+    /// The parts of a `size` screen, with a detail panel beside the table when one is shown
+    /// and a footer tall enough for `footer_error` (up to [`MAX_ERROR_LINES`]).
+    pub fn of(size: (u16, u16), detail_shown: bool, footer_error: Option<&str>) -> Self {
+        let screen = Rect::new(0, 0, size.0, size.1);
+        let [header, body, footer] = Layout::vertical([
+            Constraint::Length(HEADER_HEIGHT),
+            Constraint::Min(3),
+            Constraint::Length(footer_height(size.0, footer_error)),
+        ])
+        .areas(screen);
+        if detail_shown {
+            let [table, detail] =
+                Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+                    .areas(body);
+            Self {
+                header,
+                table,
+                detail: Some(detail),
+                footer,
+            }
+        } else {
+            Self {
+                header,
+                table: body,
+                detail: None,
+                footer,
+            }
+        }
+    }
+
+    /// Where the table's data rows are on screen (inside the border, below the column titles).
+    pub fn table_body(&self) -> Rect {
+        let table = self.table;
+        Rect::new(
+            table.x + 1,
+            table.y + 2,
+            table.width.saturating_sub(2),
+            table.height.saturating_sub(3),
+        )
+    }
+}
+
+/// The footer is one line, or a few for an error too long for one (an error is read in
+/// full: it says what to do next).
+fn footer_height(width: u16, footer_error: Option<&str>) -> u16 {
+    let width = usize::from(width.max(1));
+    let lines = footer_error.map_or(1, |error| {
+        let shown = escape_untrusted(first_line(error));
+        unicode_width::UnicodeWidthStr::width(shown.as_str()).div_ceil(width)
+    });
+    lines.clamp(1, MAX_ERROR_LINES) as u16
+}
+
+/// The first shown row of the page that holds `cursor`: the table scrolls a page at a time,
+/// so a click maps to a row without remembering where the view was.
+pub fn window_start(cursor: usize, page: usize) -> usize {
+    (cursor / page.max(1)) * page.max(1)
+}
