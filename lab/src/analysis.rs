@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{LAB_REGION, LabError};
+use crate::common::{LAB_REGION, LabError};
 use irf_engine::aws::{AwsContext, describe_sdk_error};
 use irf_engine::config::AccountId;
 

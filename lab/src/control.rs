@@ -8,7 +8,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::LabError;
+use crate::common::LabError;
 
 /// The AWS services that run irf's code in AWS, which the lab stands in for when it hands
 /// their roles' credentials out.
@@ -204,7 +204,7 @@ impl Control {
         role_arn: &str,
         session_name: &str,
         source_arn: &str,
-    ) -> Result<super::LabCredentials, LabError> {
+    ) -> Result<crate::common::LabCredentials, LabError> {
         let answer = self
             .post_for_json(
                 "/irf-lab/service-credentials",
@@ -217,7 +217,7 @@ impl Control {
             )
             .await?;
         let field = |name: &str| answer[name].as_str().unwrap_or_default().to_owned();
-        Ok(super::LabCredentials {
+        Ok(crate::common::LabCredentials {
             arn: field("Arn"),
             access_key_id: field("AccessKeyId"),
             secret_access_key: field("SecretAccessKey"),

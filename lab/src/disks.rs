@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::LabError;
+use crate::common::LabError;
 
 /// Every timestamp inside the images: 2026-11-01T00:00:00Z.
 const IMAGE_EPOCH: u64 = 1_793_491_200;

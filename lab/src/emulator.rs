@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
-use super::LabError;
-use super::control::Control;
-use super::install::{EmulatorInstall, LAUNCHER_FILE};
+use crate::common::LabError;
+use crate::control::Control;
+use crate::install::{EmulatorInstall, LAUNCHER_FILE};
 
 /// How long the emulator may take to answer after it starts (it needs about a second).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -162,7 +162,7 @@ pub async fn start(
         .args(["--latency-ms", &options.latency_ms.to_string()])
         .args(["--authorization", options.authorization.as_str()])
         .arg("--node")
-        .arg(super::install::node())
+        .arg(crate::install::node())
         .arg("--evaluator")
         .arg(install.evaluator())
         .arg("--denial-log")
@@ -231,7 +231,7 @@ fn kill_child(child: &mut Child) {
 
 /// The last lines of the emulator's log, for error messages.
 pub fn log_tail(path: &Path) -> String {
-    super::last_lines(&std::fs::read_to_string(path).unwrap_or_default(), 12)
+    crate::common::last_lines(&std::fs::read_to_string(path).unwrap_or_default(), 12)
 }
 
 /// True when `pid` is alive and is an irf lab emulator (not some process that reused the pid).

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 
 use irf_forensics::memcap::{RamRange, write_core};
 
-use super::LabError;
+use crate::common::LabError;
 
 /// Memory of a lab host: small, so that a capture in the lab takes seconds.
 pub const LAB_RAM_BYTES: u64 = 64 << 20;

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
-use super::LabError;
+use crate::common::{LabError, NODE_ENV, PYTHON_ENV, VENV_ROOT_ENV, last_lines};
 
 /// The emulator's pinned requirements, embedded so the binary installs them anywhere.
 pub const REQUIREMENTS: &str = include_str!("../emulator/requirements.txt");
@@ -51,17 +51,11 @@ pub const LAB_FILES: &[(&str, &str)] = &[
 ];
 /// The evaluator's entry point inside the virtual environment.
 pub const EVALUATOR_FILE: &str = "authorizer/authorize.js";
-/// Environment variable naming the Node.js that runs the policy evaluator.
-pub const NODE_ENV: &str = "IRF_NODE";
 /// The oldest Node.js the evaluator's packages support.
 const MIN_NODE: u32 = 18;
 /// Written into the evaluator's directory once its packages are installed; its content is
 /// the hash of the lock file they were installed from.
 const NODE_MARKER: &str = ".irf-installed";
-/// Environment variable naming the Python interpreter used to create the environment.
-pub const PYTHON_ENV: &str = "IRF_PYTHON";
-/// Environment variable naming the directory that holds the environments (tests share one).
-pub const VENV_ROOT_ENV: &str = "IRF_LAB_VENV_ROOT";
 /// The oldest Python the pinned emulator supports.
 const MIN_PYTHON: (u32, u32) = (3, 9);
 /// Written last into a complete environment; its content is the requirements' hash.
@@ -396,7 +390,7 @@ fn run(command: &mut Command, what: &'static str) -> Result<(), LabError> {
     }
     Err(LabError::Install {
         what,
-        detail: super::last_lines(&String::from_utf8_lossy(&output.stderr), 15),
+        detail: last_lines(&String::from_utf8_lossy(&output.stderr), 15),
     })
 }
 

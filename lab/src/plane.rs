@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{LAB_REGION, LabError};
+use crate::common::{LAB_REGION, LabError};
 use irf_engine::acquisition::{APPROVALS_QUEUE, IMAGING_QUEUE, STEPS_QUEUE};
 use irf_engine::aws::{AwsContext, describe_sdk_error};
 use irf_engine::config::AccountId;

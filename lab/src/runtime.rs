@@ -18,10 +18,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::control::{Control, ServicePrincipal};
-use super::{
-    FORWARDER_ROLE, LAB_REGION, LabError, LabState, ORG_ACCESS_ROLE, TRIGGER_ROLE, WORKER_ROLE,
+use crate::common::{
+    FORWARDER_ROLE, LAB_REGION, LabError, ORG_ACCESS_ROLE, TRIGGER_ROLE, WORKER_ROLE,
 };
+use crate::control::{Control, ServicePrincipal};
+use crate::state::LabState;
 use irf_engine::aws::AwsContext;
 use irf_engine::config::{AccountId, Config};
 use irf_engine::plane::Plane;
@@ -108,12 +109,12 @@ pub fn is_our_runtime(pid: u32) -> bool {
                 .any(|w| w[0] == RUNTIME_ARGS[0].as_bytes() && w[1] == RUNTIME_ARGS[1].as_bytes())
         })
         .unwrap_or(false)
-        && !super::emulator::is_zombie(pid)
+        && !crate::emulator::is_zombie(pid)
 }
 
 /// Stops the lab runtime `pid`, if it is one.
 pub fn stop_pid(pid: u32) -> bool {
-    super::emulator::stop_group_if(pid, Some(Duration::from_secs(5)), is_our_runtime)
+    crate::emulator::stop_group_if(pid, Some(Duration::from_secs(5)), is_our_runtime)
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,7 +206,7 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
     let ec2_view = Arc::new(
         AwsContext::connect(
             Arc::new(ec2_view),
-            &super::connect_options_for(&state.endpoint),
+            &crate::common::connect_options_for(&state.endpoint),
         )
         .await,
     );
@@ -266,7 +267,7 @@ pub async fn run(dir: &Path, watch_stdin: bool) -> Result<(), LabError> {
         state.events_after,
         stop_rx.clone(),
     ));
-    let sessions = tokio::spawn(super::agent::serve(
+    let sessions = tokio::spawn(crate::agent::serve(
         control.clone(),
         dir.join("hosts"),
         stop_rx.clone(),
@@ -330,11 +331,11 @@ impl HostMemory {
         }
     }
 
-    fn layout(&self, instance_id: &str) -> super::hosts::RamLayout {
+    fn layout(&self, instance_id: &str) -> crate::hosts::RamLayout {
         if self.fragmented.iter().any(|id| id == instance_id) {
-            super::hosts::RamLayout::Fragmented
+            crate::hosts::RamLayout::Fragmented
         } else {
-            super::hosts::RamLayout::Contiguous
+            crate::hosts::RamLayout::Contiguous
         }
     }
 }
@@ -608,7 +609,7 @@ async fn instance_view(
 /// analysis image carries).
 fn host_path() -> std::ffi::OsString {
     let machine = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-    let Ok(Some(install)) = super::install::installed() else {
+    let Ok(Some(install)) = crate::install::installed() else {
         return machine;
     };
     let mut dirs = vec![install.venv.join("bin")];
@@ -626,7 +627,7 @@ async fn run_command(
     hosts: &Path,
     command: &PendingCommand,
     compromised: bool,
-    layout: super::hosts::RamLayout,
+    layout: crate::hosts::RamLayout,
 ) -> serde_json::Value {
     let report = |status: &str, code: i32, stdout: String, stderr: String| {
         serde_json::json!({
@@ -683,7 +684,7 @@ async fn run_command(
         if analysis_host {
             Ok(None)
         } else {
-            super::hosts::host_dirs(&root, &instance, compromised, layout, "6.1.0-irf-lab")
+            crate::hosts::host_dirs(&root, &instance, compromised, layout, "6.1.0-irf-lab")
                 .map(Some)
         }
     })
@@ -693,7 +694,7 @@ async fn run_command(
         Ok(Err(err)) => return report("Failed", 1, String::new(), err.to_string()),
         Err(err) => return report("Failed", 1, String::new(), err.to_string()),
     };
-    let home = match super::hosts::host_home(&hosts, &command.instance_id) {
+    let home = match crate::hosts::host_home(&hosts, &command.instance_id) {
         Ok(home) => home,
         Err(err) => return report("Failed", 1, String::new(), err.to_string()),
     };

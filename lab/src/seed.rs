@@ -14,14 +14,14 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::{LAB_REGION, LabError};
+use crate::common::{LAB_REGION, LabError};
 use irf_engine::aws::{AwsContext, AwsError};
 use irf_engine::config::{AccountId, Config};
 use irf_engine::inventory::INCIDENT_STATUS_TAG;
 
+use crate::analysis::https_from;
 /// The role Organizations creates in every account it creates; the seeder acts through it.
-use super::ORG_ACCESS_ROLE;
-use super::analysis::https_from;
+use crate::common::ORG_ACCESS_ROLE;
 
 /// What to seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -380,13 +380,13 @@ pub struct SeededLab {
     pub instances: Vec<LabInstance>,
     pub findings: usize,
     /// Root volumes with a real filesystem (every Linux instance).
-    pub disks: Vec<super::disks::SeededDisk>,
+    pub disks: Vec<crate::disks::SeededDisk>,
     /// The workflow resources (absent in state files of older labs).
     #[serde(default)]
-    pub plane: Option<super::plane::LabPlane>,
+    pub plane: Option<crate::plane::LabPlane>,
     /// The Analysis VPC and SIFT pipeline (absent in state files of older labs).
     #[serde(default)]
-    pub analysis: Option<super::analysis::LabAnalysis>,
+    pub analysis: Option<crate::analysis::LabAnalysis>,
 }
 
 fn seed_err(step: &'static str) -> impl Fn(AwsError) -> LabError {
@@ -493,7 +493,7 @@ pub async fn apply(
     seeder_config.accounts.member_role = ORG_ACCESS_ROLE.to_owned();
     let seeder = AwsContext::connect(
         Arc::new(seeder_config),
-        &super::connect_options_for(security.endpoint_url().unwrap_or_default()),
+        &crate::common::connect_options_for(security.endpoint_url().unwrap_or_default()),
     )
     .await;
 
@@ -596,13 +596,13 @@ pub async fn apply(
         .filter(|m| m.managed)
         .map(|m| m.id.clone())
         .collect();
-    let mut plane = super::plane::create(&seeder, &security_id, &forensics, memcap).await?;
+    let mut plane = crate::plane::create(&seeder, &security_id, &forensics, memcap).await?;
     progress("building the Analysis VPC and the SIFT image pipeline");
-    let analysis = Box::pin(super::analysis::create(&seeder, &forensics)).await?;
+    let analysis = Box::pin(crate::analysis::create(&seeder, &forensics)).await?;
     progress("deploying the templates' roles and policies");
-    let deployed = super::templates::deploy_all(
-        &super::control::Control::new(security.endpoint_url().unwrap_or_default()),
-        &super::templates::LabAccounts {
+    let deployed = crate::templates::deploy_all(
+        &crate::control::Control::new(security.endpoint_url().unwrap_or_default()),
+        &crate::templates::LabAccounts {
             security: &security_id,
             forensics: &forensics,
             organization_id: &organization_id,
@@ -647,8 +647,8 @@ async fn build_disks(
     instances: &[LabInstance],
     created_of_planned: &[usize],
     disk_dir: &std::path::Path,
-) -> Result<Vec<super::disks::SeededDisk>, LabError> {
-    use super::disks::{DiskSpec, SeededDisk, build_image, planted_indicators};
+) -> Result<Vec<crate::disks::SeededDisk>, LabError> {
+    use crate::disks::{DiskSpec, SeededDisk, build_image, planted_indicators};
     let jobs: Vec<(PlannedInstance, LabInstance)> = plan
         .instances
         .iter()
@@ -1222,7 +1222,7 @@ pub fn lab_config(seeded: &SeededLab) -> Config {
                 named_session_roles: vec![format!(
                     "arn:aws:iam::{}:role/{}",
                     seeded.security,
-                    super::OPERATOR_ROLE
+                    crate::common::OPERATOR_ROLE
                 )],
             },
             irf_engine::config::EvidenceConfig {

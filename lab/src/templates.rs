@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::analysis::{ANALYSIS_VPC_CIDR, LabAnalysis};
-use super::control::Control;
-use super::{LAB_REGION, LabError};
+use crate::analysis::{ANALYSIS_VPC_CIDR, LabAnalysis};
+use crate::common::{LAB_REGION, LabError};
+use crate::control::Control;
 use irf_engine::config::AccountId;
 
 /// One template with its example parameter file, under the stack name the lab gives it.
