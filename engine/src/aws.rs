@@ -14,6 +14,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::SdkConfig;
@@ -118,6 +119,64 @@ impl std::fmt::Debug for StaticCredentials {
     }
 }
 
+/// Whether a failed call may succeed when tried again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// The service refused for now because of the call rate: back off, then try again.
+    Throttled,
+    /// The call did not get through or the service failed on its side (a timeout, a lost
+    /// connection, a 5xx): try again.
+    Transient,
+    /// The answer will be the same (denied, not found, malformed): do not try again.
+    Never,
+}
+
+impl Retry {
+    /// Classifies a failed SDK call by the AWS SDK's own lists of throttling and transient
+    /// error codes (`aws-runtime`'s retry classifiers) and the HTTP status, as its retry
+    /// strategy does.
+    pub fn of<E>(err: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata,
+    {
+        use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+        match err {
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => Self::Transient,
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or_default();
+                if THROTTLING_ERRORS.contains(&code) || service.raw().status().as_u16() == 429 {
+                    Self::Throttled
+                } else if TRANSIENT_ERRORS.contains(&code)
+                    || matches!(service.raw().status().as_u16(), 500 | 502 | 503 | 504)
+                {
+                    Self::Transient
+                } else {
+                    Self::Never
+                }
+            }
+            _ => Self::Never,
+        }
+    }
+}
+
+/// A call AWS refused or that did not get through, with what the service said of it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} failed in account {account}, region {region}: {message}")]
+pub struct FailedCall {
+    pub operation: &'static str,
+    pub account: String,
+    pub region: String,
+    /// The service's error code (`AccessDenied`, `ThrottlingException`), when it answered.
+    pub code: Option<String>,
+    /// The request id of the failed call, when the service answered.
+    pub request_id: Option<String>,
+    /// Whether trying again later may succeed, as the SDK's own retry classifiers judge.
+    pub retry: Retry,
+    pub message: String,
+}
+
 /// Errors reaching AWS, each naming the account, region and call involved.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AwsError {
@@ -129,13 +188,8 @@ pub enum AwsError {
         role_arn: String,
         message: String,
     },
-    #[error("{operation} failed in account {account}, region {region}: {message}")]
-    Call {
-        operation: &'static str,
-        account: String,
-        region: String,
-        message: String,
-    },
+    #[error(transparent)]
+    Call(Box<FailedCall>),
     #[error(
         "no usable AWS credentials: {message}\n  sign in (for example 'aws sso login --profile NAME' and pass --profile NAME), or run 'irf lab' to use the local lab"
     )]
@@ -146,15 +200,14 @@ pub enum AwsError {
 
 impl AwsError {
     /// Describes a failed SDK call, recognising a failed role assumption behind it.
-    pub fn from_sdk<E, R>(
+    pub fn from_sdk<E>(
         operation: &'static str,
         account: &str,
         region: &str,
-        err: &SdkError<E, R>,
+        err: &SdkError<E, HttpResponse>,
     ) -> Self
     where
         E: ProvideErrorMetadata + StdError + 'static,
-        R: std::fmt::Debug + 'static,
     {
         if let Some(assume) = find_source::<AwsError>(err) {
             return assume.clone();
@@ -164,11 +217,31 @@ impl AwsError {
                 message: chain_summary(credentials),
             };
         }
-        Self::Call {
+        let service = err.as_service_error();
+        Self::Call(Box::new(FailedCall {
             operation,
             account: account.to_owned(),
             region: region.to_owned(),
+            code: service
+                .and_then(ProvideErrorMetadata::code)
+                .map(str::to_owned),
+            request_id: service
+                .and_then(|e| {
+                    e.meta()
+                        .extra("aws_request_id")
+                        .or_else(|| request_id_of(e.meta()))
+                })
+                .map(str::to_owned),
+            retry: Retry::of(err),
             message: describe_sdk_error(err),
+        }))
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn retry(&self) -> Retry {
+        match self {
+            Self::Call(call) => call.retry,
+            _ => Retry::Never,
         }
     }
 
@@ -176,7 +249,7 @@ impl AwsError {
     pub fn account(&self) -> Option<&str> {
         match self {
             Self::AssumeRole { account, .. } => Some(account.as_str()),
-            Self::Call { account, .. } => Some(account),
+            Self::Call(call) => Some(&call.account),
             Self::Credentials { .. } | Self::Other(_) => None,
         }
     }
@@ -201,10 +274,9 @@ impl CallSite {
     }
 
     /// Describes a failed call made here.
-    pub fn error<E, R>(&self, operation: &'static str, err: &SdkError<E, R>) -> AwsError
+    pub fn error<E>(&self, operation: &'static str, err: &SdkError<E, HttpResponse>) -> AwsError
     where
         E: ProvideErrorMetadata + StdError + 'static,
-        R: std::fmt::Debug + 'static,
     {
         AwsError::from_sdk(operation, &self.account, &self.region, err)
     }

@@ -396,14 +396,15 @@ fn seed_err(step: &'static str) -> impl Fn(AwsError) -> LabError {
     }
 }
 
-fn sdk_err<E, R>(
+fn sdk_err<E>(
     step: &'static str,
     account: &str,
     region: &str,
-) -> impl Fn(aws_smithy_runtime_api::client::result::SdkError<E, R>) -> LabError
+) -> impl Fn(
+    aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> LabError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
     let account = account.to_owned();
     let region = region.to_owned();

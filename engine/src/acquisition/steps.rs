@@ -620,31 +620,6 @@ mod tests {
     }
 
     #[test]
-    fn aws_errors_map_to_retryable_codes() {
-        let throttled = AwsError::Call {
-            operation: "ebs:GetSnapshotBlock",
-            account: "1".into(),
-            region: "r".into(),
-            message: "ThrottlingException: Rate exceeded".into(),
-        };
-        assert_eq!(StepError::from(throttled).code, "irf.Throttled");
-        let timeout = AwsError::Call {
-            operation: "s3:UploadPart",
-            account: "1".into(),
-            region: "r".into(),
-            message: "timed out".into(),
-        };
-        assert_eq!(StepError::from(timeout).code, "irf.Transient");
-        let denied = AwsError::Call {
-            operation: "s3:UploadPart",
-            account: "1".into(),
-            region: "r".into(),
-            message: "AccessDenied".into(),
-        };
-        assert_eq!(StepError::from(denied).code, "irf.Failed");
-    }
-
-    #[test]
     fn failed_branches_are_read_from_the_state() {
         let state = json!({"acquired": [
             {"kind": "memory", "status": "failed", "error": "irf.Invalid", "cause": "not managed", "artifacts": []},

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::aws::AwsError;
+use crate::aws::{AwsError, Retry};
 use crate::containment::ContainmentError;
 use crate::plane::PlaneError;
 use crate::store::case_table::CaseError;
@@ -55,26 +55,17 @@ impl StepError {
 
 impl From<AwsError> for StepError {
     fn from(err: AwsError) -> Self {
-        let message = err.to_string();
-        let code = match &err {
-            AwsError::AssumeRole { .. } => "irf.MissingRole",
-            AwsError::Credentials { .. } => "irf.Credentials",
-            _ if message.contains("Throttl")
-                || message.contains("RequestLimitExceeded")
-                || message.contains("SlowDown") =>
-            {
-                "irf.Throttled"
-            }
-            _ if message.contains("timed out")
-                || message.contains("InternalError")
-                || message.contains("ServiceUnavailable")
-                || message.contains("dispatch failure") =>
-            {
-                "irf.Transient"
-            }
-            _ => "irf.Failed",
+        let code = match (&err, err.retry()) {
+            (AwsError::AssumeRole { .. }, _) => "irf.MissingRole",
+            (AwsError::Credentials { .. }, _) => "irf.Credentials",
+            (_, Retry::Throttled) => "irf.Throttled",
+            (_, Retry::Transient) => "irf.Transient",
+            (_, Retry::Never) => "irf.Failed",
         };
-        Self { code, message }
+        Self {
+            code,
+            message: err.to_string(),
+        }
     }
 }
 
@@ -103,5 +94,68 @@ impl From<PlaneError> for StepError {
             PlaneError::Aws(aws) => aws.into(),
             missing @ PlaneError::NotConfigured { .. } => Self::invalid(missing.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::client::result::SdkError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn failed(status: u16, code: &str) -> AwsError {
+        let err = aws_sdk_ebs::operation::get_snapshot_block::GetSnapshotBlockError::generic(
+            ErrorMetadata::builder().code(code).message("m").build(),
+        );
+        let raw = Response::new(
+            StatusCode::try_from(status).expect("status"),
+            SdkBody::empty(),
+        );
+        AwsError::from_sdk(
+            "ebs:GetSnapshotBlock",
+            "1",
+            "r",
+            &SdkError::service_error(err, raw),
+        )
+    }
+
+    /// A step's retry code follows the call's retry class, which follows the SDK's own
+    /// classification of the service's answer, never the wording of a message.
+    #[test]
+    fn aws_errors_map_to_retryable_codes_by_the_answer_not_its_words() {
+        assert_eq!(
+            StepError::from(failed(400, "ThrottlingException")).code,
+            "irf.Throttled"
+        );
+        assert_eq!(
+            StepError::from(failed(503, "SlowDown")).code,
+            "irf.Throttled"
+        );
+        assert_eq!(
+            StepError::from(failed(503, "ServiceUnavailable")).code,
+            "irf.Transient"
+        );
+        assert_eq!(
+            StepError::from(failed(500, "InternalError")).code,
+            "irf.Transient"
+        );
+        assert_eq!(
+            StepError::from(failed(400, "RequestTimeout")).code,
+            "irf.Transient"
+        );
+        // A message that merely mentions throttling is not a throttled call.
+        let denied = failed(403, "AccessDenied");
+        assert!(
+            matches!(&denied, AwsError::Call(call) if call.code.as_deref() == Some("AccessDenied"))
+        );
+        assert_eq!(StepError::from(denied).code, "irf.Failed");
+        let timeout: SdkError<
+            aws_sdk_ebs::operation::get_snapshot_block::GetSnapshotBlockError,
+            Response,
+        > = SdkError::timeout_error("slow");
+        let timeout = AwsError::from_sdk("ebs:GetSnapshotBlock", "1", "r", &timeout);
+        assert_eq!(StepError::from(timeout).code, "irf.Transient");
     }
 }

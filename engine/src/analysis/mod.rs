@@ -68,14 +68,16 @@ impl Analysis {
         format!("{}/{}/{resource}", self.account, self.region)
     }
 
-    pub(crate) fn call_error<E, R>(
+    pub(crate) fn call_error<E>(
         &self,
         operation: &'static str,
-        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+        err: &aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::http::Response,
+        >,
     ) -> AnalysisError
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
     {
         AnalysisError::Aws(AwsError::from_sdk(
             operation,

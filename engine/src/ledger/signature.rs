@@ -47,14 +47,13 @@ impl LedgerSigner {
     }
 
     /// A failed call on the key, placed in the key's account and region.
-    fn failed<E, R>(
+    fn failed<E>(
         &self,
         operation: &'static str,
-        err: &aws_sdk_kms::error::SdkError<E, R>,
+        err: &aws_sdk_kms::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
     ) -> AwsError
     where
         E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
     {
         let field = |n: usize| self.key_arn.split(':').nth(n).unwrap_or_default();
         AwsError::from_sdk(operation, field(4), field(3), err)

@@ -191,3 +191,26 @@ pub struct ContainmentRecord {
     #[serde(default)]
     pub actions: Vec<RecordedAction>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_that_hold_originals() {
+        for state in [
+            ContainmentState::Applying,
+            ContainmentState::Contained,
+            ContainmentState::RollingBack,
+        ] {
+            assert!(state.holds_originals(), "{}", state.as_str());
+        }
+        for state in [
+            ContainmentState::Requested,
+            ContainmentState::RolledBack,
+            ContainmentState::Rejected,
+        ] {
+            assert!(!state.holds_originals(), "{}", state.as_str());
+        }
+    }
+}
