@@ -194,8 +194,45 @@ pub enum AwsError {
         "no usable AWS credentials: {message}\n  sign in (for example 'aws sso login --profile NAME' and pass --profile NAME), or run 'irf lab' to use the local lab"
     )]
     Credentials { message: String },
-    #[error("{0}")]
-    Other(String),
+    /// An answer without what the service documents it always gives.
+    #[error("{operation} answered without {missing}")]
+    Incomplete {
+        operation: &'static str,
+        missing: String,
+    },
+    /// Reading an answer's body stopped midway, or what it held could not be read.
+    #[error("reading {uri}: {message}")]
+    Read { uri: String, message: String },
+    /// A request irf could not put together (a body it could not encode, a bad lifetime).
+    #[error("cannot make the request {operation}: {message}")]
+    Request {
+        operation: &'static str,
+        message: String,
+    },
+    /// A setting of the configuration that cannot be used to reach AWS.
+    #[error("{setting}: {message}")]
+    Setting {
+        setting: &'static str,
+        message: String,
+    },
+    /// A record written once (Object Lock evidence) already holds another record.
+    #[error("{uri} is written already with another record; records of custody are written once")]
+    WrittenOnce { uri: String },
+    /// Part of a batch the service did not apply, each item with its reason.
+    #[error("{operation} did not apply {count} of the items: {refused}")]
+    Unprocessed {
+        operation: &'static str,
+        count: usize,
+        refused: String,
+    },
+    /// Listing the Organization's accounts failed where irf needs it to know what to sweep.
+    #[error(
+        "cannot list the Organization's accounts ({source})\n  list the member accounts in the configuration ('accounts.members' in {config}), or run from the management account or a delegated administrator"
+    )]
+    NoAccountList {
+        source: Box<AwsError>,
+        config: String,
+    },
 }
 
 impl AwsError {
@@ -241,6 +278,9 @@ impl AwsError {
     pub fn retry(&self) -> Retry {
         match self {
             Self::Call(call) => call.retry,
+            // A body that stopped midway is a lost connection: reading it again may succeed.
+            Self::Read { .. } => Retry::Transient,
+            Self::NoAccountList { source, .. } => source.retry(),
             _ => Retry::Never,
         }
     }
@@ -250,7 +290,8 @@ impl AwsError {
         match self {
             Self::AssumeRole { account, .. } => Some(account.as_str()),
             Self::Call(call) => Some(&call.account),
-            Self::Credentials { .. } | Self::Other(_) => None,
+            Self::NoAccountList { source, .. } => source.account(),
+            _ => None,
         }
     }
 }
@@ -445,8 +486,10 @@ impl ProvideCredentials for Unavailable {
 /// user credentials under the user's name as session name and source identity, as its trust
 /// requires (the four-eyes rule tells its sessions apart by that name).
 async fn operator_role(base: &SdkConfig, role_arn: &str) -> Result<Arc<AssumedRole>, AwsError> {
-    let role = RoleArn::parse(role_arn)
-        .map_err(|why| AwsError::Other(format!("accounts.operator_role: {why}")))?;
+    let role = RoleArn::parse(role_arn).map_err(|why| AwsError::Setting {
+        setting: "accounts.operator_role",
+        message: why.to_string(),
+    })?;
     let sts = aws_sdk_sts::Client::new(base);
     let me = sts
         .get_caller_identity()
@@ -455,9 +498,12 @@ async fn operator_role(base: &SdkConfig, role_arn: &str) -> Result<Arc<AssumedRo
         .map_err(|err| AwsError::from_sdk("sts:GetCallerIdentity", "-", "-", &err))?;
     let arn = me.arn().unwrap_or_default();
     let name = iam_user_name(arn).ok_or_else(|| {
-        AwsError::Other(format!(
-            "accounts.operator_role: irf assumes {role_arn} from your IAM user's own credentials, under your user name, and {arn} is not an IAM user: use your IAM user's profile, or sign in with Identity Center and remove operator_role"
-        ))
+        AwsError::Setting {
+            setting: "accounts.operator_role",
+            message: format!(
+                "irf assumes {role_arn} from your IAM user's own credentials, under your user name, and {arn} is not an IAM user: use your IAM user's profile, or sign in with Identity Center and remove operator_role"
+            ),
+        }
     })?;
     Ok(Arc::new(AssumedRole {
         sts,

@@ -152,8 +152,10 @@ pub async fn ask(plane: &Plane, ask: Ask) -> Result<Answer, DeskError> {
         sender: plane.operator.clone(),
         ask,
     };
-    let body = serde_json::to_string(&message)
-        .map_err(|err| AwsError::Other(format!("cannot encode the decision: {err}")))?;
+    let body = serde_json::to_string(&message).map_err(|err| AwsError::Request {
+        operation: "sqs:SendMessage",
+        message: format!("cannot encode the decision: {err}"),
+    })?;
     aws_sdk_sqs::Client::new(&plane.ctx.base_config(&plane.region))
         .send_message()
         .queue_url(&queue)

@@ -74,6 +74,70 @@ impl FromStr for Severity {
     }
 }
 
+/// A finding's workflow status in Security Hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WorkflowStatus {
+    New,
+    Notified,
+    Suppressed,
+    Resolved,
+}
+
+impl WorkflowStatus {
+    pub const ALL: [Self; 4] = [Self::New, Self::Notified, Self::Suppressed, Self::Resolved];
+
+    /// Security Hub's name of the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "NEW",
+            Self::Notified => "NOTIFIED",
+            Self::Suppressed => "SUPPRESSED",
+            Self::Resolved => "RESOLVED",
+        }
+    }
+}
+
+impl FromStr for WorkflowStatus {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let upper = value.trim().to_ascii_uppercase();
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == upper)
+            .ok_or_else(|| {
+                format!(
+                    "'{value}' is not a workflow status: use NEW, NOTIFIED, SUPPRESSED or RESOLVED"
+                )
+            })
+    }
+}
+
+/// Whether Security Hub still keeps a finding current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RecordState {
+    Active,
+    Archived,
+}
+
+impl RecordState {
+    /// Security Hub's name of the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Archived => "ARCHIVED",
+        }
+    }
+}
+
+/// A time as a query takes it: RFC 3339, named when it is not one.
+pub fn parse_time(value: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(value.trim(), &Rfc3339).map_err(|_| {
+        format!("'{value}' is not a time: use RFC 3339, for example 2026-11-01T00:00:00Z")
+    })
+}
+
 /// One finding, as irf shows it. Titles and descriptions come from member accounts and may
 /// be hostile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,58 +163,33 @@ pub struct Finding {
 }
 
 /// Which findings to fetch. Each condition is sent to Security Hub and checked again here.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FindingQuery {
     /// At least this severity.
     pub min_severity: Option<Severity>,
-    /// Any of these workflow statuses (NEW, NOTIFIED, SUPPRESSED, RESOLVED); empty: all.
-    pub workflow_statuses: Vec<String>,
-    /// ACTIVE or ARCHIVED; `None`: both.
-    pub record_state: Option<String>,
+    /// Any of these workflow statuses; empty: all.
+    pub workflow_statuses: Vec<WorkflowStatus>,
+    /// Only findings in this state; `None`: both.
+    pub record_state: Option<RecordState>,
     /// Only findings about EC2 instances.
     pub ec2_only: bool,
     /// Only these accounts; empty: all.
     pub accounts: Vec<String>,
     /// Only these regions; empty: all.
     pub regions: Vec<String>,
-    /// Only findings updated at or after this time (RFC 3339).
-    pub updated_since: Option<String>,
+    /// Only findings updated at or after this time.
+    pub updated_since: Option<OffsetDateTime>,
 }
 
 impl FindingQuery {
     /// What the workstation shows by default: active findings about instances, not resolved.
     pub fn open_on_instances() -> Self {
         Self {
-            workflow_statuses: vec!["NEW".into(), "NOTIFIED".into()],
-            record_state: Some("ACTIVE".into()),
+            workflow_statuses: vec![WorkflowStatus::New, WorkflowStatus::Notified],
+            record_state: Some(RecordState::Active),
             ec2_only: true,
             ..Self::default()
         }
-    }
-
-    /// Checks the query, naming the bad value.
-    pub fn validate(&self) -> Result<(), String> {
-        for status in &self.workflow_statuses {
-            if !["NEW", "NOTIFIED", "SUPPRESSED", "RESOLVED"].contains(&status.as_str()) {
-                return Err(format!(
-                    "'{status}' is not a workflow status: use NEW, NOTIFIED, SUPPRESSED or RESOLVED"
-                ));
-            }
-        }
-        if let Some(state) = &self.record_state
-            && state != "ACTIVE"
-            && state != "ARCHIVED"
-        {
-            return Err(format!(
-                "'{state}' is not a record state: use ACTIVE or ARCHIVED"
-            ));
-        }
-        if let Some(since) = &self.updated_since {
-            OffsetDateTime::parse(since, &Rfc3339).map_err(|_| {
-                format!("'{since}' is not a time: use RFC 3339, for example 2026-11-01T00:00:00Z")
-            })?;
-        }
-        Ok(())
     }
 
     fn to_filters(&self) -> AwsSecurityFindingFilters {
@@ -167,10 +206,10 @@ impl FindingQuery {
             }
         }
         for status in &self.workflow_statuses {
-            filters = filters.workflow_status(equals(status));
+            filters = filters.workflow_status(equals(status.as_str()));
         }
-        if let Some(state) = &self.record_state {
-            filters = filters.record_state(equals(state));
+        if let Some(state) = self.record_state {
+            filters = filters.record_state(equals(state.as_str()));
         }
         if self.ec2_only {
             filters = filters.resource_type(equals("AwsEc2Instance"));
@@ -181,7 +220,8 @@ impl FindingQuery {
         for region in &self.regions {
             filters = filters.region(equals(region));
         }
-        if let Some(since) = &self.updated_since {
+        if let Some(since) = self.updated_since {
+            let since = since.format(&Rfc3339).unwrap_or_default();
             filters = filters.updated_at(DateFilter::builder().start(since).build());
         }
         filters.build()
@@ -189,23 +229,21 @@ impl FindingQuery {
 
     /// Whether `finding` satisfies every condition.
     pub fn matches(&self, finding: &Finding) -> bool {
-        let since_ok = self.updated_since.as_deref().is_none_or(|since| {
-            match (
-                OffsetDateTime::parse(since, &Rfc3339),
-                OffsetDateTime::parse(&finding.updated_at, &Rfc3339),
-            ) {
-                (Ok(since), Ok(updated)) => updated >= since,
-                // A finding whose time cannot be read is shown rather than hidden.
-                _ => true,
-            }
+        let since_ok = self.updated_since.is_none_or(|since| {
+            // A finding whose time cannot be read is shown rather than hidden.
+            OffsetDateTime::parse(&finding.updated_at, &Rfc3339)
+                .ok()
+                .is_none_or(|updated| updated >= since)
         });
         self.min_severity.is_none_or(|min| finding.severity >= min)
             && (self.workflow_statuses.is_empty()
-                || self.workflow_statuses.contains(&finding.workflow_status))
+                || self
+                    .workflow_statuses
+                    .iter()
+                    .any(|s| s.as_str() == finding.workflow_status))
             && self
                 .record_state
-                .as_ref()
-                .is_none_or(|s| *s == finding.record_state)
+                .is_none_or(|s| s.as_str() == finding.record_state)
             && (!self.ec2_only || finding.resource_type == "AwsEc2Instance")
             && (self.accounts.is_empty() || self.accounts.contains(&finding.account))
             && (self.regions.is_empty() || self.regions.contains(&finding.region))
@@ -328,7 +366,6 @@ impl AwsContext {
 
     /// Findings matching `query` from the aggregator in the home region, newest first.
     pub async fn findings(&self, query: &FindingQuery) -> Result<Vec<Finding>, AwsError> {
-        query.validate().map_err(AwsError::Other)?;
         let (client, region) = self.security_hub();
         let account = self.caller_identity().await?.account;
         let mut pages = client
@@ -414,11 +451,11 @@ impl AwsContext {
                         )
                     })
                     .collect();
-                return Err(AwsError::Other(format!(
-                    "Security Hub did not update {} of the findings: {}",
-                    refused.len(),
-                    refused.join(", ")
-                )));
+                return Err(AwsError::Unprocessed {
+                    operation: "securityhub:BatchUpdateFindings",
+                    count: refused.len(),
+                    refused: refused.join(", "),
+                });
             }
         }
         Ok(processed)
@@ -468,9 +505,9 @@ mod tests {
     fn query_matches_each_condition() {
         let query = FindingQuery {
             min_severity: Some(Severity::High),
-            workflow_statuses: vec!["NEW".into()],
+            workflow_statuses: vec![WorkflowStatus::New],
             accounts: vec!["111122223333".into()],
-            updated_since: Some("2026-11-01T00:00:00Z".into()),
+            updated_since: Some(parse_time("2026-11-01T00:00:00Z").expect("time")),
             ..FindingQuery::open_on_instances()
         };
         assert!(query.matches(&finding(
@@ -524,16 +561,20 @@ mod tests {
 
     #[test]
     fn bad_query_values_are_named() {
-        let bad = FindingQuery {
-            workflow_statuses: vec!["OPEN".into()],
-            ..FindingQuery::default()
-        };
-        assert!(bad.validate().expect_err("bad").contains("'OPEN'"));
-        let bad = FindingQuery {
-            updated_since: Some("yesterday".into()),
-            ..FindingQuery::default()
-        };
-        assert!(bad.validate().expect_err("bad").contains("'yesterday'"));
+        let status = "OPEN".parse::<WorkflowStatus>().expect_err("bad");
+        assert!(
+            status.contains("'OPEN'") && status.contains("RESOLVED"),
+            "{status}"
+        );
+        assert_eq!(
+            "resolved".parse::<WorkflowStatus>(),
+            Ok(WorkflowStatus::Resolved)
+        );
+        assert!(
+            parse_time("yesterday")
+                .expect_err("bad")
+                .contains("'yesterday'")
+        );
     }
 
     #[test]

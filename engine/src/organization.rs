@@ -75,9 +75,10 @@ impl AwsContext {
         let out = client.describe_organization().send().await.map_err(|err| {
             AwsError::from_sdk("organizations:DescribeOrganization", "-", &region, &err)
         })?;
-        let org = out
-            .organization()
-            .ok_or_else(|| AwsError::Other("DescribeOrganization returned nothing".into()))?;
+        let org = out.organization().ok_or_else(|| AwsError::Incomplete {
+            operation: "organizations:DescribeOrganization",
+            missing: "the Organization".to_owned(),
+        })?;
         Ok(Organization {
             id: org.id().unwrap_or_default().to_owned(),
             arn: org.arn().unwrap_or_default().to_owned(),
@@ -147,12 +148,12 @@ impl AwsContext {
         }
         let listed = listed.map_err(|err| match err {
             AwsError::Credentials { .. } => err,
-            err => AwsError::Other(format!(
-                "cannot list the Organization's accounts ({err})\n  list the member accounts in the configuration ('accounts.members' in {}), or run from the management account or a delegated administrator",
-                crate::config::Config::path()
+            err => AwsError::NoAccountList {
+                source: Box::new(err),
+                config: crate::config::Config::path()
                     .map(|p| p.display().to_string())
-                    .unwrap_or_else(|_| "config.toml".into())
-            ))
+                    .unwrap_or_else(|_| "config.toml".into()),
+            },
         })?;
         let skip: Vec<&AccountId> = accounts_config
             .security

@@ -5,12 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ledger::LedgerError;
 use crate::ledger::Verification;
 use crate::model::case::{ApprovalDecision, Case, CaseId, StepRecord, now_rfc3339};
 use crate::model::containment::ContainmentRecord;
 use crate::model::ledger::LedgerEntry;
 use crate::plane::Plane;
-use crate::store::case_table::CaseError;
 
 /// The report's format version, raised on any incompatible change of its JSON.
 pub const REPORT_VERSION: u32 = 2;
@@ -77,7 +77,7 @@ pub struct CaseReport {
 }
 
 /// Builds the report of `case_id`, verifying the case as it does.
-pub async fn build(plane: &Plane, case_id: &CaseId) -> Result<CaseReport, CaseError> {
+pub async fn build(plane: &Plane, case_id: &CaseId) -> Result<CaseReport, LedgerError> {
     let detail = plane.table.detail(case_id).await?;
     let verification = crate::ledger::verify_detail(plane, &detail).await?;
     let artifacts = detail

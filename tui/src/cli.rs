@@ -186,7 +186,7 @@ pub enum Command {
         min_severity: Option<irf_engine::findings::Severity>,
         /// Workflow status (repeat for more; default NEW and NOTIFIED): NEW, NOTIFIED, SUPPRESSED, RESOLVED.
         #[arg(long)]
-        status: Vec<String>,
+        status: Vec<irf_engine::findings::WorkflowStatus>,
         /// Every workflow status, resolved and suppressed included.
         #[arg(long, conflicts_with = "status")]
         any_status: bool,
@@ -203,8 +203,8 @@ pub enum Command {
         #[arg(long)]
         region: Vec<String>,
         /// Only findings updated since this time (RFC 3339, for example 2026-11-01T00:00:00Z).
-        #[arg(long)]
-        since: Option<String>,
+        #[arg(long, value_parser = irf_engine::findings::parse_time)]
+        since: Option<time::OffsetDateTime>,
         /// The workstation's filter language, applied after the flags.
         #[arg(long)]
         filter: Option<String>,

@@ -14,7 +14,7 @@ use irf_lab::{self as lab, Lab, LabOptions, LabState, seed::SeedOptions};
 use crate::filter::Filter;
 use crate::keymap::Keymap;
 use crate::theme::Theme;
-use irf_engine::findings::FindingQuery;
+use irf_engine::findings::{FindingQuery, RecordState};
 
 use crate::cli::{
     Cli, Command, ConfigCommand, EvidenceCommand, GlobalArgs, HostsCommand, ImagesCommand,
@@ -200,9 +200,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else if status.is_empty() {
                     FindingQuery::open_on_instances().workflow_statuses
                 } else {
-                    status.iter().map(|s| s.to_uppercase()).collect()
+                    status
                 },
-                record_state: (!include_archived).then(|| "ACTIVE".to_owned()),
+                record_state: (!include_archived).then_some(RecordState::Active),
                 ec2_only: !all_resources,
                 accounts: account,
                 regions: region,
@@ -569,7 +569,6 @@ async fn findings(
     query: &FindingQuery,
     filter: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    query.validate().map_err(|err| anyhow::anyhow!(err))?;
     let filter = filter
         .map(Filter::parse)
         .transpose()

@@ -30,6 +30,8 @@ pub const SECURITY_HUB_TRIGGER: &str = "securityhub-action";
 pub enum WorkflowError {
     #[error(transparent)]
     Plane(#[from] PlaneError),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
     #[error(
         "instance {instance} was not found in account {account}, region {region}: check the id, account and region ('irf instances' lists them)"
     )]
@@ -79,8 +81,12 @@ pub async fn start(
     let Opened::New(mut case) = opened else {
         return Ok(opened);
     };
-    let input = serde_json::to_string(&ExecutionInput { case: case.clone() })
-        .map_err(|err| AwsError::Other(format!("cannot encode the execution input: {err}")))?;
+    let input = serde_json::to_string(&ExecutionInput { case: case.clone() }).map_err(|err| {
+        AwsError::Request {
+            operation: "states:StartExecution",
+            message: format!("cannot encode the execution input: {err}"),
+        }
+    })?;
     let started = plane
         .sfn
         .start_execution()
@@ -277,8 +283,10 @@ pub async fn decide(
         at: crate::model::case::now_rfc3339(),
         reason,
     };
-    let output = serde_json::to_string(&answer)
-        .map_err(|err| AwsError::Other(format!("cannot encode the decision: {err}")))?;
+    let output = serde_json::to_string(&answer).map_err(|err| AwsError::Request {
+        operation: "states:SendTaskSuccess",
+        message: format!("cannot encode the decision: {err}"),
+    })?;
     // Recorded before the workflow hears of it: the closing step may run at once, and
     // must find the decision already there.
     let mut entry = crate::model::ledger::NewEntry::new(

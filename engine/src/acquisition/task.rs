@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::{AwsError, Retry};
 use crate::containment::ContainmentError;
+use crate::ledger::LedgerError;
 use crate::plane::PlaneError;
 use crate::store::case_table::CaseError;
 
@@ -84,6 +85,24 @@ impl From<ContainmentError> for StepError {
             ContainmentError::Aws(aws) => aws.into(),
             ContainmentError::Case(case) => case.into(),
             other => Self::invalid(other.to_string()),
+        }
+    }
+}
+
+impl From<LedgerError> for StepError {
+    fn from(err: LedgerError) -> Self {
+        match err {
+            LedgerError::Aws(aws) => aws.into(),
+            LedgerError::Case(case) => case.into(),
+            // Another writer kept taking the next sequence: the step may append when tried again.
+            contended @ LedgerError::Contended { .. } => Self {
+                code: "irf.Transient",
+                message: contended.to_string(),
+            },
+            LedgerError::NotAnArtifact { .. } | LedgerError::NoEvidenceBucket { .. } => {
+                Self::invalid(err.to_string())
+            }
+            unsealed @ LedgerError::Unsealed { .. } => Self::integrity(unsealed.to_string()),
         }
     }
 }

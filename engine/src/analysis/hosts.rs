@@ -211,7 +211,10 @@ async fn reachability(
                     .set_values(Some(chunk.to_vec()))
                     .build()
                     .map_err(|err| {
-                        AnalysisError::Aws(crate::aws::AwsError::Other(err.to_string()))
+                        AnalysisError::Aws(crate::aws::AwsError::Request {
+                            operation: "ssm:DescribeInstanceInformation",
+                            message: err.to_string(),
+                        })
                     })?,
             )
             .send()

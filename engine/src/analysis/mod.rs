@@ -106,6 +106,8 @@ pub enum AnalysisError {
     Aws(#[from] AwsError),
     #[error(transparent)]
     Case(#[from] CaseError),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
     #[error(
         "the image pipeline {pipeline} has no available image with an AMI in {region}\n  start a build ('irf images build' or 'b' in the images view) and launch when it is AVAILABLE"
     )]

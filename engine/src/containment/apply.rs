@@ -319,7 +319,10 @@ pub(super) async fn create_untracking_group(
         .map_err(|err| site.error("ec2:CreateSecurityGroup", &err))?;
     let id = created
         .group_id()
-        .ok_or_else(|| AwsError::Other("CreateSecurityGroup returned no id".to_owned()))?
+        .ok_or_else(|| AwsError::Incomplete {
+            operation: "ec2:CreateSecurityGroup",
+            missing: "the group's id".to_owned(),
+        })?
         .to_owned();
     let everything = || {
         let mut both = all_ipv4_traffic();
@@ -374,7 +377,10 @@ pub(super) async fn create_isolation_group(
         .map_err(|err| site.error("ec2:CreateSecurityGroup", &err))?;
     let id = created
         .group_id()
-        .ok_or_else(|| AwsError::Other("CreateSecurityGroup returned no id".to_owned()))?
+        .ok_or_else(|| AwsError::Incomplete {
+            operation: "ec2:CreateSecurityGroup",
+            missing: "the group's id".to_owned(),
+        })?
         .to_owned();
     // A new group allows all egress; isolation allows none.
     member

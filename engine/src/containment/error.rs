@@ -36,5 +36,7 @@ pub enum ContainmentError {
     #[error(transparent)]
     Case(#[from] CaseError),
     #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    #[error(transparent)]
     Aws(#[from] AwsError),
 }

@@ -7,11 +7,35 @@ pub mod signature;
 
 use serde::{Deserialize, Serialize};
 
+use crate::aws::AwsError;
 use crate::model::case::{CaseId, now_rfc3339};
 use crate::model::ledger::{ArtifactHash, GENESIS, LedgerEntry, NewEntry, sealed_key};
 use crate::plane::Plane;
 use crate::store::case_table::CaseError;
 pub use signature::LedgerSigner;
+
+/// Why the ledger could not be written, read or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the ledger of case {case} kept moving under {attempts} attempts to append to it")]
+    Contended { case: CaseId, attempts: usize },
+    #[error(
+        "ledger entry {seq} of case {case} is not sealed: {problem}. Someone wrote it into the case table outside irf; 'irf verify {case}' names it"
+    )]
+    Unsealed {
+        case: CaseId,
+        seq: u64,
+        problem: String,
+    },
+    #[error("evidence.bucket is not set: {needs} the evidence bucket")]
+    NoEvidenceBucket { needs: &'static str },
+    #[error("'{}' is not an artifact of case {case}: 'irf evidence' lists them", key.escape_debug())]
+    NotAnArtifact { case: CaseId, key: String },
+    #[error(transparent)]
+    Case(#[from] CaseError),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
 
 /// How often an append retries when other writers take the next sequence first.
 const APPEND_ATTEMPTS: usize = 8;
@@ -23,7 +47,7 @@ pub async fn append(
     plane: &Plane,
     case_id: &CaseId,
     mut entry: NewEntry,
-) -> Result<LedgerEntry, CaseError> {
+) -> Result<LedgerEntry, LedgerError> {
     // The request ids of the calls that made the action, since the entry before it.
     for id in crate::request_ids::take() {
         if !entry.request_ids.contains(&id) {
@@ -40,7 +64,7 @@ async fn append_now(
     plane: &Plane,
     case_id: &CaseId,
     entry: &NewEntry,
-) -> Result<LedgerEntry, CaseError> {
+) -> Result<LedgerEntry, LedgerError> {
     for _ in 0..APPEND_ATTEMPTS {
         // Only the tail is read: a long case's appends stay one small query each.
         let last = plane.table.last_ledger_entry(case_id).await?;
@@ -69,14 +93,19 @@ async fn append_now(
             return Ok(next);
         }
     }
-    Err(CaseError::Aws(crate::aws::AwsError::Other(format!(
-        "the ledger of case {case_id} kept moving under {APPEND_ATTEMPTS} attempts to append to it"
-    ))))
+    Err(LedgerError::Contended {
+        case: case_id.clone(),
+        attempts: APPEND_ATTEMPTS,
+    })
 }
 
 /// Seals `entry`, just appended: on its own when the entry before it is sealed (the usual
 /// case), else with every other entry still waiting.
-async fn seal_after(plane: &Plane, case_id: &CaseId, entry: &LedgerEntry) -> Result<(), CaseError> {
+async fn seal_after(
+    plane: &Plane,
+    case_id: &CaseId,
+    entry: &LedgerEntry,
+) -> Result<(), LedgerError> {
     let Some(evidence) = &plane.evidence else {
         return Ok(());
     };
@@ -93,7 +122,7 @@ async fn seal_after(plane: &Plane, case_id: &CaseId, entry: &LedgerEntry) -> Res
 
 /// Writes every entry not yet in the evidence bucket there, newest last. A plane without an
 /// evidence bucket (a trigger) leaves sealing to the next step that has one.
-pub async fn seal(plane: &Plane, case_id: &CaseId) -> Result<(), CaseError> {
+pub async fn seal(plane: &Plane, case_id: &CaseId) -> Result<(), LedgerError> {
     let Some(evidence) = &plane.evidence else {
         return Ok(());
     };
@@ -122,7 +151,7 @@ async fn check_before_sealing(
     plane: &Plane,
     case_id: &CaseId,
     entry: &LedgerEntry,
-) -> Result<(), CaseError> {
+) -> Result<(), LedgerError> {
     let problem = if entry.digest() != entry.sha256 {
         Some("its content does not hash to its recorded SHA-256".to_owned())
     } else if let Some(signer) = &plane.ledger_signer {
@@ -135,10 +164,11 @@ async fn check_before_sealing(
     };
     match problem {
         None => Ok(()),
-        Some(problem) => Err(CaseError::Aws(crate::aws::AwsError::Other(format!(
-            "ledger entry {} of case {case_id} is not sealed: {problem}. Someone wrote it into the case table outside irf; 'irf verify {case_id}' names it",
-            entry.seq
-        )))),
+        Some(problem) => Err(LedgerError::Unsealed {
+            case: case_id.clone(),
+            seq: entry.seq,
+            problem,
+        }),
     }
 }
 
@@ -157,12 +187,13 @@ pub struct EvidenceItem {
 }
 
 /// Every artifact of every case, newest case first, with its Object Lock state.
-pub async fn evidence(plane: &Plane) -> Result<Vec<EvidenceItem>, CaseError> {
-    let bucket = plane.evidence.as_ref().ok_or_else(|| {
-        CaseError::Aws(crate::aws::AwsError::Other(
-            "evidence.bucket is not set: the evidence view reads the evidence bucket".into(),
-        ))
-    })?;
+pub async fn evidence(plane: &Plane) -> Result<Vec<EvidenceItem>, LedgerError> {
+    let bucket = plane
+        .evidence
+        .as_ref()
+        .ok_or(LedgerError::NoEvidenceBucket {
+            needs: "the evidence view reads",
+        })?;
     let mut items = Vec::new();
     for case in plane.table.cases().await? {
         let detail = plane.table.detail(&case.case_id).await?;
@@ -189,23 +220,22 @@ pub async fn set_legal_hold(
     case_id: &CaseId,
     key: &str,
     on: bool,
-) -> Result<LedgerEntry, CaseError> {
+) -> Result<LedgerEntry, LedgerError> {
     let detail = plane.table.detail(case_id).await?;
     let artifact = detail
         .artifacts
         .iter()
         .find(|a| a.key == key)
-        .ok_or_else(|| {
-            CaseError::Aws(crate::aws::AwsError::Other(format!(
-                "'{}' is not an artifact of case {case_id}: 'irf evidence' lists them",
-                key.escape_debug()
-            )))
+        .ok_or_else(|| LedgerError::NotAnArtifact {
+            case: case_id.clone(),
+            key: key.to_owned(),
         })?;
-    let bucket = plane.evidence.as_ref().ok_or_else(|| {
-        CaseError::Aws(crate::aws::AwsError::Other(
-            "evidence.bucket is not set: legal holds are placed in the evidence bucket".into(),
-        ))
-    })?;
+    let bucket = plane
+        .evidence
+        .as_ref()
+        .ok_or(LedgerError::NoEvidenceBucket {
+            needs: "legal holds are placed in",
+        })?;
     bucket.set_legal_hold(&artifact.key, on).await?;
     let subject = &detail.case.subject;
     append(
@@ -292,7 +322,8 @@ pub async fn export_artifact(
             raw_sha256: expanded.then(|| exported.sha256.clone()),
         }),
     )
-    .await?;
+    .await
+    .map_err(|err| ExportError::Record(err.to_string()))?;
     Ok((exported, entry))
 }
 
@@ -380,7 +411,7 @@ pub fn check_chain(entries: &[LedgerEntry]) -> Vec<CheckedItem> {
 
 /// Verifies a case: the ledger's chain, each entry against its sealed copy, and every
 /// artifact re-hashed from the evidence bucket against its manifest and the ledger.
-pub async fn verify(plane: &Plane, case_id: &CaseId) -> Result<Verification, CaseError> {
+pub async fn verify(plane: &Plane, case_id: &CaseId) -> Result<Verification, LedgerError> {
     let detail = plane.table.detail(case_id).await?;
     verify_detail(plane, &detail).await
 }
@@ -389,13 +420,14 @@ pub async fn verify(plane: &Plane, case_id: &CaseId) -> Result<Verification, Cas
 pub async fn verify_detail(
     plane: &Plane,
     detail: &crate::model::case_detail::CaseDetail,
-) -> Result<Verification, CaseError> {
+) -> Result<Verification, LedgerError> {
     let case_id = &detail.case.case_id;
-    let evidence = plane.evidence.as_ref().ok_or_else(|| {
-        CaseError::Aws(crate::aws::AwsError::Other(
-            "evidence.bucket is not set: verification re-reads the evidence bucket".into(),
-        ))
-    })?;
+    let evidence = plane
+        .evidence
+        .as_ref()
+        .ok_or(LedgerError::NoEvidenceBucket {
+            needs: "verification re-reads",
+        })?;
     let mut items = Vec::new();
     if detail.ledger.is_empty() {
         items.push(CheckedItem {

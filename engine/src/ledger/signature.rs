@@ -71,8 +71,9 @@ impl LedgerSigner {
             .send()
             .await
             .map_err(|err| self.failed("kms:Sign", &err))?;
-        let value = out.signature().ok_or_else(|| {
-            AwsError::Other(format!("KMS returned no signature from {}", self.key_arn))
+        let value = out.signature().ok_or_else(|| AwsError::Incomplete {
+            operation: "kms:Sign",
+            missing: format!("a signature from {}", self.key_arn),
         })?;
         Ok(EntrySignature {
             key_arn: self.key_arn.clone(),
@@ -94,8 +95,9 @@ impl LedgerSigner {
                     .map_err(|err| self.failed("kms:GetPublicKey", &err))?;
                 out.public_key()
                     .map(|key| key.as_ref().to_vec())
-                    .ok_or_else(|| {
-                        AwsError::Other(format!("KMS returned no public key for {}", self.key_arn))
+                    .ok_or_else(|| AwsError::Incomplete {
+                        operation: "kms:GetPublicKey",
+                        missing: format!("the public key of {}", self.key_arn),
                     })
             })
             .await

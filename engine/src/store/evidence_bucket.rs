@@ -71,6 +71,9 @@ pub enum ExportError {
     Aws(#[from] AwsError),
     #[error("{0}")]
     Case(#[from] crate::store::case_table::CaseError),
+    /// The export was written and checked, but recording it in the ledger failed.
+    #[error("the export was written, but recording it in the case's ledger failed: {0}")]
+    Record(String),
     #[error(
         "the artifact read from the bucket is not the one its manifest describes ({0}); nothing was written"
     )]
@@ -202,7 +205,10 @@ impl EvidenceBucket {
             .map_err(|err| self.site.error("s3:CreateMultipartUpload", &err))?;
         let upload_id = out
             .upload_id()
-            .ok_or_else(|| AwsError::Other("S3 returned no upload id".to_owned()))?
+            .ok_or_else(|| AwsError::Incomplete {
+                operation: "s3:CreateMultipartUpload",
+                missing: "an upload id".to_owned(),
+            })?
             .to_owned();
         Ok(MultipartUpload {
             bucket: self.clone(),
@@ -226,8 +232,10 @@ impl EvidenceBucket {
         key: &str,
         value: &T,
     ) -> Result<aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder, AwsError> {
-        let body = serde_json::to_vec_pretty(value)
-            .map_err(|err| AwsError::Other(format!("cannot encode {key}: {err}")))?;
+        let body = serde_json::to_vec_pretty(value).map_err(|err| AwsError::Request {
+            operation: "s3:PutObject",
+            message: format!("cannot encode {key}: {err}"),
+        })?;
         let mut request = self
             .client
             .put_object()
@@ -263,10 +271,9 @@ impl EvidenceBucket {
             {
                 match self.get_json::<T>(key).await? {
                     Some(existing) if existing == *value => Ok(()),
-                    _ => Err(AwsError::Other(format!(
-                        "s3://{}/{key} is written already with another record; records of custody are written once",
-                        self.bucket
-                    ))),
+                    _ => Err(AwsError::WrittenOnce {
+                        uri: format!("s3://{}/{key}", self.bucket),
+                    }),
                 }
             }
             Err(err) => Err(self.site.error("s3:PutObject", &err)),
@@ -318,17 +325,15 @@ impl EvidenceBucket {
             }
             Err(err) => return Err(self.site.error("s3:GetObject", &err)),
         };
-        let body =
-            out.body.collect().await.map_err(|err| {
-                AwsError::Other(format!("reading s3://{}/{key}: {err}", self.bucket))
-            })?;
+        let body = out.body.collect().await.map_err(|err| AwsError::Read {
+            uri: format!("s3://{}/{key}", self.bucket),
+            message: err.to_string(),
+        })?;
         serde_json::from_slice(&body.into_bytes())
             .map(Some)
-            .map_err(|err| {
-                AwsError::Other(format!(
-                    "s3://{}/{key} is not valid JSON: {err}",
-                    self.bucket
-                ))
+            .map_err(|err| AwsError::Read {
+                uri: format!("s3://{}/{key}", self.bucket),
+                message: format!("not valid JSON: {err}"),
             })
     }
 
@@ -537,6 +542,10 @@ impl EvidenceBucket {
     where
         F: Observe,
     {
+        let read_failed = |message: &str| AwsError::Read {
+            uri: format!("s3://{}/{key}", self.bucket),
+            message: message.to_owned(),
+        };
         let get = || {
             self.client
                 .get_object()
@@ -574,22 +583,21 @@ impl EvidenceBucket {
             }
             (hex(&hasher.finalize()), size, observe)
         });
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|err| AwsError::Other(format!("reading s3://{}/{key}: {err}", self.bucket)))?
-        {
+        while let Some(chunk) = body.try_next().await.map_err(|err| AwsError::Read {
+            uri: format!("s3://{}/{key}", self.bucket),
+            message: err.to_string(),
+        })? {
             let sender = sender.clone();
             tokio::task::spawn_blocking(move || sender.send(chunk))
                 .await
-                .map_err(|err| AwsError::Other(err.to_string()))?
-                .map_err(|_| AwsError::Other("the hashing thread ended early".to_owned()))?;
+                .map_err(|err| read_failed(&err.to_string()))?
+                .map_err(|_| read_failed("the hashing thread ended early"))?;
         }
         drop(sender);
         let (sha256, size, observe) = tokio::task::spawn_blocking(move || hasher.join())
             .await
-            .map_err(|err| AwsError::Other(err.to_string()))?
-            .map_err(|_| AwsError::Other("the hashing thread panicked".to_owned()))?;
+            .map_err(|err| read_failed(&err.to_string()))?
+            .map_err(|_| read_failed("the hashing thread panicked"))?;
         Ok((
             ObjectHash {
                 sha256,
@@ -638,7 +646,10 @@ impl EvidenceBucket {
                         aws_sdk_s3::types::GlacierJobParameters::builder()
                             .tier(aws_sdk_s3::types::Tier::Standard)
                             .build()
-                            .map_err(|err| AwsError::Other(err.to_string()))?,
+                            .map_err(|err| AwsError::Request {
+                                operation: "s3:RestoreObject",
+                                message: err.to_string(),
+                            })?,
                     )
                     .build();
                 match self
@@ -869,8 +880,13 @@ impl MultipartUpload {
         number: i32,
         expires_in: std::time::Duration,
     ) -> Result<String, AwsError> {
-        let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
-            .map_err(|err| AwsError::Other(format!("bad pre-signing lifetime: {err}")))?;
+        let presigning =
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in).map_err(|err| {
+                AwsError::Request {
+                    operation: "s3:UploadPart (pre-signed)",
+                    message: format!("bad pre-signing lifetime: {err}"),
+                }
+            })?;
         let request = self
             .bucket
             .client
