@@ -399,10 +399,10 @@ impl AwsContext {
     pub async fn set_workflow_status(
         &self,
         findings: &[FindingRef],
-        status: &str,
+        status: WorkflowStatus,
         note: &str,
     ) -> Result<usize, AwsError> {
-        let status = aws_sdk_securityhub::types::WorkflowStatus::from(status);
+        let status = aws_sdk_securityhub::types::WorkflowStatus::from(status.as_str());
         let (client, region) = self.security_hub();
         let caller = self.caller_identity().await?;
         let mut processed = 0;

@@ -801,7 +801,7 @@ async fn a_finding_resolved_from_irf_leaves_the_open_list_with_a_note() {
                 id: id.into(),
                 product_arn: product.into(),
             }],
-            "RESOLVED",
+            irf_engine::findings::WorkflowStatus::Resolved,
             "case-test",
         )
         .await
@@ -826,7 +826,7 @@ async fn a_finding_resolved_from_irf_leaves_the_open_list_with_a_note() {
                 id: "no-such-finding".into(),
                 product_arn: product.into(),
             }],
-            "RESOLVED",
+            irf_engine::findings::WorkflowStatus::Resolved,
             "x",
         )
         .await

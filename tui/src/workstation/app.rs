@@ -13,6 +13,7 @@ use irf_engine::inventory::{Instance, SsmReachability, SweepEvent};
 use irf_engine::organization::{Scope, WhoAmI};
 use irf_engine::store::case_table::Opened;
 
+use super::failure::Failure;
 use super::rows::{
     ACCOUNT_COLUMNS, APPROVAL_COLUMNS, AccountRow, ApprovalRow, CASE_COLUMNS, CaseRow,
     EVIDENCE_COLUMNS, EvidenceRow, FINDING_COLUMNS, FindingRow, HOST_COLUMNS, HostRow,
@@ -176,57 +177,57 @@ pub enum Input {
 /// What the engine reports back.
 #[derive(Debug, Clone)]
 pub enum EngineEvent {
-    Identity(Result<WhoAmI, String>),
-    Scope(Result<Scope, String>),
+    Identity(Result<WhoAmI, Failure>),
+    Scope(Result<Scope, Failure>),
     Sweep(SweepEvent),
-    Findings(Result<Vec<Finding>, String>),
-    FindingResolved(Result<String, String>),
+    Findings(Result<Vec<Finding>, Failure>),
+    FindingResolved(Result<String, Failure>),
     /// The theme's name and description, or why it could not be loaded.
-    ThemeChanged(Result<(String, String), String>),
+    ThemeChanged(Result<(String, String), Failure>),
     /// A case opened (or joined) for an instance, or why it could not be.
     AcquisitionStarted {
         instance_id: String,
-        result: Result<Box<Opened>, String>,
+        result: Result<Box<Opened>, Failure>,
     },
     /// The case table's cases, newest first.
-    Cases(Result<Vec<Case>, String>),
+    Cases(Result<Vec<Case>, Failure>),
     /// One case with its steps, artifacts and approval.
     CaseLoaded {
         case_id: CaseId,
-        result: Result<Box<CaseDetail>, String>,
+        result: Result<Box<CaseDetail>, Failure>,
     },
     /// What waits for an approver.
-    Approvals(Result<Vec<PendingDecision>, String>),
+    Approvals(Result<Vec<PendingDecision>, Failure>),
     /// A case verified, or why it could not be.
     CaseVerified {
         case_id: CaseId,
-        result: Result<Box<irf_engine::ledger::Verification>, String>,
+        result: Result<Box<irf_engine::ledger::Verification>, Failure>,
     },
     /// A report written (its path), or why not.
-    ReportWritten(Result<String, String>),
+    ReportWritten(Result<String, Failure>),
     /// Every artifact of every case.
-    Evidence(Result<Vec<irf_engine::ledger::EvidenceItem>, String>),
+    Evidence(Result<Vec<irf_engine::ledger::EvidenceItem>, Failure>),
     /// A legal hold placed or removed (what was done), or why not.
-    LegalHoldSet(Result<String, String>),
+    LegalHoldSet(Result<String, Failure>),
     /// A containment decision, apply or rollback carried out (what was done), or why not.
-    ContainmentDone(Result<String, String>),
+    ContainmentDone(Result<String, Failure>),
     /// The plan an approval would carry out, or why it could not be made.
     ContainmentPlanned {
         decision: TypedDecision,
-        result: Result<Box<ContainmentPlan>, String>,
+        result: Result<Box<ContainmentPlan>, Failure>,
     },
     /// The image pipeline and its builds.
-    Images(Result<Box<PipelineImages>, String>),
+    Images(Result<Box<PipelineImages>, Failure>),
     /// A build started (the image's ARN), or why not.
-    ImageBuildStarted(Result<String, String>),
+    ImageBuildStarted(Result<String, Failure>),
     /// The analysis hosts.
-    Hosts(Result<Vec<AnalysisHost>, String>),
+    Hosts(Result<Vec<AnalysisHost>, Failure>),
     /// A host launched with its evidence, or why not.
-    HostLaunched(Result<Box<LaunchOutcome>, String>),
+    HostLaunched(Result<Box<LaunchOutcome>, Failure>),
     /// A session ended (how), or why it could not open.
-    SessionEnded(Result<String, String>),
+    SessionEnded(Result<String, Failure>),
     /// A host terminated (what was done), or why not.
-    HostTerminated(Result<String, String>),
+    HostTerminated(Result<String, Failure>),
 }
 
 /// Work the update asks the runtime to start.
@@ -1589,7 +1590,7 @@ impl App {
     pub fn on_engine(&mut self, event: EngineEvent) -> Vec<Effect> {
         match event {
             EngineEvent::Identity(Ok(who)) => self.identity = Load::Ready(who),
-            EngineEvent::Identity(Err(err)) => self.identity = Load::Failed(err),
+            EngineEvent::Identity(Err(err)) => self.identity = Load::Failed(err.to_string()),
             EngineEvent::Scope(Ok(scope)) => {
                 if self.sweep.sweeps_completed == 0 {
                     self.accounts.set_rows(
@@ -1606,7 +1607,7 @@ impl App {
                 self.pending_failures.clear();
             }
             EngineEvent::Scope(Err(err)) => {
-                self.scope = Load::Failed(err);
+                self.scope = Load::Failed(err.to_string());
                 self.sweep.running = false;
             }
             EngineEvent::Sweep(event) => self.on_sweep(event),
@@ -1623,7 +1624,7 @@ impl App {
                         .unwrap_or_default();
                 });
             }
-            EngineEvent::Findings(Err(err)) => self.findings_state = Load::Failed(err),
+            EngineEvent::Findings(Err(err)) => self.findings_state = Load::Failed(err.to_string()),
             EngineEvent::FindingResolved(Ok(title)) => {
                 self.status = Some(Status::Info(format!(
                     "resolved: {}",
@@ -1631,12 +1632,16 @@ impl App {
                 )));
                 return vec![Effect::LoadFindings];
             }
-            EngineEvent::FindingResolved(Err(err)) => self.status = Some(Status::Error(err)),
+            EngineEvent::FindingResolved(Err(err)) => {
+                self.status = Some(Status::Error(err.to_string()));
+            }
             EngineEvent::ThemeChanged(Ok((name, description))) => {
                 self.status = Some(Status::Info(format!("theme {name}: {description}")));
                 self.theme_name = name;
             }
-            EngineEvent::ThemeChanged(Err(err)) => self.status = Some(Status::Error(err)),
+            EngineEvent::ThemeChanged(Err(err)) => {
+                self.status = Some(Status::Error(err.to_string()));
+            }
             EngineEvent::AcquisitionStarted {
                 instance_id,
                 result: Ok(opened),
@@ -1681,7 +1686,7 @@ impl App {
                                 "could not read the case table: {err}"
                             )));
                         }
-                        self.cases_state = Load::Failed(err);
+                        self.cases_state = Load::Failed(err.to_string());
                     }
                 }
             }
@@ -1699,7 +1704,7 @@ impl App {
                                 "could not read what waits for approval: {err}"
                             )));
                         }
-                        self.approvals_state = Load::Failed(err);
+                        self.approvals_state = Load::Failed(err.to_string());
                     }
                 }
             }
@@ -1723,7 +1728,7 @@ impl App {
                             Status::Error(format!("could not verify case {case_id}: {err}"))
                         }
                     });
-                    screen.verification = Some(result.map(|v| *v));
+                    screen.verification = Some(result.map(|v| *v).map_err(|err| err.to_string()));
                 }
             }
             EngineEvent::ReportWritten(result) => {
@@ -1745,7 +1750,7 @@ impl App {
                             self.status =
                                 Some(Status::Error(format!("could not list the evidence: {err}")));
                         }
-                        self.evidence_state = Load::Failed(err);
+                        self.evidence_state = Load::Failed(err.to_string());
                     }
                 }
             }
@@ -1764,7 +1769,7 @@ impl App {
                             self.status =
                                 Some(Status::Error(format!("could not list the images: {err}")));
                         }
-                        self.images_state = Load::Failed(err);
+                        self.images_state = Load::Failed(err.to_string());
                     }
                 }
             }
@@ -1789,7 +1794,7 @@ impl App {
                                 "could not list the analysis hosts: {err}"
                             )));
                         }
-                        self.hosts_state = Load::Failed(err);
+                        self.hosts_state = Load::Failed(err.to_string());
                     }
                 }
             }
@@ -1809,14 +1814,14 @@ impl App {
             EngineEvent::SessionEnded(result) | EngineEvent::HostTerminated(result) => {
                 self.status = Some(match result {
                     Ok(done) => Status::Info(done),
-                    Err(err) => Status::Error(err),
+                    Err(err) => Status::Error(err.to_string()),
                 });
                 return self.load_hosts();
             }
             EngineEvent::LegalHoldSet(result) => {
                 self.status = Some(match result {
                     Ok(done) => Status::Info(done),
-                    Err(err) => Status::Error(err),
+                    Err(err) => Status::Error(err.to_string()),
                 });
                 return self.load_evidence();
             }
@@ -1836,7 +1841,7 @@ impl App {
             EngineEvent::ContainmentDone(result) => {
                 self.status = Some(match result {
                     Ok(done) => Status::Info(done),
-                    Err(err) => Status::Error(err),
+                    Err(err) => Status::Error(err.to_string()),
                 });
                 let mut effects = self.load_approvals();
                 effects.extend(self.load_case());
@@ -1863,7 +1868,7 @@ impl App {
                         let case = screen.case.clone();
                         self.upsert_case_row(&case);
                     }
-                    Err(err) => screen.error = Some(err),
+                    Err(err) => screen.error = Some(err.to_string()),
                 }
             }
         }

@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod case_view;
+pub mod effects;
+pub mod failure;
 pub mod format;
 pub mod layout;
 pub mod rows;
@@ -20,18 +22,15 @@ use crossterm::event::{
     MouseEventKind,
 };
 use futures::StreamExt;
-use irf_engine::acquisition;
-use irf_engine::analysis::Analysis;
 use irf_engine::aws::AwsContext;
-use irf_engine::findings::FindingQuery;
-use irf_engine::inventory;
-use irf_engine::plane::Plane;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use crate::keymap::{Key, Keymap};
 use crate::theme::Theme;
-use app::{AcquisitionSettings, App, Effect, EngineEvent, Input, TypedDecision};
+use app::{AcquisitionSettings, App, Effect, EngineEvent, Input};
+use effects::Engine;
+use failure::Failure;
 
 /// How often the cases view polls the case table while a case is open.
 const CASES_POLL: Duration = Duration::from_secs(3);
@@ -90,12 +89,7 @@ async fn event_loop(
     let mut theme = settings.theme;
     let mut app = App::new(settings.keymap, settings.read_only, &theme.name);
     app.acquisition = AcquisitionSettings::from_config(context.config());
-    let engine = Engine {
-        context,
-        plane: Arc::new(OnceCell::new()),
-        analysis: Arc::new(OnceCell::new()),
-        events: engine_tx,
-    };
+    let engine = Engine::new(context, engine_tx);
     let size = terminal.size()?;
     app.handle(Input::Resize {
         width: size.width,
@@ -119,7 +113,7 @@ async fn event_loop(
                             theme = loaded;
                             Ok(described)
                         }
-                        Err(err) => Err(err.to_string()),
+                        Err(err) => Err(err.into()),
                     };
                     effects.extend(app.on_engine(EngineEvent::ThemeChanged(event)));
                 }
@@ -130,7 +124,7 @@ async fn event_loop(
                     effects.extend(app.on_engine(EngineEvent::SessionEnded(ended)));
                     dirty = true;
                 }
-                other => spawn_effect(other, &engine, app.read_only),
+                other => engine.spawn(other, app.read_only),
             }
         }
         if dirty {
@@ -188,7 +182,7 @@ async fn hand_over(
     input: &mut EventStream,
     engine: &Engine,
     instance_id: &str,
-) -> Result<String, String> {
+) -> Result<String, Failure> {
     use crossterm::{cursor, terminal as term};
     // A fresh stream is not read until polled; dropping the old one stops its reader.
     drop(std::mem::replace(input, EventStream::new()));
@@ -215,14 +209,14 @@ async fn hand_over(
     }
     let outcome = async {
         // The effects' connections, kept for the workstation's life, serve sessions too.
-        let analysis = analysis(&engine.context, &engine.analysis).await?;
-        let plane = plane(&engine.context, &engine.plane).await?;
+        let analysis = engine.analysis().await?;
+        let plane = engine.plane().await?;
         irf_engine::request_ids::recording(async {
             let host = irf_engine::analysis::hosts::host(analysis, instance_id).await?;
             crate::analysis::shell(analysis, plane, &host).await
         })
         .await
-        .map_err(|err| err.to_string())
+        .map_err(Failure::from)
     }
     .await;
     {
@@ -278,443 +272,6 @@ fn poll_timer(period: Duration) -> tokio::time::Interval {
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
     timer
-}
-
-/// What effects run against: AWS, the acquisition workflow, and the way back to the loop.
-struct Engine {
-    context: Arc<AwsContext>,
-    /// The workflow, connected on first use and kept; a failed connection is retried by
-    /// the next effect that needs it (the operator may fix the configuration meanwhile).
-    plane: Arc<OnceCell<Plane>>,
-    /// The Forensics account's analysis side, connected on first use like the plane.
-    analysis: Arc<OnceCell<Analysis>>,
-    events: mpsc::Sender<EngineEvent>,
-}
-
-/// The analysis side, connecting it the first time.
-async fn analysis<'a>(
-    context: &Arc<AwsContext>,
-    cell: &'a OnceCell<Analysis>,
-) -> Result<&'a Analysis, String> {
-    cell.get_or_try_init(|| Analysis::connect(context.clone()))
-        .await
-        .map_err(|err| err.to_string())
-}
-
-/// The workflow plane, connecting it the first time.
-async fn plane<'a>(
-    context: &Arc<AwsContext>,
-    cell: &'a OnceCell<Plane>,
-) -> Result<&'a Plane, String> {
-    cell.get_or_try_init(|| Plane::connect(context.clone()))
-        .await
-        .map_err(|err| err.to_string())
-}
-
-/// Runs an effect on its own task, keeping the request ids of its AWS calls for the ledger.
-fn spawn_recorded(work: impl Future<Output = ()> + Send + 'static) {
-    tokio::spawn(irf_engine::request_ids::recording(work));
-}
-
-fn spawn_effect(effect: Effect, engine: &Engine, read_only: bool) {
-    if read_only && effect.is_mutating() {
-        tracing::warn!(?effect, "mutating effect refused in read-only mode");
-        return;
-    }
-    let context = engine.context.clone();
-    let cell = engine.plane.clone();
-    let analysis_cell = engine.analysis.clone();
-    let events = engine.events.clone();
-    match effect {
-        Effect::LoadImages => {
-            spawn_recorded(async move {
-                let result = match analysis(&context, &analysis_cell).await {
-                    Ok(analysis) => irf_engine::analysis::images::list(analysis)
-                        .await
-                        .map(Box::new)
-                        .map_err(|err| err.to_string()),
-                    Err(err) => Err(err),
-                };
-                let _ = events.send(EngineEvent::Images(result)).await;
-            });
-        }
-        Effect::StartImageBuild => {
-            spawn_recorded(async move {
-                tracing::info!("image build from the workstation");
-                let result = match analysis(&context, &analysis_cell).await {
-                    Ok(analysis) => irf_engine::analysis::images::start_build(analysis)
-                        .await
-                        .map_err(|err| err.to_string()),
-                    Err(err) => Err(err),
-                };
-                let _ = events.send(EngineEvent::ImageBuildStarted(result)).await;
-            });
-        }
-        Effect::LoadHosts => {
-            spawn_recorded(async move {
-                let result = match analysis(&context, &analysis_cell).await {
-                    Ok(analysis) => irf_engine::analysis::hosts::list(analysis)
-                        .await
-                        .map_err(|err| err.to_string()),
-                    Err(err) => Err(err),
-                };
-                let _ = events.send(EngineEvent::Hosts(result)).await;
-            });
-        }
-        Effect::LaunchHost { case_id } => {
-            spawn_recorded(async move {
-                tracing::info!(case = %case_id, "analysis host launch from the workstation");
-                let result = async {
-                    let plane = plane(&context, &cell).await?;
-                    let analysis = analysis(&context, &analysis_cell).await?;
-                    let request = irf_engine::analysis::hosts::LaunchRequest {
-                        case_id,
-                        instance_type: None,
-                    };
-                    irf_engine::analysis::hosts::launch(analysis, plane, &request)
-                        .await
-                        .map(Box::new)
-                        .map_err(|err| err.to_string())
-                }
-                .await;
-                let _ = events.send(EngineEvent::HostLaunched(result)).await;
-            });
-        }
-        Effect::Decide {
-            decision: TypedDecision::TerminateHost(instance_id),
-            answer,
-        } => {
-            spawn_recorded(async move {
-                tracing::info!(instance = %instance_id, "analysis host terminated from the workstation");
-                let result = async {
-                    let plane = plane(&context, &cell).await?;
-                    let analysis = analysis(&context, &analysis_cell).await?;
-                    irf_engine::analysis::hosts::terminate(analysis, plane, &instance_id, &answer)
-                        .await
-                        .map(|host| {
-                            format!(
-                                "{} is terminating; case {} keeps its evidence",
-                                host.instance_id, host.case_id
-                            )
-                        })
-                        .map_err(|err| err.to_string())
-                }
-                .await;
-                let _ = events.send(EngineEvent::HostTerminated(result)).await;
-            });
-        }
-        Effect::LoadIdentity => {
-            spawn_recorded(async move {
-                let who = context.whoami().await.map_err(|e| e.to_string());
-                let _ = events.send(EngineEvent::Identity(who)).await;
-            });
-        }
-        Effect::LoadFindings => {
-            spawn_recorded(async move {
-                let findings = context
-                    .findings(&FindingQuery::open_on_instances())
-                    .await
-                    .map_err(|e| e.to_string());
-                let _ = events.send(EngineEvent::Findings(findings)).await;
-            });
-        }
-        Effect::ResolveFinding {
-            finding,
-            title,
-            instance_id,
-        } => {
-            spawn_recorded(async move {
-                tracing::info!(finding = %finding.id, "resolving finding from the workstation");
-                let mut result = context
-                    .set_workflow_status(
-                        std::slice::from_ref(&finding),
-                        "RESOLVED",
-                        "Resolved from the irf workstation",
-                    )
-                    .await
-                    .map(|_| title)
-                    .map_err(|e| e.to_string());
-                // The change belongs to the custody of the instance's latest case, if any.
-                if let (Ok(_), Some(instance_id)) = (&result, instance_id)
-                    && let Ok(plane) = plane(&context, &cell).await
-                {
-                    let recorded = record_finding_update(plane, &instance_id, &finding.id).await;
-                    if let Err(err) = recorded {
-                        result = Err(format!(
-                            "the finding was resolved, but its case's ledger could not record it: {err}"
-                        ));
-                    }
-                }
-                let _ = events.send(EngineEvent::FindingResolved(result)).await;
-            });
-        }
-        Effect::StartSweep => {
-            spawn_recorded(async move {
-                let scope = match context.sweep_scope().await {
-                    Ok(scope) => scope,
-                    Err(err) => {
-                        let _ = events.send(EngineEvent::Scope(Err(err.to_string()))).await;
-                        return;
-                    }
-                };
-                let _ = events.send(EngineEvent::Scope(Ok(scope.clone()))).await;
-                let mut sweep = inventory::sweep(context, scope);
-                while let Some(event) = sweep.recv().await {
-                    if events.send(EngineEvent::Sweep(event)).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        Effect::StartAcquisition { subject } => {
-            spawn_recorded(async move {
-                let instance_id = subject.instance_id.clone();
-                tracing::info!(
-                    instance = %instance_id,
-                    account = %subject.account,
-                    region = %subject.region,
-                    "starting an acquisition from the workstation"
-                );
-                let result = match plane(&context, &cell).await {
-                    Ok(plane) => irf_engine::desk::client::open_case(plane, subject)
-                        .await
-                        .map(Box::new)
-                        .map_err(|err| err.to_string()),
-                    Err(err) => Err(err),
-                };
-                let _ = events
-                    .send(EngineEvent::AcquisitionStarted {
-                        instance_id,
-                        result,
-                    })
-                    .await;
-            });
-        }
-        Effect::LoadCases => {
-            spawn_recorded(async move {
-                let result = match plane(&context, &cell).await {
-                    Ok(plane) => plane.table.cases().await.map_err(|err| err.to_string()),
-                    Err(err) => Err(err),
-                };
-                let _ = events.send(EngineEvent::Cases(result)).await;
-            });
-        }
-        Effect::LoadCase(case_id) => {
-            spawn_recorded(async move {
-                let result = match plane(&context, &cell).await {
-                    Ok(plane) => plane
-                        .table
-                        .detail(&case_id)
-                        .await
-                        .map(Box::new)
-                        .map_err(|err| err.to_string()),
-                    Err(err) => Err(err),
-                };
-                let _ = events
-                    .send(EngineEvent::CaseLoaded { case_id, result })
-                    .await;
-            });
-        }
-        Effect::LoadApprovals => {
-            spawn_recorded(async move {
-                let result = match plane(&context, &cell).await {
-                    Ok(plane) => crate::contain::pending(plane)
-                        .await
-                        .map_err(|err| err.to_string()),
-                    Err(err) => Err(err),
-                };
-                let _ = events.send(EngineEvent::Approvals(result)).await;
-            });
-        }
-        Effect::VerifyCase(case_id) => {
-            spawn_recorded(async move {
-                let result = match plane(&context, &cell).await {
-                    Ok(plane) => irf_engine::ledger::verify(plane, &case_id)
-                        .await
-                        .map(Box::new)
-                        .map_err(|err| err.to_string()),
-                    Err(err) => Err(err),
-                };
-                let _ = events
-                    .send(EngineEvent::CaseVerified { case_id, result })
-                    .await;
-            });
-        }
-        Effect::ExportReport(case_id) => {
-            spawn_recorded(async move {
-                let result = match plane(&context, &cell).await {
-                    Ok(plane) => match irf_engine::report::build(plane, &case_id).await {
-                        Ok(report) => {
-                            let path = format!("irf-report-{case_id}.md");
-                            std::fs::write(&path, report.to_markdown())
-                                .map(|()| path.clone())
-                                .map_err(|err| format!("{path}: {err}"))
-                        }
-                        Err(err) => Err(err.to_string()),
-                    },
-                    Err(err) => Err(err),
-                };
-                let _ = events.send(EngineEvent::ReportWritten(result)).await;
-            });
-        }
-        Effect::LoadEvidence => {
-            spawn_recorded(async move {
-                let result = match plane(&context, &cell).await {
-                    Ok(plane) => irf_engine::ledger::evidence(plane)
-                        .await
-                        .map_err(|err| err.to_string()),
-                    Err(err) => Err(err),
-                };
-                let _ = events.send(EngineEvent::Evidence(result)).await;
-            });
-        }
-        Effect::SetLegalHold { case_id, key, on } => {
-            spawn_recorded(async move {
-                tracing::info!(case = %case_id, key, on, "legal hold from the workstation");
-                let result = match plane(&context, &cell).await {
-                    Ok(plane) => irf_engine::ledger::set_legal_hold(plane, &case_id, &key, on)
-                        .await
-                        .map(|entry| {
-                            format!("{} (ledger entry {}): {key}", entry.action, entry.seq)
-                        })
-                        .map_err(|err| err.to_string()),
-                    Err(err) => Err(err),
-                };
-                let _ = events.send(EngineEvent::LegalHoldSet(result)).await;
-            });
-        }
-        Effect::PlanContainment { decision, instance } => {
-            spawn_recorded(async move {
-                let result = match plane(&context, &cell).await {
-                    Ok(plane) => {
-                        let options = irf_engine::containment::ContainmentOptions::from_config(
-                            plane.ctx.config(),
-                        );
-                        irf_engine::containment::plan(plane, &instance, &options)
-                            .await
-                            .map(Box::new)
-                            .map_err(|err| err.to_string())
-                    }
-                    Err(err) => Err(err),
-                };
-                let _ = events
-                    .send(EngineEvent::ContainmentPlanned { decision, result })
-                    .await;
-            });
-        }
-        Effect::Decide { decision, answer } => {
-            spawn_recorded(async move {
-                tracing::info!(?decision, "containment decision from the workstation");
-                let result = match plane(&context, &cell).await {
-                    Ok(plane) => carry_out(plane, decision, answer).await,
-                    Err(err) => Err(err),
-                };
-                let _ = events.send(EngineEvent::ContainmentDone(result)).await;
-            });
-        }
-        // Themes and sessions are the loop's own: they belong to the terminal, not to AWS.
-        Effect::SetTheme(_) | Effect::OpenSession { .. } => {}
-    }
-}
-
-/// Appends "finding updated" to the ledger of the instance's latest case.
-async fn record_finding_update(
-    plane: &Plane,
-    instance_id: &str,
-    finding_id: &str,
-) -> Result<(), String> {
-    let cases = plane.table.cases().await.map_err(|err| err.to_string())?;
-    // Newest first: the latest case of the instance is the one the finding belongs with.
-    let Some(case) = cases
-        .into_iter()
-        .find(|c| c.subject.instance_id == instance_id)
-    else {
-        return Ok(());
-    };
-    irf_engine::ledger::append(
-        plane,
-        &case.case_id,
-        irf_engine::model::ledger::NewEntry::new("finding updated", case.subject.ledger_target())
-            .detail(format!("{finding_id}: workflow status RESOLVED")),
-    )
-    .await
-    .map(drop)
-    .map_err(|err| err.to_string())
-}
-
-/// Carries out an answered decision through the same engine calls as the CLI; the
-/// engine's own checks (four-eyes, a case no longer waiting) apply.
-async fn carry_out(
-    plane: &Plane,
-    decision: TypedDecision,
-    answer: String,
-) -> Result<String, String> {
-    use irf_engine::desk::client::{self, Containing};
-    let changes = |n: usize| match n {
-        0 => "nothing needed changing".to_owned(),
-        1 => "1 change".to_owned(),
-        n => format!("{n} changes"),
-    };
-    match decision {
-        TypedDecision::ApproveCase(case) => {
-            let decided = client::decide_case(plane, &case, acquisition::Decision::Approve)
-                .await
-                .map_err(|err| err.to_string())?;
-            Ok(if decided == acquisition::Decided::AwaitsSecondApproval {
-                format!(
-                    "first approval for case {case} recorded: a Security Hub action opened it, so a second person approves"
-                )
-            } else {
-                format!("approved containment for case {case}: the workflow contains the instance")
-            })
-        }
-        TypedDecision::RejectCase(case) => {
-            client::decide_case(
-                plane,
-                &case,
-                acquisition::Decision::Reject { reason: answer },
-            )
-            .await
-            .map_err(|err| err.to_string())?;
-            Ok(format!(
-                "refused containment for case {case}: it closes without it"
-            ))
-        }
-        TypedDecision::ApplyRequest(instance) => {
-            match client::contain(plane, &instance, None)
-                .await
-                .map_err(|err| err.to_string())?
-            {
-                Containing::Contained(outcome) => Ok(format!(
-                    "contained {instance}: {}",
-                    changes(outcome.changed.len())
-                )),
-                Containing::Requested(record) => Err(format!(
-                    "four-eyes: {} asked for the containment of {instance}; another person approves it",
-                    record.requested_by
-                )),
-            }
-        }
-        TypedDecision::RejectRequest(instance) => {
-            client::reject_containment(plane, &instance, &answer)
-                .await
-                .map_err(|err| err.to_string())?;
-            Ok(format!("refused the containment request for {instance}"))
-        }
-        // Carried out by its own effect arm (it needs the analysis side, not the plane).
-        TypedDecision::TerminateHost(instance_id) => Err(format!(
-            "{instance_id}: terminate is carried out by the analysis side"
-        )),
-        TypedDecision::Rollback(instance) => {
-            let outcome = client::roll_back(plane, &instance)
-                .await
-                .map_err(|err| err.to_string())?;
-            Ok(format!(
-                "rolled back the containment of {instance}: {}",
-                changes(outcome.changed.len())
-            ))
-        }
-    }
 }
 
 fn clock() -> String {

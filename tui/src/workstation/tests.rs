@@ -20,6 +20,11 @@ use super::app::{App, Effect, EngineEvent, Input, Mode, Status, View};
 use crate::keymap::{Key, KeyName, Keymap};
 use crate::theme::Theme;
 
+/// An engine failure with this text, as an event carries one.
+fn failed(text: &str) -> super::failure::Failure {
+    super::failure::Failure::boxed(text.into())
+}
+
 fn instances() -> Vec<Instance> {
     serde_json::from_str(include_str!("../../tests/fixtures/instances.json"))
         .expect("instances fixture")
@@ -812,7 +817,7 @@ fn an_acquisition_that_cannot_start_says_why_in_full() {
     let why = "workflow.case_table is not set in the configuration: deploy 3-security-acquisition-automation.yaml and put its outputs in the config (see 'irf config path'), or run 'irf lab' to use the local lab";
     let effects = app.on_engine(EngineEvent::AcquisitionStarted {
         instance_id: WEB.into(),
-        result: Err(why.into()),
+        result: Err(failed(why)),
     });
     assert!(effects.is_empty());
     assert_eq!(app.view, View::Instances, "stays where it was");
@@ -922,7 +927,7 @@ fn the_case_view_polls_its_open_case_and_esc_goes_back() {
     // A failed poll keeps the last detail and says why.
     app.on_engine(EngineEvent::CaseLoaded {
         case_id: id.clone(),
-        result: Err("dynamodb:Query failed: throttled".into()),
+        result: Err(failed("dynamodb:Query failed: throttled")),
     });
     assert!(app.case.as_ref().is_some_and(|c| c.detail.is_some()));
     assert!(render(&app, &dark()).contains("could not refresh the case"));
@@ -1083,9 +1088,9 @@ fn the_cases_view_says_why_it_is_empty() {
     let mut app = loaded_app(false);
     press(&mut app, "4");
     assert!(render(&app, &dark()).contains("reading the case table…"));
-    app.on_engine(EngineEvent::Cases(Err(
-        "workflow.case_table is not set in the configuration".into(),
-    )));
+    app.on_engine(EngineEvent::Cases(Err(failed(
+        "workflow.case_table is not set in the configuration",
+    ))));
     let screen = render(&app, &dark());
     assert!(
         screen.contains("could not read the case table: workflow.case_table is not set"),
@@ -1604,7 +1609,7 @@ fn a_host_is_launched_from_the_case_view_once_at_a_time() {
     // A second launch waits for the first one's outcome.
     assert!(press(&mut app, "l").is_empty());
     assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("still being launched")));
-    let effects = app.on_engine(EngineEvent::HostLaunched(Err("no image".into())));
+    let effects = app.on_engine(EngineEvent::HostLaunched(Err(failed("no image"))));
     assert_eq!(effects, vec![Effect::LoadHosts]);
     assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("launch failed: no image")));
     press(&mut app, "l");

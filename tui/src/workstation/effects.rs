@@ -1,0 +1,386 @@
+//! Running the update's effects against the engine: each on a task of its own, its AWS
+//! calls' request ids kept for the ledger, its outcome sent back to the loop as an event.
+//! The workflow plane and the analysis side are connected on first use and kept.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use irf_engine::acquisition;
+use irf_engine::analysis::Analysis;
+use irf_engine::aws::AwsContext;
+use irf_engine::findings::{FindingQuery, WorkflowStatus};
+use irf_engine::inventory;
+use irf_engine::plane::Plane;
+use tokio::sync::{OnceCell, mpsc};
+
+use super::app::{Effect, EngineEvent, TypedDecision};
+use super::failure::{Failure, WorkstationError};
+
+/// What effects run against: AWS, the acquisition workflow, and the way back to the loop.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub context: Arc<AwsContext>,
+    /// The workflow, connected on first use and kept; a failed connection is retried by
+    /// the next effect that needs it (the operator may fix the configuration meanwhile).
+    plane: Arc<OnceCell<Plane>>,
+    /// The Forensics account's analysis side, connected on first use like the plane.
+    analysis: Arc<OnceCell<Analysis>>,
+    events: mpsc::Sender<EngineEvent>,
+}
+
+impl Engine {
+    pub fn new(context: Arc<AwsContext>, events: mpsc::Sender<EngineEvent>) -> Self {
+        Self {
+            context,
+            plane: Arc::new(OnceCell::new()),
+            analysis: Arc::new(OnceCell::new()),
+            events,
+        }
+    }
+
+    /// The workflow plane, connecting it the first time.
+    pub async fn plane(&self) -> Result<&Plane, Failure> {
+        Ok(self
+            .plane
+            .get_or_try_init(|| Plane::connect(self.context.clone()))
+            .await?)
+    }
+
+    /// The analysis side, connecting it the first time.
+    pub async fn analysis(&self) -> Result<&Analysis, Failure> {
+        Ok(self
+            .analysis
+            .get_or_try_init(|| Analysis::connect(self.context.clone()))
+            .await?)
+    }
+
+    /// Runs `work` on a task of its own, recording its request ids, and sends what it comes
+    /// to as the event `into_event` makes of it.
+    fn run<T, W, F>(
+        &self,
+        work: W,
+        into_event: impl FnOnce(Result<T, Failure>) -> EngineEvent + Send + 'static,
+    ) where
+        W: FnOnce(Engine) -> F + Send + 'static,
+        F: Future<Output = Result<T, Failure>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let engine = self.clone();
+        let events = self.events.clone();
+        tokio::spawn(irf_engine::request_ids::recording(async move {
+            let result = work(engine).await;
+            let _ = events.send(into_event(result)).await;
+        }));
+    }
+
+    /// Starts `effect`; in read-only mode a mutating one is refused here too.
+    pub fn spawn(&self, effect: Effect, read_only: bool) {
+        if read_only && effect.is_mutating() {
+            tracing::warn!(?effect, "mutating effect refused in read-only mode");
+            return;
+        }
+        match effect {
+            Effect::LoadIdentity => self.run(
+                move |e| async move { Ok(e.context.whoami().await?) },
+                EngineEvent::Identity,
+            ),
+            Effect::LoadFindings => self.run(
+                move |e| async move {
+                    Ok(e.context
+                        .findings(&FindingQuery::open_on_instances())
+                        .await?)
+                },
+                EngineEvent::Findings,
+            ),
+            Effect::ResolveFinding {
+                finding,
+                title,
+                instance_id,
+            } => self.run(
+                move |e| async move {
+                    tracing::info!(finding = %finding.id, "resolving finding from the workstation");
+                    e.context
+                        .set_workflow_status(
+                            std::slice::from_ref(&finding),
+                            WorkflowStatus::Resolved,
+                            "Resolved from the irf workstation",
+                        )
+                        .await?;
+                    // The change belongs to the custody of the instance's latest case, if any.
+                    if let Some(instance_id) = instance_id
+                        && let Ok(plane) = e.plane().await
+                    {
+                        record_finding_update(plane, &instance_id, &finding.id).await?;
+                    }
+                    Ok(title)
+                },
+                EngineEvent::FindingResolved,
+            ),
+            Effect::StartSweep => {
+                let engine = self.clone();
+                tokio::spawn(irf_engine::request_ids::recording(async move {
+                    let scope = match engine.context.sweep_scope().await {
+                        Ok(scope) => scope,
+                        Err(err) => {
+                            let _ = engine.events.send(EngineEvent::Scope(Err(err.into()))).await;
+                            return;
+                        }
+                    };
+                    let _ = engine.events.send(EngineEvent::Scope(Ok(scope.clone()))).await;
+                    let mut sweep = inventory::sweep(engine.context.clone(), scope);
+                    while let Some(event) = sweep.recv().await {
+                        if engine.events.send(EngineEvent::Sweep(event)).await.is_err() {
+                            return;
+                        }
+                    }
+                }));
+            }
+            Effect::StartAcquisition { subject } => {
+                let instance_id = subject.instance_id.clone();
+                self.run(
+                    move |e| async move {
+                        tracing::info!(
+                            instance = %subject.instance_id,
+                            account = %subject.account,
+                            region = %subject.region,
+                            "starting an acquisition from the workstation"
+                        );
+                        let plane = e.plane().await?;
+                        Ok(Box::new(
+                            irf_engine::desk::client::open_case(plane, subject).await?,
+                        ))
+                    },
+                    |result| EngineEvent::AcquisitionStarted {
+                        instance_id,
+                        result,
+                    },
+                );
+            }
+            Effect::LoadCases => self.run(
+                move |e| async move { Ok(e.plane().await?.table.cases().await?) },
+                EngineEvent::Cases,
+            ),
+            Effect::LoadCase(case_id) => {
+                let loaded = case_id.clone();
+                self.run(
+                    move |e| async move { Ok(Box::new(e.plane().await?.table.detail(&loaded).await?)) },
+                    |result| EngineEvent::CaseLoaded { case_id, result },
+                );
+            }
+            Effect::LoadApprovals => self.run(
+                move |e| async move {
+                    crate::contain::pending(e.plane().await?)
+                        .await
+                        .map_err(|err| Failure::boxed(err.into()))
+                },
+                EngineEvent::Approvals,
+            ),
+            Effect::VerifyCase(case_id) => {
+                let verified = case_id.clone();
+                self.run(
+                    move |e| async move {
+                        Ok(Box::new(
+                            irf_engine::ledger::verify(e.plane().await?, &verified).await?,
+                        ))
+                    },
+                    |result| EngineEvent::CaseVerified { case_id, result },
+                );
+            }
+            Effect::ExportReport(case_id) => self.run(
+                move |e| async move {
+                    let report = irf_engine::report::build(e.plane().await?, &case_id).await?;
+                    let path = format!("irf-report-{case_id}.md");
+                    std::fs::write(&path, report.to_markdown()).map_err(|source| {
+                        WorkstationError::ReportNotWritten {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                    Ok(path)
+                },
+                EngineEvent::ReportWritten,
+            ),
+            Effect::LoadEvidence => self.run(
+                move |e| async move { Ok(irf_engine::ledger::evidence(e.plane().await?).await?) },
+                EngineEvent::Evidence,
+            ),
+            Effect::SetLegalHold { case_id, key, on } => self.run(
+                move |e| async move {
+                    tracing::info!(case = %case_id, key, on, "legal hold from the workstation");
+                    let plane = e.plane().await?;
+                    let entry =
+                        irf_engine::ledger::set_legal_hold(plane, &case_id, &key, on).await?;
+                    Ok(format!("{} (ledger entry {}): {key}", entry.action, entry.seq))
+                },
+                EngineEvent::LegalHoldSet,
+            ),
+            Effect::PlanContainment { decision, instance } => self.run(
+                move |e| async move {
+                    let plane = e.plane().await?;
+                    let options =
+                        irf_engine::containment::ContainmentOptions::from_config(plane.ctx.config());
+                    Ok(Box::new(
+                        irf_engine::containment::plan(plane, &instance, &options).await?,
+                    ))
+                },
+                |result| EngineEvent::ContainmentPlanned { decision, result },
+            ),
+            Effect::Decide {
+                decision: TypedDecision::TerminateHost(instance_id),
+                answer,
+            } => self.run(
+                move |e| async move {
+                    tracing::info!(instance = %instance_id, "analysis host terminated from the workstation");
+                    let plane = e.plane().await?;
+                    let analysis = e.analysis().await?;
+                    let host =
+                        irf_engine::analysis::hosts::terminate(analysis, plane, &instance_id, &answer)
+                            .await?;
+                    Ok(format!(
+                        "{} is terminating; case {} keeps its evidence",
+                        host.instance_id, host.case_id
+                    ))
+                },
+                EngineEvent::HostTerminated,
+            ),
+            Effect::Decide { decision, answer } => self.run(
+                move |e| async move {
+                    tracing::info!(?decision, "containment decision from the workstation");
+                    carry_out(e.plane().await?, decision, answer).await
+                },
+                EngineEvent::ContainmentDone,
+            ),
+            Effect::LoadImages => self.run(
+                move |e| async move {
+                    Ok(Box::new(
+                        irf_engine::analysis::images::list(e.analysis().await?).await?,
+                    ))
+                },
+                EngineEvent::Images,
+            ),
+            Effect::StartImageBuild => self.run(
+                move |e| async move {
+                    tracing::info!("image build from the workstation");
+                    Ok(irf_engine::analysis::images::start_build(e.analysis().await?).await?)
+                },
+                EngineEvent::ImageBuildStarted,
+            ),
+            Effect::LoadHosts => self.run(
+                move |e| async move { Ok(irf_engine::analysis::hosts::list(e.analysis().await?).await?) },
+                EngineEvent::Hosts,
+            ),
+            Effect::LaunchHost { case_id } => self.run(
+                move |e| async move {
+                    tracing::info!(case = %case_id, "analysis host launch from the workstation");
+                    let plane = e.plane().await?;
+                    let analysis = e.analysis().await?;
+                    let request = irf_engine::analysis::hosts::LaunchRequest {
+                        case_id,
+                        instance_type: None,
+                    };
+                    Ok(Box::new(
+                        irf_engine::analysis::hosts::launch(analysis, plane, &request).await?,
+                    ))
+                },
+                EngineEvent::HostLaunched,
+            ),
+            // Themes and sessions are the loop's own: they belong to the terminal, not to AWS.
+            Effect::SetTheme(_) | Effect::OpenSession { .. } => {}
+        }
+    }
+}
+
+/// Appends "finding updated" to the ledger of the instance's latest case.
+async fn record_finding_update(
+    plane: &Plane,
+    instance_id: &str,
+    finding_id: &str,
+) -> Result<(), WorkstationError> {
+    let cases = plane
+        .table
+        .cases()
+        .await
+        .map_err(WorkstationError::FindingCaseUnknown)?;
+    // Newest first: the latest case of the instance is the one the finding belongs with.
+    let Some(case) = cases
+        .into_iter()
+        .find(|c| c.subject.instance_id == instance_id)
+    else {
+        return Ok(());
+    };
+    irf_engine::ledger::append(
+        plane,
+        &case.case_id,
+        irf_engine::model::ledger::NewEntry::new("finding updated", case.subject.ledger_target())
+            .detail(format!("{finding_id}: workflow status RESOLVED")),
+    )
+    .await
+    .map(drop)
+    .map_err(WorkstationError::FindingNotRecorded)
+}
+
+/// Carries out an answered decision through the same engine calls as the CLI; the
+/// engine's own checks (four-eyes, a case no longer waiting) apply.
+async fn carry_out(
+    plane: &Plane,
+    decision: TypedDecision,
+    answer: String,
+) -> Result<String, Failure> {
+    use irf_engine::desk::client::{self, Containing};
+    let changes = |n: usize| match n {
+        0 => "nothing needed changing".to_owned(),
+        1 => "1 change".to_owned(),
+        n => format!("{n} changes"),
+    };
+    match decision {
+        TypedDecision::ApproveCase(case) => {
+            let decided = client::decide_case(plane, &case, acquisition::Decision::Approve).await?;
+            Ok(if decided == acquisition::Decided::AwaitsSecondApproval {
+                format!(
+                    "first approval for case {case} recorded: a Security Hub action opened it, so a second person approves"
+                )
+            } else {
+                format!("approved containment for case {case}: the workflow contains the instance")
+            })
+        }
+        TypedDecision::RejectCase(case) => {
+            client::decide_case(
+                plane,
+                &case,
+                acquisition::Decision::Reject { reason: answer },
+            )
+            .await?;
+            Ok(format!(
+                "refused containment for case {case}: it closes without it"
+            ))
+        }
+        TypedDecision::ApplyRequest(instance) => {
+            match client::contain(plane, &instance, None).await? {
+                Containing::Contained(outcome) => Ok(format!(
+                    "contained {instance}: {}",
+                    changes(outcome.changed.len())
+                )),
+                Containing::Requested(record) => Err(WorkstationError::StillRequested {
+                    requested_by: record.requested_by,
+                    instance: instance.to_string(),
+                }
+                .into()),
+            }
+        }
+        TypedDecision::RejectRequest(instance) => {
+            client::reject_containment(plane, &instance, &answer).await?;
+            Ok(format!("refused the containment request for {instance}"))
+        }
+        // Carried out by its own effect arm (it needs the analysis side, not the plane).
+        TypedDecision::TerminateHost(instance_id) => {
+            Err(WorkstationError::NotAContainmentDecision { instance_id }.into())
+        }
+        TypedDecision::Rollback(instance) => {
+            let outcome = client::roll_back(plane, &instance).await?;
+            Ok(format!(
+                "rolled back the containment of {instance}: {}",
+                changes(outcome.changed.len())
+            ))
+        }
+    }
+}
