@@ -23,11 +23,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use irf_forensics::imaging::memory_source::DiscardParts;
 use irf_forensics::imaging::{
     BlockRef, BlockSource, FetchedBlock, ImageFormat, ImagingError, ImagingOptions, checksum_b64,
     image,
 };
+use irf_forensics::memory_source::DiscardParts;
 use rand::{Rng, SeedableRng};
 
 const BLOCK: u64 = 512 * 1024;

@@ -4,6 +4,7 @@
 
 pub mod imaging;
 pub mod memcap;
+pub mod memory_source;
 pub mod qcow2;
 
 /// Lowercase hex of bytes: digests in manifests, ids derived from hashes.

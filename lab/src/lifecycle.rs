@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::common::*;
+use crate::common::{
+    DENIAL_LOG, LAB_REGION, LabCredentials, LabError, OPERATOR_ROLE, OPERATOR_SESSION,
+    OPERATOR_SESSION_SECONDS, connect_options_for,
+};
 use crate::control::Control;
 use crate::emulator::{self, Authorization, EmulatorOptions, RunningEmulator};
 use crate::seed::{self, SeedOptions, SeededLab};
@@ -400,6 +403,7 @@ fn runtime_exe_of(state: &LabState) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::LAB_ACCESS_KEY;
 
     fn sample_state(dir: &Path) -> LabState {
         LabState {

@@ -618,8 +618,9 @@ fn host_path() -> std::ffi::OsString {
 }
 
 /// Mounts a lab host's /proc and /sys (arguments 1 and 2) over the machine's, then runs
-/// the script (argument 3) with bash.
-const HOST_VIEW: &str = r#"mount --bind "$1" /proc && mount --bind "$2" /sys && exec bash -c "$3""#;
+/// the script (argument 3) with `sh -c`, as the SSM agent's aws:runShellScript does (on a
+/// Debian or Ubuntu host that is dash, which has none of bash's extensions).
+const HOST_VIEW: &str = r#"mount --bind "$1" /proc && mount --bind "$2" /sys && exec sh -c "$3""#;
 
 async fn run_command(
     ctx: &AwsContext,
@@ -719,7 +720,7 @@ async fn run_command(
             command
         }
         None => {
-            let mut command = tokio::process::Command::new("bash");
+            let mut command = tokio::process::Command::new("sh");
             command.arg("-c").arg(&script);
             command
         }

@@ -42,27 +42,7 @@ const URL_LIFETIME: Duration = Duration::from_secs(6 * 3600);
 
 /// The preflight script. It reads only, and only the kernel's own `/proc` and `/sys`: no
 /// setting of the host's can point it elsewhere.
-pub const PREFLIGHT_SCRIPT: &str = r#"# irf memory preflight
-set -u
-proc=/proc; sys=/sys
-kernel="$(cat "$proc/sys/kernel/osrelease" 2>/dev/null || uname -r)"
-arch="$(uname -m)"
-kcore=false; [ -r "$proc/kcore" ] && kcore=true
-lockdown="$(sed -n 's/.*\[\([a-z]*\)\].*/\1/p' "$sys/kernel/security/lockdown" 2>/dev/null)"
-mem_kib="$(awk '/^MemTotal:/ {print $2}' "$proc/meminfo" 2>/dev/null)"
-ram_bytes=0; ranges=0
-while IFS= read -r line; do
-  case "$line" in
-    " "*) ;;
-    *" : System RAM")
-      r="${line%% : *}"; s=$((16#${r%-*})); e=$((16#${r#*-}))
-      ram_bytes=$((ram_bytes + e - s + 1)); ranges=$((ranges + 1)) ;;
-  esac
-done < "$proc/iomem"
-curl_ok=false; command -v curl >/dev/null 2>&1 && curl_ok=true
-printf '{"kernel":"%s","arch":"%s","kcore_readable":%s,"lockdown":"%s","mem_total_kib":%s,"ram_bytes":%s,"ram_ranges":%s,"curl":%s}\n' \
-  "$kernel" "$arch" "$kcore" "${lockdown:-none}" "${mem_kib:-0}" "$ram_bytes" "$ranges" "$curl_ok"
-"#;
+pub const PREFLIGHT_SCRIPT: &str = include_str!("../../scripts/memory-preflight.sh");
 
 /// What the preflight found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,18 +94,20 @@ impl Preflight {
 /// The capture script: fetch the tool into memory-backed storage, check its hash, run it.
 pub fn capture_script(tool_url: &str, tool_sha256: &str, plan_url: &str) -> String {
     format!(
-        r#"# irf memory capture
-set -eu
-umask 077
-work="$(mktemp -d -p /dev/shm irf.XXXXXX 2>/dev/null || mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-curl -fsS --retry 3 -o "$work/irf-memcap" '{tool_url}'
-echo '{tool_sha256}  '"$work/irf-memcap" | sha256sum -c --quiet -
-chmod 0700 "$work/irf-memcap"
-curl -fsS --retry 3 -o "$work/plan.json" '{plan_url}'
-"$work/irf-memcap" memcap --source /proc/kcore --iomem /proc/iomem --plan "$work/plan.json"
-"#
+        "tool_url={}\ntool_sha256={}\nplan_url={}\n{CAPTURE_SCRIPT}",
+        shell_quote(tool_url),
+        shell_quote(tool_sha256),
+        shell_quote(plan_url)
     )
+}
+
+/// The capture itself, run after the assignments of `tool_url`, `tool_sha256` and `plan_url`.
+const CAPTURE_SCRIPT: &str = include_str!("../../scripts/memory-capture.sh");
+
+/// `value` as one shell word: single-quoted, with each single quote closed, escaped and
+/// reopened, so no value can end the quoting.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
 }
 
 /// The end of an SSM command.
@@ -786,5 +768,20 @@ mod tests {
         let run = script.find("irf-memcap\" memcap").expect("run");
         assert!(check < run);
         assert!(!script.contains("AWS_SECRET"), "no credentials on the host");
+        assert!(
+            script.starts_with("tool_url='https://t'\ntool_sha256='abc'\nplan_url='https://p'\n")
+        );
+    }
+
+    /// A pre-signed URL is one shell word whatever it holds: a quote cannot end the quoting
+    /// and nothing in it is run.
+    #[test]
+    fn a_quote_in_a_url_cannot_end_the_quoting() {
+        let hostile = "https://t/x?a='$(touch /tmp/irf-pwned)'&b=`id`";
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("printf %s {}", shell_quote(hostile))])
+            .output()
+            .expect("sh runs");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), hostile);
     }
 }

@@ -1,12 +1,12 @@
 //! Applying containment: the originals on record first, then each change in order, checked
 //! against the instance's current state so that applying twice changes nothing.
 
-use super::current::*;
+use super::current::{Current, Member, list, profile_name, revoke_policy_name, tag};
 use super::error::ContainmentError;
-use super::options::*;
+use super::options::{ContainmentOptions, STATUS_TAG, UNTRACKING_GROUP, UNTRACKING_TAG};
 use super::plan::plan_with;
 use super::requests::ContainmentOutcome;
-use super::run::*;
+use super::run::{Run, set_profile, target};
 use crate::aws::AwsError;
 use crate::ec2::set_termination_protection;
 use crate::model::case::{CaseId, now_rfc3339};

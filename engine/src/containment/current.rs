@@ -2,7 +2,7 @@
 //! and role, Auto Scaling group, target groups and tag, read with the member's clients.
 
 use super::error::ContainmentError;
-use super::options::*;
+use super::options::{REVOKE_POLICY_PREFIX, SSM_SERVICES, STATUS_TAG};
 use crate::aws::{AwsError, CallSite};
 use crate::ec2::{profile_association, termination_protection};
 use crate::model::containment::{InstanceRef, InterfaceGroups, Original, TargetRegistration};

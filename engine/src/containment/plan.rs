@@ -1,9 +1,14 @@
 //! The plan of a containment: what will change on the instance, what it replaces, and the
 //! warnings an approver reads before typing the instance id.
 
-use super::current::*;
+use super::current::{
+    Current, Member, find_group, list, profile_name, read_current, revoke_policy_name,
+    role_policies, ssm_endpoint_groups,
+};
 use super::error::ContainmentError;
-use super::options::*;
+use super::options::{
+    ContainmentOptions, ISOLATION_GROUP, ISOLATION_SSM_GROUP, STATUS_TAG, UNTRACKING_GROUP,
+};
 use crate::model::containment::{ContainmentPlan, ContainmentRecord, InstanceRef, PlannedChange};
 use crate::plane::Plane;
 

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::current::*;
+use super::current::{Member, read_current};
 use super::error::ContainmentError;
-use super::options::*;
+use super::options::STATUS_TAG;
 use crate::model::case::{CaseId, now_rfc3339};
 use crate::model::containment::{ContainmentRecord, ContainmentState, InstanceRef, RecordedAction};
 use crate::plane::Plane;

@@ -1,11 +1,11 @@
 //! Rolling containment back: what it replaced restored exactly as recorded, in the reverse
 //! order.
 
-use super::current::*;
+use super::current::{Current, Member, list, read_current, revoke_policy_name, role_policies, tag};
 use super::error::ContainmentError;
-use super::options::*;
+use super::options::STATUS_TAG;
 use super::requests::ContainmentOutcome;
-use super::run::*;
+use super::run::{Run, set_profile, target};
 use crate::ec2::set_termination_protection;
 use crate::model::containment::{ContainmentState, InstanceRef, Original};
 use crate::plane::Plane;
