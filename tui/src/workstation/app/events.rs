@@ -1,0 +1,434 @@
+//! What the engine reports back, folded into the state: identity, the sweep's stream, each
+//! view's rows as they load, and the outcome of every action.
+
+use std::collections::BTreeMap;
+
+use irf_engine::findings::{Finding, summarize_by_instance};
+use irf_engine::inventory::{Instance, SweepEvent};
+use irf_engine::store::case_table::Opened;
+
+use crate::workstation::rows::{
+    AccountRow, ApprovalRow, CaseRow, EvidenceRow, FindingRow, HostRow, ImageRow, InstanceRow,
+};
+
+use super::*;
+
+impl App {
+    /// Applies one engine event.
+    pub fn on_engine(&mut self, event: EngineEvent) -> Vec<Effect> {
+        match event {
+            EngineEvent::Identity(Ok(who)) => self.identity = Load::Ready(who),
+            EngineEvent::Identity(Err(err)) => self.identity = Load::Failed(err.to_string()),
+            EngineEvent::Scope(Ok(scope)) => {
+                if self.sweep.sweeps_completed == 0 {
+                    self.accounts.set_rows(
+                        scope
+                            .accounts
+                            .iter()
+                            .map(|a| AccountRow::new(a.id.as_str(), &a.name))
+                            .collect(),
+                    );
+                }
+                self.scope = Load::Ready(scope);
+                self.sweep.running = true;
+                self.pending_instances.clear();
+                self.pending_failures.clear();
+            }
+            EngineEvent::Scope(Err(err)) => {
+                self.scope = Load::Failed(err.to_string());
+                self.sweep.running = false;
+            }
+            EngineEvent::Sweep(event) => self.on_sweep(event),
+            EngineEvent::Findings(Ok(findings)) => {
+                self.finding_summaries = summarize_by_instance(&findings);
+                self.findings_state = Load::Ready(findings.len());
+                self.findings
+                    .set_rows(findings.into_iter().map(FindingRow::new).collect());
+                let summaries = &self.finding_summaries;
+                self.instances.update_rows(|row| {
+                    row.instance.findings = summaries
+                        .get(row.instance.id.as_str())
+                        .copied()
+                        .unwrap_or_default();
+                });
+            }
+            EngineEvent::Findings(Err(err)) => self.findings_state = Load::Failed(err.to_string()),
+            EngineEvent::FindingResolved(Ok(title)) => {
+                self.status = Some(Status::Info(format!(
+                    "resolved: {}",
+                    crate::text::clip_untrusted(&title, 60)
+                )));
+                return vec![Effect::LoadFindings];
+            }
+            EngineEvent::FindingResolved(Err(err)) => {
+                self.status = Some(Status::Error(err.to_string()));
+            }
+            EngineEvent::ThemeChanged(Ok((name, description))) => {
+                self.status = Some(Status::Info(format!("theme {name}: {description}")));
+                self.theme_name = name;
+            }
+            EngineEvent::ThemeChanged(Err(err)) => {
+                self.status = Some(Status::Error(err.to_string()));
+            }
+            EngineEvent::AcquisitionStarted {
+                instance_id,
+                result: Ok(opened),
+            } => {
+                let joined = matches!(*opened, Opened::Joined(_));
+                let case = match *opened {
+                    Opened::New(case) | Opened::Joined(case) => case,
+                };
+                self.status = Some(Status::Info(if joined {
+                    format!(
+                        "joined open case {} for {instance_id}: an acquisition is already under way",
+                        case.case_id
+                    )
+                } else {
+                    format!(
+                        "opened case {} for {instance_id}: acquiring memory and disk",
+                        case.case_id
+                    )
+                }));
+                self.upsert_case_row(&case);
+                return self.open_case(case);
+            }
+            EngineEvent::AcquisitionStarted {
+                instance_id,
+                result: Err(err),
+            } => {
+                self.status = Some(Status::Error(format!(
+                    "could not acquire {instance_id}: {err}"
+                )));
+            }
+            EngineEvent::Cases(result) => {
+                self.cases_loading = false;
+                match result {
+                    Ok(cases) => {
+                        self.cases_state = Load::Ready(cases.len());
+                        self.cases
+                            .set_rows(cases.into_iter().map(CaseRow::new).collect());
+                    }
+                    Err(err) => {
+                        if self.view == View::Cases {
+                            self.status = Some(Status::Error(format!(
+                                "could not read the case table: {err}"
+                            )));
+                        }
+                        self.cases_state = Load::Failed(err.to_string());
+                    }
+                }
+            }
+            EngineEvent::Approvals(result) => {
+                self.approvals_loading = false;
+                match result {
+                    Ok(pending) => {
+                        self.approvals_state = Load::Ready(pending.len());
+                        self.approvals
+                            .set_rows(pending.into_iter().map(ApprovalRow::new).collect());
+                    }
+                    Err(err) => {
+                        if self.view == View::Approvals {
+                            self.status = Some(Status::Error(format!(
+                                "could not read what waits for approval: {err}"
+                            )));
+                        }
+                        self.approvals_state = Load::Failed(err.to_string());
+                    }
+                }
+            }
+            EngineEvent::CaseVerified { case_id, result } => {
+                if let Some(screen) = self
+                    .case
+                    .as_mut()
+                    .filter(|screen| screen.case.case_id == case_id)
+                {
+                    self.status = Some(match &result {
+                        Ok(v) if v.all_verified() => Status::Info(format!(
+                            "case {case_id}: all {} items verified",
+                            v.items.len()
+                        )),
+                        Ok(v) => Status::Error(format!(
+                            "case {case_id}: {} of {} items did NOT verify",
+                            v.items.iter().filter(|i| !i.verified).count(),
+                            v.items.len()
+                        )),
+                        Err(err) => {
+                            Status::Error(format!("could not verify case {case_id}: {err}"))
+                        }
+                    });
+                    screen.verification = Some(result.map(|v| *v).map_err(|err| err.to_string()));
+                }
+            }
+            EngineEvent::ReportWritten(result) => {
+                self.status = Some(match result {
+                    Ok(path) => Status::Info(format!("report written to {path}")),
+                    Err(err) => Status::Error(format!("could not write the report: {err}")),
+                });
+            }
+            EngineEvent::Evidence(result) => {
+                self.evidence_loading = false;
+                match result {
+                    Ok(items) => {
+                        self.evidence_state = Load::Ready(items.len());
+                        self.evidence
+                            .set_rows(items.into_iter().map(EvidenceRow::new).collect());
+                    }
+                    Err(err) => {
+                        if self.view == View::Evidence {
+                            self.status =
+                                Some(Status::Error(format!("could not list the evidence: {err}")));
+                        }
+                        self.evidence_state = Load::Failed(err.to_string());
+                    }
+                }
+            }
+            EngineEvent::Images(result) => {
+                self.images_loading = false;
+                match result {
+                    Ok(listed) => {
+                        let listed = *listed;
+                        self.images_state = Load::Ready(listed.images.len());
+                        self.pipeline = Some(listed.pipeline);
+                        self.images
+                            .set_rows(listed.images.into_iter().map(ImageRow::new).collect());
+                    }
+                    Err(err) => {
+                        if self.view == View::Images {
+                            self.status =
+                                Some(Status::Error(format!("could not list the images: {err}")));
+                        }
+                        self.images_state = Load::Failed(err.to_string());
+                    }
+                }
+            }
+            EngineEvent::ImageBuildStarted(result) => {
+                self.status = Some(match result {
+                    Ok(arn) => Status::Info(format!("build started: {arn}")),
+                    Err(err) => Status::Error(format!("the build did not start: {err}")),
+                });
+                return self.load_images();
+            }
+            EngineEvent::Hosts(result) => {
+                self.hosts_loading = false;
+                match result {
+                    Ok(hosts) => {
+                        self.hosts_state = Load::Ready(hosts.len());
+                        self.hosts
+                            .set_rows(hosts.into_iter().map(HostRow::new).collect());
+                    }
+                    Err(err) => {
+                        if self.view == View::Hosts {
+                            self.status = Some(Status::Error(format!(
+                                "could not list the analysis hosts: {err}"
+                            )));
+                        }
+                        self.hosts_state = Load::Failed(err.to_string());
+                    }
+                }
+            }
+            EngineEvent::HostLaunched(result) => {
+                self.launching = None;
+                self.status = Some(match result {
+                    Ok(outcome) => Status::Info(format!(
+                        "{} is up in {} with {} artifacts verified on it: s in :hosts opens a shell",
+                        outcome.instance_id,
+                        outcome.subnet_id,
+                        outcome.evidence.len()
+                    )),
+                    Err(err) => Status::Error(format!("launch failed: {err}")),
+                });
+                return self.load_hosts();
+            }
+            EngineEvent::SessionEnded(result) | EngineEvent::HostTerminated(result) => {
+                self.status = Some(match result {
+                    Ok(done) => Status::Info(done),
+                    Err(err) => Status::Error(err.to_string()),
+                });
+                return self.load_hosts();
+            }
+            EngineEvent::LegalHoldSet(result) => {
+                self.status = Some(match result {
+                    Ok(done) => Status::Info(done),
+                    Err(err) => Status::Error(err.to_string()),
+                });
+                return self.load_evidence();
+            }
+            EngineEvent::ContainmentPlanned { decision, result } => match result {
+                // Only while nothing else took the keys meanwhile.
+                Ok(plan) if self.mode == Mode::Normal => {
+                    self.status = None;
+                    self.prompt_approval(decision, &plan);
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    self.status = Some(Status::Error(format!(
+                        "could not plan the containment, so it cannot be approved here: {err}"
+                    )));
+                }
+            },
+            EngineEvent::ContainmentDone(result) => {
+                self.status = Some(match result {
+                    Ok(done) => Status::Info(done),
+                    Err(err) => Status::Error(err.to_string()),
+                });
+                let mut effects = self.load_approvals();
+                effects.extend(self.load_case());
+                return effects;
+            }
+            EngineEvent::CaseLoaded { case_id, result } => {
+                let Some(screen) = self
+                    .case
+                    .as_mut()
+                    .filter(|screen| screen.case.case_id == case_id)
+                else {
+                    // The answer for a case the operator has left since.
+                    return vec![];
+                };
+                screen.loading = false;
+                match result {
+                    Ok(detail) => {
+                        screen.case = detail.case.clone();
+                        screen.first_artifact = screen
+                            .first_artifact
+                            .min(detail.artifacts.len().saturating_sub(1));
+                        screen.detail = Some(*detail);
+                        screen.error = None;
+                        let case = screen.case.clone();
+                        self.upsert_case_row(&case);
+                    }
+                    Err(err) => screen.error = Some(err.to_string()),
+                }
+            }
+        }
+        vec![]
+    }
+
+    pub(super) fn on_sweep(&mut self, event: SweepEvent) {
+        let streaming = self.sweep.sweeps_completed == 0;
+        match event {
+            SweepEvent::Started { accounts, regions } => {
+                self.sweep.pairs_total = accounts * regions;
+                self.sweep.pairs_done = 0;
+                self.sweep.failures = 0;
+            }
+            SweepEvent::Instances { instances, .. } => {
+                if streaming {
+                    let rows = self.rows_with_findings(instances);
+                    let start = self.instances.rows().len();
+                    self.instances.extend(rows);
+                    self.index_instances_from(start);
+                    let added = &self.instances.rows()[start..];
+                    self.accounts.update_rows(|row| {
+                        for instance in added.iter().map(|r| &r.instance) {
+                            if instance.account == row.id {
+                                row.count(instance);
+                            }
+                        }
+                    });
+                } else {
+                    self.pending_instances.extend(instances);
+                }
+            }
+            SweepEvent::PairDone { .. } => self.sweep.pairs_done += 1,
+            SweepEvent::Failed {
+                account,
+                region,
+                error,
+                ..
+            } => {
+                self.sweep.failures += 1;
+                let message = match region {
+                    Some(region) => format!("{region}: {error}"),
+                    None => error.to_string(),
+                };
+                if streaming {
+                    self.accounts.update_rows(|row| {
+                        if row.id == account {
+                            row.errors.push(message.clone());
+                        }
+                    });
+                } else {
+                    self.pending_failures.push((account, message));
+                }
+            }
+            SweepEvent::Finished => {
+                self.sweep.running = false;
+                self.sweep.sweeps_completed += 1;
+                self.last_refresh = Some(self.now.clone());
+                if !streaming {
+                    self.swap_in_pending();
+                }
+            }
+        }
+    }
+
+    /// A later sweep replaces the tables only once it is complete, so a refresh never
+    /// empties the screen under the operator's eyes; selection and scroll stay.
+    pub(super) fn swap_in_pending(&mut self) {
+        let instances = std::mem::take(&mut self.pending_instances);
+        let failures = std::mem::take(&mut self.pending_failures);
+        let mut accounts: BTreeMap<String, AccountRow> = match &self.scope {
+            Load::Ready(scope) => scope
+                .accounts
+                .iter()
+                .map(|a| (a.id.to_string(), AccountRow::new(a.id.as_str(), &a.name)))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        for instance in &instances {
+            if let Some(row) = accounts.get_mut(instance.account.as_str()) {
+                row.count(instance);
+            }
+        }
+        for (account, message) in failures {
+            if let Some(row) = accounts.get_mut(&account) {
+                row.errors.push(message);
+            }
+        }
+        let rows = self.rows_with_findings(instances);
+        self.instances.set_rows(rows);
+        self.instance_positions.clear();
+        self.index_instances_from(0);
+        self.accounts.set_rows(accounts.into_values().collect());
+    }
+
+    /// Table rows for swept instances, each with its open findings.
+    pub(super) fn rows_with_findings(&self, instances: Vec<Instance>) -> Vec<InstanceRow> {
+        instances
+            .into_iter()
+            .map(|mut instance| {
+                instance.findings = self
+                    .finding_summaries
+                    .get(instance.id.as_str())
+                    .copied()
+                    .unwrap_or_default();
+                InstanceRow::new(instance)
+            })
+            .collect()
+    }
+
+    /// Records the positions of the rows from `start` on. Rows are only appended or replaced
+    /// whole (sorting reorders the view, not the rows), so positions change nowhere else.
+    pub(super) fn index_instances_from(&mut self, start: usize) {
+        for (position, row) in self.instances.rows().iter().enumerate().skip(start) {
+            self.instance_positions
+                .insert(row.instance.id.clone(), position);
+        }
+    }
+
+    /// Instances by id, for the findings view and details.
+    pub fn instance(&self, id: &str) -> Option<&Instance> {
+        let position = *self.instance_positions.get(id)?;
+        self.instances.rows().get(position).map(|r| &r.instance)
+    }
+
+    /// Findings about an instance, for its details.
+    pub fn findings_of(&self, instance_id: &str) -> Vec<&Finding> {
+        self.findings
+            .rows()
+            .iter()
+            .map(|r| &r.finding)
+            .filter(|f| f.instance_id.as_deref() == Some(instance_id))
+            .collect()
+    }
+}

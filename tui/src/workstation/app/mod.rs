@@ -1,0 +1,782 @@
+//! The workstation's state and its pure update: input and engine events in, effects out.
+//! Nothing here awaits or touches AWS; the runtime carries out the effects.
+
+use std::collections::HashMap;
+
+use irf_engine::model::case::{Case, CaseId, ContainmentPolicy};
+
+use irf_engine::model::case_detail::CaseDetail;
+
+use irf_engine::config::Config;
+use irf_engine::inventory::Instance;
+use irf_engine::organization::{Scope, WhoAmI};
+
+use super::rows::{
+    ACCOUNT_COLUMNS, APPROVAL_COLUMNS, AccountRow, ApprovalRow, CASE_COLUMNS, CaseRow,
+    EVIDENCE_COLUMNS, EvidenceRow, FINDING_COLUMNS, FindingRow, HOST_COLUMNS, HostRow,
+    IMAGE_COLUMNS, INSTANCE_COLUMNS, ImageRow, InstanceRow,
+};
+use super::table::{Sort, TableModel};
+use crate::filter::Filter;
+use crate::keymap::{Key, KeyAction, KeyName, Keymap};
+use irf_engine::analysis::images::PipelineSummary;
+use irf_engine::model::containment::InstanceRef;
+
+mod analysis;
+mod cases;
+mod decisions;
+mod events;
+mod evidence;
+mod messages;
+mod navigation;
+
+pub use messages::{Effect, EngineEvent, Input};
+
+/// Something slow that was asked for, and how it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Load<T> {
+    Loading,
+    Ready(T),
+    Failed(String),
+}
+
+/// The workstation's views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Instances,
+    Findings,
+    Accounts,
+    Cases,
+    /// One case of the cases view, [`App::case`].
+    Case,
+    /// Cases waiting for containment approval and direct containment requests.
+    Approvals,
+    /// Every artifact of every case, with its Object Lock state.
+    Evidence,
+    /// The SIFT image pipeline's builds.
+    Images,
+    /// Analysis hosts in the Analysis VPC.
+    Hosts,
+}
+
+impl View {
+    /// Command-mode names, canonical first.
+    pub const COMMANDS: [(&'static str, View); 16] = [
+        ("instances", View::Instances),
+        ("ec2", View::Instances),
+        ("inst", View::Instances),
+        ("findings", View::Findings),
+        ("securityhub", View::Findings),
+        ("sh", View::Findings),
+        ("accounts", View::Accounts),
+        ("acc", View::Accounts),
+        ("org", View::Accounts),
+        ("cases", View::Cases),
+        ("case", View::Cases),
+        ("approvals", View::Approvals),
+        ("evidence", View::Evidence),
+        ("images", View::Images),
+        ("hosts", View::Hosts),
+        ("sift", View::Hosts),
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Instances => "instances",
+            Self::Findings => "findings",
+            Self::Accounts => "accounts",
+            Self::Cases => "cases",
+            Self::Case => "case",
+            Self::Approvals => "approvals",
+            Self::Evidence => "evidence",
+            Self::Images => "images",
+            Self::Hosts => "hosts",
+        }
+    }
+
+    /// Whether the view is a table of rows (the case view is not).
+    pub fn is_table(self) -> bool {
+        self != Self::Case
+    }
+}
+
+/// Commands that command mode completes, besides the views.
+const OTHER_COMMANDS: [&str; 4] = ["help", "quit", "theme", "refresh"];
+
+/// A mutating action waiting for the operator's yes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    pub title: String,
+    pub lines: Vec<String>,
+    pub effect: Effect,
+}
+
+/// A decision the operator types: the instance id to confirm, or a reason to refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedPrompt {
+    pub title: String,
+    pub lines: Vec<String>,
+    /// `Some(instance id)`: the input must be exactly it. `None`: a reason, not empty.
+    pub expected: Option<String>,
+    pub input: String,
+    pub decision: TypedDecision,
+}
+
+/// What a typed prompt does once answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypedDecision {
+    ApproveCase(CaseId),
+    RejectCase(CaseId),
+    ApplyRequest(InstanceRef),
+    RejectRequest(InstanceRef),
+    Rollback(InstanceRef),
+    /// Terminate an analysis host (its instance id).
+    TerminateHost(String),
+}
+
+/// The longest text a typed prompt takes: an instance id or a reason.
+const TYPED_LIMIT: usize = 200;
+
+/// What keys go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    Filter {
+        input: String,
+    },
+    Command {
+        input: String,
+    },
+    /// The help overlay, scrolled down by `scroll` lines (it can be taller than the screen).
+    Help {
+        scroll: u16,
+    },
+    Confirm(Confirmation),
+    Typed(TypedPrompt),
+}
+
+/// What the acquisition confirmation needs of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcquisitionSettings {
+    /// The containment policy new cases get, or why the configured one is not valid.
+    pub containment: Result<ContainmentPolicy, String>,
+    pub evidence_bucket: Option<String>,
+}
+
+impl Default for AcquisitionSettings {
+    fn default() -> Self {
+        Self {
+            containment: Ok(ContainmentPolicy::default()),
+            evidence_bucket: None,
+        }
+    }
+}
+
+impl AcquisitionSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            containment: match config.workflow.containment.as_deref() {
+                Some(text) => ContainmentPolicy::parse(text)
+                    .map_err(|err| format!("workflow.containment in the configuration: {err}")),
+                None => Ok(ContainmentPolicy::default()),
+            },
+            evidence_bucket: config.evidence.bucket.clone(),
+        }
+    }
+}
+
+/// The case view's state: the case, its last loaded detail, and where its polling stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseScreen {
+    /// The case record: from the list or the start at first, then from each detail load.
+    pub case: Case,
+    /// Steps, artifacts and approval, once loaded.
+    pub detail: Option<CaseDetail>,
+    /// Why the last load failed; the last good detail stays on screen.
+    pub error: Option<String>,
+    /// The first artifact shown, when there are more than fit.
+    pub first_artifact: usize,
+    /// A load is under way: polls wait for it rather than pile up.
+    loading: bool,
+    /// The last verification asked for in this view (`V`), or why it failed.
+    pub verification: Option<Result<irf_engine::ledger::Verification, String>>,
+}
+
+impl CaseScreen {
+    fn new(case: Case) -> Self {
+        Self {
+            case,
+            detail: None,
+            error: None,
+            first_artifact: 0,
+            loading: true,
+            verification: None,
+        }
+    }
+}
+
+/// A one-line message for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Info(String),
+    Error(String),
+}
+
+/// Sweep progress for the header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepProgress {
+    pub running: bool,
+    pub pairs_total: usize,
+    pub pairs_done: usize,
+    pub sweeps_completed: u64,
+    pub failures: usize,
+}
+
+/// The whole workstation state; only [`App::handle`] and [`App::on_engine`] change it.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub identity: Load<WhoAmI>,
+    pub scope: Load<Scope>,
+    pub instances: TableModel<InstanceRow>,
+    pub findings: TableModel<FindingRow>,
+    pub accounts: TableModel<AccountRow>,
+    pub cases: TableModel<CaseRow>,
+    pub approvals: TableModel<ApprovalRow>,
+    /// How many decisions wait, or why they could not be read.
+    pub approvals_state: Load<usize>,
+    approvals_loading: bool,
+    pub evidence: TableModel<EvidenceRow>,
+    /// How many artifacts the last load found, or why it failed.
+    pub evidence_state: Load<usize>,
+    evidence_loading: bool,
+    pub images: TableModel<ImageRow>,
+    /// The pipeline's schedule and runs, once read.
+    pub pipeline: Option<PipelineSummary>,
+    pub images_state: Load<usize>,
+    images_loading: bool,
+    pub hosts: TableModel<HostRow>,
+    pub hosts_state: Load<usize>,
+    hosts_loading: bool,
+    /// A host launch is under way (it takes minutes in AWS): one at a time from here.
+    pub launching: Option<CaseId>,
+    pub findings_state: Load<usize>,
+    /// How many cases the last load found, or why it failed.
+    pub cases_state: Load<usize>,
+    /// A cases load is under way: polls wait for it rather than pile up.
+    cases_loading: bool,
+    /// The case view, once a case was opened.
+    pub case: Option<CaseScreen>,
+    pub acquisition: AcquisitionSettings,
+    /// The next sweep's instances, shown once it completes (after the first sweep).
+    pending_instances: Vec<Instance>,
+    pending_failures: Vec<(String, String)>,
+    /// Open findings per instance, for the instances view.
+    finding_summaries: HashMap<String, irf_engine::findings::FindingSummary>,
+    /// Position of each instance in `instances.rows()`, so the findings view can name a
+    /// finding's instance while drawing without scanning every row.
+    instance_positions: HashMap<compact_str::CompactString, usize>,
+    pub sweep: SweepProgress,
+    pub view: View,
+    pub mode: Mode,
+    pub detail_open: bool,
+    pub status: Option<Status>,
+    pub read_only: bool,
+    pub should_quit: bool,
+    pub theme_name: String,
+    pub last_refresh: Option<String>,
+    /// Wall-clock time, stamped by the runtime before each update.
+    pub now: String,
+    pub size: (u16, u16),
+    pub keymap: Keymap,
+}
+
+impl App {
+    pub fn new(keymap: Keymap, read_only: bool, theme_name: &str) -> Self {
+        Self {
+            identity: Load::Loading,
+            scope: Load::Loading,
+            instances: TableModel::new(
+                INSTANCE_COLUMNS.len(),
+                Sort {
+                    column: 2,
+                    descending: false,
+                },
+            ),
+            findings: TableModel::new(
+                FINDING_COLUMNS.len(),
+                Sort {
+                    column: 0,
+                    descending: true,
+                },
+            ),
+            accounts: TableModel::new(
+                ACCOUNT_COLUMNS.len(),
+                Sort {
+                    column: 1,
+                    descending: false,
+                },
+            ),
+            cases: TableModel::new(
+                CASE_COLUMNS.len(),
+                Sort {
+                    column: 5,
+                    descending: true,
+                },
+            ),
+            approvals: TableModel::new(
+                APPROVAL_COLUMNS.len(),
+                Sort {
+                    column: 4,
+                    descending: false,
+                },
+            ),
+            approvals_state: Load::Loading,
+            approvals_loading: false,
+            evidence: TableModel::new(
+                EVIDENCE_COLUMNS.len(),
+                Sort {
+                    column: 0,
+                    descending: true,
+                },
+            ),
+            evidence_state: Load::Loading,
+            evidence_loading: false,
+            images: TableModel::new(
+                IMAGE_COLUMNS.len(),
+                Sort {
+                    column: 0,
+                    descending: true,
+                },
+            ),
+            pipeline: None,
+            images_state: Load::Loading,
+            images_loading: false,
+            hosts: TableModel::new(
+                HOST_COLUMNS.len(),
+                Sort {
+                    column: 9,
+                    descending: false,
+                },
+            ),
+            hosts_state: Load::Loading,
+            hosts_loading: false,
+            launching: None,
+            findings_state: Load::Loading,
+            cases_state: Load::Loading,
+            cases_loading: false,
+            case: None,
+            acquisition: AcquisitionSettings::default(),
+            pending_instances: Vec::new(),
+            pending_failures: Vec::new(),
+            finding_summaries: HashMap::new(),
+            instance_positions: HashMap::new(),
+            sweep: SweepProgress::default(),
+            view: View::Instances,
+            mode: Mode::Normal,
+            detail_open: false,
+            status: None,
+            read_only,
+            should_quit: false,
+            theme_name: theme_name.to_owned(),
+            last_refresh: None,
+            now: String::new(),
+            size: (80, 24),
+            keymap,
+        }
+    }
+
+    /// What to do when the workstation opens.
+    pub fn start(&mut self) -> Vec<Effect> {
+        self.sweep.running = true;
+        vec![
+            Effect::LoadIdentity,
+            Effect::StartSweep,
+            Effect::LoadFindings,
+        ]
+    }
+
+    /// Rows of the table area that show data (for paging and clicks).
+    pub fn page_rows(&self) -> usize {
+        usize::from(self.areas().table_body().height).max(1)
+    }
+
+    /// Applies one input.
+    pub fn handle(&mut self, input: Input) -> Vec<Effect> {
+        match input {
+            Input::Resize { width, height } => {
+                self.size = (width, height);
+                vec![]
+            }
+            Input::RefreshDue => self.refresh(false),
+            Input::CasesPollDue => self.poll_cases(),
+            Input::CasePollDue => self.poll_case(),
+            Input::ScrollUp => self.command(KeyAction::Up),
+            Input::ScrollDown => self.command(KeyAction::Down),
+            Input::Click { column, row } => {
+                let body = self.areas().table_body();
+                if matches!(self.mode, Mode::Normal)
+                    && self.view.is_table()
+                    && column >= body.x
+                    && column < body.x + body.width
+                    && row >= body.y
+                    && row < body.y + body.height
+                {
+                    let offset =
+                        super::layout::window_start(self.current_cursor(), self.page_rows());
+                    self.select_position(offset + usize::from(row - body.y));
+                }
+                vec![]
+            }
+            Input::Key(key) => self.key(key),
+        }
+    }
+
+    fn key(&mut self, key: Key) -> Vec<Effect> {
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal => match self.keymap.command(&key) {
+                Some(command) => self.command(command),
+                None => {
+                    if let Some(refused) = self.keymap.refused(&key) {
+                        self.status = Some(Status::Error(format!(
+                            "read-only mode: '{key}' is off ({}); nothing can be changed until irf is started without --read-only",
+                            refused.description()
+                        )));
+                    }
+                    vec![]
+                }
+            },
+            // Movement keys scroll the help; any other key closes it.
+            Mode::Help { scroll } => {
+                match self.keymap.command(&key) {
+                    Some(KeyAction::Down | KeyAction::PageDown) => {
+                        self.mode = Mode::Help {
+                            scroll: scroll.saturating_add(1),
+                        };
+                    }
+                    Some(KeyAction::Up | KeyAction::PageUp) => {
+                        self.mode = Mode::Help {
+                            scroll: scroll.saturating_sub(1),
+                        };
+                    }
+                    _ => {}
+                }
+                vec![]
+            }
+            Mode::Confirm(confirmation) => {
+                if self.read_only && confirmation.effect.is_mutating() {
+                    // No dialog should offer a change in read-only mode; this guards other paths.
+                    self.status = Some(Status::Error(
+                        "read-only mode: nothing can be changed".into(),
+                    ));
+                    vec![]
+                } else if key == Key::char('y') {
+                    if let Effect::LaunchHost { case_id } = &confirmation.effect {
+                        self.launching = Some(case_id.clone());
+                    }
+                    self.status = Some(Status::Info(format!("{}…", confirmation.title)));
+                    vec![confirmation.effect]
+                } else {
+                    self.status = Some(Status::Info("cancelled: nothing was changed".into()));
+                    vec![]
+                }
+            }
+            Mode::Typed(prompt) => self.typed_key(prompt, key),
+            Mode::Filter { mut input } => {
+                if matches!(key.code, KeyName::Backspace | KeyName::Char(_)) {
+                    self.status = None;
+                }
+                match key.code {
+                    KeyName::Esc => {
+                        self.apply_filter("");
+                        return vec![];
+                    }
+                    KeyName::Enter => {
+                        self.apply_filter(&input);
+                        if matches!(self.status, Some(Status::Error(_))) {
+                            // Stay in the filter line so the operator can fix the term.
+                            self.mode = Mode::Filter { input };
+                        }
+                        return vec![];
+                    }
+                    KeyName::Backspace => {
+                        input.pop();
+                    }
+                    KeyName::Char(c) if !key.ctrl && !key.alt => input.push(c),
+                    _ => {}
+                }
+                // Filter as the operator types; a half-typed term that does not parse yet
+                // leaves the previous result on screen.
+                if let Ok(filter) = Filter::parse(&input) {
+                    self.set_filter(Some(filter));
+                }
+                self.mode = Mode::Filter { input };
+                vec![]
+            }
+            Mode::Command { mut input } => match key.code {
+                KeyName::Esc => vec![],
+                KeyName::Enter => self.run_command_line(&input),
+                KeyName::Tab => {
+                    if let Some(completed) = complete(&input) {
+                        input = completed;
+                    }
+                    self.mode = Mode::Command { input };
+                    vec![]
+                }
+                KeyName::Backspace => {
+                    input.pop();
+                    self.mode = Mode::Command { input };
+                    vec![]
+                }
+                KeyName::Char(c) if !key.ctrl && !key.alt => {
+                    input.push(c);
+                    self.mode = Mode::Command { input };
+                    vec![]
+                }
+                _ => {
+                    self.mode = Mode::Command { input };
+                    vec![]
+                }
+            },
+        }
+    }
+
+    /// Carries out a bound command.
+    pub fn command(&mut self, command: KeyAction) -> Vec<Effect> {
+        if command.is_mutating() && self.read_only {
+            // The keymap has no such binding in read-only mode; this guards other paths.
+            self.status = Some(Status::Error(
+                "read-only mode: nothing can be changed".into(),
+            ));
+            return vec![];
+        }
+        let page = self.page_rows() as isize;
+        match command {
+            KeyAction::Quit => self.should_quit = true,
+            KeyAction::Help => self.mode = Mode::Help { scroll: 0 },
+            KeyAction::CommandMode => {
+                self.mode = Mode::Command {
+                    input: String::new(),
+                }
+            }
+            KeyAction::FilterMode => {
+                if self.view.is_table() {
+                    let input = self.current_filter_text();
+                    self.mode = Mode::Filter { input };
+                }
+            }
+            KeyAction::Back => {
+                self.status = None;
+                if self.view == View::Case {
+                    return self.show(View::Cases);
+                }
+                if self.detail_shown() {
+                    self.detail_open = false;
+                } else if !self.current_filter_text().is_empty() {
+                    self.apply_filter("");
+                }
+            }
+            KeyAction::Up => self.move_by(-1),
+            KeyAction::Down => self.move_by(1),
+            KeyAction::PageUp => self.move_by(-page),
+            KeyAction::PageDown => self.move_by(page),
+            KeyAction::Top => self.select_position(0),
+            KeyAction::Bottom => self.select_position(usize::MAX),
+            KeyAction::ToggleDetail => match self.view {
+                View::Cases => return self.open_selected_case(),
+                View::Case => {}
+                _ => self.detail_open = !self.detail_open,
+            },
+            KeyAction::Refresh => return self.refresh(true),
+            KeyAction::SortNext => self.with_table(|t| t.cycle_sort(1)),
+            KeyAction::SortPrevious => self.with_table(|t| t.cycle_sort(-1)),
+            KeyAction::SortReverse => self.with_table(|t| t.reverse_sort()),
+            KeyAction::ViewInstances => return self.show(View::Instances),
+            KeyAction::ViewFindings => return self.show(View::Findings),
+            KeyAction::ViewAccounts => return self.show(View::Accounts),
+            KeyAction::ViewCases => return self.show(View::Cases),
+            KeyAction::ViewApprovals => return self.show(View::Approvals),
+            KeyAction::ViewEvidence => return self.show(View::Evidence),
+            KeyAction::ViewImages => return self.show(View::Images),
+            KeyAction::ViewHosts => return self.show(View::Hosts),
+            KeyAction::BuildImage => self.confirm_build(),
+            KeyAction::LaunchHost => self.confirm_launch(),
+            KeyAction::OpenSession => return self.open_session(),
+            KeyAction::TerminateHost => self.prompt_terminate(),
+            KeyAction::ToggleLegalHold => self.confirm_legal_hold(),
+            KeyAction::VerifyCase | KeyAction::ExportReport => {
+                let Some(screen) = self.case.as_ref().filter(|_| self.view == View::Case) else {
+                    self.status = Some(Status::Error("open a case first (:cases, enter)".into()));
+                    return vec![];
+                };
+                let case_id = screen.case.case_id.clone();
+                return if command == KeyAction::VerifyCase {
+                    self.status = Some(Status::Info(format!(
+                        "verifying case {case_id}: re-reading its evidence…"
+                    )));
+                    vec![Effect::VerifyCase(case_id)]
+                } else {
+                    self.status = Some(Status::Info(format!(
+                        "writing the report of case {case_id}…"
+                    )));
+                    vec![Effect::ExportReport(case_id)]
+                };
+            }
+            KeyAction::ResolveFinding => self.confirm_resolve(),
+            KeyAction::AcquireInstance => self.confirm_acquire(),
+            KeyAction::ApproveContainment => return self.prompt_decision(true),
+            KeyAction::RejectContainment => return self.prompt_decision(false),
+            KeyAction::RollbackContainment => self.prompt_rollback(),
+        }
+        vec![]
+    }
+
+    /// A key in a typed prompt: text edits it, enter answers it, esc cancels it.
+    fn typed_key(&mut self, mut prompt: TypedPrompt, key: Key) -> Vec<Effect> {
+        match key.code {
+            KeyName::Esc => {
+                self.status = Some(Status::Info("cancelled: nothing was changed".into()));
+                return vec![];
+            }
+            KeyName::Enter => {
+                let answer = prompt.input.trim();
+                match &prompt.expected {
+                    Some(expected) if answer != expected => {
+                        self.status = Some(Status::Error(format!(
+                            "'{}' is not {expected}: type the instance id exactly; nothing was changed",
+                            crate::text::clip_untrusted(answer, 40)
+                        )));
+                    }
+                    None if answer.is_empty() => {
+                        self.status = Some(Status::Error(
+                            "say why: the reason is recorded with the decision".into(),
+                        ));
+                    }
+                    _ => {
+                        self.status = Some(Status::Info(format!("{}…", prompt.title)));
+                        return vec![Effect::Decide {
+                            decision: prompt.decision,
+                            answer: answer.to_owned(),
+                        }];
+                    }
+                }
+            }
+            KeyName::Backspace => {
+                prompt.input.pop();
+                self.status = None;
+            }
+            KeyName::Char(c) if !key.ctrl && !key.alt && !c.is_control() => {
+                if prompt.input.chars().count() < TYPED_LIMIT {
+                    prompt.input.push(c);
+                }
+                self.status = None;
+            }
+            _ => {}
+        }
+        self.mode = Mode::Typed(prompt);
+        vec![]
+    }
+
+    /// Whether the details panel is on screen: only table views beside the cases have one
+    /// (Enter opens a case instead).
+    /// Where the screen's parts are, as this state shows them.
+    pub fn areas(&self) -> super::layout::Areas {
+        super::layout::Areas::of(self.size, self.detail_shown(), self.footer_error())
+    }
+
+    /// The error the footer shows: the status's, while no dialog of its own is up.
+    pub fn footer_error(&self) -> Option<&str> {
+        match (&self.mode, &self.status) {
+            (
+                Mode::Normal | Mode::Help { .. } | Mode::Confirm(_) | Mode::Typed(_),
+                Some(Status::Error(message)),
+            ) => Some(message),
+            _ => None,
+        }
+    }
+
+    pub fn detail_shown(&self) -> bool {
+        self.detail_open && matches!(self.view, View::Instances | View::Findings | View::Accounts)
+    }
+
+    /// Switches to `view`, loading what it shows.
+    fn show(&mut self, view: View) -> Vec<Effect> {
+        self.view = view;
+        match view {
+            View::Cases => self.load_cases(),
+            View::Case => self.load_case(),
+            View::Approvals => self.load_approvals(),
+            View::Evidence => self.load_evidence(),
+            View::Images => self.load_images(),
+            View::Hosts => self.load_hosts(),
+            _ => vec![],
+        }
+    }
+
+    /// The name of a member account, when the scope named it.
+    pub fn account_name(&self, account: &str) -> Option<&str> {
+        self.accounts
+            .rows()
+            .iter()
+            .find(|a| a.id == account)
+            .map(|a| a.name.as_str())
+    }
+}
+
+/// What the keys need of any table, whatever its rows.
+trait SortableTable {
+    fn move_cursor(&mut self, delta: isize);
+    fn select(&mut self, position: usize);
+    fn cycle_sort(&mut self, step: isize);
+    fn reverse_sort(&mut self);
+}
+
+impl<R: super::rows::TableRow> SortableTable for TableModel<R> {
+    fn move_cursor(&mut self, delta: isize) {
+        self.move_by(delta);
+    }
+    fn select(&mut self, position: usize) {
+        self.select_position(position);
+    }
+    fn cycle_sort(&mut self, step: isize) {
+        TableModel::cycle_sort(self, step);
+    }
+    fn reverse_sort(&mut self) {
+        TableModel::reverse_sort(self);
+    }
+}
+
+/// Completes a command line: the longest common prefix of the commands that start with it.
+pub fn complete(input: &str) -> Option<String> {
+    if input.contains(' ') {
+        let (command, partial) = input.split_once(' ')?;
+        if command != "theme" {
+            return None;
+        }
+        let names: Vec<&str> = crate::theme::SHIPPED
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| n.starts_with(partial))
+            .collect();
+        return common_prefix(&names).map(|p| format!("theme {p}"));
+    }
+    let names: Vec<&str> = View::COMMANDS
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(OTHER_COMMANDS)
+        .filter(|n| n.starts_with(input))
+        .collect();
+    common_prefix(&names).map(str::to_owned)
+}
+
+fn common_prefix<'a>(names: &[&'a str]) -> Option<&'a str> {
+    let first = *names.first()?;
+    let length = names.iter().fold(first.len(), |len, name| {
+        first
+            .bytes()
+            .zip(name.bytes())
+            .take(len)
+            .take_while(|(a, b)| a == b)
+            .count()
+    });
+    Some(&first[..length])
+}

@@ -1,0 +1,163 @@
+//! Moving around the workstation: the command line, refreshes, the cursor, sorting and
+//! filtering of whichever table is shown.
+
+use crate::filter::Filter;
+
+use super::*;
+
+impl App {
+    pub(super) fn run_command_line(&mut self, line: &str) -> Vec<Effect> {
+        let mut words = line.split_whitespace();
+        let Some(word) = words.next() else {
+            return vec![];
+        };
+        if let Some((_, view)) = View::COMMANDS.iter().find(|(name, _)| *name == word) {
+            return self.show(*view);
+        }
+        match word {
+            "q" | "quit" => self.should_quit = true,
+            "help" | "h" => self.mode = Mode::Help { scroll: 0 },
+            "refresh" => return self.refresh(true),
+            "theme" => match words.next() {
+                Some(name) => return vec![Effect::SetTheme(name.to_owned())],
+                None => {
+                    self.status = Some(Status::Error(format!(
+                        "name a theme: {}",
+                        crate::theme::SHIPPED
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            },
+            other => {
+                self.status = Some(Status::Error(format!(
+                    "'{}' is not a command: try instances, findings, accounts, cases, approvals, evidence, images, hosts, theme NAME, help, quit",
+                    crate::text::clip_untrusted(other, 40)
+                )));
+            }
+        }
+        vec![]
+    }
+
+    pub(super) fn refresh(&mut self, asked: bool) -> Vec<Effect> {
+        if asked {
+            // The case views refresh what they show; the sweep has its own timer.
+            match self.view {
+                View::Cases => return self.load_cases(),
+                View::Case => return self.load_case(),
+                View::Approvals => return self.load_approvals(),
+                View::Evidence => return self.load_evidence(),
+                View::Images => return self.load_images(),
+                View::Hosts => return self.load_hosts(),
+                _ => {}
+            }
+        }
+        if self.sweep.running {
+            if asked {
+                self.status = Some(Status::Info("a refresh is already under way".into()));
+            }
+            return vec![];
+        }
+        self.sweep.running = true;
+        vec![Effect::StartSweep, Effect::LoadFindings]
+    }
+
+    pub(super) fn with_table(&mut self, change: impl FnOnce(&mut dyn SortableTable)) {
+        match self.view {
+            View::Instances => change(&mut self.instances),
+            View::Findings => change(&mut self.findings),
+            View::Accounts => change(&mut self.accounts),
+            View::Cases => change(&mut self.cases),
+            View::Approvals => change(&mut self.approvals),
+            View::Evidence => change(&mut self.evidence),
+            View::Images => change(&mut self.images),
+            View::Hosts => change(&mut self.hosts),
+            // The case view is not a table: it has nothing to sort.
+            View::Case => {}
+        }
+    }
+
+    pub(super) fn move_by(&mut self, delta: isize) {
+        if self.view == View::Case {
+            let first = self.case.as_ref().map_or(0, |screen| {
+                screen.first_artifact.saturating_add_signed(delta)
+            });
+            self.scroll_artifacts_to(first);
+        } else {
+            self.with_table(|t| t.move_cursor(delta));
+        }
+    }
+
+    pub(super) fn select_position(&mut self, position: usize) {
+        if self.view == View::Case {
+            self.scroll_artifacts_to(position);
+        } else {
+            self.with_table(|t| t.select(position));
+        }
+    }
+
+    /// In the case view the movement keys scroll the artifacts, for instances with more
+    /// volumes than fit on screen.
+    pub(super) fn scroll_artifacts_to(&mut self, first: usize) {
+        if let Some(screen) = &mut self.case {
+            let count = screen.detail.as_ref().map_or(0, |d| d.artifacts.len());
+            screen.first_artifact = first.min(count.saturating_sub(1));
+        }
+    }
+
+    /// The selection's position in the current view.
+    pub fn current_cursor(&self) -> usize {
+        match self.view {
+            View::Instances => self.instances.cursor(),
+            View::Findings => self.findings.cursor(),
+            View::Accounts => self.accounts.cursor(),
+            View::Cases => self.cases.cursor(),
+            View::Approvals => self.approvals.cursor(),
+            View::Evidence => self.evidence.cursor(),
+            View::Images => self.images.cursor(),
+            View::Hosts => self.hosts.cursor(),
+            View::Case => 0,
+        }
+    }
+
+    pub(super) fn current_filter_text(&self) -> String {
+        let filter = match self.view {
+            View::Instances => self.instances.filter(),
+            View::Findings => self.findings.filter(),
+            View::Accounts => self.accounts.filter(),
+            View::Cases => self.cases.filter(),
+            View::Approvals => self.approvals.filter(),
+            View::Evidence => self.evidence.filter(),
+            View::Images => self.images.filter(),
+            View::Hosts => self.hosts.filter(),
+            View::Case => None,
+        };
+        filter.map(|f| f.text().to_owned()).unwrap_or_default()
+    }
+
+    pub(super) fn apply_filter(&mut self, text: &str) {
+        match Filter::parse(text) {
+            Ok(filter) => {
+                self.set_filter(Some(filter));
+                self.status = None;
+            }
+            Err(err) => self.status = Some(Status::Error(err)),
+        }
+    }
+
+    pub(super) fn set_filter(&mut self, filter: Option<Filter>) {
+        match self.view {
+            View::Instances => self.instances.set_filter(filter),
+            View::Findings => self.findings.set_filter(filter),
+            View::Accounts => self.accounts.set_filter(filter),
+            View::Cases => self.cases.set_filter(filter),
+            View::Approvals => self.approvals.set_filter(filter),
+            View::Evidence => self.evidence.set_filter(filter),
+            View::Images => self.images.set_filter(filter),
+            View::Hosts => self.hosts.set_filter(filter),
+            View::Case => {}
+        }
+    }
+}

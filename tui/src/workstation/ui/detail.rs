@@ -1,0 +1,135 @@
+//! The detail panel beside the instances, findings and accounts tables: every field of the
+//! selected row, in full.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+use crate::text::clip_untrusted;
+use crate::theme::Theme;
+use crate::workstation::app::{App, View};
+use irf_engine::inventory::Instance;
+
+/// The selected row's details as label and value pairs.
+pub fn detail_lines(app: &App) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    let mut push = |label: &str, value: &str| lines.push((label.to_owned(), value.to_owned()));
+    match app.view {
+        View::Instances => {
+            let Some(row) = app.instances.selected() else {
+                return lines;
+            };
+            instance_details(&row.instance, &mut push);
+            let findings = app.findings_of(&row.instance.id);
+            push("findings", &findings.len().to_string());
+            for finding in findings {
+                push(finding.severity.label(), &finding.title);
+            }
+        }
+        View::Findings => {
+            let Some(row) = app.findings.selected() else {
+                return lines;
+            };
+            let f = &row.finding;
+            push("severity", f.severity.label());
+            push("title", &f.title);
+            push("description", &f.description);
+            push("types", &f.types.join(", "));
+            push("account", &f.account);
+            push("region", &f.region);
+            push("resource", &f.resource_id);
+            push("workflow", &f.workflow_status);
+            push("record", &f.record_state);
+            push("created", &f.created_at);
+            push("updated", &f.updated_at);
+            push("note", f.note.as_deref().unwrap_or("-"));
+            push("id", &f.id);
+            match f.instance_id.as_deref().and_then(|id| app.instance(id)) {
+                Some(instance) => {
+                    push("", "");
+                    push("instance", "");
+                    instance_details(instance, &mut push);
+                }
+                None => push("instance", f.instance_id.as_deref().unwrap_or("-")),
+            }
+        }
+        // The cases have their own view instead of a panel.
+        View::Cases
+        | View::Case
+        | View::Approvals
+        | View::Evidence
+        | View::Images
+        | View::Hosts => {}
+        View::Accounts => {
+            let Some(row) = app.accounts.selected() else {
+                return lines;
+            };
+            push("account", &row.id);
+            push("name", &row.name);
+            for (region, count) in &row.per_region {
+                push(region, &format!("{count} instances"));
+            }
+            for error in &row.errors {
+                push("error", error);
+            }
+        }
+    }
+    lines
+}
+
+pub(super) fn instance_details(i: &Instance, push: &mut impl FnMut(&str, &str)) {
+    push("id", &i.id);
+    push("name", i.name.as_deref().unwrap_or("-"));
+    push("account", &format!("{} ({})", i.account, i.account_name));
+    push("region", &i.region);
+    push("zone", i.availability_zone.as_deref().unwrap_or("-"));
+    push("state", &i.state);
+    push("type", &i.instance_type);
+    push("platform", &i.platform);
+    push("image", i.image_id.as_deref().unwrap_or("-"));
+    push("vpc", i.vpc_id.as_deref().unwrap_or("-"));
+    push("subnet", i.subnet_id.as_deref().unwrap_or("-"));
+    push("private ip", i.private_ip.as_deref().unwrap_or("-"));
+    push("public ip", i.public_ip.as_deref().unwrap_or("-"));
+    let groups: Vec<String> = i
+        .security_groups
+        .iter()
+        .map(|g| format!("{} ({})", g.id, g.name))
+        .collect();
+    push("groups", &groups.join(", "));
+    push("profile", i.instance_profile_arn.as_deref().unwrap_or("-"));
+    push("ssm", i.ssm.label());
+    push("launched", i.launch_time.as_deref().unwrap_or("-"));
+    for (key, value) in i.tags.iter() {
+        push(&format!("tag {key}"), value);
+    }
+}
+
+pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let label_width = 16;
+    // Up to three lines a value: enough to read a description, and a hostile page of text
+    // cannot push every other field off the panel.
+    let value_max =
+        (usize::from(area.width.saturating_sub(2)).saturating_sub(label_width + 1) * 3).max(8);
+    let lines: Vec<Line> = detail_lines(app)
+        .into_iter()
+        .map(|(label, value)| {
+            Line::from(vec![
+                Span::styled(
+                    format!("{:<label_width$} ", clip_untrusted(&label, label_width)),
+                    theme.style("text.dim"),
+                ),
+                Span::styled(clip_untrusted(&value, value_max), theme.style("text")),
+            ])
+        })
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .title(Span::styled(" details ", theme.style("header.title")))
+                .border_style(theme.style("border.focus")),
+        ),
+        area,
+    );
+}
