@@ -84,6 +84,7 @@ impl From<ContainmentError> for StepError {
         match err {
             ContainmentError::Aws(aws) => aws.into(),
             ContainmentError::Case(case) => case.into(),
+            ContainmentError::Ledger(ledger) => ledger.into(),
             other => Self::invalid(other.to_string()),
         }
     }

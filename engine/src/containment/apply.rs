@@ -317,13 +317,7 @@ pub(super) async fn create_untracking_group(
         .send()
         .await
         .map_err(|err| site.error("ec2:CreateSecurityGroup", &err))?;
-    let id = created
-        .group_id()
-        .ok_or_else(|| AwsError::Incomplete {
-            operation: "ec2:CreateSecurityGroup",
-            missing: "the group's id".to_owned(),
-        })?
-        .to_owned();
+    let id = created_group_id(&created)?;
     let everything = || {
         let mut both = all_ipv4_traffic();
         both.ipv6_ranges = Some(vec![Ipv6Range::builder().cidr_ipv6("::/0").build()]);
@@ -375,13 +369,7 @@ pub(super) async fn create_isolation_group(
         .send()
         .await
         .map_err(|err| site.error("ec2:CreateSecurityGroup", &err))?;
-    let id = created
-        .group_id()
-        .ok_or_else(|| AwsError::Incomplete {
-            operation: "ec2:CreateSecurityGroup",
-            missing: "the group's id".to_owned(),
-        })?
-        .to_owned();
+    let id = created_group_id(&created)?;
     // A new group allows all egress; isolation allows none.
     member
         .ec2
@@ -413,6 +401,19 @@ pub(super) async fn create_isolation_group(
             .map_err(|err| site.error("ec2:AuthorizeSecurityGroupEgress", &err))?;
     }
     Ok(id)
+}
+
+/// The id CreateSecurityGroup gives the group it created.
+fn created_group_id(
+    created: &aws_sdk_ec2::operation::create_security_group::CreateSecurityGroupOutput,
+) -> Result<String, AwsError> {
+    created
+        .group_id()
+        .map(str::to_owned)
+        .ok_or_else(|| AwsError::Incomplete {
+            operation: "ec2:CreateSecurityGroup",
+            missing: "the group's id".to_owned(),
+        })
 }
 
 #[cfg(test)]
