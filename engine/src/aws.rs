@@ -203,6 +203,9 @@ pub enum AwsError {
     /// Reading an answer's body stopped midway, or what it held could not be read.
     #[error("reading {uri}: {message}")]
     Read { uri: String, message: String },
+    /// An object that holds what irf cannot read (a record that is not the JSON it wrote).
+    #[error("{uri} is not what irf wrote there: {message}")]
+    Malformed { uri: String, message: String },
     /// A request irf could not put together (a body it could not encode, a bad lifetime).
     #[error("cannot make the request {operation}: {message}")]
     Request {

@@ -21,5 +21,11 @@ pub mod store;
 pub mod trigger;
 pub mod worker;
 
+/// `value` as one POSIX shell word: single-quoted, each single quote closed, escaped and
+/// reopened, so that nothing in it can end the quoting or be run.
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
 /// Lowercase hex of bytes, as the forensic tools write digests.
 pub use irf_forensics::hex;

@@ -226,8 +226,8 @@ pub async fn create(
 /// Publishes the capture tool the lab's hosts run: a launcher of this very `irf` binary,
 /// with its SHA-256 in the object's metadata as template 4's publishing step records it.
 async fn publish_memcap(s3: &aws_sdk_s3::Client, bucket: &str, irf: &Path) -> Result<(), LabError> {
-    let quoted = irf.display().to_string().replace('\'', r"'\''");
-    let launcher = format!("#!/bin/sh\nexec '{quoted}' \"$@\"\n");
+    let quoted = irf_engine::shell_quote(&irf.display().to_string());
+    let launcher = format!("#!/bin/sh\nexec {quoted} \"$@\"\n");
     let sha256 = irf_engine::hex(&<sha2::Sha256 as sha2::Digest>::digest(launcher.as_bytes()));
     s3.put_object()
         .bucket(bucket)

@@ -92,7 +92,7 @@ impl LabState {
     /// Shell `export` lines that point the AWS CLI, the SDKs and irf at this lab, acting as
     /// its operator.
     pub fn env_exports(&self) -> String {
-        let quote = |value: &str| format!("'{}'", value.replace('\'', r"'\''"));
+        let quote = irf_engine::shell_quote;
         let (key, secret, token) = match &self.operator {
             Some(operator) => (
                 operator.access_key_id.as_str(),

@@ -95,20 +95,14 @@ impl Preflight {
 pub fn capture_script(tool_url: &str, tool_sha256: &str, plan_url: &str) -> String {
     format!(
         "tool_url={}\ntool_sha256={}\nplan_url={}\n{CAPTURE_SCRIPT}",
-        shell_quote(tool_url),
-        shell_quote(tool_sha256),
-        shell_quote(plan_url)
+        crate::shell_quote(tool_url),
+        crate::shell_quote(tool_sha256),
+        crate::shell_quote(plan_url)
     )
 }
 
 /// The capture itself, run after the assignments of `tool_url`, `tool_sha256` and `plan_url`.
 const CAPTURE_SCRIPT: &str = include_str!("../../scripts/memory-capture.sh");
-
-/// `value` as one shell word: single-quoted, with each single quote closed, escaped and
-/// reopened, so no value can end the quoting.
-fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
-}
 
 /// The end of an SSM command.
 #[derive(Debug, Clone)]
@@ -779,7 +773,7 @@ mod tests {
     fn a_quote_in_a_url_cannot_end_the_quoting() {
         let hostile = "https://t/x?a='$(touch /tmp/irf-pwned)'&b=`id`";
         let out = std::process::Command::new("sh")
-            .args(["-c", &format!("printf %s {}", shell_quote(hostile))])
+            .args(["-c", &format!("printf %s {}", crate::shell_quote(hostile))])
             .output()
             .expect("sh runs");
         assert_eq!(String::from_utf8_lossy(&out.stdout), hostile);

@@ -100,9 +100,10 @@ impl From<LedgerError> for StepError {
                 code: "irf.Transient",
                 message: contended.to_string(),
             },
-            LedgerError::NotAnArtifact { .. } | LedgerError::NoEvidenceBucket { .. } => {
-                Self::invalid(err.to_string())
-            }
+            LedgerError::NotAnArtifact { .. }
+            | LedgerError::NoEvidenceBucket { .. }
+            | LedgerError::Export(_)
+            | LedgerError::ExportNotRecorded { .. } => Self::invalid(err.to_string()),
             unsealed @ LedgerError::Unsealed { .. } => Self::integrity(unsealed.to_string()),
         }
     }

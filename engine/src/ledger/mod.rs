@@ -31,6 +31,17 @@ pub enum LedgerError {
     NoEvidenceBucket { needs: &'static str },
     #[error("'{}' is not an artifact of case {case}: 'irf evidence' lists them", key.escape_debug())]
     NotAnArtifact { case: CaseId, key: String },
+    /// The export was written and checked, but recording it in the ledger failed.
+    #[error(
+        "{} was written and checked, but recording the export in the case's ledger failed: {source}",
+        path.display()
+    )]
+    ExportNotRecorded {
+        path: std::path::PathBuf,
+        source: Box<LedgerError>,
+    },
+    #[error(transparent)]
+    Export(#[from] crate::store::evidence_bucket::ExportError),
     #[error(transparent)]
     Case(#[from] CaseError),
     #[error(transparent)]
@@ -262,10 +273,7 @@ pub async fn export_artifact(
     key: &str,
     to: &std::path::Path,
     raw: bool,
-) -> Result<
-    (crate::store::evidence_bucket::Exported, LedgerEntry),
-    crate::store::evidence_bucket::ExportError,
-> {
+) -> Result<(crate::store::evidence_bucket::Exported, LedgerEntry), LedgerError> {
     use crate::model::manifest::{Manifest, manifest_key};
     use crate::store::evidence_bucket::ExportError;
     let bucket = plane
@@ -285,7 +293,8 @@ pub async fn export_artifact(
         return Err(ExportError::NotAnArtifact {
             key: key.to_owned(),
             case: manifest.case_id,
-        });
+        }
+        .into());
     };
     let exported = bucket.export_artifact(&manifest, to, raw).await?;
     let subject = &detail.case.subject;
@@ -323,7 +332,10 @@ pub async fn export_artifact(
         }),
     )
     .await
-    .map_err(|err| ExportError::Record(err.to_string()))?;
+    .map_err(|err| LedgerError::ExportNotRecorded {
+        path: exported.path.clone(),
+        source: Box::new(err),
+    })?;
     Ok((exported, entry))
 }
 

@@ -163,7 +163,7 @@ impl EvidenceBucket {
         })?;
         serde_json::from_slice(&body.into_bytes())
             .map(Some)
-            .map_err(|err| AwsError::Read {
+            .map_err(|err| AwsError::Malformed {
                 uri: format!("s3://{}/{key}", self.bucket),
                 message: format!("not valid JSON: {err}"),
             })

@@ -53,9 +53,6 @@ pub enum ExportError {
     Aws(#[from] AwsError),
     #[error("{0}")]
     Case(#[from] crate::store::case_table::CaseError),
-    /// The export was written and checked, but recording it in the ledger failed.
-    #[error("the export was written, but recording it in the case's ledger failed: {0}")]
-    Record(String),
     #[error(
         "the artifact read from the bucket is not the one its manifest describes ({0}); nothing was written"
     )]
