@@ -192,7 +192,7 @@ fn memory(_: &mut Criterion) {
         (after.saturating_sub(before)) as f64 / 1024.0,
         before as f64 / 1024.0,
         after as f64 / 1024.0,
-        app.instances.rows().len()
+        app.instances.table.rows().len()
     );
 }
 

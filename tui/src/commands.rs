@@ -522,7 +522,7 @@ async fn instances(
         // The rows the views filter, so the language means the same here; no copies.
         snapshot.instances = std::mem::take(&mut snapshot.instances)
             .into_iter()
-            .map(workstation::rows::InstanceRow::new)
+            .map(workstation::views::InstanceRow::new)
             .filter(|row| filter.matches(row))
             .map(|row| row.instance)
             .collect();
@@ -578,7 +578,7 @@ async fn findings(
     if let Some(filter) = &filter {
         findings = findings
             .into_iter()
-            .map(workstation::rows::FindingRow::new)
+            .map(workstation::views::FindingRow::new)
             .filter(|row| filter.matches(row))
             .map(|row| row.finding)
             .collect();

@@ -1,9 +1,11 @@
 //! How the workstation writes values for people: ages, sizes, rates, times left, case-table
-//! times, a case status's style, an error's first line. Pure functions every view shares.
+//! times, an error's first line, and the styles of a severity, an instance state and a case
+//! status. Pure functions every view shares.
 
 use ratatui::style::Style;
 
 use crate::theme::Theme;
+use irf_engine::findings::Severity;
 use irf_engine::model::case::CaseStatus;
 
 /// How long something has run, in its two largest units (`42m`, `3h07m`, `2d04h`).
@@ -54,6 +56,20 @@ pub fn eta(bytes_done: u64, bytes_total: u64, bytes_per_second: f64) -> Option<S
         60..3600 => format!("{}m {:02}s", seconds / 60, seconds % 60),
         3600..86_400 => format!("{}h {:02}m", seconds / 3600, seconds % 3600 / 60),
         _ => format!("{}d {:02}h", seconds / 86_400, seconds % 86_400 / 3600),
+    })
+}
+
+/// The style of a finding's severity.
+pub fn severity_style(theme: &Theme, severity: Severity) -> Style {
+    theme.style(&format!("severity.{}", severity.label().to_lowercase()))
+}
+
+/// The style of an EC2 instance state.
+pub fn state_style(theme: &Theme, state: &str) -> Style {
+    theme.style(match state {
+        "running" => "state.running",
+        "stopped" | "terminated" => "state.stopped",
+        _ => "state.other",
     })
 }
 

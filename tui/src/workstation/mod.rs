@@ -7,9 +7,9 @@ pub mod effects;
 pub mod failure;
 pub mod format;
 pub mod layout;
-pub mod rows;
 pub mod table;
 pub mod ui;
+pub mod views;
 
 #[cfg(test)]
 mod tests;

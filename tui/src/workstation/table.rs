@@ -1,9 +1,66 @@
-//! A table's model: its rows, the filtered and sorted order shown, and a selection that
-//! follows the selected row's identity through refreshes, filters and sorts.
+//! The list views' common parts: what a row and a list view must say of themselves, a
+//! table's model (rows, the filtered and sorted order shown, a selection that follows the
+//! selected row's identity), and a list loaded from AWS with its load state.
 
-use crate::filter::Filter;
+use std::cmp::Ordering;
 
-use super::rows::TableRow;
+use ratatui::layout::Constraint;
+use ratatui::style::Style;
+
+use crate::filter::{Filter, Filterable};
+use crate::theme::Theme;
+
+/// Something slow that was asked for, and how it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Load<T> {
+    Loading,
+    Ready(T),
+    Failed(String),
+}
+
+/// A row of any table: an identity that survives refreshes, and an order per column.
+pub trait TableRow: Filterable {
+    /// Stable identity: selection follows it across refreshes and re-sorts.
+    fn id(&self) -> &str;
+    /// Orders two rows by `column`.
+    fn compare(&self, other: &Self, column: usize) -> Ordering;
+}
+
+/// One cell before it is fitted to its column: raw (untrusted) text and a style.
+pub type RawCell = (String, Style);
+
+/// Names of the instances the sweep found, for rows that show an instance by id.
+pub trait InstanceNames {
+    fn instance_name(&self, instance_id: &str) -> Option<&str>;
+}
+
+/// What an empty list says instead of rows, by how its load stands.
+#[derive(Debug)]
+pub struct EmptyText {
+    /// Rows there are, but the filter hides them all.
+    pub filtered: &'static str,
+    pub loading: &'static str,
+    /// Said before the load's error.
+    pub failed: &'static str,
+    /// The load found nothing: what to do next.
+    pub nothing: &'static str,
+    /// The same, when nothing can be changed (read-only mode).
+    pub nothing_read_only: &'static str,
+}
+
+/// A list view: its columns, first sort and widths, how a row is drawn, what it says empty.
+pub trait ListView: TableRow {
+    const COLUMNS: &'static [&'static str];
+    const SORT: Sort;
+    /// The columns kept when the details panel takes half the width.
+    const BESIDE_DETAILS: Option<&'static [usize]> = None;
+    /// What the list says empty; `None`: the view never stands empty for long.
+    const EMPTY: Option<EmptyText> = None;
+    /// Width of each column, in [`ListView::COLUMNS`] order.
+    fn widths() -> Vec<Constraint>;
+    /// The row's cells, one per column.
+    fn cells(&self, names: &dyn InstanceNames, theme: &Theme) -> Vec<RawCell>;
+}
 
 /// Sort column and direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,5 +207,144 @@ impl<R: TableRow> TableModel<R> {
             Some(position) => self.cursor = position,
             None => self.select_position(self.cursor),
         }
+    }
+}
+
+/// A view's table before layout: column titles and widths, and the rows on screen.
+#[derive(Debug)]
+pub struct TableSpec {
+    pub titles: &'static [&'static str],
+    pub widths: Vec<Constraint>,
+    pub rows: Vec<Vec<RawCell>>,
+    pub sort: Sort,
+    pub cursor: usize,
+    pub shown: usize,
+    pub total: usize,
+    pub filter: Option<String>,
+    /// The columns shown beside the details panel.
+    pub beside_details: Option<&'static [usize]>,
+}
+
+/// A list view's rows with how their load stands.
+#[derive(Debug, Clone)]
+pub struct ListTable<R> {
+    pub table: TableModel<R>,
+    /// How many rows the last load found, or why it failed.
+    pub state: Load<usize>,
+    /// A load is under way: polls and refreshes wait for it rather than pile up.
+    loading: bool,
+}
+
+impl<R: ListView> Default for ListTable<R> {
+    fn default() -> Self {
+        Self {
+            table: TableModel::new(R::COLUMNS.len(), R::SORT),
+            state: Load::Loading,
+            loading: false,
+        }
+    }
+}
+
+impl<R: ListView> ListTable<R> {
+    /// Marks a load as started: false when one is under way already.
+    pub fn begin_load(&mut self) -> bool {
+        !std::mem::replace(&mut self.loading, true)
+    }
+
+    /// Takes a load's outcome: new rows, or the failure (the last rows stay on screen).
+    pub fn finish_load(&mut self, outcome: Result<Vec<R>, String>) {
+        self.loading = false;
+        match outcome {
+            Ok(rows) => {
+                self.state = Load::Ready(rows.len());
+                self.table.set_rows(rows);
+            }
+            Err(err) => self.state = Load::Failed(err),
+        }
+    }
+
+    pub fn is_loading(&self) -> bool {
+        self.loading
+    }
+}
+
+/// What the keys and the draw need of the view on screen, whatever its rows.
+pub trait Pane {
+    fn cursor(&self) -> usize;
+    fn filter(&self) -> Option<&Filter>;
+    fn set_filter(&mut self, filter: Option<Filter>);
+    fn move_cursor(&mut self, delta: isize);
+    fn select(&mut self, position: usize);
+    fn cycle_sort(&mut self, step: isize);
+    fn reverse_sort(&mut self);
+    /// The rows from `start`, at most `page` of them, ready to lay out.
+    fn spec(
+        &self,
+        names: &dyn InstanceNames,
+        theme: &Theme,
+        start: usize,
+        page: usize,
+    ) -> TableSpec;
+    /// What the table says instead of rows, with its style's role; `None` while rows show.
+    fn placeholder(&self, read_only: bool) -> Option<(String, &'static str)>;
+}
+
+impl<R: ListView> Pane for ListTable<R> {
+    fn cursor(&self) -> usize {
+        self.table.cursor()
+    }
+    fn filter(&self) -> Option<&Filter> {
+        self.table.filter()
+    }
+    fn set_filter(&mut self, filter: Option<Filter>) {
+        self.table.set_filter(filter);
+    }
+    fn move_cursor(&mut self, delta: isize) {
+        self.table.move_by(delta);
+    }
+    fn select(&mut self, position: usize) {
+        self.table.select_position(position);
+    }
+    fn cycle_sort(&mut self, step: isize) {
+        self.table.cycle_sort(step);
+    }
+    fn reverse_sort(&mut self) {
+        self.table.reverse_sort();
+    }
+    fn spec(
+        &self,
+        names: &dyn InstanceNames,
+        theme: &Theme,
+        start: usize,
+        page: usize,
+    ) -> TableSpec {
+        let model = &self.table;
+        TableSpec {
+            titles: R::COLUMNS,
+            widths: R::widths(),
+            rows: model
+                .window(start, page)
+                .map(|row| row.cells(names, theme))
+                .collect(),
+            sort: model.sort,
+            cursor: model.cursor(),
+            shown: model.visible_len(),
+            total: model.rows().len(),
+            filter: model.filter().map(|f| f.text().to_owned()),
+            beside_details: R::BESIDE_DETAILS,
+        }
+    }
+    fn placeholder(&self, read_only: bool) -> Option<(String, &'static str)> {
+        let empty = R::EMPTY?;
+        if self.table.visible_len() > 0 {
+            return None;
+        }
+        Some(match &self.state {
+            _ if !self.table.rows().is_empty() => (empty.filtered.into(), "text.dim"),
+            Load::Loading => (empty.loading.into(), "text.dim"),
+            Load::Failed(err) => (format!("{}: {err}", empty.failed), "status.error"),
+            Load::Ready(_) if read_only => (empty.nothing_read_only.into(), "text.dim"),
+            Load::Ready(_) => (empty.nothing.into(), "text.dim"),
+        })
     }
 }

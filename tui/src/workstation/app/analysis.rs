@@ -7,27 +7,21 @@ use super::*;
 
 impl App {
     pub(super) fn load_images(&mut self) -> Vec<Effect> {
-        if self.images_loading {
+        if !self.images.begin_load() {
             return vec![];
         }
-        self.images_loading = true;
         vec![Effect::LoadImages]
     }
 
     pub(super) fn load_hosts(&mut self) -> Vec<Effect> {
-        if self.hosts_loading {
+        if !self.hosts.begin_load() {
             return vec![];
         }
-        self.hosts_loading = true;
         vec![Effect::LoadHosts]
     }
 
     /// Asks before starting an image build.
     pub(super) fn confirm_build(&mut self) {
-        if self.view != View::Images {
-            self.status = Some(Status::Error("builds start from :images (key 7)".into()));
-            return;
-        }
         let pipeline = self
             .pipeline
             .as_ref()
@@ -47,7 +41,7 @@ impl App {
     pub(super) fn launch_case(&self) -> Option<&Case> {
         match self.view {
             View::Case => self.case.as_ref().map(|screen| &screen.case),
-            View::Cases => self.cases.selected().map(|row| &row.case),
+            View::Cases => self.cases.table.selected().map(|row| &row.case),
             _ => None,
         }
     }
@@ -93,10 +87,8 @@ impl App {
 
     /// Hands the terminal to a shell on the selected host.
     pub(super) fn open_session(&mut self) -> Vec<Effect> {
-        let Some(row) = self.hosts.selected().filter(|_| self.view == View::Hosts) else {
-            self.status = Some(Status::Error(
-                "select an analysis host in :hosts (key 8) first".into(),
-            ));
+        let Some(row) = self.hosts.table.selected() else {
+            self.status = Some(Status::Error("no analysis host is selected".into()));
             return vec![];
         };
         let host = &row.host;
@@ -118,10 +110,8 @@ impl App {
 
     /// Asks for the host's instance id before terminating it.
     pub(super) fn prompt_terminate(&mut self) {
-        let Some(row) = self.hosts.selected().filter(|_| self.view == View::Hosts) else {
-            self.status = Some(Status::Error(
-                "select an analysis host in :hosts (key 8) first".into(),
-            ));
+        let Some(row) = self.hosts.table.selected() else {
+            self.status = Some(Status::Error("no analysis host is selected".into()));
             return;
         };
         let host = &row.host;

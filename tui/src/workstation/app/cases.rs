@@ -6,16 +6,15 @@ use irf_engine::model::case::{Case, CaseSubject, ContainmentPolicy};
 use irf_engine::config::AccountId;
 use irf_engine::inventory::SsmReachability;
 
-use crate::workstation::rows::CaseRow;
+use crate::workstation::views::CaseRow;
 
 use super::*;
 
 impl App {
     pub(super) fn load_cases(&mut self) -> Vec<Effect> {
-        if self.cases_loading {
+        if !self.cases.begin_load() {
             return vec![];
         }
-        self.cases_loading = true;
         vec![Effect::LoadCases]
     }
 
@@ -40,11 +39,23 @@ impl App {
         if self.view == View::Hosts {
             return self.load_hosts();
         }
-        if self.view == View::Images && self.images.rows().iter().any(|r| r.image.is_building()) {
+        if self.view == View::Images
+            && self
+                .images
+                .table
+                .rows()
+                .iter()
+                .any(|r| r.image.is_building())
+        {
             return self.load_images();
         }
-        let any_open = self.cases.rows().iter().any(|r| r.case.status.is_open());
-        if self.view == View::Cases && matches!(self.cases_state, Load::Ready(_)) && any_open {
+        let any_open = self
+            .cases
+            .table
+            .rows()
+            .iter()
+            .any(|r| r.case.status.is_open());
+        if self.view == View::Cases && matches!(self.cases.state, Load::Ready(_)) && any_open {
             self.load_cases()
         } else {
             vec![]
@@ -65,7 +76,7 @@ impl App {
     }
 
     pub(super) fn open_selected_case(&mut self) -> Vec<Effect> {
-        match self.cases.selected() {
+        match self.cases.table.selected() {
             Some(row) => {
                 let case = row.case.clone();
                 self.open_case(case)
@@ -86,13 +97,14 @@ impl App {
     pub(super) fn upsert_case_row(&mut self, case: &Case) {
         let mut rows: Vec<CaseRow> = self
             .cases
+            .table
             .rows()
             .iter()
             .filter(|r| r.case.case_id != case.case_id)
             .cloned()
             .collect();
         rows.push(CaseRow::new(case.clone()));
-        self.cases.set_rows(rows);
+        self.cases.table.set_rows(rows);
     }
 
     /// The instance `a` acquires in this view: the selected instance, or the instance of
@@ -112,13 +124,21 @@ impl App {
         };
         match self.view {
             View::Instances => {
-                let row = self.instances.selected().ok_or("no instance is selected")?;
+                let row = self
+                    .instances
+                    .table
+                    .selected()
+                    .ok_or("no instance is selected")?;
                 let i = &row.instance;
                 let name = i.name.as_deref().unwrap_or("no name").to_owned();
                 Ok((subject(&i.account, &i.region, &i.id)?, name))
             }
             View::Findings => {
-                let row = self.findings.selected().ok_or("no finding is selected")?;
+                let row = self
+                    .findings
+                    .table
+                    .selected()
+                    .ok_or("no finding is selected")?;
                 let f = &row.finding;
                 let instance_id = f.instance_id.as_deref().ok_or(
                     "the selected finding is not about an EC2 instance: there is nothing to acquire",

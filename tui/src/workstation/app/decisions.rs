@@ -3,7 +3,6 @@
 
 use irf_engine::model::case::CaseId;
 
-use irf_engine::model::case::CaseStatus;
 use irf_engine::model::containment::{ContainmentPlan, InstanceRef};
 
 use super::*;
@@ -16,6 +15,7 @@ impl App {
             View::Approvals => {
                 let row = self
                     .approvals
+                    .table
                     .selected()
                     .ok_or("nothing waits for an approver")?;
                 let p = &row.pending;
@@ -23,22 +23,13 @@ impl App {
             }
             View::Case => {
                 let screen = self.case.as_ref().ok_or("no case is open")?;
-                if screen.case.status != CaseStatus::AwaitingApproval {
-                    return Err(format!(
-                        "case {} is {}, not waiting for approval (:approvals lists what waits)",
-                        screen.case.case_id,
-                        screen.case.status.as_str()
-                    ));
-                }
                 Ok((
                     true,
                     screen.case.case_id.to_string(),
                     InstanceRef::from(&screen.case.subject),
                 ))
             }
-            _ => {
-                Err("open a case waiting for approval, or select one in :approvals (key 5)".into())
-            }
+            _ => Err("nothing to decide on this screen".into()),
         }
     }
 
@@ -137,10 +128,7 @@ impl App {
 
     /// Asks for the instance id before rolling back the open case's containment.
     pub(super) fn prompt_rollback(&mut self) {
-        let Some(screen) = self.case.as_ref().filter(|_| self.view == View::Case) else {
-            self.status = Some(Status::Error(
-                "open the case whose containment to roll back (:cases, enter)".into(),
-            ));
+        let Some(screen) = &self.case else {
             return;
         };
         let instance = InstanceRef::from(&screen.case.subject);
@@ -163,10 +151,9 @@ impl App {
     }
 
     pub(super) fn load_approvals(&mut self) -> Vec<Effect> {
-        if self.approvals_loading {
+        if !self.approvals.begin_load() {
             return vec![];
         }
-        self.approvals_loading = true;
         vec![Effect::LoadApprovals]
     }
 }

@@ -7,7 +7,9 @@ use irf_engine::findings::{Finding, summarize_by_instance};
 use irf_engine::inventory::{Instance, SweepEvent};
 use irf_engine::store::case_table::Opened;
 
-use crate::workstation::rows::{
+use crate::workstation::failure::Failure;
+use crate::workstation::table::{ListTable, ListView};
+use crate::workstation::views::{
     AccountRow, ApprovalRow, CaseRow, EvidenceRow, FindingRow, HostRow, ImageRow, InstanceRow,
 };
 
@@ -21,7 +23,7 @@ impl App {
             EngineEvent::Identity(Err(err)) => self.identity = Load::Failed(err.to_string()),
             EngineEvent::Scope(Ok(scope)) => {
                 if self.sweep.sweeps_completed == 0 {
-                    self.accounts.set_rows(
+                    self.accounts.table.set_rows(
                         scope
                             .accounts
                             .iter()
@@ -41,18 +43,17 @@ impl App {
             EngineEvent::Sweep(event) => self.on_sweep(event),
             EngineEvent::Findings(Ok(findings)) => {
                 self.finding_summaries = summarize_by_instance(&findings);
-                self.findings_state = Load::Ready(findings.len());
                 self.findings
-                    .set_rows(findings.into_iter().map(FindingRow::new).collect());
+                    .finish_load(Ok(findings.into_iter().map(FindingRow::new).collect()));
                 let summaries = &self.finding_summaries;
-                self.instances.update_rows(|row| {
+                self.instances.table.update_rows(|row| {
                     row.instance.findings = summaries
                         .get(row.instance.id.as_str())
                         .copied()
                         .unwrap_or_default();
                 });
             }
-            EngineEvent::Findings(Err(err)) => self.findings_state = Load::Failed(err.to_string()),
+            EngineEvent::Findings(Err(err)) => self.findings.finish_load(Err(err.to_string())),
             EngineEvent::FindingResolved(Ok(title)) => {
                 self.status = Some(Status::Info(format!(
                     "resolved: {}",
@@ -101,40 +102,15 @@ impl App {
                 )));
             }
             EngineEvent::Cases(result) => {
-                self.cases_loading = false;
-                match result {
-                    Ok(cases) => {
-                        self.cases_state = Load::Ready(cases.len());
-                        self.cases
-                            .set_rows(cases.into_iter().map(CaseRow::new).collect());
-                    }
-                    Err(err) => {
-                        if self.view == View::Cases {
-                            self.status = Some(Status::Error(format!(
-                                "could not read the case table: {err}"
-                            )));
-                        }
-                        self.cases_state = Load::Failed(err.to_string());
-                    }
-                }
+                self.list_loaded(View::Cases, |app| &mut app.cases, result, CaseRow::new);
             }
             EngineEvent::Approvals(result) => {
-                self.approvals_loading = false;
-                match result {
-                    Ok(pending) => {
-                        self.approvals_state = Load::Ready(pending.len());
-                        self.approvals
-                            .set_rows(pending.into_iter().map(ApprovalRow::new).collect());
-                    }
-                    Err(err) => {
-                        if self.view == View::Approvals {
-                            self.status = Some(Status::Error(format!(
-                                "could not read what waits for approval: {err}"
-                            )));
-                        }
-                        self.approvals_state = Load::Failed(err.to_string());
-                    }
-                }
+                self.list_loaded(
+                    View::Approvals,
+                    |app| &mut app.approvals,
+                    result,
+                    ApprovalRow::new,
+                );
             }
             EngineEvent::CaseVerified { case_id, result } => {
                 if let Some(screen) = self
@@ -166,40 +142,20 @@ impl App {
                 });
             }
             EngineEvent::Evidence(result) => {
-                self.evidence_loading = false;
-                match result {
-                    Ok(items) => {
-                        self.evidence_state = Load::Ready(items.len());
-                        self.evidence
-                            .set_rows(items.into_iter().map(EvidenceRow::new).collect());
-                    }
-                    Err(err) => {
-                        if self.view == View::Evidence {
-                            self.status =
-                                Some(Status::Error(format!("could not list the evidence: {err}")));
-                        }
-                        self.evidence_state = Load::Failed(err.to_string());
-                    }
-                }
+                self.list_loaded(
+                    View::Evidence,
+                    |app| &mut app.evidence,
+                    result,
+                    EvidenceRow::new,
+                );
             }
             EngineEvent::Images(result) => {
-                self.images_loading = false;
-                match result {
-                    Ok(listed) => {
-                        let listed = *listed;
-                        self.images_state = Load::Ready(listed.images.len());
-                        self.pipeline = Some(listed.pipeline);
-                        self.images
-                            .set_rows(listed.images.into_iter().map(ImageRow::new).collect());
-                    }
-                    Err(err) => {
-                        if self.view == View::Images {
-                            self.status =
-                                Some(Status::Error(format!("could not list the images: {err}")));
-                        }
-                        self.images_state = Load::Failed(err.to_string());
-                    }
-                }
+                let result = result.map(|listed| {
+                    let listed = *listed;
+                    self.pipeline = Some(listed.pipeline);
+                    listed.images
+                });
+                self.list_loaded(View::Images, |app| &mut app.images, result, ImageRow::new);
             }
             EngineEvent::ImageBuildStarted(result) => {
                 self.status = Some(match result {
@@ -209,22 +165,7 @@ impl App {
                 return self.load_images();
             }
             EngineEvent::Hosts(result) => {
-                self.hosts_loading = false;
-                match result {
-                    Ok(hosts) => {
-                        self.hosts_state = Load::Ready(hosts.len());
-                        self.hosts
-                            .set_rows(hosts.into_iter().map(HostRow::new).collect());
-                    }
-                    Err(err) => {
-                        if self.view == View::Hosts {
-                            self.status = Some(Status::Error(format!(
-                                "could not list the analysis hosts: {err}"
-                            )));
-                        }
-                        self.hosts_state = Load::Failed(err.to_string());
-                    }
-                }
+                self.list_loaded(View::Hosts, |app| &mut app.hosts, result, HostRow::new);
             }
             EngineEvent::HostLaunched(result) => {
                 self.launching = None;
@@ -314,11 +255,11 @@ impl App {
             SweepEvent::Instances { instances, .. } => {
                 if streaming {
                     let rows = self.rows_with_findings(instances);
-                    let start = self.instances.rows().len();
-                    self.instances.extend(rows);
+                    let start = self.instances.table.rows().len();
+                    self.instances.table.extend(rows);
                     self.index_instances_from(start);
-                    let added = &self.instances.rows()[start..];
-                    self.accounts.update_rows(|row| {
+                    let added = &self.instances.table.rows()[start..];
+                    self.accounts.table.update_rows(|row| {
                         for instance in added.iter().map(|r| &r.instance) {
                             if instance.account == row.id {
                                 row.count(instance);
@@ -342,7 +283,7 @@ impl App {
                     None => error.to_string(),
                 };
                 if streaming {
-                    self.accounts.update_rows(|row| {
+                    self.accounts.table.update_rows(|row| {
                         if row.id == account {
                             row.errors.push(message.clone());
                         }
@@ -386,10 +327,12 @@ impl App {
             }
         }
         let rows = self.rows_with_findings(instances);
-        self.instances.set_rows(rows);
+        self.instances.table.set_rows(rows);
         self.instance_positions.clear();
         self.index_instances_from(0);
-        self.accounts.set_rows(accounts.into_values().collect());
+        self.accounts
+            .table
+            .set_rows(accounts.into_values().collect());
     }
 
     /// Table rows for swept instances, each with its open findings.
@@ -410,21 +353,47 @@ impl App {
     /// Records the positions of the rows from `start` on. Rows are only appended or replaced
     /// whole (sorting reorders the view, not the rows), so positions change nowhere else.
     pub(super) fn index_instances_from(&mut self, start: usize) {
-        for (position, row) in self.instances.rows().iter().enumerate().skip(start) {
+        for (position, row) in self.instances.table.rows().iter().enumerate().skip(start) {
             self.instance_positions
                 .insert(row.instance.id.clone(), position);
         }
     }
 
     /// Instances by id, for the findings view and details.
+    /// A list view's load came back: its rows, or the failure, also said on the status
+    /// line when the view is on screen (its last rows stay).
+    fn list_loaded<T, R: ListView>(
+        &mut self,
+        view: View,
+        list: fn(&mut App) -> &mut ListTable<R>,
+        outcome: Result<Vec<T>, Failure>,
+        row: fn(T) -> R,
+    ) {
+        let outcome = outcome
+            .map(|items| items.into_iter().map(row).collect())
+            .map_err(|err| err.to_string());
+        if let Err(err) = &outcome
+            && self.view == view
+        {
+            let failed = R::EMPTY.map_or("could not load the view", |empty| empty.failed);
+            self.status = Some(Status::Error(format!("{failed}: {err}")));
+        }
+        list(self).finish_load(outcome);
+    }
+
     pub fn instance(&self, id: &str) -> Option<&Instance> {
         let position = *self.instance_positions.get(id)?;
-        self.instances.rows().get(position).map(|r| &r.instance)
+        self.instances
+            .table
+            .rows()
+            .get(position)
+            .map(|r| &r.instance)
     }
 
     /// Findings about an instance, for its details.
     pub fn findings_of(&self, instance_id: &str) -> Vec<&Finding> {
         self.findings
+            .table
             .rows()
             .iter()
             .map(|r| &r.finding)

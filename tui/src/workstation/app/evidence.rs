@@ -7,23 +7,16 @@ use super::*;
 
 impl App {
     pub(super) fn load_evidence(&mut self) -> Vec<Effect> {
-        if self.evidence_loading {
+        if !self.evidence.begin_load() {
             return vec![];
         }
-        self.evidence_loading = true;
         vec![Effect::LoadEvidence]
     }
 
     /// Asks before placing or removing the selected artifact's legal hold.
     pub(super) fn confirm_legal_hold(&mut self) {
-        let Some(row) = self
-            .evidence
-            .selected()
-            .filter(|_| self.view == View::Evidence)
-        else {
-            self.status = Some(Status::Error(
-                "select an artifact in :evidence (key 6) first".into(),
-            ));
+        let Some(row) = self.evidence.table.selected() else {
+            self.status = Some(Status::Error("no artifact is selected".into()));
             return;
         };
         let on = !row.held();
@@ -55,11 +48,8 @@ impl App {
     }
 
     pub(super) fn confirm_resolve(&mut self) {
-        if self.view != View::Findings {
-            self.status = Some(Status::Error("select a finding first (:findings)".into()));
-            return;
-        }
-        let Some(row) = self.findings.selected() else {
+        let Some(row) = self.findings.table.selected() else {
+            self.status = Some(Status::Error("no finding is selected".into()));
             return;
         };
         let finding = &row.finding;

@@ -11,12 +11,10 @@ use irf_engine::config::Config;
 use irf_engine::inventory::Instance;
 use irf_engine::organization::{Scope, WhoAmI};
 
-use super::rows::{
-    ACCOUNT_COLUMNS, APPROVAL_COLUMNS, AccountRow, ApprovalRow, CASE_COLUMNS, CaseRow,
-    EVIDENCE_COLUMNS, EvidenceRow, FINDING_COLUMNS, FindingRow, HOST_COLUMNS, HostRow,
-    IMAGE_COLUMNS, INSTANCE_COLUMNS, ImageRow, InstanceRow,
+use super::table::{InstanceNames, ListTable, Pane};
+use super::views::{
+    AccountRow, ApprovalRow, CaseRow, EvidenceRow, FindingRow, HostRow, ImageRow, InstanceRow,
 };
-use super::table::{Sort, TableModel};
 use crate::filter::Filter;
 use crate::keymap::{Key, KeyAction, KeyName, Keymap};
 use irf_engine::analysis::images::PipelineSummary;
@@ -24,21 +22,15 @@ use irf_engine::model::containment::InstanceRef;
 
 mod analysis;
 mod cases;
+mod commands;
 mod decisions;
 mod events;
 mod evidence;
 mod messages;
 mod navigation;
 
+pub use super::table::Load;
 pub use messages::{Effect, EngineEvent, Input};
-
-/// Something slow that was asked for, and how it stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Load<T> {
-    Loading,
-    Ready(T),
-    Failed(String),
-}
 
 /// The workstation's views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,33 +229,19 @@ pub struct SweepProgress {
 pub struct App {
     pub identity: Load<WhoAmI>,
     pub scope: Load<Scope>,
-    pub instances: TableModel<InstanceRow>,
-    pub findings: TableModel<FindingRow>,
-    pub accounts: TableModel<AccountRow>,
-    pub cases: TableModel<CaseRow>,
-    pub approvals: TableModel<ApprovalRow>,
-    /// How many decisions wait, or why they could not be read.
-    pub approvals_state: Load<usize>,
-    approvals_loading: bool,
-    pub evidence: TableModel<EvidenceRow>,
-    /// How many artifacts the last load found, or why it failed.
-    pub evidence_state: Load<usize>,
-    evidence_loading: bool,
-    pub images: TableModel<ImageRow>,
+    pub instances: ListTable<InstanceRow>,
+    pub findings: ListTable<FindingRow>,
+    pub accounts: ListTable<AccountRow>,
+    pub cases: ListTable<CaseRow>,
+    /// Cases and requests waiting for a decision.
+    pub approvals: ListTable<ApprovalRow>,
+    pub evidence: ListTable<EvidenceRow>,
+    pub images: ListTable<ImageRow>,
     /// The pipeline's schedule and runs, once read.
     pub pipeline: Option<PipelineSummary>,
-    pub images_state: Load<usize>,
-    images_loading: bool,
-    pub hosts: TableModel<HostRow>,
-    pub hosts_state: Load<usize>,
-    hosts_loading: bool,
+    pub hosts: ListTable<HostRow>,
     /// A host launch is under way (it takes minutes in AWS): one at a time from here.
     pub launching: Option<CaseId>,
-    pub findings_state: Load<usize>,
-    /// How many cases the last load found, or why it failed.
-    pub cases_state: Load<usize>,
-    /// A cases load is under way: polls wait for it rather than pile up.
-    cases_loading: bool,
     /// The case view, once a case was opened.
     pub case: Option<CaseScreen>,
     pub acquisition: AcquisitionSettings,
@@ -295,75 +273,16 @@ impl App {
         Self {
             identity: Load::Loading,
             scope: Load::Loading,
-            instances: TableModel::new(
-                INSTANCE_COLUMNS.len(),
-                Sort {
-                    column: 2,
-                    descending: false,
-                },
-            ),
-            findings: TableModel::new(
-                FINDING_COLUMNS.len(),
-                Sort {
-                    column: 0,
-                    descending: true,
-                },
-            ),
-            accounts: TableModel::new(
-                ACCOUNT_COLUMNS.len(),
-                Sort {
-                    column: 1,
-                    descending: false,
-                },
-            ),
-            cases: TableModel::new(
-                CASE_COLUMNS.len(),
-                Sort {
-                    column: 5,
-                    descending: true,
-                },
-            ),
-            approvals: TableModel::new(
-                APPROVAL_COLUMNS.len(),
-                Sort {
-                    column: 4,
-                    descending: false,
-                },
-            ),
-            approvals_state: Load::Loading,
-            approvals_loading: false,
-            evidence: TableModel::new(
-                EVIDENCE_COLUMNS.len(),
-                Sort {
-                    column: 0,
-                    descending: true,
-                },
-            ),
-            evidence_state: Load::Loading,
-            evidence_loading: false,
-            images: TableModel::new(
-                IMAGE_COLUMNS.len(),
-                Sort {
-                    column: 0,
-                    descending: true,
-                },
-            ),
+            instances: ListTable::default(),
+            findings: ListTable::default(),
+            accounts: ListTable::default(),
+            cases: ListTable::default(),
+            approvals: ListTable::default(),
+            evidence: ListTable::default(),
+            images: ListTable::default(),
             pipeline: None,
-            images_state: Load::Loading,
-            images_loading: false,
-            hosts: TableModel::new(
-                HOST_COLUMNS.len(),
-                Sort {
-                    column: 9,
-                    descending: false,
-                },
-            ),
-            hosts_state: Load::Loading,
-            hosts_loading: false,
+            hosts: ListTable::default(),
             launching: None,
-            findings_state: Load::Loading,
-            cases_state: Load::Loading,
-            cases_loading: false,
             case: None,
             acquisition: AcquisitionSettings::default(),
             pending_instances: Vec::new(),
@@ -549,6 +468,10 @@ impl App {
             ));
             return vec![];
         }
+        if let Some(reason) = self.not_offered(command) {
+            self.status = Some(Status::Error(reason));
+            return vec![];
+        }
         let page = self.page_rows() as isize;
         match command {
             KeyAction::Quit => self.should_quit = true,
@@ -587,9 +510,9 @@ impl App {
                 _ => self.detail_open = !self.detail_open,
             },
             KeyAction::Refresh => return self.refresh(true),
-            KeyAction::SortNext => self.with_table(|t| t.cycle_sort(1)),
-            KeyAction::SortPrevious => self.with_table(|t| t.cycle_sort(-1)),
-            KeyAction::SortReverse => self.with_table(|t| t.reverse_sort()),
+            KeyAction::SortNext => self.with_pane(|t| t.cycle_sort(1)),
+            KeyAction::SortPrevious => self.with_pane(|t| t.cycle_sort(-1)),
+            KeyAction::SortReverse => self.with_pane(|t| t.reverse_sort()),
             KeyAction::ViewInstances => return self.show(View::Instances),
             KeyAction::ViewFindings => return self.show(View::Findings),
             KeyAction::ViewAccounts => return self.show(View::Accounts),
@@ -604,8 +527,7 @@ impl App {
             KeyAction::TerminateHost => self.prompt_terminate(),
             KeyAction::ToggleLegalHold => self.confirm_legal_hold(),
             KeyAction::VerifyCase | KeyAction::ExportReport => {
-                let Some(screen) = self.case.as_ref().filter(|_| self.view == View::Case) else {
-                    self.status = Some(Status::Error("open a case first (:cases, enter)".into()));
+                let Some(screen) = &self.case else {
                     return vec![];
                 };
                 let case_id = screen.case.case_id.clone();
@@ -712,36 +634,43 @@ impl App {
         }
     }
 
+    /// The list on screen; `None` in the case view, which is not a table.
+    pub fn pane(&self) -> Option<&dyn Pane> {
+        Some(match self.view {
+            View::Instances => &self.instances,
+            View::Findings => &self.findings,
+            View::Accounts => &self.accounts,
+            View::Cases => &self.cases,
+            View::Approvals => &self.approvals,
+            View::Evidence => &self.evidence,
+            View::Images => &self.images,
+            View::Hosts => &self.hosts,
+            View::Case => return None,
+        })
+    }
+
+    pub(super) fn pane_mut(&mut self) -> Option<&mut dyn Pane> {
+        Some(match self.view {
+            View::Instances => &mut self.instances,
+            View::Findings => &mut self.findings,
+            View::Accounts => &mut self.accounts,
+            View::Cases => &mut self.cases,
+            View::Approvals => &mut self.approvals,
+            View::Evidence => &mut self.evidence,
+            View::Images => &mut self.images,
+            View::Hosts => &mut self.hosts,
+            View::Case => return None,
+        })
+    }
+
     /// The name of a member account, when the scope named it.
     pub fn account_name(&self, account: &str) -> Option<&str> {
         self.accounts
+            .table
             .rows()
             .iter()
             .find(|a| a.id == account)
             .map(|a| a.name.as_str())
-    }
-}
-
-/// What the keys need of any table, whatever its rows.
-trait SortableTable {
-    fn move_cursor(&mut self, delta: isize);
-    fn select(&mut self, position: usize);
-    fn cycle_sort(&mut self, step: isize);
-    fn reverse_sort(&mut self);
-}
-
-impl<R: super::rows::TableRow> SortableTable for TableModel<R> {
-    fn move_cursor(&mut self, delta: isize) {
-        self.move_by(delta);
-    }
-    fn select(&mut self, position: usize) {
-        self.select_position(position);
-    }
-    fn cycle_sort(&mut self, step: isize) {
-        TableModel::cycle_sort(self, step);
-    }
-    fn reverse_sort(&mut self) {
-        TableModel::reverse_sort(self);
     }
 }
 
@@ -779,4 +708,10 @@ fn common_prefix<'a>(names: &[&'a str]) -> Option<&'a str> {
             .count()
     });
     Some(&first[..length])
+}
+
+impl InstanceNames for App {
+    fn instance_name(&self, instance_id: &str) -> Option<&str> {
+        self.instance(instance_id).and_then(|i| i.name.as_deref())
+    }
 }

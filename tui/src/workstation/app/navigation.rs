@@ -64,18 +64,10 @@ impl App {
         vec![Effect::StartSweep, Effect::LoadFindings]
     }
 
-    pub(super) fn with_table(&mut self, change: impl FnOnce(&mut dyn SortableTable)) {
-        match self.view {
-            View::Instances => change(&mut self.instances),
-            View::Findings => change(&mut self.findings),
-            View::Accounts => change(&mut self.accounts),
-            View::Cases => change(&mut self.cases),
-            View::Approvals => change(&mut self.approvals),
-            View::Evidence => change(&mut self.evidence),
-            View::Images => change(&mut self.images),
-            View::Hosts => change(&mut self.hosts),
-            // The case view is not a table: it has nothing to sort.
-            View::Case => {}
+    pub(super) fn with_pane(&mut self, change: impl FnOnce(&mut dyn Pane)) {
+        // The case view is not a table: it has nothing to sort or select.
+        if let Some(pane) = self.pane_mut() {
+            change(pane);
         }
     }
 
@@ -86,7 +78,7 @@ impl App {
             });
             self.scroll_artifacts_to(first);
         } else {
-            self.with_table(|t| t.move_cursor(delta));
+            self.with_pane(|t| t.move_cursor(delta));
         }
     }
 
@@ -94,7 +86,7 @@ impl App {
         if self.view == View::Case {
             self.scroll_artifacts_to(position);
         } else {
-            self.with_table(|t| t.select(position));
+            self.with_pane(|t| t.select(position));
         }
     }
 
@@ -109,32 +101,14 @@ impl App {
 
     /// The selection's position in the current view.
     pub fn current_cursor(&self) -> usize {
-        match self.view {
-            View::Instances => self.instances.cursor(),
-            View::Findings => self.findings.cursor(),
-            View::Accounts => self.accounts.cursor(),
-            View::Cases => self.cases.cursor(),
-            View::Approvals => self.approvals.cursor(),
-            View::Evidence => self.evidence.cursor(),
-            View::Images => self.images.cursor(),
-            View::Hosts => self.hosts.cursor(),
-            View::Case => 0,
-        }
+        self.pane().map_or(0, |pane| pane.cursor())
     }
 
     pub(super) fn current_filter_text(&self) -> String {
-        let filter = match self.view {
-            View::Instances => self.instances.filter(),
-            View::Findings => self.findings.filter(),
-            View::Accounts => self.accounts.filter(),
-            View::Cases => self.cases.filter(),
-            View::Approvals => self.approvals.filter(),
-            View::Evidence => self.evidence.filter(),
-            View::Images => self.images.filter(),
-            View::Hosts => self.hosts.filter(),
-            View::Case => None,
-        };
-        filter.map(|f| f.text().to_owned()).unwrap_or_default()
+        self.pane()
+            .and_then(|pane| pane.filter())
+            .map(|f| f.text().to_owned())
+            .unwrap_or_default()
     }
 
     pub(super) fn apply_filter(&mut self, text: &str) {
@@ -148,16 +122,6 @@ impl App {
     }
 
     pub(super) fn set_filter(&mut self, filter: Option<Filter>) {
-        match self.view {
-            View::Instances => self.instances.set_filter(filter),
-            View::Findings => self.findings.set_filter(filter),
-            View::Accounts => self.accounts.set_filter(filter),
-            View::Cases => self.cases.set_filter(filter),
-            View::Approvals => self.approvals.set_filter(filter),
-            View::Evidence => self.evidence.set_filter(filter),
-            View::Images => self.images.set_filter(filter),
-            View::Hosts => self.hosts.set_filter(filter),
-            View::Case => {}
-        }
+        self.with_pane(|pane| pane.set_filter(filter));
     }
 }

@@ -17,7 +17,7 @@ pub fn detail_lines(app: &App) -> Vec<(String, String)> {
     let mut push = |label: &str, value: &str| lines.push((label.to_owned(), value.to_owned()));
     match app.view {
         View::Instances => {
-            let Some(row) = app.instances.selected() else {
+            let Some(row) = app.instances.table.selected() else {
                 return lines;
             };
             instance_details(&row.instance, &mut push);
@@ -28,7 +28,7 @@ pub fn detail_lines(app: &App) -> Vec<(String, String)> {
             }
         }
         View::Findings => {
-            let Some(row) = app.findings.selected() else {
+            let Some(row) = app.findings.table.selected() else {
                 return lines;
             };
             let f = &row.finding;
@@ -62,7 +62,7 @@ pub fn detail_lines(app: &App) -> Vec<(String, String)> {
         | View::Images
         | View::Hosts => {}
         View::Accounts => {
-            let Some(row) = app.accounts.selected() else {
+            let Some(row) = app.accounts.table.selected() else {
                 return lines;
             };
             push("account", &row.id);

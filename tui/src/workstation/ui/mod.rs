@@ -16,7 +16,6 @@ use crate::workstation::app::{App, Load, Mode, Status, View};
 use crate::workstation::format::first_line;
 use detail::draw_detail;
 use dialogs::{draw_confirm, draw_help, draw_typed};
-use irf_engine::model::case::CaseStatus;
 use tables::draw_table;
 
 /// Draws the whole screen.
@@ -94,7 +93,7 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             )
         }
     };
-    let findings = match &app.findings_state {
+    let findings = match &app.findings.state {
         Load::Loading => "findings: loading…".to_owned(),
         Load::Failed(err) => format!("findings: {}", first_line(err)),
         Load::Ready(count) => format!("{count} open findings on instances"),
@@ -185,77 +184,8 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 }
 
 fn key_hints(app: &App, theme: &Theme) -> Line<'static> {
-    use crate::keymap::KeyAction;
-    let mut hints = vec![
-        (KeyAction::Help, "help"),
-        (KeyAction::CommandMode, "command"),
-    ];
-    match app.view {
-        View::Case => hints.extend([
-            (KeyAction::Back, "cases"),
-            (KeyAction::Down, "scroll artifacts"),
-            (KeyAction::Refresh, "refresh"),
-            (KeyAction::VerifyCase, "verify"),
-            (KeyAction::ExportReport, "report"),
-            (KeyAction::LaunchHost, "analysis host"),
-        ]),
-        View::Approvals => hints.extend([
-            (KeyAction::FilterMode, "filter"),
-            (KeyAction::Refresh, "refresh"),
-            (KeyAction::ApproveContainment, "approve"),
-            (KeyAction::RejectContainment, "refuse"),
-        ]),
-        View::Evidence => hints.extend([
-            (KeyAction::FilterMode, "filter"),
-            (KeyAction::SortNext, "sort"),
-            (KeyAction::Refresh, "refresh"),
-            (KeyAction::ToggleLegalHold, "legal hold"),
-        ]),
-        View::Cases => hints.extend([
-            (KeyAction::FilterMode, "filter"),
-            (KeyAction::ToggleDetail, "open case"),
-            (KeyAction::SortNext, "sort"),
-            (KeyAction::Refresh, "refresh"),
-            (KeyAction::LaunchHost, "analysis host"),
-        ]),
-        View::Images => hints.extend([
-            (KeyAction::FilterMode, "filter"),
-            (KeyAction::Refresh, "refresh"),
-            (KeyAction::BuildImage, "build"),
-        ]),
-        View::Hosts => hints.extend([
-            (KeyAction::FilterMode, "filter"),
-            (KeyAction::SortNext, "sort"),
-            (KeyAction::Refresh, "refresh"),
-            (KeyAction::OpenSession, "shell"),
-            (KeyAction::TerminateHost, "terminate"),
-        ]),
-        View::Instances | View::Findings | View::Accounts => hints.extend([
-            (KeyAction::FilterMode, "filter"),
-            (KeyAction::ToggleDetail, "details"),
-            (KeyAction::SortNext, "sort"),
-            (KeyAction::Refresh, "refresh"),
-        ]),
-    }
-    if app.view == View::Findings {
-        hints.push((KeyAction::ResolveFinding, "resolve"));
-    }
-    if matches!(app.view, View::Instances | View::Findings) {
-        hints.push((KeyAction::AcquireInstance, "acquire"));
-    }
-    if let (View::Case, Some(screen)) = (app.view, &app.case) {
-        if screen.case.status == CaseStatus::AwaitingApproval {
-            hints.push((KeyAction::ApproveContainment, "approve"));
-            hints.push((KeyAction::RejectContainment, "refuse"));
-        }
-        // Containment is the workflow's last step: only an ended case can have one to undo.
-        if !screen.case.status.is_open() {
-            hints.push((KeyAction::RollbackContainment, "roll back"));
-        }
-    }
-    hints.push((KeyAction::Quit, "quit"));
     let mut spans = Vec::new();
-    for (command, label) in hints {
+    for (command, label) in app.offered() {
         if let Some(key) = app.keymap.key_for(command) {
             let style = if command.is_mutating() {
                 theme.style("danger")

@@ -1,0 +1,318 @@
+//! The list views as tables: the sweep streaming in, movement, sorting, filters, the command line, clicks, the help, and hostile text kept inert.
+
+use super::*;
+
+#[test]
+fn first_sweep_streams_in_and_the_unmanaged_account_shows_its_error() {
+    let app = loaded_app(false);
+    assert_eq!(app.instances.table.rows().len(), instances().len());
+    let unmanaged = app
+        .accounts
+        .table
+        .rows()
+        .iter()
+        .find(|a| a.name == "legacy-unmanaged")
+        .expect("listed");
+    assert!(
+        unmanaged.errors[0].contains("cannot assume role"),
+        "{:?}",
+        unmanaged.errors
+    );
+    assert_eq!(app.sweep.failures, 1);
+    let analyzed = app
+        .instances
+        .table
+        .rows()
+        .iter()
+        .find(|r| r.instance.incident_status() == Some("Analyze"))
+        .expect("the suspect");
+    assert!(
+        analyzed.instance.findings.open >= 1,
+        "findings joined to their instance"
+    );
+}
+
+#[test]
+fn movement_keys_move_and_stop_at_the_ends() {
+    let mut app = loaded_app(false);
+    let total = app.instances.table.visible_len();
+    press(&mut app, "jj");
+    assert_eq!(app.instances.table.cursor(), 2);
+    press(&mut app, "G");
+    assert_eq!(app.instances.table.cursor(), total - 1);
+    press(&mut app, "j");
+    assert_eq!(app.instances.table.cursor(), total - 1, "stays at the end");
+    press(&mut app, "g");
+    assert_eq!(app.instances.table.cursor(), 0);
+    press(&mut app, "k");
+    assert_eq!(app.instances.table.cursor(), 0, "stays at the top");
+    app.handle(Input::ScrollDown);
+    assert_eq!(
+        app.instances.table.cursor(),
+        1,
+        "the wheel moves the selection"
+    );
+}
+
+#[test]
+fn selection_follows_the_row_through_sorting_and_refresh() {
+    let mut app = loaded_app(false);
+    press(&mut app, "jjj");
+    let chosen = selected_instance(&app);
+    press(&mut app, ">~>");
+    assert_eq!(
+        selected_instance(&app),
+        chosen,
+        "re-sorting keeps the selected row"
+    );
+
+    // A second sweep: the table keeps its rows until the sweep completes.
+    let effects = app.handle(Input::RefreshDue);
+    assert_eq!(effects, vec![Effect::StartSweep, Effect::LoadFindings]);
+    assert!(
+        app.handle(Input::RefreshDue).is_empty(),
+        "no second sweep while one runs"
+    );
+    app.on_engine(EngineEvent::Scope(Ok(scope())));
+    let mut fewer = instances();
+    fewer.retain(|i| i.id != instances()[0].id || i.id == chosen);
+    app.on_engine(EngineEvent::Sweep(SweepEvent::Instances {
+        account: String::new(),
+        region: String::new(),
+        instances: fewer.clone(),
+    }));
+    assert_eq!(
+        app.instances.table.rows().len(),
+        instances().len(),
+        "old rows stay while the sweep runs"
+    );
+    app.on_engine(EngineEvent::Sweep(SweepEvent::Finished));
+    assert_eq!(app.instances.table.rows().len(), fewer.len());
+    assert_eq!(
+        selected_instance(&app),
+        chosen,
+        "selection survives the refresh"
+    );
+    for instance in &fewer {
+        assert_eq!(
+            app.instance(&instance.id).map(|i| &i.id),
+            Some(&instance.id),
+            "found by id"
+        );
+    }
+    if fewer.len() < instances().len() {
+        assert!(
+            app.instance(&instances()[0].id).is_none(),
+            "gone after the refresh"
+        );
+    }
+}
+
+#[rstest]
+#[case("tag:Role=web", 2)]
+#[case("!tag:Role=web", 7)]
+#[case("sev>=CRITICAL", 2)]
+#[case("/^i-0hostile/", 1)]
+#[case("state:stopped", 1)]
+fn filter_narrows_rows_as_typed(#[case] filter: &str, #[case] expected: usize) {
+    let mut app = loaded_app(false);
+    press(&mut app, "/");
+    press(&mut app, filter);
+    assert!(matches!(app.mode, Mode::Filter { .. }));
+    assert_eq!(app.instances.table.visible_len(), expected, "'{filter}'");
+    press_named(&mut app, KeyName::Enter);
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(
+        app.instances.table.visible_len(),
+        expected,
+        "kept after enter"
+    );
+    press_named(&mut app, KeyName::Esc);
+    assert_eq!(
+        app.instances.table.visible_len(),
+        instances().len(),
+        "esc clears it"
+    );
+}
+
+#[test]
+fn a_bad_filter_says_why_and_keeps_the_rows() {
+    let mut app = loaded_app(false);
+    press(&mut app, "/sev>=URGENT");
+    press_named(&mut app, KeyName::Enter);
+    assert!(
+        matches!(&app.status, Some(Status::Error(e)) if e.contains("'URGENT'")),
+        "{:?}",
+        app.status
+    );
+    assert_eq!(
+        app.mode,
+        Mode::Filter {
+            input: "sev>=URGENT".into()
+        },
+        "still in the filter line to fix it"
+    );
+    press_named(&mut app, KeyName::Esc);
+    assert_eq!(
+        app.instances.table.visible_len(),
+        instances().len(),
+        "esc clears it"
+    );
+}
+
+#[test]
+fn command_mode_switches_views_and_completes() {
+    let mut app = loaded_app(false);
+    press(&mut app, ":fi");
+    press_named(&mut app, KeyName::Tab);
+    assert_eq!(
+        app.mode,
+        Mode::Command {
+            input: "findings".into()
+        }
+    );
+    press_named(&mut app, KeyName::Enter);
+    assert_eq!(app.view, View::Findings);
+    press(&mut app, ":sh");
+    press_named(&mut app, KeyName::Enter);
+    assert_eq!(app.view, View::Findings, "alias");
+    press(&mut app, ":org");
+    press_named(&mut app, KeyName::Enter);
+    assert_eq!(app.view, View::Accounts);
+    press(&mut app, ":frobnicate");
+    press_named(&mut app, KeyName::Enter);
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("'frobnicate'")));
+    let effects = press(&mut app, ":theme light");
+    assert!(effects.is_empty());
+    assert_eq!(
+        press_named(&mut app, KeyName::Enter),
+        vec![Effect::SetTheme("light".into())]
+    );
+}
+
+#[test]
+fn resolving_a_finding_asks_first_and_cancels_on_any_other_key() {
+    let mut app = loaded_app(false);
+    press(&mut app, "2");
+    assert_eq!(app.view, View::Findings);
+    assert!(press(&mut app, "R").is_empty());
+    assert!(matches!(app.mode, Mode::Confirm(_)));
+    assert!(press(&mut app, "n").is_empty(), "cancelled");
+    assert_eq!(app.mode, Mode::Normal);
+    press(&mut app, "R");
+    let effects = press(&mut app, "y");
+    let selected = app
+        .findings
+        .table
+        .selected()
+        .expect("a finding")
+        .finding
+        .id
+        .clone();
+    assert!(
+        matches!(effects.as_slice(), [Effect::ResolveFinding { finding, .. }] if finding.id == selected),
+        "{effects:?}"
+    );
+    let reload = app.on_engine(EngineEvent::FindingResolved(Ok("title".into())));
+    assert_eq!(
+        reload,
+        vec![Effect::LoadFindings],
+        "the view reloads after the change"
+    );
+}
+
+#[test]
+fn read_only_mode_has_no_mutating_binding_and_refuses_the_command() {
+    let mut app = loaded_app(true);
+    assert!(
+        app.keymap
+            .help()
+            .iter()
+            .all(|(command, _)| !command.is_mutating())
+    );
+    press(&mut app, "2");
+    assert!(press(&mut app, "R").is_empty());
+    assert_eq!(app.mode, Mode::Normal, "no confirmation opens");
+    assert!(
+        app.command(crate::keymap::KeyAction::ResolveFinding)
+            .is_empty()
+    );
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("read-only")));
+}
+
+#[test]
+fn a_click_selects_the_row_under_the_mouse() {
+    let mut app = loaded_app(false);
+    let body = app.areas().table_body();
+    app.handle(Input::Click {
+        column: body.x + 3,
+        row: body.y + 4,
+    });
+    assert_eq!(app.instances.table.cursor(), 4);
+    app.handle(Input::Click { column: 0, row: 0 });
+    assert_eq!(
+        app.instances.table.cursor(),
+        4,
+        "a click outside the table changes nothing"
+    );
+}
+
+#[test]
+fn hostile_strings_render_inert() {
+    let mut app = loaded_app(false);
+    press(&mut app, "/hostile");
+    press_named(&mut app, KeyName::Enter);
+    let table = render(&app, &dark());
+    let line = table
+        .lines()
+        .find(|l| l.contains("i-0hostile00000000a"))
+        .expect("the hostile row");
+    assert!(
+        line.contains("evil\\e]0;pwned") && line.contains('…'),
+        "escaped, and cut to its column with an ellipsis:\n{table}"
+    );
+    assert!(table.contains("acct\\e[1;1H"), "{table}");
+    press_named(&mut app, KeyName::Enter);
+    let screen = render(&app, &dark());
+    for screen in [&table, &screen] {
+        assert!(
+            !screen.chars().any(|c| c.is_control() && c != '\n'),
+            "no control character reaches the terminal"
+        );
+    }
+    assert!(
+        screen.contains("evil\\e]0;pwned\\x07\\e[2J\\e[31mred\\u{202e}afed"),
+        "shown whole, escaped:\n{screen}"
+    );
+    assert!(
+        screen.contains("\\r\\nInjected:"),
+        "line breaks shown, not obeyed"
+    );
+    press(&mut app, "2");
+    let screen = render(&app, &dark());
+    assert!(
+        screen.contains("Title with \\e[5m blink and \\x07 bell"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn the_help_scrolls_when_it_is_taller_than_the_screen() {
+    let mut app = loaded_app(false);
+    app.handle(Input::Resize {
+        width: 120,
+        height: 24,
+    });
+    press(&mut app, "?");
+    let screen = render(&app, &dark());
+    assert!(screen.contains("j/k scroll"), "{screen}");
+    assert!(!screen.contains("red keys change things"), "{screen}");
+    for _ in 0..20 {
+        press(&mut app, "j");
+    }
+    let screen = render(&app, &dark());
+    assert!(screen.contains("red keys change things"), "{screen}");
+    assert!(matches!(app.mode, Mode::Help { .. }));
+    press(&mut app, "x");
+    assert_eq!(app.mode, Mode::Normal, "any other key closes it");
+}
