@@ -1,7 +1,9 @@
 //! irf's engine: every AWS call and all domain logic, behind domain types and event streams.
 
 pub mod acquisition;
+
 pub mod analysis;
+pub mod approvals;
 pub mod aws;
 pub mod config;
 pub mod containment;

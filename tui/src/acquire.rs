@@ -14,7 +14,7 @@ use irf_engine::model::case_detail::{ArtifactSha256, CaseDetail, RAW_HASH_LEFT_F
 use irf_engine::plane::Plane;
 use irf_engine::store::case_table::Opened;
 
-use crate::cli::{AcquireArgs, GlobalArgs};
+use crate::cli::{AcquireArgs, GlobalArgs, ReportFormat};
 
 /// Finds the account and region of `instance` by sweeping the Organization.
 async fn locate(context: &Arc<AwsContext>, instance: &str) -> anyhow::Result<(AccountId, String)> {
@@ -77,14 +77,11 @@ pub async fn acquire(
     global: &GlobalArgs,
     args: &AcquireArgs,
 ) -> anyhow::Result<ExitCode> {
-    let containment = match args.containment.as_deref().or(context
-        .config()
-        .workflow
-        .containment
-        .as_deref())
-    {
-        Some(text) => ContainmentPolicy::parse(text)?,
-        None => ContainmentPolicy::default(),
+    let containment = match (args.containment, &context.config().workflow.containment) {
+        (Some(policy), _) => policy,
+        (None, Some(text)) => ContainmentPolicy::parse(text)
+            .with_context(|| "workflow.containment in the configuration")?,
+        (None, None) => ContainmentPolicy::default(),
     };
     let (account, region) = place_instance(
         &context,
@@ -105,7 +102,7 @@ pub async fn acquire(
     let opened = irf_engine::desk::client::open_case(&plane, subject).await?;
     let joined = matches!(opened, Opened::Joined(_));
     let case_id = opened.case().case_id.clone();
-    if !args.json {
+    if !args.output.json {
         eprintln!(
             "irf: {} case {case_id} for {} (account {}, region {})",
             if joined { "joined the open" } else { "opened" },
@@ -115,11 +112,11 @@ pub async fn acquire(
         );
     }
     let detail = if args.wait {
-        wait(&plane, &case_id, !args.json).await?
+        wait(&plane, &case_id, !args.output.json).await?
     } else {
         plane.table.detail(&case_id).await?
     };
-    if args.json {
+    if args.output.json {
         let mut value = serde_json::to_value(&detail)?;
         value["case_id"] = serde_json::json!(case_id);
         value["joined"] = serde_json::json!(joined);
@@ -393,16 +390,16 @@ pub async fn verify(
 pub async fn report(
     context: Arc<AwsContext>,
     case_id: &str,
-    format: &str,
+    format: ReportFormat,
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     let case_id = CaseId::parse(case_id)?;
     let plane = Plane::connect(context).await?;
     let report = irf_engine::report::build(&plane, &case_id).await?;
     let text = match format {
-        "json" => serde_json::to_string_pretty(&report)? + "\n",
-        "html" => report.to_html(),
-        _ => report.to_markdown(),
+        ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        ReportFormat::Html => report.to_html(),
+        ReportFormat::Md => report.to_markdown(),
     };
     match output {
         Some(path) => {

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use irf_engine::model::case::{CaseId, ContainmentPolicy};
 
 /// irf: AWS incident response and forensics, from a terminal.
 ///
@@ -35,6 +36,14 @@ pub struct GlobalArgs {
     pub theme: Option<String>,
 }
 
+/// How a command prints what it found.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct OutputArgs {
+    /// Print JSON instead of text, for scripts and pipelines.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The local lab: an AWS emulator seeded with a demo Organization.
@@ -44,16 +53,13 @@ pub enum Command {
     Config(ConfigCommand),
     /// Who the credentials belong to, and their Organization.
     Whoami {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Every EC2 instance of the member accounts, swept through the member role.
     Instances {
-        /// Print JSON: the instances (with their open findings) and the accounts or regions
-        /// that failed.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
         /// Only these accounts (repeat the flag for more).
         #[arg(long)]
         account: Vec<String>,
@@ -68,15 +74,15 @@ pub enum Command {
     Acquire(AcquireArgs),
     /// List the cases of the case table, newest first.
     Cases {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Show one case: steps, artifacts with progress and hashes, approval.
     Case {
         /// The case id ('irf cases' lists them).
         case_id: String,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Approve the containment a case waits for; the workflow then contains the instance.
     Approve {
@@ -90,7 +96,8 @@ pub enum Command {
     /// containment request (give the instance id).
     Reject {
         /// The case id, or the instance id of a direct request.
-        case_id: String,
+        #[arg(value_name = "CASE_ID|INSTANCE_ID", value_parser = parse_decision)]
+        target: Decision,
         /// Why, recorded with the decision.
         #[arg(long)]
         reason: String,
@@ -101,17 +108,17 @@ pub enum Command {
     Verify {
         /// The case id ('irf cases' lists them).
         case_id: String,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Export a case: timeline, artifacts with hashes, custody chain, approval, containment,
     /// and a fresh verification.
     Report {
         /// The case id ('irf cases' lists them).
         case_id: String,
-        /// md (default), json (schema: engine/report.schema.json) or html.
-        #[arg(long, default_value = "md", value_parser = ["md", "json", "html"])]
-        format: String,
+        /// md, json (schema: engine/report.schema.json) or html.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
         /// Write to this file instead of standard output.
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
@@ -121,8 +128,8 @@ pub enum Command {
     Evidence {
         #[command(subcommand)]
         command: Option<EvidenceCommand>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Place (or with --off remove) the legal hold on one of a case's artifacts; recorded in
     /// the case's ledger.
@@ -144,24 +151,24 @@ pub enum Command {
     /// What waits for an approver: cases at their containment approval and direct
     /// containment requests (four-eyes).
     Approvals {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// The SIFT image pipeline: its images (version, state, build date, AMI per region),
     /// its last and next run; `build` starts a build.
     Images {
         #[command(subcommand)]
         command: Option<ImagesCommand>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Analysis hosts in the Analysis VPC: list them, launch one for a case with its
     /// evidence, terminate one.
     Hosts {
         #[command(subcommand)]
         command: Option<HostsCommand>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// A Session Manager shell on an analysis host, or (`forward`) one of its ports here.
     Session(SessionArgs),
@@ -178,9 +185,8 @@ pub enum Command {
     },
     /// Security Hub findings from the Security account's aggregator.
     Findings {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
         /// At least this severity: INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL.
         #[arg(long)]
         min_severity: Option<irf_engine::findings::Severity>,
@@ -233,8 +239,8 @@ pub enum EvidenceCommand {
 pub enum ImagesCommand {
     /// Start a build of the pipeline now.
     Build {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -249,13 +255,13 @@ pub enum HostsCommand {
         /// The instance type (default: analysis.instance_type, else m5.xlarge).
         #[arg(long = "type", value_name = "INSTANCE_TYPE")]
         instance_type: Option<String>,
-        /// Print JSON (it carries `instance_id`).
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Terminate an analysis host (only hosts irf launched).
     Terminate {
         /// The host's instance id.
+        #[arg(value_parser = parse_instance_id)]
         instance_id: String,
         /// The instance id, typed again.
         #[arg(long, value_name = "INSTANCE_ID")]
@@ -270,6 +276,7 @@ pub struct SessionArgs {
     #[command(subcommand)]
     pub command: Option<SessionCommand>,
     /// The analysis host (instance id) to open a shell on.
+    #[arg(value_parser = parse_instance_id)]
     pub host: Option<String>,
 }
 
@@ -279,6 +286,7 @@ pub enum SessionCommand {
     /// address. One connection at a time.
     Forward {
         /// The analysis host (instance id).
+        #[arg(value_parser = parse_instance_id)]
         host: String,
         /// The port on the host.
         remote_port: u16,
@@ -291,7 +299,7 @@ pub enum SessionCommand {
 #[derive(Debug, Args, Clone)]
 pub struct AcquireArgs {
     /// The instance id.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_instance_id)]
     pub instance: String,
     /// Its account (with --region for its region); found by a sweep of the Organization
     /// when left out.
@@ -304,20 +312,20 @@ pub struct AcquireArgs {
     #[arg(long)]
     pub no_disk: bool,
     /// What happens after verification: approval (the default), auto, never.
-    #[arg(long)]
-    pub containment: Option<String>,
+    #[arg(long, value_parser = ContainmentPolicy::parse)]
+    pub containment: Option<ContainmentPolicy>,
     /// Wait until the case ends (or waits for approval), showing progress.
     #[arg(long)]
     pub wait: bool,
-    /// Print the case as JSON (it carries `case_id`).
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// The instance a containment command acts on.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ContainTarget {
     /// The instance id.
+    #[arg(value_parser = parse_instance_id)]
     pub instance: String,
     /// Its account (with the global --region for its region); found by a sweep of the
     /// Organization when left out.
@@ -332,8 +340,8 @@ pub enum ContainCommand {
     Plan {
         #[command(flatten)]
         target: ContainTarget,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Contain the instance; with four-eyes, record a request or approve another operator's.
     Apply {
@@ -345,8 +353,8 @@ pub enum ContainCommand {
         /// Why, recorded with a four-eyes request.
         #[arg(long)]
         reason: Option<String>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Restore exactly what containment replaced.
     Rollback {
@@ -355,8 +363,8 @@ pub enum ContainCommand {
         /// The instance id, typed again.
         #[arg(long, value_name = "INSTANCE_ID")]
         confirm: String,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -390,8 +398,8 @@ pub enum LabCommand {
     Down,
     /// Whether a lab is running, and where.
     Status {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Print `export` lines that point the AWS CLI, the SDKs and irf at the lab:
     /// eval "$(irf lab env)".
@@ -449,6 +457,46 @@ pub struct LabUpArgs {
     pub authorization: irf_lab::Authorization,
 }
 
+/// How `irf report` writes the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Json,
+    Html,
+}
+
+/// What `irf reject` refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The containment a case waits for.
+    Case(CaseId),
+    /// A direct containment request, named by its instance.
+    Request(String),
+}
+
+/// An EC2 instance id, checked before any call: a typo is refused here rather than after a
+/// sweep of the Organization finds nothing.
+fn parse_instance_id(text: &str) -> Result<String, String> {
+    if irf_engine::findings::is_instance_id(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "'{}' is not an EC2 instance id (i- and 8 or 17 lowercase hexadecimal digits, as 'irf instances' lists them)",
+            crate::text::escape_untrusted(text)
+        ))
+    }
+}
+
+/// A case id, or the instance id of a direct containment request.
+fn parse_decision(text: &str) -> Result<Decision, String> {
+    if irf_engine::findings::is_instance_id(text) {
+        return Ok(Decision::Request(text.to_owned()));
+    }
+    CaseId::parse(text).map(Decision::Case).map_err(|err| {
+        format!("{err}; a direct containment request is named by its instance id ('irf approvals' lists both)")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,5 +539,71 @@ mod tests {
             panic!("expected bare lab");
         };
         assert_eq!(up.seed, 7);
+    }
+
+    #[test]
+    fn a_malformed_instance_id_is_refused_by_name_before_anything_runs() {
+        for argv in [
+            vec!["irf", "acquire", "--instance", "not-an-id"],
+            vec!["irf", "contain", "plan", "not-an-id"],
+            vec!["irf", "hosts", "terminate", "not-an-id", "--confirm", "x"],
+            vec!["irf", "session", "not-an-id"],
+        ] {
+            let err = Cli::try_parse_from(&argv).expect_err("refused");
+            let text = err.to_string();
+            assert!(
+                text.contains("'not-an-id' is not an EC2 instance id"),
+                "{argv:?}: {text}"
+            );
+        }
+        let cli = Cli::try_parse_from(["irf", "acquire", "--instance", "i-0abc12345def67890"])
+            .expect("a well-formed id parses");
+        assert!(
+            matches!(cli.command, Some(Command::Acquire(args)) if args.instance == "i-0abc12345def67890")
+        );
+    }
+
+    #[test]
+    fn reject_tells_a_case_from_a_request_by_its_shape() {
+        let parse =
+            |target: &str| match Cli::try_parse_from(["irf", "reject", target, "--reason", "why"])
+                .map(|cli| cli.command)
+            {
+                Ok(Some(Command::Reject { target, .. })) => Ok(target),
+                Ok(other) => panic!("{other:?}"),
+                Err(err) => Err(err.to_string()),
+            };
+        assert_eq!(
+            parse("i-0abc12345def67890"),
+            Ok(Decision::Request("i-0abc12345def67890".into()))
+        );
+        assert!(matches!(
+            parse("20261128T093015Z-i-ad331045abe82ba53"),
+            Ok(Decision::Case(case)) if case.as_str() == "20261128T093015Z-i-ad331045abe82ba53"
+        ));
+        let refused = parse("case one").expect_err("refused");
+        assert!(refused.contains("case one"), "{refused}");
+    }
+
+    #[test]
+    fn closed_sets_of_values_are_refused_with_the_valid_ones() {
+        let err = Cli::try_parse_from(["irf", "report", "c", "--format", "pdf"])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("pdf") && err.contains("md, json, html"),
+            "{err}"
+        );
+        let err = Cli::try_parse_from([
+            "irf",
+            "acquire",
+            "--instance",
+            "i-0abc12345def67890",
+            "--containment",
+            "sometimes",
+        ])
+        .expect_err("refused")
+        .to_string();
+        assert!(err.contains("sometimes"), "{err}");
     }
 }

@@ -17,8 +17,8 @@ use crate::theme::Theme;
 use irf_engine::findings::{FindingQuery, RecordState};
 
 use crate::cli::{
-    Cli, Command, ConfigCommand, EvidenceCommand, GlobalArgs, HostsCommand, ImagesCommand,
-    LabCommand, LabUpArgs, SessionCommand,
+    Cli, Command, ConfigCommand, Decision, EvidenceCommand, GlobalArgs, HostsCommand,
+    ImagesCommand, LabCommand, LabUpArgs, OutputArgs, SessionCommand,
 };
 use crate::workstation;
 
@@ -40,7 +40,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }) => lab_attached(&args, &global).await,
             Some(LabCommand::Up { detach: true, args }) => lab_detached(&args).await,
             Some(LabCommand::Down) => lab_down(),
-            Some(LabCommand::Status { json }) => lab_status(json),
+            Some(LabCommand::Status {
+                output: OutputArgs { json },
+            }) => lab_status(json),
             Some(LabCommand::Env) => {
                 let state = running_lab()?;
                 out_raw!(state.env_exports());
@@ -56,21 +58,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let context = connect(&global).await?;
             crate::acquire::acquire(context, &global, &args).await
         }
-        Some(Command::Cases { json }) => crate::acquire::cases(connect(&global).await?, json).await,
-        Some(Command::Case { case_id, json }) => {
-            crate::acquire::case(connect(&global).await?, &case_id, json).await
-        }
+        Some(Command::Cases {
+            output: OutputArgs { json },
+        }) => crate::acquire::cases(connect(&global).await?, json).await,
+        Some(Command::Case {
+            case_id,
+            output: OutputArgs { json },
+        }) => crate::acquire::case(connect(&global).await?, &case_id, json).await,
         Some(Command::Approve { case_id, confirm }) => {
             crate::contain::refuse_read_only(&global, "irf approve")?;
             crate::acquire::approve(connect(&global).await?, &case_id, &confirm).await
         }
-        Some(Command::Reject { case_id, reason }) if case_id.starts_with("i-") => {
-            crate::contain::reject_request(connect(&global).await?, &global, &case_id, &reason)
+        Some(Command::Reject {
+            target: Decision::Request(instance),
+            reason,
+        }) => {
+            crate::contain::reject_request(connect(&global).await?, &global, &instance, &reason)
                 .await
         }
-        Some(Command::Reject { case_id, reason }) => {
+        Some(Command::Reject {
+            target: Decision::Case(case_id),
+            reason,
+        }) => {
             crate::contain::refuse_read_only(&global, "irf reject")?;
-            crate::acquire::reject(connect(&global).await?, &case_id, &reason).await
+            crate::acquire::reject(connect(&global).await?, case_id.as_str(), &reason).await
         }
         Some(Command::Contain(command)) => {
             Box::pin(crate::contain::contain(
@@ -80,23 +91,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))
             .await
         }
-        Some(Command::Verify { case_id, json }) => {
-            crate::acquire::verify(connect(&global).await?, &case_id, json).await
-        }
+        Some(Command::Verify {
+            case_id,
+            output: OutputArgs { json },
+        }) => crate::acquire::verify(connect(&global).await?, &case_id, json).await,
         Some(Command::Report {
             case_id,
             format,
             output,
         }) => {
-            crate::acquire::report(
-                connect(&global).await?,
-                &case_id,
-                &format,
-                output.as_deref(),
-            )
-            .await
+            crate::acquire::report(connect(&global).await?, &case_id, format, output.as_deref())
+                .await
         }
-        Some(Command::Evidence { command, json }) => match command {
+        Some(Command::Evidence {
+            command,
+            output: OutputArgs { json },
+        }) => match command {
             None => crate::acquire::evidence(connect(&global).await?, json).await,
             Some(EvidenceCommand::Export { key, output, raw }) => {
                 // The copy is recorded in the case's ledger: a write.
@@ -114,22 +124,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::acquire::legal_hold(connect(&global).await?, &case_id, &key, !off, &confirm)
                 .await
         }
-        Some(Command::Approvals { json }) => {
-            crate::contain::approvals(connect(&global).await?, json).await
-        }
-        Some(Command::Images { command, json }) => match command {
+        Some(Command::Approvals {
+            output: OutputArgs { json },
+        }) => crate::contain::approvals(connect(&global).await?, json).await,
+        Some(Command::Images {
+            command,
+            output: OutputArgs { json },
+        }) => match command {
             None => crate::analysis::list_images(connect(&global).await?, json).await,
-            Some(ImagesCommand::Build { json }) => {
+            Some(ImagesCommand::Build {
+                output: OutputArgs { json },
+            }) => {
                 crate::contain::refuse_read_only(&global, "irf images build")?;
                 crate::analysis::build_image(connect(&global).await?, json).await
             }
         },
-        Some(Command::Hosts { command, json }) => match command {
+        Some(Command::Hosts {
+            command,
+            output: OutputArgs { json },
+        }) => match command {
             None => crate::analysis::list_hosts(connect(&global).await?, json).await,
             Some(HostsCommand::Launch {
                 case_id,
                 instance_type,
-                json,
+                output: OutputArgs { json },
             }) => {
                 crate::contain::refuse_read_only(&global, "irf hosts launch")?;
                 crate::analysis::launch_host(connect(&global).await?, &case_id, instance_type, json)
@@ -174,15 +192,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             plan,
         }) => crate::acquire::memcap(&source, &iomem, &plan),
         Some(Command::Config(command)) => config_command(&command),
-        Some(Command::Whoami { json }) => whoami(&global, json).await,
+        Some(Command::Whoami {
+            output: OutputArgs { json },
+        }) => whoami(&global, json).await,
         Some(Command::Instances {
-            json,
+            output: OutputArgs { json },
             account,
             region,
             filter,
         }) => instances(&global, json, &account, &region, filter.as_deref()).await,
         Some(Command::Findings {
-            json,
+            output: OutputArgs { json },
             min_severity,
             status,
             any_status,

@@ -4,15 +4,15 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use irf_engine::approvals::{self, Awaiting, PendingDecision};
 use irf_engine::aws::AwsContext;
 use irf_engine::containment::{self, ContainmentOptions, ContainmentOutcome};
 use irf_engine::desk::{self, client::Containing};
-use irf_engine::model::case::{CaseStatus, ContainmentPolicy};
-use irf_engine::model::containment::{ContainmentPlan, ContainmentState, InstanceRef};
+use irf_engine::model::containment::{ContainmentPlan, InstanceRef};
 use irf_engine::plane::Plane;
 use serde::Serialize;
 
-use crate::cli::{ContainCommand, ContainTarget, GlobalArgs};
+use crate::cli::{ContainCommand, ContainTarget, GlobalArgs, OutputArgs};
 use crate::text::escape_untrusted;
 
 /// Refuses a mutating command in read-only mode, naming it.
@@ -52,7 +52,10 @@ pub async fn contain(
 ) -> anyhow::Result<ExitCode> {
     let options = ContainmentOptions::from_config(context.config());
     match command {
-        ContainCommand::Plan { target: at, json } => {
+        ContainCommand::Plan {
+            target: at,
+            output: OutputArgs { json },
+        } => {
             let instance = target(&context, global, at).await?;
             let plane = Plane::connect(context).await?;
             let plan = containment::plan(&plane, &instance, &options).await?;
@@ -67,7 +70,7 @@ pub async fn contain(
             target: at,
             confirm,
             reason,
-            json,
+            output: OutputArgs { json },
         } => {
             // Checked before anything is read or changed.
             containment::check_confirmation(&at.instance, confirm)?;
@@ -91,7 +94,7 @@ pub async fn contain(
         ContainCommand::Rollback {
             target: at,
             confirm,
-            json,
+            output: OutputArgs { json },
         } => {
             containment::check_confirmation(&at.instance, confirm)?;
             refuse_read_only(global, "irf contain rollback")?;
@@ -159,66 +162,47 @@ fn print_plan(plan: &ContainmentPlan) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One row of `irf approvals` and of the workstation's approvals view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PendingDecision {
+/// One row of `irf approvals --json`: what waits, and the commands that decide it.
+#[derive(Debug, Serialize)]
+struct ApprovalLine {
     /// `case` (the workflow waits) or `request` (a direct request under four-eyes).
-    pub kind: &'static str,
+    kind: &'static str,
     /// The case id, or the instance id of a direct request.
-    pub id: String,
-    pub instance: InstanceRef,
-    pub requested_by: String,
-    pub requested_at: String,
-    pub approve: String,
-    pub reject: String,
+    id: String,
+    instance: InstanceRef,
+    requested_by: String,
+    requested_at: String,
+    approve: String,
+    reject: String,
 }
 
-/// What waits for an approver: cases at their approval step and direct requests.
-pub async fn pending(plane: &Plane) -> anyhow::Result<Vec<PendingDecision>> {
-    let mut rows = Vec::new();
-    for case in plane.table.cases().await? {
-        if case.status != CaseStatus::AwaitingApproval
-            || case.subject.containment != ContainmentPolicy::Approval
-        {
-            continue;
+impl From<PendingDecision> for ApprovalLine {
+    fn from(pending: PendingDecision) -> Self {
+        let instance_id = &pending.instance.instance_id;
+        let approve = match &pending.awaiting {
+            Awaiting::Case(case_id) => format!("irf approve {case_id} --confirm {instance_id}"),
+            Awaiting::Request => format!("irf contain apply {instance_id} --confirm {instance_id}"),
+        };
+        Self {
+            kind: pending.kind(),
+            id: pending.id().to_owned(),
+            reject: format!("irf reject {} --reason ...", pending.id()),
+            approve,
+            instance: pending.instance,
+            requested_by: pending.requested_by,
+            requested_at: pending.requested_at,
         }
-        let instance = InstanceRef::from(&case.subject);
-        rows.push(PendingDecision {
-            kind: "case",
-            id: case.case_id.to_string(),
-            approve: format!(
-                "irf approve {} --confirm {}",
-                case.case_id, instance.instance_id
-            ),
-            reject: format!("irf reject {} --reason ...", case.case_id),
-            instance,
-            requested_by: case.requested_by,
-            requested_at: case.opened_at,
-        });
     }
-    for record in containment::records(plane).await? {
-        if record.state != ContainmentState::Requested {
-            continue;
-        }
-        let id = record.instance.instance_id.clone();
-        rows.push(PendingDecision {
-            kind: "request",
-            approve: format!("irf contain apply {id} --confirm {id}"),
-            reject: format!("irf reject {id} --reason ..."),
-            id,
-            instance: record.instance,
-            requested_by: record.requested_by,
-            requested_at: record.requested_at,
-        });
-    }
-    rows.sort_by(|a, b| a.requested_at.cmp(&b.requested_at));
-    Ok(rows)
 }
 
 /// `irf approvals`.
 pub async fn approvals(context: Arc<AwsContext>, json: bool) -> anyhow::Result<ExitCode> {
     let plane = Plane::connect(context).await?;
-    let rows = pending(&plane).await?;
+    let rows: Vec<ApprovalLine> = approvals::pending(&plane)
+        .await?
+        .into_iter()
+        .map(ApprovalLine::from)
+        .collect();
     if json {
         out!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);

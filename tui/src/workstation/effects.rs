@@ -169,7 +169,7 @@ impl Engine {
             }
             Effect::LoadApprovals => self.run(
                 move |e| async move {
-                    crate::contain::pending(e.plane().await?)
+                    irf_engine::approvals::pending(e.plane().await?)
                         .await
                         .map_err(|err| Failure::boxed(err.into()))
                 },

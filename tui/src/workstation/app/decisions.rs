@@ -1,6 +1,7 @@
 //! The update for what an approver decides: containment of a case or a request, its plan
 //! shown in full, a rollback, and the approvals list.
 
+use irf_engine::approvals::Awaiting;
 use irf_engine::model::case::CaseId;
 
 use irf_engine::model::containment::{ContainmentPlan, InstanceRef};
@@ -9,8 +10,8 @@ use super::*;
 
 impl App {
     /// What `A` approves or `X` refuses here: the selected row of the approvals view, or
-    /// the case of the case view when it waits for approval.
-    pub(super) fn decision_target(&self) -> Result<(bool, String, InstanceRef), String> {
+    /// the case of the case view: the case (`None` for a direct request) and its instance.
+    pub(super) fn decision_target(&self) -> Result<(Option<CaseId>, InstanceRef), String> {
         match self.view {
             View::Approvals => {
                 let row = self
@@ -18,14 +19,17 @@ impl App {
                     .table
                     .selected()
                     .ok_or("nothing waits for an approver")?;
-                let p = &row.pending;
-                Ok((p.kind == "case", p.id.clone(), p.instance.clone()))
+                let pending = &row.pending;
+                let case_id = match &pending.awaiting {
+                    Awaiting::Case(case_id) => Some(case_id.clone()),
+                    Awaiting::Request => None,
+                };
+                Ok((case_id, pending.instance.clone()))
             }
             View::Case => {
                 let screen = self.case.as_ref().ok_or("no case is open")?;
                 Ok((
-                    true,
-                    screen.case.case_id.to_string(),
+                    Some(screen.case.case_id.clone()),
                     InstanceRef::from(&screen.case.subject),
                 ))
             }
@@ -36,23 +40,12 @@ impl App {
     /// Approving first plans the containment (the dialog shows the plan); refusing asks for
     /// a reason at once.
     pub(super) fn prompt_decision(&mut self, approve: bool) -> Vec<Effect> {
-        let (is_case, id, instance) = match self.decision_target() {
+        let (case_id, instance) = match self.decision_target() {
             Ok(target) => target,
             Err(err) => {
                 self.status = Some(Status::Error(err));
                 return vec![];
             }
-        };
-        let case_id = if is_case {
-            match CaseId::parse(&id) {
-                Ok(case_id) => Some(case_id),
-                Err(err) => {
-                    self.status = Some(Status::Error(err.to_string()));
-                    return vec![];
-                }
-            }
-        } else {
-            None
         };
         if approve {
             self.status = Some(Status::Info(format!(

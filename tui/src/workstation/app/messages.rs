@@ -10,11 +10,11 @@ use irf_engine::inventory::SweepEvent;
 use irf_engine::organization::{Scope, WhoAmI};
 use irf_engine::store::case_table::Opened;
 
-use crate::contain::PendingDecision;
 use crate::keymap::Key;
 use crate::workstation::failure::Failure;
 use irf_engine::analysis::hosts::{AnalysisHost, LaunchOutcome};
 use irf_engine::analysis::images::PipelineImages;
+use irf_engine::approvals::PendingDecision;
 use irf_engine::model::containment::{ContainmentPlan, InstanceRef};
 
 use super::TypedDecision;

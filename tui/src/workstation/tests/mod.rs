@@ -395,10 +395,11 @@ fn cases_and_case_views_render() {
     insta::assert_snapshot!("case_running", render(&app, &dark()));
 }
 
-fn waiting(kind: &'static str, id: &str, instance_id: &str) -> crate::contain::PendingDecision {
-    crate::contain::PendingDecision {
-        kind,
-        id: id.into(),
+/// A case (`Some` case id) or a direct request waiting for an approver.
+fn waiting(case: Option<&str>, instance_id: &str) -> irf_engine::approvals::PendingDecision {
+    use irf_engine::approvals::Awaiting;
+    irf_engine::approvals::PendingDecision {
+        awaiting: case.map_or(Awaiting::Request, |id| Awaiting::Case(case_id(id))),
         instance: irf_engine::model::containment::InstanceRef {
             account: AccountId::parse("165667010651").expect("id"),
             region: "us-east-1".into(),
@@ -406,8 +407,6 @@ fn waiting(kind: &'static str, id: &str, instance_id: &str) -> crate::contain::P
         },
         requested_by: "arn:aws:sts::123456789012:assumed-role/irf-responder/alice".into(),
         requested_at: "2026-11-28T09:50:00Z".into(),
-        approve: String::new(),
-        reject: String::new(),
     }
 }
 
@@ -450,11 +449,10 @@ fn approvals_app(read_only: bool) -> App {
     assert_eq!(press(&mut app, "5"), vec![Effect::LoadApprovals]);
     app.on_engine(EngineEvent::Approvals(Ok(vec![
         waiting(
-            "case",
-            "20261128T093015Z-i-ad331045abe82ba53",
+            Some("20261128T093015Z-i-ad331045abe82ba53"),
             "i-ad331045abe82ba53",
         ),
-        waiting("request", "i-0b1c2d3e4f5a6b7c8", "i-0b1c2d3e4f5a6b7c8"),
+        waiting(None, "i-0b1c2d3e4f5a6b7c8"),
     ])));
     app
 }

@@ -13,15 +13,15 @@ use crate::workstation::table::{EmptyText, InstanceNames, ListView, RawCell, Sor
 /// Something waiting for an approver: a case at its approval step or a direct request.
 #[derive(Debug, Clone)]
 pub struct ApprovalRow {
-    pub pending: crate::contain::PendingDecision,
+    pub pending: irf_engine::approvals::PendingDecision,
     haystack: String,
 }
 
 impl ApprovalRow {
-    pub fn new(pending: crate::contain::PendingDecision) -> Self {
+    pub fn new(pending: irf_engine::approvals::PendingDecision) -> Self {
         let haystack = lower_join(&[
-            pending.kind,
-            &pending.id,
+            pending.kind(),
+            pending.id(),
             &pending.instance.instance_id,
             pending.instance.account.as_str(),
             &pending.instance.region,
@@ -50,19 +50,19 @@ impl Filterable for ApprovalRow {
         match field {
             Field::Account => vec![self.pending.instance.account.to_string()],
             Field::Region => vec![self.pending.instance.region.to_lowercase()],
-            Field::State => vec![self.pending.kind.to_owned()],
+            Field::State => vec![self.pending.kind().to_owned()],
         }
     }
 }
 
 impl TableRow for ApprovalRow {
     fn id(&self) -> &str {
-        &self.pending.id
+        self.pending.id()
     }
     fn compare(&self, other: &Self, column: usize) -> Ordering {
         let (a, b) = (&self.pending, &other.pending);
         match column {
-            0 => a.kind.cmp(b.kind),
+            0 => a.kind().cmp(b.kind()),
             1 => a.instance.instance_id.cmp(&b.instance.instance_id),
             2 => a.instance.account.cmp(&b.instance.account),
             3 => a.instance.region.cmp(&b.instance.region),
@@ -70,7 +70,7 @@ impl TableRow for ApprovalRow {
             5 => a.requested_by.cmp(&b.requested_by),
             _ => Ordering::Equal,
         }
-        .then_with(|| a.id.cmp(&b.id))
+        .then_with(|| a.id().cmp(b.id()))
     }
 }
 
@@ -104,13 +104,13 @@ impl ListView for ApprovalRow {
         let text = theme.style("text");
         let p = &self.pending;
         vec![
-            (p.kind.to_owned(), theme.style("danger")),
+            (p.kind().to_owned(), theme.style("danger")),
             (named_instance(names, &p.instance.instance_id), text),
             (p.instance.account.to_string(), text),
             (p.instance.region.clone(), text),
             (short_time(&p.requested_at), text),
             (p.requested_by.clone(), text),
-            (p.id.clone(), theme.style("text.dim")),
+            (p.id().to_owned(), theme.style("text.dim")),
         ]
     }
 }
