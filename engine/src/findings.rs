@@ -462,6 +462,45 @@ impl AwsContext {
     }
 }
 
+/// Why a finding's change is not in its case's custody.
+#[derive(Debug, thiserror::Error)]
+pub enum CustodyError {
+    #[error("the case table could not be read to find the finding's case: {0}")]
+    Cases(#[source] crate::store::case_table::CaseError),
+    #[error("the case's ledger could not record it: {0}")]
+    Ledger(#[source] crate::ledger::LedgerError),
+}
+
+/// Records a finding's new workflow status in the ledger of its instance's latest case, so
+/// the custody of the case says who closed what led to it. `None`: the instance has no case.
+pub async fn record_in_case(
+    plane: &crate::plane::Plane,
+    instance_id: &str,
+    finding_id: &str,
+    status: WorkflowStatus,
+) -> Result<Option<crate::model::case::CaseId>, CustodyError> {
+    let cases = plane.table.cases().await.map_err(CustodyError::Cases)?;
+    // Newest first: the latest case of the instance is the one the finding belongs with.
+    let Some(case) = cases
+        .into_iter()
+        .find(|c| c.subject.instance_id == instance_id)
+    else {
+        return Ok(None);
+    };
+    crate::ledger::append(
+        plane,
+        &case.case_id,
+        crate::model::ledger::NewEntry::new(
+            crate::model::ledger::Action::FindingUpdated,
+            case.subject.ledger_target(),
+        )
+        .detail(format!("{finding_id}: workflow status {}", status.as_str())),
+    )
+    .await
+    .map_err(CustodyError::Ledger)?;
+    Ok(Some(case.case_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::aws::{AwsContext, AwsError};
+use crate::model::instance::InstanceState;
 use crate::organization::{MemberAccount, Scope};
 
 /// Tag that carries an instance's incident status (`Analyze`, `Contain`, ...).
@@ -124,7 +125,7 @@ pub struct Instance {
     pub account_name: CompactString,
     pub region: CompactString,
     pub availability_zone: Option<CompactString>,
-    pub state: CompactString,
+    pub state: InstanceState,
     pub instance_type: CompactString,
     pub platform: CompactString,
     pub image_id: Option<CompactString>,
@@ -430,11 +431,10 @@ fn instance_from_sdk(
             .placement()
             .and_then(|p| p.availability_zone())
             .map(CompactString::from),
-        state: instance
-            .state()
-            .and_then(|s| s.name())
-            .map(|n| CompactString::from(n.as_str()))
-            .unwrap_or_else(|| CompactString::const_new("unknown")),
+        state: instance.state().and_then(|s| s.name()).map_or_else(
+            || InstanceState::Other("unknown".into()),
+            |n| InstanceState::parse(n.as_str()),
+        ),
         instance_type: instance
             .instance_type()
             .map(|t| CompactString::from(t.as_str()))

@@ -9,7 +9,7 @@ use crate::ledger::LedgerError;
 use crate::ledger::Verification;
 use crate::model::case::{ApprovalDecision, Case, CaseId, StepRecord, now_rfc3339};
 use crate::model::containment::ContainmentRecord;
-use crate::model::ledger::LedgerEntry;
+use crate::model::ledger::{Action, LedgerEntry};
 use crate::plane::Plane;
 
 /// The report's format version, raised on any incompatible change of its JSON.
@@ -45,7 +45,7 @@ pub struct AnalysisActivity {
 pub fn analysis_activity(ledger: &[LedgerEntry]) -> Vec<AnalysisActivity> {
     ledger
         .iter()
-        .filter(|e| e.action.starts_with("analysis host") || e.action.starts_with("session "))
+        .filter(|e| Action::ANALYSIS.iter().any(|a| a.is(&e.action)))
         .map(|e| AnalysisActivity {
             at: e.at.clone(),
             actor: e.actor.clone(),

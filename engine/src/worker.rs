@@ -366,7 +366,7 @@ async fn answer(
             .sfn
             .send_task_failure()
             .task_token(token)
-            .error(err.code)
+            .error(err.code.as_str())
             // Step Functions keeps at most 32,768 characters of cause.
             .cause(err.message.chars().take(32_000).collect::<String>())
             .send()

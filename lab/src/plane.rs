@@ -284,4 +284,55 @@ mod tests {
             assert_eq!(task["Catch"][0]["ErrorEquals"][0], "States.ALL");
         }
     }
+
+    /// Every `Retry` of the state machine names exactly the step codes the engine says are
+    /// retried: a renamed code would otherwise end a step AWS could have tried again.
+    #[test]
+    fn the_state_machine_retries_exactly_the_codes_the_engine_marks_retried() {
+        use irf_engine::acquisition::task::StepCode;
+        fn retries(value: &serde_json::Value, found: &mut Vec<Vec<String>>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(rules) = map.get("Retry").and_then(|r| r.as_array()) {
+                        for rule in rules {
+                            let mut codes: Vec<String> = rule["ErrorEquals"]
+                                .as_array()
+                                .expect("ErrorEquals")
+                                .iter()
+                                .filter_map(|c| c.as_str())
+                                .filter(|c| c.starts_with("irf."))
+                                .map(str::to_owned)
+                                .collect();
+                            codes.sort();
+                            // Step Functions' own errors (States.Timeout) have rules of their own.
+                            if !codes.is_empty() {
+                                found.push(codes);
+                            }
+                        }
+                    }
+                    map.values().for_each(|v| retries(v, found));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| retries(v, found)),
+                _ => {}
+            }
+        }
+        let queues: BTreeMap<String, String> = [STEPS_QUEUE, IMAGING_QUEUE, APPROVALS_QUEUE]
+            .iter()
+            .map(|q| ((*q).to_owned(), format!("http://q/{q}")))
+            .collect();
+        let asl: serde_json::Value =
+            serde_json::from_str(&substitute(ACQUISITION_ASL, &queues)).expect("valid JSON");
+        let mut found = Vec::new();
+        retries(&asl, &mut found);
+        let mut retried: Vec<String> = StepCode::ALL
+            .iter()
+            .filter(|code| code.is_retried())
+            .map(|code| code.as_str().to_owned())
+            .collect();
+        retried.sort();
+        assert!(found.len() >= 5, "a Retry per task: {found:?}");
+        for codes in &found {
+            assert_eq!(codes, &retried, "a Retry of the state machine");
+        }
+    }
 }

@@ -718,7 +718,7 @@ async fn operators_cannot_step_around_the_desk() {
         .save_first_approval(
             &case,
             &irf_engine::model::case::ApprovalDecision {
-                decision: "approved".to_owned(),
+                decision: irf_engine::model::case::Verdict::Approved,
                 by: approver.operator.clone(),
                 at: irf_engine::model::case::now_rfc3339(),
                 reason: None,

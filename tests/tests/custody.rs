@@ -293,7 +293,10 @@ async fn a_completed_case_verifies_and_every_tampering_is_named() {
     let honest = ledger::append(
         &plane,
         &case_id,
-        irf_engine::model::ledger::NewEntry::new("case note", "the next honest entry"),
+        irf_engine::model::ledger::NewEntry::new(
+            irf_engine::model::ledger::Action::FindingUpdated,
+            "the next honest entry",
+        ),
     )
     .await
     .expect_err("the next append does not seal a forged entry")

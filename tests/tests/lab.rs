@@ -1,6 +1,7 @@
 //! Lab-backed tests of the foundation: the engine's assume-role fan-out, identity and
 //! Organization, the seeded lab, and the `irf lab` lifecycle as a user drives it.
 
+use irf_engine::model::instance::InstanceState;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,7 +186,12 @@ async fn seeded_instances_carry_states_tags_and_networks() {
             .iter()
             .find(|s| s.id == instance.id)
             .expect("seeded");
-        assert_eq!(instance.state, seeded.state, "state of {}", instance.id);
+        assert_eq!(
+            instance.state.as_str(),
+            seeded.state,
+            "state of {}",
+            instance.id
+        );
         assert_eq!(instance.name.as_deref(), Some(seeded.name.as_str()));
         for tag in ["Owner", "Environment", "Role"] {
             assert!(
@@ -208,7 +214,10 @@ async fn seeded_instances_carry_states_tags_and_networks() {
         );
     }
     assert!(
-        snapshot.instances.iter().any(|i| i.state == "stopped"),
+        snapshot
+            .instances
+            .iter()
+            .any(|i| i.state == InstanceState::Stopped),
         "some instances are stopped"
     );
     let roles: BTreeSet<&str> = snapshot

@@ -4,6 +4,7 @@
 //! `cargo bench -p irf --bench workstation` (add `-- --quick` for a short run). The goals
 //! (DESIGN.md): a frame under 16 ms, a keypress shown under 50 ms, under 150 MB at 100,000 rows.
 
+use irf_engine::model::instance::InstanceState;
 use std::hint::black_box;
 
 use compact_str::format_compact;
@@ -39,11 +40,10 @@ fn instance(n: usize) -> Instance {
         region: REGIONS[n % REGIONS.len()].into(),
         availability_zone: Some(format_compact!("{}a", REGIONS[n % REGIONS.len()])),
         state: if n.is_multiple_of(7) {
-            "stopped"
+            InstanceState::Stopped
         } else {
-            "running"
-        }
-        .into(),
+            InstanceState::Running
+        },
         instance_type: "t3.medium".into(),
         platform: "Linux/UNIX".into(),
         image_id: Some("ami-0123456789abcdef0".into()),

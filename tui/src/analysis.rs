@@ -13,7 +13,7 @@ use irf_engine::analysis::{Analysis, AnalysisError, images};
 use irf_engine::aws::AwsContext;
 use irf_engine::ledger;
 use irf_engine::model::case::CaseId;
-use irf_engine::model::ledger::NewEntry;
+use irf_engine::model::ledger::{Action, NewEntry};
 use irf_engine::plane::Plane;
 use tokio::sync::mpsc;
 
@@ -180,7 +180,7 @@ async fn record_session(
     plane: &Plane,
     analysis: &Analysis,
     host: &AnalysisHost,
-    action: &str,
+    action: Action,
     detail: String,
     request_ids: Vec<String>,
 ) -> Result<(), AnalysisError> {
@@ -303,7 +303,7 @@ pub async fn shell(
         plane,
         analysis,
         host,
-        "session opened",
+        Action::SessionOpened,
         format!("shell {}", started.session_id),
         started.request_id.iter().cloned().collect(),
     )
@@ -343,7 +343,15 @@ pub async fn shell(
         ),
         Err(err) => format!("shell {}: {err}", started.session_id),
     };
-    record_session(plane, analysis, host, "session closed", detail, Vec::new()).await?;
+    record_session(
+        plane,
+        analysis,
+        host,
+        Action::SessionClosed,
+        detail,
+        Vec::new(),
+    )
+    .await?;
     outcome
 }
 
@@ -406,7 +414,7 @@ pub async fn forward_command(
         &target.plane,
         &target.analysis,
         &target.host,
-        "session opened",
+        Action::SessionOpened,
         format!("port {remote_port} forwarded to {local}, each connection in a session of its own"),
         Vec::new(),
     )
@@ -475,7 +483,7 @@ pub async fn forward_command(
         &target.plane,
         &target.analysis,
         &target.host,
-        "session closed",
+        Action::SessionClosed,
         format!("port {remote_port}: {}", summary.describe()),
         summary.request_ids.clone(),
     )

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::task::{ArtifactRef, StepError};
+use super::task::{ArtifactRef, StepCode, StepError};
 use crate::aws::{AwsError, describe_sdk_error};
 use crate::model::case::{ArtifactKind, ArtifactProgress, ArtifactState, Case, now_rfc3339};
 use crate::model::manifest::{Manifest, artifact_key, manifest_key, tool_version};
@@ -135,7 +135,7 @@ async fn snapshot(
         plane,
         &case.case_id,
         crate::model::ledger::NewEntry {
-            action: "snapshot created".into(),
+            action: crate::model::ledger::Action::SnapshotCreated.text(),
             target: format!("{account}/{region}/{}", volume.volume_id),
             request_ids: out.request_id().map(str::to_owned).into_iter().collect(),
             detail: Some(format!(
@@ -384,7 +384,7 @@ async fn image_snapshot(
                 | ImagingError::ShortBlock { .. }
                 | ImagingError::OutOfRange { .. } => StepError::integrity(err.to_string()),
                 other => StepError {
-                    code: "irf.Transient",
+                    code: StepCode::Transient,
                     message: other.to_string(),
                 },
             });
@@ -460,8 +460,10 @@ async fn record_ranges(
             first.number,
             last.number
         );
-        let mut entry =
-            crate::model::ledger::NewEntry::new("disk block range imaged", target.clone());
+        let mut entry = crate::model::ledger::NewEntry::new(
+            crate::model::ledger::Action::DiskRangeImaged,
+            target.clone(),
+        );
         for range in chunk {
             detail.push_str(&format!(
                 "\n{}: {}-{} {}",
@@ -495,7 +497,7 @@ pub(super) async fn seal(
         plane,
         &manifest.case_id,
         crate::model::ledger::NewEntry::new(
-            format!("{} artifact written", manifest.kind.as_str()),
+            crate::model::ledger::Action::ArtifactWritten(manifest.kind),
             format!("{}/{}/{}", manifest.source_account, manifest.region, source),
         )
         .detail(format!("s3://{}/{}", manifest.bucket, manifest.key))

@@ -103,14 +103,17 @@ pub async fn start(
             crate::ledger::append(
                 plane,
                 &case.case_id,
-                crate::model::ledger::NewEntry::new("case opened", case.subject.ledger_target())
-                    .detail(format!(
-                        "trigger {trigger}; memory {}, disk {}, containment {}; execution {}",
-                        case.subject.memory,
-                        case.subject.disk,
-                        case.subject.containment.as_str(),
-                        out.execution_arn()
-                    )),
+                crate::model::ledger::NewEntry::new(
+                    crate::model::ledger::Action::CaseOpened,
+                    case.subject.ledger_target(),
+                )
+                .detail(format!(
+                    "trigger {trigger}; memory {}, disk {}, containment {}; execution {}",
+                    case.subject.memory,
+                    case.subject.disk,
+                    case.subject.containment.as_str(),
+                    out.execution_arn()
+                )),
             )
             .await?;
             Ok(Opened::New(case))
@@ -247,14 +250,14 @@ pub async fn decide(
             match plane.table.first_approval(case_id).await? {
                 None => {
                     let first = crate::model::case::ApprovalDecision {
-                        decision: "approved".to_owned(),
+                        decision: crate::model::case::Verdict::Approved,
                         by: plane.operator.clone(),
                         at: crate::model::case::now_rfc3339(),
                         reason: None,
                     };
                     plane.table.save_first_approval(case_id, &first).await?;
                     let mut entry = crate::model::ledger::NewEntry::new(
-                        "containment approved (first of two)",
+                        crate::model::ledger::Action::ContainmentFirstApproval,
                         detail.case.subject.ledger_target(),
                     );
                     entry.detail = Some(
@@ -273,12 +276,15 @@ pub async fn decide(
             }
         }
     }
-    let (word, reason) = match &decision {
-        Decision::Approve => ("approved", None),
-        Decision::Reject { reason } => ("rejected", Some(reason.clone())),
+    let (verdict, reason) = match &decision {
+        Decision::Approve => (crate::model::case::Verdict::Approved, None),
+        Decision::Reject { reason } => {
+            (crate::model::case::Verdict::Rejected, Some(reason.clone()))
+        }
     };
+    let word = verdict.as_str();
     let answer = crate::model::case::ApprovalDecision {
-        decision: word.to_owned(),
+        decision: verdict,
         by: plane.operator.clone(),
         at: crate::model::case::now_rfc3339(),
         reason,
@@ -290,7 +296,7 @@ pub async fn decide(
     // Recorded before the workflow hears of it: the closing step may run at once, and
     // must find the decision already there.
     let mut entry = crate::model::ledger::NewEntry::new(
-        format!("containment {word}"),
+        crate::model::ledger::Action::ContainmentDecided(verdict),
         detail.case.subject.ledger_target(),
     );
     entry.detail = answer.reason.clone();

@@ -107,15 +107,11 @@ pub async fn run(plane: &Plane, message: &StepMessage) -> Result<Value, StepErro
             Err(err) => (StepStatus::Failed, Some(err.to_string())),
         };
         let entry = crate::model::ledger::NewEntry {
-            action: format!(
-                "step {} {}",
-                step.as_str(),
-                if outcome.is_ok() {
-                    "succeeded"
-                } else {
-                    "failed"
-                }
-            ),
+            action: crate::model::ledger::Action::Step {
+                step: step.as_str(),
+                succeeded: outcome.is_ok(),
+            }
+            .text(),
             target: case.subject.ledger_target(),
             detail: detail.clone(),
             ..Default::default()

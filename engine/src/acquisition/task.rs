@@ -21,34 +21,86 @@ pub struct ArtifactRef {
     pub source: String,
 }
 
+/// The error a failed step reports to Step Functions: the state machine retries
+/// [`StepCode::Throttled`] and [`StepCode::Transient`] and catches the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepCode {
+    Throttled,
+    Transient,
+    /// The input or the resource is not what the step can work on: trying again cannot help.
+    Invalid,
+    /// Evidence does not match its hash or its structure.
+    Integrity,
+    /// The member account has no IR role to assume.
+    MissingRole,
+    /// The workflow's own credentials failed.
+    Credentials,
+    Failed,
+}
+
+impl StepCode {
+    /// Every code, for checks against the state machine's definition.
+    pub const ALL: [StepCode; 7] = [
+        Self::Throttled,
+        Self::Transient,
+        Self::Invalid,
+        Self::Integrity,
+        Self::MissingRole,
+        Self::Credentials,
+        Self::Failed,
+    ];
+
+    /// The name the state machine's `Retry` and `Catch` match on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Throttled => "irf.Throttled",
+            Self::Transient => "irf.Transient",
+            Self::Invalid => "irf.Invalid",
+            Self::Integrity => "irf.Integrity",
+            Self::MissingRole => "irf.MissingRole",
+            Self::Credentials => "irf.Credentials",
+            Self::Failed => "irf.Failed",
+        }
+    }
+
+    /// Whether the state machine tries the step again.
+    pub fn is_retried(self) -> bool {
+        matches!(self, Self::Throttled | Self::Transient)
+    }
+}
+
+impl std::fmt::Display for StepCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A step's failure, with the error code the state machine sees.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct StepError {
-    /// `irf.Throttled` and `irf.Transient` are retried by the state machine; the others end
-    /// the step.
-    pub code: &'static str,
+    pub code: StepCode,
     pub message: String,
 }
 
 impl StepError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self {
-            code: "irf.Invalid",
+            code: StepCode::Invalid,
             message: message.into(),
         }
     }
 
     pub fn integrity(message: impl Into<String>) -> Self {
         Self {
-            code: "irf.Integrity",
+            code: StepCode::Integrity,
             message: message.into(),
         }
     }
 
     pub fn failed(message: impl Into<String>) -> Self {
         Self {
-            code: "irf.Failed",
+            code: StepCode::Failed,
             message: message.into(),
         }
     }
@@ -57,11 +109,11 @@ impl StepError {
 impl From<AwsError> for StepError {
     fn from(err: AwsError) -> Self {
         let code = match (&err, err.retry()) {
-            (AwsError::AssumeRole { .. }, _) => "irf.MissingRole",
-            (AwsError::Credentials { .. }, _) => "irf.Credentials",
-            (_, Retry::Throttled) => "irf.Throttled",
-            (_, Retry::Transient) => "irf.Transient",
-            (_, Retry::Never) => "irf.Failed",
+            (AwsError::AssumeRole { .. }, _) => StepCode::MissingRole,
+            (AwsError::Credentials { .. }, _) => StepCode::Credentials,
+            (_, Retry::Throttled) => StepCode::Throttled,
+            (_, Retry::Transient) => StepCode::Transient,
+            (_, Retry::Never) => StepCode::Failed,
         };
         Self {
             code,
@@ -97,7 +149,7 @@ impl From<LedgerError> for StepError {
             LedgerError::Case(case) => case.into(),
             // Another writer kept taking the next sequence: the step may append when tried again.
             contended @ LedgerError::Contended { .. } => Self {
-                code: "irf.Transient",
+                code: StepCode::Transient,
                 message: contended.to_string(),
             },
             LedgerError::NotAnArtifact { .. }
@@ -148,35 +200,35 @@ mod tests {
     fn aws_errors_map_to_retryable_codes_by_the_answer_not_its_words() {
         assert_eq!(
             StepError::from(failed(400, "ThrottlingException")).code,
-            "irf.Throttled"
+            StepCode::Throttled
         );
         assert_eq!(
             StepError::from(failed(503, "SlowDown")).code,
-            "irf.Throttled"
+            StepCode::Throttled
         );
         assert_eq!(
             StepError::from(failed(503, "ServiceUnavailable")).code,
-            "irf.Transient"
+            StepCode::Transient
         );
         assert_eq!(
             StepError::from(failed(500, "InternalError")).code,
-            "irf.Transient"
+            StepCode::Transient
         );
         assert_eq!(
             StepError::from(failed(400, "RequestTimeout")).code,
-            "irf.Transient"
+            StepCode::Transient
         );
         // A message that merely mentions throttling is not a throttled call.
         let denied = failed(403, "AccessDenied");
         assert!(
             matches!(&denied, AwsError::Call(call) if call.code.as_deref() == Some("AccessDenied"))
         );
-        assert_eq!(StepError::from(denied).code, "irf.Failed");
+        assert_eq!(StepError::from(denied).code, StepCode::Failed);
         let timeout: SdkError<
             aws_sdk_ebs::operation::get_snapshot_block::GetSnapshotBlockError,
             Response,
         > = SdkError::timeout_error("slow");
         let timeout = AwsError::from_sdk("ebs:GetSnapshotBlock", "1", "r", &timeout);
-        assert_eq!(StepError::from(timeout).code, "irf.Transient");
+        assert_eq!(StepError::from(timeout).code, StepCode::Transient);
     }
 }

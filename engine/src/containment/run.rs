@@ -36,7 +36,7 @@ impl Run<'_> {
                 self.plane,
                 case_id,
                 crate::model::ledger::NewEntry::new(
-                    format!("containment: {}", entry.action),
+                    crate::model::ledger::Action::ContainmentChange(entry.action.clone()),
                     format!(
                         "{}/{}/{}",
                         instance.account, instance.region, instance.instance_id

@@ -253,11 +253,7 @@ pub async fn set_legal_hold(
         plane,
         case_id,
         NewEntry::new(
-            if on {
-                "legal hold placed"
-            } else {
-                "legal hold removed"
-            },
+            crate::model::ledger::Action::LegalHold { placed: on },
             format!("{}/{}/{}", subject.account, subject.region, artifact.source),
         )
         .detail(format!("s3://{}/{}", bucket.bucket, artifact.key)),
@@ -319,7 +315,7 @@ pub async fn export_artifact(
         plane,
         &manifest.case_id,
         NewEntry::new(
-            "artifact exported",
+            crate::model::ledger::Action::ArtifactExported,
             format!("{}/{}/{}", subject.account, subject.region, artifact.source),
         )
         .detail(what)

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::case::CaseId;
+use super::case::{ArtifactKind, CaseId, Verdict};
 
 /// The `prev_sha256` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -21,6 +21,83 @@ pub struct EntrySignature {
     /// The DER-encoded ECDSA signature of the entry's `sha256` (its 64 hex characters, as
     /// KMS's RAW message: KMS hashes them with SHA-256 and signs), base64.
     pub value: String,
+}
+
+/// What a ledger entry records, as irf writes it. An entry keeps the text (it is hashed into
+/// the chain, and entries of every version must verify as written); this type is how irf
+/// writes it and recognises it, so no writer spells an action by hand and no reader matches
+/// on a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    CaseOpened,
+    /// A workflow step ended (its name as the case table records it).
+    Step {
+        step: &'static str,
+        succeeded: bool,
+    },
+    SnapshotCreated,
+    DiskRangeImaged,
+    ArtifactWritten(ArtifactKind),
+    /// The first of two approvals when no one is known to have asked.
+    ContainmentFirstApproval,
+    ContainmentDecided(Verdict),
+    /// One change of a containment (the plan's words for it).
+    ContainmentChange(String),
+    LegalHold {
+        placed: bool,
+    },
+    ArtifactExported,
+    AnalysisHostLaunched,
+    AnalysisHostEvidenceVerified,
+    AnalysisHostEvidenceFailed,
+    AnalysisHostTerminated,
+    SessionOpened,
+    SessionClosed,
+    FindingUpdated,
+}
+
+impl Action {
+    /// What analysis did with a case's evidence: hosts and sessions.
+    pub const ANALYSIS: [Action; 6] = [
+        Self::AnalysisHostLaunched,
+        Self::AnalysisHostEvidenceVerified,
+        Self::AnalysisHostEvidenceFailed,
+        Self::AnalysisHostTerminated,
+        Self::SessionOpened,
+        Self::SessionClosed,
+    ];
+
+    /// The text the entry records.
+    pub fn text(&self) -> String {
+        match self {
+            Self::CaseOpened => "case opened".into(),
+            Self::Step { step, succeeded } => format!(
+                "step {step} {}",
+                if *succeeded { "succeeded" } else { "failed" }
+            ),
+            Self::SnapshotCreated => "snapshot created".into(),
+            Self::DiskRangeImaged => "disk block range imaged".into(),
+            Self::ArtifactWritten(kind) => format!("{} artifact written", kind.as_str()),
+            Self::ContainmentFirstApproval => "containment approved (first of two)".into(),
+            Self::ContainmentDecided(verdict) => format!("containment {verdict}"),
+            Self::ContainmentChange(change) => format!("containment: {change}"),
+            Self::LegalHold { placed: true } => "legal hold placed".into(),
+            Self::LegalHold { placed: false } => "legal hold removed".into(),
+            Self::ArtifactExported => "artifact exported".into(),
+            Self::AnalysisHostLaunched => "analysis host launched".into(),
+            Self::AnalysisHostEvidenceVerified => "analysis host evidence verified".into(),
+            Self::AnalysisHostEvidenceFailed => "analysis host evidence failed".into(),
+            Self::AnalysisHostTerminated => "analysis host terminated".into(),
+            Self::SessionOpened => "session opened".into(),
+            Self::SessionClosed => "session closed".into(),
+            Self::FindingUpdated => "finding updated".into(),
+        }
+    }
+
+    /// Whether `recorded` (an entry's action) is this action.
+    pub fn is(&self, recorded: &str) -> bool {
+        self.text() == recorded
+    }
 }
 
 /// An artifact's identity as the ledger records it: the object S3 holds, whoever hashed it
@@ -108,9 +185,9 @@ pub struct NewEntry {
 }
 
 impl NewEntry {
-    pub fn new(action: impl Into<String>, target: impl Into<String>) -> Self {
+    pub fn new(action: Action, target: impl Into<String>) -> Self {
         Self {
-            action: action.into(),
+            action: action.text(),
             target: target.into(),
             ..Self::default()
         }
@@ -130,4 +207,48 @@ impl NewEntry {
 /// The evidence key an entry is sealed at.
 pub fn sealed_key(case_id: &CaseId, seq: u64) -> String {
     format!("cases/{case_id}/ledger/{seq:010}.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ledgers already written hold these texts: the report recognises analysis by them, so
+    /// a rewording would hide the analysis of every earlier case.
+    #[test]
+    fn actions_keep_the_texts_ledgers_already_hold() {
+        assert_eq!(
+            Action::Step {
+                step: "Prepare",
+                succeeded: false
+            }
+            .text(),
+            "step Prepare failed"
+        );
+        assert_eq!(
+            Action::ArtifactWritten(ArtifactKind::Memory).text(),
+            "memory artifact written"
+        );
+        assert_eq!(
+            Action::ContainmentDecided(Verdict::Rejected).text(),
+            "containment rejected"
+        );
+        let analysis: Vec<String> = Action::ANALYSIS.iter().map(Action::text).collect();
+        assert_eq!(
+            analysis,
+            [
+                "analysis host launched",
+                "analysis host evidence verified",
+                "analysis host evidence failed",
+                "analysis host terminated",
+                "session opened",
+                "session closed",
+            ]
+        );
+        assert!(
+            !Action::ANALYSIS
+                .iter()
+                .any(|a| a.is("analysis host launched by hand"))
+        );
+    }
 }

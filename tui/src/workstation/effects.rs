@@ -110,7 +110,14 @@ impl Engine {
                     if let Some(instance_id) = instance_id
                         && let Ok(plane) = e.plane().await
                     {
-                        record_finding_update(plane, &instance_id, &finding.id).await?;
+                        irf_engine::findings::record_in_case(
+                            plane,
+                            &instance_id,
+                            &finding.id,
+                            WorkflowStatus::Resolved,
+                        )
+                        .await
+                        .map_err(WorkstationError::FindingNotRecorded)?;
                     }
                     Ok(title)
                 },
@@ -288,35 +295,6 @@ impl Engine {
             Effect::SetTheme(_) | Effect::OpenSession { .. } => {}
         }
     }
-}
-
-/// Appends "finding updated" to the ledger of the instance's latest case.
-async fn record_finding_update(
-    plane: &Plane,
-    instance_id: &str,
-    finding_id: &str,
-) -> Result<(), WorkstationError> {
-    let cases = plane
-        .table
-        .cases()
-        .await
-        .map_err(WorkstationError::FindingCaseUnknown)?;
-    // Newest first: the latest case of the instance is the one the finding belongs with.
-    let Some(case) = cases
-        .into_iter()
-        .find(|c| c.subject.instance_id == instance_id)
-    else {
-        return Ok(());
-    };
-    irf_engine::ledger::append(
-        plane,
-        &case.case_id,
-        irf_engine::model::ledger::NewEntry::new("finding updated", case.subject.ledger_target())
-            .detail(format!("{finding_id}: workflow status RESOLVED")),
-    )
-    .await
-    .map(drop)
-    .map_err(WorkstationError::FindingNotRecorded)
 }
 
 /// Carries out an answered decision through the same engine calls as the CLI; the

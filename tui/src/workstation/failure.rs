@@ -52,8 +52,6 @@ pub enum WorkstationError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the finding was resolved, but its case's ledger could not record it: {0}")]
-    FindingNotRecorded(#[source] irf_engine::ledger::LedgerError),
-    #[error("the case table could not be read to record the finding in its case: {0}")]
-    FindingCaseUnknown(#[source] irf_engine::store::case_table::CaseError),
+    #[error("the finding was resolved, but not recorded in its case: {0}")]
+    FindingNotRecorded(#[source] irf_engine::findings::CustodyError),
 }

@@ -7,6 +7,7 @@ use ratatui::style::Style;
 use crate::theme::Theme;
 use irf_engine::findings::Severity;
 use irf_engine::model::case::CaseStatus;
+use irf_engine::model::instance::InstanceState;
 
 /// How long something has run, in its two largest units (`42m`, `3h07m`, `2d04h`).
 pub fn human_age(secs: Option<u64>) -> String {
@@ -65,10 +66,10 @@ pub fn severity_style(theme: &Theme, severity: Severity) -> Style {
 }
 
 /// The style of an EC2 instance state.
-pub fn state_style(theme: &Theme, state: &str) -> Style {
+pub fn state_style(theme: &Theme, state: &InstanceState) -> Style {
     theme.style(match state {
-        "running" => "state.running",
-        "stopped" | "terminated" => "state.stopped",
+        InstanceState::Running => "state.running",
+        InstanceState::Stopped | InstanceState::Terminated => "state.stopped",
         _ => "state.other",
     })
 }

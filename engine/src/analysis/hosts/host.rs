@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{Analysis, AnalysisError};
 use crate::ledger;
 use crate::model::case::CaseId;
+use crate::model::instance::InstanceState;
 use crate::model::ledger::NewEntry;
 use crate::plane::Plane;
 
@@ -51,7 +52,7 @@ impl Reachability {
 pub struct AnalysisHost {
     pub instance_id: String,
     pub case_id: String,
-    pub state: String,
+    pub state: InstanceState,
     pub instance_type: String,
     pub image_id: String,
     pub subnet_id: Option<String>,
@@ -154,10 +155,10 @@ pub async fn list(analysis: &Analysis) -> Result<Vec<AnalysisHost>, AnalysisErro
                 .map_or_else(String::new, |t| t.as_str().to_owned());
             AnalysisHost {
                 case_id: tag_of(tags, CASE_TAG).unwrap_or_default().to_owned(),
-                state: instance
-                    .state()
-                    .and_then(|s| s.name())
-                    .map_or_else(String::new, |s| s.as_str().to_owned()),
+                state: instance.state().and_then(|s| s.name()).map_or_else(
+                    || InstanceState::Other("unknown".into()),
+                    |s| InstanceState::parse(s.as_str()),
+                ),
                 image_id: instance.image_id().unwrap_or_default().to_owned(),
                 subnet_id: instance.subnet_id().map(str::to_owned),
                 vpc_id: instance.vpc_id().map(str::to_owned),
@@ -303,12 +304,15 @@ pub async fn terminate(
         .await
         .map_err(|err| analysis.call_error("ec2:TerminateInstances", &err))?;
     if let Ok(case_id) = CaseId::parse(&host.case_id) {
-        let mut entry = NewEntry::new("analysis host terminated", analysis.target(instance_id))
-            .detail(format!(
-                "{} after {} min",
-                host.instance_type,
-                host.age_secs.unwrap_or(0) / 60
-            ));
+        let mut entry = NewEntry::new(
+            crate::model::ledger::Action::AnalysisHostTerminated,
+            analysis.target(instance_id),
+        )
+        .detail(format!(
+            "{} after {} min",
+            host.instance_type,
+            host.age_secs.unwrap_or(0) / 60
+        ));
         entry
             .request_ids
             .extend(out.request_id().map(str::to_owned));

@@ -256,7 +256,7 @@ pub async fn launch(
             why: "RunInstances returned no instance".to_owned(),
         })?;
     let instance_id = instance.instance_id().unwrap_or_default().to_owned();
-    let mut entry = NewEntry::new("analysis host launched", analysis.target(&instance_id)).detail(
+    let mut entry = NewEntry::new(crate::model::ledger::Action::AnalysisHostLaunched, analysis.target(&instance_id)).detail(
         format!(
             "{instance_type} from {image_version} ({ami_id}) in {subnet_id}, profile {profile}, no public address, IMDSv2 required, encrypted root"
         ),
@@ -302,7 +302,7 @@ pub async fn launch(
                 plane,
                 case_id,
                 NewEntry::new(
-                    "analysis host evidence failed",
+                    crate::model::ledger::Action::AnalysisHostEvidenceFailed,
                     analysis.target(&instance_id),
                 )
                 .detail(why.clone()),
@@ -325,7 +325,7 @@ pub async fn launch(
     )
     .await?;
     let mut entry = NewEntry::new(
-        "analysis host evidence verified",
+        crate::model::ledger::Action::AnalysisHostEvidenceVerified,
         analysis.target(&instance_id),
     )
     .detail(format!(

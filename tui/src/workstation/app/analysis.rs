@@ -2,6 +2,7 @@
 //! case, sessions into them, and their termination.
 
 use irf_engine::model::case::Case;
+use irf_engine::model::instance::InstanceState;
 
 use super::*;
 
@@ -92,7 +93,7 @@ impl App {
             return vec![];
         };
         let host = &row.host;
-        if host.state != "running" {
+        if host.state != InstanceState::Running {
             self.status = Some(Status::Error(format!(
                 "{} is {}: a session needs a running host",
                 host.instance_id, host.state

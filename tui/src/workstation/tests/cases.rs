@@ -256,7 +256,7 @@ fn a_case_waiting_for_approval_says_how_to_approve() {
     );
     if let Some(approval) = &mut detail.approval {
         approval.decided = Some(ApprovalDecision {
-            decision: "approved".into(),
+            decision: irf_engine::model::case::Verdict::Approved,
             by: "arn:aws:sts::123456789012:assumed-role/irf-approver/bob".into(),
             at: "2026-11-28T10:02:00Z".into(),
             reason: None,

@@ -516,7 +516,7 @@ fn host(id: &str, case: &str, state: &str) -> irf_engine::analysis::hosts::Analy
     irf_engine::analysis::hosts::AnalysisHost {
         instance_id: id.into(),
         case_id: case.into(),
-        state: state.into(),
+        state: irf_engine::model::instance::InstanceState::parse(state),
         instance_type: "m5.xlarge".into(),
         image_id: "ami-1".into(),
         subnet_id: Some("subnet-a".into()),

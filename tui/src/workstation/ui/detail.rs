@@ -84,7 +84,7 @@ pub(super) fn instance_details(i: &Instance, push: &mut impl FnMut(&str, &str)) 
     push("account", &format!("{} ({})", i.account, i.account_name));
     push("region", &i.region);
     push("zone", i.availability_zone.as_deref().unwrap_or("-"));
-    push("state", &i.state);
+    push("state", i.state.as_str());
     push("type", &i.instance_type);
     push("platform", &i.platform);
     push("image", i.image_id.as_deref().unwrap_or("-"));

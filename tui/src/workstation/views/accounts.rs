@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use ratatui::layout::Constraint;
 
 use irf_engine::inventory::Instance;
+use irf_engine::model::instance::InstanceState;
 
 use super::lower_join;
 use crate::filter::{Field, Filterable};
@@ -42,9 +43,9 @@ impl AccountRow {
             .per_region
             .entry(instance.region.to_string())
             .or_default() += 1;
-        match instance.state.as_str() {
-            "running" => self.running += 1,
-            "stopped" => self.stopped += 1,
+        match instance.state {
+            InstanceState::Running => self.running += 1,
+            InstanceState::Stopped => self.stopped += 1,
             _ => {}
         }
         if instance.incident_status().is_some() {

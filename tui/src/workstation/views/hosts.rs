@@ -22,7 +22,7 @@ impl HostRow {
         let haystack = lower_join(&[
             &host.instance_id,
             &host.case_id,
-            &host.state,
+            host.state.as_str(),
             &host.instance_type,
             host.private_ip.as_deref().unwrap_or_default(),
             host.subnet_id.as_deref().unwrap_or_default(),
@@ -54,7 +54,7 @@ impl Filterable for HostRow {
     fn field(&self, field: Field) -> Vec<String> {
         match field {
             Field::Account | Field::Region => vec![],
-            Field::State => vec![self.host.state.clone()],
+            Field::State => vec![self.host.state.to_string()],
         }
     }
 }
@@ -133,7 +133,7 @@ impl ListView for HostRow {
         vec![
             (host.instance_id.clone(), text),
             (host.case_id.clone(), text),
-            (host.state.clone(), state_style(theme, &host.state)),
+            (host.state.to_string(), state_style(theme, &host.state)),
             (host.instance_type.clone(), text),
             (host.private_ip.clone().unwrap_or_else(|| "-".into()), text),
             (host.subnet_id.clone().unwrap_or_else(|| "-".into()), dim),
