@@ -18,7 +18,7 @@ use crate::acquisition::{Decided, Decision, WorkflowError};
 
 use crate::aws::{AwsError, describe_sdk_error};
 use crate::containment::{self, ContainmentError, ContainmentOptions, ContainmentOutcome};
-use crate::model::case::{CaseId, CaseSubject};
+use crate::model::case::{CaseId, CaseSubject, Trigger};
 use crate::model::containment::{ContainmentRecord, ContainmentState, InstanceRef};
 use crate::plane::Plane;
 use crate::store::case_table::Opened;
@@ -339,7 +339,7 @@ impl SenderArn {
 async fn decide(acting: &Plane, ask: Ask) -> Answer {
     let four_eyes = acting.ctx.config().workflow.four_eyes;
     let result: Result<Answer, Refusal> = match ask {
-        Ask::OpenCase { subject } => crate::acquisition::start(acting, subject, "operator")
+        Ask::OpenCase { subject } => crate::acquisition::start(acting, subject, Trigger::Operator)
             .await
             .map(|opened| Answer::Opened { opened })
             .map_err(Refusal::from),

@@ -13,7 +13,7 @@ use crate::config::AccountId;
 use crate::containment::{
     self, ContainmentError, ContainmentOptions, ContainmentOutcome, STATUS_TAG,
 };
-use crate::model::case::{CaseSubject, ContainmentPolicy};
+use crate::model::case::{CaseSubject, ContainmentPolicy, Trigger};
 use crate::model::containment::{ContainmentRecord, ContainmentState, InstanceRef};
 use crate::plane::Plane;
 use crate::store::case_table::Opened;
@@ -55,10 +55,10 @@ impl TagEvent {
     }
 
     /// The case's trigger, as recorded.
-    fn trigger(&self) -> &'static str {
+    fn trigger(&self) -> Trigger {
         match self.origin {
-            Origin::CreateTags { .. } => "tag",
-            Origin::SecurityHubAction => crate::acquisition::SECURITY_HUB_TRIGGER,
+            Origin::CreateTags { .. } => Trigger::Tag,
+            Origin::SecurityHubAction => Trigger::SecurityHubAction,
         }
     }
 }
@@ -552,7 +552,7 @@ mod tests {
             Origin::SecurityHubAction,
             "its event names no one"
         );
-        assert_eq!(event.trigger(), crate::acquisition::SECURITY_HUB_TRIGGER);
+        assert_eq!(event.trigger(), Trigger::SecurityHubAction);
         let TagRequest::Analyze(subject) = only(Ok(event)).expect("valid") else {
             panic!("expected an acquisition");
         };

@@ -104,7 +104,7 @@ async fn a_tag_runs_the_whole_case_through_a_worker_crash_and_a_corrupt_block() 
         async || case_of(&plane, &suspect.id).await,
     )
     .await;
-    assert_eq!(case.trigger, "tag");
+    assert_eq!(case.trigger, irf_engine::model::case::Trigger::Tag);
     assert!(case.subject.memory && case.subject.disk);
 
     // Kill the runtime (worker, agent and all) while the disk is being imaged.

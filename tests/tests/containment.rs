@@ -1556,7 +1556,7 @@ async fn a_security_hub_case_needs_two_approvers() {
     let opened = irf_engine::acquisition::start(
         &security_hub,
         waiting_for_approval_soon(&instance),
-        irf_engine::acquisition::SECURITY_HUB_TRIGGER,
+        irf_engine::model::case::Trigger::SecurityHubAction,
     )
     .await
     .expect("open a case");

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::{AwsError, describe_sdk_error};
 use crate::config::AccountId;
 use crate::ec2::find_instance;
-use crate::model::case::{Case, CaseStatus, CaseSubject};
+use crate::model::case::{Case, CaseStatus, CaseSubject, Trigger};
 use crate::plane::{Plane, PlaneError};
 use crate::store::case_table::{CaseError, Opened};
 
@@ -20,10 +20,6 @@ use crate::store::case_table::{CaseError, Opened};
 pub const STEPS_QUEUE: &str = "steps";
 pub const IMAGING_QUEUE: &str = "imaging";
 pub const APPROVALS_QUEUE: &str = "approvals";
-
-/// The trigger of cases a Security Hub custom action opens. Security Hub's event names no one,
-/// so under four eyes such a case's containment needs two approvers.
-pub const SECURITY_HUB_TRIGGER: &str = "securityhub-action";
 
 /// Why the workflow cannot do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +66,7 @@ pub struct ExecutionInput {
 pub async fn start(
     plane: &Plane,
     subject: CaseSubject,
-    trigger: &str,
+    trigger: Trigger,
 ) -> Result<Opened, WorkflowError> {
     let state_machine = plane.state_machine()?.to_owned();
     check_instance(plane, &subject).await?;
@@ -246,7 +242,7 @@ pub async fn decide(
             });
         }
         // No one is known to have asked: two people approve.
-        if opened.trigger == SECURITY_HUB_TRIGGER {
+        if opened.trigger == Trigger::SecurityHubAction {
             match plane.table.first_approval(case_id).await? {
                 None => {
                     let first = crate::model::case::ApprovalDecision {

@@ -163,8 +163,8 @@ pub struct Case {
     pub subject: CaseSubject,
     /// The STS identity (ARN) that asked for it.
     pub requested_by: String,
-    /// What started it: `tag`, `security-hub`, `operator`.
-    pub trigger: String,
+    /// What started it.
+    pub trigger: Trigger,
     pub opened_at: String,
     pub status: CaseStatus,
     #[serde(default)]
@@ -306,6 +306,38 @@ impl std::fmt::Display for Verdict {
     }
 }
 
+/// What opened a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Trigger {
+    /// An operator, from the workstation or the command line.
+    #[serde(rename = "operator")]
+    Operator,
+    /// Someone set the incident tag on the instance.
+    #[serde(rename = "tag")]
+    Tag,
+    /// A Security Hub custom action. Its event names no one, so under four eyes such a
+    /// case's containment needs two approvers.
+    #[serde(rename = "securityhub-action")]
+    SecurityHubAction,
+}
+
+impl Trigger {
+    /// The name the case records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Tag => "tag",
+            Self::SecurityHubAction => "securityhub-action",
+        }
+    }
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An approver's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalDecision {
@@ -385,7 +417,7 @@ mod tests {
                 containment: ContainmentPolicy::Never,
             },
             requested_by: "arn:aws:sts::123456789012:assumed-role/r/s".into(),
-            trigger: "operator".into(),
+            trigger: Trigger::Operator,
             opened_at: "2026-11-28T09:30:15Z".into(),
             status: CaseStatus::Running,
             execution_arn: None,

@@ -17,7 +17,7 @@ use crate::aws::{AwsError, CallSite};
 use crate::model::case::now_rfc3339;
 use crate::model::case::{
     ApprovalDecision, ArtifactProgress, BadInput, Case, CaseId, CaseStatus, CaseSubject,
-    PendingApproval, StepRecord, StepStatus, TaskToken,
+    PendingApproval, StepRecord, StepStatus, TaskToken, Trigger,
 };
 use crate::model::case_detail::CaseDetail;
 use crate::model::containment::{ContainmentRecord, InstanceRef};
@@ -145,14 +145,14 @@ impl CaseTable {
         &self,
         subject: CaseSubject,
         requested_by: &str,
-        trigger: &str,
+        trigger: Trigger,
     ) -> Result<Opened, CaseError> {
         let now = OffsetDateTime::now_utc();
         let case = Case {
             case_id: CaseId::new(now, &subject.instance_id),
             subject,
             requested_by: requested_by.to_owned(),
-            trigger: trigger.to_owned(),
+            trigger,
             opened_at: now.format(&Rfc3339).unwrap_or_else(|_| now_rfc3339()),
             status: CaseStatus::Opening,
             execution_arn: None,

@@ -153,7 +153,7 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
                     case_status_style(theme, case.status),
                 ),
                 ("opened", short_time(&case.opened_at), text),
-                ("trigger", case.trigger.clone(), text),
+                ("trigger", case.trigger.to_string(), text),
             ],
             &columns,
             theme,

@@ -27,7 +27,7 @@ impl CaseRow {
             case.subject.account.as_str(),
             &case.subject.instance_id,
             &case.subject.region,
-            &case.trigger,
+            case.trigger.as_str(),
             &case.requested_by,
         ]);
         Self { case, haystack }
@@ -73,6 +73,8 @@ impl TableRow for CaseRow {
 
 impl ListView for CaseRow {
     const COLUMNS: &'static [&'static str] = &CASE_COLUMNS;
+    // First the case, its status and instance.
+    const PRIORITY: &'static [usize] = &[0, 1, 3, 2, 5, 4, 6];
     const SORT: Sort = Sort {
         column: 5,
         descending: true,
@@ -111,7 +113,7 @@ impl ListView for CaseRow {
             (named_instance(names, &c.subject.instance_id), text),
             (c.subject.region.clone(), text),
             (short_time(&c.opened_at), text),
-            (c.trigger.clone(), text),
+            (c.trigger.to_string(), text),
         ]
     }
 }
