@@ -596,9 +596,25 @@ async fn findings(
     let context = connect(global).await?;
     let mut findings = context.findings(query).await?;
     if let Some(filter) = &filter {
+        // account: matches names as in the workstation; without the Organization's names
+        // (no access to list them), it matches ids alone.
+        let names: std::collections::HashMap<String, String> = match context.sweep_scope().await {
+            Ok(scope) => scope
+                .accounts
+                .into_iter()
+                .map(|a| (a.id.to_string(), a.name))
+                .collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "account names unknown: account: matches ids only");
+                std::collections::HashMap::new()
+            }
+        };
         findings = findings
             .into_iter()
-            .map(workstation::views::FindingRow::new)
+            .map(|f| {
+                let name = names.get(&f.account).map(String::as_str);
+                workstation::views::FindingRow::new(f, name)
+            })
             .filter(|row| filter.matches(row))
             .map(|row| row.finding)
             .collect();

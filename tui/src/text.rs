@@ -1,5 +1,6 @@
 //! Untrusted text from AWS made safe to show: control characters and escape sequences
-//! escaped, long values cut to a display width with an ellipsis.
+//! escaped, long values cut to a display width with an ellipsis, or wrapped whole where
+//! nothing may be cut.
 
 use unicode_width::UnicodeWidthChar;
 
@@ -65,9 +66,82 @@ pub fn clip_untrusted(value: &str, max_width: usize) -> String {
     out
 }
 
+/// Escapes `value` and wraps it into lines of at most `width` terminal columns: at spaces
+/// where it can, inside a word longer than a line where it must. Nothing is cut; a line's
+/// indentation is kept, and its continuation lines take the same.
+pub fn wrap_untrusted(value: &str, width: usize) -> Vec<String> {
+    let escaped = escape_untrusted(value);
+    let text = escaped.trim_start_matches(' ');
+    let indent = " ".repeat(escaped.len() - text.len());
+    // An indentation as wide as the line is not kept: the text needs the room.
+    let indent = if indent.len() < width / 2 {
+        indent
+    } else {
+        String::new()
+    };
+    let width = width.saturating_sub(indent.len()).max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut line_width = 0;
+    for word in text.split(' ') {
+        let word_width: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
+        let gap = usize::from(!line.is_empty());
+        if line_width + gap + word_width <= width {
+            if gap == 1 {
+                line.push(' ');
+            }
+            line.push_str(word);
+            line_width += gap + word_width;
+            continue;
+        }
+        if !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+            line_width = 0;
+        }
+        for c in word.chars() {
+            let w = c.width().unwrap_or(0);
+            if line_width + w > width {
+                lines.push(std::mem::take(&mut line));
+                line_width = 0;
+            }
+            line.push(c);
+            line_width += w;
+        }
+    }
+    lines.push(line);
+    lines.into_iter().map(|l| format!("{indent}{l}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrapping_keeps_every_character_and_no_line_is_wider_than_asked() {
+        let text = "replace security groups sg-0123456789abcdef0,sg-0fedcba9876543210 -> irf-isolation-i-0abc (no rules) \x1b[2J";
+        for width in [1, 7, 20, 40, 200] {
+            let lines = wrap_untrusted(text, width);
+            assert!(
+                lines.iter().all(|l| l.chars().count() <= width),
+                "{width}: {lines:?}"
+            );
+            let joined: String = lines.concat().chars().filter(|c| *c != ' ').collect();
+            let expected: String = escape_untrusted(text)
+                .chars()
+                .filter(|c| *c != ' ')
+                .collect();
+            assert_eq!(joined, expected, "{width}");
+        }
+        assert_eq!(
+            wrap_untrusted("contain i-0abc in account 1", 14),
+            ["contain i-0abc", "in account 1"]
+        );
+        assert_eq!(wrap_untrusted("", 10), [""]);
+        assert_eq!(
+            wrap_untrusted("  - snapshots of every volume", 16),
+            ["  - snapshots of", "  every volume"]
+        );
+    }
 
     #[test]
     fn escape_sequences_are_inert() {

@@ -52,8 +52,9 @@ pub struct EmptyText {
 pub trait ListView: TableRow {
     const COLUMNS: &'static [&'static str];
     const SORT: Sort;
-    /// The columns kept when the details panel takes half the width.
-    const BESIDE_DETAILS: Option<&'static [usize]> = None;
+    /// Every column, most important first: the table keeps as many as fit, in this order,
+    /// so what identifies a row is the last to go.
+    const PRIORITY: &'static [usize];
     /// What the list says empty; `None`: the view never stands empty for long.
     const EMPTY: Option<EmptyText> = None;
     /// Width of each column, in [`ListView::COLUMNS`] order.
@@ -221,8 +222,72 @@ pub struct TableSpec {
     pub shown: usize,
     pub total: usize,
     pub filter: Option<String>,
-    /// The columns shown beside the details panel.
-    pub beside_details: Option<&'static [usize]>,
+    /// Columns by importance ([`ListView::PRIORITY`]).
+    pub priority: &'static [usize],
+}
+
+/// The narrowest a column whose width follows the space left (`Fill`: a name, a title) is
+/// shown: twelve columns, or three tenths of the table, whichever is more, so that the free
+/// text a row is known by is not squeezed out by the columns after it.
+fn fill_minimum(available: usize) -> usize {
+    (available * 3 / 10).max(12)
+}
+
+/// Which columns a table of `available` columns shows, and how wide each is, in column
+/// order. Columns are taken by `priority` while they fit (the first is always taken), a
+/// `Length(n)` column at `n` or its content (`content[c]`, the widest value on screen or the
+/// title) whichever is less, a `Fill` column at [`fill_minimum`]. The room left then widens
+/// the columns taken towards their content: the free text (names, titles) first, then a
+/// bounded column (ids, states, times) whose value is longer than it was sized for.
+pub fn fit_columns(
+    widths: &[Constraint],
+    priority: &[usize],
+    content: &[usize],
+    available: usize,
+) -> Vec<(usize, usize)> {
+    const SPACING: usize = 1;
+    const NARROWEST_FILL: usize = 12;
+    let is_fill = |c: usize| !matches!(widths[c], Constraint::Length(_));
+    let narrowest = |c: usize, fill: usize| match widths[c] {
+        Constraint::Length(n) => usize::from(n).min(content[c]),
+        _ => fill.min(content[c]),
+    };
+    // Which columns: the free text keeps a fair share against the columns after it.
+    let mut taken: Vec<usize> = Vec::new();
+    let mut used = 0;
+    for &c in priority {
+        let need = narrowest(c, fill_minimum(available)) + usize::from(!taken.is_empty()) * SPACING;
+        if taken.is_empty() || used + need <= available {
+            taken.push(c);
+            used += need;
+        }
+    }
+    // How wide: from their narrowest.
+    let mut chosen: Vec<(usize, usize)> = taken
+        .iter()
+        .map(|&c| (c, narrowest(c, NARROWEST_FILL)))
+        .collect();
+    let used: usize =
+        chosen.iter().map(|(_, w)| w).sum::<usize>() + chosen.len().saturating_sub(1) * SPACING;
+    // The free text grows to its content first (a bounded column is already at its
+    // `Length` or its content); what is still left lets a bounded column show a value
+    // longer than it was sized for.
+    let mut room = available.saturating_sub(used);
+    for fill in [true, false] {
+        for (c, width) in &mut chosen {
+            if is_fill(*c) == fill {
+                let grow = content[*c].saturating_sub(*width).min(room);
+                *width += grow;
+                room -= grow;
+            }
+        }
+    }
+    // The first column alone may be wider than the table: it is cut, not dropped.
+    if let Some((_, width)) = chosen.first_mut() {
+        *width = (*width).min(available);
+    }
+    chosen.sort_unstable_by_key(|(c, _)| *c);
+    chosen
 }
 
 /// A list view's rows with how their load stands.
@@ -331,7 +396,7 @@ impl<R: ListView> Pane for ListTable<R> {
             shown: model.visible_len(),
             total: model.rows().len(),
             filter: model.filter().map(|f| f.text().to_owned()),
-            beside_details: R::BESIDE_DETAILS,
+            priority: R::PRIORITY,
         }
     }
     fn placeholder(&self, read_only: bool) -> Option<(String, &'static str)> {
@@ -346,5 +411,51 @@ impl<R: ListView> Pane for ListTable<R> {
             Load::Ready(_) if read_only => (empty.nothing_read_only.into(), "text.dim"),
             Load::Ready(_) => (empty.nothing.into(), "text.dim"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WIDTHS: [Constraint; 4] = [
+        Constraint::Length(19),
+        Constraint::Fill(1),
+        Constraint::Length(13),
+        Constraint::Length(15),
+    ];
+
+    #[test]
+    fn the_most_important_columns_stay_and_the_rest_go_as_the_table_narrows() {
+        let content = [19, 40, 7, 15];
+        let priority = [0, 1, 3, 2];
+        // Everything fits, each as wide as its content.
+        assert_eq!(
+            fit_columns(&WIDTHS, &priority, &content, 200),
+            [(0, 19), (1, 40), (2, 7), (3, 15)]
+        );
+        // The least important goes first; the name keeps what is left.
+        assert_eq!(
+            fit_columns(&WIDTHS, &priority, &content, 55),
+            [(0, 19), (1, 19), (3, 15)]
+        );
+        // Narrower still: the id and a name of at least twelve columns.
+        assert_eq!(
+            fit_columns(&WIDTHS, &priority, &content, 35),
+            [(0, 19), (1, 15)]
+        );
+        // The identifying column is never dropped, only cut.
+        assert_eq!(fit_columns(&WIDTHS, &priority, &content, 10), [(0, 10)]);
+    }
+
+    #[test]
+    fn a_smaller_column_further_down_still_takes_room_a_larger_one_could_not() {
+        let content = [19, 12, 13, 4];
+        let priority = [0, 2, 1, 3];
+        // 19 + 1 + 13 fit in 40; the name (12) would not, the four-wide column does.
+        assert_eq!(
+            fit_columns(&WIDTHS, &priority, &content, 40),
+            [(0, 19), (2, 13), (3, 4)]
+        );
     }
 }

@@ -28,6 +28,7 @@ impl App {
             .as_ref()
             .map_or_else(|| "the SIFT pipeline".to_owned(), |p| p.name.clone());
         self.mode = Mode::Confirm(Confirmation {
+            scroll: 0,
             title: "Start an image build".into(),
             lines: vec![
                 format!("pipeline {pipeline}"),
@@ -69,6 +70,7 @@ impl App {
             .and_then(|screen| screen.detail.as_ref())
             .map(|detail| detail.artifacts.len());
         self.mode = Mode::Confirm(Confirmation {
+            scroll: 0,
             title: "Launch an analysis host".into(),
             lines: vec![
                 format!("for case {} ({})", case.case_id, case.subject.instance_id),
@@ -117,6 +119,7 @@ impl App {
         };
         let host = &row.host;
         self.mode = Mode::Typed(TypedPrompt {
+            scroll: 0,
             title: "Terminate analysis host".into(),
             lines: vec![
                 format!(

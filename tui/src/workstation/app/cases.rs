@@ -215,6 +215,7 @@ impl App {
                 .into(),
         ]);
         self.mode = Mode::Confirm(Confirmation {
+            scroll: 0,
             title: "Acquire memory and disk".into(),
             lines,
             effect: Effect::StartAcquisition { subject },

@@ -63,6 +63,7 @@ impl App {
             None => "a direct containment request".to_owned(),
         };
         self.mode = Mode::Typed(TypedPrompt {
+            scroll: 0,
             title: "Refuse containment".to_owned(),
             lines: vec![
                 format!(
@@ -111,6 +112,7 @@ impl App {
         );
         lines.push("Type the instance id to approve, enter to go ahead, esc to cancel.".into());
         self.mode = Mode::Typed(TypedPrompt {
+            scroll: 0,
             title: "Approve containment".to_owned(),
             lines,
             expected: Some(instance.instance_id.clone()),
@@ -126,6 +128,7 @@ impl App {
         };
         let instance = InstanceRef::from(&screen.case.subject);
         self.mode = Mode::Typed(TypedPrompt {
+            scroll: 0,
             title: "Roll back containment".into(),
             lines: vec![
                 format!(

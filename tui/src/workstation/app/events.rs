@@ -31,6 +31,23 @@ impl App {
                             .collect(),
                     );
                 }
+                // Findings that came first learn their accounts' names.
+                let names: HashMap<String, String> = scope
+                    .accounts
+                    .iter()
+                    .map(|a| (a.id.to_string(), a.name.clone()))
+                    .collect();
+                let rows: Vec<FindingRow> = self
+                    .findings
+                    .table
+                    .rows()
+                    .iter()
+                    .map(|row| {
+                        let name = names.get(&row.finding.account).map(String::as_str);
+                        FindingRow::new(row.finding.clone(), name)
+                    })
+                    .collect();
+                self.findings.table.set_rows(rows);
                 self.scope = Load::Ready(scope);
                 self.sweep.running = true;
                 self.pending_instances.clear();
@@ -43,8 +60,14 @@ impl App {
             EngineEvent::Sweep(event) => self.on_sweep(event),
             EngineEvent::Findings(Ok(findings)) => {
                 self.finding_summaries = summarize_by_instance(&findings);
-                self.findings
-                    .finish_load(Ok(findings.into_iter().map(FindingRow::new).collect()));
+                let rows = findings
+                    .into_iter()
+                    .map(|f| {
+                        let name = self.account_name(&f.account).map(str::to_owned);
+                        FindingRow::new(f, name.as_deref())
+                    })
+                    .collect();
+                self.findings.finish_load(Ok(rows));
                 let summaries = &self.finding_summaries;
                 self.instances.table.update_rows(|row| {
                     row.instance.findings = summaries

@@ -22,6 +22,7 @@ impl App {
         let on = !row.held();
         let item = &row.item;
         self.mode = Mode::Confirm(Confirmation {
+            scroll: 0,
             title: if on {
                 "Place legal hold".into()
             } else {
@@ -54,6 +55,7 @@ impl App {
         };
         let finding = &row.finding;
         self.mode = Mode::Confirm(Confirmation {
+            scroll: 0,
             title: "Resolve finding".into(),
             lines: vec![
                 format!("{} {}", finding.severity, finding.title),

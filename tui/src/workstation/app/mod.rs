@@ -101,6 +101,8 @@ pub struct Confirmation {
     pub title: String,
     pub lines: Vec<String>,
     pub effect: Effect,
+    /// Lines scrolled past, when the dialog is taller than the screen.
+    pub scroll: u16,
 }
 
 /// A decision the operator types: the instance id to confirm, or a reason to refuse.
@@ -112,6 +114,8 @@ pub struct TypedPrompt {
     pub expected: Option<String>,
     pub input: String,
     pub decision: TypedDecision,
+    /// Lines scrolled past, when the dialog is taller than the screen.
+    pub scroll: u16,
 }
 
 /// What a typed prompt does once answered.
@@ -381,7 +385,13 @@ impl App {
                 }
                 vec![]
             }
-            Mode::Confirm(confirmation) => {
+            Mode::Confirm(mut confirmation) => {
+                // The arrows scroll what is asked: nothing it says may go unread.
+                if let Some(scroll) = scrolled(confirmation.scroll, &key) {
+                    confirmation.scroll = scroll;
+                    self.mode = Mode::Confirm(confirmation);
+                    return vec![];
+                }
                 if self.read_only && confirmation.effect.is_mutating() {
                     // No dialog should offer a change in read-only mode; this guards other paths.
                     self.status = Some(Status::Error(
@@ -552,8 +562,14 @@ impl App {
         vec![]
     }
 
-    /// A key in a typed prompt: text edits it, enter answers it, esc cancels it.
+    /// A key in a typed prompt: text edits it, enter answers it, esc cancels it, the arrows
+    /// scroll what it says.
     fn typed_key(&mut self, mut prompt: TypedPrompt, key: Key) -> Vec<Effect> {
+        if let Some(scroll) = scrolled(prompt.scroll, &key) {
+            prompt.scroll = scroll;
+            self.mode = Mode::Typed(prompt);
+            return vec![];
+        }
         match key.code {
             KeyName::Esc => {
                 self.status = Some(Status::Info("cancelled: nothing was changed".into()));
@@ -671,6 +687,19 @@ impl App {
             .iter()
             .find(|a| a.id == account)
             .map(|a| a.name.as_str())
+    }
+}
+
+/// Where a dialog's scroll goes for an arrow or page key; `None` for any other key. The
+/// draw stops it at the dialog's end.
+fn scrolled(scroll: u16, key: &Key) -> Option<u16> {
+    const PAGE: u16 = 10;
+    match key.code {
+        KeyName::Up => Some(scroll.saturating_sub(1)),
+        KeyName::Down => Some(scroll.saturating_add(1)),
+        KeyName::PageUp => Some(scroll.saturating_sub(PAGE)),
+        KeyName::PageDown => Some(scroll.saturating_add(PAGE)),
+        _ => None,
     }
 }
 

@@ -111,6 +111,7 @@ fn read_only_mode_refuses_acquisition_and_says_why() {
     );
     // A dialog that reached read-only mode some other way still changes nothing.
     app.mode = Mode::Confirm(crate::workstation::app::Confirmation {
+        scroll: 0,
         title: "Acquire memory and disk".into(),
         lines: vec![],
         effect: Effect::StartAcquisition {

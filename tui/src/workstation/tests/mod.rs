@@ -25,6 +25,7 @@ mod analysis;
 mod cases;
 mod decisions;
 mod evidence;
+mod screens;
 mod tables;
 
 /// An engine failure with this text, as an event carries one.
@@ -242,7 +243,7 @@ fn case_on(instance: &str, status: CaseStatus, opened_at: &str) -> Case {
             containment: ContainmentPolicy::Approval,
         },
         requested_by: "arn:aws:sts::123456789012:assumed-role/irf-responder/alice".into(),
-        trigger: "operator".into(),
+        trigger: irf_engine::model::case::Trigger::Operator,
         opened_at: opened_at.into(),
         status,
         execution_arn: None,

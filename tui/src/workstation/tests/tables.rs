@@ -268,10 +268,27 @@ fn hostile_strings_render_inert() {
         .find(|l| l.contains("i-0hostile00000000a"))
         .expect("the hostile row");
     assert!(
-        line.contains("evil\\e]0;pwned") && line.contains('…'),
-        "escaped, and cut to its column with an ellipsis:\n{table}"
+        line.contains("evil\\e]0;pwned\\x07\\e[2J\\e[31mred\\u{202e}afed"),
+        "escaped, whole where there is room:\n{table}"
     );
     assert!(table.contains("acct\\e[1;1H"), "{table}");
+    app.handle(Input::Resize {
+        width: 80,
+        height: 24,
+    });
+    let narrow = render(&app, &dark());
+    let line = narrow
+        .lines()
+        .find(|l| l.contains("i-0hostile00000000a"))
+        .expect("the hostile row at 80 columns");
+    assert!(
+        line.contains("evil\\e]0;pw") && line.contains('…'),
+        "escaped, and cut to its column with an ellipsis:\n{narrow}"
+    );
+    app.handle(Input::Resize {
+        width: 150,
+        height: 32,
+    });
     press_named(&mut app, KeyName::Enter);
     let screen = render(&app, &dark());
     for screen in [&table, &screen] {
@@ -315,4 +332,31 @@ fn the_help_scrolls_when_it_is_taller_than_the_screen() {
     assert!(matches!(app.mode, Mode::Help { .. }));
     press(&mut app, "x");
     assert_eq!(app.mode, Mode::Normal, "any other key closes it");
+}
+
+#[test]
+fn findings_name_their_accounts_and_account_filters_match_the_name() {
+    use irf_engine::organization::MemberAccount;
+    let mut app = loaded_app(false);
+    // The Organization names the findings' account; the instances view names it the same.
+    let mut named = scope();
+    named.accounts = vec![MemberAccount {
+        id: AccountId::parse("165667010651").expect("id"),
+        name: "Prod-Payments".into(),
+    }];
+    app.on_engine(EngineEvent::Scope(Ok(named)));
+    press(&mut app, "2");
+    let total = app.findings.table.visible_len();
+    assert!(total > 0);
+    let screen = render(&app, &dark());
+    assert!(screen.contains("Prod-Payments"), "{screen}");
+    for term in ["account:prod-pay", "account:165667010651"] {
+        press(&mut app, &format!("/{term}"));
+        press_named(&mut app, KeyName::Enter);
+        assert_eq!(app.findings.table.visible_len(), total, "{term}");
+        press_named(&mut app, KeyName::Esc);
+    }
+    press(&mut app, "/account:billing");
+    press_named(&mut app, KeyName::Enter);
+    assert_eq!(app.findings.table.visible_len(), 0);
 }

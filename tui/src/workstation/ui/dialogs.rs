@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
-use crate::text::clip_untrusted;
+use crate::text::wrap_untrusted;
 use crate::theme::Theme;
 use crate::workstation::app::App;
 
@@ -74,55 +74,108 @@ pub(super) fn draw_typed(
     prompt: &crate::workstation::app::TypedPrompt,
     theme: &Theme,
 ) {
-    let mut text: Vec<Line> = prompt
-        .lines
-        .iter()
-        .map(|l| Line::styled(clip_untrusted(l, 90), theme.style("text")))
-        .collect();
-    text.push(Line::default());
     let label = if prompt.expected.is_some() {
         "instance id: "
     } else {
         "reason: "
     };
-    text.push(Line::from(vec![
+    // The end of what was typed stays in sight as it grows (the cursor takes a column).
+    let room = usize::from(DIALOG_WIDTH.min(frame.area().width).saturating_sub(2))
+        .saturating_sub(label.len() + 1);
+    let answer = Line::from(vec![
         Span::styled(label, theme.style("danger")),
-        Span::styled(clip_untrusted(&prompt.input, 76), theme.style("command")),
+        Span::styled(tail(&prompt.input, room), theme.style("command")),
         Span::styled("█", theme.style("command")),
-    ]));
-    let area = centered(frame.area(), 96, text.len() as u16 + 2);
+    ]);
+    draw_dialog(
+        frame,
+        &prompt.title,
+        &prompt.lines,
+        answer,
+        prompt.scroll,
+        theme,
+    );
+}
+
+pub(super) fn draw_confirm(
+    frame: &mut Frame,
+    confirmation: &crate::workstation::app::Confirmation,
+    theme: &Theme,
+) {
+    let answer = Line::from(vec![
+        Span::styled("y", theme.style("danger")),
+        Span::styled(" to go ahead, any other key to cancel", theme.style("text")),
+    ]);
+    draw_dialog(
+        frame,
+        &confirmation.title,
+        &confirmation.lines,
+        answer,
+        confirmation.scroll,
+        theme,
+    );
+}
+
+/// The widest a dialog grows, so that its lines stay easy to read on a wide terminal.
+const DIALOG_WIDTH: u16 = 110;
+
+/// A dialog that asks before a change: every line of what it says, wrapped, never cut; the
+/// answer line always in sight below it. Taller than the screen, the text scrolls with the
+/// arrows and the title says how much is above and below.
+fn draw_dialog(
+    frame: &mut Frame,
+    title: &str,
+    lines: &[String],
+    answer: Line<'_>,
+    scroll: u16,
+    theme: &Theme,
+) {
+    let screen = frame.area();
+    let width = DIALOG_WIDTH.min(screen.width);
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let body: Vec<String> = lines
+        .iter()
+        .flat_map(|line| wrap_untrusted(line, inner))
+        .collect();
+    // Borders, a blank line and the answer around the body.
+    let chrome: u16 = 4;
+    let height = (body.len() as u16)
+        .saturating_add(chrome)
+        .min(screen.height);
+    let visible = usize::from(height.saturating_sub(chrome));
+    let hidden = body.len().saturating_sub(visible);
+    let first = usize::from(scroll).min(hidden);
+    let mut text: Vec<Line> = body
+        .iter()
+        .skip(first)
+        .take(visible)
+        .map(|l| Line::styled(l.clone(), theme.style("text")))
+        .collect();
+    text.push(Line::default());
+    text.push(answer);
+    let title = if hidden > 0 {
+        format!(
+            " {title} ─ {first} lines above, {} below: ↑/↓ PgUp/PgDn scroll ",
+            hidden - first
+        )
+    } else {
+        format!(" {title} ")
+    };
+    let area = centered(screen, width, height);
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(text).block(
             Block::bordered()
-                .title(Span::styled(
-                    format!(" {} ", prompt.title),
-                    theme.style("danger"),
-                ))
+                .title(Span::styled(title, theme.style("danger")))
                 .border_style(theme.style("danger")),
         ),
         area,
     );
 }
 
-pub(super) fn draw_confirm(frame: &mut Frame, title: &str, lines: &[String], theme: &Theme) {
-    let mut text: Vec<Line> = lines
-        .iter()
-        .map(|l| Line::styled(clip_untrusted(l, 90), theme.style("text")))
-        .collect();
-    text.push(Line::default());
-    text.push(Line::from(vec![
-        Span::styled("y", theme.style("danger")),
-        Span::styled(" to go ahead, any other key to cancel", theme.style("text")),
-    ]));
-    let area = centered(frame.area(), 96, text.len() as u16 + 2);
-    frame.render_widget(Clear, area);
-    frame.render_widget(
-        Paragraph::new(text).block(
-            Block::bordered()
-                .title(Span::styled(format!(" {title} "), theme.style("danger")))
-                .border_style(theme.style("danger")),
-        ),
-        area,
-    );
+/// The last `width` columns of what the operator typed, escaped.
+fn tail(input: &str, width: usize) -> String {
+    let escaped = crate::text::escape_untrusted(input);
+    let count = escaped.chars().count();
+    escaped.chars().skip(count.saturating_sub(width)).collect()
 }

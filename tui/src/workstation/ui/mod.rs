@@ -34,7 +34,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     match &app.mode {
         Mode::Help { scroll } => draw_help(frame, app, theme, *scroll),
         Mode::Confirm(confirmation) => {
-            draw_confirm(frame, &confirmation.title, &confirmation.lines, theme);
+            draw_confirm(frame, confirmation, theme);
         }
         Mode::Typed(prompt) => draw_typed(frame, prompt, theme),
         _ => {}

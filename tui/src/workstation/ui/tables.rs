@@ -2,7 +2,7 @@
 //! and cut to its column, the title with counts and filter, and the text of an empty view.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 
@@ -10,6 +10,13 @@ use crate::text::clip_untrusted;
 use crate::theme::Theme;
 use crate::workstation::app::{App, View};
 use crate::workstation::format::short_time;
+use crate::workstation::table::fit_columns;
+
+/// Columns the escaped value takes on screen.
+fn display_width(value: &str) -> usize {
+    use unicode_width::UnicodeWidthStr;
+    crate::text::escape_untrusted(value).width()
+}
 
 /// Lays the table out and draws it: column widths are solved for the space there is, and
 /// every value is escaped and cut to its column with an ellipsis.
@@ -21,19 +28,25 @@ pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme
         return;
     };
     let spec = pane.spec(app, theme, start, page);
-    // Beside the details panel only the essential columns: squeezing every column into
-    // half the width would cut every value.
-    let columns: Vec<usize> = match spec.beside_details {
-        Some(kept) if app.detail_shown() => kept.to_vec(),
-        _ => (0..spec.titles.len()).collect(),
-    };
-    let constraints: Vec<Constraint> = columns.iter().map(|&c| spec.widths[c]).collect();
-    let solved: Vec<usize> = Layout::horizontal(constraints.clone())
-        .spacing(1)
-        .split(Rect::new(0, 0, body.width, 1))
-        .iter()
-        .map(|r| usize::from(r.width))
+    // Each column as wide as its widest value on screen, while the most important fit.
+    let content: Vec<usize> = (0..spec.titles.len())
+        .map(|c| {
+            spec.rows
+                .iter()
+                .map(|cells| display_width(&cells[c].0))
+                .chain([display_width(spec.titles[c]) + 1])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
+    let fitted = fit_columns(
+        &spec.widths,
+        spec.priority,
+        &content,
+        usize::from(body.width),
+    );
+    let columns: Vec<usize> = fitted.iter().map(|(c, _)| *c).collect();
+    let solved: Vec<usize> = fitted.iter().map(|(_, w)| *w).collect();
     let header = Row::new(columns.iter().zip(&solved).map(|(&c, &width)| {
         let arrow = if c == spec.sort.column {
             if spec.sort.descending { "↓" } else { "↑" }

@@ -107,11 +107,12 @@ pub const ACCOUNT_COLUMNS: [&str; 7] = [
 
 impl ListView for AccountRow {
     const COLUMNS: &'static [&'static str] = &ACCOUNT_COLUMNS;
+    // First the account and its name, then whether its sweep failed.
+    const PRIORITY: &'static [usize] = &[0, 1, 6, 2, 5, 3, 4];
     const SORT: Sort = Sort {
         column: 1,
         descending: false,
     };
-    const BESIDE_DETAILS: Option<&'static [usize]> = Some(&[0, 1, 6]);
 
     fn widths() -> Vec<Constraint> {
         vec![

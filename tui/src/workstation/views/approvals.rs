@@ -76,6 +76,8 @@ impl TableRow for ApprovalRow {
 
 impl ListView for ApprovalRow {
     const COLUMNS: &'static [&'static str] = &APPROVAL_COLUMNS;
+    // First the instance and what waits (case or request).
+    const PRIORITY: &'static [usize] = &[1, 0, 6, 2, 4, 5, 3];
     const SORT: Sort = Sort {
         column: 4,
         descending: false,

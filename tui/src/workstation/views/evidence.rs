@@ -80,6 +80,8 @@ impl TableRow for EvidenceRow {
 
 impl ListView for EvidenceRow {
     const COLUMNS: &'static [&'static str] = &EVIDENCE_COLUMNS;
+    // First the case, the kind and the key, then retention and hold.
+    const PRIORITY: &'static [usize] = &[0, 1, 7, 5, 6, 3, 4, 2];
     const SORT: Sort = Sort {
         column: 0,
         descending: true,

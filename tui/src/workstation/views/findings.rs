@@ -16,22 +16,29 @@ use crate::workstation::table::{InstanceNames, ListView, RawCell, Sort, TableRow
 #[derive(Debug, Clone)]
 pub struct FindingRow {
     pub finding: Finding,
+    /// The account's name, when the Organization named it (a finding carries only the id).
+    pub account_name: Option<String>,
     haystack: String,
 }
 
 impl FindingRow {
-    pub fn new(finding: Finding) -> Self {
+    pub fn new(finding: Finding, account_name: Option<&str>) -> Self {
         let types = finding.types.join(" ");
         let haystack = lower_join(&[
             finding.severity.label(),
             &finding.title,
             &finding.account,
+            account_name.unwrap_or_default(),
             &finding.region,
             finding.instance_id.as_deref().unwrap_or_default(),
             &finding.workflow_status,
             &types,
         ]);
-        Self { finding, haystack }
+        Self {
+            finding,
+            account_name: account_name.map(str::to_owned),
+            haystack,
+        }
     }
 }
 
@@ -46,7 +53,13 @@ impl Filterable for FindingRow {
     }
     fn field(&self, field: Field) -> Vec<String> {
         match field {
-            Field::Account => vec![self.finding.account.clone()],
+            Field::Account => [
+                Some(self.finding.account.clone()),
+                self.account_name.as_deref().map(str::to_lowercase),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             Field::Region => vec![self.finding.region.clone()],
             Field::State => vec![self.finding.workflow_status.to_lowercase()],
         }
@@ -65,7 +78,8 @@ impl TableRow for FindingRow {
         match column {
             0 => a.severity.cmp(&b.severity),
             1 => a.title.cmp(&b.title),
-            2 => a.account.cmp(&b.account),
+            2 => (self.account_name.as_deref(), &a.account)
+                .cmp(&(other.account_name.as_deref(), &b.account)),
             3 => a.region.cmp(&b.region),
             4 => a.instance_id.cmp(&b.instance_id),
             5 => a.workflow_status.cmp(&b.workflow_status),
@@ -78,17 +92,18 @@ impl TableRow for FindingRow {
 
 impl ListView for FindingRow {
     const COLUMNS: &'static [&'static str] = &FINDING_COLUMNS;
+    // First severity and title, then the instance it is about.
+    const PRIORITY: &'static [usize] = &[0, 1, 4, 2, 5, 6, 3];
     const SORT: Sort = Sort {
         column: 0,
         descending: true,
     };
-    const BESIDE_DETAILS: Option<&'static [usize]> = Some(&[0, 1, 4]);
 
     fn widths() -> Vec<Constraint> {
         vec![
             Constraint::Length(13),
             Constraint::Fill(1),
-            Constraint::Length(12),
+            Constraint::Length(16),
             Constraint::Length(10),
             Constraint::Length(34),
             Constraint::Length(9),
@@ -110,7 +125,13 @@ impl ListView for FindingRow {
                 severity_style(theme, f.severity),
             ),
             (f.title.clone(), text),
-            (f.account.clone(), text),
+            // Named as the instances view names it; the id where the Organization gave no name.
+            (
+                self.account_name
+                    .clone()
+                    .unwrap_or_else(|| f.account.clone()),
+                text,
+            ),
             (f.region.clone(), text),
             (instance, text),
             (f.workflow_status.clone(), text),

@@ -88,6 +88,8 @@ impl TableRow for HostRow {
 
 impl ListView for HostRow {
     const COLUMNS: &'static [&'static str] = &HOST_COLUMNS;
+    // First the host, its case and state, then whether a shell can reach it.
+    const PRIORITY: &'static [usize] = &[0, 1, 2, 8, 7, 9, 10, 3, 4, 5, 6];
     const SORT: Sort = Sort {
         column: 9,
         descending: false,

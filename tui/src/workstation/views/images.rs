@@ -74,6 +74,8 @@ impl TableRow for ImageRow {
 
 impl ListView for ImageRow {
     const COLUMNS: &'static [&'static str] = &IMAGE_COLUMNS;
+    // First the version, its state and AMIs.
+    const PRIORITY: &'static [usize] = &[0, 1, 4, 2, 3];
     const SORT: Sort = Sort {
         column: 0,
         descending: true,

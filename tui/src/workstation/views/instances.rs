@@ -102,11 +102,12 @@ impl TableRow for InstanceRow {
 
 impl ListView for InstanceRow {
     const COLUMNS: &'static [&'static str] = &INSTANCE_COLUMNS;
+    // First the instance and its name, then what a responder acts on.
+    const PRIORITY: &'static [usize] = &[0, 1, 4, 9, 2, 8, 3, 7, 5, 6];
     const SORT: Sort = Sort {
         column: 2,
         descending: false,
     };
-    const BESIDE_DETAILS: Option<&'static [usize]> = Some(&[0, 1, 4, 9]);
 
     // The name takes what the fixed columns leave; an instance id is never cut on a
     // terminal of 150 columns or more.
