@@ -23,13 +23,19 @@ pub struct Areas {
 
 impl Areas {
     /// The parts of a `size` screen, with a detail panel beside the table when one is shown
-    /// and a footer tall enough for `footer_error` (up to [`MAX_ERROR_LINES`]).
-    pub fn of(size: (u16, u16), detail_shown: bool, footer_error: Option<&str>) -> Self {
+    /// and a footer tall enough for `footer_error` (up to [`MAX_ERROR_LINES`]), else for
+    /// `hint_lines` lines of keys.
+    pub fn of(
+        size: (u16, u16),
+        detail_shown: bool,
+        footer_error: Option<&str>,
+        hint_lines: usize,
+    ) -> Self {
         let screen = Rect::new(0, 0, size.0, size.1);
         let [header, body, footer] = Layout::vertical([
             Constraint::Length(HEADER_HEIGHT),
             Constraint::Min(3),
-            Constraint::Length(footer_height(size.0, footer_error)),
+            Constraint::Length(footer_height(size.0, footer_error, hint_lines)),
         ])
         .areas(screen);
         if detail_shown {
@@ -65,14 +71,35 @@ impl Areas {
 }
 
 /// The footer is one line, or a few for an error too long for one (an error is read in
-/// full: it says what to do next).
-fn footer_height(width: u16, footer_error: Option<&str>) -> u16 {
+/// full: it says what to do next) or for keys that do not fit on one.
+fn footer_height(width: u16, footer_error: Option<&str>, hint_lines: usize) -> u16 {
     let width = usize::from(width.max(1));
-    let lines = footer_error.map_or(1, |error| {
+    let lines = footer_error.map_or(hint_lines, |error| {
         let shown = escape_untrusted(first_line(error));
         unicode_width::UnicodeWidthStr::width(shown.as_str()).div_ceil(width)
     });
     lines.clamp(1, MAX_ERROR_LINES) as u16
+}
+
+/// Packs items of the given widths into lines of at most `width` columns, in order, each
+/// item whole on one line (an item wider than a line has one to itself): what goes on each
+/// line, as ranges of the items.
+pub fn pack(items: &[usize], width: usize) -> Vec<std::ops::Range<usize>> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut used = 0;
+    for (i, &item) in items.iter().enumerate() {
+        if i > start && used + item > width {
+            lines.push(start..i);
+            start = i;
+            used = 0;
+        }
+        used += item;
+    }
+    if start < items.len() {
+        lines.push(start..items.len());
+    }
+    lines
 }
 
 /// The first shown row of the page that holds `cursor`: the table scrolls a page at a time,

@@ -77,6 +77,28 @@ impl App {
         offered
     }
 
+    /// The footer's keys, packed into lines of the screen's width: each `<key> label` whole
+    /// on a line, so that every offered command is shown on a narrow terminal too.
+    pub fn footer_hint_lines(&self) -> Vec<Vec<FooterHint>> {
+        let hints: Vec<FooterHint> = self
+            .offered()
+            .into_iter()
+            .filter_map(|(command, label)| {
+                let key = self.keymap.key_for(command)?;
+                Some(FooterHint {
+                    key: format!("<{key}>"),
+                    label,
+                    mutating: command.is_mutating(),
+                })
+            })
+            .collect();
+        let widths: Vec<usize> = hints.iter().map(FooterHint::width).collect();
+        crate::workstation::layout::pack(&widths, usize::from(self.size.0))
+            .into_iter()
+            .map(|line| hints[line].to_vec())
+            .collect()
+    }
+
     /// Why `command` does nothing on this screen and where it works; `None` when it is
     /// offered here or works everywhere (movement, views, help).
     pub(super) fn not_offered(&self, command: KeyAction) -> Option<String> {
@@ -123,6 +145,24 @@ impl App {
             OpenSession | TerminateHost => "select an analysis host in :hosts (key 8) first".into(),
             _ => return None,
         })
+    }
+}
+
+/// One key of the footer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FooterHint {
+    /// The key as written in the footer, `<a>`.
+    pub key: String,
+    pub label: &'static str,
+    /// It changes something in AWS (the footer shows it in the danger style).
+    pub mutating: bool,
+}
+
+impl FooterHint {
+    /// Columns it takes: the key, a space, the label and two spaces before the next.
+    pub fn width(&self) -> usize {
+        use unicode_width::UnicodeWidthStr;
+        self.key.width() + 1 + self.label.width() + 2
     }
 }
 

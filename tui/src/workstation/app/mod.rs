@@ -30,6 +30,7 @@ mod messages;
 mod navigation;
 
 pub use super::table::Load;
+pub use commands::FooterHint;
 pub use messages::{Effect, EngineEvent, Input};
 
 /// The workstation's views.
@@ -618,7 +619,16 @@ impl App {
     /// (Enter opens a case instead).
     /// Where the screen's parts are, as this state shows them.
     pub fn areas(&self) -> super::layout::Areas {
-        super::layout::Areas::of(self.size, self.detail_shown(), self.footer_error())
+        let hint_lines = match (&self.mode, &self.status) {
+            (Mode::Normal, None) => self.footer_hint_lines().len(),
+            _ => 1,
+        };
+        super::layout::Areas::of(
+            self.size,
+            self.detail_shown(),
+            self.footer_error(),
+            hint_lines,
+        )
     }
 
     /// The error the footer shows: the status's, while no dialog of its own is up.

@@ -179,3 +179,39 @@ fn the_containment_plan_is_never_cut_at_80x24() {
     // Scrolling is not typing: the answer is still empty, and the prompt still open.
     assert!(matches!(&app.mode, Mode::Typed(p) if p.input.is_empty()));
 }
+
+#[test]
+fn the_case_view_at_80x24_reaches_every_artifact_and_its_footer_names_every_command() {
+    let mut app = at(case_app(running_detail()), (80, 24));
+    let artifacts: Vec<String> = app
+        .case
+        .as_ref()
+        .and_then(|screen| screen.detail.as_ref())
+        .map(|detail| detail.artifacts.iter().map(|a| a.source.clone()).collect())
+        .unwrap_or_default();
+    assert!(artifacts.len() > 1, "{artifacts:?}");
+    let mut screens = Vec::new();
+    for _ in 0..artifacts.len() {
+        screens.push(render(&app, &dark()));
+        press(&mut app, "j");
+    }
+    for source in &artifacts {
+        assert!(
+            screens.iter().any(|s| s.contains(source.as_str())),
+            "{source} is never on screen"
+        );
+    }
+    // The footer takes a second line rather than cut what the view offers.
+    let footer: String = screens[0]
+        .lines()
+        .rev()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (_, label) in app.offered() {
+        assert!(
+            footer.contains(label),
+            "{label} missing from the footer:\n{footer}"
+        );
+    }
+}

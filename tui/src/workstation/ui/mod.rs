@@ -177,24 +177,34 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Some(Status::Info(message)) => {
                 Line::styled(clip_untrusted(message, width), theme.style("status.info"))
             }
-            None => key_hints(app, theme),
+            None => {
+                frame.render_widget(Paragraph::new(key_hints(app, theme)), area);
+                return;
+            }
         },
     };
     frame.render_widget(Paragraph::new(line), area);
 }
 
-fn key_hints(app: &App, theme: &Theme) -> Line<'static> {
-    let mut spans = Vec::new();
-    for (command, label) in app.offered() {
-        if let Some(key) = app.keymap.key_for(command) {
-            let style = if command.is_mutating() {
-                theme.style("danger")
-            } else {
-                theme.style("key")
-            };
-            spans.push(Span::styled(format!("<{key}>"), style));
-            spans.push(Span::styled(format!(" {label}  "), theme.style("text.dim")));
-        }
-    }
-    Line::from(spans)
+fn key_hints(app: &App, theme: &Theme) -> Vec<Line<'static>> {
+    app.footer_hint_lines()
+        .into_iter()
+        .map(|hints| {
+            let spans: Vec<Span> = hints
+                .into_iter()
+                .flat_map(|hint| {
+                    let style = if hint.mutating {
+                        theme.style("danger")
+                    } else {
+                        theme.style("key")
+                    };
+                    [
+                        Span::styled(hint.key, style),
+                        Span::styled(format!(" {}  ", hint.label), theme.style("text.dim")),
+                    ]
+                })
+                .collect();
+            Line::from(spans)
+        })
+        .collect()
 }
