@@ -87,6 +87,10 @@ pub enum ConfigError {
         "the configuration names no regions: set 'regions' to at least one, for example [\"us-east-1\"]"
     )]
     NoRegions,
+    #[error(
+        "'{0}' in 'regions' is not an AWS region name (like us-east-1, eu-central-2, us-gov-west-1): 'aws ec2 describe-regions' lists them"
+    )]
+    BadRegion(String),
     #[error("'{0}' is not a retry mode: use 'standard' or 'adaptive'")]
     BadRetryMode(String),
 }
@@ -333,6 +337,29 @@ impl Default for Config {
     }
 }
 
+/// Whether `name` has the shape of an AWS region name: a two-letter area, an optional
+/// `gov`/`iso...` partition mark, a direction or place, and a number (`us-east-1`,
+/// `us-gov-west-1`, `us-isob-east-1`, `ap-southeast-5`). The shape, not a list: a region
+/// AWS opens after this was written is taken, a typo such as `mars-1` or `us-east1` is not.
+pub fn is_region_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    let area_ok = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_lowercase());
+    let word_ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
+    let number_ok =
+        |p: &str| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit());
+    match parts.as_slice() {
+        [area, place, number] => area_ok(area) && word_ok(place) && number_ok(number),
+        [area, mark, place, number] => {
+            area_ok(area)
+                && (*mark == "gov" || mark.starts_with("iso"))
+                && word_ok(mark)
+                && word_ok(place)
+                && number_ok(number)
+        }
+        _ => false,
+    }
+}
+
 fn default_regions() -> Vec<String> {
     vec!["us-east-1".to_owned()]
 }
@@ -410,6 +437,9 @@ impl Config {
         if self.regions.is_empty() {
             return Err(ConfigError::NoRegions);
         }
+        if let Some(bad) = self.regions.iter().find(|r| !is_region_name(r)) {
+            return Err(ConfigError::BadRegion(bad.clone()));
+        }
         Ok(())
     }
 
@@ -486,6 +516,37 @@ mod tests {
         let err = Config::parse("regoins = [\"us-east-1\"]\n", Path::new("typo.toml"))
             .expect_err("typo is rejected");
         assert!(err.to_string().contains("regoins"), "{err}");
+    }
+
+    #[test]
+    fn region_names_are_checked_by_shape() {
+        for good in [
+            "us-east-1",
+            "eu-central-2",
+            "ap-southeast-5",
+            "us-gov-west-1",
+            "us-isob-east-1",
+            "il-central-1",
+        ] {
+            assert!(is_region_name(good), "{good}");
+        }
+        for bad in [
+            "mars-1",
+            "us-east1",
+            "US-EAST-1",
+            "us-east-",
+            "useast-1",
+            "us-east-1a",
+            "",
+        ] {
+            assert!(!is_region_name(bad), "{bad}");
+        }
+        let err = Config::parse(
+            "regions = [\"us-east-1\", \"mars-1\"]\n",
+            Path::new("r.toml"),
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains("'mars-1'"), "{err}");
     }
 
     #[test]

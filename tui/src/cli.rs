@@ -25,7 +25,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "AWS_PROFILE")]
     pub profile: Option<String>,
     /// Home region for global calls (default: the first configured region).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = parse_region)]
     pub region: Option<String>,
     /// Show everything, change nothing: every mutating action is removed.
     #[arg(long, global = true)]
@@ -183,6 +183,9 @@ pub enum Command {
         #[arg(long)]
         plan: PathBuf,
     },
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell, for
+    /// example: irf completions bash > ~/.local/share/bash-completion/completions/irf
+    Completions { shell: clap_complete::Shell },
     /// Security Hub findings from the Security account's aggregator.
     Findings {
         #[command(flatten)]
@@ -487,6 +490,19 @@ fn parse_instance_id(text: &str) -> Result<String, String> {
     }
 }
 
+/// An AWS region name, checked for its shape before any call (a typo would otherwise reach
+/// AWS as a host name that does not exist).
+fn parse_region(text: &str) -> Result<String, String> {
+    if irf_engine::config::is_region_name(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "'{}' is not an AWS region name (like us-east-1, eu-central-2, us-gov-west-1): 'aws ec2 describe-regions' lists them",
+            crate::text::escape_untrusted(text)
+        ))
+    }
+}
+
 /// A case id, or the instance id of a direct containment request.
 fn parse_decision(text: &str) -> Result<Decision, String> {
     if irf_engine::findings::is_instance_id(text) {
@@ -605,5 +621,36 @@ mod tests {
         .expect_err("refused")
         .to_string();
         assert!(err.contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_region_is_refused_by_name() {
+        let err = Cli::try_parse_from(["irf", "--region", "mars-1", "whoami"])
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("'mars-1' is not an AWS region name"), "{err}");
+        assert!(Cli::try_parse_from(["irf", "--region", "eu-west-1", "whoami"]).is_ok());
+    }
+
+    #[test]
+    fn completions_cover_every_subcommand() {
+        let cli = Cli::try_parse_from(["irf", "completions", "bash"]).expect("parses");
+        let Some(Command::Completions { shell }) = cli.command else {
+            panic!("{:?}", cli.command);
+        };
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "irf", &mut script);
+        let script = String::from_utf8(script).expect("text");
+        for word in [
+            "acquire",
+            "approvals",
+            "contain",
+            "evidence",
+            "hosts",
+            "--read-only",
+        ] {
+            assert!(script.contains(word), "{word}");
+        }
+        assert!(Cli::try_parse_from(["irf", "completions", "tcsh"]).is_err());
     }
 }

@@ -192,6 +192,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             plan,
         }) => crate::acquire::memcap(&source, &iomem, &plan),
         Some(Command::Config(command)) => config_command(&command),
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "irf", &mut script);
+            out_raw!(String::from_utf8_lossy(&script));
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Whoami {
             output: OutputArgs { json },
         }) => whoami(&global, json).await,

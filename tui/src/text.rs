@@ -112,6 +112,20 @@ pub fn wrap_untrusted(value: &str, width: usize) -> Vec<String> {
     lines.into_iter().map(|l| format!("{indent}{l}")).collect()
 }
 
+/// Like [`wrap_untrusted`], at most `max_lines` lines, the last ending with `…` when there
+/// was more: for text that must not push the rest of a screen away (a hostile error).
+pub fn wrap_untrusted_at_most(value: &str, width: usize, max_lines: usize) -> Vec<String> {
+    let mut lines = wrap_untrusted(value, width);
+    if lines.len() > max_lines {
+        lines.truncate(max_lines.max(1));
+        if let Some(last) = lines.last_mut() {
+            // Already escaped, and escaping escaped text changes nothing.
+            *last = clip_untrusted(&format!("{last}…"), width.max(1));
+        }
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,9 @@ use ratatui::widgets::{Block, Cell, LineGauge, Paragraph, Row, Table};
 
 use super::app::{App, CaseScreen};
 use super::format::{case_status_style, eta, human_bytes, rate_text, short_time};
-use crate::text::{clip_untrusted, escape_untrusted};
+use crate::keymap::KeyAction;
+use crate::text::{clip_untrusted, wrap_untrusted_at_most};
 use crate::theme::Theme;
-use unicode_width::UnicodeWidthChar;
 
 use irf_engine::model::case::{ArtifactProgress, ArtifactState, ContainmentPolicy, StepStatus};
 
@@ -26,33 +26,11 @@ const ARTIFACT_HEIGHT: u16 = 3;
 /// went wrong and what to do, and a hostile page of text cannot push the steps off screen.
 const ERROR_LINES: usize = 3;
 
-/// Escapes `value` and breaks it into lines of at most `width` columns, at most
-/// `max_lines` of them, the last ending with `…` when there was more.
-pub fn wrap_untrusted(value: &str, width: usize, max_lines: usize) -> Vec<String> {
-    let escaped = escape_untrusted(value);
-    let width = width.max(1);
-    let mut lines = vec![String::new()];
-    let mut used = 0;
-    for c in escaped.chars() {
-        let w = c.width().unwrap_or(0);
-        if used + w > width {
-            if lines.len() == max_lines {
-                // The line is full: it gives up its last character to the ellipsis. (It is
-                // escaped already, and escaping is idempotent on escaped text.)
-                if let Some(last) = lines.last_mut() {
-                    *last = clip_untrusted(&format!("{last}…"), width);
-                }
-                return lines;
-            }
-            lines.push(String::new());
-            used = 0;
-        }
-        used += w;
-        if let Some(line) = lines.last_mut() {
-            line.push(c);
-        }
-    }
-    lines
+/// The key bound to `command`, as the footer writes it.
+fn key_name(app: &App, command: KeyAction) -> String {
+    app.keymap
+        .key_for(command)
+        .map_or_else(|| "(unbound)".to_owned(), |key| key.to_string())
 }
 
 /// How far an artifact is, from 0 to 1. Always in range: the gauge panics outside it, and
@@ -191,7 +169,7 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
     ];
     if let Some(error) = &case.error {
         let error_style = theme.style("status.error");
-        for (n, part) in wrap_untrusted(error, width.saturating_sub(10), ERROR_LINES)
+        for (n, part) in wrap_untrusted_at_most(error, width.saturating_sub(10), ERROR_LINES)
             .into_iter()
             .enumerate()
         {
@@ -208,8 +186,9 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
             lines.push(Line::styled(
                 clip_untrusted(
                     &format!(
-                        "waiting for approval: irf approve {} --confirm {}",
-                        case.case_id, subject.instance_id
+                        "waiting for approval: {} shows the containment plan to approve, {} refuses",
+                        key_name(app, KeyAction::ApproveContainment),
+                        key_name(app, KeyAction::RejectContainment),
                     ),
                     width,
                 ),
@@ -307,7 +286,7 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
     }
     if let Some(error) = &screen.error {
         let message = format!("could not refresh the case (shown as last read): {error}");
-        for part in wrap_untrusted(&message, width, ERROR_LINES) {
+        for part in wrap_untrusted_at_most(&message, width, ERROR_LINES) {
             lines.push(Line::styled(part, theme.style("status.error")));
         }
     }

@@ -178,7 +178,7 @@ impl App {
             .unwrap_or_default();
         let containment = match subject.containment {
             ContainmentPolicy::Approval => {
-                "containment waits for approval (irf approve <case> --confirm <instance>)"
+                "containment waits for approval (A in the case view or in :approvals)"
             }
             ContainmentPolicy::Auto => {
                 "containment follows at once when the evidence is verified (policy auto)"

@@ -163,14 +163,19 @@ fn progress_is_shown_in_human_units() {
     assert_eq!(eta(1, 2, 0.0), None, "no rate, no guess");
     assert_eq!(eta(1, 2, f64::INFINITY), None);
 
-    use crate::workstation::case_view::wrap_untrusted;
-    assert_eq!(wrap_untrusted("abcdef", 3, 3), vec!["abc", "def"]);
     assert_eq!(
-        wrap_untrusted("abcdefghij", 3, 2),
+        crate::text::wrap_untrusted_at_most("abcdef", 3, 3),
+        vec!["abc", "def"]
+    );
+    assert_eq!(
+        crate::text::wrap_untrusted_at_most("abcdefghij", 3, 2),
         vec!["abc", "de…"],
         "cut with an ellipsis"
     );
-    assert_eq!(wrap_untrusted("a\u{1b}b", 10, 1), vec!["a\\eb"]);
+    assert_eq!(
+        crate::text::wrap_untrusted_at_most("a\u{1b}b", 10, 1),
+        vec!["a\\eb"]
+    );
 
     let mut artifact = running_detail().artifacts[0].clone();
     assert!((progress_ratio(&artifact) - 0.5).abs() < f64::EPSILON);
@@ -250,7 +255,7 @@ fn a_case_waiting_for_approval_says_how_to_approve() {
     let screen = render(&app, &dark());
     assert!(
         screen.contains(
-            "waiting for approval: irf approve 20261128T093015Z-i-ad331045abe82ba53 --confirm i-ad331045abe82ba53"
+            "waiting for approval: A shows the containment plan to approve, X refuses"
         ),
         "{screen}"
     );
