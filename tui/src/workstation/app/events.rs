@@ -20,7 +20,10 @@ impl App {
     pub fn on_engine(&mut self, event: EngineEvent) -> Vec<Effect> {
         match event {
             EngineEvent::Identity(Ok(who)) => self.identity = Load::Ready(who),
-            EngineEvent::Identity(Err(err)) => self.identity = Load::Failed(err.to_string()),
+            EngineEvent::Identity(Err(err)) => {
+                self.note_signed_out(&err);
+                self.identity = Load::Failed(err.to_string());
+            }
             EngineEvent::Scope(Ok(scope)) => {
                 if self.sweep.sweeps_completed == 0 {
                     self.accounts.table.set_rows(
@@ -54,6 +57,7 @@ impl App {
                 self.pending_failures.clear();
             }
             EngineEvent::Scope(Err(err)) => {
+                self.note_signed_out(&err);
                 self.scope = Load::Failed(err.to_string());
                 self.sweep.running = false;
             }
@@ -383,6 +387,16 @@ impl App {
     }
 
     /// Instances by id, for the findings view and details.
+    /// Remembers that no credentials could be had, so that every view says what to do
+    /// instead of standing empty.
+    fn note_signed_out(&mut self, err: &Failure) {
+        if let Some(irf_engine::aws::AwsError::Credentials { message }) =
+            err.downcast_ref::<irf_engine::aws::AwsError>()
+        {
+            self.signed_out = Some(message.clone());
+        }
+    }
+
     /// A list view's load came back: its rows, or the failure, also said on the status
     /// line when the view is on screen (its last rows stay).
     fn list_loaded<T, R: ListView>(

@@ -271,6 +271,9 @@ pub struct App {
     pub now: String,
     pub size: (u16, u16),
     pub keymap: Keymap,
+    /// No credentials could be had (why, as the credential chain said): the views say how
+    /// to sign in rather than stand empty.
+    pub signed_out: Option<String>,
 }
 
 impl App {
@@ -306,6 +309,7 @@ impl App {
             now: String::new(),
             size: (80, 24),
             keymap,
+            signed_out: None,
         }
     }
 

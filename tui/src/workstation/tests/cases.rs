@@ -254,9 +254,7 @@ fn a_case_waiting_for_approval_says_how_to_approve() {
     let app = case_app(detail.clone());
     let screen = render(&app, &dark());
     assert!(
-        screen.contains(
-            "waiting for approval: A shows the containment plan to approve, X refuses"
-        ),
+        screen.contains("waiting for approval: A shows the containment plan to approve, X refuses"),
         "{screen}"
     );
     if let Some(approval) = &mut detail.approval {

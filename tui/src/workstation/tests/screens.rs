@@ -215,3 +215,35 @@ fn the_case_view_at_80x24_reaches_every_artifact_and_its_footer_names_every_comm
         );
     }
 }
+
+#[test]
+fn without_credentials_every_view_says_how_to_sign_in_at_80x24() {
+    let mut app = at(new_app(false), (80, 24));
+    app.start();
+    let why = "the SSO session for profile 'ir' has expired (token cache ~/.aws/sso/cache)";
+    let failure = || {
+        crate::workstation::failure::Failure::from(irf_engine::aws::AwsError::Credentials {
+            message: why.into(),
+        })
+    };
+    app.on_engine(EngineEvent::Identity(Err(failure())));
+    app.on_engine(EngineEvent::Scope(Err(failure())));
+    for view in ["1", "2", "3", "4"] {
+        press(&mut app, view);
+        let screen = render(&app, &dark());
+        // Wrapped lines read as one text, the table's borders aside.
+        let body: String = screen
+            .replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for needed in [
+            "No usable AWS credentials",
+            "has expired (token cache ~/.aws/sso/cache)",
+            "aws sso login --profile NAME",
+            "irf lab",
+        ] {
+            assert!(body.contains(needed), "view {view}: {needed}\n{screen}");
+        }
+    }
+}

@@ -3,8 +3,8 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Span;
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
 
 use crate::text::clip_untrusted;
 use crate::theme::Theme;
@@ -102,13 +102,24 @@ pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme
     let mut state =
         TableState::default().with_selected((spec.shown > 0).then(|| spec.cursor - start));
     frame.render_stateful_widget(table, area, &mut state);
-    if let Some((message, role)) = pane.placeholder(app.read_only) {
-        let limit = usize::from(body.width) * usize::from(body.height.min(4));
-        frame.render_widget(
-            Paragraph::new(clip_untrusted(&message, limit))
-                .style(theme.style(role))
-                .wrap(Wrap { trim: false }),
-            body,
-        );
+    let signed_out = app.signed_out.as_deref().filter(|_| spec.shown == 0).map(|why| {
+        (
+            format!(
+                "No usable AWS credentials: {why}. Sign in and start irf again with the profile: aws sso login --profile NAME, then irf --profile NAME (or set AWS_PROFILE). Without an AWS account, irf lab opens this workstation on a local lab."
+            ),
+            "status.error",
+        )
+    });
+    if let Some((message, role)) = signed_out.or_else(|| pane.placeholder(app.read_only)) {
+        // Wrapped whole into the rows there are: it says what to do next.
+        let lines: Vec<Line> = crate::text::wrap_untrusted_at_most(
+            &message,
+            usize::from(body.width),
+            usize::from(body.height.max(1)),
+        )
+        .into_iter()
+        .map(Line::from)
+        .collect();
+        frame.render_widget(Paragraph::new(lines).style(theme.style(role)), body);
     }
 }
