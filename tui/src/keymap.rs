@@ -51,6 +51,7 @@ pub enum KeyAction {
     LaunchHost,
     OpenSession,
     TerminateHost,
+    NextPanel,
 }
 
 impl KeyAction {
@@ -134,6 +135,7 @@ impl KeyAction {
             Self::ExportReport => {
                 "write the open case's report (Markdown) to the working directory"
             }
+            Self::NextPanel => "the case view's next panel: artifacts, custody ledger, analysis",
         }
     }
 }

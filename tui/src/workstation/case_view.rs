@@ -7,7 +7,7 @@ use ratatui::symbols;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, LineGauge, Paragraph, Row, Table};
 
-use super::app::{App, CaseScreen};
+use super::app::{App, CasePanel, CaseScreen};
 use super::format::{case_status_style, eta, human_bytes, rate_text, short_time};
 use crate::keymap::KeyAction;
 use crate::text::{clip_untrusted, wrap_untrusted_at_most};
@@ -15,7 +15,7 @@ use crate::theme::Theme;
 
 use irf_engine::model::case::{ArtifactProgress, ArtifactState, ContainmentPolicy, StepStatus};
 
-use irf_engine::model::case_detail::ArtifactSha256;
+use irf_engine::model::case_detail::{ArtifactSha256, CaseDetail};
 
 /// Failed verification items shown under the summary; `irf verify` lists them all.
 const VERIFY_LINES: usize = 4;
@@ -232,7 +232,7 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
             theme,
         ));
     }
-    match &screen.verification {
+    match app.verifications.get(&case.case_id) {
         Some(Ok(verification)) => {
             let failed: Vec<&irf_engine::ledger::CheckedItem> =
                 verification.items.iter().filter(|i| !i.verified).collect();
@@ -425,14 +425,139 @@ fn draw_artifact(
     );
 }
 
-fn draw_artifacts(frame: &mut Frame, area: Rect, screen: &CaseScreen, theme: &Theme) {
+/// The panel line: which panel shows, the others with their counts, and the key that
+/// switches.
+fn panel_tabs(app: &App, screen: &CaseScreen, detail: &CaseDetail, theme: &Theme) -> Line<'static> {
+    let mut spans = Vec::new();
+    for panel in CasePanel::ALL {
+        let text = format!(" {} ({}) ", panel.title(), panel.count(detail));
+        spans.push(if panel == screen.panel {
+            Span::styled(text, theme.style("table.selected"))
+        } else {
+            Span::styled(text, theme.style("text.dim"))
+        });
+    }
+    spans.push(Span::styled(
+        format!("  {} switches", key_name(app, KeyAction::NextPanel)),
+        theme.style("text.dim"),
+    ));
+    Line::from(spans)
+}
+
+/// The lower part of the case view: the panel chosen, scrolled to `screen.first`.
+fn draw_panel(frame: &mut Frame, area: Rect, app: &App, screen: &CaseScreen, theme: &Theme) {
     let Some(detail) = &screen.detail else {
         return;
     };
-    let [heading, list] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    let [tabs, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    frame.render_widget(panel_tabs(app, screen, detail, theme), tabs);
+    match screen.panel {
+        CasePanel::Artifacts => draw_artifacts(frame, rest, screen, detail, theme),
+        CasePanel::Custody => {
+            let width = usize::from(rest.width);
+            let lines: Vec<Line> = detail
+                .ledger
+                .iter()
+                .skip(screen.first)
+                .flat_map(|entry| custody_lines(entry, width, theme))
+                .collect();
+            let empty = "no entry yet: the case's first step records one";
+            draw_list(frame, rest, lines, empty, theme);
+        }
+        CasePanel::Analysis => {
+            let width = usize::from(rest.width);
+            let lines: Vec<Line> = irf_engine::report::analysis_activity(&detail.ledger)
+                .iter()
+                .skip(screen.first)
+                .flat_map(|activity| {
+                    let mut lines = vec![Line::from(vec![
+                        Span::styled(short_time(&activity.at), theme.style("text.dim")),
+                        Span::styled(
+                            format!("  {}  ", clip_untrusted(&activity.action, 40)),
+                            theme.style("table.header"),
+                        ),
+                        Span::styled(clip_untrusted(&activity.host, width), theme.style("text")),
+                    ])];
+                    let by = format!("by {}", activity.actor);
+                    let detail = activity.detail.as_deref().unwrap_or_default();
+                    for text in [by.as_str(), detail].into_iter().filter(|t| !t.is_empty()) {
+                        lines.extend(
+                            wrap_untrusted_at_most(&format!("    {text}"), width, ERROR_LINES)
+                                .into_iter()
+                                .map(|l| Line::styled(l, theme.style("text.dim"))),
+                        );
+                    }
+                    lines
+                })
+                .collect();
+            let empty = "no analysis yet: l launches a host with the case's evidence";
+            draw_list(frame, rest, lines, empty, theme);
+        }
+    }
+}
+
+/// One custody entry: its sequence, time, action and target; who acted; its detail and the
+/// hashes it records, wrapped.
+fn custody_lines(
+    entry: &irf_engine::model::ledger::LedgerEntry,
+    width: usize,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("#{:<4}", entry.seq), theme.style("key")),
+        Span::styled(short_time(&entry.at), theme.style("text.dim")),
+        Span::styled(
+            format!("  {}  ", clip_untrusted(&entry.action, 48)),
+            theme.style("table.header"),
+        ),
+        Span::styled(clip_untrusted(&entry.target, width), theme.style("text")),
+    ])];
+    let mut more = vec![format!("by {}", entry.actor)];
+    more.extend(entry.detail.clone());
+    more.extend(
+        entry
+            .artifacts
+            .iter()
+            .map(|a| format!("sha256 {} {}", a.sha256, a.key)),
+    );
+    for text in more {
+        lines.extend(
+            wrap_untrusted_at_most(&format!("      {text}"), width, ERROR_LINES)
+                .into_iter()
+                .map(|l| Line::styled(l, theme.style("text.dim"))),
+        );
+    }
+    lines
+}
+
+/// Lines of a panel from its first shown item, or what it says with none.
+fn draw_list(frame: &mut Frame, area: Rect, lines: Vec<Line<'static>>, empty: &str, theme: &Theme) {
+    if lines.is_empty() {
+        frame.render_widget(
+            Line::styled(empty.to_owned(), theme.style("text.dim")),
+            area,
+        );
+    } else {
+        frame.render_widget(Paragraph::new(lines), area);
+    }
+}
+
+fn draw_artifacts(
+    frame: &mut Frame,
+    area: Rect,
+    screen: &CaseScreen,
+    detail: &CaseDetail,
+    theme: &Theme,
+) {
     let total = detail.artifacts.len();
+    // The panel line above counts them: a heading says which are shown when not all fit
+    // (and there is room for it), or that there are none yet.
+    let all_fit = usize::from(area.height / ARTIFACT_HEIGHT) >= total && screen.first == 0;
+    let heading_height = u16::from(total == 0 || (!all_fit && area.height > ARTIFACT_HEIGHT));
+    let [heading, list] =
+        Layout::vertical([Constraint::Length(heading_height), Constraint::Min(0)]).areas(area);
     let fits = usize::from(list.height / ARTIFACT_HEIGHT).max(1);
-    let first = screen.first_artifact.min(total.saturating_sub(1));
+    let first = screen.first.min(total.saturating_sub(1));
     let shown = detail.artifacts.iter().skip(first).take(fits);
     let title = if total == 0 {
         "artifacts: none yet (imaging starts once the case is prepared)".to_owned()
@@ -470,8 +595,13 @@ pub fn draw_case(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(block, area);
     let width = usize::from(inner.width);
     let header = header_lines(app, screen, theme, width);
+    // On a short terminal the custody and analysis panels take the steps' place: they are
+    // read entry by entry, and the steps are one key (tab) away.
+    let short = area.height < 40;
     let steps_height = screen.detail.as_ref().map_or(1, |d| {
-        if d.steps.is_empty() {
+        if short && screen.panel != CasePanel::Artifacts {
+            0
+        } else if d.steps.is_empty() {
             1
         } else {
             d.steps.len() + 1
@@ -486,5 +616,5 @@ pub fn draw_case(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     .areas(inner);
     frame.render_widget(Paragraph::new(header), header_area);
     draw_steps(frame, steps_area, screen, theme);
-    draw_artifacts(frame, artifacts_area, screen, theme);
+    draw_panel(frame, artifacts_area, app, screen, theme);
 }

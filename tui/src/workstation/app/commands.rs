@@ -13,7 +13,8 @@ impl App {
         match self.view {
             View::Case => offered.extend([
                 (Back, "cases"),
-                (Down, "scroll artifacts"),
+                (NextPanel, "panel"),
+                (Down, "scroll"),
                 (Refresh, "refresh"),
                 (VerifyCase, "verify"),
                 (ExportReport, "report"),

@@ -140,10 +140,11 @@ impl App {
                 );
             }
             EngineEvent::CaseVerified { case_id, result } => {
-                if let Some(screen) = self
+                // Said on the status line while the case is open; kept for it either way.
+                if self
                     .case
-                    .as_mut()
-                    .filter(|screen| screen.case.case_id == case_id)
+                    .as_ref()
+                    .is_some_and(|screen| screen.case.case_id == case_id)
                 {
                     self.status = Some(match &result {
                         Ok(v) if v.all_verified() => Status::Info(format!(
@@ -159,8 +160,9 @@ impl App {
                             Status::Error(format!("could not verify case {case_id}: {err}"))
                         }
                     });
-                    screen.verification = Some(result.map(|v| *v).map_err(|err| err.to_string()));
                 }
+                self.verifications
+                    .insert(case_id, result.map(|v| *v).map_err(|err| err.to_string()));
             }
             EngineEvent::ReportWritten(result) => {
                 self.status = Some(match result {
@@ -256,9 +258,9 @@ impl App {
                 match result {
                     Ok(detail) => {
                         screen.case = detail.case.clone();
-                        screen.first_artifact = screen
-                            .first_artifact
-                            .min(detail.artifacts.len().saturating_sub(1));
+                        screen.first = screen
+                            .first
+                            .min(screen.panel.count(&detail).saturating_sub(1));
                         screen.detail = Some(*detail);
                         screen.error = None;
                         let case = screen.case.clone();

@@ -191,12 +191,52 @@ pub struct CaseScreen {
     pub detail: Option<CaseDetail>,
     /// Why the last load failed; the last good detail stays on screen.
     pub error: Option<String>,
-    /// The first artifact shown, when there are more than fit.
-    pub first_artifact: usize,
+    /// What the lower part shows: artifacts, the custody ledger or the analysis.
+    pub panel: CasePanel,
+    /// The first item of the panel shown, when there are more than fit.
+    pub first: usize,
     /// A load is under way: polls wait for it rather than pile up.
     loading: bool,
-    /// The last verification asked for in this view (`V`), or why it failed.
-    pub verification: Option<Result<irf_engine::ledger::Verification, String>>,
+}
+
+/// The case view's panels, in the order the panel key goes through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CasePanel {
+    #[default]
+    Artifacts,
+    /// The chain of custody, entry by entry.
+    Custody,
+    /// Analysis hosts and sessions, from the ledger.
+    Analysis,
+}
+
+impl CasePanel {
+    pub const ALL: [CasePanel; 3] = [Self::Artifacts, Self::Custody, Self::Analysis];
+
+    pub fn next(self) -> Self {
+        match self {
+            Self::Artifacts => Self::Custody,
+            Self::Custody => Self::Analysis,
+            Self::Analysis => Self::Artifacts,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Artifacts => "artifacts",
+            Self::Custody => "custody",
+            Self::Analysis => "analysis",
+        }
+    }
+
+    /// How many items the panel lists for `detail`.
+    pub fn count(self, detail: &CaseDetail) -> usize {
+        match self {
+            Self::Artifacts => detail.artifacts.len(),
+            Self::Custody => detail.ledger.len(),
+            Self::Analysis => irf_engine::report::analysis_activity(&detail.ledger).len(),
+        }
+    }
 }
 
 impl CaseScreen {
@@ -205,9 +245,9 @@ impl CaseScreen {
             case,
             detail: None,
             error: None,
-            first_artifact: 0,
+            panel: CasePanel::default(),
+            first: 0,
             loading: true,
-            verification: None,
         }
     }
 }
@@ -274,6 +314,9 @@ pub struct App {
     /// No credentials could be had (why, as the credential chain said): the views say how
     /// to sign in rather than stand empty.
     pub signed_out: Option<String>,
+    /// The last verification of each case asked for here (`V`), or why it failed: kept when
+    /// the case is left and opened again.
+    pub verifications: HashMap<CaseId, Result<irf_engine::ledger::Verification, String>>,
 }
 
 impl App {
@@ -310,6 +353,7 @@ impl App {
             size: (80, 24),
             keymap,
             signed_out: None,
+            verifications: HashMap::new(),
         }
     }
 
@@ -519,6 +563,12 @@ impl App {
             KeyAction::PageDown => self.move_by(page),
             KeyAction::Top => self.select_position(0),
             KeyAction::Bottom => self.select_position(usize::MAX),
+            KeyAction::NextPanel => {
+                if let Some(screen) = self.case.as_mut().filter(|_| self.view == View::Case) {
+                    screen.panel = screen.panel.next();
+                    screen.first = 0;
+                }
+            }
             KeyAction::ToggleDetail => match self.view {
                 View::Cases => return self.open_selected_case(),
                 View::Case => {}

@@ -73,10 +73,11 @@ impl App {
 
     pub(super) fn move_by(&mut self, delta: isize) {
         if self.view == View::Case {
-            let first = self.case.as_ref().map_or(0, |screen| {
-                screen.first_artifact.saturating_add_signed(delta)
-            });
-            self.scroll_artifacts_to(first);
+            let first = self
+                .case
+                .as_ref()
+                .map_or(0, |screen| screen.first.saturating_add_signed(delta));
+            self.scroll_case_to(first);
         } else {
             self.with_pane(|t| t.move_cursor(delta));
         }
@@ -84,18 +85,18 @@ impl App {
 
     pub(super) fn select_position(&mut self, position: usize) {
         if self.view == View::Case {
-            self.scroll_artifacts_to(position);
+            self.scroll_case_to(position);
         } else {
             self.with_pane(|t| t.select(position));
         }
     }
 
-    /// In the case view the movement keys scroll the artifacts, for instances with more
-    /// volumes than fit on screen.
-    pub(super) fn scroll_artifacts_to(&mut self, first: usize) {
+    /// In the case view the movement keys scroll its panel: artifacts of an instance with
+    /// more volumes than fit, a long custody ledger, the analysis.
+    pub(super) fn scroll_case_to(&mut self, first: usize) {
         if let Some(screen) = &mut self.case {
-            let count = screen.detail.as_ref().map_or(0, |d| d.artifacts.len());
-            screen.first_artifact = first.min(count.saturating_sub(1));
+            let count = screen.detail.as_ref().map_or(0, |d| screen.panel.count(d));
+            screen.first = first.min(count.saturating_sub(1));
         }
     }
 

@@ -338,3 +338,100 @@ fn the_case_view_verifies_and_exports_and_shows_what_failed() {
     app.on_engine(EngineEvent::ReportWritten(Ok("irf-report-x.md".into())));
     assert!(matches!(&app.status, Some(Status::Info(m)) if m.contains("irf-report-x.md")));
 }
+
+/// A ledger entry of the running case.
+fn ledger_entry(
+    seq: u64,
+    action: &str,
+    detail: Option<&str>,
+) -> irf_engine::model::ledger::LedgerEntry {
+    irf_engine::model::ledger::LedgerEntry {
+        seq,
+        at: format!("2026-11-28T09:{:02}:00Z", 30 + seq),
+        actor: "arn:aws:sts::123456789012:assumed-role/irf-responder/alice".into(),
+        action: action.into(),
+        target: "165667010651/eu-west-1/i-ad331045abe82ba53".into(),
+        request_ids: vec![],
+        artifacts: vec![],
+        detail: detail.map(str::to_owned),
+        prev_sha256: String::new(),
+        sha256: String::new(),
+        signature: None,
+    }
+}
+
+#[test]
+fn the_case_view_tells_its_custody_and_analysis_and_keeps_its_last_verification() {
+    let mut detail = running_detail();
+    detail.ledger = (1..=12)
+        .map(|seq| ledger_entry(seq, &format!("step {seq} succeeded"), None))
+        .chain([
+            ledger_entry(
+                13,
+                "analysis host launched",
+                Some("m5.xlarge from 1.0.0/1 (ami-0aaa) in subnet-a, no public address"),
+            ),
+            ledger_entry(14, "session opened", Some("interactive shell on i-0aaa")),
+        ])
+        .collect();
+    let mut app = case_app(detail);
+    app.handle(Input::Resize {
+        width: 80,
+        height: 24,
+    });
+    let footer = render(&app, &dark());
+    assert!(footer.contains("<tab> panel"), "{footer}");
+
+    // The custody ledger, every entry reachable by scrolling.
+    press_named(&mut app, KeyName::Tab);
+    let first = render(&app, &dark());
+    assert!(
+        first.contains("custody (14)") && first.contains("step 1 succeeded"),
+        "{first}"
+    );
+    let mut seen = first.clone();
+    for _ in 0..14 {
+        press(&mut app, "j");
+        seen.push_str(&render(&app, &dark()));
+    }
+    for seq in 1..=14 {
+        assert!(
+            seen.contains(&format!("#{seq:<4}")),
+            "entry {seq} never shown"
+        );
+    }
+    assert!(
+        seen.contains("no public address"),
+        "an entry's detail is shown:\n{}",
+        render(&app, &dark())
+    );
+
+    // Analysis: the host and the session, from the same ledger.
+    press_named(&mut app, KeyName::Tab);
+    let analysis = render(&app, &dark());
+    assert!(
+        analysis.contains("analysis (2)")
+            && analysis.contains("analysis host launched")
+            && analysis.contains("session opened"),
+        "{analysis}"
+    );
+
+    // A verification stays with its case when the case is left and opened again.
+    let case_id = app.case.as_ref().expect("open").case.case_id.clone();
+    let verification = irf_engine::ledger::Verification {
+        case_id: case_id.clone(),
+        verified_at: "2026-11-28T10:00:00Z".into(),
+        items: vec![],
+    };
+    app.on_engine(EngineEvent::CaseVerified {
+        case_id,
+        result: Ok(Box::new(verification)),
+    });
+    press_named(&mut app, KeyName::Esc);
+    enter(&mut app);
+    let reopened = render(&app, &dark());
+    assert!(
+        reopened.contains("verified at 2026-11-28 10:00:00"),
+        "{reopened}"
+    );
+}
