@@ -73,8 +73,28 @@ fn start_forward(instance_id: &str, remote_port: u16) -> (std::process::Child, S
     (forward, address)
 }
 
+/// Launches a host for `case_id`; the launch says each stage as it starts, in order.
 fn launch(case_id: &str) -> serde_json::Value {
-    irf_json(&["hosts", "launch", "--case", case_id, "--json"])
+    let args = ["hosts", "launch", "--case", case_id, "--json"];
+    let out = run_irf(&args, &lab_env(lab()));
+    let launched = json_of(&format!("irf {args:?}"), &out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let instance_id = launched["instance_id"].as_str().unwrap_or("-");
+    let stages = [
+        "checking the evidence".to_owned(),
+        "launching from SIFT image".to_owned(),
+        format!("{instance_id} launched: waiting for its SSM agent"),
+        "artifacts (".to_owned(),
+        format!("checking what {instance_id} fetched"),
+    ];
+    let mut from = 0;
+    for stage in &stages {
+        let at = stderr[from..]
+            .find(stage.as_str())
+            .unwrap_or_else(|| panic!("no stage '{stage}' after the ones before:\n{stderr}"));
+        from += at + stage.len();
+    }
+    launched
 }
 
 /// EC2 of the Forensics account as its administrator sees it: what the tests observe, not

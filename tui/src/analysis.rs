@@ -121,7 +121,8 @@ pub async fn launch_host(
         "irf: launching an analysis host for case {} and fetching its evidence onto it",
         request.case_id
     );
-    let outcome = hosts::launch(&analysis, &plane, &request).await?;
+    let say = |stage: hosts::LaunchStage| eprintln!("irf: {stage}");
+    let outcome = hosts::launch(&analysis, &plane, &request, &say).await?;
     if json {
         out!("{}", serde_json::to_string_pretty(&outcome)?);
         return Ok(ExitCode::SUCCESS);

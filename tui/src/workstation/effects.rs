@@ -281,12 +281,23 @@ impl Engine {
                     tracing::info!(case = %case_id, "analysis host launch from the workstation");
                     let plane = e.plane().await?;
                     let analysis = e.analysis().await?;
+                    // Each stage reaches the screen as it starts; one lost to a full queue is
+                    // said by the next.
+                    let events = e.events.clone();
+                    let for_case = case_id.clone();
+                    let say = move |stage| {
+                        let _ = events.try_send(EngineEvent::HostLaunchProgress {
+                            case_id: for_case.clone(),
+                            stage,
+                        });
+                    };
                     let request = irf_engine::analysis::hosts::LaunchRequest {
                         case_id,
                         instance_type: None,
                     };
                     Ok(Box::new(
-                        irf_engine::analysis::hosts::launch(analysis, plane, &request).await?,
+                        irf_engine::analysis::hosts::launch(analysis, plane, &request, &say)
+                            .await?,
                     ))
                 },
                 EngineEvent::HostLaunched,

@@ -51,14 +51,72 @@ pub struct LaunchOutcome {
     pub evidence: Vec<HostArtifact>,
 }
 
-/// Launches a host for the case and gives it the case's evidence. Every step is recorded
-/// in the case's ledger; a host whose evidence does not verify is left running (for a look
-/// at why) but tagged as such, and the error says so.
+/// Where a launch stands: it takes minutes in AWS, and each stage is said as it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchStage {
+    /// The case's evidence, the subnet and the image are being checked.
+    Preparing,
+    /// RunInstances from this image version.
+    Launching { image_version: String },
+    /// The host is launched; its SSM agent is awaited (a minute or two in AWS).
+    AwaitingAgent { instance_id: String },
+    /// The evidence is being fetched onto the host and each SHA-256 checked there.
+    Fetching {
+        instance_id: String,
+        artifacts: usize,
+        bytes: u64,
+    },
+    /// What the host reported is being checked against the manifests and recorded.
+    Recording { instance_id: String },
+}
+
+impl std::fmt::Display for LaunchStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Preparing => f.write_str("checking the evidence, a subnet and the newest image"),
+            Self::Launching { image_version } => {
+                write!(f, "launching from SIFT image {image_version}")
+            }
+            Self::AwaitingAgent { instance_id } => write!(
+                f,
+                "{instance_id} launched: waiting for its SSM agent to come online"
+            ),
+            Self::Fetching {
+                instance_id,
+                artifacts,
+                bytes,
+            } => {
+                const MIB: f64 = 1024.0 * 1024.0;
+                let mib = *bytes as f64 / MIB;
+                let size = if mib < 1024.0 {
+                    format!("{mib:.1} MiB")
+                } else {
+                    format!("{:.1} GiB", mib / 1024.0)
+                };
+                write!(
+                    f,
+                    "fetching {artifacts} artifacts ({size}) onto {instance_id}, each SHA-256 checked there"
+                )
+            }
+            Self::Recording { instance_id } => write!(
+                f,
+                "checking what {instance_id} fetched against the manifests and recording it"
+            ),
+        }
+    }
+}
+
+/// Launches a host for the case and gives it the case's evidence, saying each stage to
+/// `progress` as it starts. Every step is recorded in the case's ledger; a host whose
+/// evidence does not verify is left running (for a look at why) but tagged as such, and
+/// the error says so.
 pub async fn launch(
     analysis: &Analysis,
     plane: &Plane,
     request: &LaunchRequest,
+    progress: &(dyn Fn(LaunchStage) + Send + Sync),
 ) -> Result<LaunchOutcome, AnalysisError> {
+    progress(LaunchStage::Preparing);
     let case_id = &request.case_id;
     let detail = plane.table.detail(case_id).await?;
     let written: Vec<_> = detail
@@ -194,6 +252,9 @@ pub async fn launch(
             )
             .build()
     };
+    progress(LaunchStage::Launching {
+        image_version: image_version.clone(),
+    });
     let launched = analysis
         .ec2
         .run_instances()
@@ -264,7 +325,15 @@ pub async fn launch(
     entry.request_ids.extend(request_id);
     ledger::append(plane, case_id, entry).await?;
 
+    progress(LaunchStage::AwaitingAgent {
+        instance_id: instance_id.clone(),
+    });
     wait_until_managed(analysis, &instance_id).await?;
+    progress(LaunchStage::Fetching {
+        instance_id: instance_id.clone(),
+        artifacts: fetches.len(),
+        bytes: total_bytes,
+    });
     let target = ScriptTarget {
         account: analysis.account.as_str(),
         region: &analysis.region,
@@ -284,6 +353,9 @@ pub async fn launch(
         instance: instance_id.clone(),
         why: err.message,
     })?;
+    progress(LaunchStage::Recording {
+        instance_id: instance_id.clone(),
+    });
     let held = if ran.status == "Success" {
         parse_evidence_report(case_id, &fetches, &ran.stdout)
     } else {

@@ -15,5 +15,5 @@ pub use host::{
     AnalysisHost, CASE_TAG, DEFAULT_INSTANCE_TYPE, EVIDENCE_TAG, ROLE_TAG, ROLE_VALUE,
     Reachability, cost_so_far, host, hourly_price, list, terminate,
 };
-pub use launch::{LaunchOutcome, LaunchRequest, launch};
+pub use launch::{LaunchOutcome, LaunchRequest, LaunchStage, launch};
 pub use placement::{SubnetFacts, choose_subnet, root_volume_gib};

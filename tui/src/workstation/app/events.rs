@@ -196,6 +196,13 @@ impl App {
             EngineEvent::Hosts(result) => {
                 self.list_loaded(View::Hosts, |app| &mut app.hosts, result, HostRow::new);
             }
+            EngineEvent::HostLaunchProgress { case_id, stage } => {
+                // Said only while that launch is the one under way (a late word of an ended
+                // launch would overwrite its outcome).
+                if self.launching.as_ref() == Some(&case_id) {
+                    self.status = Some(Status::Info(format!("host for case {case_id}: {stage}…")));
+                }
+            }
             EngineEvent::HostLaunched(result) => {
                 self.launching = None;
                 self.status = Some(match result {

@@ -92,6 +92,11 @@ pub enum EngineEvent {
     Hosts(Result<Vec<AnalysisHost>, Failure>),
     /// A host launched with its evidence, or why not.
     HostLaunched(Result<Box<LaunchOutcome>, Failure>),
+    /// A launch under way started its next stage.
+    HostLaunchProgress {
+        case_id: CaseId,
+        stage: irf_engine::analysis::hosts::LaunchStage,
+    },
     /// A session ended (how), or why it could not open.
     SessionEnded(Result<String, Failure>),
     /// A host terminated (what was done), or why not.

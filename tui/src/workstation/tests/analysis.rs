@@ -67,12 +67,37 @@ fn a_host_is_launched_from_the_case_view_once_at_a_time() {
             case_id: case_id.clone()
         }]
     );
+    // Each stage is said as it starts; a word of another case's launch is not.
+    let stage = irf_engine::analysis::hosts::LaunchStage::AwaitingAgent {
+        instance_id: "i-0aaa1111bbbb2222c".into(),
+    };
+    app.on_engine(EngineEvent::HostLaunchProgress {
+        case_id: case_id.clone(),
+        stage: stage.clone(),
+    });
+    assert!(
+        matches!(&app.status, Some(Status::Info(s)) if s.contains("i-0aaa1111bbbb2222c launched: waiting for its SSM agent")),
+        "{:?}",
+        app.status
+    );
+    let other = CaseId::parse("20261127T175840Z-i-0hostile00000000a").expect("case id");
+    app.on_engine(EngineEvent::HostLaunchProgress {
+        case_id: other,
+        stage: irf_engine::analysis::hosts::LaunchStage::Preparing,
+    });
+    assert!(matches!(&app.status, Some(Status::Info(s)) if s.contains("SSM agent")));
     // A second launch waits for the first one's outcome.
     assert!(press(&mut app, "l").is_empty());
     assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("still being launched")));
     let effects = app.on_engine(EngineEvent::HostLaunched(Err(failed("no image"))));
     assert_eq!(effects, vec![Effect::LoadHosts]);
     assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("launch failed: no image")));
+    // A late word of the ended launch does not hide its outcome.
+    app.on_engine(EngineEvent::HostLaunchProgress {
+        case_id: case_id.clone(),
+        stage,
+    });
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("launch failed")));
     press(&mut app, "l");
     assert!(matches!(app.mode, Mode::Confirm(_)));
     // Without a case, l says what to do.
