@@ -621,6 +621,17 @@ impl AwsContext {
         self.base.endpoint_url()
     }
 
+    /// When the base credentials end, as RFC 3339; `None` when they do not (or cannot be had:
+    /// the caller's identity says why).
+    pub async fn credentials_expire(&self) -> Option<String> {
+        let provider = self.base.credentials_provider()?;
+        let credentials = provider.provide_credentials().await.ok()?;
+        let expiry = credentials.expiry()?;
+        let at = time::OffsetDateTime::from(expiry);
+        at.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    }
+
     /// Who the base credentials belong to (called once, then remembered).
     pub async fn caller_identity(&self) -> Result<CallerIdentity, AwsError> {
         let base = &self.base;

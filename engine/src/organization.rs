@@ -30,6 +30,9 @@ pub struct WhoAmI {
     pub caller: CallerIdentity,
     pub region: String,
     pub endpoint_url: Option<String>,
+    /// When the credentials in force end (RFC 3339): an SSO role session's or an assumed
+    /// role's; `None` for credentials that do not (an access key).
+    pub credentials_expire: Option<String>,
     /// `None` when the account is not in an Organization or may not describe it.
     pub organization: Option<Organization>,
     /// Why the Organization could not be described, when it could not.
@@ -63,6 +66,7 @@ impl AwsContext {
             caller,
             region: self.home_region(),
             endpoint_url: self.endpoint_url().map(str::to_owned),
+            credentials_expire: self.credentials_expire().await,
             organization,
             organization_error,
         })

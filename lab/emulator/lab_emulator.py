@@ -82,6 +82,9 @@ unchanged against it:
   the object's file, GetObject streams its range from the file, zeros stay holes. Each
   request's body is freed once its answer is sent, not at the next full collection (moto's
   Flask debug mode, which keeps every request in a cycle, is off).
+* The IAM Identity Center portal's GetRoleCredentials (GET /federation/credentials), for the
+  token a sign-in gives (POST /irf-lab/sso/token): what the SDKs' SSO credential providers
+  call with the token cache of `aws sso login`.
 * EC2 security group connection tracking (moto has no connections): POST /irf-lab/ec2/connections
   opens a connection on an instance when its groups allow it, GET lists them; a change of an
   interface's groups leaves tracked connections open and cuts untracked ones the new groups do
@@ -1407,11 +1410,16 @@ class _Authorization:
         self.app = app
         self.authorizer = authorizer
         self.deployer = lab_templates.Deployer()
+        self.portal = _SsoPortal()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
-        if path in ("/irf-lab/deploy", "/irf-lab/service-credentials", "/irf-lab/authorization", "/irf-lab/denials"):
+        if path in ("/irf-lab/deploy", "/irf-lab/service-credentials", "/irf-lab/authorization", "/irf-lab/denials",
+                    "/irf-lab/sso/token"):
             return self._control(environ, start_response, path)
+        if path == "/federation/credentials" and environ.get("REQUEST_METHOD") == "GET":
+            # The IAM Identity Center portal: its callers hold a bearer token, not a signature.
+            return self.portal.role_credentials(environ, start_response)
         if path.startswith(("/moto-api", "/irf-lab/")):
             return self.app(environ, start_response)
         signed = lab_authz.signer(environ)
@@ -1459,6 +1467,8 @@ class _Authorization:
                 result = self.authorizer.status()
             elif path == "/irf-lab/denials" and method == "GET":
                 result = {"denials": _read_lines(self.authorizer.log_path)}
+            elif path == "/irf-lab/sso/token" and method == "POST":
+                result = self.portal.sign_in(_json_body(environ))
             else:
                 raise _Refusal("404 Not Found", "NotFound", f"no lab endpoint {method} {path}")
         except (lab_templates.TemplateError, ValueError) as err:
@@ -1519,6 +1529,74 @@ def _service_credentials(request, authorizer):
     return {"AccessKeyId": session.access_key_id, "SecretAccessKey": session.secret_access_key,
             "SessionToken": session.session_token, "Expiration": session.expiration.isoformat(),
             "Arn": f"arn:aws:sts::{account}:assumed-role/{name}/{session_name}"}
+
+
+class _SsoPortal:
+    """The IAM Identity Center portal's GetRoleCredentials (GET /federation/credentials), as the
+    SDKs' SSO credential providers call it with the token of `aws sso login`.
+
+    A sign-in (POST /irf-lab/sso/token {"user", "assignments": [{"account_id", "role_name"}],
+    "lifetime_seconds"}) gives an access token, as `aws sso login` would put in the token
+    cache. The portal answers a token it never gave, or one past its time, with
+    UnauthorizedException; a role the user is not assigned with ForbiddenException; otherwise
+    the role's credentials, a session named after the user, as Identity Center's
+    permission-set roles give them.
+    """
+
+    def __init__(self):
+        self.tokens = {}
+        self.lock = threading.Lock()
+
+    def sign_in(self, request: dict) -> dict:
+        user = request.get("user") or "responder@example.com"
+        assignments = {(a["account_id"], a["role_name"]) for a in request.get("assignments", [])}
+        if not assignments:
+            raise ValueError("a sign-in needs at least one assignment {account_id, role_name}")
+        lifetime = int(request.get("lifetime_seconds", 8 * 3600))
+        token = "lab-sso-" + base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+        expires = time.time() + lifetime
+        with self.lock:
+            self.tokens[token] = (user, assignments, expires)
+        return {"accessToken": token,
+                "expiresAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))}
+
+    def role_credentials(self, environ, start_response):
+        from moto.sts.models import sts_backends
+
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        account = query.get("account_id", [""])[0]
+        role_name = query.get("role_name", [""])[0]
+        token = environ.get("HTTP_X_AMZ_SSO_BEARER_TOKEN", "")
+        with self.lock:
+            known = self.tokens.get(token)
+        if known is None or known[2] <= time.time():
+            return self._refuse(start_response, "401 Unauthorized", "UnauthorizedException",
+                                "Session token not found or invalid")
+        user, assignments, expires = known
+        if (account, role_name) not in assignments:
+            return self._refuse(start_response, "403 Forbidden", "ForbiddenException",
+                                "No access")
+        try:
+            role = iam_backends[account]["aws"].get_role(role_name)
+        except Exception:
+            return self._refuse(start_response, "403 Forbidden", "ForbiddenException",
+                                "No access")
+        session = sts_backends[account]["aws"].assume_role(
+            region_name="us-east-1", role_session_name=user, role_arn=role.arn, policy=None,
+            duration=int(max(900, min(expires - time.time(), 43200))), external_id=None)
+        expiration = session.expiration
+        if expiration.tzinfo is None:  # moto keeps UTC without saying so
+            expiration = expiration.replace(tzinfo=datetime.timezone.utc)
+        body = json.dumps({"roleCredentials": {
+            "accessKeyId": session.access_key_id, "secretAccessKey": session.secret_access_key,
+            "sessionToken": session.session_token,
+            "expiration": int(expiration.timestamp() * 1000)}}).encode()
+        return _answer(start_response, "200 OK", body, "application/json")
+
+    @staticmethod
+    def _refuse(start_response, status, code, message):
+        body = json.dumps({"message": message}).encode()
+        return _answer(start_response, status, body, "application/json", [("x-amzn-ErrorType", code)])
 
 
 class _Answer:
@@ -1628,6 +1706,22 @@ def _exit_when_stdin_closes() -> None:
     threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
 
 
+class _RequestHandler(MotoRequestHandler):
+    """moto's request handler, passing on the one header AWS names with an underscore.
+
+    werkzeug drops every header whose name has an underscore (a proxy could not tell
+    `X-Foo_Bar` from `X-Foo-Bar`), but the IAM Identity Center portal takes its bearer token
+    in `x-amz-sso_bearer_token`, which the SDKs send as named.
+    """
+
+    def make_environ(self):
+        environ = super().make_environ()
+        token = self.headers.get("x-amz-sso_bearer_token")
+        if token is not None:
+            environ["HTTP_X_AMZ_SSO_BEARER_TOKEN"] = token
+        return environ
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -1674,7 +1768,7 @@ def main() -> None:
         _requests_are_freed(_Latency(_Authorization(_StandIns(app, args.restore_seconds), authorizer),
                                      args.latency_ms / 1000.0)),
         threaded=True,
-        request_handler=MotoRequestHandler,
+        request_handler=_RequestHandler,
     )
 
 

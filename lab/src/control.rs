@@ -163,6 +163,35 @@ impl Control {
         self.get_json("/irf-lab/faults").await
     }
 
+    /// Signs `user` in to the lab's IAM Identity Center with the given (account, role)
+    /// assignments, for `lifetime`: the access token and its end (RFC 3339), as `aws sso
+    /// login` writes them to the token cache.
+    pub async fn sso_sign_in(
+        &self,
+        user: &str,
+        assignments: &[(&str, &str)],
+        lifetime: Duration,
+    ) -> Result<(String, String), LabError> {
+        let body = serde_json::json!({
+            "user": user,
+            "assignments": assignments
+                .iter()
+                .map(|(account, role)| serde_json::json!({"account_id": account, "role_name": role}))
+                .collect::<Vec<_>>(),
+            "lifetime_seconds": lifetime.as_secs(),
+        });
+        let text = self
+            .call("POST", "/irf-lab/sso/token", Some(body.to_string()))
+            .await?;
+        let answer: serde_json::Value =
+            serde_json::from_str(&text).map_err(|err| LabError::Control {
+                uri: "/irf-lab/sso/token".to_owned(),
+                message: format!("not JSON ({err})"),
+            })?;
+        let field = |name: &str| answer[name].as_str().unwrap_or_default().to_owned();
+        Ok((field("accessToken"), field("expiresAt")))
+    }
+
     /// A control endpoint's JSON answer.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, LabError> {
         let text = self.call("GET", path, None).await?;

@@ -1083,3 +1083,103 @@ fn tag_opens_a_case(state: &LabState) {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// An operator who signed in with `aws sso login`: the SDK's SSO credential provider reads
+/// the token cache, the lab stands in for the IAM Identity Center portal, and irf acts as the
+/// permission set's role. An expired token, or one the portal never gave, says how to sign in.
+#[tokio::test]
+async fn an_sso_profile_signs_in_with_the_token_cache_of_aws_sso_login() {
+    use sha1::Digest as _;
+    let state = lab();
+    let security = state.seeded.security.as_str();
+    let (token, expires_at) = irf_lab::control::Control::new(&state.endpoint)
+        .sso_sign_in(
+            "alice@example.com",
+            &[(security, irf_lab::OPERATOR_ROLE)],
+            Duration::from_secs(3600),
+        )
+        .await
+        .expect("sign in to the lab's Identity Center");
+    let home = tempfile::tempdir().expect("home");
+    let aws = home.path().join(".aws");
+    std::fs::create_dir_all(aws.join("sso/cache")).expect("cache dir");
+    std::fs::write(
+        aws.join("config"),
+        format!(
+            "[profile ir]\nsso_session = lab\nsso_account_id = {security}\nsso_role_name = {}\nregion = us-east-1\n\n[sso-session lab]\nsso_start_url = https://lab.awsapps.com/start\nsso_region = us-east-1\n",
+            irf_lab::OPERATOR_ROLE
+        ),
+    )
+    .expect("config");
+    let cache = aws.join("sso/cache").join(format!(
+        "{}.json",
+        irf_engine::hex(&sha1::Sha1::digest(b"lab"))
+    ));
+    let write_cache = |token: &str, expires_at: &str| {
+        let entry = serde_json::json!({
+            "accessToken": token,
+            "expiresAt": expires_at,
+            "region": "us-east-1",
+            "startUrl": "https://lab.awsapps.com/start",
+        });
+        std::fs::write(&cache, entry.to_string()).expect("token cache");
+    };
+    let whoami = || {
+        std::process::Command::new(irf_binary())
+            .args(["--profile", "ir", "whoami", "--json"])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_REGION")
+            .env("HOME", home.path())
+            .env("AWS_CONFIG_FILE", aws.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", aws.join("credentials"))
+            .env("AWS_ENDPOINT_URL", &state.endpoint)
+            .env("IRF_CONFIG", &state.config_path)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run irf")
+    };
+
+    write_cache(&token, &expires_at);
+    let out = whoami();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "arn:aws:sts::{security}:assumed-role/{}/alice@example.com",
+            irf_lab::OPERATOR_ROLE
+        )),
+        "irf acts as the permission set's role, named after who signed in: {stdout}"
+    );
+    let who: serde_json::Value = serde_json::from_slice(&out.stdout).expect("whoami JSON");
+    assert!(
+        who["credentials_expire"]
+            .as_str()
+            .is_some_and(|at| at > "2026"),
+        "the role session's end is said: {who}"
+    );
+
+    for (token, expires_at, why) in [
+        (token.as_str(), "2020-01-01T00:00:00Z", "an expired token"),
+        (
+            "lab-sso-never-given",
+            expires_at.as_str(),
+            "a token the portal never gave",
+        ),
+    ] {
+        write_cache(token, expires_at);
+        let out = whoami();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{why} is refused");
+        assert!(
+            stderr.contains("no usable AWS credentials") && stderr.contains("aws sso login"),
+            "{why} says how to sign in: {stderr}"
+        );
+    }
+}

@@ -72,6 +72,7 @@ fn whoami() -> WhoAmI {
         },
         region: "us-east-1".into(),
         endpoint_url: None,
+        credentials_expire: None,
         organization: Some(Organization {
             id: "o-example1234".into(),
             arn: "arn:aws:organizations::123456789012:organization/o-example1234".into(),

@@ -247,3 +247,19 @@ fn without_credentials_every_view_says_how_to_sign_in_at_80x24() {
         }
     }
 }
+
+#[test]
+fn the_header_says_whose_identity_acts_and_until_when() {
+    let mut app = at(new_app(false), (200, 50));
+    app.start();
+    let mut who = whoami();
+    who.credentials_expire = Some("2026-12-07T16:04:05Z".into());
+    app.on_engine(EngineEvent::Identity(Ok(who)));
+    let screen = render(&app, &dark());
+    let header = screen.lines().next().expect("the header");
+    assert!(
+        header.contains("assumed-role/irf-responder/alice")
+            && header.contains("credentials until 2026-12-07 16:04:05 UTC"),
+        "{header}"
+    );
+}

@@ -13,7 +13,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use crate::text::{clip_untrusted, escape_untrusted};
 use crate::theme::Theme;
 use crate::workstation::app::{App, Load, Mode, Status, View};
-use crate::workstation::format::first_line;
+use crate::workstation::format::{first_line, short_time};
 use detail::draw_detail;
 use dialogs::{draw_confirm, draw_help, draw_typed};
 use tables::draw_table;
@@ -47,10 +47,14 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Load::Loading => "identity: loading…".to_owned(),
         Load::Failed(err) => format!("identity: {}", first_line(err)),
         Load::Ready(who) => format!(
-            "{}  account {}  region {}{}",
+            "{}  account {}  region {}{}{}",
             who.caller.arn,
             who.caller.account,
             who.region,
+            who.credentials_expire
+                .as_deref()
+                .map(|at| format!("  credentials until {} UTC", short_time(at)))
+                .unwrap_or_default(),
             who.endpoint_url
                 .as_deref()
                 .map(|e| format!("  endpoint {e}"))
