@@ -28,7 +28,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => {
             let context = connect(&global).await?;
-            let settings = workstation_settings(&global, context.config())?;
+            let mut settings = workstation_settings(&global, context.config())?;
+            // On AWS, :profile and :region connect again as the same command line would.
+            settings.reconnect =
+                Some((Arc::new(context.config().clone()), connect_options(&global)));
             workstation::run(context, settings).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -258,20 +261,25 @@ fn workstation_settings(
         read_only: global.read_only,
         theme,
         keymap,
+        reconnect: None,
     })
 }
 
 /// The context for the configuration and credentials in force.
 async fn connect(global: &GlobalArgs) -> anyhow::Result<Arc<AwsContext>> {
     let loaded = Config::load()?;
-    let options = ConnectOptions {
+    Ok(Arc::new(
+        AwsContext::connect(Arc::new(loaded.config), &connect_options(global)).await,
+    ))
+}
+
+/// How the command line asks to reach AWS.
+fn connect_options(global: &GlobalArgs) -> ConnectOptions {
+    ConnectOptions {
         profile: global.profile.clone(),
         region: global.region.clone(),
         ..ConnectOptions::default()
-    };
-    Ok(Arc::new(
-        AwsContext::connect(Arc::new(loaded.config), &options).await,
-    ))
+    }
 }
 
 fn lab_dir(args: Option<&LabUpArgs>) -> anyhow::Result<PathBuf> {

@@ -43,6 +43,12 @@ pub struct Settings {
     pub read_only: bool,
     pub theme: Theme,
     pub keymap: Keymap,
+    /// The configuration and how AWS was reached, so that `:profile` and `:region` can
+    /// connect again as another identity; `None` where the identity is fixed (the lab).
+    pub reconnect: Option<(
+        Arc<irf_engine::config::Config>,
+        irf_engine::aws::ConnectOptions,
+    )>,
 }
 
 /// Refuses, with what to do instead, to open the workstation where there is no terminal
@@ -87,9 +93,11 @@ async fn event_loop(
 ) -> anyhow::Result<()> {
     let (engine_tx, mut engine_rx) = mpsc::channel::<EngineEvent>(1024);
     let mut theme = settings.theme;
+    let mut reconnect = settings.reconnect;
     let mut app = App::new(settings.keymap, settings.read_only, &theme.name);
     app.acquisition = AcquisitionSettings::from_config(context.config());
-    let engine = Engine::new(context, engine_tx);
+    app.identity_switch = reconnect.is_some();
+    let mut engine = Engine::new(context, engine_tx);
     let size = terminal.size()?;
     app.handle(Input::Resize {
         width: size.width,
@@ -122,6 +130,36 @@ async fn event_loop(
                     let ended =
                         Box::pin(hand_over(terminal, &mut input, &engine, &instance_id)).await;
                     effects.extend(app.on_engine(EngineEvent::SessionEnded(ended)));
+                    dirty = true;
+                }
+                Effect::SwitchIdentity { profile, region } => {
+                    let Some((config, options)) = &mut reconnect else {
+                        continue;
+                    };
+                    options.profile = profile.or(options.profile.take());
+                    options.region = region.or(options.region.take());
+                    // Boxed: connecting is a large future the loop's own need not carry.
+                    let context =
+                        Arc::new(Box::pin(AwsContext::connect(config.clone(), options)).await);
+                    // What the old identity still had under way answers into a dropped
+                    // channel: nothing of it reaches the new state.
+                    let (engine_tx, rx) = mpsc::channel::<EngineEvent>(1024);
+                    engine_rx = rx;
+                    engine = Engine::new(context.clone(), engine_tx);
+                    let mut fresh = App::new(app.keymap.clone(), app.read_only, &theme.name);
+                    fresh.acquisition = AcquisitionSettings::from_config(context.config());
+                    fresh.identity_switch = true;
+                    fresh.handle(Input::Resize {
+                        width: app.size.0,
+                        height: app.size.1,
+                    });
+                    fresh.status = Some(app::Status::Info(format!(
+                        "acting as profile {}, region {}",
+                        options.profile.as_deref().unwrap_or("(default)"),
+                        options.region.as_deref().unwrap_or("(default)")
+                    )));
+                    app = fresh;
+                    effects.extend(app.start());
                     dirty = true;
                 }
                 other => engine.spawn(other, app.read_only),

@@ -116,6 +116,12 @@ pub enum Effect {
         instance_id: Option<String>,
     },
     SetTheme(String),
+    /// Acts from now on as another profile of the shared config files, or in another home
+    /// region (what is `None` stays): the workstation starts again on the new identity.
+    SwitchIdentity {
+        profile: Option<String>,
+        region: Option<String>,
+    },
     /// Opens a case for the instance and starts its acquisition (or joins its open case).
     StartAcquisition {
         subject: CaseSubject,

@@ -94,7 +94,7 @@ impl View {
 }
 
 /// Commands that command mode completes, besides the views.
-const OTHER_COMMANDS: [&str; 4] = ["help", "quit", "theme", "refresh"];
+const OTHER_COMMANDS: [&str; 6] = ["help", "quit", "theme", "refresh", "profile", "region"];
 
 /// A mutating action waiting for the operator's yes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,6 +317,9 @@ pub struct App {
     /// The last verification of each case asked for here (`V`), or why it failed: kept when
     /// the case is left and opened again.
     pub verifications: HashMap<CaseId, Result<irf_engine::ledger::Verification, String>>,
+    /// Whether `:profile` and `:region` can start the workstation again on another identity
+    /// (not on the lab, whose operator is the lab's own).
+    pub identity_switch: bool,
 }
 
 impl App {
@@ -354,6 +357,7 @@ impl App {
             keymap,
             signed_out: None,
             verifications: HashMap::new(),
+            identity_switch: false,
         }
     }
 

@@ -18,6 +18,43 @@ impl App {
             "q" | "quit" => self.should_quit = true,
             "help" | "h" => self.mode = Mode::Help { scroll: 0 },
             "refresh" => return self.refresh(true),
+            "profile" | "region" if !self.identity_switch => {
+                self.status = Some(Status::Error(
+                    "the lab's workstation acts as the lab's operator: :profile and :region switch a workstation on AWS (irf without lab)".into(),
+                ));
+            }
+            "profile" => match words.next() {
+                Some(name) => {
+                    self.status = Some(Status::Info(format!("signing in as profile {name}…")));
+                    return vec![Effect::SwitchIdentity {
+                        profile: Some(name.to_owned()),
+                        region: None,
+                    }];
+                }
+                None => {
+                    self.status = Some(Status::Error(
+                        "name a profile of ~/.aws/config: :profile NAME (aws sso login --profile NAME first, for an SSO profile)".into(),
+                    ));
+                }
+            },
+            "region" => match words.next() {
+                Some(name) if irf_engine::config::is_region_name(name) => {
+                    self.status = Some(Status::Info(format!("switching to region {name}…")));
+                    return vec![Effect::SwitchIdentity {
+                        profile: None,
+                        region: Some(name.to_owned()),
+                    }];
+                }
+                Some(name) => {
+                    self.status = Some(Status::Error(format!(
+                        "'{}' is not an AWS region name (like us-east-1, eu-central-2)",
+                        crate::text::clip_untrusted(name, 40)
+                    )));
+                }
+                None => {
+                    self.status = Some(Status::Error("name a region: :region NAME".into()));
+                }
+            },
             "theme" => match words.next() {
                 Some(name) => return vec![Effect::SetTheme(name.to_owned())],
                 None => {
@@ -33,7 +70,7 @@ impl App {
             },
             other => {
                 self.status = Some(Status::Error(format!(
-                    "'{}' is not a command: try instances, findings, accounts, cases, approvals, evidence, images, hosts, theme NAME, help, quit",
+                    "'{}' is not a command: try instances, findings, accounts, cases, approvals, evidence, images, hosts, theme NAME, profile NAME, region NAME, help, quit",
                     crate::text::clip_untrusted(other, 40)
                 )));
             }

@@ -360,3 +360,36 @@ fn findings_name_their_accounts_and_account_filters_match_the_name() {
     press_named(&mut app, KeyName::Enter);
     assert_eq!(app.findings.table.visible_len(), 0);
 }
+
+#[test]
+fn profile_and_region_switch_the_identity_on_aws_and_say_why_not_on_the_lab() {
+    let mut app = loaded_app(false);
+    // The lab's workstation (no reconnection) refuses, saying why.
+    press(&mut app, ":profile ir");
+    assert!(press_named(&mut app, KeyName::Enter).is_empty());
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("lab's operator")));
+
+    app.identity_switch = true;
+    press(&mut app, ":profile ir");
+    assert_eq!(
+        press_named(&mut app, KeyName::Enter),
+        vec![Effect::SwitchIdentity {
+            profile: Some("ir".into()),
+            region: None
+        }]
+    );
+    press(&mut app, ":region eu-central-2");
+    assert_eq!(
+        press_named(&mut app, KeyName::Enter),
+        vec![Effect::SwitchIdentity {
+            profile: None,
+            region: Some("eu-central-2".into())
+        }]
+    );
+    press(&mut app, ":region mars-1");
+    assert!(press_named(&mut app, KeyName::Enter).is_empty());
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("'mars-1'")));
+    press(&mut app, ":profile");
+    assert!(press_named(&mut app, KeyName::Enter).is_empty());
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("aws sso login")));
+}
