@@ -52,6 +52,7 @@ pub enum KeyAction {
     OpenSession,
     TerminateHost,
     NextPanel,
+    Related,
 }
 
 impl KeyAction {
@@ -136,6 +137,9 @@ impl KeyAction {
                 "write the open case's report (Markdown) to the working directory"
             }
             Self::NextPanel => "the case view's next panel: artifacts, custody ledger, analysis",
+            Self::Related => {
+                "jump to the related rows: an instance's findings, a finding's instance, an account's instances, a case's hosts, the case of a host, an artifact or an approval"
+            }
         }
     }
 }

@@ -22,12 +22,14 @@ impl App {
             ]),
             View::Approvals => offered.extend([
                 (FilterMode, "filter"),
+                (Related, "related"),
                 (Refresh, "refresh"),
                 (ApproveContainment, "approve"),
                 (RejectContainment, "refuse"),
             ]),
             View::Evidence => offered.extend([
                 (FilterMode, "filter"),
+                (Related, "related"),
                 (SortNext, "sort"),
                 (Refresh, "refresh"),
                 (ToggleLegalHold, "legal hold"),
@@ -35,6 +37,7 @@ impl App {
             View::Cases => offered.extend([
                 (FilterMode, "filter"),
                 (ToggleDetail, "open case"),
+                (Related, "related"),
                 (SortNext, "sort"),
                 (Refresh, "refresh"),
                 (LaunchHost, "analysis host"),
@@ -46,6 +49,7 @@ impl App {
             ]),
             View::Hosts => offered.extend([
                 (FilterMode, "filter"),
+                (Related, "related"),
                 (SortNext, "sort"),
                 (Refresh, "refresh"),
                 (OpenSession, "shell"),
@@ -54,6 +58,7 @@ impl App {
             View::Instances | View::Findings | View::Accounts => offered.extend([
                 (FilterMode, "filter"),
                 (ToggleDetail, "details"),
+                (Related, "related"),
                 (SortNext, "sort"),
                 (Refresh, "refresh"),
             ]),
@@ -144,6 +149,7 @@ impl App {
                     .into()
             }
             OpenSession | TerminateHost => "select an analysis host in :hosts (key 8) first".into(),
+            Related => "o jumps from a row of a list to its related rows".into(),
             _ => return None,
         })
     }
@@ -184,5 +190,6 @@ fn acts_on_a_view(command: KeyAction) -> bool {
             | LaunchHost
             | OpenSession
             | TerminateHost
+            | Related
     )
 }

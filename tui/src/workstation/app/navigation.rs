@@ -162,4 +162,66 @@ impl App {
     pub(super) fn set_filter(&mut self, filter: Option<Filter>) {
         self.with_pane(|pane| pane.set_filter(filter));
     }
+
+    /// Shows the rows related to the selected one, in their own view, filtered to it: an
+    /// instance's findings, a finding's instance, an account's instances, a case's hosts,
+    /// and the case of a host, an artifact or an approval.
+    pub(super) fn jump_to_related(&mut self) -> Vec<Effect> {
+        let target = match self.view {
+            View::Instances => self
+                .instances
+                .table
+                .selected()
+                .map(|row| (View::Findings, row.instance.id.to_string())),
+            View::Findings => self.findings.table.selected().and_then(|row| {
+                let instance = row.finding.instance_id.clone()?;
+                Some((View::Instances, instance))
+            }),
+            View::Accounts => self
+                .accounts
+                .table
+                .selected()
+                .map(|row| (View::Instances, format!("account:{}", row.id))),
+            View::Cases => self
+                .cases
+                .table
+                .selected()
+                .map(|row| (View::Hosts, row.case.case_id.to_string())),
+            View::Hosts => self
+                .hosts
+                .table
+                .selected()
+                .map(|row| (View::Cases, row.host.case_id.clone())),
+            View::Evidence => self
+                .evidence
+                .table
+                .selected()
+                .map(|row| (View::Cases, row.item.case_id.to_string())),
+            View::Approvals => self
+                .approvals
+                .table
+                .selected()
+                .map(|row| (View::Instances, row.pending.instance.instance_id.clone())),
+            View::Case | View::Images => None,
+        };
+        let Some((view, term)) = target else {
+            self.status = Some(Status::Error("select a row first".into()));
+            return vec![];
+        };
+        // A value from AWS goes into the filter as one quoted term.
+        let term = if term.contains(' ') || term.contains('"') {
+            format!("\"{}\"", term.replace('"', ""))
+        } else {
+            term
+        };
+        let effects = self.show(view);
+        self.apply_filter(&term);
+        if self.status.is_none() {
+            self.status = Some(Status::Info(format!(
+                "{} related to the selected row (/{term}; esc clears)",
+                view.title()
+            )));
+        }
+        effects
+    }
 }

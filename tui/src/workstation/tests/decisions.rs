@@ -205,3 +205,63 @@ fn a_command_the_screen_does_not_offer_is_refused_saying_where_it_works() {
         "acquire is offered and asks"
     );
 }
+
+/// Every dialog names the command that does the same from a script, and that command is
+/// one irf's own command line takes.
+#[test]
+fn every_dialog_names_a_command_irf_takes() {
+    use crate::workstation::app::TypedDecision;
+    use irf_engine::model::containment::InstanceRef;
+    let case = CaseId::parse("20261128T093015Z-i-ad331045abe82ba53").expect("case id");
+    let instance = InstanceRef {
+        account: AccountId::parse("165667010651").expect("id"),
+        region: "eu-west-1".into(),
+        instance_id: "i-ad331045abe82ba53".into(),
+    };
+    let mut commands: Vec<String> = [
+        Effect::StartAcquisition {
+            subject: cases()[0].subject.clone(),
+        },
+        Effect::SetLegalHold {
+            case_id: case.clone(),
+            key: "cases/a/disk/vol-1.qcow2".into(),
+            on: false,
+        },
+        Effect::StartImageBuild,
+        Effect::LaunchHost {
+            case_id: case.clone(),
+        },
+    ]
+    .iter()
+    .map(|effect| effect.as_command().expect("a command"))
+    .collect();
+    commands.extend(
+        [
+            TypedDecision::ApproveCase(case.clone()),
+            TypedDecision::RejectCase(case.clone()),
+            TypedDecision::ApplyRequest(instance.clone()),
+            TypedDecision::RejectRequest(instance.clone()),
+            TypedDecision::Rollback(instance),
+            TypedDecision::TerminateHost("i-0aaa1111bbbb2222c".into()),
+        ]
+        .iter()
+        .map(|decision| decision.as_command(Some("i-ad331045abe82ba53"))),
+    );
+    for command in &commands {
+        // The values are ids and a quoted key without spaces: words split on spaces.
+        let words: Vec<String> = command.split(' ').map(|w| w.replace('\'', "")).collect();
+        if let Err(err) = <crate::cli::Cli as clap::Parser>::try_parse_from(&words) {
+            panic!("{command} is not a command irf takes: {err}");
+        }
+    }
+    // And the dialog shows it.
+    let mut app = loaded_app(false);
+    press(&mut app, "a");
+    let screen = render(&app, &dark());
+    assert!(
+        screen.contains(
+            "From a script: irf --region eu-west-1 acquire --instance i-0hostile00000000a"
+        ),
+        "{screen}"
+    );
+}

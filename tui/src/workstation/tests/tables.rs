@@ -393,3 +393,37 @@ fn profile_and_region_switch_the_identity_on_aws_and_say_why_not_on_the_lab() {
     assert!(press_named(&mut app, KeyName::Enter).is_empty());
     assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("aws sso login")));
 }
+
+#[test]
+fn o_jumps_from_a_row_to_its_related_rows() {
+    let mut app = loaded_app(false);
+    // The instance with three findings: its findings, filtered to it.
+    while selected_instance(&app) != "i-ad331045abe82ba53" {
+        press(&mut app, "j");
+    }
+    press(&mut app, "o");
+    assert_eq!(app.view, View::Findings);
+    assert_eq!(app.findings.table.visible_len(), 3);
+    assert!(
+        app.findings
+            .table
+            .window(0, 10)
+            .all(|row| row.finding.instance_id.as_deref() == Some("i-ad331045abe82ba53"))
+    );
+    // Back from a finding to its instance.
+    press(&mut app, "o");
+    assert_eq!(app.view, View::Instances);
+    assert_eq!(app.instances.table.visible_len(), 1);
+    assert_eq!(selected_instance(&app), "i-ad331045abe82ba53");
+    // An account's instances.
+    press_named(&mut app, KeyName::Esc);
+    press(&mut app, "3");
+    press(&mut app, "G");
+    press(&mut app, "o");
+    assert_eq!(app.view, View::Instances);
+    assert!(app.instances.table.visible_len() > 1);
+    // A view without relations says so by its footer, and the key says where it works.
+    press(&mut app, "7");
+    press(&mut app, "o");
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("related rows")));
+}

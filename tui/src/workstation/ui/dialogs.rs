@@ -87,10 +87,11 @@ pub(super) fn draw_typed(
         Span::styled(tail(&prompt.input, room), theme.style("command")),
         Span::styled("█", theme.style("command")),
     ]);
+    let script = prompt.decision.as_command(prompt.expected.as_deref());
     draw_dialog(
         frame,
         &prompt.title,
-        &prompt.lines,
+        &with_script(&prompt.lines, Some(script)),
         answer,
         prompt.scroll,
         theme,
@@ -109,11 +110,20 @@ pub(super) fn draw_confirm(
     draw_dialog(
         frame,
         &confirmation.title,
-        &confirmation.lines,
+        &with_script(&confirmation.lines, confirmation.effect.as_command()),
         answer,
         confirmation.scroll,
         theme,
     );
+}
+
+/// A dialog's lines and, last, the command that does the same from a script.
+fn with_script(lines: &[String], command: Option<String>) -> Vec<String> {
+    let mut lines = lines.to_vec();
+    if let Some(command) = command {
+        lines.push(format!("From a script: {command}"));
+    }
+    lines
 }
 
 /// The widest a dialog grows, so that its lines stay easy to read on a wide terminal.
