@@ -14,6 +14,10 @@ use irf_engine::model::case::{CaseId, ContainmentPolicy};
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Open the workstation with this filter on the instances view: a filter text, or
+    /// @NAME for one saved with :save NAME.
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -383,6 +387,10 @@ pub enum ConfigCommand {
 pub struct LabArgs {
     #[command(subcommand)]
     pub command: Option<LabCommand>,
+    /// Open the workstation with this filter on the instances view (a filter text, or
+    /// @NAME for a saved one).
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Option<String>,
     #[command(flatten)]
     pub up: LabUpArgs,
 }
@@ -550,11 +558,18 @@ mod tests {
 
     #[test]
     fn bare_lab_means_up_and_workstation() {
-        let cli = Cli::try_parse_from(["irf", "lab", "--seed", "7"]).expect("parses");
-        let Some(Command::Lab(LabArgs { command: None, up })) = cli.command else {
+        let cli =
+            Cli::try_parse_from(["irf", "lab", "--seed", "7", "--filter", "@web"]).expect("parses");
+        let Some(Command::Lab(LabArgs {
+            command: None,
+            up,
+            filter,
+        })) = cli.command
+        else {
             panic!("expected bare lab");
         };
         assert_eq!(up.seed, 7);
+        assert_eq!(filter.as_deref(), Some("@web"));
     }
 
     #[test]

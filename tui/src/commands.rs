@@ -32,15 +32,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // On AWS, :profile and :region connect again as the same command line would.
             settings.reconnect =
                 Some((Arc::new(context.config().clone()), connect_options(&global)));
+            settings.start_filter = cli.filter;
             workstation::run(context, settings).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Lab(args)) => match args.command {
-            None => lab_attached(&args.up, &global).await,
+        Some(Command::Lab(lab)) => match lab.command {
+            None => lab_attached(&lab.up, &global, lab.filter).await,
             Some(LabCommand::Up {
                 detach: false,
                 args,
-            }) => lab_attached(&args, &global).await,
+            }) => lab_attached(&args, &global, lab.filter).await,
             Some(LabCommand::Up { detach: true, args }) => lab_detached(&args).await,
             Some(LabCommand::Down) => lab_down(),
             Some(LabCommand::Status {
@@ -257,11 +258,19 @@ fn workstation_settings(
         .ok()
         .and_then(|p| p.parent().map(std::path::Path::to_path_buf));
     let keymap = Keymap::load_from_dir(config_dir.as_deref(), global.read_only)?;
+    let saved_filters_path = crate::saved_filters::path();
+    let saved_filters = match &saved_filters_path {
+        Some(path) => crate::saved_filters::load(path)?,
+        None => Default::default(),
+    };
     Ok(workstation::Settings {
         read_only: global.read_only,
         theme,
         keymap,
         reconnect: None,
+        start_filter: None,
+        saved_filters,
+        saved_filters_path,
     })
 }
 
@@ -315,7 +324,11 @@ fn progress(message: &str) {
     eprintln!("irf lab: {message}");
 }
 
-async fn lab_attached(args: &LabUpArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+async fn lab_attached(
+    args: &LabUpArgs,
+    global: &GlobalArgs,
+    filter: Option<String>,
+) -> anyhow::Result<ExitCode> {
     // Before the lab is seeded: a lab no one can see would be started and thrown away.
     workstation::require_terminal()?;
     let options = lab_options(args, true)?;
@@ -327,7 +340,10 @@ async fn lab_attached(args: &LabUpArgs, global: &GlobalArgs) -> anyhow::Result<E
     );
     let context = lab.state.connect().await?;
     let result = match workstation_settings(global, context.config()) {
-        Ok(settings) => workstation::run(context, settings).await,
+        Ok(mut settings) => {
+            settings.start_filter = filter;
+            workstation::run(context, settings).await
+        }
         Err(err) => Err(err),
     };
     lab.down(&options.dir);

@@ -26,6 +26,7 @@ pub mod contain;
 pub mod filter;
 pub mod keymap;
 pub mod logging;
+pub mod saved_filters;
 pub mod text;
 pub mod theme;
 pub mod workstation;

@@ -303,7 +303,10 @@ impl Engine {
                 EngineEvent::HostLaunched,
             ),
             // Themes and sessions are the loop's own: they belong to the terminal, not to AWS.
-            Effect::SetTheme(_) | Effect::OpenSession { .. } | Effect::SwitchIdentity { .. } => {}
+            Effect::SetTheme(_)
+            | Effect::OpenSession { .. }
+            | Effect::SwitchIdentity { .. }
+            | Effect::SaveFilter { .. } => {}
         }
     }
 }

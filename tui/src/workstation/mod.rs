@@ -49,6 +49,11 @@ pub struct Settings {
         Arc<irf_engine::config::Config>,
         irf_engine::aws::ConnectOptions,
     )>,
+    /// The filter the instances view opens with (`--filter`: a text, or `@NAME`).
+    pub start_filter: Option<String>,
+    /// Named filters (`:save NAME`, `:load NAME`) and the file that keeps them.
+    pub saved_filters: std::collections::BTreeMap<String, String>,
+    pub saved_filters_path: Option<std::path::PathBuf>,
 }
 
 /// Refuses, with what to do instead, to open the workstation where there is no terminal
@@ -97,6 +102,11 @@ async fn event_loop(
     let mut app = App::new(settings.keymap, settings.read_only, &theme.name);
     app.acquisition = AcquisitionSettings::from_config(context.config());
     app.identity_switch = reconnect.is_some();
+    app.saved_filters = settings.saved_filters;
+    let saved_filters_path = settings.saved_filters_path;
+    if let Some(filter) = &settings.start_filter {
+        app.filter_instances(filter);
+    }
     let mut engine = Engine::new(context, engine_tx);
     let size = terminal.size()?;
     app.handle(Input::Resize {
@@ -132,6 +142,15 @@ async fn event_loop(
                     effects.extend(app.on_engine(EngineEvent::SessionEnded(ended)));
                     dirty = true;
                 }
+                Effect::SaveFilter { name, text } => {
+                    let saved = match &saved_filters_path {
+                        Some(path) => crate::saved_filters::save(path, &name, &text)
+                            .map(|()| (name, text, path.display().to_string()))
+                            .map_err(Failure::from),
+                        None => Err(Failure::from(app::FiltersUnavailable)),
+                    };
+                    effects.extend(app.on_engine(EngineEvent::FilterSaved(saved)));
+                }
                 Effect::SwitchIdentity { profile, region } => {
                     let Some((config, options)) = &mut reconnect else {
                         continue;
@@ -149,6 +168,7 @@ async fn event_loop(
                     let mut fresh = App::new(app.keymap.clone(), app.read_only, &theme.name);
                     fresh.acquisition = AcquisitionSettings::from_config(context.config());
                     fresh.identity_switch = true;
+                    fresh.saved_filters = std::mem::take(&mut app.saved_filters);
                     fresh.handle(Input::Resize {
                         width: app.size.0,
                         height: app.size.1,

@@ -196,6 +196,17 @@ impl App {
             EngineEvent::Hosts(result) => {
                 self.list_loaded(View::Hosts, |app| &mut app.hosts, result, HostRow::new);
             }
+            EngineEvent::FilterSaved(result) => match result {
+                Ok((name, text, path)) => {
+                    self.status = Some(Status::Info(format!(
+                        "filter {name} saved in {path}: :load {name} applies it"
+                    )));
+                    self.saved_filters.insert(name, text);
+                }
+                Err(err) => {
+                    self.status = Some(Status::Error(format!("the filter was not saved: {err}")));
+                }
+            },
             EngineEvent::HostLaunchProgress { case_id, stage } => {
                 // Said only while that launch is the one under way (a late word of an ended
                 // launch would overwrite its outcome).

@@ -92,6 +92,8 @@ pub enum EngineEvent {
     Hosts(Result<Vec<AnalysisHost>, Failure>),
     /// A host launched with its evidence, or why not.
     HostLaunched(Result<Box<LaunchOutcome>, Failure>),
+    /// A filter was saved (its name, text and the file), or why not.
+    FilterSaved(Result<(String, String, String), Failure>),
     /// A launch under way started its next stage.
     HostLaunchProgress {
         case_id: CaseId,
@@ -116,6 +118,11 @@ pub enum Effect {
         instance_id: Option<String>,
     },
     SetTheme(String),
+    /// Keeps the current view's filter `text` under `name` (`:save NAME`).
+    SaveFilter {
+        name: String,
+        text: String,
+    },
     /// Acts from now on as another profile of the shared config files, or in another home
     /// region (what is `None` stays): the workstation starts again on the new identity.
     SwitchIdentity {

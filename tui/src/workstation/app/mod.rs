@@ -97,7 +97,9 @@ impl View {
 }
 
 /// Commands that command mode completes, besides the views.
-const OTHER_COMMANDS: [&str; 6] = ["help", "quit", "theme", "refresh", "profile", "region"];
+const OTHER_COMMANDS: [&str; 8] = [
+    "help", "quit", "theme", "refresh", "profile", "region", "save", "load",
+];
 
 /// A mutating action waiting for the operator's yes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,7 +325,14 @@ pub struct App {
     /// Whether `:profile` and `:region` can start the workstation again on another identity
     /// (not on the lab, whose operator is the lab's own).
     pub identity_switch: bool,
+    /// Named filters: `:save NAME` keeps the current one, `:load NAME` applies one.
+    pub saved_filters: std::collections::BTreeMap<String, String>,
 }
+
+/// No configuration directory to keep saved filters in.
+#[derive(Debug, thiserror::Error)]
+#[error("no configuration directory to keep filters in: set IRF_CONFIG to a file path")]
+pub struct FiltersUnavailable;
 
 impl App {
     pub fn new(keymap: Keymap, read_only: bool, theme_name: &str) -> Self {
@@ -361,6 +370,7 @@ impl App {
             signed_out: None,
             verifications: HashMap::new(),
             identity_switch: false,
+            saved_filters: std::collections::BTreeMap::new(),
         }
     }
 

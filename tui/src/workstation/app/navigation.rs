@@ -18,6 +18,43 @@ impl App {
             "q" | "quit" => self.should_quit = true,
             "help" | "h" => self.mode = Mode::Help { scroll: 0 },
             "refresh" => return self.refresh(true),
+            "save" => match words.next() {
+                Some(name) => {
+                    let text = self.current_filter_text();
+                    if text.is_empty() {
+                        self.status = Some(Status::Error(
+                            "no filter to save: filter the view first (/), then :save NAME".into(),
+                        ));
+                    } else {
+                        return vec![Effect::SaveFilter {
+                            name: name.to_owned(),
+                            text,
+                        }];
+                    }
+                }
+                None => {
+                    self.status = Some(Status::Error("name it: :save NAME".into()));
+                }
+            },
+            "load" => {
+                let name = words.next().unwrap_or_default();
+                match self.saved_filters.get(name).cloned() {
+                    Some(text) => self.apply_filter(&text),
+                    None => {
+                        let names: Vec<&str> =
+                            self.saved_filters.keys().map(String::as_str).collect();
+                        self.status = Some(Status::Error(if names.is_empty() {
+                            "no saved filter yet: filter a view (/), then :save NAME".to_owned()
+                        } else {
+                            format!(
+                                "no saved filter '{}': saved are {}",
+                                crate::text::clip_untrusted(name, 40),
+                                names.join(", ")
+                            )
+                        }));
+                    }
+                }
+            }
             "profile" | "region" if !self.identity_switch => {
                 self.status = Some(Status::Error(
                     "the lab's workstation acts as the lab's operator: :profile and :region switch a workstation on AWS (irf without lab)".into(),
@@ -156,6 +193,30 @@ impl App {
                 self.status = None;
             }
             Err(err) => self.status = Some(Status::Error(err)),
+        }
+    }
+
+    /// Opens the instances view with `filter`: a filter text, or `@NAME` for a saved one
+    /// (`--filter`). What does not parse, or names no saved filter, is said on the status
+    /// line and nothing is filtered.
+    pub fn filter_instances(&mut self, filter: &str) {
+        self.view = View::Instances;
+        let text = match filter.strip_prefix('@') {
+            Some(name) => match self.saved_filters.get(name) {
+                Some(text) => text.clone(),
+                None => {
+                    self.status = Some(Status::Error(format!(
+                        "--filter @{}: no saved filter of that name (:save NAME keeps one)",
+                        crate::text::clip_untrusted(name, 40)
+                    )));
+                    return;
+                }
+            },
+            None => filter.to_owned(),
+        };
+        self.apply_filter(&text);
+        if let Some(Status::Error(err)) = &self.status {
+            self.status = Some(Status::Error(format!("--filter: {err}")));
         }
     }
 

@@ -427,3 +427,47 @@ fn o_jumps_from_a_row_to_its_related_rows() {
     press(&mut app, "o");
     assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("related rows")));
 }
+
+#[test]
+fn filters_are_saved_by_name_applied_by_name_and_open_the_workstation() {
+    let mut app = loaded_app(false);
+    press(&mut app, ":save web");
+    press_named(&mut app, KeyName::Enter);
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("no filter to save")));
+    press(&mut app, "/tag:Role=web");
+    press_named(&mut app, KeyName::Enter);
+    let shown = app.instances.table.visible_len();
+    press(&mut app, ":save web");
+    let effects = press_named(&mut app, KeyName::Enter);
+    assert_eq!(
+        effects,
+        vec![Effect::SaveFilter {
+            name: "web".into(),
+            text: "tag:Role=web".into()
+        }]
+    );
+    app.on_engine(EngineEvent::FilterSaved(Ok((
+        "web".into(),
+        "tag:Role=web".into(),
+        "/home/alice/.config/irf/filters.toml".into(),
+    ))));
+    // Cleared, then applied again by its name.
+    press_named(&mut app, KeyName::Esc);
+    assert!(app.instances.table.visible_len() > shown);
+    press(&mut app, ":load web");
+    press_named(&mut app, KeyName::Enter);
+    assert_eq!(app.instances.table.visible_len(), shown);
+    press(&mut app, ":load nope");
+    press_named(&mut app, KeyName::Enter);
+    assert!(matches!(&app.status, Some(Status::Error(e)) if e.contains("saved are web")));
+
+    // --filter opens on a saved filter or a text; a wrong one says why and filters nothing.
+    let mut fresh = loaded_app(false);
+    fresh.saved_filters = app.saved_filters.clone();
+    fresh.filter_instances("@web");
+    assert_eq!(fresh.instances.table.visible_len(), shown);
+    let mut wrong = loaded_app(false);
+    wrong.filter_instances("@nope");
+    assert!(matches!(&wrong.status, Some(Status::Error(e)) if e.contains("--filter @nope")));
+    assert_eq!(wrong.instances.table.visible_len(), instances().len());
+}
