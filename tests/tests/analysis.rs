@@ -713,7 +713,12 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
 
     // A shell in a real terminal: a command runs on the host, with the evidence there.
     let mut shell = TerminalSession::start(&["session", &instance_id], &lab_env(lab()), 30, 120);
-    shell.wait_for(&format!("@{instance_id}"), Duration::from_secs(20));
+    let greeted = shell.wait_for(&format!("@{instance_id}"), Duration::from_secs(20));
+    assert!(
+        greeted.contains(&format!("is the analysis host of case {case_id}"))
+            && greeted.contains("/srv/irf/evidence/"),
+        "the shell starts by saying the case and where its evidence is: {greeted}"
+    );
     shell.send("echo marker-$((6*7)); ls \"$IRF_EVIDENCE_DIR\"\r");
     let screen = shell.wait_for("marker-42", Duration::from_secs(10));
     assert!(
@@ -1130,6 +1135,10 @@ fn the_workstation_hands_its_terminal_to_a_session_and_gets_it_back() {
     // The shell has the terminal: the workstation's screen is gone, the host's prompt is there.
     let shell = session.wait_for(&format!("analyst@{instance_id}"), Duration::from_secs(20));
     assert!(!shell.contains("hosts (1/"), "{shell}");
+    assert!(
+        shell.contains("is the analysis host of case"),
+        "the workstation's shell is greeted too: {shell}"
+    );
     session.send("echo marker-$((6*7))\r");
     session.wait_for("marker-42", Duration::from_secs(10));
     session.send("exit\r");

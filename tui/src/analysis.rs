@@ -309,6 +309,7 @@ pub async fn shell(
         started.request_id.iter().cloned().collect(),
     )
     .await?;
+    greet(host);
     let outcome = async {
         let channel = DataChannel::open(&started).await?;
         let (input_reader, input) = TerminalInput::start();
@@ -356,17 +357,34 @@ pub async fn shell(
     outcome
 }
 
+/// Says, in the terminal the shell is about to take, which case the host is for and where
+/// its evidence is: the first thing an analyst needs, before the host's own prompt.
+fn greet(host: &AnalysisHost) {
+    use std::io::Write as _;
+    let case = escape_untrusted(&host.case_id);
+    let evidence = host
+        .evidence
+        .as_deref()
+        .map(|state| format!(" ({})", escape_untrusted(state)))
+        .unwrap_or_default();
+    let greeting = format!(
+        "\r\nirf: {} is the analysis host of case {case}. Its evidence{evidence} is in \
+         /srv/irf/evidence/{case}/, each file read-only and its SHA-256 checked on the host. \
+         exit ends the session.\r\n",
+        host.instance_id
+    );
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(greeting.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
 /// `irf session <host>`: a shell, in raw mode for its duration.
 pub async fn shell_command(
     context: Arc<AwsContext>,
     instance_id: &str,
 ) -> anyhow::Result<ExitCode> {
     let target = session_target(context, instance_id).await?;
-    eprintln!(
-        "irf: session to {} (case {}); exit the shell to end it",
-        target.host.instance_id,
-        escape_untrusted(&target.host.case_id)
-    );
     let was_raw = crossterm::terminal::is_raw_mode_enabled().unwrap_or(false);
     if !was_raw {
         crossterm::terminal::enable_raw_mode()?;

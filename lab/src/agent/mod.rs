@@ -257,18 +257,13 @@ async fn shell(
         .map_err(|err| err.to_string())?;
     let mut command = if sandbox {
         let mut command = CommandBuilder::new("unshare");
-        command.args([
-            "--net",
-            "--map-root-user",
-            "bash",
-            "--noprofile",
-            "--norc",
-            "-i",
-        ]);
+        command.args(["--net", "--map-root-user", "sh", "-i"]);
         command
     } else {
-        let mut command = CommandBuilder::new("bash");
-        command.args(["--noprofile", "--norc", "-i"]);
+        // The real agent's Standard_Stream shell is `sh` (dash on Debian and Ubuntu), not
+        // bash: a script typed into a session meets the same shell here.
+        let mut command = CommandBuilder::new("sh");
+        command.arg("-i");
         command
     };
     command.env_clear();
@@ -277,7 +272,7 @@ async fn shell(
     command.env("TERM", "xterm-256color");
     command.env("LANG", "C.UTF-8");
     command.env("IRF_EVIDENCE_DIR", &home.evidence);
-    command.env("PS1", format!("analyst@{instance_id}:\\w\\$ "));
+    command.env("PS1", format!("analyst@{instance_id}$ "));
     command.cwd(&home.home);
     let terminal_ready = tokio::time::Instant::now() + TERMINAL_STARTS_AFTER;
     let mut child = pty
