@@ -29,6 +29,7 @@ impl App {
             ]),
             View::Evidence => offered.extend([
                 (FilterMode, "filter"),
+                (ToggleDetail, "details"),
                 (Related, "related"),
                 (SortNext, "sort"),
                 (Refresh, "refresh"),
@@ -49,6 +50,7 @@ impl App {
             ]),
             View::Hosts => offered.extend([
                 (FilterMode, "filter"),
+                (ToggleDetail, "details"),
                 (Related, "related"),
                 (SortNext, "sort"),
                 (Refresh, "refresh"),

@@ -548,7 +548,11 @@ impl App {
     }
 
     pub fn detail_shown(&self) -> bool {
-        self.detail_open && matches!(self.view, View::Instances | View::Findings | View::Accounts)
+        self.detail_open
+            && matches!(
+                self.view,
+                View::Instances | View::Findings | View::Accounts | View::Evidence | View::Hosts
+            )
     }
 
     /// Switches to `view`, loading what it shows.

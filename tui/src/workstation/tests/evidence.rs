@@ -65,3 +65,30 @@ fn the_evidence_view_lists_holds_and_asks_before_changing_one() {
     assert!(press(&mut read_only, "H").is_empty());
     assert_eq!(read_only.mode, Mode::Normal);
 }
+
+#[test]
+fn an_artifact_opens_in_full_beside_the_evidence_at_80x24() {
+    let mut app = loaded_app(false);
+    press(&mut app, "6");
+    let key = "cases/20261128T093015Z-i-ad331045abe82ba53/165667010651/i-ad331045abe82ba53/disk/vol-0123456789abcdef0.qcow2";
+    app.on_engine(EngineEvent::Evidence(Ok(vec![evidence_item(key, true)])));
+    app.handle(Input::Resize {
+        width: 80,
+        height: 24,
+    });
+    press_named(&mut app, KeyName::Enter);
+    assert!(app.detail_shown());
+    let lines = crate::workstation::ui::detail::detail_lines(&app);
+    let value = |label: &str| {
+        lines
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(value("key"), key, "the whole key");
+    assert_eq!(value("legal hold"), "on");
+    assert!(value("export").starts_with("irf evidence export 'cases/"));
+    let screen = render(&app, &dark());
+    assert!(screen.contains("details"), "{screen}");
+}

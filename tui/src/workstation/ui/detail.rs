@@ -1,5 +1,5 @@
-//! The detail panel beside the instances, findings and accounts tables: every field of the
-//! selected row, in full.
+//! The detail panel beside the instances, findings, accounts, evidence and hosts tables:
+//! every field of the selected row, in full.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -54,13 +54,75 @@ pub fn detail_lines(app: &App) -> Vec<(String, String)> {
                 None => push("instance", f.instance_id.as_deref().unwrap_or("-")),
             }
         }
+        View::Evidence => {
+            let Some(row) = app.evidence.table.selected() else {
+                return lines;
+            };
+            let item = &row.item;
+            push("case", item.case_id.as_str());
+            push("kind", &item.kind);
+            push("key", &item.key);
+            push(
+                "size",
+                &format!(
+                    "{} bytes ({})",
+                    item.size,
+                    crate::workstation::format::human_bytes(item.size)
+                ),
+            );
+            push("sha256", item.sha256.as_deref().unwrap_or("-"));
+            push("state", &item.state);
+            match &item.lock {
+                None => push("object lock", "GONE: the object is no longer in the bucket"),
+                Some(lock) => {
+                    push("retention", lock.mode.as_deref().unwrap_or("none"));
+                    push("retain until", lock.retain_until.as_deref().unwrap_or("-"));
+                    push("legal hold", if lock.legal_hold { "on" } else { "off" });
+                }
+            }
+            push(
+                "export",
+                &format!(
+                    "irf evidence export {} -o FILE",
+                    irf_engine::shell_quote(&item.key)
+                ),
+            );
+        }
+        View::Hosts => {
+            let Some(row) = app.hosts.table.selected() else {
+                return lines;
+            };
+            let host = &row.host;
+            push("instance", &host.instance_id);
+            push("case", &host.case_id);
+            push("state", host.state.as_str());
+            push("type", &host.instance_type);
+            push("image", &host.image_id);
+            push("vpc", host.vpc_id.as_deref().unwrap_or("-"));
+            push("subnet", host.subnet_id.as_deref().unwrap_or("-"));
+            push("private ip", host.private_ip.as_deref().unwrap_or("-"));
+            push("public ip", host.public_ip.as_deref().unwrap_or("none"));
+            push("profile", host.instance_profile.as_deref().unwrap_or("-"));
+            push(
+                "imdsv2",
+                if host.imdsv2_required {
+                    "required"
+                } else {
+                    "NOT required"
+                },
+            );
+            push("evidence", host.evidence.as_deref().unwrap_or("none"));
+            push("ssm", host.ssm.as_str());
+            push("launched", host.launched_at.as_deref().unwrap_or("-"));
+            push(
+                "cost so far",
+                &host
+                    .cost_usd
+                    .map_or_else(|| "?".to_owned(), |c| format!("${c:.2}")),
+            );
+        }
         // The cases have their own view instead of a panel.
-        View::Cases
-        | View::Case
-        | View::Approvals
-        | View::Evidence
-        | View::Images
-        | View::Hosts => {}
+        View::Cases | View::Case | View::Approvals | View::Images => {}
         View::Accounts => {
             let Some(row) = app.accounts.table.selected() else {
                 return lines;

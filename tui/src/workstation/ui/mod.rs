@@ -1,7 +1,7 @@
 //! Drawing the workstation from its state: never awaits, never calls AWS, and builds rows
 //! only for the lines on screen, so a frame costs the same with ten rows or a hundred thousand.
 
-mod detail;
+pub mod detail;
 mod dialogs;
 mod tables;
 
