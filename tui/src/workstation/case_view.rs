@@ -13,7 +13,9 @@ use crate::keymap::KeyAction;
 use crate::text::{clip_untrusted, wrap_untrusted_at_most};
 use crate::theme::Theme;
 
-use irf_engine::model::case::{ArtifactProgress, ArtifactState, ContainmentPolicy, StepStatus};
+use irf_engine::model::case::{
+    ArtifactProgress, ArtifactState, ContainmentPolicy, StepStatus, Verdict,
+};
 
 use irf_engine::model::case_detail::{ArtifactSha256, CaseDetail};
 
@@ -117,10 +119,19 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
         (false, true) => "disk",
         (false, false) => "nothing",
     };
-    let containment = match subject.containment {
-        ContainmentPolicy::Approval => "waits for approval",
-        ContainmentPolicy::Auto => "at once, once verified",
-        ContainmentPolicy::Never => "never",
+    // Under the approval policy, what the approver decided once they have.
+    let decided = screen
+        .detail
+        .as_ref()
+        .and_then(|d| d.approval.as_ref())
+        .and_then(|a| a.decided.as_ref())
+        .map(|d| d.decision);
+    let containment = match (subject.containment, decided) {
+        (ContainmentPolicy::Approval, Some(Verdict::Approved)) => "approved",
+        (ContainmentPolicy::Approval, Some(Verdict::Rejected)) => "refused",
+        (ContainmentPolicy::Approval, None) => "waits for approval",
+        (ContainmentPolicy::Auto, _) => "at once, once verified",
+        (ContainmentPolicy::Never, _) => "never",
     };
     let mut lines = vec![
         grid_line(

@@ -213,8 +213,9 @@ async fn event_loop(
             }
             // A poll that asks for nothing changed nothing: no frame for it.
             _ = cases_timer.tick() => {
+                let status = app.status.clone();
                 effects = app.handle(Input::CasesPollDue);
-                dirty = !effects.is_empty();
+                dirty = !effects.is_empty() || app.status != status;
             }
             _ = case_timer.tick() => {
                 effects = app.handle(Input::CasePollDue);

@@ -327,7 +327,13 @@ pub struct App {
     pub identity_switch: bool,
     /// Named filters: `:save NAME` keeps the current one, `:load NAME` applies one.
     pub saved_filters: std::collections::BTreeMap<String, String>,
+    /// The information line as the last tick saw it, and for how many ticks since: it
+    /// clears itself after [`INFO_TICKS`] (errors stay until the next action).
+    info_seen: Option<(Status, u8)>,
 }
+
+/// Ticks of the cases poll (3 s each) an information line stays.
+const INFO_TICKS: u8 = 4;
 
 /// No configuration directory to keep saved filters in.
 #[derive(Debug, thiserror::Error)]
@@ -371,6 +377,7 @@ impl App {
             verifications: HashMap::new(),
             identity_switch: false,
             saved_filters: std::collections::BTreeMap::new(),
+            info_seen: None,
         }
     }
 
@@ -397,7 +404,10 @@ impl App {
                 vec![]
             }
             Input::RefreshDue => self.refresh(false),
-            Input::CasesPollDue => self.poll_cases(),
+            Input::CasesPollDue => {
+                self.age_info();
+                self.poll_cases()
+            }
             Input::CasePollDue => self.poll_case(),
             Input::ScrollUp => self.command(KeyAction::Up),
             Input::ScrollDown => self.command(KeyAction::Down),
@@ -520,8 +530,29 @@ impl App {
         vec![]
     }
 
-    /// Whether the details panel is on screen: only table views beside the cases have one
-    /// (Enter opens a case instead).
+    /// Counts a tick of the information line on screen and clears it once it has stood for
+    /// [`INFO_TICKS`]; a new line starts its count again. A launch under way keeps its
+    /// stage on screen however long a stage takes.
+    fn age_info(&mut self) {
+        let shown = match &self.status {
+            Some(status @ Status::Info(_)) if self.launching.is_none() => status.clone(),
+            _ => {
+                self.info_seen = None;
+                return;
+            }
+        };
+        let ticks = match &self.info_seen {
+            Some((seen, ticks)) if *seen == shown => ticks + 1,
+            _ => 0,
+        };
+        if ticks >= INFO_TICKS {
+            self.status = None;
+            self.info_seen = None;
+        } else {
+            self.info_seen = Some((shown, ticks));
+        }
+    }
+
     /// Where the screen's parts are, as this state shows them.
     pub fn areas(&self) -> super::layout::Areas {
         let hint_lines = match (&self.mode, &self.status) {
@@ -547,6 +578,8 @@ impl App {
         }
     }
 
+    /// Whether the details panel is on screen: only the lists whose rows have more than
+    /// their columns show have one (Enter opens a case instead).
     pub fn detail_shown(&self) -> bool {
         self.detail_open
             && matches!(

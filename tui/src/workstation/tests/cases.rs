@@ -268,6 +268,9 @@ fn a_case_waiting_for_approval_says_how_to_approve() {
     detail.case.status = CaseStatus::Running;
     let screen = render(&case_app(detail), &dark());
     assert!(!screen.contains("waiting for approval"), "{screen}");
+    // Nor does the header's containment line still say it waits.
+    assert!(!screen.contains("waits for approval"), "{screen}");
+    assert!(screen.contains("containment approved"), "{screen}");
     assert!(
         screen.contains("approved by arn:aws:sts::123456789012:assumed-role/irf-approver/bob at 2026-11-28 10:02:00"),
         "{screen}"

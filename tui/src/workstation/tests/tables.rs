@@ -471,3 +471,23 @@ fn filters_are_saved_by_name_applied_by_name_and_open_the_workstation() {
     assert!(matches!(&wrong.status, Some(Status::Error(e)) if e.contains("--filter @nope")));
     assert_eq!(wrong.instances.table.visible_len(), instances().len());
 }
+
+#[test]
+fn an_information_line_clears_itself_and_an_error_stays() {
+    let mut app = loaded_app(false);
+    app.status = Some(Status::Info("resolved: a finding".into()));
+    for _ in 0..4 {
+        app.handle(Input::CasesPollDue);
+        assert!(app.status.is_some(), "it stands a while");
+    }
+    app.handle(Input::CasesPollDue);
+    assert_eq!(app.status, None, "then it goes");
+    app.status = Some(Status::Error("could not verify".into()));
+    for _ in 0..10 {
+        app.handle(Input::CasesPollDue);
+    }
+    assert!(
+        matches!(app.status, Some(Status::Error(_))),
+        "an error waits to be read"
+    );
+}
