@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use crate::aws::{AwsContext, AwsError};
-use crate::ledger::signature::LedgerSigner;
 use crate::model::case::Case;
 use crate::store::case_table::CaseTable;
 use crate::store::evidence_bucket::EvidenceBucket;
+use crate::store::ledger_key::LedgerSigner;
 
 /// Why a plane cannot do what was asked of it.
 #[derive(Debug, thiserror::Error)]

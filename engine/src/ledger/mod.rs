@@ -3,8 +3,6 @@
 //! case table and sealed, entry by entry, into the Object Lock evidence bucket; and the
 //! verification of a case against it.
 
-pub mod signature;
-
 use serde::{Deserialize, Serialize};
 
 use crate::aws::AwsError;
@@ -12,7 +10,7 @@ use crate::model::case::{CaseId, now_rfc3339};
 use crate::model::ledger::{ArtifactHash, GENESIS, LedgerEntry, NewEntry, sealed_key};
 use crate::plane::Plane;
 use crate::store::case_table::CaseError;
-pub use signature::LedgerSigner;
+pub use crate::store::ledger_key::LedgerSigner;
 
 /// Why the ledger could not be written, read or checked.
 #[derive(Debug, thiserror::Error)]

@@ -93,8 +93,20 @@ fn grid_line(
     Line::from(spans)
 }
 
-/// The case's header: who, what, where, when, and what it waits on.
+/// The case view's header: who and what the case is about, then whatever of its error, its
+/// approval, its instance's containment, its last verification and a failed refresh there is.
 fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> Vec<Line<'static>> {
+    let mut lines = case_grid(app, screen, theme, width);
+    lines.extend(error_lines(screen, theme, width));
+    lines.extend(approval_lines(app, screen, theme, width));
+    lines.extend(containment_lines(screen, theme, width));
+    lines.extend(verification_lines(app, screen, theme, width));
+    lines.extend(refresh_error_lines(screen, theme, width));
+    lines
+}
+
+/// The case, its subject and what it does, in three columns, and who asked for it.
+fn case_grid(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> Vec<Line<'static>> {
     let case = &screen.case;
     let subject = &case.subject;
     let text = theme.style("text");
@@ -133,7 +145,7 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
         (ContainmentPolicy::Auto, _) => "at once, once verified",
         (ContainmentPolicy::Never, _) => "never",
     };
-    let mut lines = vec![
+    vec![
         grid_line(
             &[
                 (
@@ -177,7 +189,13 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
             &whole_line,
             theme,
         ),
-    ];
+    ]
+}
+
+/// The case's error, wrapped into a few lines.
+fn error_lines(screen: &CaseScreen, theme: &Theme, width: usize) -> Vec<Line<'static>> {
+    let case = &screen.case;
+    let mut lines = Vec::new();
     if let Some(error) = &case.error {
         let error_style = theme.style("status.error");
         for (n, part) in wrap_untrusted_at_most(error, width.saturating_sub(10), ERROR_LINES)
@@ -191,6 +209,20 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
             ]));
         }
     }
+    lines
+}
+
+/// What the approval waits for, or what the approver decided.
+fn approval_lines(
+    app: &App,
+    screen: &CaseScreen,
+    theme: &Theme,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let case = &screen.case;
+    let text = theme.style("text");
+    let whole_line = [(9, width.saturating_sub(10))];
+    let mut lines = Vec::new();
     let approval = screen.detail.as_ref().and_then(|d| d.approval.as_ref());
     match approval {
         Some(pending) if pending.decided.is_none() && case.status.is_open() => {
@@ -231,6 +263,14 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
         }
         None => {}
     }
+    lines
+}
+
+/// The containment of the case's instance, whichever case or request made it.
+fn containment_lines(screen: &CaseScreen, theme: &Theme, width: usize) -> Vec<Line<'static>> {
+    let text = theme.style("text");
+    let whole_line = [(9, width.saturating_sub(10))];
+    let mut lines = Vec::new();
     if let Some(record) = screen.detail.as_ref().and_then(|d| d.containment.as_ref()) {
         let style = if record.state.holds_originals() {
             theme.style("state.incident")
@@ -243,6 +283,19 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
             theme,
         ));
     }
+    lines
+}
+
+/// The case's last verification here, with what did not verify.
+fn verification_lines(
+    app: &App,
+    screen: &CaseScreen,
+    theme: &Theme,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let case = &screen.case;
+    let whole_line = [(9, width.saturating_sub(10))];
+    let mut lines = Vec::new();
     match app.verifications.get(&case.case_id) {
         Some(Ok(verification)) => {
             let failed: Vec<&irf_engine::ledger::CheckedItem> =
@@ -295,6 +348,12 @@ fn header_lines(app: &App, screen: &CaseScreen, theme: &Theme, width: usize) -> 
         )),
         None => {}
     }
+    lines
+}
+
+/// Why the last refresh failed (the case on screen is the last one read).
+fn refresh_error_lines(screen: &CaseScreen, theme: &Theme, width: usize) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
     if let Some(error) = &screen.error {
         let message = format!("could not refresh the case (shown as last read): {error}");
         for part in wrap_untrusted_at_most(&message, width, ERROR_LINES) {
