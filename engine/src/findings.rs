@@ -179,6 +179,8 @@ pub struct FindingQuery {
     pub regions: Vec<String>,
     /// Only findings updated at or after this time.
     pub updated_since: Option<OffsetDateTime>,
+    /// Only the findings of these ids; empty: any.
+    pub ids: Vec<String>,
 }
 
 impl FindingQuery {
@@ -224,6 +226,9 @@ impl FindingQuery {
             let since = since.format(&Rfc3339).unwrap_or_default();
             filters = filters.updated_at(DateFilter::builder().start(since).build());
         }
+        for id in &self.ids {
+            filters = filters.id(equals(id));
+        }
         filters.build()
     }
 
@@ -247,6 +252,7 @@ impl FindingQuery {
             && (!self.ec2_only || finding.resource_type == "AwsEc2Instance")
             && (self.accounts.is_empty() || self.accounts.contains(&finding.account))
             && (self.regions.is_empty() || self.regions.contains(&finding.region))
+            && (self.ids.is_empty() || self.ids.contains(&finding.id))
             && since_ok
     }
 }

@@ -1183,3 +1183,103 @@ async fn an_sso_profile_signs_in_with_the_token_cache_of_aws_sso_login() {
         );
     }
 }
+
+/// `irf resolve` marks a finding RESOLVED in the aggregator, as the workstation's `R` does;
+/// an id the aggregator does not hold is named, and read-only mode refuses before any call.
+#[tokio::test]
+async fn resolve_marks_a_finding_resolved_and_names_an_unknown_one() {
+    let state = lab();
+    let member = state
+        .seeded
+        .members
+        .iter()
+        .find(|m| m.managed)
+        .expect("a managed member");
+    let hub = aws_sdk_securityhub::Client::new(
+        &irf_e2e::admin_context()
+            .await
+            .account_config(&state.seeded.security, "us-east-1")
+            .await
+            .expect("the Security account"),
+    );
+    let id = format!(
+        "arn:aws:guardduty:us-east-1:{}:detector/irflab/finding/to-resolve",
+        member.id
+    );
+    let stamp = "2026-12-01T00:00:00Z";
+    let finding = aws_sdk_securityhub::types::AwsSecurityFinding::builder()
+        .schema_version("2018-10-08")
+        .id(&id)
+        .product_arn("arn:aws:securityhub:us-east-1::product/aws/guardduty")
+        .generator_id("to-resolve")
+        .aws_account_id(member.id.as_str())
+        .region("us-east-1")
+        .types("TTPs/Discovery")
+        .created_at(stamp)
+        .updated_at(stamp)
+        .severity(
+            aws_sdk_securityhub::types::Severity::builder()
+                .label(aws_sdk_securityhub::types::SeverityLabel::Medium)
+                .normalized(40)
+                .build(),
+        )
+        .title("a finding to resolve")
+        .description("planted")
+        .resources(
+            aws_sdk_securityhub::types::Resource::builder()
+                .r#type("AwsS3Bucket")
+                .id("arn:aws:s3:::irf-lab-somewhere")
+                .build(),
+        )
+        .build();
+    hub.batch_import_findings()
+        .findings(finding)
+        .send()
+        .await
+        .expect("import the finding");
+    let env = lab_env(state);
+    let status_of = || {
+        let out = run_irf(
+            &["findings", "--any-status", "--all-resources", "--json"],
+            &env,
+        );
+        let listed: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).expect("findings JSON");
+        listed
+            .into_iter()
+            .find(|f| f["id"] == id.as_str())
+            .map(|f| f["workflow_status"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(status_of().as_deref(), Some("NEW"));
+
+    let refused = run_irf(&["--read-only", "resolve", &id], &env);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("irf resolve"));
+    assert_eq!(
+        status_of().as_deref(),
+        Some("NEW"),
+        "read-only changed nothing"
+    );
+
+    let out = run_irf(&["resolve", &id], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status_of().as_deref(), Some("RESOLVED"));
+
+    let unknown = run_irf(
+        &[
+            "resolve",
+            "arn:aws:guardduty:us-east-1:1:detector/x/finding/none",
+        ],
+        &env,
+    );
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("finding/none"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+}

@@ -187,6 +187,12 @@ pub enum Command {
         #[arg(long)]
         plan: PathBuf,
     },
+    /// Mark a Security Hub finding RESOLVED, recorded with your identity in the finding's note
+    /// and in the ledger of its instance's latest case.
+    Resolve {
+        /// The finding's id ('irf findings --json' lists them).
+        finding_id: String,
+    },
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell, for
     /// example: irf completions bash > ~/.local/share/bash-completion/completions/irf
     Completions { shell: clap_complete::Shell },

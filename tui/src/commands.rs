@@ -196,6 +196,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             plan,
         }) => crate::acquire::memcap(&source, &iomem, &plan),
         Some(Command::Config(command)) => config_command(&command),
+        Some(Command::Resolve { finding_id }) => {
+            crate::contain::refuse_read_only(&global, "irf resolve")?;
+            resolve(connect(&global).await?, &finding_id).await
+        }
         Some(Command::Completions { shell }) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -238,6 +242,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 accounts: account,
                 regions: region,
                 updated_since: since,
+                ids: Vec::new(),
             };
             findings(&global, json, &query, filter.as_deref()).await
         }
@@ -612,6 +617,56 @@ async fn instances(
     } else {
         ExitCode::from(2)
     })
+}
+
+/// `irf resolve`: the finding RESOLVED, and the change in its instance's latest case.
+async fn resolve(context: Arc<AwsContext>, finding_id: &str) -> anyhow::Result<ExitCode> {
+    use irf_engine::findings::{FindingRef, WorkflowStatus};
+    let query = FindingQuery {
+        ids: vec![finding_id.to_owned()],
+        ..FindingQuery::default()
+    };
+    let finding = context
+        .findings(&query)
+        .await?
+        .into_iter()
+        .find(|f| f.id == finding_id)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no finding '{}' in the Security Hub aggregator: 'irf findings --any-status --json' lists them",
+                crate::text::escape_untrusted(finding_id)
+            )
+        })?;
+    context
+        .set_workflow_status(
+            &[FindingRef::from(&finding)],
+            WorkflowStatus::Resolved,
+            "Resolved with irf resolve",
+        )
+        .await?;
+    eprintln!(
+        "irf: resolved: {}",
+        crate::text::clip_untrusted(&finding.title, 100)
+    );
+    // The change belongs to the custody of the instance's latest case, where there is one.
+    if let Some(instance_id) = &finding.instance_id {
+        match irf_engine::plane::Plane::connect(context.clone()).await {
+            Ok(plane) => {
+                if let Some(case_id) = irf_engine::findings::record_in_case(
+                    &plane,
+                    instance_id,
+                    &finding.id,
+                    WorkflowStatus::Resolved,
+                )
+                .await?
+                {
+                    eprintln!("irf: recorded in the ledger of case {case_id}");
+                }
+            }
+            Err(err) => eprintln!("irf: warning: not recorded in a case: {err}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn findings(

@@ -6,8 +6,8 @@ use irf_engine::shell_quote;
 use super::*;
 
 impl Effect {
-    /// The `irf` command that does what this effect does; `None` where the command line
-    /// has none (resolving a finding) or the effect changes nothing.
+    /// The `irf` command that does what this effect does; `None` where the effect changes
+    /// nothing.
     pub fn as_command(&self) -> Option<String> {
         Some(match self {
             Self::StartAcquisition { subject } => {
@@ -32,6 +32,9 @@ impl Effect {
                 if *on { "" } else { " --off" }
             ),
             Self::StartImageBuild => "irf images build".to_owned(),
+            Self::ResolveFinding { finding, .. } => {
+                format!("irf resolve {}", shell_quote(&finding.id))
+            }
             Self::LaunchHost { case_id } => format!("irf hosts launch --case {case_id}"),
             _ => return None,
         })

@@ -228,6 +228,14 @@ fn every_dialog_names_a_command_irf_takes() {
             on: false,
         },
         Effect::StartImageBuild,
+        Effect::ResolveFinding {
+            finding: irf_engine::findings::FindingRef {
+                id: "arn:aws:guardduty:eu-west-1:165667010651:detector/d/finding/f".into(),
+                product_arn: "arn:aws:securityhub:eu-west-1::product/aws/guardduty".into(),
+            },
+            title: "a finding".into(),
+            instance_id: None,
+        },
         Effect::LaunchHost {
             case_id: case.clone(),
         },
