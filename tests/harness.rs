@@ -262,6 +262,56 @@ pub async fn set_incident_tag(
         .expect("the incident tag");
 }
 
+/// Imports a finding of a test's own into the Security account's aggregator, as a finding
+/// provider (GuardDuty) does: `id` in `account`, about the resource `(type, id)`. A test that
+/// resolves or counts findings plants its own, so that the seeded ones stay as they are.
+pub async fn plant_finding(
+    account: &str,
+    id: &str,
+    title: &str,
+    severity: aws_sdk_securityhub::types::SeverityLabel,
+    (resource_type, resource_id): (&str, &str),
+) {
+    let state = lab();
+    let hub = aws_sdk_securityhub::Client::new(
+        &admin_context()
+            .await
+            .account_config(&state.seeded.security, "us-east-1")
+            .await
+            .expect("the Security account"),
+    );
+    let stamp = "2026-12-01T00:00:00Z";
+    let finding = aws_sdk_securityhub::types::AwsSecurityFinding::builder()
+        .schema_version("2018-10-08")
+        .id(id)
+        .product_arn("arn:aws:securityhub:us-east-1::product/aws/guardduty")
+        .generator_id("irf-test")
+        .aws_account_id(account)
+        .region("us-east-1")
+        .types("TTPs/Discovery")
+        .created_at(stamp)
+        .updated_at(stamp)
+        .severity(
+            aws_sdk_securityhub::types::Severity::builder()
+                .label(severity)
+                .build(),
+        )
+        .title(title)
+        .description("planted by a test")
+        .resources(
+            aws_sdk_securityhub::types::Resource::builder()
+                .r#type(resource_type)
+                .id(resource_id)
+                .build(),
+        )
+        .build();
+    hub.batch_import_findings()
+        .findings(finding)
+        .send()
+        .await
+        .expect("import the planted finding");
+}
+
 /// A context on the shared lab as the lab's own administrator (the management account's
 /// root, and OrganizationAccountAccessRole in the other accounts): what a test uses to
 /// stage what no irf principal may do (tampering, a second operator).

@@ -87,10 +87,8 @@ pub enum ConfigError {
         "the configuration names no regions: set 'regions' to at least one, for example [\"us-east-1\"]"
     )]
     NoRegions,
-    #[error(
-        "'{0}' in 'regions' is not an AWS region name (like us-east-1, eu-central-2, us-gov-west-1): 'aws ec2 describe-regions' lists them"
-    )]
-    BadRegion(String),
+    #[error("in 'regions': {0}")]
+    BadRegion(NotARegion),
     #[error("'{0}' is not a retry mode: use 'standard' or 'adaptive'")]
     BadRetryMode(String),
 }
@@ -337,6 +335,22 @@ impl Default for Config {
     }
 }
 
+/// A name that is not an AWS region's, said the same wherever it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{0}' is not an AWS region name (like us-east-1, eu-central-2, us-gov-west-1): 'aws ec2 describe-regions' lists them"
+)]
+pub struct NotARegion(pub String);
+
+/// `name` as a region name, or why it is not one.
+pub fn region_name(name: &str) -> Result<String, NotARegion> {
+    if is_region_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(NotARegion(name.to_owned()))
+    }
+}
+
 /// Whether `name` has the shape of an AWS region name: a two-letter area, an optional
 /// `gov`/`iso...` partition mark, a direction or place, and a number (`us-east-1`,
 /// `us-gov-west-1`, `us-isob-east-1`, `ap-southeast-5`). The shape, not a list: a region
@@ -438,7 +452,7 @@ impl Config {
             return Err(ConfigError::NoRegions);
         }
         if let Some(bad) = self.regions.iter().find(|r| !is_region_name(r)) {
-            return Err(ConfigError::BadRegion(bad.clone()));
+            return Err(ConfigError::BadRegion(NotARegion(bad.clone())));
         }
         Ok(())
     }

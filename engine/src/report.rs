@@ -45,7 +45,7 @@ pub struct AnalysisActivity {
 pub fn analysis_activity(ledger: &[LedgerEntry]) -> Vec<AnalysisActivity> {
     ledger
         .iter()
-        .filter(|e| Action::ANALYSIS.iter().any(|a| a.is(&e.action)))
+        .filter(|e| Action::is_analysis(&e.action))
         .map(|e| AnalysisActivity {
             at: e.at.clone(),
             actor: e.actor.clone(),

@@ -861,51 +861,21 @@ async fn a_hostile_finding_reaches_the_terminal_inert() {
         .iter()
         .find(|m| m.managed)
         .expect("a managed member");
-    let hub = aws_sdk_securityhub::Client::new(
-        &irf_e2e::admin_context()
-            .await
-            .account_config(&state.seeded.security, "us-east-1")
-            .await
-            .expect("the Security account"),
-    );
-    let stamp = "2026-12-01T00:00:00Z";
     let hostile_id = "i-\u{1b}]52;c;cm0gLXJmIH4=\u{7}\u{1b}[2J";
-    let finding = aws_sdk_securityhub::types::AwsSecurityFinding::builder()
-        .schema_version("2018-10-08")
-        .id(format!(
+    irf_e2e::plant_finding(
+        member.id.as_str(),
+        &format!(
             "arn:aws:guardduty:us-east-1:{}:detector/irflab/finding/hostile",
             member.id
-        ))
-        .product_arn("arn:aws:securityhub:us-east-1::product/aws/guardduty")
-        .generator_id("hostile")
-        .aws_account_id(member.id.as_str())
-        .region("us-east-1")
-        .types("TTPs/Command and Control")
-        .created_at(stamp)
-        .updated_at(stamp)
-        .severity(
-            aws_sdk_securityhub::types::Severity::builder()
-                .label(aws_sdk_securityhub::types::SeverityLabel::Critical)
-                .normalized(90)
-                .build(),
-        )
-        .title("hostile-title \u{1b}[31mRED\u{1b}]0;owned\u{7}")
-        .description("planted")
-        .resources(
-            aws_sdk_securityhub::types::Resource::builder()
-                .r#type("AwsEc2Instance")
-                .id(format!(
-                    "arn:aws:ec2:us-east-1:{}:instance/{hostile_id}",
-                    member.id
-                ))
-                .build(),
-        )
-        .build();
-    hub.batch_import_findings()
-        .findings(finding)
-        .send()
-        .await
-        .expect("import the hostile finding");
+        ),
+        "hostile-title \u{1b}[31mRED\u{1b}]0;owned\u{7}",
+        aws_sdk_securityhub::types::SeverityLabel::Critical,
+        (
+            "AwsEc2Instance",
+            &format!("arn:aws:ec2:us-east-1:{}:instance/{hostile_id}", member.id),
+        ),
+    )
+    .await;
     let out = run_irf(&["findings"], &lab_env(state));
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{printed}");

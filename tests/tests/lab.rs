@@ -763,41 +763,22 @@ async fn a_finding_resolved_from_irf_leaves_the_open_list_with_a_note() {
     // A finding of this test's own, so other tests keep the seeded ones as they are,
     // imported as a finding provider does (the account's administrator here).
     let instance = &state.seeded.instances[0];
-    let hub =
-        aws_sdk_securityhub::Client::new(&irf_e2e::admin_context().await.base_config("us-east-1"));
     let id = "arn:aws:guardduty:us-east-1:000000000000:detector/test/finding/resolve-me";
     let product = "arn:aws:securityhub:us-east-1::product/aws/guardduty";
-    let finding = aws_sdk_securityhub::types::AwsSecurityFinding::builder()
-        .schema_version("2018-10-08")
-        .id(id)
-        .product_arn(product)
-        .generator_id("test")
-        .aws_account_id(instance.account.as_str())
-        .types("TTPs/Discovery/Recon:EC2-PortProbeUnprotectedPort")
-        .created_at("2026-11-27T00:00:00Z")
-        .updated_at("2026-11-27T00:00:00Z")
-        .severity(
-            aws_sdk_securityhub::types::Severity::builder()
-                .label(aws_sdk_securityhub::types::SeverityLabel::Low)
-                .build(),
-        )
-        .title("resolve me")
-        .description("test")
-        .resources(
-            aws_sdk_securityhub::types::Resource::builder()
-                .r#type("AwsEc2Instance")
-                .id(format!(
-                    "arn:aws:ec2:{}:{}:instance/{}",
-                    instance.region, instance.account, instance.id
-                ))
-                .build(),
-        )
-        .build();
-    hub.batch_import_findings()
-        .findings(finding)
-        .send()
-        .await
-        .expect("import");
+    irf_e2e::plant_finding(
+        instance.account.as_str(),
+        id,
+        "resolve me",
+        aws_sdk_securityhub::types::SeverityLabel::Low,
+        (
+            "AwsEc2Instance",
+            &format!(
+                "arn:aws:ec2:{}:{}:instance/{}",
+                instance.region, instance.account, instance.id
+            ),
+        ),
+    )
+    .await;
     let open = context
         .findings(&FindingQuery::open_on_instances())
         .await
@@ -1195,48 +1176,18 @@ async fn resolve_marks_a_finding_resolved_and_names_an_unknown_one() {
         .iter()
         .find(|m| m.managed)
         .expect("a managed member");
-    let hub = aws_sdk_securityhub::Client::new(
-        &irf_e2e::admin_context()
-            .await
-            .account_config(&state.seeded.security, "us-east-1")
-            .await
-            .expect("the Security account"),
-    );
     let id = format!(
         "arn:aws:guardduty:us-east-1:{}:detector/irflab/finding/to-resolve",
         member.id
     );
-    let stamp = "2026-12-01T00:00:00Z";
-    let finding = aws_sdk_securityhub::types::AwsSecurityFinding::builder()
-        .schema_version("2018-10-08")
-        .id(&id)
-        .product_arn("arn:aws:securityhub:us-east-1::product/aws/guardduty")
-        .generator_id("to-resolve")
-        .aws_account_id(member.id.as_str())
-        .region("us-east-1")
-        .types("TTPs/Discovery")
-        .created_at(stamp)
-        .updated_at(stamp)
-        .severity(
-            aws_sdk_securityhub::types::Severity::builder()
-                .label(aws_sdk_securityhub::types::SeverityLabel::Medium)
-                .normalized(40)
-                .build(),
-        )
-        .title("a finding to resolve")
-        .description("planted")
-        .resources(
-            aws_sdk_securityhub::types::Resource::builder()
-                .r#type("AwsS3Bucket")
-                .id("arn:aws:s3:::irf-lab-somewhere")
-                .build(),
-        )
-        .build();
-    hub.batch_import_findings()
-        .findings(finding)
-        .send()
-        .await
-        .expect("import the finding");
+    irf_e2e::plant_finding(
+        member.id.as_str(),
+        &id,
+        "a finding to resolve",
+        aws_sdk_securityhub::types::SeverityLabel::Medium,
+        ("AwsS3Bucket", "arn:aws:s3:::irf-lab-somewhere"),
+    )
+    .await;
     let env = lab_env(state);
     let status_of = || {
         let out = run_irf(

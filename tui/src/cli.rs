@@ -507,14 +507,8 @@ fn parse_instance_id(text: &str) -> Result<String, String> {
 /// An AWS region name, checked for its shape before any call (a typo would otherwise reach
 /// AWS as a host name that does not exist).
 fn parse_region(text: &str) -> Result<String, String> {
-    if irf_engine::config::is_region_name(text) {
-        Ok(text.to_owned())
-    } else {
-        Err(format!(
-            "'{}' is not an AWS region name (like us-east-1, eu-central-2, us-gov-west-1): 'aws ec2 describe-regions' lists them",
-            crate::text::escape_untrusted(text)
-        ))
-    }
+    irf_engine::config::region_name(text)
+        .map_err(|err| crate::text::escape_untrusted(&err.to_string()))
 }
 
 /// A case id, or the instance id of a direct containment request.

@@ -135,7 +135,9 @@ async fn snapshot(
         plane,
         &case.case_id,
         crate::model::ledger::NewEntry {
-            action: crate::model::ledger::Action::SnapshotCreated.text(),
+            action: crate::model::ledger::Action::SnapshotCreated
+                .text()
+                .into_owned(),
             target: format!("{account}/{region}/{}", volume.volume_id),
             request_ids: out.request_id().map(str::to_owned).into_iter().collect(),
             detail: Some(format!(

@@ -111,7 +111,8 @@ pub async fn run(plane: &Plane, message: &StepMessage) -> Result<Value, StepErro
                 step: step.as_str(),
                 succeeded: outcome.is_ok(),
             }
-            .text(),
+            .text()
+            .into_owned(),
             target: case.subject.ledger_target(),
             detail: detail.clone(),
             ..Default::default()

@@ -1,6 +1,8 @@
 //! The chain of custody's entries: what each records (action, actor, target, artifacts'
 //! hashes, request ids), the hash that chains it to the one before, and its signature.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -67,36 +69,48 @@ impl Action {
         Self::SessionClosed,
     ];
 
-    /// The text the entry records.
-    pub fn text(&self) -> String {
-        match self {
-            Self::CaseOpened => "case opened".into(),
-            Self::Step { step, succeeded } => format!(
-                "step {step} {}",
-                if *succeeded { "succeeded" } else { "failed" }
-            ),
-            Self::SnapshotCreated => "snapshot created".into(),
-            Self::DiskRangeImaged => "disk block range imaged".into(),
-            Self::ArtifactWritten(kind) => format!("{} artifact written", kind.as_str()),
-            Self::ContainmentFirstApproval => "containment approved (first of two)".into(),
-            Self::ContainmentDecided(verdict) => format!("containment {verdict}"),
-            Self::ContainmentChange(change) => format!("containment: {change}"),
-            Self::LegalHold { placed: true } => "legal hold placed".into(),
-            Self::LegalHold { placed: false } => "legal hold removed".into(),
-            Self::ArtifactExported => "artifact exported".into(),
-            Self::AnalysisHostLaunched => "analysis host launched".into(),
-            Self::AnalysisHostEvidenceVerified => "analysis host evidence verified".into(),
-            Self::AnalysisHostEvidenceFailed => "analysis host evidence failed".into(),
-            Self::AnalysisHostTerminated => "analysis host terminated".into(),
-            Self::SessionOpened => "session opened".into(),
-            Self::SessionClosed => "session closed".into(),
-            Self::FindingUpdated => "finding updated".into(),
-        }
+    /// The text the entry records; borrowed where it is fixed, so that recognising an
+    /// entry (the report, the case view's panels, every frame) allocates nothing.
+    pub fn text(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Self::CaseOpened => "case opened",
+            Self::Step { step, succeeded } => {
+                let word = if *succeeded { "succeeded" } else { "failed" };
+                return Cow::Owned(format!("step {step} {word}"));
+            }
+            Self::SnapshotCreated => "snapshot created",
+            Self::DiskRangeImaged => "disk block range imaged",
+            Self::ArtifactWritten(kind) => {
+                return Cow::Owned(format!("{} artifact written", kind.as_str()));
+            }
+            Self::ContainmentFirstApproval => "containment approved (first of two)",
+            Self::ContainmentDecided(verdict) => {
+                return Cow::Owned(format!("containment {verdict}"));
+            }
+            Self::ContainmentChange(change) => {
+                return Cow::Owned(format!("containment: {change}"));
+            }
+            Self::LegalHold { placed: true } => "legal hold placed",
+            Self::LegalHold { placed: false } => "legal hold removed",
+            Self::ArtifactExported => "artifact exported",
+            Self::AnalysisHostLaunched => "analysis host launched",
+            Self::AnalysisHostEvidenceVerified => "analysis host evidence verified",
+            Self::AnalysisHostEvidenceFailed => "analysis host evidence failed",
+            Self::AnalysisHostTerminated => "analysis host terminated",
+            Self::SessionOpened => "session opened",
+            Self::SessionClosed => "session closed",
+            Self::FindingUpdated => "finding updated",
+        })
     }
 
     /// Whether `recorded` (an entry's action) is this action.
     pub fn is(&self, recorded: &str) -> bool {
         self.text() == recorded
+    }
+
+    /// Whether `recorded` is one of the [`Action::ANALYSIS`] actions.
+    pub fn is_analysis(recorded: &str) -> bool {
+        Self::ANALYSIS.iter().any(|action| action.is(recorded))
     }
 }
 
@@ -187,7 +201,7 @@ pub struct NewEntry {
 impl NewEntry {
     pub fn new(action: Action, target: impl Into<String>) -> Self {
         Self {
-            action: action.text(),
+            action: action.text().into_owned(),
             target: target.into(),
             ..Self::default()
         }
@@ -233,7 +247,10 @@ mod tests {
             Action::ContainmentDecided(Verdict::Rejected).text(),
             "containment rejected"
         );
-        let analysis: Vec<String> = Action::ANALYSIS.iter().map(Action::text).collect();
+        let analysis: Vec<String> = Action::ANALYSIS
+            .iter()
+            .map(|a| a.text().into_owned())
+            .collect();
         assert_eq!(
             analysis,
             [

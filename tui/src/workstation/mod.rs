@@ -145,7 +145,11 @@ async fn event_loop(
                 Effect::SaveFilter { name, text } => {
                     let saved = match &saved_filters_path {
                         Some(path) => crate::saved_filters::save(path, &name, &text)
-                            .map(|()| (name, text, path.display().to_string()))
+                            .map(|()| app::SavedFilter {
+                                name,
+                                text,
+                                file: path.display().to_string(),
+                            })
                             .map_err(Failure::from),
                         None => Err(Failure::from(app::FiltersUnavailable)),
                     };

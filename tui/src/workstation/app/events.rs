@@ -197,9 +197,9 @@ impl App {
                 self.list_loaded(View::Hosts, |app| &mut app.hosts, result, HostRow::new);
             }
             EngineEvent::FilterSaved(result) => match result {
-                Ok((name, text, path)) => {
+                Ok(SavedFilter { name, text, file }) => {
                     self.status = Some(Status::Info(format!(
-                        "filter {name} saved in {path}: :load {name} applies it"
+                        "filter {name} saved in {file}: :load {name} applies it"
                     )));
                     self.saved_filters.insert(name, text);
                 }

@@ -92,8 +92,8 @@ pub enum EngineEvent {
     Hosts(Result<Vec<AnalysisHost>, Failure>),
     /// A host launched with its evidence, or why not.
     HostLaunched(Result<Box<LaunchOutcome>, Failure>),
-    /// A filter was saved (its name, text and the file), or why not.
-    FilterSaved(Result<(String, String, String), Failure>),
+    /// A filter was saved, or why not.
+    FilterSaved(Result<SavedFilter, Failure>),
     /// A launch under way started its next stage.
     HostLaunchProgress {
         case_id: CaseId,
@@ -103,6 +103,14 @@ pub enum EngineEvent {
     SessionEnded(Result<String, Failure>),
     /// A host terminated (what was done), or why not.
     HostTerminated(Result<String, Failure>),
+}
+
+/// A filter kept under a name, and the file that keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedFilter {
+    pub name: String,
+    pub text: String,
+    pub file: String,
 }
 
 /// Work the update asks the runtime to start.

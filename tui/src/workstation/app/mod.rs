@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use irf_engine::model::case::{Case, CaseId, ContainmentPolicy};
 
 use irf_engine::model::case_detail::CaseDetail;
+use irf_engine::model::ledger::Action;
 
 use irf_engine::config::Config;
 use irf_engine::inventory::Instance;
@@ -34,7 +35,7 @@ mod script;
 pub use super::table::Load;
 pub use commands::FooterHint;
 pub use keys::complete;
-pub use messages::{Effect, EngineEvent, Input};
+pub use messages::{Effect, EngineEvent, Input, SavedFilter};
 
 /// The workstation's views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,7 +240,12 @@ impl CasePanel {
         match self {
             Self::Artifacts => detail.artifacts.len(),
             Self::Custody => detail.ledger.len(),
-            Self::Analysis => irf_engine::report::analysis_activity(&detail.ledger).len(),
+            // Counted, not gathered: the panel line asks every frame.
+            Self::Analysis => detail
+                .ledger
+                .iter()
+                .filter(|entry| Action::is_analysis(&entry.action))
+                .count(),
         }
     }
 }

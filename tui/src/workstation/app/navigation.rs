@@ -74,18 +74,18 @@ impl App {
                     ));
                 }
             },
-            "region" => match words.next() {
-                Some(name) if irf_engine::config::is_region_name(name) => {
+            "region" => match words.next().map(irf_engine::config::region_name) {
+                Some(Ok(name)) => {
                     self.status = Some(Status::Info(format!("switching to region {name}…")));
                     return vec![Effect::SwitchIdentity {
                         profile: None,
-                        region: Some(name.to_owned()),
+                        region: Some(name),
                     }];
                 }
-                Some(name) => {
-                    self.status = Some(Status::Error(format!(
-                        "'{}' is not an AWS region name (like us-east-1, eu-central-2)",
-                        crate::text::clip_untrusted(name, 40)
+                Some(Err(err)) => {
+                    self.status = Some(Status::Error(crate::text::clip_untrusted(
+                        &err.to_string(),
+                        200,
                     )));
                 }
                 None => {

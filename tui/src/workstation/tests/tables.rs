@@ -446,11 +446,13 @@ fn filters_are_saved_by_name_applied_by_name_and_open_the_workstation() {
             text: "tag:Role=web".into()
         }]
     );
-    app.on_engine(EngineEvent::FilterSaved(Ok((
-        "web".into(),
-        "tag:Role=web".into(),
-        "/home/alice/.config/irf/filters.toml".into(),
-    ))));
+    app.on_engine(EngineEvent::FilterSaved(Ok(
+        crate::workstation::app::SavedFilter {
+            name: "web".into(),
+            text: "tag:Role=web".into(),
+            file: "/home/alice/.config/irf/filters.toml".into(),
+        },
+    )));
     // Cleared, then applied again by its name.
     press_named(&mut app, KeyName::Esc);
     assert!(app.instances.table.visible_len() > shown);
