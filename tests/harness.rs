@@ -474,6 +474,17 @@ impl TerminalSession {
         self.parser.lock().expect("parser lock").screen().contents()
     }
 
+    /// The text of each row between columns `start` and `start + width`: what a panel beside
+    /// another shows, without its neighbour.
+    pub fn columns(&self, start: u16, width: u16) -> Vec<String> {
+        self.parser
+            .lock()
+            .expect("parser lock")
+            .screen()
+            .rows(start, width)
+            .collect()
+    }
+
     /// Waits until the screen shows `needle`, and returns the screen.
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;

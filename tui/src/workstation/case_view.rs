@@ -12,6 +12,7 @@ use super::format::{case_status_style, eta, human_bytes, rate_text, short_time};
 use crate::keymap::KeyAction;
 use crate::text::{clip_untrusted, wrap_untrusted_at_most};
 use crate::theme::Theme;
+use unicode_width::UnicodeWidthStr;
 
 use irf_engine::model::case::{
     ArtifactProgress, ArtifactState, ContainmentPolicy, StepStatus, Verdict,
@@ -86,7 +87,7 @@ fn grid_line(
             theme.style("text.dim"),
         ));
         let value = clip_untrusted(value, value_width);
-        let pad = value_width.saturating_sub(unicode_width::UnicodeWidthStr::width(value.as_str()));
+        let pad = value_width.saturating_sub(value.as_str().width());
         spans.push(Span::styled(value, *style));
         spans.push(Span::raw(" ".repeat(pad + 2)));
     }
@@ -540,14 +541,19 @@ fn draw_panel(frame: &mut Frame, area: Rect, app: &App, screen: &CaseScreen, the
                 .iter()
                 .skip(screen.first)
                 .flat_map(|activity| {
-                    let mut lines = vec![Line::from(vec![
-                        Span::styled(short_time(&activity.at), theme.style("text.dim")),
-                        Span::styled(
-                            format!("  {}  ", clip_untrusted(&activity.action, 40)),
-                            theme.style("table.header"),
-                        ),
-                        Span::styled(clip_untrusted(&activity.host, width), theme.style("text")),
-                    ])];
+                    let mut lines = heading_lines(
+                        vec![
+                            Span::styled(short_time(&activity.at), theme.style("text.dim")),
+                            Span::styled(
+                                format!("  {}  ", clip_untrusted(&activity.action, 40)),
+                                theme.style("table.header"),
+                            ),
+                        ],
+                        &activity.host,
+                        "    ",
+                        width,
+                        theme,
+                    );
                     let by = format!("by {}", activity.actor);
                     let detail = activity.detail.as_deref().unwrap_or_default();
                     for text in [by.as_str(), detail].into_iter().filter(|t| !t.is_empty()) {
@@ -573,15 +579,20 @@ fn custody_lines(
     width: usize,
     theme: &Theme,
 ) -> Vec<Line<'static>> {
-    let mut lines = vec![Line::from(vec![
-        Span::styled(format!("#{:<4}", entry.seq), theme.style("key")),
-        Span::styled(short_time(&entry.at), theme.style("text.dim")),
-        Span::styled(
-            format!("  {}  ", clip_untrusted(&entry.action, 48)),
-            theme.style("table.header"),
-        ),
-        Span::styled(clip_untrusted(&entry.target, width), theme.style("text")),
-    ])];
+    let mut lines = heading_lines(
+        vec![
+            Span::styled(format!("#{:<4}", entry.seq), theme.style("key")),
+            Span::styled(short_time(&entry.at), theme.style("text.dim")),
+            Span::styled(
+                format!("  {}  ", clip_untrusted(&entry.action, 48)),
+                theme.style("table.header"),
+            ),
+        ],
+        &entry.target,
+        "      ",
+        width,
+        theme,
+    );
     let mut more = vec![format!("by {}", entry.actor)];
     more.extend(entry.detail.clone());
     more.extend(
@@ -597,6 +608,31 @@ fn custody_lines(
                 .map(|l| Line::styled(l, theme.style("text.dim"))),
         );
     }
+    lines
+}
+
+/// An entry's first line, `heading` then its `target`; a target that does not fit beside
+/// the heading (a host's account/region/instance at 80 columns) goes whole on the lines
+/// below, `indent`ed, rather than be cut.
+fn heading_lines(
+    mut heading: Vec<Span<'static>>,
+    target: &str,
+    indent: &str,
+    width: usize,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let used: usize = heading.iter().map(|span| span.content.width()).sum();
+    let target_escaped = crate::text::escape_untrusted(target);
+    if used + target_escaped.width() <= width {
+        heading.push(Span::styled(target_escaped, theme.style("text")));
+        return vec![Line::from(heading)];
+    }
+    let mut lines = vec![Line::from(heading)];
+    lines.extend(
+        wrap_untrusted_at_most(&format!("{indent}{target}"), width, ERROR_LINES)
+            .into_iter()
+            .map(|l| Line::styled(l, theme.style("text"))),
+    );
     lines
 }
 

@@ -8,6 +8,10 @@ use super::format::first_line;
 use crate::text::escape_untrusted;
 
 const HEADER_HEIGHT: u16 = 5;
+
+/// The narrowest details panel beside a list, where the screen allows: a case id (36
+/// columns) on one line.
+const DETAIL_MIN_WIDTH: u16 = 40;
 /// The most lines an error takes at the foot of the screen: enough to read why an
 /// acquisition could not start, never so many that the table disappears.
 const MAX_ERROR_LINES: usize = 3;
@@ -39,8 +43,11 @@ impl Areas {
         ])
         .areas(screen);
         if detail_shown {
+            // Two fifths of a wide screen; on a narrow one at least what a case id or an
+            // ARN's piece needs (38 columns inside the border), up to half the screen.
+            let detail_width = (body.width * 42 / 100).max(DETAIL_MIN_WIDTH.min(body.width / 2));
             let [table, detail] =
-                Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+                Layout::horizontal([Constraint::Min(0), Constraint::Length(detail_width)])
                     .areas(body);
             Self {
                 header,

@@ -65,6 +65,14 @@ impl App {
                 (Refresh, "refresh"),
             ]),
         }
+        if self.detail_shown() {
+            let label = if self.details.focused {
+                "back to the list"
+            } else {
+                "scroll details"
+            };
+            offered.insert(3, (NextPanel, label));
+        }
         if self.view == View::Findings {
             offered.push((ResolveFinding, "resolve"));
         }

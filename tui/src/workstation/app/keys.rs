@@ -80,6 +80,8 @@ impl App {
                     KeyName::Backspace => {
                         input.pop();
                     }
+                    // ctrl-u empties the line, as in a shell: a new term without backspacing.
+                    KeyName::Char('u') if key.ctrl => input.clear(),
                     KeyName::Char(c) if !key.ctrl && !key.alt => input.push(c),
                     _ => {}
                 }
@@ -104,6 +106,12 @@ impl App {
                 KeyName::Backspace => {
                     input.pop();
                     self.mode = Mode::Command { input };
+                    vec![]
+                }
+                KeyName::Char('u') if key.ctrl => {
+                    self.mode = Mode::Command {
+                        input: String::new(),
+                    };
                     vec![]
                 }
                 KeyName::Char(c) if !key.ctrl && !key.alt => {
@@ -157,6 +165,10 @@ impl App {
             }
             KeyName::Backspace => {
                 prompt.input.pop();
+                self.status = None;
+            }
+            KeyName::Char('u') if key.ctrl => {
+                prompt.input.clear();
                 self.status = None;
             }
             KeyName::Char(c) if !key.ctrl && !key.alt && !c.is_control() => {

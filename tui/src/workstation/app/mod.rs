@@ -25,6 +25,7 @@ mod analysis;
 mod cases;
 mod commands;
 mod decisions;
+mod details;
 mod events;
 mod evidence;
 mod keys;
@@ -139,6 +140,15 @@ pub enum TypedDecision {
 
 /// The longest text a typed prompt takes: an instance id or a reason.
 const TYPED_LIMIT: usize = 200;
+
+/// The details panel beside a list: open or not, whether the movement keys scroll it (tab
+/// gives it the keys) rather than move the selection, and the first field it shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DetailPanel {
+    pub open: bool,
+    pub focused: bool,
+    pub first: usize,
+}
 
 /// What keys go to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -312,7 +322,8 @@ pub struct App {
     pub sweep: SweepProgress,
     pub view: View,
     pub mode: Mode,
-    pub detail_open: bool,
+    /// The details panel beside a list.
+    pub details: DetailPanel,
     pub status: Option<Status>,
     pub read_only: bool,
     pub should_quit: bool,
@@ -370,7 +381,7 @@ impl App {
             sweep: SweepProgress::default(),
             view: View::Instances,
             mode: Mode::Normal,
-            detail_open: false,
+            details: DetailPanel::default(),
             status: None,
             read_only,
             should_quit: false,
@@ -470,7 +481,7 @@ impl App {
                     return self.show(View::Cases);
                 }
                 if self.detail_shown() {
-                    self.detail_open = false;
+                    self.details = DetailPanel::default();
                 } else if !self.current_filter_text().is_empty() {
                     self.apply_filter("");
                 }
@@ -486,12 +497,19 @@ impl App {
                 if let Some(screen) = self.case.as_mut().filter(|_| self.view == View::Case) {
                     screen.panel = screen.panel.next();
                     screen.first = 0;
+                } else if self.detail_shown() {
+                    self.details.focused = !self.details.focused;
                 }
             }
             KeyAction::ToggleDetail => match self.view {
                 View::Cases => return self.open_selected_case(),
                 View::Case => {}
-                _ => self.detail_open = !self.detail_open,
+                _ => {
+                    self.details = DetailPanel {
+                        open: !self.details.open,
+                        ..DetailPanel::default()
+                    }
+                }
             },
             KeyAction::Refresh => return self.refresh(true),
             KeyAction::SortNext => self.with_pane(|t| t.cycle_sort(1)),
@@ -587,7 +605,7 @@ impl App {
     /// Whether the details panel is on screen: only the lists whose rows have more than
     /// their columns show have one (Enter opens a case instead).
     pub fn detail_shown(&self) -> bool {
-        self.detail_open
+        self.details.open
             && matches!(
                 self.view,
                 View::Instances | View::Findings | View::Accounts | View::Evidence | View::Hosts

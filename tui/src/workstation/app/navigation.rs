@@ -152,17 +152,31 @@ impl App {
                 .as_ref()
                 .map_or(0, |screen| screen.first.saturating_add_signed(delta));
             self.scroll_case_to(first);
+        } else if self.detail_shown() && self.details.focused {
+            self.scroll_details_to(self.details.first.saturating_add_signed(delta));
         } else {
             self.with_pane(|t| t.move_cursor(delta));
+            // Another row: its details from their first field.
+            self.details.first = 0;
         }
     }
 
     pub(super) fn select_position(&mut self, position: usize) {
         if self.view == View::Case {
             self.scroll_case_to(position);
+        } else if self.detail_shown() && self.details.focused {
+            self.scroll_details_to(position);
         } else {
             self.with_pane(|t| t.select(position));
+            self.details.first = 0;
         }
+    }
+
+    /// With the details focused the movement keys scroll them, a field at a time: an
+    /// instance's tags and findings, a finding's description, an account's whole error.
+    fn scroll_details_to(&mut self, first: usize) {
+        let fields = self.detail_fields().len();
+        self.details.first = first.min(fields.saturating_sub(1));
     }
 
     /// In the case view the movement keys scroll its panel: artifacts of an instance with

@@ -78,7 +78,7 @@ fn an_artifact_opens_in_full_beside_the_evidence_at_80x24() {
     });
     press_named(&mut app, KeyName::Enter);
     assert!(app.detail_shown());
-    let lines = crate::workstation::ui::detail::detail_lines(&app);
+    let lines = app.detail_fields();
     let value = |label: &str| {
         lines
             .iter()

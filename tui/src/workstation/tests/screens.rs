@@ -216,6 +216,54 @@ fn the_case_view_at_80x24_reaches_every_artifact_and_its_footer_names_every_comm
     }
 }
 
+/// At 80x24 an instance's details are longer than their panel: tab gives the panel the
+/// movement keys, which scroll it to the last field (its findings) with the row kept; tab
+/// gives them back, and the next row's details start at their first field.
+#[test]
+fn details_longer_than_their_panel_scroll_to_their_last_field() {
+    let mut app = at(loaded_app(false), (80, 24));
+    press(&mut app, "/hostile");
+    press_named(&mut app, KeyName::Enter);
+    press_named(&mut app, KeyName::Enter);
+    let first = render(&app, &dark());
+    assert!(first.contains("· tab scrolls"), "{first}");
+    assert!(
+        !first.contains("CRITICAL  "),
+        "the findings are below:
+{first}"
+    );
+    let cursor = app.current_cursor();
+    press_named(&mut app, KeyName::Tab);
+    assert!(
+        app.footer_hint_lines()
+            .concat()
+            .iter()
+            .any(|hint| hint.label == "back to the list")
+    );
+    let mut seen = false;
+    for _ in 0..app.detail_fields().len() {
+        press(&mut app, "j");
+        let screen = render(&app, &dark());
+        if screen.contains(" ↓0 ") {
+            seen = true;
+            assert!(
+                screen.contains("CRITICAL"),
+                "its finding is in view:\n{screen}"
+            );
+            break;
+        }
+    }
+    assert!(seen, "the last field never came into view");
+    assert_eq!(app.current_cursor(), cursor, "scrolling kept the row");
+    press_named(&mut app, KeyName::Tab);
+    press_named(&mut app, KeyName::Esc);
+    press_named(&mut app, KeyName::Esc);
+    press_named(&mut app, KeyName::Enter);
+    press(&mut app, "j");
+    assert_eq!(app.current_cursor(), cursor + 1, "j moves the row again");
+    assert_eq!(app.details.first, 0, "a new row's details start at the top");
+}
+
 #[test]
 fn without_credentials_every_view_says_how_to_sign_in_at_80x24() {
     let mut app = at(new_app(false), (80, 24));

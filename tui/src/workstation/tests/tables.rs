@@ -160,6 +160,37 @@ fn a_bad_filter_says_why_and_keeps_the_rows() {
     );
 }
 
+/// ctrl-u empties the line being typed (a filter, a command, a typed answer), as in a shell.
+#[test]
+fn ctrl_u_empties_the_line_being_typed() {
+    let ctrl_u = Input::Key(Key {
+        code: KeyName::Char('u'),
+        ctrl: true,
+        alt: false,
+    });
+    let mut app = loaded_app(false);
+    press(&mut app, "/prod-db");
+    assert_eq!(app.instances.table.visible_len(), 1);
+    app.handle(ctrl_u);
+    press(&mut app, "prod-web");
+    assert_eq!(
+        app.mode,
+        Mode::Filter {
+            input: "prod-web".into()
+        },
+        "a new term, not appended"
+    );
+    press_named(&mut app, KeyName::Enter);
+    press(&mut app, ":fin");
+    app.handle(ctrl_u);
+    assert_eq!(
+        app.mode,
+        Mode::Command {
+            input: String::new()
+        }
+    );
+}
+
 #[test]
 fn command_mode_switches_views_and_completes() {
     let mut app = loaded_app(false);

@@ -1,196 +1,103 @@
-//! The detail panel beside the instances, findings, accounts, evidence and hosts tables:
-//! every field of the selected row, in full.
+//! The details panel beside the instances, findings, accounts, evidence and hosts tables:
+//! every field of the selected row, wrapped, scrolled a field at a time when it has the keys.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::widgets::{Block, Paragraph};
 
-use crate::text::clip_untrusted;
+use unicode_width::UnicodeWidthStr;
+
+use crate::text::{clip_untrusted, escape_untrusted, wrap_untrusted_at_most};
 use crate::theme::Theme;
-use crate::workstation::app::{App, View};
-use irf_engine::inventory::Instance;
+use crate::workstation::app::App;
 
-/// The selected row's details as label and value pairs.
-pub fn detail_lines(app: &App) -> Vec<(String, String)> {
+/// The most lines one value takes: a description or an account's error is read whole, and
+/// a hostile page of text still cannot push every other field out of reach.
+const VALUE_LINES: usize = 12;
+
+/// The label column beside values, when the panel is wide enough for one.
+const LABEL_WIDTH: usize = 16;
+
+/// The panel's lines, each with the index of the field it belongs to: label and value side
+/// by side where the value's words fit beside the label, else the value under its label (an
+/// AMI id in a third of 80 columns, an ARN, would otherwise break in the middle).
+fn field_lines(fields: &[(String, String)], inner: usize) -> Vec<(usize, String, String)> {
     let mut lines = Vec::new();
-    let mut push = |label: &str, value: &str| lines.push((label.to_owned(), value.to_owned()));
-    match app.view {
-        View::Instances => {
-            let Some(row) = app.instances.table.selected() else {
-                return lines;
-            };
-            instance_details(&row.instance, &mut push);
-            let findings = app.findings_of(&row.instance.id);
-            push("findings", &findings.len().to_string());
-            for finding in findings {
-                push(finding.severity.label(), &finding.title);
+    for (index, (label, value)) in fields.iter().enumerate() {
+        let beside = inner.saturating_sub(LABEL_WIDTH + 1);
+        let side_by_side = beside >= 24
+            && escape_untrusted(value)
+                .split(' ')
+                .all(|word| word.width() <= beside);
+        let (label_width, value_width) = if side_by_side {
+            (LABEL_WIDTH, inner - LABEL_WIDTH - 1)
+        } else {
+            (inner, inner)
+        };
+        let label = format!("{:<label_width$}", clip_untrusted(label, label_width));
+        let values = wrap_untrusted_at_most(value, value_width, VALUE_LINES);
+        if side_by_side {
+            let blank = " ".repeat(LABEL_WIDTH);
+            for (n, value) in values.into_iter().enumerate() {
+                let label = if n == 0 { label.clone() } else { blank.clone() };
+                lines.push((index, format!("{label} "), value));
             }
-        }
-        View::Findings => {
-            let Some(row) = app.findings.table.selected() else {
-                return lines;
-            };
-            let f = &row.finding;
-            push("severity", f.severity.label());
-            push("title", &f.title);
-            push("description", &f.description);
-            push("types", &f.types.join(", "));
-            push("account", &f.account);
-            push("region", &f.region);
-            push("resource", &f.resource_id);
-            push("workflow", &f.workflow_status);
-            push("record", &f.record_state);
-            push("created", &f.created_at);
-            push("updated", &f.updated_at);
-            push("note", f.note.as_deref().unwrap_or("-"));
-            push("id", &f.id);
-            match f.instance_id.as_deref().and_then(|id| app.instance(id)) {
-                Some(instance) => {
-                    push("", "");
-                    push("instance", "");
-                    instance_details(instance, &mut push);
-                }
-                None => push("instance", f.instance_id.as_deref().unwrap_or("-")),
-            }
-        }
-        View::Evidence => {
-            let Some(row) = app.evidence.table.selected() else {
-                return lines;
-            };
-            let item = &row.item;
-            push("case", item.case_id.as_str());
-            push("kind", &item.kind);
-            push("key", &item.key);
-            push(
-                "size",
-                &format!(
-                    "{} bytes ({})",
-                    item.size,
-                    crate::workstation::format::human_bytes(item.size)
-                ),
-            );
-            push("sha256", item.sha256.as_deref().unwrap_or("-"));
-            push("state", &item.state);
-            match &item.lock {
-                None => push("object lock", "GONE: the object is no longer in the bucket"),
-                Some(lock) => {
-                    push("retention", lock.mode.as_deref().unwrap_or("none"));
-                    push("retain until", lock.retain_until.as_deref().unwrap_or("-"));
-                    push("legal hold", if lock.legal_hold { "on" } else { "off" });
-                }
-            }
-            push(
-                "export",
-                &format!(
-                    "irf evidence export {} -o FILE",
-                    irf_engine::shell_quote(&item.key)
-                ),
-            );
-        }
-        View::Hosts => {
-            let Some(row) = app.hosts.table.selected() else {
-                return lines;
-            };
-            let host = &row.host;
-            push("instance", &host.instance_id);
-            push("case", &host.case_id);
-            push("state", host.state.as_str());
-            push("type", &host.instance_type);
-            push("image", &host.image_id);
-            push("vpc", host.vpc_id.as_deref().unwrap_or("-"));
-            push("subnet", host.subnet_id.as_deref().unwrap_or("-"));
-            push("private ip", host.private_ip.as_deref().unwrap_or("-"));
-            push("public ip", host.public_ip.as_deref().unwrap_or("none"));
-            push("profile", host.instance_profile.as_deref().unwrap_or("-"));
-            push(
-                "imdsv2",
-                if host.imdsv2_required {
-                    "required"
-                } else {
-                    "NOT required"
-                },
-            );
-            push("evidence", host.evidence.as_deref().unwrap_or("none"));
-            push("ssm", host.ssm.as_str());
-            push("launched", host.launched_at.as_deref().unwrap_or("-"));
-            push(
-                "cost so far",
-                &host
-                    .cost_usd
-                    .map_or_else(|| "?".to_owned(), |c| format!("${c:.2}")),
-            );
-        }
-        // The cases have their own view instead of a panel.
-        View::Cases | View::Case | View::Approvals | View::Images => {}
-        View::Accounts => {
-            let Some(row) = app.accounts.table.selected() else {
-                return lines;
-            };
-            push("account", &row.id);
-            push("name", &row.name);
-            for (region, count) in &row.per_region {
-                push(region, &format!("{count} instances"));
-            }
-            for error in &row.errors {
-                push("error", error);
+        } else {
+            lines.push((index, label, String::new()));
+            for value in values {
+                lines.push((index, String::new(), value));
             }
         }
     }
     lines
 }
 
-pub(super) fn instance_details(i: &Instance, push: &mut impl FnMut(&str, &str)) {
-    push("id", &i.id);
-    push("name", i.name.as_deref().unwrap_or("-"));
-    push("account", &format!("{} ({})", i.account, i.account_name));
-    push("region", &i.region);
-    push("zone", i.availability_zone.as_deref().unwrap_or("-"));
-    push("state", i.state.as_str());
-    push("type", &i.instance_type);
-    push("platform", &i.platform);
-    push("image", i.image_id.as_deref().unwrap_or("-"));
-    push("vpc", i.vpc_id.as_deref().unwrap_or("-"));
-    push("subnet", i.subnet_id.as_deref().unwrap_or("-"));
-    push("private ip", i.private_ip.as_deref().unwrap_or("-"));
-    push("public ip", i.public_ip.as_deref().unwrap_or("-"));
-    let groups: Vec<String> = i
-        .security_groups
-        .iter()
-        .map(|g| format!("{} ({})", g.id, g.name))
-        .collect();
-    push("groups", &groups.join(", "));
-    push("profile", i.instance_profile_arn.as_deref().unwrap_or("-"));
-    push("ssm", i.ssm.label());
-    push("launched", i.launch_time.as_deref().unwrap_or("-"));
-    for (key, value) in i.tags.iter() {
-        push(&format!("tag {key}"), value);
-    }
-}
-
 pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let label_width = 16;
-    // Up to three lines a value: enough to read a description, and a hostile page of text
-    // cannot push every other field off the panel.
-    let value_max =
-        (usize::from(area.width.saturating_sub(2)).saturating_sub(label_width + 1) * 3).max(8);
-    let lines: Vec<Line> = detail_lines(app)
-        .into_iter()
-        .map(|(label, value)| {
+    let fields = app.detail_fields();
+    let inner = usize::from(area.width.saturating_sub(2)).max(1);
+    let rows = usize::from(area.height.saturating_sub(2));
+    let lines = field_lines(&fields, inner);
+    let first_field = app.details.first.min(fields.len().saturating_sub(1));
+    let skip = lines
+        .iter()
+        .position(|(field, _, _)| *field >= first_field)
+        .unwrap_or(0);
+    let shown: Vec<Line> = lines
+        .iter()
+        .skip(skip)
+        .take(rows)
+        .map(|(_, label, value)| {
             Line::from(vec![
-                Span::styled(
-                    format!("{:<label_width$} ", clip_untrusted(&label, label_width)),
-                    theme.style("text.dim"),
-                ),
-                Span::styled(clip_untrusted(&value, value_max), theme.style("text")),
+                Span::styled(label.clone(), theme.style("text.dim")),
+                Span::styled(value.clone(), theme.style("text")),
             ])
         })
         .collect();
+    // Fields not (wholly) on the panel, above and below: short enough for a third of 80
+    // columns.
+    let below = lines
+        .get(skip + rows..)
+        .and_then(|rest| rest.first())
+        .map_or(0, |(field, _, _)| fields.len() - field);
+    let title = if first_field > 0 || below > 0 {
+        format!(" details ↑{first_field} ↓{below} · tab scrolls ")
+    } else {
+        " details ".to_owned()
+    };
+    let border = if app.details.focused {
+        "border.focus"
+    } else {
+        "border"
+    };
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+        Paragraph::new(shown).block(
             Block::bordered()
-                .title(Span::styled(" details ", theme.style("header.title")))
-                .border_style(theme.style("border.focus")),
+                .title(Span::styled(
+                    clip_untrusted(&title, inner),
+                    theme.style("header.title"),
+                ))
+                .border_style(theme.style(border)),
         ),
         area,
     );

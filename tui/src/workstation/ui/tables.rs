@@ -88,7 +88,7 @@ pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &App, theme: &Theme
     }
     let block = Block::bordered()
         .title(Span::styled(title, theme.style("header.title")))
-        .border_style(theme.style(if app.detail_shown() {
+        .border_style(theme.style(if app.detail_shown() && app.details.focused {
             "border"
         } else {
             "border.focus"
