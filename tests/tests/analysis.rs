@@ -719,11 +719,40 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
             && greeted.contains("/srv/irf/evidence/"),
         "the shell starts by saying the case and where its evidence is: {greeted}"
     );
-    shell.send("echo marker-$((6*7)); ls \"$IRF_EVIDENCE_DIR\"\r");
+    shell.send("echo marker-$((6*7)); ls /srv/irf/evidence\r");
     let screen = shell.wait_for("marker-42", Duration::from_secs(10));
     assert!(
         screen.contains(case_id),
         "the case's evidence directory: {screen}"
+    );
+    // The session user, as AWS's ssm-user, is not root (where the lab runs as root and can
+    // change to another uid), and the evidence is not theirs to change: not a new file, not
+    // a byte of an artifact, not its mode, not its removal. (The markers are spelt in two
+    // pieces so that the echoed command line does not show them.)
+    shell.send(&format!(
+        "echo uid-$(id -u); f=$(find /srv/irf/evidence/{case_id} -type f | head -n 1); \
+         touch /srv/irf/evidence/{case_id}/planted 2>/dev/null && echo WRO''TE-NEW || echo re''fused-new; \
+         (echo x >> \"$f\") 2>/dev/null && echo WRO''TE-OLD || echo re''fused-append; \
+         chmod u+w \"$f\" 2>/dev/null && echo CHM''ODDED || echo re''fused-chmod; \
+         rm -f \"$f\" 2>/dev/null && echo REM''OVED || echo re''fused-rm; \
+         test -r \"$f\" && echo rea''dable\r"
+    ));
+    let screen = shell.wait_for("readable", Duration::from_secs(10));
+    for refused in [
+        "refused-new",
+        "refused-append",
+        "refused-chmod",
+        "refused-rm",
+    ] {
+        assert!(screen.contains(refused), "{refused}: {screen}");
+    }
+    for done in ["WROTE-NEW", "WROTE-OLD", "CHMODDED", "REMOVED"] {
+        assert!(!screen.contains(done), "{done}: {screen}");
+    }
+    let lab_is_root = nix::unistd::geteuid().is_root();
+    assert!(
+        screen.contains(if lab_is_root { "uid-61000" } else { "uid-0" }),
+        "the session user: {screen}"
     );
     shell.send("exit\r");
     assert!(

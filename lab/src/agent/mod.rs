@@ -7,8 +7,9 @@
 //! the port and redials on the client's next data once the port's service hung up. Input
 //! that comes before the terminal or the dial is ready is not acknowledged, so the client
 //! must resend it. A shell starts in the host's home with a clean environment (no
-//! credentials), and, where the kernel allows unprivileged namespaces, without a network,
-//! as an analysis host in the isolated VPC has none to the internet.
+//! credentials), and, where the kernel allows namespaces, as on an analysis host: without
+//! a network (the isolated VPC has none to the internet), the evidence read-only at
+//! `/srv/irf/evidence`, and as a session user who is not root where the lab can make one.
 
 pub mod stream;
 
@@ -236,6 +237,42 @@ async fn port_handshake(channel: &mut AgentStream, port: u16) -> Result<(), Stri
     }
 }
 
+/// Where a session's shell finds itself, as on an analysis host: its home, and the case
+/// evidence the host fetched, read-only.
+const SESSION_HOME: &str = "/home/ssm-user";
+
+/// The lab's `ssm-user`: the uid a session's shell runs as when the lab can give it one (it
+/// runs as root), a number no account of this machine is expected to hold.
+const SESSION_UID: u32 = 61_000;
+
+/// Run by `sh -c` in the session's own network and mount namespaces, with the host's
+/// evidence and home directories and the session user's uid (empty: none) as `$1` to `$3`:
+/// the evidence appears at `/srv/irf/evidence` as on an analysis host, mounted read-only
+/// (no one in the session writes it, root included), the home at `/home/ssm-user`, and the
+/// shell runs as the session user, with no capability, as the real agent's `ssm-user`.
+const SESSION_SETUP: &str = r#"set -e
+mount -t tmpfs -o mode=0755 irf-srv /srv
+mkdir -p /srv/irf/evidence
+mount --bind "$1" /srv/irf/evidence
+mount -o remount,bind,ro /srv/irf/evidence
+mount -t tmpfs -o mode=0755 irf-home /home
+mkdir /home/ssm-user
+mount --bind "$2" /home/ssm-user
+cd /home/ssm-user
+if [ -n "$3" ]; then
+  chown "$3:$3" /home/ssm-user
+  exec setpriv --reuid="$3" --regid="$3" --clear-groups --inh-caps=-all --bounding-set=-all sh -i
+fi
+exec sh -i
+"#;
+
+/// The uid sessions run as: the lab's `ssm-user` when the lab runs as root and can change
+/// to it; `None` otherwise (the session is then root of its own user namespace, which the
+/// read-only evidence mount still holds back from writing, if not from remounting it).
+fn session_user() -> Option<u32> {
+    nix::unistd::geteuid().is_root().then_some(SESSION_UID)
+}
+
 /// Plays a shell on a pseudo-terminal until it exits or the client goes. There is no
 /// handshake (a `Standard_Stream` session without KMS skips it): the terminal's output
 /// goes out from sequence 0, and input before the terminal is ready is not acknowledged.
@@ -256,24 +293,36 @@ async fn shell(
         })
         .map_err(|err| err.to_string())?;
     let mut command = if sandbox {
+        std::fs::create_dir_all(&home.evidence).map_err(|err| err.to_string())?;
+        let session_user = session_user();
         let mut command = CommandBuilder::new("unshare");
-        command.args(["--net", "--map-root-user", "sh", "-i"]);
+        command.env_clear();
+        command.args(["--net", "--mount"]);
+        if session_user.is_none() {
+            command.arg("--map-root-user");
+        }
+        command.args(["sh", "-c", SESSION_SETUP, "irf-lab-session"]);
+        command.arg(&home.evidence);
+        command.arg(&home.home);
+        command.arg(session_user.map(|uid| uid.to_string()).unwrap_or_default());
+        command.env("HOME", SESSION_HOME);
+        command.cwd(&home.home);
         command
     } else {
         // The real agent's Standard_Stream shell is `sh` (dash on Debian and Ubuntu), not
         // bash: a script typed into a session meets the same shell here.
         let mut command = CommandBuilder::new("sh");
+        command.env_clear();
         command.arg("-i");
+        command.env("HOME", &home.home);
+        command.env("IRF_EVIDENCE_DIR", &home.evidence);
+        command.cwd(&home.home);
         command
     };
-    command.env_clear();
     command.env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
-    command.env("HOME", &home.home);
     command.env("TERM", "xterm-256color");
     command.env("LANG", "C.UTF-8");
-    command.env("IRF_EVIDENCE_DIR", &home.evidence);
     command.env("PS1", format!("analyst@{instance_id}$ "));
-    command.cwd(&home.home);
     let terminal_ready = tokio::time::Instant::now() + TERMINAL_STARTS_AFTER;
     let mut child = pty
         .slave
