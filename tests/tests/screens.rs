@@ -389,6 +389,15 @@ fn walk(rows: u16, cols: u16, size: &'static str) {
     assert!(on_some(&terminate, &scene.host_id), "{terminate:?}");
     walk.dismiss("Terminate analysis host");
 
+    // From the instance, `o` names its related views; its hosts open filtered to it.
+    walk.expect("1", "instances (1/", &[&scene.instance_id]);
+    walk.expect(
+        "o",
+        "Related rows",
+        &["findings", "cases", "evidence", "hosts"],
+    );
+    walk.expect("8", "hosts (1/", &[&scene.host_id]);
+
     // Help and the command line.
     walk.expect("?", " help (", &[]);
     walk.dismiss(" help (");

@@ -136,9 +136,11 @@ impl KeyAction {
             Self::ExportReport => {
                 "write the open case's report (Markdown) to the working directory"
             }
-            Self::NextPanel => "the case view's next panel: artifacts, custody ledger, analysis",
+            Self::NextPanel => {
+                "the case view's next panel (artifacts, custody ledger, analysis); beside a list, scroll its details"
+            }
             Self::Related => {
-                "jump to the related rows: an instance's findings, a finding's instance, an account's instances, a case's hosts, the case of a host, an artifact or an approval"
+                "related rows: an instance's (or a finding's) findings, cases, evidence and hosts, a case's evidence and hosts, an account's instances; the view's key opens one"
             }
         }
     }

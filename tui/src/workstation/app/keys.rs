@@ -60,6 +60,14 @@ impl App {
                 }
             }
             Mode::Typed(prompt) => self.typed_key(prompt, key),
+            // A view's key opens it among the related ones; any other key stays here.
+            Mode::Related(targets) => {
+                let chosen = self.keymap.command(&key).and_then(View::of_command);
+                match targets.into_iter().find(|(view, _)| Some(*view) == chosen) {
+                    Some((view, term)) => self.open_related(view, &term),
+                    None => vec![],
+                }
+            }
             Mode::Filter { mut input } => {
                 if matches!(key.code, KeyName::Backspace | KeyName::Char(_)) {
                     self.status = None;

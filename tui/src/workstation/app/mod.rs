@@ -92,6 +92,34 @@ impl View {
         }
     }
 
+    /// The view a view key opens.
+    pub fn of_command(command: KeyAction) -> Option<Self> {
+        Self::LISTS
+            .into_iter()
+            .find(|(_, key)| *key == command)
+            .map(|(view, _)| view)
+    }
+
+    /// The key command that opens the view (the case view has none: it opens from a case).
+    pub fn command(self) -> Option<KeyAction> {
+        Self::LISTS
+            .into_iter()
+            .find(|(view, _)| *view == self)
+            .map(|(_, key)| key)
+    }
+
+    /// The list views with the command of each one's key.
+    const LISTS: [(Self, KeyAction); 8] = [
+        (Self::Instances, KeyAction::ViewInstances),
+        (Self::Findings, KeyAction::ViewFindings),
+        (Self::Accounts, KeyAction::ViewAccounts),
+        (Self::Cases, KeyAction::ViewCases),
+        (Self::Approvals, KeyAction::ViewApprovals),
+        (Self::Evidence, KeyAction::ViewEvidence),
+        (Self::Images, KeyAction::ViewImages),
+        (Self::Hosts, KeyAction::ViewHosts),
+    ];
+
     /// Whether the view is a table of rows (the case view is not).
     pub fn is_table(self) -> bool {
         self != Self::Case
@@ -166,6 +194,9 @@ pub enum Mode {
     },
     Confirm(Confirmation),
     Typed(TypedPrompt),
+    /// `o` with more than one view related to the selected row: each view and the filter
+    /// term that finds the related rows there; the view's key opens it.
+    Related(Vec<(View, String)>),
 }
 
 /// What the acquisition confirmation needs of the configuration.
@@ -515,14 +546,18 @@ impl App {
             KeyAction::SortNext => self.with_pane(|t| t.cycle_sort(1)),
             KeyAction::SortPrevious => self.with_pane(|t| t.cycle_sort(-1)),
             KeyAction::SortReverse => self.with_pane(|t| t.reverse_sort()),
-            KeyAction::ViewInstances => return self.show(View::Instances),
-            KeyAction::ViewFindings => return self.show(View::Findings),
-            KeyAction::ViewAccounts => return self.show(View::Accounts),
-            KeyAction::ViewCases => return self.show(View::Cases),
-            KeyAction::ViewApprovals => return self.show(View::Approvals),
-            KeyAction::ViewEvidence => return self.show(View::Evidence),
-            KeyAction::ViewImages => return self.show(View::Images),
-            KeyAction::ViewHosts => return self.show(View::Hosts),
+            KeyAction::ViewInstances
+            | KeyAction::ViewFindings
+            | KeyAction::ViewAccounts
+            | KeyAction::ViewCases
+            | KeyAction::ViewApprovals
+            | KeyAction::ViewEvidence
+            | KeyAction::ViewImages
+            | KeyAction::ViewHosts => {
+                if let Some(view) = View::of_command(command) {
+                    return self.show(view);
+                }
+            }
             KeyAction::BuildImage => self.confirm_build(),
             KeyAction::LaunchHost => self.confirm_launch(),
             KeyAction::OpenSession => return self.open_session(),

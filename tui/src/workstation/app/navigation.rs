@@ -241,53 +241,121 @@ impl App {
     /// Shows the rows related to the selected one, in their own view, filtered to it: an
     /// instance's findings, a finding's instance, an account's instances, a case's hosts,
     /// and the case of a host, an artifact or an approval.
+    /// `o`: the views that list rows related to the selected one. With one, it opens at
+    /// once; with more, a picker names them and the view's own key opens it.
     pub(super) fn jump_to_related(&mut self) -> Vec<Effect> {
-        let target = match self.view {
-            View::Instances => self
+        let targets = self.related_targets();
+        match targets.as_slice() {
+            [] => {
+                self.status = Some(Status::Error("select a row first".into()));
+                vec![]
+            }
+            [(view, term)] => {
+                let (view, term) = (*view, term.clone());
+                self.open_related(view, &term)
+            }
+            _ => {
+                self.mode = Mode::Related(targets);
+                vec![]
+            }
+        }
+    }
+
+    /// Each view with rows related to the selected row, and the filter term that finds them:
+    /// an instance's findings, cases, evidence and analysis hosts (a case id names its
+    /// instance, so the instance id finds them all), a case's hosts and evidence, an
+    /// account's instances and findings.
+    pub fn related_targets(&self) -> Vec<(View, String)> {
+        use View::*;
+        let around_instance = |instance: String| -> Vec<(View, String)> {
+            [Instances, Findings, Cases, Evidence, Hosts]
+                .into_iter()
+                .map(|view| (view, instance.clone()))
+                .collect()
+        };
+        let around_case = |case_id: String| -> Vec<(View, String)> {
+            let mut targets = vec![
+                (Cases, case_id.clone()),
+                (Evidence, case_id.clone()),
+                (Hosts, case_id.clone()),
+            ];
+            if let Some(instance) = self.case_instance(&case_id) {
+                targets.push((Instances, instance.clone()));
+                targets.push((Findings, instance));
+            }
+            targets
+        };
+        let mut targets = match self.view {
+            Instances => self
                 .instances
                 .table
                 .selected()
-                .map(|row| (View::Findings, row.instance.id.to_string())),
-            View::Findings => self.findings.table.selected().and_then(|row| {
-                let instance = row.finding.instance_id.clone()?;
-                Some((View::Instances, instance))
-            }),
-            View::Accounts => self
+                .map(|row| around_instance(row.instance.id.to_string()))
+                .unwrap_or_default(),
+            Findings => self
+                .findings
+                .table
+                .selected()
+                .and_then(|row| row.finding.instance_id.clone())
+                .map(around_instance)
+                .unwrap_or_default(),
+            Accounts => self
                 .accounts
                 .table
                 .selected()
-                .map(|row| (View::Instances, format!("account:{}", row.id))),
-            View::Cases => self
+                .map(|row| {
+                    let term = format!("account:{}", row.id);
+                    vec![(Instances, term.clone()), (Findings, term)]
+                })
+                .unwrap_or_default(),
+            Cases => self
                 .cases
                 .table
                 .selected()
-                .map(|row| (View::Hosts, row.case.case_id.to_string())),
-            View::Hosts => self
+                .map(|row| around_case(row.case.case_id.to_string()))
+                .unwrap_or_default(),
+            Hosts => self
                 .hosts
                 .table
                 .selected()
-                .map(|row| (View::Cases, row.host.case_id.clone())),
-            View::Evidence => self
+                .map(|row| around_case(row.host.case_id.clone()))
+                .unwrap_or_default(),
+            Evidence => self
                 .evidence
                 .table
                 .selected()
-                .map(|row| (View::Cases, row.item.case_id.to_string())),
-            View::Approvals => self
+                .map(|row| around_case(row.item.case_id.to_string()))
+                .unwrap_or_default(),
+            Approvals => self
                 .approvals
                 .table
                 .selected()
-                .map(|row| (View::Instances, row.pending.instance.instance_id.clone())),
-            View::Case | View::Images => None,
+                .map(|row| around_instance(row.pending.instance.instance_id.clone()))
+                .unwrap_or_default(),
+            Case | Images => Vec::new(),
         };
-        let Some((view, term)) = target else {
-            self.status = Some(Status::Error("select a row first".into()));
-            return vec![];
-        };
+        // Not the list the row is on, unless the term narrows it (a case's other cases).
+        targets.retain(|(view, _)| *view != self.view);
+        targets
+    }
+
+    /// The instance of case `case_id`, when the cases list holds it.
+    fn case_instance(&self, case_id: &str) -> Option<String> {
+        self.cases
+            .table
+            .rows()
+            .iter()
+            .find(|row| row.case.case_id.as_str() == case_id)
+            .map(|row| row.case.subject.instance_id.clone())
+    }
+
+    /// Shows `view` filtered to the rows `term` finds.
+    pub(super) fn open_related(&mut self, view: View, term: &str) -> Vec<Effect> {
         // A value from AWS goes into the filter as one quoted term.
         let term = if term.contains(' ') || term.contains('"') {
             format!("\"{}\"", term.replace('"', ""))
         } else {
-            term
+            term.to_owned()
         };
         let effects = self.show(view);
         self.apply_filter(&term);

@@ -428,11 +428,27 @@ fn profile_and_region_switch_the_identity_on_aws_and_say_why_not_on_the_lab() {
 #[test]
 fn o_jumps_from_a_row_to_its_related_rows() {
     let mut app = loaded_app(false);
-    // The instance with three findings: its findings, filtered to it.
+    // The instance with three findings: `o` names its findings, cases, evidence and hosts,
+    // each by its view's key.
     while selected_instance(&app) != "i-ad331045abe82ba53" {
         press(&mut app, "j");
     }
     press(&mut app, "o");
+    let picker = render(&app, &dark());
+    for (key, view) in [
+        ("2", "findings"),
+        ("4", "cases"),
+        ("6", "evidence"),
+        ("8", "hosts"),
+    ] {
+        assert!(
+            picker.lines().any(
+                |l| l.contains(&format!("{key}  {view}")) && l.contains("/i-ad331045abe82ba53")
+            ),
+            "{view} by {key}:\n{picker}"
+        );
+    }
+    press(&mut app, "2");
     assert_eq!(app.view, View::Findings);
     assert_eq!(app.findings.table.visible_len(), 3);
     assert!(
@@ -442,15 +458,22 @@ fn o_jumps_from_a_row_to_its_related_rows() {
             .all(|row| row.finding.instance_id.as_deref() == Some("i-ad331045abe82ba53"))
     );
     // Back from a finding to its instance.
-    press(&mut app, "o");
+    press(&mut app, "o1");
     assert_eq!(app.view, View::Instances);
     assert_eq!(app.instances.table.visible_len(), 1);
     assert_eq!(selected_instance(&app), "i-ad331045abe82ba53");
+    // And on to its cases, filtered to it; a key that names no related view stays here.
+    press(&mut app, "ox");
+    assert_eq!((app.view, &app.mode), (View::Instances, &Mode::Normal));
+    press(&mut app, "o4");
+    assert_eq!(app.view, View::Cases);
+    assert!(matches!(&app.status, Some(Status::Info(i)) if i.contains("/i-ad331045abe82ba53")));
     // An account's instances.
+    press(&mut app, "1");
     press_named(&mut app, KeyName::Esc);
     press(&mut app, "3");
     press(&mut app, "G");
-    press(&mut app, "o");
+    press(&mut app, "o1");
     assert_eq!(app.view, View::Instances);
     assert!(app.instances.table.visible_len() > 1);
     // A view without relations says so by its footer, and the key says where it works.

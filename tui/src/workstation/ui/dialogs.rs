@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 
 use crate::text::wrap_untrusted;
 use crate::theme::Theme;
-use crate::workstation::app::App;
+use crate::workstation::app::{App, View};
 
 pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
@@ -115,6 +115,31 @@ pub(super) fn draw_confirm(
         confirmation.scroll,
         theme,
     );
+}
+
+/// `o`'s picker: each view with rows related to the selected one, by its key.
+pub(super) fn draw_related(
+    frame: &mut Frame,
+    app: &App,
+    targets: &[(View, String)],
+    theme: &Theme,
+) {
+    let lines: Vec<String> = targets
+        .iter()
+        .map(|(view, term)| {
+            let key = view
+                .command()
+                .and_then(|command| app.keymap.key_for(command))
+                .map(|key| key.to_string())
+                .unwrap_or_else(|| "-".into());
+            format!("{key:>3}  {:<10} /{term}", view.title())
+        })
+        .collect();
+    let answer = Line::styled(
+        "a view's key opens it, filtered; any other key stays here",
+        theme.style("text"),
+    );
+    draw_dialog(frame, "Related rows", &lines, answer, 0, theme);
 }
 
 /// A dialog's lines and, last, the command that does the same from a script.

@@ -37,6 +37,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
             draw_confirm(frame, confirmation, theme);
         }
         Mode::Typed(prompt) => draw_typed(frame, prompt, theme),
+        Mode::Related(targets) => dialogs::draw_related(frame, app, targets, theme),
         _ => {}
     }
 }
