@@ -63,8 +63,8 @@ impl App {
             // A view's key opens it among the related ones; any other key stays here.
             Mode::Related(targets) => {
                 let chosen = self.keymap.command(&key).and_then(View::of_command);
-                match targets.into_iter().find(|(view, _)| Some(*view) == chosen) {
-                    Some((view, term)) => self.open_related(view, &term),
+                match targets.iter().find(|related| Some(related.view) == chosen) {
+                    Some(related) => self.open_related(related),
                     None => vec![],
                 }
             }

@@ -194,9 +194,24 @@ pub enum Mode {
     },
     Confirm(Confirmation),
     Typed(TypedPrompt),
-    /// `o` with more than one view related to the selected row: each view and the filter
-    /// term that finds the related rows there; the view's key opens it.
-    Related(Vec<(View, String)>),
+    /// `o` with more than one view related to the selected row; the view's key opens it.
+    Related(Vec<Related>),
+}
+
+/// A view with rows related to the selected one, and the filter term that finds them there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Related {
+    pub view: View,
+    pub term: String,
+}
+
+impl Related {
+    fn new(view: View, term: &str) -> Self {
+        Self {
+            view,
+            term: term.to_owned(),
+        }
+    }
 }
 
 /// What the acquisition confirmation needs of the configuration.

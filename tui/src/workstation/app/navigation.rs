@@ -238,9 +238,6 @@ impl App {
         self.with_pane(|pane| pane.set_filter(filter));
     }
 
-    /// Shows the rows related to the selected one, in their own view, filtered to it: an
-    /// instance's findings, a finding's instance, an account's instances, a case's hosts,
-    /// and the case of a host, an artifact or an approval.
     /// `o`: the views that list rows related to the selected one. With one, it opens at
     /// once; with more, a picker names them and the view's own key opens it.
     pub(super) fn jump_to_related(&mut self) -> Vec<Effect> {
@@ -250,9 +247,9 @@ impl App {
                 self.status = Some(Status::Error("select a row first".into()));
                 vec![]
             }
-            [(view, term)] => {
-                let (view, term) = (*view, term.clone());
-                self.open_related(view, &term)
+            [only] => {
+                let only = only.clone();
+                self.open_related(&only)
             }
             _ => {
                 self.mode = Mode::Related(targets);
@@ -265,23 +262,23 @@ impl App {
     /// an instance's findings, cases, evidence and analysis hosts (a case id names its
     /// instance, so the instance id finds them all), a case's hosts and evidence, an
     /// account's instances and findings.
-    pub fn related_targets(&self) -> Vec<(View, String)> {
+    pub fn related_targets(&self) -> Vec<Related> {
         use View::*;
-        let around_instance = |instance: String| -> Vec<(View, String)> {
+        let around_instance = |instance: String| -> Vec<Related> {
             [Instances, Findings, Cases, Evidence, Hosts]
                 .into_iter()
-                .map(|view| (view, instance.clone()))
+                .map(|view| Related::new(view, &instance))
                 .collect()
         };
-        let around_case = |case_id: String| -> Vec<(View, String)> {
+        let around_case = |case_id: String| -> Vec<Related> {
             let mut targets = vec![
-                (Cases, case_id.clone()),
-                (Evidence, case_id.clone()),
-                (Hosts, case_id.clone()),
+                Related::new(Cases, &case_id),
+                Related::new(Evidence, &case_id),
+                Related::new(Hosts, &case_id),
             ];
             if let Some(instance) = self.case_instance(&case_id) {
-                targets.push((Instances, instance.clone()));
-                targets.push((Findings, instance));
+                targets.push(Related::new(Instances, &instance));
+                targets.push(Related::new(Findings, &instance));
             }
             targets
         };
@@ -305,7 +302,10 @@ impl App {
                 .selected()
                 .map(|row| {
                     let term = format!("account:{}", row.id);
-                    vec![(Instances, term.clone()), (Findings, term)]
+                    vec![
+                        Related::new(Instances, &term),
+                        Related::new(Findings, &term),
+                    ]
                 })
                 .unwrap_or_default(),
             Cases => self
@@ -335,7 +335,7 @@ impl App {
             Case | Images => Vec::new(),
         };
         // Not the list the row is on, unless the term narrows it (a case's other cases).
-        targets.retain(|(view, _)| *view != self.view);
+        targets.retain(|related| related.view != self.view);
         targets
     }
 
@@ -349,13 +349,15 @@ impl App {
             .map(|row| row.case.subject.instance_id.clone())
     }
 
-    /// Shows `view` filtered to the rows `term` finds.
-    pub(super) fn open_related(&mut self, view: View, term: &str) -> Vec<Effect> {
+    /// Shows the related view filtered to the rows its term finds.
+    pub(super) fn open_related(&mut self, related: &Related) -> Vec<Effect> {
+        let Related { view, term } = related;
+        let view = *view;
         // A value from AWS goes into the filter as one quoted term.
         let term = if term.contains(' ') || term.contains('"') {
             format!("\"{}\"", term.replace('"', ""))
         } else {
-            term.to_owned()
+            term.clone()
         };
         let effects = self.show(view);
         self.apply_filter(&term);

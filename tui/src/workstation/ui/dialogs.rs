@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 
 use crate::text::wrap_untrusted;
 use crate::theme::Theme;
-use crate::workstation::app::{App, View};
+use crate::workstation::app::{App, Related};
 
 pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
@@ -118,15 +118,10 @@ pub(super) fn draw_confirm(
 }
 
 /// `o`'s picker: each view with rows related to the selected one, by its key.
-pub(super) fn draw_related(
-    frame: &mut Frame,
-    app: &App,
-    targets: &[(View, String)],
-    theme: &Theme,
-) {
+pub(super) fn draw_related(frame: &mut Frame, app: &App, targets: &[Related], theme: &Theme) {
     let lines: Vec<String> = targets
         .iter()
-        .map(|(view, term)| {
+        .map(|Related { view, term }| {
             let key = view
                 .command()
                 .and_then(|command| app.keymap.key_for(command))
