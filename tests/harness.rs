@@ -474,15 +474,35 @@ impl TerminalSession {
         self.parser.lock().expect("parser lock").screen().contents()
     }
 
-    /// The text of each row between columns `start` and `start + width`: what a panel beside
-    /// another shows, without its neighbour.
-    pub fn columns(&self, start: u16, width: u16) -> Vec<String> {
-        self.parser
-            .lock()
-            .expect("parser lock")
-            .screen()
-            .rows(start, width)
-            .collect()
+    /// The rows inside the bordered panel whose top border begins `┌ {title}`, each between
+    /// its side borders, down to its bottom border: what a panel beside another shows,
+    /// without its neighbour. Read cell by cell (a wide character takes two) in one look at
+    /// the screen; `None` when no such panel is on it.
+    pub fn panel(&self, title: &str) -> Option<Vec<String>> {
+        let parser = self.parser.lock().expect("parser lock");
+        let screen = parser.screen();
+        let (rows, cols) = screen.size();
+        let (rows, cols) = (rows.get(), cols.get());
+        let cell = |row: u16, col: u16| screen.cell(row, col).map_or("", |c| c.contents());
+        let marker: Vec<String> = format!("┌ {title}").chars().map(String::from).collect();
+        let matches_at = |row: u16, col: u16| {
+            marker
+                .iter()
+                .enumerate()
+                .all(|(i, c)| cell(row, col + i as u16) == c)
+        };
+        let (top, left) = (0..rows)
+            .flat_map(|row| (0..cols).map(move |col| (row, col)))
+            .find(|&(row, col)| matches_at(row, col))?;
+        let right = (left + 1..cols).find(|&col| cell(top, col) == "┐")?;
+        let bottom = (top + 1..rows)
+            .find(|&row| cell(row, left) == "└")
+            .unwrap_or(rows);
+        Some(
+            (top + 1..bottom)
+                .map(|row| (left + 1..right).map(|col| cell(row, col)).collect())
+                .collect(),
+        )
     }
 
     /// Waits until the screen shows `needle`, and returns the screen.

@@ -735,6 +735,7 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
          (echo x >> \"$f\") 2>/dev/null && echo WRO''TE-OLD || echo re''fused-append; \
          chmod u+w \"$f\" 2>/dev/null && echo CHM''ODDED || echo re''fused-chmod; \
          rm -f \"$f\" 2>/dev/null && echo REM''OVED || echo re''fused-rm; \
+         awk '$5 == \"/srv/irf/evidence\" {{ print \"mnt-\" $6 }}' /proc/self/mountinfo; \
          test -r \"$f\" && echo rea''dable\r"
     ));
     let screen = shell.wait_for("readable", Duration::from_secs(10));
@@ -749,6 +750,9 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
     for done in ["WROTE-NEW", "WROTE-OLD", "CHMODDED", "REMOVED"] {
         assert!(!screen.contains(done), "{done}: {screen}");
     }
+    // Read-only by the mount itself, not only by the files' owner and mode: root could not
+    // write it either.
+    assert!(screen.contains("mnt-ro"), "the evidence mount: {screen}");
     let lab_is_root = nix::unistd::geteuid().is_root();
     assert!(
         screen.contains(if lab_is_root { "uid-61000" } else { "uid-0" }),

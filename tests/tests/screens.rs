@@ -181,50 +181,61 @@ impl Walk {
     /// The details panel's text, its lines joined without whitespace: a value wrapped
     /// over lines (an ARN, a title) reads whole in it.
     fn details_panel(&self) -> String {
-        let screen = self.terminal.screen();
-        let Some((row, line)) = screen
-            .lines()
-            .enumerate()
-            .find(|(_, line)| line.contains("┌ details"))
-        else {
-            return String::new();
-        };
-        let prefix = &line[..line.find("┌ details").unwrap_or(0)];
-        let start = prefix.chars().count() as u16 + 1;
-        let width = line
-            .chars()
-            .skip(usize::from(start))
-            .take_while(|c| *c != '┐')
-            .count() as u16;
         self.terminal
-            .columns(start, width)
-            .into_iter()
-            .skip(row + 1)
-            .collect::<String>()
+            .panel("details")
+            .unwrap_or_default()
+            .concat()
             .split_whitespace()
             .collect()
     }
 
     /// Gives the open details panel the keys (tab), scrolls it down a field at a time until
-    /// `value` reads whole in it, and gives the keys back to the list.
+    /// `value` reads whole in it, and gives the keys back to the list. Each step waits for
+    /// the panel to move, so that keys never run ahead of the screen.
     fn scroll_details_to(&mut self, value: &str) {
         let wanted: String = value.split_whitespace().collect();
         self.terminal.send("\t");
         let deadline = std::time::Instant::now() + SHOWN;
-        loop {
-            if self.details_panel().contains(&wanted) {
-                break;
-            }
+        let mut panel = self.details_panel();
+        while !panel.contains(&wanted) {
             let screen = self.terminal.screen();
             assert!(
-                std::time::Instant::now() < deadline && !screen.contains(" ↓0 "),
-                "at {}, the details never show '{value}':\n{screen}",
+                !screen.contains(" ↓0 "),
+                "at {}, the details end without '{value}':\n{screen}",
                 self.size
             );
             self.terminal.send("j");
-            std::thread::sleep(Duration::from_millis(100));
+            let before = panel;
+            loop {
+                panel = self.details_panel();
+                if panel != before {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "at {}, j did not scroll the details towards '{value}':\n{}",
+                    self.size,
+                    self.terminal.screen()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         self.terminal.send("\t");
+    }
+
+    /// Closes the details panel (enter again) and waits until it is gone.
+    fn close_details(&mut self) {
+        self.terminal.send("\r");
+        let deadline = std::time::Instant::now() + SHOWN;
+        while self.terminal.panel("details").is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "at {}, enter did not close the details:\n{}",
+                self.size,
+                self.terminal.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Opens a dialog with `key`, scrolls it to its end with the down arrow, and returns every
@@ -286,7 +297,7 @@ fn walk(rows: u16, cols: u16, size: &'static str) {
     );
     walk.expect("\r", "┌ details", &[&scene.account_name]);
     walk.scroll_details_to("launched");
-    walk.expect("\r", "instances (1/", &[]);
+    walk.close_details();
     let acquire = walk.read_dialog("a", "Acquire memory and disk", "to go ahead");
     assert!(on_some(&acquire, &scene.instance_id), "{acquire:?}");
     assert!(on_some(&acquire, "From a script:"), "{acquire:?}");
@@ -305,7 +316,7 @@ fn walk(rows: u16, cols: u16, size: &'static str) {
     let resolve = walk.read_dialog("R", "Resolve finding", "to go ahead");
     assert!(on_some(&resolve, "irf resolve"), "{resolve:?}");
     walk.dismiss("Resolve finding");
-    walk.expect("\r", "findings (1/", &[]);
+    walk.close_details();
 
     // Accounts: the suspect's account by id and name.
     walk.expect(
@@ -369,7 +380,7 @@ fn walk(rows: u16, cols: u16, size: &'static str) {
     let hold = walk.read_dialog("H", "Place legal hold", "to go ahead");
     assert!(on_some(&hold, &scene.ended_case), "{hold:?}");
     walk.dismiss("Place legal hold");
-    walk.expect("\r", "evidence (1/", &[]);
+    walk.close_details();
 
     // Images: the pipeline's image; the build dialog.
     walk.expect("7", &scene.image_version, &["AVAILABLE"]);
@@ -391,12 +402,17 @@ fn walk(rows: u16, cols: u16, size: &'static str) {
 
     // From the instance, `o` names its related views; its hosts open filtered to it.
     walk.expect("1", "instances (1/", &[&scene.instance_id]);
-    walk.expect(
-        "o",
-        "Related rows",
-        &["findings", "cases", "evidence", "hosts"],
-    );
-    walk.expect("8", "hosts (1/", &[&scene.host_id]);
+    let related = format!("/{}", scene.instance_id);
+    let picker = walk.expect("o", "Related rows", &[&related]);
+    for view in ["2  findings", "4  cases", "6  evidence", "8  hosts"] {
+        assert!(
+            picker
+                .lines()
+                .any(|line| line.contains(view) && line.contains(&related)),
+            "at {size}, '{view}' related by {related}:\n{picker}"
+        );
+    }
+    walk.expect("8", &format!("hosts (1/1) {related}"), &[&scene.host_id]);
 
     // Help and the command line.
     walk.expect("?", " help (", &[]);

@@ -140,7 +140,7 @@ impl KeyAction {
                 "the case view's next panel (artifacts, custody ledger, analysis); beside a list, scroll its details"
             }
             Self::Related => {
-                "related rows: an instance's (or a finding's) findings, cases, evidence and hosts, a case's evidence and hosts, an account's instances; the view's key opens one"
+                "related rows: an instance's findings, cases, evidence and hosts (a finding's instance and the same), a case's evidence, hosts and instance, an account's instances and findings; the view's key opens one"
             }
         }
     }

@@ -63,6 +63,13 @@ impl CaseId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The EC2 instance the id names (an id made by [`CaseId::new`] for an instance), for
+    /// where the case's record is not at hand.
+    pub fn named_instance(&self) -> Option<&str> {
+        let (_, instance) = self.0.split_once('-')?;
+        instance.starts_with("i-").then_some(instance)
+    }
 }
 
 impl std::fmt::Display for CaseId {
@@ -373,6 +380,9 @@ mod tests {
         assert_eq!(id.as_str(), "20261128T093015Z-i-0123456789abcdef0");
         assert!(CaseId::parse(id.as_str()).is_ok());
         assert!(id.as_str().len() <= 80);
+        assert_eq!(id.named_instance(), Some("i-0123456789abcdef0"));
+        let other = CaseId::parse("case-7").expect("a hand-made id");
+        assert_eq!(other.named_instance(), None, "names no instance");
     }
 
     #[test]

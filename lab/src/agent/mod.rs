@@ -74,7 +74,7 @@ pub async fn serve(control: Control, hosts: PathBuf, mut stop: watch::Receiver<b
         tracing::warn!(error = %err, "cannot register the lab session agent");
         return;
     }
-    let sandbox = network_namespaces_work();
+    let sandbox = session_namespaces_work();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -93,10 +93,16 @@ pub async fn serve(control: Control, hosts: PathBuf, mut stop: watch::Receiver<b
     }
 }
 
-/// Whether `unshare --net --map-root-user` can start a process here.
-fn network_namespaces_work() -> bool {
+/// Whether a session's namespaces can be made here: `unshare --net --mount` (with
+/// `--map-root-user` unless the lab runs as root) and a tmpfs mounted in them.
+fn session_namespaces_work() -> bool {
+    let mut args = vec!["--net", "--mount"];
+    if session_user().is_none() {
+        args.push("--map-root-user");
+    }
+    args.extend(["sh", "-c", "mount -t tmpfs irf-probe /srv"]);
     std::process::Command::new("unshare")
-        .args(["--net", "--map-root-user", "true"])
+        .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -246,29 +252,37 @@ const SESSION_HOME: &str = "/home/ssm-user";
 const SESSION_UID: u32 = 61_000;
 
 /// Run by `sh -c` in the session's own network and mount namespaces, with the host's
-/// evidence and home directories and the session user's uid (empty: none) as `$1` to `$3`:
-/// the evidence appears at `/srv/irf/evidence` as on an analysis host, mounted read-only
-/// (no one in the session writes it, root included), the home at `/home/ssm-user`, and the
-/// shell runs as the session user, with no capability, as the real agent's `ssm-user`.
+/// evidence and home directories, the lab's directory and the session user's uid (empty:
+/// none) as `$1` to `$4`. The evidence appears at `/srv/irf/evidence` as on an analysis
+/// host, mounted read-only; the home at `/home/ssm-user`; the lab's own directory (its
+/// state, its buckets' objects, the other hosts) is covered, so the evidence is reached
+/// only through the read-only mount; and the shell runs as the session user, with no
+/// capability and no way to gain one, as the real agent's `ssm-user`. The directories are
+/// opened before anything is mounted over them (a lab under `/home` or `/srv` would be
+/// hidden by its own tmpfs) and bound through their descriptors.
 const SESSION_SETUP: &str = r#"set -e
+exec 3<"$1" 4<"$2"
 mount -t tmpfs -o mode=0755 irf-srv /srv
 mkdir -p /srv/irf/evidence
-mount --bind "$1" /srv/irf/evidence
-mount -o remount,bind,ro /srv/irf/evidence
 mount -t tmpfs -o mode=0755 irf-home /home
 mkdir /home/ssm-user
-mount --bind "$2" /home/ssm-user
+mount --no-canonicalize --bind /proc/self/fd/3 /srv/irf/evidence
+mount -o remount,bind,ro /srv/irf/evidence
+mount --no-canonicalize --bind /proc/self/fd/4 /home/ssm-user
+exec 3<&- 4<&-
+if [ -d "$3" ]; then mount -t tmpfs -o mode=0755 irf-lab-hidden "$3"; fi
 cd /home/ssm-user
-if [ -n "$3" ]; then
-  chown "$3:$3" /home/ssm-user
-  exec setpriv --reuid="$3" --regid="$3" --clear-groups --inh-caps=-all --bounding-set=-all sh -i
+if [ -n "$4" ]; then
+  chown "$4:$4" /home/ssm-user
+  exec setpriv --reuid="$4" --regid="$4" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs sh -i
 fi
 exec sh -i
 "#;
 
 /// The uid sessions run as: the lab's `ssm-user` when the lab runs as root and can change
 /// to it; `None` otherwise (the session is then root of its own user namespace, which the
-/// read-only evidence mount still holds back from writing, if not from remounting it).
+/// read-only evidence mount holds back from writing, though as that namespace's root it
+/// could mount it again writable).
 fn session_user() -> Option<u32> {
     nix::unistd::geteuid().is_root().then_some(SESSION_UID)
 }
@@ -304,6 +318,7 @@ async fn shell(
         command.args(["sh", "-c", SESSION_SETUP, "irf-lab-session"]);
         command.arg(&home.evidence);
         command.arg(&home.home);
+        command.arg(hosts.parent().unwrap_or(hosts));
         command.arg(session_user.map(|uid| uid.to_string()).unwrap_or_default());
         command.env("HOME", SESSION_HOME);
         command.cwd(&home.home);

@@ -612,8 +612,9 @@ fn custody_lines(
 }
 
 /// An entry's first line, `heading` then its `target`; a target that does not fit beside
-/// the heading (a host's account/region/instance at 80 columns) goes whole on the lines
-/// below, `indent`ed, rather than be cut.
+/// the heading (a host's account/region/instance at 80 columns) goes on the lines below,
+/// `indent`ed and wrapped (up to three lines, where a hostile value stops), rather than be
+/// cut at the panel's edge.
 fn heading_lines(
     mut heading: Vec<Span<'static>>,
     target: &str,

@@ -45,7 +45,8 @@ impl Areas {
         if detail_shown {
             // Two fifths of a wide screen; on a narrow one at least what a case id or an
             // ARN's piece needs (38 columns inside the border), up to half the screen.
-            let detail_width = (body.width * 42 / 100).max(DETAIL_MIN_WIDTH.min(body.width / 2));
+            let two_fifths = u16::try_from(u32::from(body.width) * 42 / 100).unwrap_or(u16::MAX);
+            let detail_width = two_fifths.max(DETAIL_MIN_WIDTH.min(body.width / 2));
             let [table, detail] =
                 Layout::horizontal([Constraint::Min(0), Constraint::Length(detail_width)])
                     .areas(body);

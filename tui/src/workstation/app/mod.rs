@@ -506,6 +506,9 @@ impl App {
             self.status = Some(Status::Error(reason));
             return vec![];
         }
+        if let Some(view) = View::of_command(command) {
+            return self.show(view);
+        }
         let page = self.page_rows() as isize;
         match command {
             KeyAction::Quit => self.should_quit = true,
@@ -561,6 +564,7 @@ impl App {
             KeyAction::SortNext => self.with_pane(|t| t.cycle_sort(1)),
             KeyAction::SortPrevious => self.with_pane(|t| t.cycle_sort(-1)),
             KeyAction::SortReverse => self.with_pane(|t| t.reverse_sort()),
+            // Opened above, by the table of views and their keys.
             KeyAction::ViewInstances
             | KeyAction::ViewFindings
             | KeyAction::ViewAccounts
@@ -568,11 +572,7 @@ impl App {
             | KeyAction::ViewApprovals
             | KeyAction::ViewEvidence
             | KeyAction::ViewImages
-            | KeyAction::ViewHosts => {
-                if let Some(view) = View::of_command(command) {
-                    return self.show(view);
-                }
-            }
+            | KeyAction::ViewHosts => {}
             KeyAction::BuildImage => self.confirm_build(),
             KeyAction::LaunchHost => self.confirm_launch(),
             KeyAction::OpenSession => return self.open_session(),
@@ -664,6 +664,12 @@ impl App {
 
     /// Switches to `view`, loading what it shows.
     fn show(&mut self, view: View) -> Vec<Effect> {
+        if view != self.view {
+            // The details open on another view's row start at its first field, with the
+            // movement keys on the list.
+            self.details.first = 0;
+            self.details.focused = false;
+        }
         self.view = view;
         match view {
             View::Cases => self.load_cases(),

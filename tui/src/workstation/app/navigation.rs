@@ -138,11 +138,14 @@ impl App {
         vec![Effect::StartSweep, Effect::LoadFindings]
     }
 
+    /// Changes the list on screen (moves, sorts, filters): the details then show a row that
+    /// may be another, from their first field.
     pub(super) fn with_pane(&mut self, change: impl FnOnce(&mut dyn Pane)) {
         // The case view is not a table: it has nothing to sort or select.
         if let Some(pane) = self.pane_mut() {
             change(pane);
         }
+        self.details.first = 0;
     }
 
     pub(super) fn move_by(&mut self, delta: isize) {
@@ -156,8 +159,6 @@ impl App {
             self.scroll_details_to(self.details.first.saturating_add_signed(delta));
         } else {
             self.with_pane(|t| t.move_cursor(delta));
-            // Another row: its details from their first field.
-            self.details.first = 0;
         }
     }
 
@@ -168,7 +169,6 @@ impl App {
             self.scroll_details_to(position);
         } else {
             self.with_pane(|t| t.select(position));
-            self.details.first = 0;
         }
     }
 
@@ -334,12 +334,13 @@ impl App {
                 .unwrap_or_default(),
             Case | Images => Vec::new(),
         };
-        // Not the list the row is on, unless the term narrows it (a case's other cases).
+        // Not the list the row is on: `/` narrows it.
         targets.retain(|related| related.view != self.view);
         targets
     }
 
-    /// The instance of case `case_id`, when the cases list holds it.
+    /// The instance of case `case_id`: as the cases list holds it, else as its id names it
+    /// (the cases list loads only once shown).
     fn case_instance(&self, case_id: &str) -> Option<String> {
         self.cases
             .table
@@ -347,6 +348,12 @@ impl App {
             .iter()
             .find(|row| row.case.case_id.as_str() == case_id)
             .map(|row| row.case.subject.instance_id.clone())
+            .or_else(|| {
+                CaseId::parse(case_id)
+                    .ok()?
+                    .named_instance()
+                    .map(str::to_owned)
+            })
     }
 
     /// Shows the related view filtered to the rows its term finds.

@@ -35,7 +35,12 @@ fn field_lines(fields: &[(String, String)], inner: usize) -> Vec<(usize, String,
         } else {
             (inner, inner)
         };
-        let label = format!("{:<label_width$}", clip_untrusted(label, label_width));
+        // Padded by display width: a wide character takes two columns.
+        let label = clip_untrusted(label, label_width);
+        let label = format!(
+            "{label}{}",
+            " ".repeat(label_width.saturating_sub(label.width()))
+        );
         let values = wrap_untrusted_at_most(value, value_width, VALUE_LINES);
         if side_by_side {
             let blank = " ".repeat(LABEL_WIDTH);

@@ -131,7 +131,7 @@ pub(super) fn draw_related(frame: &mut Frame, app: &App, targets: &[Related], th
         })
         .collect();
     let answer = Line::styled(
-        "a view's key opens it, filtered; any other key stays here",
+        "a view's key opens it, filtered; any other key closes this",
         theme.style("text"),
     );
     draw_dialog(frame, "Related rows", &lines, answer, 0, theme);
