@@ -409,6 +409,26 @@ pub fn run_irf(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("run irf")
 }
 
+/// The JSON a successful irf run printed; `what` names the run in a failure.
+pub fn json_of(what: &str, out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "{what} printed no JSON ({err}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Runs `irf args` as the shared lab's operator and returns the JSON it printed.
+pub fn irf_json(args: &[&str]) -> serde_json::Value {
+    json_of(&format!("irf {args:?}"), &run_irf(args, &lab_env(lab())))
+}
+
 /// `irf` running in a pseudo-terminal, with a terminal emulator parsing its screen.
 #[allow(missing_debug_implementations)] // holds trait objects of the pty crate
 pub struct TerminalSession {

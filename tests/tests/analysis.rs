@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use irf_e2e::{TerminalSession, context, lab, lab_env, run_irf, suspect};
+use irf_e2e::{TerminalSession, context, irf_json, json_of, lab, lab_env, run_irf, suspect};
 use irf_engine::analysis::Analysis;
 use sha2::{Digest, Sha256};
 
@@ -15,25 +15,6 @@ use sha2::{Digest, Sha256};
 /// busy for a minute or more, and by the tests that wait on a terminal's screen with a
 /// timeout, so that neither runs beside the other.
 static BUSY_CORES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn irf_json(args: &[&str]) -> serde_json::Value {
-    json_of(&format!("irf {args:?}"), &run_irf(args, &lab_env(lab())))
-}
-
-/// The JSON a successful irf run printed.
-fn json_of(what: &str, out: &std::process::Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
-        panic!(
-            "{what} printed no JSON ({err}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
 
 /// A finished memory-only case of the suspect, acquired once for the tests of this file
 /// (memory alone keeps the copies on the hosts small).

@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use irf_e2e::{TerminalSession, lab, lab_env, run_irf, suspect};
+use irf_e2e::{TerminalSession, acquire_memory_only, irf_json, json_of, lab, lab_env, suspect};
 
 /// What the walk expects to find, set up once for both sizes.
 struct Scene {
@@ -25,21 +25,6 @@ struct Scene {
     host_id: String,
     /// The image version the lab's pipeline holds.
     image_version: String,
-}
-
-fn irf_json(args: &[&str]) -> serde_json::Value {
-    let out = run_irf(args, &lab_env(lab()));
-    assert!(
-        out.status.success(),
-        "irf {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
-        panic!(
-            "irf {args:?} printed no JSON ({err}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
 }
 
 fn text(value: &serde_json::Value, field: &str) -> String {
@@ -70,18 +55,7 @@ fn scene() -> &'static Scene {
             .find(|f| f["instance_id"] == suspect.id.as_str())
             .expect("the suspect's reverse-shell finding")
             .clone();
-        let ended = irf_json(&[
-            "acquire",
-            "--instance",
-            &suspect.id,
-            "--account",
-            suspect.account.as_str(),
-            "--no-disk",
-            "--containment",
-            "never",
-            "--wait",
-            "--json",
-        ]);
+        let ended = json_of("irf acquire (memory only)", &acquire_memory_only(suspect));
         let ended_case = text(&ended, "case_id");
         let ledger = irf_json(&["case", &ended_case, "--json"]);
         let first_ledger_action = text(&ledger["ledger"][0], "action");
@@ -269,6 +243,20 @@ impl Walk {
         screens
     }
 
+    /// Opens a dialog with `key`, reads it to its end, checks each of `naming` shows in it
+    /// at some scroll, and closes it with esc.
+    fn dialog(&mut self, key: &str, title: &str, answer: &str, naming: &[&str]) {
+        let screens = self.read_dialog(key, title, answer);
+        for value in naming {
+            assert!(
+                on_some(&screens, value),
+                "at {}, '{value}' never shows in '{title}':\n{screens:#?}",
+                self.size
+            );
+        }
+        self.dismiss(title);
+    }
+
     fn quit(mut self) {
         self.terminal.send("q");
         assert!(
@@ -298,10 +286,12 @@ fn walk(rows: u16, cols: u16, size: &'static str) {
     walk.expect("\r", "┌ details", &[&scene.account_name]);
     walk.scroll_details_to("launched");
     walk.close_details();
-    let acquire = walk.read_dialog("a", "Acquire memory and disk", "to go ahead");
-    assert!(on_some(&acquire, &scene.instance_id), "{acquire:?}");
-    assert!(on_some(&acquire, "From a script:"), "{acquire:?}");
-    walk.dismiss("Acquire memory and disk");
+    walk.dialog(
+        "a",
+        "Acquire memory and disk",
+        "to go ahead",
+        &[&scene.instance_id, "From a script:"],
+    );
 
     // Findings: the suspect's finding, in full in its detail; the resolve dialog.
     walk.expect("2", "findings (", &[]);
@@ -313,9 +303,7 @@ fn walk(rows: u16, cols: u16, size: &'static str) {
     walk.expect("\r", "description", &[]);
     walk.scroll_details_to(&scene.finding_title);
     walk.scroll_details_to(&scene.finding_id);
-    let resolve = walk.read_dialog("R", "Resolve finding", "to go ahead");
-    assert!(on_some(&resolve, "irf resolve"), "{resolve:?}");
-    walk.dismiss("Resolve finding");
+    walk.dialog("R", "Resolve finding", "to go ahead", &["irf resolve"]);
     walk.close_details();
 
     // Accounts: the suspect's account by id and name.
@@ -336,12 +324,18 @@ fn walk(rows: u16, cols: u16, size: &'static str) {
     walk.expect("V", "items verified at", &[&scene.ended_case]);
     walk.expect("\t", &scene.first_ledger_action, &[]);
     walk.expect("\t", &scene.host_id, &[]);
-    let launch = walk.read_dialog("l", "Launch an analysis host", "to go ahead");
-    assert!(on_some(&launch, &scene.ended_case), "{launch:?}");
-    walk.dismiss("Launch an analysis host");
-    let rollback = walk.read_dialog("U", "Roll back containment", "instance id");
-    assert!(on_some(&rollback, &scene.instance_id), "{rollback:?}");
-    walk.dismiss("Roll back containment");
+    walk.dialog(
+        "l",
+        "Launch an analysis host",
+        "to go ahead",
+        &[&scene.ended_case],
+    );
+    walk.dialog(
+        "U",
+        "Roll back containment",
+        "instance id",
+        &[&scene.instance_id],
+    );
 
     // Approvals: the waiting case; the plan whole, then the refusal.
     walk.expect(
@@ -349,25 +343,21 @@ fn walk(rows: u16, cols: u16, size: &'static str) {
         "approvals (1/",
         &[&scene.instance_id],
     );
-    let plan = walk.read_dialog("A", "Approve containment", "instance id: ");
-    for needed in [
-        scene.instance_id.as_str(),
-        &scene.waiting_case,
-        "replace security groups",
-        "swap instance profile",
-        "rollback (U in the case view) restores it",
-        "Type the instance id to approve",
-        "From a script: irf approve",
-    ] {
-        assert!(
-            on_some(&plan, needed),
-            "at {size}, '{needed}' never shows in the plan:\n{plan:#?}"
-        );
-    }
-    walk.dismiss("Approve containment");
-    let refuse = walk.read_dialog("X", "Refuse containment", "reason");
-    assert!(on_some(&refuse, &scene.waiting_case), "{refuse:?}");
-    walk.dismiss("Refuse containment");
+    walk.dialog(
+        "A",
+        "Approve containment",
+        "instance id: ",
+        &[
+            &scene.instance_id,
+            &scene.waiting_case,
+            "replace security groups",
+            "swap instance profile",
+            "rollback (U in the case view) restores it",
+            "Type the instance id to approve",
+            "From a script: irf approve",
+        ],
+    );
+    walk.dialog("X", "Refuse containment", "reason", &[&scene.waiting_case]);
 
     // Evidence: the ended case's memory artifact, its detail, the legal hold dialog.
     walk.expect(
@@ -377,15 +367,17 @@ fn walk(rows: u16, cols: u16, size: &'static str) {
     );
     walk.expect("\r", "sha256", &[]);
     walk.scroll_details_to("retention");
-    let hold = walk.read_dialog("H", "Place legal hold", "to go ahead");
-    assert!(on_some(&hold, &scene.ended_case), "{hold:?}");
-    walk.dismiss("Place legal hold");
+    walk.dialog("H", "Place legal hold", "to go ahead", &[&scene.ended_case]);
     walk.close_details();
 
     // Images: the pipeline's image; the build dialog.
     walk.expect("7", &scene.image_version, &["AVAILABLE"]);
-    walk.read_dialog("b", "Start an image build", "to go ahead");
-    walk.dismiss("Start an image build");
+    walk.dialog(
+        "b",
+        "Start an image build",
+        "to go ahead",
+        &["pipeline ", "irf images build"],
+    );
 
     // Hosts: the host and its case, its detail, the terminate dialog.
     walk.expect(
@@ -396,9 +388,12 @@ fn walk(rows: u16, cols: u16, size: &'static str) {
     walk.expect("\r", "┌ details", &[]);
     walk.scroll_details_to(&scene.ended_case);
     walk.scroll_details_to("launched");
-    let terminate = walk.read_dialog("T", "Terminate analysis host", "instance id");
-    assert!(on_some(&terminate, &scene.host_id), "{terminate:?}");
-    walk.dismiss("Terminate analysis host");
+    walk.dialog(
+        "T",
+        "Terminate analysis host",
+        "instance id",
+        &[&scene.host_id],
+    );
 
     // From the instance, `o` names its related views; its hosts open filtered to it.
     walk.expect("1", "instances (1/", &[&scene.instance_id]);
