@@ -429,6 +429,19 @@ pub fn irf_json(args: &[&str]) -> serde_json::Value {
     json_of(&format!("irf {args:?}"), &run_irf(args, &lab_env(lab())))
 }
 
+/// The shared lab's suspect's open reverse-shell finding, as `irf findings --json` lists it.
+pub fn suspects_reverse_shell_finding() -> serde_json::Value {
+    let suspect = suspect(lab());
+    let findings = irf_json(&["findings", "--json", "--filter", "reverse shell"]);
+    findings
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["instance_id"] == suspect.id.as_str())
+        .expect("the suspect's reverse-shell finding")
+        .clone()
+}
+
 /// `irf` running in a pseudo-terminal, with a terminal emulator parsing its screen.
 #[allow(missing_debug_implementations)] // holds trait objects of the pty crate
 pub struct TerminalSession {

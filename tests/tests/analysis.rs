@@ -1180,14 +1180,7 @@ fn the_workstation_hands_its_terminal_to_a_session_and_gets_it_back() {
 fn a_finding_resolved_in_the_workstation_is_recorded_in_its_instance_s_case() {
     let case_id = memory_case();
     let suspect = suspect(lab());
-    let findings = irf_json(&["findings", "--json", "--filter", "reverse shell"]);
-    let finding = findings
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["instance_id"] == suspect.id.as_str())
-        .expect("the suspect's reverse-shell finding")
-        .clone();
+    let finding = irf_e2e::suspects_reverse_shell_finding();
     let finding_id = finding["id"].as_str().expect("finding id").to_owned();
 
     let mut session = TerminalSession::start(&[], &lab_env(lab()), 40, 200);

@@ -47,14 +47,7 @@ fn scene() -> &'static Scene {
             .expect("the suspect's account")
             .name
             .clone();
-        let findings = irf_json(&["findings", "--json", "--filter", "reverse shell"]);
-        let finding = findings
-            .as_array()
-            .expect("findings")
-            .iter()
-            .find(|f| f["instance_id"] == suspect.id.as_str())
-            .expect("the suspect's reverse-shell finding")
-            .clone();
+        let finding = irf_e2e::suspects_reverse_shell_finding();
         let ended = json_of("irf acquire (memory only)", &acquire_memory_only(suspect));
         let ended_case = text(&ended, "case_id");
         let ledger = irf_json(&["case", &ended_case, "--json"]);

@@ -166,6 +166,22 @@ fn benches(c: &mut Criterion) {
                     .map(drop)
             });
         });
+
+        // With the details open beside the table, a move draws the next row's details too.
+        let mut with_details = app.clone();
+        with_details.handle(Input::Key(Key {
+            code: KeyName::Enter,
+            ctrl: false,
+            alt: false,
+        }));
+        c.bench_function(&format!("details_move_keypress/{count}"), |b| {
+            b.iter(|| {
+                with_details.handle(key('j'));
+                terminal
+                    .draw(|frame| ui::draw(frame, &with_details, &theme))
+                    .map(drop)
+            });
+        });
     }
 }
 
