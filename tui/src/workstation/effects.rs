@@ -7,10 +7,15 @@ use std::sync::Arc;
 
 use irf_engine::acquisition;
 use irf_engine::analysis::Analysis;
+use irf_engine::analysis::hosts::LaunchOutcome;
 use irf_engine::aws::AwsContext;
+use irf_engine::findings::FindingRef;
 use irf_engine::findings::{FindingQuery, WorkflowStatus};
 use irf_engine::inventory;
+use irf_engine::model::case::{CaseId, CaseSubject};
+use irf_engine::model::containment::{ContainmentPlan, InstanceRef};
 use irf_engine::plane::Plane;
+use irf_engine::store::case_table::Opened;
 use tokio::sync::{OnceCell, mpsc};
 
 use super::app::{Effect, EngineEvent, TypedDecision};
@@ -97,66 +102,19 @@ impl Engine {
                 title,
                 instance_id,
             } => self.run(
-                move |e| async move {
-                    tracing::info!(finding = %finding.id, "resolving finding from the workstation");
-                    e.context
-                        .set_workflow_status(
-                            std::slice::from_ref(&finding),
-                            WorkflowStatus::Resolved,
-                            "Resolved from the irf workstation",
-                        )
-                        .await?;
-                    // The change belongs to the custody of the instance's latest case, if any.
-                    if let Some(instance_id) = instance_id
-                        && let Ok(plane) = e.plane().await
-                    {
-                        irf_engine::findings::record_in_case(
-                            plane,
-                            &instance_id,
-                            &finding.id,
-                            WorkflowStatus::Resolved,
-                        )
-                        .await
-                        .map_err(WorkstationError::FindingNotRecorded)?;
-                    }
-                    Ok(title)
-                },
+                move |e| async move { e.resolve_finding(finding, title, instance_id).await },
                 EngineEvent::FindingResolved,
             ),
             Effect::StartSweep => {
                 let engine = self.clone();
                 tokio::spawn(irf_engine::request_ids::recording(async move {
-                    let scope = match engine.context.sweep_scope().await {
-                        Ok(scope) => scope,
-                        Err(err) => {
-                            let _ = engine.events.send(EngineEvent::Scope(Err(err.into()))).await;
-                            return;
-                        }
-                    };
-                    let _ = engine.events.send(EngineEvent::Scope(Ok(scope.clone()))).await;
-                    let mut sweep = inventory::sweep(engine.context.clone(), scope);
-                    while let Some(event) = sweep.recv().await {
-                        if engine.events.send(EngineEvent::Sweep(event)).await.is_err() {
-                            return;
-                        }
-                    }
+                    engine.sweep().await;
                 }));
             }
             Effect::StartAcquisition { subject } => {
                 let instance_id = subject.instance_id.clone();
                 self.run(
-                    move |e| async move {
-                        tracing::info!(
-                            instance = %subject.instance_id,
-                            account = %subject.account,
-                            region = %subject.region,
-                            "starting an acquisition from the workstation"
-                        );
-                        let plane = e.plane().await?;
-                        Ok(Box::new(
-                            irf_engine::desk::client::open_case(plane, subject).await?,
-                        ))
-                    },
+                    move |e| async move { e.open_case(subject).await },
                     |result| EngineEvent::AcquisitionStarted {
                         instance_id,
                         result,
@@ -194,17 +152,7 @@ impl Engine {
                 );
             }
             Effect::ExportReport(case_id) => self.run(
-                move |e| async move {
-                    let report = irf_engine::report::build(e.plane().await?, &case_id).await?;
-                    let path = format!("irf-report-{case_id}.md");
-                    std::fs::write(&path, report.to_markdown()).map_err(|source| {
-                        WorkstationError::ReportNotWritten {
-                            path: path.clone(),
-                            source,
-                        }
-                    })?;
-                    Ok(path)
-                },
+                move |e| async move { e.export_report(&case_id).await },
                 EngineEvent::ReportWritten,
             ),
             Effect::LoadEvidence => self.run(
@@ -212,42 +160,18 @@ impl Engine {
                 EngineEvent::Evidence,
             ),
             Effect::SetLegalHold { case_id, key, on } => self.run(
-                move |e| async move {
-                    tracing::info!(case = %case_id, key, on, "legal hold from the workstation");
-                    let plane = e.plane().await?;
-                    let entry =
-                        irf_engine::ledger::set_legal_hold(plane, &case_id, &key, on).await?;
-                    Ok(format!("{} (ledger entry {}): {key}", entry.action, entry.seq))
-                },
+                move |e| async move { e.set_legal_hold(&case_id, &key, on).await },
                 EngineEvent::LegalHoldSet,
             ),
             Effect::PlanContainment { decision, instance } => self.run(
-                move |e| async move {
-                    let plane = e.plane().await?;
-                    let options =
-                        irf_engine::containment::ContainmentOptions::from_config(plane.ctx.config());
-                    Ok(Box::new(
-                        irf_engine::containment::plan(plane, &instance, &options).await?,
-                    ))
-                },
+                move |e| async move { e.plan_containment(&instance).await },
                 |result| EngineEvent::ContainmentPlanned { decision, result },
             ),
             Effect::Decide {
                 decision: TypedDecision::TerminateHost(instance_id),
                 answer,
             } => self.run(
-                move |e| async move {
-                    tracing::info!(instance = %instance_id, "analysis host terminated from the workstation");
-                    let plane = e.plane().await?;
-                    let analysis = e.analysis().await?;
-                    let host =
-                        irf_engine::analysis::hosts::terminate(analysis, plane, &instance_id, &answer)
-                            .await?;
-                    Ok(format!(
-                        "{} is terminating; case {} keeps its evidence",
-                        host.instance_id, host.case_id
-                    ))
-                },
+                move |e| async move { e.terminate_host(&instance_id, &answer).await },
                 EngineEvent::HostTerminated,
             ),
             Effect::Decide { decision, answer } => self.run(
@@ -273,33 +197,13 @@ impl Engine {
                 EngineEvent::ImageBuildStarted,
             ),
             Effect::LoadHosts => self.run(
-                move |e| async move { Ok(irf_engine::analysis::hosts::list(e.analysis().await?).await?) },
+                move |e| async move {
+                    Ok(irf_engine::analysis::hosts::list(e.analysis().await?).await?)
+                },
                 EngineEvent::Hosts,
             ),
             Effect::LaunchHost { case_id } => self.run(
-                move |e| async move {
-                    tracing::info!(case = %case_id, "analysis host launch from the workstation");
-                    let plane = e.plane().await?;
-                    let analysis = e.analysis().await?;
-                    // Each stage reaches the screen as it starts; one lost to a full queue is
-                    // said by the next.
-                    let events = e.events.clone();
-                    let for_case = case_id.clone();
-                    let say = move |stage| {
-                        let _ = events.try_send(EngineEvent::HostLaunchProgress {
-                            case_id: for_case.clone(),
-                            stage,
-                        });
-                    };
-                    let request = irf_engine::analysis::hosts::LaunchRequest {
-                        case_id,
-                        instance_type: None,
-                    };
-                    Ok(Box::new(
-                        irf_engine::analysis::hosts::launch(analysis, plane, &request, &say)
-                            .await?,
-                    ))
-                },
+                move |e| async move { e.launch_host(case_id).await },
                 EngineEvent::HostLaunched,
             ),
             // Themes and sessions are the loop's own: they belong to the terminal, not to AWS.
@@ -308,6 +212,151 @@ impl Engine {
             | Effect::SwitchIdentity { .. }
             | Effect::SaveFilter { .. } => {}
         }
+    }
+}
+
+/// The work of the effects that take more than one call.
+impl Engine {
+    /// Marks a finding RESOLVED in Security Hub and records it in the custody of its
+    /// instance's latest case, if it has one.
+    async fn resolve_finding(
+        &self,
+        finding: FindingRef,
+        title: String,
+        instance_id: Option<String>,
+    ) -> Result<String, Failure> {
+        tracing::info!(finding = %finding.id, "resolving finding from the workstation");
+        self.context
+            .set_workflow_status(
+                std::slice::from_ref(&finding),
+                WorkflowStatus::Resolved,
+                "Resolved from the irf workstation",
+            )
+            .await?;
+        if let Some(instance_id) = instance_id
+            && let Ok(plane) = self.plane().await
+        {
+            irf_engine::findings::record_in_case(
+                plane,
+                &instance_id,
+                &finding.id,
+                WorkflowStatus::Resolved,
+            )
+            .await
+            .map_err(WorkstationError::FindingNotRecorded)?;
+        }
+        Ok(title)
+    }
+
+    /// Sweeps the Organization's scope, sending the scope, then each account and region's
+    /// instances as they come.
+    async fn sweep(&self) {
+        let scope = match self.context.sweep_scope().await {
+            Ok(scope) => scope,
+            Err(err) => {
+                let _ = self.events.send(EngineEvent::Scope(Err(err.into()))).await;
+                return;
+            }
+        };
+        let _ = self
+            .events
+            .send(EngineEvent::Scope(Ok(scope.clone())))
+            .await;
+        let mut sweep = inventory::sweep(self.context.clone(), scope);
+        while let Some(event) = sweep.recv().await {
+            if self.events.send(EngineEvent::Sweep(event)).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Opens a case for the instance and starts its acquisition (or joins its open case).
+    async fn open_case(&self, subject: CaseSubject) -> Result<Box<Opened>, Failure> {
+        tracing::info!(
+            instance = %subject.instance_id,
+            account = %subject.account,
+            region = %subject.region,
+            "starting an acquisition from the workstation"
+        );
+        let plane = self.plane().await?;
+        Ok(Box::new(
+            irf_engine::desk::client::open_case(plane, subject).await?,
+        ))
+    }
+
+    /// Writes the case's report (Markdown) into the working directory; returns its path.
+    async fn export_report(&self, case_id: &CaseId) -> Result<String, Failure> {
+        let report = irf_engine::report::build(self.plane().await?, case_id).await?;
+        let path = format!("irf-report-{case_id}.md");
+        std::fs::write(&path, report.to_markdown()).map_err(|source| {
+            WorkstationError::ReportNotWritten {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        Ok(path)
+    }
+
+    async fn set_legal_hold(
+        &self,
+        case_id: &CaseId,
+        key: &str,
+        on: bool,
+    ) -> Result<String, Failure> {
+        tracing::info!(case = %case_id, key, on, "legal hold from the workstation");
+        let plane = self.plane().await?;
+        let entry = irf_engine::ledger::set_legal_hold(plane, case_id, key, on).await?;
+        Ok(format!(
+            "{} (ledger entry {}): {key}",
+            entry.action, entry.seq
+        ))
+    }
+
+    /// The containment an approval would carry out, with the configuration's options.
+    async fn plan_containment(
+        &self,
+        instance: &InstanceRef,
+    ) -> Result<Box<ContainmentPlan>, Failure> {
+        let plane = self.plane().await?;
+        let options = irf_engine::containment::ContainmentOptions::from_config(plane.ctx.config());
+        Ok(Box::new(
+            irf_engine::containment::plan(plane, instance, &options).await?,
+        ))
+    }
+
+    async fn terminate_host(&self, instance_id: &str, answer: &str) -> Result<String, Failure> {
+        tracing::info!(instance = %instance_id, "analysis host terminated from the workstation");
+        let plane = self.plane().await?;
+        let analysis = self.analysis().await?;
+        let host =
+            irf_engine::analysis::hosts::terminate(analysis, plane, instance_id, answer).await?;
+        Ok(format!(
+            "{} is terminating; case {} keeps its evidence",
+            host.instance_id, host.case_id
+        ))
+    }
+
+    /// Launches an analysis host for the case, each stage sent to the screen as it starts
+    /// (one lost to a full queue is said by the next).
+    async fn launch_host(&self, case_id: CaseId) -> Result<Box<LaunchOutcome>, Failure> {
+        tracing::info!(case = %case_id, "analysis host launch from the workstation");
+        let plane = self.plane().await?;
+        let analysis = self.analysis().await?;
+        let events = self.events.clone();
+        let for_case = case_id.clone();
+        let say = move |stage| {
+            let _ = events.try_send(EngineEvent::HostLaunchProgress {
+                case_id: for_case.clone(),
+                stage,
+            });
+        };
+        let request = irf_engine::analysis::hosts::LaunchRequest {
+            case_id,
+            instance_type: None,
+        };
+        Ok(Box::new(
+            irf_engine::analysis::hosts::launch(analysis, plane, &request, &say).await?,
+        ))
     }
 }
 
