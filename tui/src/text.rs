@@ -2,7 +2,7 @@
 //! escaped, long values cut to a display width with an ellipsis, or wrapped whole where
 //! nothing may be cut.
 
-use unicode_width::UnicodeWidthChar;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Escapes every character that could steer a terminal (C0 and C1 controls, DEL, and the
 /// invisible bidirectional overrides), so the string renders as inert text.
@@ -66,6 +66,10 @@ pub fn clip_untrusted(value: &str, max_width: usize) -> String {
     out
 }
 
+/// Where a word too long for a line may break, in order of preference: after a path's or
+/// an ARN's separators, else after a hyphen or a dot.
+const WORD_BREAKS: [&[char]; 2] = [&['/', ':', ','], &['-', '.']];
+
 /// Escapes `value` and wraps it into lines of at most `width` terminal columns: at spaces
 /// where it can, inside a word longer than a line where it must. Nothing is cut; a line's
 /// indentation is kept, and its continuation lines take the same.
@@ -101,8 +105,21 @@ pub fn wrap_untrusted(value: &str, width: usize) -> Vec<String> {
         for c in word.chars() {
             let w = c.width().unwrap_or(0);
             if line_width + w > width {
-                lines.push(std::mem::take(&mut line));
-                line_width = 0;
+                // A word longer than a line (an ARN, an S3 key) breaks after its last
+                // separator in the line's second half, a path's or an ARN's first (so that
+                // an instance id stays whole), so that its parts stay readable.
+                let cut = WORD_BREAKS.iter().find_map(|breaks| {
+                    line.char_indices()
+                        .filter(|(_, c)| breaks.contains(c))
+                        .map(|(at, c)| at + c.len_utf8())
+                        .rfind(|&at| line[..at].width() * 2 > width)
+                });
+                let rest = match cut {
+                    Some(at) if at < line.len() => line.split_off(at),
+                    _ => String::new(),
+                };
+                lines.push(std::mem::replace(&mut line, rest));
+                line_width = line.width();
             }
             line.push(c);
             line_width += w;
@@ -151,6 +168,23 @@ mod tests {
             ["contain i-0abc", "in account 1"]
         );
         assert_eq!(wrap_untrusted("", 10), [""]);
+        // A word longer than the line breaks after a separator in the line's second half,
+        // else where the line ends.
+        assert_eq!(
+            wrap_untrusted(
+                "arn:aws:ec2:eu-west-1:468723430980:instance/i-4580ae414a19fb2a7",
+                38
+            ),
+            [
+                "arn:aws:ec2:eu-west-1:468723430980:",
+                "instance/i-4580ae414a19fb2a7"
+            ]
+        );
+        assert_eq!(
+            wrap_untrusted("TTPs/Execution/Execution:Runtime-ReverseShell", 38),
+            ["TTPs/Execution/Execution:", "Runtime-ReverseShell"]
+        );
+        assert_eq!(wrap_untrusted("aaaaaaaaaa", 4), ["aaaa", "aaaa", "aa"]);
         assert_eq!(
             wrap_untrusted("  - snapshots of every volume", 16),
             ["  - snapshots of", "  every volume"]
