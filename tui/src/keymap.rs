@@ -137,7 +137,7 @@ impl KeyAction {
                 "write the open case's report (Markdown) to the working directory"
             }
             Self::NextPanel => {
-                "the case view's next panel (artifacts, custody ledger, analysis); beside a list, scroll its details"
+                "the case view's next panel (artifacts, custody ledger, analysis, verification); beside a list, scroll its details"
             }
             Self::Related => {
                 "related rows: an instance's findings, cases, evidence and hosts (a finding's instance and the same), a case's evidence, hosts and instance, an account's instances and findings; the view's key opens one"

@@ -296,6 +296,7 @@ fn verification_lines(
 ) -> Vec<Line<'static>> {
     let case = &screen.case;
     let whole_line = [(9, width.saturating_sub(10))];
+    let in_panel = screen.panel == CasePanel::Verification;
     let mut lines = Vec::new();
     match app.verifications.get(&case.case_id) {
         Some(Ok(verification)) => {
@@ -313,10 +314,11 @@ fn verification_lines(
             } else {
                 (
                     format!(
-                        "{} of {} items NOT verified at {}",
+                        "{} of {} items NOT verified at {}{}",
                         failed.len(),
                         verification.items.len(),
-                        short_time(&verification.verified_at)
+                        short_time(&verification.verified_at),
+                        if in_panel { "" } else { " (tab: each in full)" }
                     ),
                     theme.style("status.error"),
                 )
@@ -326,7 +328,9 @@ fn verification_lines(
                 &whole_line,
                 theme,
             ));
-            for item in failed.iter().take(VERIFY_LINES) {
+            // Shown in full below when the verification panel is open.
+            let shown = if in_panel { 0 } else { VERIFY_LINES };
+            for item in failed.iter().take(shown) {
                 lines.push(grid_line(
                     &[(
                         "",
@@ -500,8 +504,13 @@ fn draw_artifact(
 /// switches.
 fn panel_tabs(app: &App, screen: &CaseScreen, detail: &CaseDetail, theme: &Theme) -> Line<'static> {
     let mut spans = Vec::new();
+    let verification = app.verifications.get(&screen.case.case_id);
     for panel in CasePanel::ALL {
-        let text = format!(" {} ({}) ", panel.title(), panel.count(detail));
+        let text = format!(
+            " {} ({}) ",
+            panel.title(),
+            panel.count(detail, verification)
+        );
         spans.push(if panel == screen.panel {
             Span::styled(text, theme.style("table.selected"))
         } else {
@@ -569,7 +578,65 @@ fn draw_panel(frame: &mut Frame, area: Rect, app: &App, screen: &CaseScreen, the
             let empty = "no analysis yet: l launches a host with the case's evidence";
             draw_list(frame, rest, lines, empty, theme);
         }
+        CasePanel::Verification => {
+            let width = usize::from(rest.width);
+            let lines = verification_panel_lines(
+                app.verifications.get(&screen.case.case_id),
+                screen.first,
+                width,
+                theme,
+            );
+            let empty =
+                "not verified here yet: V re-reads the case's evidence and checks its ledger";
+            draw_list(frame, rest, lines, empty, theme);
+        }
     }
+}
+
+/// The verification panel: what did not verify first, each item whole (its name, then why,
+/// wrapped), then what did; from the `first` item on.
+fn verification_panel_lines(
+    verification: Option<&crate::workstation::app::CaseVerification>,
+    first: usize,
+    width: usize,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let verification = match verification {
+        None => return Vec::new(),
+        Some(Err(err)) => {
+            return wrap_untrusted_at_most(&format!("could not verify: {err}"), width, ERROR_LINES)
+                .into_iter()
+                .map(|l| Line::styled(l, theme.style("status.error")))
+                .collect();
+        }
+        Some(Ok(verification)) => verification,
+    };
+    let mut items: Vec<&irf_engine::ledger::CheckedItem> = verification.items.iter().collect();
+    items.sort_by_key(|item| item.verified);
+    items
+        .into_iter()
+        .skip(first)
+        .flat_map(|item| {
+            let (mark, style) = if item.verified {
+                ("verified      ", theme.style("state.running"))
+            } else {
+                ("NOT VERIFIED  ", theme.style("status.error"))
+            };
+            let mut lines = heading_lines(
+                vec![Span::styled(mark, style)],
+                &item.item,
+                "    ",
+                width,
+                theme,
+            );
+            lines.extend(
+                wrap_untrusted_at_most(&format!("    {}", item.detail), width, ERROR_LINES)
+                    .into_iter()
+                    .map(|l| Line::styled(l, theme.style("text.dim"))),
+            );
+            lines
+        })
+        .collect()
 }
 
 /// One custody entry: its sequence, time, action and target; who acted; its detail and the
@@ -714,14 +781,25 @@ pub fn draw_case(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             d.steps.len() + 1
         }
     });
-    let [header_area, steps_area, artifacts_area] = Layout::vertical([
-        Constraint::Length(header.len() as u16),
-        Constraint::Length(steps_height as u16),
-        Constraint::Min(0),
-    ])
-    .spacing(1)
-    .areas(inner);
-    frame.render_widget(Paragraph::new(header), header_area);
-    draw_steps(frame, steps_area, screen, theme);
-    draw_panel(frame, artifacts_area, app, screen, theme);
+    let header_height = Constraint::Length(header.len() as u16);
+    let panel_area = if steps_height == 0 {
+        // No steps: no blank line where they would be.
+        let [header_area, panel_area] = Layout::vertical([header_height, Constraint::Min(0)])
+            .spacing(1)
+            .areas(inner);
+        frame.render_widget(Paragraph::new(header), header_area);
+        panel_area
+    } else {
+        let [header_area, steps_area, panel_area] = Layout::vertical([
+            header_height,
+            Constraint::Length(steps_height as u16),
+            Constraint::Min(0),
+        ])
+        .spacing(1)
+        .areas(inner);
+        frame.render_widget(Paragraph::new(header), header_area);
+        draw_steps(frame, steps_area, screen, theme);
+        panel_area
+    };
+    draw_panel(frame, panel_area, app, screen, theme);
 }

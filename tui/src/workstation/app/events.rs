@@ -152,7 +152,7 @@ impl App {
                             v.items.len()
                         )),
                         Ok(v) => Status::Error(format!(
-                            "case {case_id}: {} of {} items did NOT verify",
+                            "case {case_id}: {} of {} items did NOT verify (the verification panel has each in full)",
                             v.items.iter().filter(|i| !i.verified).count(),
                             v.items.len()
                         )),
@@ -160,6 +160,13 @@ impl App {
                             Status::Error(format!("could not verify case {case_id}: {err}"))
                         }
                     });
+                    // What did not verify is what the responder reads next: its panel opens.
+                    if !matches!(&result, Ok(v) if v.all_verified())
+                        && let Some(screen) = self.case.as_mut()
+                    {
+                        screen.panel = CasePanel::Verification;
+                        screen.first = 0;
+                    }
                 }
                 self.verifications
                     .insert(case_id, result.map(|v| *v).map_err(|err| err.to_string()));
@@ -276,9 +283,10 @@ impl App {
                 match result {
                     Ok(detail) => {
                         screen.case = detail.case.clone();
+                        let verification = self.verifications.get(&case_id);
                         screen.first = screen
                             .first
-                            .min(screen.panel.count(&detail).saturating_sub(1));
+                            .min(screen.panel.count(&detail, verification).saturating_sub(1));
                         screen.detail = Some(*detail);
                         screen.error = None;
                         let case = screen.case.clone();

@@ -178,6 +178,9 @@ pub struct DetailPanel {
     pub first: usize,
 }
 
+/// The last verification of a case asked for here, or why it could not be made.
+pub type CaseVerification = Result<irf_engine::ledger::Verification, String>;
+
 /// What keys go to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -270,16 +273,24 @@ pub enum CasePanel {
     Custody,
     /// Analysis hosts and sessions, from the ledger.
     Analysis,
+    /// The case's last verification here, item by item, each in full.
+    Verification,
 }
 
 impl CasePanel {
-    pub const ALL: [CasePanel; 3] = [Self::Artifacts, Self::Custody, Self::Analysis];
+    pub const ALL: [CasePanel; 4] = [
+        Self::Artifacts,
+        Self::Custody,
+        Self::Analysis,
+        Self::Verification,
+    ];
 
     pub fn next(self) -> Self {
         match self {
             Self::Artifacts => Self::Custody,
             Self::Custody => Self::Analysis,
-            Self::Analysis => Self::Artifacts,
+            Self::Analysis => Self::Verification,
+            Self::Verification => Self::Artifacts,
         }
     }
 
@@ -288,12 +299,16 @@ impl CasePanel {
             Self::Artifacts => "artifacts",
             Self::Custody => "custody",
             Self::Analysis => "analysis",
+            Self::Verification => "verification",
         }
     }
 
-    /// How many items the panel lists for `detail`.
-    pub fn count(self, detail: &CaseDetail) -> usize {
+    /// How many items the panel lists for `detail` and its last `verification` here.
+    pub fn count(self, detail: &CaseDetail, verification: Option<&CaseVerification>) -> usize {
         match self {
+            Self::Verification => verification
+                .and_then(|v| v.as_ref().ok())
+                .map_or(0, |v| v.items.len()),
             Self::Artifacts => detail.artifacts.len(),
             Self::Custody => detail.ledger.len(),
             // Counted, not gathered: the panel line asks every frame.
@@ -384,7 +399,7 @@ pub struct App {
     pub signed_out: Option<String>,
     /// The last verification of each case asked for here (`V`), or why it failed: kept when
     /// the case is left and opened again.
-    pub verifications: HashMap<CaseId, Result<irf_engine::ledger::Verification, String>>,
+    pub verifications: HashMap<CaseId, CaseVerification>,
     /// Whether `:profile` and `:region` can start the workstation again on another identity
     /// (not on the lab, whose operator is the lab's own).
     pub identity_switch: bool,

@@ -183,7 +183,11 @@ impl App {
     /// more volumes than fit, a long custody ledger, the analysis.
     pub(super) fn scroll_case_to(&mut self, first: usize) {
         if let Some(screen) = &mut self.case {
-            let count = screen.detail.as_ref().map_or(0, |d| screen.panel.count(d));
+            let verification = self.verifications.get(&screen.case.case_id);
+            let count = screen
+                .detail
+                .as_ref()
+                .map_or(0, |d| screen.panel.count(d, verification));
             screen.first = first.min(count.saturating_sub(1));
         }
     }

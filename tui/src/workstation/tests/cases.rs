@@ -335,11 +335,68 @@ fn the_case_view_verifies_and_exports_and_shows_what_failed() {
     let screen = render(&app, &dark());
     assert!(screen.contains("1 of 2 items NOT verified"), "{screen}");
     assert!(
-        screen.contains("cases/x/memory/i-1.lime: hashes to 00ff now, its manifest says 9f86"),
-        "{screen}"
+        screen.contains("NOT VERIFIED  cases/x/memory/i-1.lime")
+            && screen.contains("    hashes to 00ff now, its manifest says 9f86"),
+        "what did not verify, and why, in the panel that opened:\n{screen}"
     );
     app.on_engine(EngineEvent::ReportWritten(Ok("irf-report-x.md".into())));
     assert!(matches!(&app.status, Some(Status::Info(m)) if m.contains("irf-report-x.md")));
+}
+
+/// At 80x24 a failed verification opens its panel, where each item that did not verify reads
+/// whole, however long its key and its reason, before those that did.
+#[test]
+fn a_failed_verification_opens_its_panel_with_every_reason_whole_at_80x24() {
+    use irf_engine::ledger::{CheckedItem, Verification};
+    let mut detail = running_detail();
+    detail.case.status = CaseStatus::Succeeded;
+    let case_id = detail.case.case_id.clone();
+    let mut app = case_app(detail);
+    app.handle(Input::Resize {
+        width: 80,
+        height: 24,
+    });
+    let key = "cases/20261128T093015Z-i-ad331045abe82ba53/165667010651/i-ad331045abe82ba53/memory/i-ad331045abe82ba53.lime";
+    let reason = "hashes to 00ff00ff00ff00ff00ff00ff00ff00ff now, where its manifest and the ledger entry 4 say 9f86d081884c7d659a2feaa0c55ad015";
+    app.on_engine(EngineEvent::CaseVerified {
+        case_id: case_id.clone(),
+        result: Ok(Box::new(Verification {
+            case_id,
+            verified_at: "2026-11-28T10:00:00Z".into(),
+            items: vec![
+                CheckedItem {
+                    item: "ledger entry 1".into(),
+                    verified: true,
+                    detail: "case opened".into(),
+                },
+                CheckedItem {
+                    item: key.into(),
+                    verified: false,
+                    detail: reason.into(),
+                },
+            ],
+        })),
+    });
+    assert_eq!(
+        app.case.as_ref().map(|screen| screen.panel),
+        Some(crate::workstation::app::CasePanel::Verification)
+    );
+    let screen = render(&app, &dark());
+    // The panel's lines joined, without their borders and indentation.
+    let joined: String = screen
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '│')
+        .collect();
+    for whole in [key, reason] {
+        let wanted: String = whole.split_whitespace().collect();
+        assert!(joined.contains(&wanted), "{whole} whole:\n{screen}");
+    }
+    let failed_at = screen.find("NOT VERIFIED").expect("the failed item");
+    let verified_at = screen.find("verified      ledger entry 1");
+    assert!(
+        verified_at.is_none_or(|at| at > failed_at),
+        "what failed comes first:\n{screen}"
+    );
 }
 
 /// A ledger entry of the running case.
