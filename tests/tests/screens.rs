@@ -317,7 +317,7 @@ fn walk(rows: u16, cols: u16, size: &'static str) {
     walk.expect("V", "items verified at", &[&scene.ended_case]);
     walk.expect("\t", &scene.first_ledger_action, &[]);
     walk.expect("\t", &scene.host_id, &[]);
-    walk.expect("\t", "verified      ledger", &[]);
+    walk.expect("\t", "verified      ", &[]);
     walk.dialog(
         "l",
         "Launch an analysis host",

@@ -2,7 +2,7 @@
 //! escaped, long values cut to a display width with an ellipsis, or wrapped whole where
 //! nothing may be cut.
 
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use unicode_width::UnicodeWidthChar;
 
 /// Escapes every character that could steer a terminal (C0 and C1 controls, DEL, and the
 /// invisible bidirectional overrides), so the string renders as inert text.
@@ -66,6 +66,11 @@ pub fn clip_untrusted(value: &str, max_width: usize) -> String {
     out
 }
 
+/// Columns `text` takes, counted as the wrapping counts them: character by character.
+fn columns(text: &str) -> usize {
+    text.chars().map(|c| c.width().unwrap_or(0)).sum()
+}
+
 /// Where a word too long for a line may break, in order of preference: after a path's or
 /// an ARN's separators, else after a hyphen or a dot.
 const WORD_BREAKS: [&[char]; 2] = [&['/', ':', ','], &['-', '.']];
@@ -112,14 +117,14 @@ pub fn wrap_untrusted(value: &str, width: usize) -> Vec<String> {
                     line.char_indices()
                         .filter(|(_, c)| breaks.contains(c))
                         .map(|(at, c)| at + c.len_utf8())
-                        .rfind(|&at| line[..at].width() * 2 > width)
+                        .rfind(|&at| columns(&line[..at]) * 2 > width)
                 });
                 let rest = match cut {
                     Some(at) if at < line.len() => line.split_off(at),
                     _ => String::new(),
                 };
                 lines.push(std::mem::replace(&mut line, rest));
-                line_width = line.width();
+                line_width = columns(&line);
             }
             line.push(c);
             line_width += w;

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Cell, LineGauge, Paragraph, Row, Table};
 use super::app::{App, CasePanel, CaseScreen};
 use super::format::{case_status_style, eta, human_bytes, rate_text, short_time};
 use crate::keymap::KeyAction;
-use crate::text::{clip_untrusted, wrap_untrusted_at_most};
+use crate::text::{clip_untrusted, wrap_untrusted, wrap_untrusted_at_most};
 use crate::theme::Theme;
 use unicode_width::UnicodeWidthStr;
 
@@ -318,7 +318,11 @@ fn verification_lines(
                         failed.len(),
                         verification.items.len(),
                         short_time(&verification.verified_at),
-                        if in_panel { "" } else { " (tab: each in full)" }
+                        if in_panel {
+                            String::new()
+                        } else {
+                            format!(" ({}: each in full)", key_name(app, KeyAction::NextPanel))
+                        }
                     ),
                     theme.style("status.error"),
                 )
@@ -561,6 +565,7 @@ fn draw_panel(frame: &mut Frame, area: Rect, app: &App, screen: &CaseScreen, the
                         &activity.host,
                         "    ",
                         width,
+                        ERROR_LINES,
                         theme,
                     );
                     let by = format!("by {}", activity.actor);
@@ -593,8 +598,9 @@ fn draw_panel(frame: &mut Frame, area: Rect, app: &App, screen: &CaseScreen, the
     }
 }
 
-/// The verification panel: what did not verify first, each item whole (its name, then why,
-/// wrapped), then what did; from the `first` item on.
+/// The verification panel: what did not verify first, each item whole, in two parts the
+/// movement keys step through (its mark and why, then its key, wrapped), then what did;
+/// from the `first` part on.
 fn verification_panel_lines(
     verification: Option<&crate::workstation::app::CaseVerification>,
     first: usize,
@@ -613,30 +619,33 @@ fn verification_panel_lines(
     };
     let mut items: Vec<&irf_engine::ledger::CheckedItem> = verification.items.iter().collect();
     items.sort_by_key(|item| item.verified);
-    items
+    // Whole, however long: an S3 key runs to 1,024 characters, and what did not verify is
+    // what the responder has to read.
+    let parts: Vec<Vec<Line<'static>>> = items
         .into_iter()
-        .skip(first)
         .flat_map(|item| {
             let (mark, style) = if item.verified {
                 ("verified      ", theme.style("state.running"))
             } else {
                 ("NOT VERIFIED  ", theme.style("status.error"))
             };
-            let mut lines = heading_lines(
+            let why = heading_lines(
                 vec![Span::styled(mark, style)],
-                &item.item,
+                &item.detail,
                 "    ",
                 width,
+                usize::MAX,
                 theme,
             );
-            lines.extend(
-                wrap_untrusted_at_most(&format!("    {}", item.detail), width, ERROR_LINES)
-                    .into_iter()
-                    .map(|l| Line::styled(l, theme.style("text.dim"))),
-            );
-            lines
+            let key: Vec<Line<'static>> = wrap_untrusted(&format!("    {}", item.item), width)
+                .into_iter()
+                .map(|l| Line::styled(l, theme.style("text")))
+                .collect();
+            [why, key]
         })
-        .collect()
+        .collect();
+    let first = first.min(parts.len().saturating_sub(1));
+    parts.into_iter().skip(first).flatten().collect()
 }
 
 /// One custody entry: its sequence, time, action and target; who acted; its detail and the
@@ -658,6 +667,7 @@ fn custody_lines(
         &entry.target,
         "      ",
         width,
+        ERROR_LINES,
         theme,
     );
     let mut more = vec![format!("by {}", entry.actor)];
@@ -680,13 +690,13 @@ fn custody_lines(
 
 /// An entry's first line, `heading` then its `target`; a target that does not fit beside
 /// the heading (a host's account/region/instance at 80 columns) goes on the lines below,
-/// `indent`ed and wrapped (up to three lines, where a hostile value stops), rather than be
-/// cut at the panel's edge.
+/// `indent`ed and wrapped (up to `max_lines`), rather than be cut at the panel's edge.
 fn heading_lines(
     mut heading: Vec<Span<'static>>,
     target: &str,
     indent: &str,
     width: usize,
+    max_lines: usize,
     theme: &Theme,
 ) -> Vec<Line<'static>> {
     let used: usize = heading.iter().map(|span| span.content.width()).sum();
@@ -697,7 +707,7 @@ fn heading_lines(
     }
     let mut lines = vec![Line::from(heading)];
     lines.extend(
-        wrap_untrusted_at_most(&format!("{indent}{target}"), width, ERROR_LINES)
+        wrap_untrusted_at_most(&format!("{indent}{target}"), width, max_lines)
             .into_iter()
             .map(|l| Line::styled(l, theme.style("text"))),
     );

@@ -161,11 +161,14 @@ impl App {
                         }
                     });
                     // What did not verify is what the responder reads next: its panel opens.
-                    if !matches!(&result, Ok(v) if v.all_verified())
-                        && let Some(screen) = self.case.as_mut()
-                    {
-                        screen.panel = CasePanel::Verification;
-                        screen.first = 0;
+                    // A new verification is read from its top.
+                    if let Some(screen) = self.case.as_mut() {
+                        if !matches!(&result, Ok(v) if v.all_verified()) {
+                            screen.panel = CasePanel::Verification;
+                        }
+                        if screen.panel == CasePanel::Verification {
+                            screen.first = 0;
+                        }
                     }
                 }
                 self.verifications
@@ -284,9 +287,12 @@ impl App {
                     Ok(detail) => {
                         screen.case = detail.case.clone();
                         let verification = self.verifications.get(&case_id);
-                        screen.first = screen
-                            .first
-                            .min(screen.panel.count(&detail, verification).saturating_sub(1));
+                        screen.first = screen.first.min(
+                            screen
+                                .panel
+                                .scroll_steps(&detail, verification)
+                                .saturating_sub(1),
+                        );
                         screen.detail = Some(*detail);
                         screen.error = None;
                         let case = screen.case.clone();

@@ -303,6 +303,20 @@ impl CasePanel {
         }
     }
 
+    /// How far the movement keys scroll the panel: an item at a time, but a verification's
+    /// item in two steps (why, then the key), so that neither is out of reach below a tall
+    /// other.
+    pub fn scroll_steps(
+        self,
+        detail: &CaseDetail,
+        verification: Option<&CaseVerification>,
+    ) -> usize {
+        match self {
+            Self::Verification => self.count(detail, verification) * 2,
+            _ => self.count(detail, verification),
+        }
+    }
+
     /// How many items the panel lists for `detail` and its last `verification` here.
     pub fn count(self, detail: &CaseDetail, verification: Option<&CaseVerification>) -> usize {
         match self {

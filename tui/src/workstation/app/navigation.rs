@@ -187,7 +187,7 @@ impl App {
             let count = screen
                 .detail
                 .as_ref()
-                .map_or(0, |d| screen.panel.count(d, verification));
+                .map_or(0, |d| screen.panel.scroll_steps(d, verification));
             screen.first = first.min(count.saturating_sub(1));
         }
     }

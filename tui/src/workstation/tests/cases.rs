@@ -335,8 +335,8 @@ fn the_case_view_verifies_and_exports_and_shows_what_failed() {
     let screen = render(&app, &dark());
     assert!(screen.contains("1 of 2 items NOT verified"), "{screen}");
     assert!(
-        screen.contains("NOT VERIFIED  cases/x/memory/i-1.lime")
-            && screen.contains("    hashes to 00ff now, its manifest says 9f86"),
+        screen.contains("NOT VERIFIED  hashes to 00ff now, its manifest says 9f86")
+            && screen.contains("    cases/x/memory/i-1.lime"),
         "what did not verify, and why, in the panel that opened:\n{screen}"
     );
     app.on_engine(EngineEvent::ReportWritten(Ok("irf-report-x.md".into())));
@@ -356,7 +356,12 @@ fn a_failed_verification_opens_its_panel_with_every_reason_whole_at_80x24() {
         width: 80,
         height: 24,
     });
-    let key = "cases/20261128T093015Z-i-ad331045abe82ba53/165667010651/i-ad331045abe82ba53/memory/i-ad331045abe82ba53.lime";
+    // A key longer than three lines of the panel (S3 keys run to 1,024 characters).
+    let key = format!(
+        "cases/20261128T093015Z-i-ad331045abe82ba53/165667010651/i-ad331045abe82ba53/{}memory/i-ad331045abe82ba53.lime",
+        "evidence-collected-by-the-responder-at-night/".repeat(4)
+    );
+    let key = key.as_str();
     let reason = "hashes to 00ff00ff00ff00ff00ff00ff00ff00ff now, where its manifest and the ledger entry 4 say 9f86d081884c7d659a2feaa0c55ad015";
     app.on_engine(EngineEvent::CaseVerified {
         case_id: case_id.clone(),
@@ -381,21 +386,42 @@ fn a_failed_verification_opens_its_panel_with_every_reason_whole_at_80x24() {
         app.case.as_ref().map(|screen| screen.panel),
         Some(crate::workstation::app::CasePanel::Verification)
     );
-    let screen = render(&app, &dark());
     // The panel's lines joined, without their borders and indentation.
-    let joined: String = screen
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '│')
-        .collect();
-    for whole in [key, reason] {
-        let wanted: String = whole.split_whitespace().collect();
-        assert!(joined.contains(&wanted), "{whole} whole:\n{screen}");
-    }
-    let failed_at = screen.find("NOT VERIFIED").expect("the failed item");
-    let verified_at = screen.find("verified      ledger entry 1");
+    let joined = |screen: &str| -> String {
+        screen
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '│')
+            .collect()
+    };
+    let whole = |text: &str| -> String { text.split_whitespace().collect() };
+    // Why it failed first, whole; then, a `j` away, its key, whole however long.
+    let screen = render(&app, &dark());
+    assert!(screen.contains("NOT VERIFIED"), "{screen}");
     assert!(
-        verified_at.is_none_or(|at| at > failed_at),
-        "what failed comes first:\n{screen}"
+        joined(&screen).contains(&whole(reason)),
+        "the reason whole:\n{screen}"
+    );
+    press(&mut app, "j");
+    let screen = render(&app, &dark());
+    assert!(
+        joined(&screen).contains(&whole(key)),
+        "the key whole:\n{screen}"
+    );
+    // What verified comes after what did not.
+    let key_end = screen
+        .find("i-ad331045abe82ba53.lime")
+        .expect("the key's end");
+    assert!(
+        screen
+            .find("verified      case opened")
+            .is_some_and(|at| at > key_end),
+        "{screen}"
+    );
+    press(&mut app, "j");
+    let screen = render(&app, &dark());
+    assert!(
+        screen.contains("verified      case opened") && !screen.contains("NOT VERIFIED"),
+        "{screen}"
     );
 }
 
