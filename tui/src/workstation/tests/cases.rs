@@ -300,7 +300,6 @@ fn the_cases_view_says_why_it_is_empty() {
 
 #[test]
 fn the_case_view_verifies_and_exports_and_shows_what_failed() {
-    use irf_engine::ledger::{CheckedItem, Verification};
     let mut detail = running_detail();
     detail.case.status = CaseStatus::Succeeded;
     let case_id = detail.case.case_id.clone();
@@ -313,25 +312,11 @@ fn the_case_view_verifies_and_exports_and_shows_what_failed() {
         press(&mut app, "E"),
         vec![Effect::ExportReport(case_id.clone())]
     );
-    app.on_engine(EngineEvent::CaseVerified {
-        case_id: case_id.clone(),
-        result: Ok(Box::new(Verification {
-            case_id: case_id.clone(),
-            verified_at: "2026-11-28T10:00:00Z".into(),
-            items: vec![
-                CheckedItem {
-                    item: "ledger entry 1".into(),
-                    verified: true,
-                    detail: "case opened".into(),
-                },
-                CheckedItem {
-                    item: "cases/x/memory/i-1.lime".into(),
-                    verified: false,
-                    detail: "hashes to 00ff now, its manifest says 9f86".into(),
-                },
-            ],
-        })),
-    });
+    app.on_engine(one_of_two_verified(
+        &case_id,
+        "cases/x/memory/i-1.lime",
+        "hashes to 00ff now, its manifest says 9f86",
+    ));
     let screen = render(&app, &dark());
     assert!(screen.contains("1 of 2 items NOT verified"), "{screen}");
     assert!(
@@ -347,7 +332,6 @@ fn the_case_view_verifies_and_exports_and_shows_what_failed() {
 /// whole, however long its key and its reason, before those that did.
 #[test]
 fn a_failed_verification_opens_its_panel_with_every_reason_whole_at_80x24() {
-    use irf_engine::ledger::{CheckedItem, Verification};
     let mut detail = running_detail();
     detail.case.status = CaseStatus::Succeeded;
     let case_id = detail.case.case_id.clone();
@@ -363,25 +347,7 @@ fn a_failed_verification_opens_its_panel_with_every_reason_whole_at_80x24() {
     );
     let key = key.as_str();
     let reason = "hashes to 00ff00ff00ff00ff00ff00ff00ff00ff now, where its manifest and the ledger entry 4 say 9f86d081884c7d659a2feaa0c55ad015";
-    app.on_engine(EngineEvent::CaseVerified {
-        case_id: case_id.clone(),
-        result: Ok(Box::new(Verification {
-            case_id,
-            verified_at: "2026-11-28T10:00:00Z".into(),
-            items: vec![
-                CheckedItem {
-                    item: "ledger entry 1".into(),
-                    verified: true,
-                    detail: "case opened".into(),
-                },
-                CheckedItem {
-                    item: key.into(),
-                    verified: false,
-                    detail: reason.into(),
-                },
-            ],
-        })),
-    });
+    app.on_engine(one_of_two_verified(&case_id, key, reason));
     assert_eq!(
         app.case.as_ref().map(|screen| screen.panel),
         Some(crate::workstation::app::CasePanel::Verification)
@@ -423,6 +389,31 @@ fn a_failed_verification_opens_its_panel_with_every_reason_whole_at_80x24() {
         screen.contains("verified      case opened") && !screen.contains("NOT VERIFIED"),
         "{screen}"
     );
+}
+
+/// The verification of `case_id` that found its first ledger entry whole and `key` not,
+/// for `reason`.
+fn one_of_two_verified(case_id: &CaseId, key: &str, reason: &str) -> EngineEvent {
+    use irf_engine::ledger::{CheckedItem, Verification};
+    EngineEvent::CaseVerified {
+        case_id: case_id.clone(),
+        result: Ok(Box::new(Verification {
+            case_id: case_id.clone(),
+            verified_at: "2026-11-28T10:00:00Z".into(),
+            items: vec![
+                CheckedItem {
+                    item: "ledger entry 1".into(),
+                    verified: true,
+                    detail: "case opened".into(),
+                },
+                CheckedItem {
+                    item: key.into(),
+                    verified: false,
+                    detail: reason.into(),
+                },
+            ],
+        })),
+    }
 }
 
 /// A ledger entry of the running case.
