@@ -135,6 +135,16 @@ pub fn suspect(state: &LabState) -> &irf_lab::seed::LabInstance {
         .expect("the suspect instance")
 }
 
+/// The first member account irf manages in `state`'s lab (its role deployed).
+pub fn managed_member(state: &LabState) -> &irf_lab::seed::LabAccount {
+    state
+        .seeded
+        .members
+        .iter()
+        .find(|m| m.managed)
+        .expect("a managed member")
+}
+
 /// The environment that points irf (and the AWS CLI) at `state`'s lab as its operator (template
 /// 3's operator role in the Security account).
 pub fn lab_env(state: &LabState) -> [(&str, &str); 6] {

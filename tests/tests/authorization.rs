@@ -437,13 +437,7 @@ async fn only_the_ledger_writers_sign_with_the_ledger_key() {
         .await
         .expect("the operator signs");
     let admin = admin_context().await;
-    let member = &state
-        .seeded
-        .members
-        .iter()
-        .find(|m| m.managed)
-        .expect("a member")
-        .id;
+    let member = &irf_e2e::managed_member(state).id;
     for account in [&state.seeded.security, member] {
         let administrator = admin
             .account_config(account, LAB_REGION)

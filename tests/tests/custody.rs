@@ -855,12 +855,7 @@ async fn a_hostile_finding_reaches_the_terminal_inert() {
     // clipboard write and a screen clear there must reach the responder's terminal as text.
     // (Here, not with the lab's own tests: those count the seeded findings.)
     let state = lab();
-    let member = state
-        .seeded
-        .members
-        .iter()
-        .find(|m| m.managed)
-        .expect("a managed member");
+    let member = irf_e2e::managed_member(state);
     let hostile_id = "i-\u{1b}]52;c;cm0gLXJmIH4=\u{7}\u{1b}[2J";
     irf_e2e::plant_finding(
         member.id.as_str(),

@@ -1174,12 +1174,7 @@ async fn an_sso_profile_signs_in_with_the_token_cache_of_aws_sso_login() {
 #[tokio::test]
 async fn resolve_marks_a_finding_resolved_and_names_an_unknown_one() {
     let state = lab();
-    let member = state
-        .seeded
-        .members
-        .iter()
-        .find(|m| m.managed)
-        .expect("a managed member");
+    let member = irf_e2e::managed_member(state);
     let id = format!(
         "arn:aws:guardduty:us-east-1:{}:detector/irflab/finding/to-resolve",
         member.id
@@ -1194,14 +1189,10 @@ async fn resolve_marks_a_finding_resolved_and_names_an_unknown_one() {
     .await;
     let env = lab_env(state);
     let status_of = || {
-        let out = run_irf(
-            &["findings", "--any-status", "--all-resources", "--json"],
-            &env,
-        );
-        let listed: Vec<serde_json::Value> =
-            serde_json::from_slice(&out.stdout).expect("findings JSON");
-        listed
-            .into_iter()
+        irf_e2e::irf_json(&["findings", "--any-status", "--all-resources", "--json"])
+            .as_array()
+            .expect("findings")
+            .iter()
             .find(|f| f["id"] == id.as_str())
             .map(|f| f["workflow_status"].as_str().unwrap_or_default().to_owned())
     };

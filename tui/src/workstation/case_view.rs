@@ -554,7 +554,9 @@ fn draw_panel(frame: &mut Frame, area: Rect, app: &App, screen: &CaseScreen, the
                 .iter()
                 .skip(screen.first)
                 .flat_map(|activity| {
-                    let mut lines = heading_lines(
+                    let mut more = vec![format!("by {}", activity.actor)];
+                    more.extend(activity.detail.clone().filter(|d| !d.is_empty()));
+                    entry_lines(
                         vec![
                             Span::styled(short_time(&activity.at), theme.style("text.dim")),
                             Span::styled(
@@ -564,20 +566,10 @@ fn draw_panel(frame: &mut Frame, area: Rect, app: &App, screen: &CaseScreen, the
                         ],
                         &activity.host,
                         "    ",
+                        &more,
                         width,
-                        ERROR_LINES,
                         theme,
-                    );
-                    let by = format!("by {}", activity.actor);
-                    let detail = activity.detail.as_deref().unwrap_or_default();
-                    for text in [by.as_str(), detail].into_iter().filter(|t| !t.is_empty()) {
-                        lines.extend(
-                            wrap_untrusted_at_most(&format!("    {text}"), width, ERROR_LINES)
-                                .into_iter()
-                                .map(|l| Line::styled(l, theme.style("text.dim"))),
-                        );
-                    }
-                    lines
+                    )
                 })
                 .collect();
             let empty = "no analysis yet: l launches a host with the case's evidence";
@@ -655,7 +647,15 @@ fn custody_lines(
     width: usize,
     theme: &Theme,
 ) -> Vec<Line<'static>> {
-    let mut lines = heading_lines(
+    let mut more = vec![format!("by {}", entry.actor)];
+    more.extend(entry.detail.clone());
+    more.extend(
+        entry
+            .artifacts
+            .iter()
+            .map(|a| format!("sha256 {} {}", a.sha256, a.key)),
+    );
+    entry_lines(
         vec![
             Span::styled(format!("#{:<4}", entry.seq), theme.style("key")),
             Span::styled(short_time(&entry.at), theme.style("text.dim")),
@@ -666,21 +666,26 @@ fn custody_lines(
         ],
         &entry.target,
         "      ",
+        &more,
         width,
-        ERROR_LINES,
         theme,
-    );
-    let mut more = vec![format!("by {}", entry.actor)];
-    more.extend(entry.detail.clone());
-    more.extend(
-        entry
-            .artifacts
-            .iter()
-            .map(|a| format!("sha256 {} {}", a.sha256, a.key)),
-    );
+    )
+}
+
+/// A ledger entry as the custody and analysis panels show it: its `heading` and `target`,
+/// then each of `more` (who acted, its detail, its hashes) `indent`ed, dim, wrapped.
+fn entry_lines(
+    heading: Vec<Span<'static>>,
+    target: &str,
+    indent: &str,
+    more: &[String],
+    width: usize,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let mut lines = heading_lines(heading, target, indent, width, ERROR_LINES, theme);
     for text in more {
         lines.extend(
-            wrap_untrusted_at_most(&format!("      {text}"), width, ERROR_LINES)
+            wrap_untrusted_at_most(&format!("{indent}{text}"), width, ERROR_LINES)
                 .into_iter()
                 .map(|l| Line::styled(l, theme.style("text.dim"))),
         );
