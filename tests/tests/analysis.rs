@@ -717,6 +717,7 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
          chmod u+w \"$f\" 2>/dev/null && echo CHM''ODDED || echo re''fused-chmod; \
          rm -f \"$f\" 2>/dev/null && echo REM''OVED || echo re''fused-rm; \
          awk '$5 == \"/srv/irf/evidence\" {{ print \"mnt-\" $6 }}' /proc/self/mountinfo; \
+         stat -c 'mo''de-%a-owner-%u' \"$f\"; \
          test -r \"$f\" && echo rea''dable\r"
     ));
     let screen = shell.wait_for("readable", Duration::from_secs(10));
@@ -734,6 +735,12 @@ async fn a_cli_shell_runs_commands_and_a_forwarded_port_carries_bytes() {
     // Read-only by the mount itself, not only by the files' owner and mode: root could not
     // write it either.
     assert!(screen.contains("mnt-ro"), "the evidence mount: {screen}");
+    // And by what an analysis host on AWS has without that mount: the fetch leaves each
+    // artifact root's and 0444, so the session user cannot change it there either.
+    assert!(
+        screen.contains("mode-444-owner-0"),
+        "the artifact's mode and owner: {screen}"
+    );
     let lab_is_root = nix::unistd::geteuid().is_root();
     assert!(
         screen.contains(if lab_is_root { "uid-61000" } else { "uid-0" }),
